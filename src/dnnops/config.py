@@ -1,0 +1,348 @@
+"""The project file, ``dnnops.yaml``, as pydantic models.
+
+Every section forbids unknown keys so a typo (``epohcs``) is an error, not a silently
+ignored setting. ``load_config`` turns pydantic's errors into one ``ConfigError`` whose
+lines name the key path (``train.epochs``), the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dnnops.config_errors import format_validation_error
+from dnnops.durations import parse_duration
+from dnnops.errors import ConfigError
+
+
+def _duration(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+"""Seconds; written in the file as ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"`` or ``"3d"``."""
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Section(BaseModel):
+    """Base for every section: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SplitConfig(Section):
+    train: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
+    valid: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    test: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    seed: int = 0
+    stratify: bool = True
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitConfig:
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + valid + test must add up to 1.0, got {total:g}")
+        return self
+
+
+class SchemaConfig(Section):
+    categorical: list[str] = Field(default_factory=list)
+    """Columns to treat as categories even when they hold numbers."""
+    drop: list[str] = Field(default_factory=list)
+    """Columns that are not features (ids, timestamps)."""
+    range_tolerance: Annotated[float, Field(ge=0.0)] = 0.1
+    """How far beyond the observed [min, max] a value may go, as a fraction of the range."""
+
+
+class PreprocessingConfig(Section):
+    numeric: Literal["standardize", "scale", "none"] = "standardize"
+    """standardize: (x - mean) / std per column; scale: x / max|x| over all numeric columns
+    (images: keeps pixels comparable); none: as is."""
+
+
+class DataConfig(Section):
+    source: str
+    target: str = "target"
+    group: str | None = None
+    """A column kept out of the features and used for per-group (fairness) metrics."""
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    schema_: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if value.startswith("builtin:"):
+            name = value.removeprefix("builtin:")
+            if name not in BUILTIN_DATASETS:
+                allowed = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
+                raise ValueError(f"unknown built-in dataset {name!r}; allowed: {allowed}")
+            return value
+        if Path(value).suffix.lower() not in DATA_SUFFIXES:
+            raise ValueError(
+                f"{value!r} has no supported extension; use .csv, .parquet, .npz "
+                "or a built-in set such as builtin:digits"
+            )
+        return value
+
+
+BUILTIN_DATASETS = ("digits", "breast_cancer", "wine")
+DATA_SUFFIXES = (".csv", ".parquet", ".npz")
+
+
+class MlpParams(Section):
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default=[256, 128])
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    activation: Literal["relu", "gelu"] = "relu"
+
+
+class CnnParams(Section):
+    channels: list[Annotated[int, Field(ge=1)]] = Field(default=[32, 64], min_length=1)
+    kernel_size: Annotated[int, Field(ge=1)] = 3
+    hidden: Annotated[int, Field(ge=1)] = 128
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+
+
+class TransformerParams(Section):
+    d_model: Annotated[int, Field(ge=2)] = 32
+    heads: Annotated[int, Field(ge=1)] = 4
+    layers: Annotated[int, Field(ge=1)] = 2
+    ff_dim: Annotated[int, Field(ge=1)] = 64
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TransformerParams:
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        return self
+
+
+ARCH_PARAMS: dict[str, type[Section]] = {
+    "mlp": MlpParams,
+    "cnn": CnnParams,
+    "transformer": TransformerParams,
+}
+
+
+class ModelConfig(Section):
+    arch: str = "mlp"
+    """mlp, cnn, transformer, or a user module as python:pkg.mod:Class."""
+    input_shape: list[Annotated[int, Field(ge=1)]] | None = None
+    """View each row as this shape (digits: [1, 8, 8] for the cnn)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, value: str) -> str:
+        if value in ARCH_PARAMS or re.fullmatch(r"python:[\w.]+:\w+", value):
+            return value
+        raise ValueError(
+            f"unknown architecture {value!r}; use one of {', '.join(ARCH_PARAMS)} "
+            "or python:package.module:ClassName"
+        )
+
+
+class EarlyStoppingConfig(Section):
+    metric: Literal["valid_loss", "valid_accuracy"] = "valid_loss"
+    patience: Annotated[int, Field(ge=1)] = 5
+    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    restore_best: bool = True
+
+    @property
+    def mode(self) -> Literal["min", "max"]:
+        return "min" if self.metric.endswith("loss") else "max"
+
+
+class CheckpointEvery(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    unit: Literal["epochs", "steps"]
+    count: int
+
+
+def _checkpoint_every(value: object) -> object:
+    """Accept ``3`` (epochs), ``"3 epochs"`` or ``"200 steps"``."""
+    if isinstance(value, bool):
+        raise ValueError("write a count of epochs (2) or 'N epochs' / 'N steps'")
+    if isinstance(value, int):
+        return {"unit": "epochs", "count": value}
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*(epochs?|steps?)\s*", value)
+        if match is None:
+            raise ValueError(f"{value!r} is not 'N epochs' or 'N steps' (for example '200 steps')")
+        unit = "epochs" if match.group(2).startswith("epoch") else "steps"
+        return {"unit": unit, "count": int(match.group(1))}
+    return value
+
+
+class TrainConfig(Section):
+    epochs: Annotated[int, Field(ge=1)] = 20
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    min_lr_ratio: Fraction = 0.0
+    grad_clip: Annotated[float, Field(gt=0.0)] | None = 1.0
+    grad_accum: Annotated[int, Field(ge=1)] = 1
+    precision: Literal["fp32", "bf16"] = "fp32"
+    early_stopping: EarlyStoppingConfig | None = None
+    checkpoint_every: Annotated[CheckpointEvery, BeforeValidator(_checkpoint_every)] = (
+        CheckpointEvery(unit="epochs", count=1)
+    )
+    keep_checkpoints: Annotated[int, Field(ge=1)] = 2
+    seed: int = 0
+    threads: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _positive_interval(cls, value: CheckpointEvery) -> CheckpointEvery:
+        if value.count < 1:
+            raise ValueError(f"the checkpoint interval must be at least 1 {value.unit}")
+        return value
+
+
+class GateConfig(Section):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> GateConfig:
+        if self.min is None and self.max is None:
+            raise ValueError(f"gate on {self.metric!r} needs min or max")
+        return self
+
+
+class EvaluateConfig(Section):
+    gates: list[GateConfig] = Field(default_factory=list)
+    noise_std: Annotated[float, Field(ge=0.0)] = 0.1
+    """Gaussian noise, in units of each feature's std, for the robustness metric."""
+
+
+class ServeConfig(Section):
+    backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
+    max_batch_size: Annotated[int, Field(ge=1)] = 64
+    max_delay: Duration = 0.002
+    queue_limit: Annotated[int, Field(ge=1)] = 2048
+    timeout: Duration = 1.0
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
+    log_inputs: Fraction = 1.0
+    """Share of predictions whose inputs are written to the prediction log."""
+
+
+class DriftConfig(Section):
+    method: Literal["auto", "psi", "ks", "wasserstein", "chi2", "jensen_shannon"] = "auto"
+    threshold: Annotated[float, Field(gt=0.0)] | None = None
+    """None: the method's default (PSI 0.2, KS p 0.05, Wasserstein 0.1, JS 0.1)."""
+    share: Fraction = 0.5
+    """The dataset drifts when at least this share of features drift."""
+
+
+class MonitorConfig(Section):
+    window: Duration = 3600.0
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    cpu_second_price: Annotated[float, Field(ge=0.0)] = 0.00001
+    webhook_url: str | None = None
+
+
+class ObjectiveConfig(Section):
+    name: str
+    kind: Literal["latency", "success_rate", "accuracy"]
+    target: Annotated[float, Field(gt=0.0, lt=1.0)]
+    threshold: Duration | None = None
+    """Latency objectives: the share of requests faster than this."""
+
+
+class SloConfig(Section):
+    window: Duration = 30 * 86400.0
+    objectives: list[ObjectiveConfig] = Field(default_factory=list)
+
+
+class RolloutConfig(Section):
+    mode: Literal["canary", "blue_green", "shadow"] = "canary"
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default=[5, 25, 50, 100])
+    interval: Duration = 30.0
+    min_requests: Annotated[int, Field(ge=0)] = 100
+    failure_threshold: Annotated[int, Field(ge=1)] = 2
+    min_success_rate: Fraction = 0.99
+    max_p99_latency_ratio: Annotated[float, Field(gt=0.0)] = 1.5
+    max_prediction_divergence: Fraction = 0.1
+    max_accuracy_drop: Fraction = 0.02
+
+
+class RetrainConfig(Section):
+    drift_share: Fraction | None = 0.5
+    drift_window: Duration = 3600.0
+    accuracy_below: Fraction | None = None
+    every: Duration | None = None
+    min_new_labels: Annotated[int, Field(ge=0)] = 200
+    approval: bool = False
+
+
+class ProjectConfig(Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    slo: SloConfig = Field(default_factory=SloConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+
+
+def parse_config(raw: object, origin: str = "dnnops.yaml") -> ProjectConfig:
+    """Validate an already-parsed mapping; raise ``ConfigError`` listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: the file must be a mapping of sections (name, data, ...)")
+    try:
+        config = ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, ProjectConfig, origin)) from None
+    check_arch_params(config.model, origin)
+    return config
+
+
+def check_arch_params(model: ModelConfig, origin: str = "dnnops.yaml") -> Section | None:
+    """Validate ``model.params`` against the built-in architecture's parameters.
+
+    Done after the main pass because which keys are allowed depends on ``model.arch``.
+    A user module's parameters are checked by its own constructor, so None is returned.
+    """
+    params_model = ARCH_PARAMS.get(model.arch)
+    if params_model is None:
+        return None
+    try:
+        return params_model.model_validate(model.params)
+    except ValidationError as exc:
+        message = format_validation_error(exc, params_model, origin, prefix=("model", "params"))
+        raise ConfigError(message) from None
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Read and validate ``path``; a missing or malformed file is a ``ConfigError``."""
+    if not path.is_file():
+        raise ConfigError(
+            f"no project file at {path}; write one with: dnnops init --example digits"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, str(path))

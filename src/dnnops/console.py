@@ -1,0 +1,89 @@
+"""What people see on a terminal: Rich progress bars and tables, silent when piped."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def make_console() -> Console:
+    return Console(highlight=False)
+
+
+def errors_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def wants_progress(quiet: bool) -> bool:
+    """Progress bars only on an interactive terminal and when not asked to be quiet."""
+    return not quiet and sys.stderr.isatty()
+
+
+class EpochProgress:
+    """A ``ProgressSink`` drawing one bar per epoch and a line of metrics when it ends."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task: Any = None
+
+    def start_epoch(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        if self.task is None:
+            self.progress.start()
+        else:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(
+            "train", total=batches, completed=done, epoch=epoch + 1, epochs=epochs
+        )
+
+    def advance(self, batches: int) -> None:
+        self.progress.advance(self.task, batches)
+
+    def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        shown = ", ".join(f"{k} {format_number(v)}" for k, v in metrics.items() if k != "epoch")
+        self.progress.console.print(f"epoch {epoch + 1}: {shown}")
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+def format_number(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}" if abs(value) >= 1e-3 else f"{value:.3e}"
+
+
+def key_value_table(title: str, rows: Mapping[str, object]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key, value in rows.items():
+        table.add_row(key, format_number(value))
+    return table
+
+
+def rows_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(format_number(v) for v in row))
+    return table

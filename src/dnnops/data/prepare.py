@@ -1,0 +1,103 @@
+"""From the project's data section to tensors ready for training, plus what serving needs.
+
+The schema is inferred on all rows (so no category of the valid or test part is
+"unseen"); preprocessing and the reference profile are fitted on the training part only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dnnops.config import DataConfig, ModelConfig
+from dnnops.data.dataset import Dataset
+from dnnops.data.fingerprint import fingerprint
+from dnnops.data.preprocess import Preprocessor, apply_preprocessing, fit_preprocessor
+from dnnops.data.profile import Profile, build_profile
+from dnnops.data.schema import Schema, category_key, infer_schema
+from dnnops.data.sources import load_source
+from dnnops.data.split import Split, split_indices
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """Model-ready inputs ``x`` (N, *input_shape) float32 and class indices ``y`` (N,) int64."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    dataset: Dataset
+    schema: Schema
+    preprocessor: Preprocessor
+    profile: Profile
+    fingerprint: str
+    split: Split
+    train: Arrays
+    valid: Arrays
+    test: Arrays
+
+
+def load_dataset(data: DataConfig) -> Dataset:
+    return load_source(data.source, data.target, group=data.group, drop=data.schema_.drop)
+
+
+def prepare_data(data: DataConfig, model: ModelConfig) -> PreparedData:
+    """Load, describe, split and transform the project's data source."""
+    dataset = load_dataset(data)
+    ignored = [c for c in (data.group, *data.schema_.drop) if c is not None]
+    schema = infer_schema(
+        dataset,
+        categorical=data.schema_.categorical,
+        range_tolerance=data.schema_.range_tolerance,
+        target_name=data.target,
+        ignored=ignored,
+    )
+    split = split_indices(len(dataset), data.split, dataset.target)
+    train_part = dataset.take(split.train)
+    pre = fit_preprocessor(train_part, schema, data.preprocessing, model.input_shape)
+    return PreparedData(
+        dataset=dataset,
+        schema=schema,
+        preprocessor=pre,
+        profile=build_profile(train_part, schema),
+        fingerprint=fingerprint(dataset),
+        split=split,
+        train=to_arrays(train_part, pre, schema),
+        valid=to_arrays(dataset.take(split.valid), pre, schema),
+        test=to_arrays(dataset.take(split.test), pre, schema),
+    )
+
+
+def to_arrays(dataset: Dataset, pre: Preprocessor, schema: Schema) -> Arrays:
+    """Preprocessed inputs and labels as class indices in ``schema.target.classes`` order."""
+    x = apply_preprocessing(pre, dataset.inputs)
+    return Arrays(x=x, y=label_indices(dataset.target, schema))
+
+
+def label_indices(labels: pd.Series | None, schema: Schema) -> np.ndarray:
+    if labels is None or schema.target is None:
+        return np.zeros(0, dtype="int64")
+    index = {category_key(c): i for i, c in enumerate(schema.target.classes)}
+    return np.array([index[category_key(v)] for v in labels.to_numpy(dtype=object)], dtype="int64")
+
+
+def save_data_artifacts(prepared: PreparedData, folder: Path) -> None:
+    """Write schema.json, preprocessing.json and profile.json: what serving and drift need."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, model in (
+        ("schema.json", prepared.schema),
+        ("preprocessing.json", prepared.preprocessor),
+        ("profile.json", prepared.profile),
+    ):
+        (folder / name).write_text(model.model_dump_json(indent=2), encoding="utf-8")
+
+
+def load_schema(path: Path) -> Schema:
+    return Schema.model_validate(json.loads(path.read_text(encoding="utf-8")))

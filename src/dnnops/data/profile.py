@@ -1,0 +1,119 @@
+"""Reference profiles: per-feature distributions saved with the data for drift monitoring.
+
+Numeric features keep 101 percentiles (enough for KS and Wasserstein distances from
+quantile functions) and counts on decile bins (for PSI). Categories keep their
+frequencies. Tensor inputs are profiled through per-instance summaries (mean, std),
+since per-pixel drift tests are noise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from dnnops.data.dataset import Dataset
+from dnnops.data.schema import Schema, category_key
+
+PERCENTILES = np.linspace(0.0, 100.0, 101)
+
+
+class FeatureProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    kind: Literal["numeric", "category"]
+    count: int
+    null_count: int
+    mean: float | None = None
+    std: float | None = None
+    percentiles: list[float] | None = None
+    bin_edges: list[float] | None = None
+    """Inner edges of the decile bins; ``len(bin_edges) + 1`` open-ended bins."""
+    bin_counts: list[int] | None = None
+    frequencies: dict[str, int] | None = None
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    rows: int
+    features: list[FeatureProfile]
+    target: dict[str, int] | None = None
+
+    def feature(self, name: str) -> FeatureProfile:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+
+def build_profile(dataset: Dataset, schema: Schema) -> Profile:
+    """Profile every feature of ``dataset`` the way ``schema`` types it."""
+    target = None
+    if dataset.target is not None:
+        target = _frequencies(dataset.target)
+    return Profile(rows=len(dataset), features=_features(dataset, schema), target=target)
+
+
+def profile_features(frame: pd.DataFrame, categorical: set[str]) -> list[FeatureProfile]:
+    """Profiles for named columns (used for reference and, later, live data alike)."""
+    out = []
+    for name in frame.columns:
+        column = frame[name]
+        if str(name) in categorical:
+            out.append(_category_profile(str(name), column))
+        else:
+            numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64")
+            out.append(numeric_profile(str(name), numbers))
+    return out
+
+
+def tensor_summaries(array: np.ndarray, name: str = "x") -> pd.DataFrame:
+    """Per-instance mean and std of a tensor batch: the features drift is judged on."""
+    flat = array.reshape(len(array), -1).astype("float64")
+    return pd.DataFrame({f"{name}.mean": flat.mean(axis=1), f"{name}.std": flat.std(axis=1)})
+
+
+def numeric_profile(name: str, values: np.ndarray) -> FeatureProfile:
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return FeatureProfile(name=name, kind="numeric", count=len(values), null_count=len(values))
+    edges = np.unique(np.percentile(finite, np.arange(10, 100, 10)))
+    counts = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
+    return FeatureProfile(
+        name=name,
+        kind="numeric",
+        count=len(values),
+        null_count=int(len(values) - len(finite)),
+        mean=float(finite.mean()),
+        std=float(finite.std()),
+        percentiles=[float(v) for v in np.percentile(finite, PERCENTILES)],
+        bin_edges=[float(e) for e in edges],
+        bin_counts=[int(c) for c in counts],
+    )
+
+
+def _category_profile(name: str, column: pd.Series) -> FeatureProfile:
+    return FeatureProfile(
+        name=name,
+        kind="category",
+        count=len(column),
+        null_count=int(column.isna().sum()),
+        frequencies=_frequencies(column),
+    )
+
+
+def _frequencies(column: pd.Series) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value, count in column.dropna().value_counts().items():
+        key = category_key(value)
+        counts[key] = counts.get(key, 0) + int(count)
+    return dict(sorted(counts.items()))
+
+
+def _features(dataset: Dataset, schema: Schema) -> list[FeatureProfile]:
+    if isinstance(dataset.inputs, np.ndarray):
+        return profile_features(tensor_summaries(dataset.inputs), set())
+    categorical = {c.name for c in schema.columns if c.type in ("category", "bool")}
+    return profile_features(dataset.inputs, categorical)

@@ -1,0 +1,159 @@
+"""The input schema of a dataset: inferred from training data, stored as JSON beside it.
+
+A schema is what serving and monitoring hold new data to: per column the type,
+nullability, observed range and category set; for tensor inputs the instance shape and
+dtype; and the label classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from dnnops.data.dataset import Dataset
+from dnnops.errors import DataError
+
+ColumnType = Literal["float", "int", "bool", "category"]
+Label = int | str
+
+
+class ColumnSchema(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    type: ColumnType
+    nullable: bool
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+
+
+class TensorSchema(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str = "x"
+    shape: list[int]
+    """The shape of one instance, without the batch dimension."""
+    dtype: str
+    min: float
+    max: float
+
+
+class TargetSchema(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    classes: list[Label]
+    """Label values in class-index order: class ``i`` is ``classes[i]``."""
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["table", "tensor"]
+    columns: list[ColumnSchema] = []
+    tensor: TensorSchema | None = None
+    target: TargetSchema | None = None
+    ignored: list[str] = []
+    """Columns a file may carry that are not features (group, dropped columns)."""
+    range_tolerance: float = 0.1
+
+    @property
+    def feature_names(self) -> list[str]:
+        if self.kind == "tensor":
+            return [self.tensor.name if self.tensor else "x"]
+        return [c.name for c in self.columns]
+
+    @property
+    def num_classes(self) -> int:
+        if self.target is None:
+            raise DataError("the schema has no label classes: it was inferred without labels")
+        return len(self.target.classes)
+
+
+def category_key(value: object) -> str:
+    """Canonical text of a category value, so 3, 3.0 and "3" are one category."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def infer_schema(
+    dataset: Dataset,
+    *,
+    categorical: Sequence[str] = (),
+    range_tolerance: float = 0.1,
+    target_name: str = "target",
+    ignored: Sequence[str] = (),
+) -> Schema:
+    """Describe ``dataset`` so later data can be checked against it."""
+    target = None
+    if dataset.target is not None:
+        target = TargetSchema(name=target_name, classes=_classes(dataset.target))
+    if isinstance(dataset.inputs, np.ndarray):
+        tensor = _tensor_schema(dataset.inputs)
+        return Schema(kind="tensor", tensor=tensor, target=target, range_tolerance=range_tolerance)
+    unknown = sorted(set(categorical) - set(dataset.inputs.columns))
+    if unknown:
+        raise DataError(f"data.schema.categorical names columns the data lacks: {unknown}")
+    columns = [
+        _column_schema(str(name), dataset.inputs[name], str(name) in categorical)
+        for name in dataset.inputs.columns
+    ]
+    return Schema(
+        kind="table",
+        columns=columns,
+        target=target,
+        ignored=list(ignored),
+        range_tolerance=range_tolerance,
+    )
+
+
+def _classes(labels: pd.Series) -> list[Label]:
+    values = labels.dropna().unique()
+    if len(values) < 2:
+        raise DataError(f"the label column needs at least two classes, found {list(values)}")
+    if pd.api.types.is_numeric_dtype(labels):
+        if not all(float(v).is_integer() for v in values):
+            raise DataError("labels must be class ids or names; found fractional numbers")
+        return sorted(int(v) for v in values)
+    return sorted(str(v) for v in values)
+
+
+def _column_schema(name: str, column: pd.Series, force_category: bool) -> ColumnSchema:
+    nullable = bool(column.isna().any())
+    kind = _column_type(column, force_category)
+    if kind == "category":
+        categories = sorted({category_key(v) for v in column.dropna().unique()})
+        return ColumnSchema(name=name, type=kind, nullable=nullable, categories=categories)
+    values = column.dropna().astype("float64")
+    finite = values[np.isfinite(values)]
+    low = float(finite.min()) if len(finite) else None
+    high = float(finite.max()) if len(finite) else None
+    return ColumnSchema(name=name, type=kind, nullable=nullable, min=low, max=high)
+
+
+def _column_type(column: pd.Series, force_category: bool) -> ColumnType:
+    if force_category:
+        return "category"
+    if pd.api.types.is_bool_dtype(column):
+        return "bool"
+    if pd.api.types.is_integer_dtype(column):
+        return "int"
+    if pd.api.types.is_float_dtype(column):
+        return "float"
+    return "category"
+
+
+def _tensor_schema(array: np.ndarray) -> TensorSchema:
+    if not np.issubdtype(array.dtype, np.number):
+        raise DataError(f"tensor inputs must be numeric, got dtype {array.dtype}")
+    finite = array[np.isfinite(array)] if np.issubdtype(array.dtype, np.floating) else array
+    return TensorSchema(
+        shape=list(array.shape[1:]),
+        dtype=str(array.dtype),
+        min=float(finite.min()),
+        max=float(finite.max()),
+    )

@@ -1,0 +1,199 @@
+"""Check data against a schema and report every problem, not just the first.
+
+Each ``Finding`` names the column, the rule broken, how many rows break it and a few
+examples, so a person can fix the file and a script can count the problems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from dnnops.data.schema import ColumnSchema, Schema, TensorSchema, category_key
+from dnnops.errors import DataError
+
+Rule = Literal[
+    "missing_column",
+    "extra_column",
+    "wrong_type",
+    "null",
+    "non_finite",
+    "out_of_range",
+    "unseen_category",
+    "wrong_shape",
+]
+MAX_EXAMPLES = 3
+_BOOL_VALUES = {"true", "false", "1", "0", "1.0", "0.0"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    column: str
+    rule: Rule
+    rows: int
+    """How many rows break the rule (0 for whole-column problems)."""
+    examples: list[dict[str, Any]]
+    """Up to three ``{"row": i, "value": v}`` with ``i`` the 0-based data row."""
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_file(path: Path, schema: Schema, target: str | None = None) -> list[Finding]:
+    """Validate a CSV, Parquet or NPZ file; the label column may be absent."""
+    if path.suffix.lower() == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if "x" not in archive.files:
+                    raise DataError(f"{path} has no array 'x'; it holds {archive.files}")
+                return validate_tensor(archive["x"], schema)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"cannot read {path} as NPZ: {exc}") from None
+    from dnnops.data.sources import load_table
+
+    return validate_frame(load_table(path), schema)
+
+
+def validate_frame(frame: pd.DataFrame, schema: Schema) -> list[Finding]:
+    """Every violation of ``schema`` in ``frame``, columns in schema order."""
+    if schema.kind != "table":
+        raise DataError("this model takes tensor inputs; validate an .npz file with an array 'x'")
+    target = schema.target.name if schema.target else None
+    expected = {c.name for c in schema.columns}
+    findings = [
+        _whole_column(c.name, "missing_column", f"column {c.name!r} is missing")
+        for c in schema.columns
+        if c.name not in frame.columns
+    ]
+    allowed = expected | set(schema.ignored) | ({target} if target else set())
+    findings += [
+        _whole_column(str(name), "extra_column", f"column {name!r} is not in the schema")
+        for name in frame.columns
+        if name not in allowed
+    ]
+    for column in schema.columns:
+        if column.name in frame.columns:
+            findings += _check_column(frame[column.name], column, schema.range_tolerance)
+    if schema.target is not None and schema.target.name in frame.columns:
+        name = schema.target.name
+        findings += _check_labels(frame[name], name, schema.target.classes)
+    return findings
+
+
+def validate_tensor(array: np.ndarray, schema: Schema) -> list[Finding]:
+    """Shape, dtype, finiteness and range of tensor instances shaped ``(N, *shape)``."""
+    if schema.tensor is None:
+        raise DataError("this model takes a table of named columns; validate a CSV or Parquet file")
+    spec = schema.tensor
+    if list(array.shape[1:]) != spec.shape:
+        message = f"instances have shape {list(array.shape[1:])}, the schema says {spec.shape}"
+        return [_whole_column(spec.name, "wrong_shape", message)]
+    if not np.issubdtype(array.dtype, np.number):
+        return [_whole_column(spec.name, "wrong_type", f"dtype {array.dtype} is not numeric")]
+    flat = array.reshape(len(array), -1).astype("float64")
+    findings = []
+    bad = ~np.isfinite(flat).all(axis=1)
+    if bad.any():
+        findings.append(_rows(spec.name, "non_finite", bad, flat.min(axis=1), "NaN or infinity"))
+    low, high = _bounds(spec, schema.range_tolerance)
+    outside = np.isfinite(flat).all(axis=1) & ((flat < low) | (flat > high)).any(axis=1)
+    if outside.any():
+        message = f"values outside the allowed range [{low:g}, {high:g}]"
+        findings.append(_rows(spec.name, "out_of_range", outside, flat.max(axis=1), message))
+    return findings
+
+
+def _whole_column(column: str, rule: Rule, message: str) -> Finding:
+    return Finding(column=column, rule=rule, rows=0, examples=[], message=message)
+
+
+def _rows(column: str, rule: Rule, mask: Any, values: Any, message: str) -> Finding:
+    positions = np.flatnonzero(np.asarray(mask))
+    examples = [{"row": int(i), "value": _plain(values[i])} for i in positions[:MAX_EXAMPLES]]
+    return Finding(column, rule, len(positions), examples, f"{len(positions)} row(s): {message}")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a cell value."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value if isinstance(value, int | float | str | bool) or value is None else str(value)
+
+
+def _check_column(series: pd.Series, column: ColumnSchema, tolerance: float) -> list[Finding]:
+    values = series.to_numpy(dtype=object)
+    findings = []
+    nulls = series.isna().to_numpy()
+    if nulls.any() and not column.nullable:
+        findings.append(
+            _rows(column.name, "null", nulls, values, "empty where the schema allows none")
+        )
+    present = ~nulls
+    if column.type == "category":
+        keys = np.array([category_key(v) for v in values], dtype=object)
+        unseen = present & ~np.isin(keys, column.categories or [])
+        if unseen.any():
+            findings.append(
+                _rows(
+                    column.name, "unseen_category", unseen, values, "category not seen in training"
+                )
+            )
+        return findings
+    if column.type == "bool":
+        texts = np.array([str(v).lower() for v in values], dtype=object)
+        wrong = present & ~np.isin(texts, list(_BOOL_VALUES))
+        if wrong.any():
+            findings.append(_rows(column.name, "wrong_type", wrong, values, "not true/false"))
+        return findings
+    return findings + _check_numeric(series, values, present, column, tolerance)
+
+
+def _check_numeric(
+    series: pd.Series, values: Any, present: Any, column: ColumnSchema, tolerance: float
+) -> list[Finding]:
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
+    findings = []
+    wrong = present & np.isnan(numbers)
+    if column.type == "int":
+        wrong |= present & np.isfinite(numbers) & (numbers != np.floor(numbers))
+    if wrong.any():
+        findings.append(
+            _rows(column.name, "wrong_type", wrong, values, f"not a valid {column.type}")
+        )
+    infinite = np.isinf(numbers)
+    if infinite.any():
+        findings.append(_rows(column.name, "non_finite", infinite, values, "infinite value"))
+    if column.min is not None and column.max is not None:
+        low, high = _bounds(column, tolerance)
+        finite = np.isfinite(numbers) & ~wrong
+        outside = finite & ((numbers < low) | (numbers > high))
+        if outside.any():
+            message = f"outside the allowed range [{low:g}, {high:g}]"
+            findings.append(_rows(column.name, "out_of_range", outside, values, message))
+    return findings
+
+
+def _bounds(spec: ColumnSchema | TensorSchema, tolerance: float) -> tuple[float, float]:
+    """The observed range widened by ``tolerance`` times its span (or magnitude if constant)."""
+    low = spec.min if spec.min is not None else -np.inf
+    high = spec.max if spec.max is not None else np.inf
+    span = high - low or abs(high) or 1.0
+    return low - tolerance * span, high + tolerance * span
+
+
+def _check_labels(series: pd.Series, name: str, classes: list[int | str]) -> list[Finding]:
+    values = series.to_numpy(dtype=object)
+    present = ~series.isna().to_numpy()
+    known = [category_key(c) for c in classes]
+    keys = np.array([category_key(v) for v in values], dtype=object)
+    unknown = present & ~np.isin(keys, known)
+    if not unknown.any():
+        return []
+    return [_rows(name, "unseen_category", unknown, values, "label not among the trained classes")]

@@ -1,0 +1,59 @@
+"""One error hierarchy for dnnops: every message names what was wrong, where, and the fix.
+
+The CLI maps ``exit_code`` straight to the process exit status (INTERFACE.md: 1 a check
+failed, 2 a usage error), so a script can tell a bad config from a failed gate.
+"""
+
+from __future__ import annotations
+
+
+class DnnopsError(Exception):
+    """Base class: a problem the user can act on, never an internal traceback."""
+
+    exit_code = 1
+
+
+class UsageError(DnnopsError):
+    """The command line or the project file asks for something impossible."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """``dnnops.yaml`` is missing, unreadable or violates the schema."""
+
+
+class DataError(DnnopsError):
+    """A data source cannot be read or does not hold what the project says it holds."""
+
+
+class DataValidationFailed(DnnopsError):
+    """A file broke its schema; ``findings`` lists every violation."""
+
+    def __init__(self, message: str, findings: list[object]) -> None:
+        super().__init__(message)
+        self.findings = findings
+
+
+class ModelError(DnnopsError):
+    """A model architecture cannot be built from its spec."""
+
+
+class CheckpointError(DnnopsError):
+    """A checkpoint is missing, unreadable or does not match the run."""
+
+
+class RunNotFound(UsageError):
+    """The run id given on the command line does not exist in the metadata store."""
+
+
+class TrainingInterrupted(DnnopsError):
+    """SIGINT or SIGTERM stopped training after a checkpoint was written."""
+
+    def __init__(self, run_id: str, signum: int) -> None:
+        super().__init__(
+            f"training interrupted by signal {signum}; a checkpoint was written. "
+            f"Continue with: dnnops train --resume {run_id}"
+        )
+        self.run_id = run_id
+        self.exit_code = 128 + signum

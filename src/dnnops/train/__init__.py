@@ -1,0 +1,1 @@
+"""Training: the loop, checkpoints and exact resume, schedules, precision, distribution."""

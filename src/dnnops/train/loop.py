@@ -1,0 +1,291 @@
+"""The training loop: read ``Trainer.fit`` top to bottom.
+
+Everything that decides the future of a run (weights, optimizer and scheduler state, the
+RNG, the position in the epoch's data order, early-stopping state, partial sums) lives in
+``TrainState`` or the modules it saves, so a resumed run ends bit for bit where an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from dnnops.config import TrainConfig
+from dnnops.data.prepare import Arrays
+from dnnops.errors import CheckpointError, TrainingInterrupted
+from dnnops.train.checkpoint import save_checkpoint
+from dnnops.train.distributed import World
+from dnnops.train.progress import ProgressSink, SilentProgress
+from dnnops.train.recorder import NullRecorder, RunRecorder
+from dnnops.train.schedule import lr_factor
+from dnnops.train.signals import StopFlag
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class TrainState:
+    """Progress of a run; saved in every checkpoint."""
+
+    epoch: int = 0
+    step: int = 0
+    batch_in_epoch: int = 0
+    loss_sum: float = 0.0
+    seen: int = 0
+    best: float | None = None
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoopContext:
+    """Where the loop reports and saves; none of it changes the numbers it computes."""
+
+    run_id: str
+    checkpoint_dir: Path
+    world: World = field(default_factory=World)
+    recorder: RunRecorder = field(default_factory=NullRecorder)
+    progress: ProgressSink = field(default_factory=SilentProgress)
+    stop: StopFlag = field(default_factory=StopFlag)
+
+
+class Trainer:
+    def __init__(
+        self, model: nn.Module, config: TrainConfig, train: Arrays, valid: Arrays, ctx: LoopContext
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.ctx = ctx
+        self.x, self.y = torch.from_numpy(train.x), torch.from_numpy(train.y)
+        self.valid_x, self.valid_y = torch.from_numpy(valid.x), torch.from_numpy(valid.y)
+        self.wrapped: nn.Module = DistributedDataParallel(model) if ctx.world.distributed else model
+        self.optimizer = _optimizer(model, config)
+        self.sampler: DistributedSampler[int] = DistributedSampler(
+            range(len(self.x)),  # type: ignore[arg-type]  # any Sized works
+            num_replicas=ctx.world.size,
+            rank=ctx.world.rank,
+            shuffle=True,
+            seed=config.seed,
+        )
+        self.batches_per_epoch = math.ceil(len(self.sampler) / config.batch_size)
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / config.grad_accum)
+        total = self.steps_per_epoch * config.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: lr_factor(
+                step, total, config.warmup_steps, config.schedule, config.min_lr_ratio
+            ),
+        )
+        self.state = TrainState()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def fit(self) -> TrainState:
+        """Train until the last epoch or early stopping; keep the best weights if asked."""
+        self.model.train()
+        for epoch in range(self.state.epoch, self.config.epochs):
+            self._train_epoch(epoch)
+            metrics = self._end_of_epoch_metrics(epoch)
+            self._update_early_stopping(epoch, metrics)
+            self._finish_epoch(epoch, metrics)
+            if self.state.stopped_early:
+                break
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        return self.state
+
+    # -- one epoch -------------------------------------------------------------------
+
+    def _train_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+        order = torch.tensor(list(self.sampler), dtype=torch.long)
+        size = self.config.batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        self.ctx.progress.start_epoch(
+            epoch, self.config.epochs, len(batches), self.state.batch_in_epoch
+        )
+        for index in range(self.state.batch_in_epoch, len(batches)):
+            at_boundary = (index + 1) % self.config.grad_accum == 0 or index == len(batches) - 1
+            group_samples = self._group_samples(batches, index)
+            self._forward_backward(batches[index], group_samples, sync=at_boundary)
+            self.ctx.progress.advance(1)
+            if at_boundary:
+                self._optimizer_step()
+                self.state.batch_in_epoch = index + 1
+                self._checkpoint_if_due(epoch)
+
+    def _group_samples(self, batches: list[torch.Tensor], index: int) -> int:
+        """Samples in the accumulation group of ``index``: gradients average over all of them."""
+        start = index - index % self.config.grad_accum
+        return sum(len(b) for b in batches[start : start + self.config.grad_accum])
+
+    def _forward_backward(self, rows: torch.Tensor, group_samples: int, sync: bool) -> None:
+        no_sync = getattr(self.wrapped, "no_sync", None)
+        context = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
+        with context:
+            with self._autocast():
+                logits = self.wrapped(self.x[rows])
+                loss = nn.functional.cross_entropy(logits.float(), self.y[rows])
+            (loss * (len(rows) / group_samples)).backward()  # type: ignore[no-untyped-call]
+        self.state.loss_sum += float(loss.detach()) * len(rows)
+        self.state.seen += len(rows)
+
+    def _optimizer_step(self) -> None:
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step += 1
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.config.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- end of epoch ----------------------------------------------------------------
+
+    def _end_of_epoch_metrics(self, epoch: int) -> dict[str, float]:
+        valid_loss, valid_accuracy = evaluate_arrays(
+            self.model, self.valid_x, self.valid_y, self._autocast
+        )
+        self.model.train()
+        return {
+            "epoch": float(epoch),
+            "train_loss": self.state.loss_sum / max(1, self.state.seen),
+            "valid_loss": valid_loss,
+            "valid_accuracy": valid_accuracy,
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+        }
+
+    def _update_early_stopping(self, epoch: int, metrics: dict[str, float]) -> None:
+        rule = self.config.early_stopping
+        if rule is None:
+            return
+        value = metrics[rule.metric]
+        best = self.state.best
+        improved = best is None or (
+            value < best - rule.min_delta if rule.mode == "min" else value > best + rule.min_delta
+        )
+        if improved:
+            self.state.best, self.state.best_epoch, self.state.bad_epochs = value, epoch, 0
+            if rule.restore_best:
+                self.best_weights = copy.deepcopy(self.model.state_dict())
+            return
+        self.state.bad_epochs += 1
+        self.state.stopped_early = self.state.bad_epochs >= rule.patience
+
+    def _finish_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.state.history.append(metrics)
+        self.state.epoch, self.state.batch_in_epoch = epoch + 1, 0
+        self.state.loss_sum, self.state.seen = 0.0, 0
+        self.ctx.recorder.epoch(self.ctx.run_id, epoch, metrics)
+        self.ctx.progress.end_epoch(epoch, metrics)
+        every = self.config.checkpoint_every
+        last = self.state.epoch == self.config.epochs or self.state.stopped_early
+        due = every.unit == "epochs" and self.state.epoch % every.count == 0
+        if due or last or self.ctx.stop.requested:
+            self.save()
+        if self.ctx.stop.requested:
+            self._interrupt()
+
+    def _checkpoint_if_due(self, epoch: int) -> None:
+        every = self.config.checkpoint_every
+        due = every.unit == "steps" and self.state.step % every.count == 0
+        if due or self.ctx.stop.requested:
+            self.save()
+        if self.ctx.stop.requested:
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        signum = self.ctx.stop.signum or 2
+        self.ctx.recorder.status(self.ctx.run_id, "interrupted")
+        raise TrainingInterrupted(self.ctx.run_id, signum)
+
+    # -- checkpoints -----------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write a checkpoint (rank 0 only): everything ``restore`` needs to continue."""
+        if not self.ctx.world.is_main:
+            return
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "run_id": self.ctx.run_id,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
+            "state": asdict(self.state),
+            "best_weights": self.best_weights,
+        }
+        path, digest = save_checkpoint(
+            self.ctx.checkpoint_dir,
+            self.state.step,
+            self.state.epoch,
+            payload,
+            self.config.keep_checkpoints,
+        )
+        self.ctx.recorder.checkpoint(
+            self.ctx.run_id, self.state.step, self.state.epoch, path, digest
+        )
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by ``save`` for the same run."""
+        if payload.get("format") != CHECKPOINT_FORMAT or payload.get("run_id") != self.ctx.run_id:
+            raise CheckpointError(f"the checkpoint does not belong to run {self.ctx.run_id}")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        torch.set_rng_state(payload["rng"])
+        self.state = TrainState(**payload["state"])
+        self.best_weights = payload["best_weights"]
+
+
+def evaluate_arrays(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    autocast: Any = contextlib.nullcontext,
+    batch_size: int = 1024,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in eval mode."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for logits, labels in _batched_logits(model, x, y, autocast, batch_size):
+            loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == labels).sum())
+    count = max(1, len(x))
+    return loss_sum / count, correct / count
+
+
+def _batched_logits(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast: Any, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, len(x), batch_size):
+        with autocast():
+            logits = model(x[start : start + batch_size])
+        yield logits.float(), y[start : start + batch_size]
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -1,0 +1,228 @@
+"""One training run from the project file to final weights: data, model, loop, test metrics.
+
+A run lives in ``<home>/runs/<run_id>/``: the config snapshot it was started with (a
+resume uses it, not the current file), the data artifacts serving needs (schema,
+preprocessing, reference profile), checkpoints, and finally ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import yaml
+
+from dnnops.config import ProjectConfig, parse_config
+from dnnops.data.prepare import PreparedData, prepare_data, save_data_artifacts
+from dnnops.errors import CheckpointError, RunNotFound, TrainingInterrupted
+from dnnops.files import atomic_write
+from dnnops.models.build import ModelSpec, build_model
+from dnnops.models.weights import save_weights
+from dnnops.train.checkpoint import load_latest
+from dnnops.train.distributed import World, barrier, broadcast_text, init_world, shutdown
+from dnnops.train.loop import LoopContext, Trainer, TrainState, evaluate_arrays
+from dnnops.train.progress import ProgressSink, SilentProgress
+from dnnops.train.recorder import NullRecorder, RunRecorder
+from dnnops.train.signals import stop_on_signals
+
+
+class RunCreator(RunRecorder, Protocol):
+    def create(
+        self,
+        run_id: str,
+        project: str,
+        params: dict[str, Any],
+        dataset_sha256: str,
+        run_dir: Path,
+        world_size: int = 1,
+    ) -> None: ...
+
+
+class _NullCreator(NullRecorder):
+    def create(
+        self,
+        run_id: str,
+        project: str,
+        params: dict[str, Any],
+        dataset_sha256: str,
+        run_dir: Path,
+        world_size: int = 1,
+    ) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    run_id: str
+    run_dir: Path
+    config: ProjectConfig
+    spec: ModelSpec
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    dataset_sha256: str
+    weights_sha256: str
+    stopped_early: bool
+    seconds: float
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def train_project(
+    config: ProjectConfig,
+    runs_dir: Path,
+    recorder: RunCreator | None = None,
+    resume: str | None = None,
+    progress: ProgressSink | None = None,
+) -> TrainOutcome:
+    """Train ``config`` (or continue run ``resume``) and return what it produced.
+
+    Under torchrun every rank calls this; only rank 0 writes files or records.
+    """
+    started = time.perf_counter()
+    world = init_world()
+    try:
+        active: RunCreator = (
+            recorder if (recorder is not None and world.is_main) else _NullCreator()
+        )
+        run_id, run_dir, config = _open_run(config, runs_dir, resume, world)
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        prepared = prepare_data(config.data, config.model)
+        spec = ModelSpec.from_config(
+            config.model, prepared.preprocessor.input_shape, prepared.schema.num_classes
+        )
+        if resume is None:
+            _start_files(run_dir, run_id, config, spec, prepared, world, active)
+        else:
+            _check_same_data(run_dir, prepared.fingerprint)
+            active.status(run_id, "running")
+        barrier(world)
+        ctx = LoopContext(
+            run_id, run_dir / "checkpoints", world, active, progress or SilentProgress()
+        )
+        state, trainer = _fit(config, spec, prepared, ctx, resume is not None)
+        return _finish(
+            trainer, state, config, spec, prepared, run_dir, ctx, time.perf_counter() - started
+        )
+    finally:
+        shutdown(world)
+
+
+def _open_run(
+    config: ProjectConfig, runs_dir: Path, resume: str | None, world: World
+) -> tuple[str, Path, ProjectConfig]:
+    if resume is None:
+        run_id = broadcast_text(new_run_id(), world)
+        return run_id, runs_dir / run_id, config
+    run_dir = runs_dir / resume
+    snapshot = run_dir / "config.yaml"
+    if not snapshot.is_file():
+        raise RunNotFound(f"no run {resume!r} under {runs_dir}; list runs with: dnnops runs list")
+    if (run_dir / "model.safetensors").is_file():
+        raise CheckpointError(f"run {resume} already finished; there is nothing to resume")
+    saved = parse_config(yaml.safe_load(snapshot.read_text(encoding="utf-8")), str(snapshot))
+    return resume, run_dir, saved
+
+
+def _start_files(
+    run_dir: Path,
+    run_id: str,
+    config: ProjectConfig,
+    spec: ModelSpec,
+    prepared: PreparedData,
+    world: World,
+    recorder: RunCreator,
+) -> None:
+    if not world.is_main:
+        return
+    params = config.model_dump(mode="json", by_alias=True)
+    save_data_artifacts(prepared, run_dir / "data")
+    atomic_write(run_dir / "config.yaml", yaml.safe_dump(params, sort_keys=False).encode())
+    run_info = {
+        "run_id": run_id,
+        "project": config.name,
+        "spec": spec.to_dict(),
+        "dataset_sha256": prepared.fingerprint,
+        "world_size": world.size,
+    }
+    atomic_write(run_dir / "run.json", json.dumps(run_info, indent=2).encode())
+    recorder.create(run_id, config.name, params, prepared.fingerprint, run_dir, world.size)
+
+
+def _check_same_data(run_dir: Path, fingerprint: str) -> None:
+    recorded = json.loads((run_dir / "run.json").read_text())["dataset_sha256"]
+    if recorded != fingerprint:
+        raise CheckpointError(
+            f"the data changed since run {run_dir.name} started (SHA-256 {fingerprint[:12]}… "
+            f"instead of {recorded[:12]}…); resuming would not reproduce the run: start a new one"
+        )
+
+
+def _fit(
+    config: ProjectConfig, spec: ModelSpec, prepared: PreparedData, ctx: LoopContext, resuming: bool
+) -> tuple[TrainState, Trainer]:
+    torch.manual_seed(config.train.seed)
+    torch.use_deterministic_algorithms(True)
+    model = build_model(spec)
+    with stop_on_signals() as flag:
+        trainer = Trainer(
+            model, config.train, prepared.train, prepared.valid, replace(ctx, stop=flag)
+        )
+        if resuming:
+            trainer.restore(load_latest(ctx.checkpoint_dir))
+        try:
+            return trainer.fit(), trainer
+        except TrainingInterrupted:
+            raise
+        except Exception as exc:
+            ctx.recorder.status(ctx.run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def _finish(
+    trainer: Trainer,
+    state: TrainState,
+    config: ProjectConfig,
+    spec: ModelSpec,
+    prepared: PreparedData,
+    run_dir: Path,
+    ctx: LoopContext,
+    seconds: float,
+) -> TrainOutcome:
+    test = prepared.test
+    test_loss, test_accuracy = evaluate_arrays(
+        trainer.model, torch.from_numpy(test.x), torch.from_numpy(test.y)
+    )
+    last = state.history[-1] if state.history else {}
+    metrics = {
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "valid_loss": last.get("valid_loss", float("nan")),
+        "valid_accuracy": last.get("valid_accuracy", float("nan")),
+        "epochs": float(state.epoch),
+        "steps": float(state.step),
+    }
+    weights_sha256 = ""
+    if ctx.world.is_main:
+        weights_sha256 = save_weights(trainer.model, run_dir / "model.safetensors")
+        atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+        ctx.recorder.status(ctx.run_id, "finished", metrics=metrics, weights_sha256=weights_sha256)
+    return TrainOutcome(
+        run_id=ctx.run_id,
+        run_dir=run_dir,
+        config=config,
+        spec=spec,
+        metrics=metrics,
+        history=state.history,
+        dataset_sha256=prepared.fingerprint,
+        weights_sha256=weights_sha256,
+        stopped_early=state.stopped_early,
+        seconds=seconds,
+    )

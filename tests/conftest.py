@@ -1,0 +1,83 @@
+"""Shared fixtures: an isolated dnnops home, and the CLI run in-process through ``main``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dnnops.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh DNNOPS_HOME, and the working directory set to the test's folder."""
+    folder = tmp_path / "home"
+    monkeypatch.setenv("DNNOPS_HOME", str(folder))
+    for name in ("DNNOPS_DB_URL", "DNNOPS_ARTIFACTS_URL", "DNNOPS_LOGS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return folder
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    """Run ``dnnops ARGS`` through the real entry point and capture its exit code and output."""
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["dnnops", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def subprocess_env(home: Path) -> dict[str, str]:
+    """The environment for a ``dnnops`` child process: this venv first on PATH, quiet."""
+    env = dict(os.environ)
+    env["DNNOPS_HOME"] = str(home)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def write_project(folder: Path, **sections: Any) -> Path:
+    """A small, fast digits project file; keyword arguments override whole sections."""
+    import yaml
+
+    project: dict[str, Any] = {
+        "name": "digits",
+        "data": {"source": "builtin:digits", "preprocessing": {"numeric": "scale"}},
+        "model": {"arch": "mlp", "params": {"hidden": [32], "dropout": 0.1}},
+        "train": {"epochs": 3, "batch_size": 64, "lr": 0.003, "seed": 7},
+    }
+    project.update(sections)
+    path = folder / "dnnops.yaml"
+    path.write_text(yaml.safe_dump(project), encoding="utf-8")
+    return path

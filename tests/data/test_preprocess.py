@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dnnops.config import PreprocessingConfig
+from dnnops.data.dataset import Dataset
+from dnnops.data.preprocess import apply_preprocessing, fit_preprocessor
+from dnnops.data.schema import infer_schema
+from tests.data.conftest import people_frame
+
+
+def _fitted(numeric: str = "standardize"):  # type: ignore[no-untyped-def]
+    frame = people_frame()
+    dataset = Dataset(frame.drop(columns=["label"]), frame["label"], None, "t")
+    schema = infer_schema(dataset, target_name="label")
+    return frame, schema, fit_preprocessor(dataset, schema, PreprocessingConfig(numeric=numeric))
+
+
+def test_the_json_round_trip_gives_the_same_transform() -> None:
+    frame, _, pre = _fitted()
+    restored = type(pre).model_validate_json(pre.model_dump_json())
+    features = frame.drop(columns=["label"])
+    assert np.array_equal(
+        apply_preprocessing(pre, features), apply_preprocessing(restored, features)
+    )
+
+
+def test_unseen_category_and_missing_values_are_safe() -> None:
+    frame, _, pre = _fitted()
+    row = frame.drop(columns=["label"]).head(1).copy()
+    row["city"] = "Atlantis"
+    row["score"] = np.nan
+    out = apply_preprocessing(pre, row)
+    assert np.isfinite(out).all()
+    city_block = out[0, 2:5]  # age, height, then the three city columns
+    assert city_block.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_scale_mode_keeps_pixels_comparable() -> None:
+    pixels = pd.DataFrame({"a": [0.0, 8.0, 16.0], "b": [0.0, 4.0, 2.0]})
+    dataset = Dataset(pixels, pd.Series([0, 1, 0]), None, "t")
+    schema = infer_schema(dataset)
+    pre = fit_preprocessor(dataset, schema, PreprocessingConfig(numeric="scale"))
+    assert apply_preprocessing(pre, pixels).tolist() == [[0.0, 0.0], [0.5, 0.25], [1.0, 0.125]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=50))
+def test_standardized_training_columns_have_zero_mean(values: list[float]) -> None:
+    frame = pd.DataFrame({"v": values})
+    dataset = Dataset(frame, pd.Series([i % 2 for i in range(len(values))]), None, "t")
+    pre = fit_preprocessor(dataset, infer_schema(dataset), PreprocessingConfig())
+    out = apply_preprocessing(pre, frame)
+    assert np.isfinite(out).all()
+    assert abs(float(out.astype("float64").mean())) < 1e-3 * max(1.0, float(np.abs(out).max()))
