@@ -103,7 +103,12 @@ def _fit_affine(values: np.ndarray, config: PreprocessingConfig) -> tuple[float,
         return 0.0, 1.0
     if config.numeric == "scale":
         return 0.0, float(np.abs(finite).max()) or 1.0
-    return float(finite.mean()), float(finite.std()) or 1.0
+    mean, std = float(finite.mean()), float(finite.std())
+    # A constant column's std comes out as rounding noise (1e-11 for 3.5e5), not 0: treat
+    # anything below float64 resolution at this magnitude as constant, or it blows up to ±1.
+    if std <= 1e-9 * max(1.0, abs(mean)):
+        std = 1.0
+    return mean, std
 
 
 def _fit_columns(
