@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,35 @@ class CliResult:
 
     def json(self) -> Any:
         return json.loads(self.out)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """One PostgreSQL server for the session (see tests/postgres.py)."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The metadata database URL, once for SQLite and once for a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    from tests.postgres import create_database
+
+    server: str = request.getfixturevalue("postgres")
+    return create_database(server, f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(autouse=True)
+def _close_database_pools() -> Iterator[None]:
+    """Each test's engines are closed after it, so no connection outlives its database."""
+    yield
+    from dnnops.registry.db import close_engines
+
+    close_engines()
 
 
 @pytest.fixture

@@ -16,6 +16,9 @@ from typing import Annotated, Any
 
 import typer
 
+from dnnops.cli_common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
+from dnnops.cli_models import eval_command, models_app, print_published
+from dnnops.cli_views import lineage_view
 from dnnops.config import ProjectConfig, load_config, parse_config
 from dnnops.console import (
     EpochProgress,
@@ -32,7 +35,9 @@ from dnnops.data.sources import load_source
 from dnnops.data.validate import validate_file
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.home import Home, resolve_home
-from dnnops.registry.db import open_engine
+from dnnops.registry.from_run import candidate_from_run
+from dnnops.registry.open import open_registry, open_runs
+from dnnops.registry.publish import Published, publish
 from dnnops.registry.runs import RunRecord, RunStore
 from dnnops.train.pipeline import TrainOutcome, train_project
 
@@ -46,12 +51,8 @@ runs_app = typer.Typer(no_args_is_help=True, help="Training runs in the metadata
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="State folder (default .dnnops/ or DNNOPS_HOME).")
-]
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The project file.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+app.add_typer(models_app, name="models")
+app.command("eval")(eval_command)
 
 
 def main() -> None:
@@ -63,12 +64,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
 
 
-def _print_json(payload: Any) -> None:
-    typer.echo(json.dumps(payload, indent=2, default=str))
-
-
 def _store(home: Home) -> RunStore:
-    return RunStore(open_engine(home.db_url))
+    return open_runs(home)
 
 
 # -- init and quickstart -------------------------------------------------------------
@@ -96,19 +93,30 @@ def init(
 
 @app.command()
 def quickstart(home: HomeOpt = None, quiet: QuietOpt = False) -> None:
-    """The lifecycle on builtin:digits: data, train, evaluate."""
+    """The lifecycle on builtin:digits: data, train, evaluate, register, verify."""
     import yaml
 
     config = parse_config(yaml.safe_load(example_text("digits")), "example digits")
     console = make_console()
     resolved = resolve_home(home)
     console.print(f"[bold]dnnops quickstart[/] on {config.data.source}, state in {resolved.root}")
-    console.print(
-        "[bold]1/2 data + train[/]: schema, split, preprocessing, training with checkpoints"
-    )
+    console.print("[bold]1/3 data + train[/]: schema, split, preprocessing, checkpoints")
     outcome = _train(config, resolved, None, quiet)
-    console.print("[bold]2/2 evaluate[/]: held-out test set")
     _print_outcome(console, outcome)
+    console.print("[bold]2/3 evaluate + register[/]: ONNX export, gates, champion, aliases")
+    published = _publish(outcome, resolved, int8=False)
+    print_published(published, json_out=False)
+    console.print("[bold]3/3 verify[/]: every artifact's SHA-256, lineage")
+    registry = open_registry(resolved)
+    record = registry.resolve(published.record.model, published.record.version)
+    console.print(lineage_view(record, registry.manifest(record)))
+    report = registry.verify(record)
+    if not report.ok:
+        raise DnnopsError("; ".join(report.problems))
+    console.print(
+        f"verified {len(report.checked)} artifacts of {record.ref}; "
+        f"try: dnnops models verify {record.model}@production"
+    )
 
 
 # -- train and runs --------------------------------------------------------------------
@@ -120,28 +128,42 @@ def train(
     resume: Annotated[
         str | None, typer.Option(help="Continue this run from its last checkpoint.")
     ] = None,
+    int8: Annotated[bool, typer.Option(help="Also register a dynamic-INT8 graph.")] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train the project's model (or resume a run) and print the run id and metrics."""
+    """Train, evaluate and register the project's model (or resume a run)."""
     project = None if resume else load_config(config)
     resolved = resolve_home(home)
     is_main = int(os.environ.get("RANK", "0")) == 0
     outcome = _train(project, resolved, resume, quiet or json_out or not is_main)
     if not is_main:
         return
+    published = _publish(outcome, resolved, int8 or outcome.config.serve.backend == "onnx-int8")
     if json_out:
-        _print_json(
+        record = published.record
+        print_json(
             {
                 "run_id": outcome.run_id,
                 "metrics": outcome.metrics,
                 "weights_sha256": outcome.weights_sha256,
                 "dataset_sha256": outcome.dataset_sha256,
+                "model": record.model,
+                "version": record.version,
+                "aliases": record.aliases,
+                "gates_passed": record.gates_passed,
+                "evaluation": published.report.metrics if published.report else {},
             }
         )
         return
     _print_outcome(make_console(), outcome)
+    print_published(published, json_out=False)
+
+
+def _publish(outcome: TrainOutcome, home: Home, int8: bool) -> Published:
+    registry = open_registry(home)
+    return publish(registry, candidate_from_run(outcome), outcome.config.evaluate, int8=int8)
 
 
 def _train(
@@ -188,7 +210,7 @@ def runs_list(
     """Runs, newest first."""
     runs = _store(resolve_home(home)).list(project, limit)
     if json_out:
-        _print_json([r.to_dict() for r in runs])
+        print_json([r.to_dict() for r in runs])
         return
     table = rows_table(
         "runs",
@@ -214,7 +236,7 @@ def runs_show(run: str, home: HomeOpt = None, json_out: JsonOpt = False) -> None
     """One run: parameters, metrics per epoch, checkpoints."""
     record = _store(resolve_home(home)).get(run)
     if json_out:
-        _print_json(record.to_dict())
+        print_json(record.to_dict())
         return
     console = make_console()
     summary = {
@@ -255,7 +277,7 @@ def data_profile(
     schema = infer_schema(dataset, target_name=target or "target")
     profile = build_profile(dataset, schema)
     if json_out:
-        _print_json(
+        print_json(
             {
                 "file": str(file),
                 "rows": len(dataset),
@@ -304,7 +326,7 @@ def data_validate(
     schema, origin = _project_schema(project, resolve_home(home))
     findings = validate_file(file, schema)
     if json_out:
-        _print_json(
+        print_json(
             {
                 "file": str(file),
                 "schema_from": origin,

@@ -1,37 +1,141 @@
-"""Open the metadata database: SQLite by default (WAL, busy timeout), any SQLAlchemy URL.
+"""Open the metadata database and bring its schema to the newest Alembic revision.
 
-SQLite gets WAL so readers never block the writer, a 30 s busy timeout so concurrent
-writers wait instead of failing with "database is locked", and foreign keys on.
+SQLite (the default) gets WAL so readers never block the writer, a 30 s busy timeout,
+and ``BEGIN IMMEDIATE`` transactions: a transaction takes the write lock when it starts,
+so two processes that read-then-write (next version number) queue up instead of one
+failing with "database is locked". PostgreSQL works through any SQLAlchemy URL.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
+import threading
+from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 
-from dnnops.registry.tables import Base
+from dnnops.errors import DnnopsError
 
 BUSY_TIMEOUT_MS = 30_000
+_PG_MIGRATION_LOCK = 0x646E6E6F  # "dnno": one advisory lock id for schema upgrades
+
+
+class DatabaseError(DnnopsError):
+    """The metadata database cannot be reached or upgraded."""
+
+
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
 
 
 def open_engine(url: str) -> Engine:
-    """Create the engine and the tables if they do not exist yet."""
+    """The process's engine for ``url`` (one pool per database, as SQLAlchemy advises),
+    created and migrated to the newest schema revision on first use."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is not None:
+            return engine
+        engine = _create(url)
+        try:
+            migrate(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            raise DatabaseError(
+                f"cannot open the metadata database {_safe(url)}: {exc.orig}"
+            ) from None
+        _ENGINES[url] = engine
+        return engine
+
+
+@atexit.register
+def close_engines() -> None:
+    """Close every pooled connection (also called by tests between databases)."""
+    with _ENGINES_LOCK:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
+
+
+def _create(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
-def _sqlite_pragmas(connection: Any, record: Any) -> None:
+def _sqlite_connect(connection: Any, record: Any) -> None:
+    connection.isolation_level = None  # let the "begin" hook issue BEGIN itself
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("dnnops.registry") / "migrations")
+    )
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade to head, one process at a time; a no-op when already there."""
+    with engine.connect() as connection:
+        config = _alembic_config(connection)
+        head = ScriptDirectory.from_config(config).get_current_head()
+        if MigrationContext.configure(connection).get_current_revision() == head:
+            return
+    with _migration_lock(engine), engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "head")
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """A lock across processes: a file lock beside a SQLite file, an advisory lock on PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

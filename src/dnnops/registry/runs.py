@@ -158,7 +158,7 @@ class RunStore:
         self._row(session, run_id).updated_at = self.clock()
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_utc(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
@@ -173,9 +173,9 @@ def _entity(
         id=row.id,
         project=row.project,
         status=row.status,
-        created_at=_iso(row.created_at) or "",
-        updated_at=_iso(row.updated_at) or "",
-        ended_at=_iso(row.ended_at),
+        created_at=iso_utc(row.created_at) or "",
+        updated_at=iso_utc(row.updated_at) or "",
+        ended_at=iso_utc(row.ended_at),
         params=dict(row.params),
         metrics=dict(row.metrics or {}),
         dataset_sha256=row.dataset_sha256,

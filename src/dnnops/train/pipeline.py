@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import torch
 import yaml
+from torch import nn
 
 from dnnops.config import ProjectConfig, parse_config
 from dnnops.data.prepare import PreparedData, prepare_data, save_data_artifacts
@@ -68,6 +69,9 @@ class TrainOutcome:
     weights_sha256: str
     stopped_early: bool
     seconds: float
+    model: nn.Module
+    """The final (or best) weights, in eval mode."""
+    prepared: PreparedData
 
 
 def new_run_id() -> str:
@@ -225,4 +229,6 @@ def _finish(
         weights_sha256=weights_sha256,
         stopped_early=state.stopped_early,
         seconds=seconds,
+        model=trainer.model.eval(),
+        prepared=prepared,
     )

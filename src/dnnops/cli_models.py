@@ -1,0 +1,291 @@
+"""``dnnops models ...`` and ``dnnops eval``: the registry from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from dnnops.cli_common import HomeOpt, JsonOpt, print_json
+from dnnops.cli_views import lineage_view, report_view, versions_view
+from dnnops.config import EvaluateConfig, load_config, parse_config
+from dnnops.console import make_console, rows_table
+from dnnops.data.prepare import label_indices
+from dnnops.data.preprocess import apply_preprocessing
+from dnnops.data.sources import load_source
+from dnnops.errors import UsageError
+from dnnops.evaluate.report import EvaluationReport, apply_gates, evaluate_predictions
+from dnnops.files import atomic_write
+from dnnops.home import resolve_home
+from dnnops.registry.importer import ImportRequest, candidate_from_file
+from dnnops.registry.loader import LoadedVersion, load_version, make_predictor
+from dnnops.registry.open import open_registry
+from dnnops.registry.publish import EvaluationData, Published, int8_variant, publish
+from dnnops.registry.versions import ModelRegistry, parse_ref
+
+models_app = typer.Typer(
+    no_args_is_help=True, help="Registered model versions, aliases, integrity."
+)
+
+
+@models_app.command("list")
+def models_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Every model with its newest version and aliases."""
+    models = open_registry(resolve_home(home)).models()
+    if json_out:
+        print_json(models)
+        return
+    rows = [
+        [m["name"], m["latest_version"], ", ".join(f"{a}={v}" for a, v in m["aliases"].items())]
+        for m in models
+    ]
+    make_console().print(rows_table("models", ["name", "latest", "aliases"], rows))
+
+
+@models_app.command("show")
+def models_show(ref: str, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """NAME: its versions. NAME@REF: one version's lineage, metrics and gates."""
+    registry = open_registry(resolve_home(home))
+    if "@" not in ref:
+        records = registry.versions(ref)
+        if json_out:
+            print_json([r.to_dict() for r in records])
+        else:
+            make_console().print(versions_view(ref, records))
+        return
+    record = registry.resolve_ref(ref)
+    manifest = registry.manifest(record)
+    if json_out:
+        print_json({**record.to_dict(), "manifest": manifest})
+        return
+    console = make_console()
+    console.print(lineage_view(record, manifest))
+    if "evaluation.json" in manifest["files"]:
+        report = EvaluationReport.model_validate_json(
+            registry.file(record, manifest, "evaluation.json")
+        )
+        console.print(report_view(report))
+
+
+@models_app.command("alias")
+def models_alias(name: str, version: int, alias: str, home: HomeOpt = None) -> None:
+    """Point ALIAS (production, candidate, ...) at VERSION; the move is audited."""
+    registry = open_registry(resolve_home(home))
+    registry.set_alias(name, alias, version, "dnnops models alias")
+    typer.echo(f"{name}@{alias} -> version {version}")
+
+
+@models_app.command("audit")
+def models_audit(name: str | None = None, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Who changed what in the registry, newest first."""
+    entries = open_registry(resolve_home(home)).audit_log(name)
+    if json_out:
+        print_json(entries)
+        return
+    rows = [
+        [e["at"][:19], e["actor"], e["action"], e["model"] or "", json.dumps(e["details"])]
+        for e in entries
+    ]
+    make_console().print(
+        rows_table("audit log", ["at", "actor", "action", "model", "details"], rows)
+    )
+
+
+@models_app.command("verify")
+def models_verify(ref: str, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Check every artifact's SHA-256 and the signature (when signing is on); exit 1 on failure."""
+    registry = open_registry(resolve_home(home))
+    report = registry.verify(registry.resolve_ref(ref))
+    if json_out:
+        print_json(report.__dict__)
+    elif report.ok:
+        typer.echo(
+            f"{report.ref}: verified {len(report.checked)} artifacts ({', '.join(report.checked)})"
+        )
+    else:
+        make_console().print(f"[bold red]{report.ref}: FAILED[/]")
+        for problem in report.problems:
+            typer.echo(f"  {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@models_app.command("export")
+def models_export(
+    ref: str,
+    format_: Annotated[str, typer.Option("--format", help="onnx | onnx-int8")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Where to write (default NAME-vN.onnx).")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Labeled data to record INT8's accuracy change.")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Write a version's serving graph to a file (creating the INT8 variant on request)."""
+    if format_ not in ("onnx", "onnx-int8"):
+        raise UsageError(f"--format must be onnx or onnx-int8, got {format_!r}")
+    registry = open_registry(resolve_home(home))
+    record = registry.resolve_ref(ref)
+    if format_ == "onnx-int8":
+        labeled = _labeled_data(load_version(registry, record), data) if data else None
+        record = int8_variant(registry, record, labeled)
+    loaded = load_version(registry, record, "onnx-int8" if format_ == "onnx-int8" else "onnx")
+    suffix = ".int8.onnx" if format_ == "onnx-int8" else ".onnx"
+    target = out or Path(f"{record.model}-v{record.version}{suffix}")
+    atomic_write(target, loaded.graph)
+    details = loaded.manifest.get("int8") if format_ == "onnx-int8" else None
+    typer.echo(
+        f"wrote {target} ({len(loaded.graph)} bytes) from {record.ref}"
+        + (f"; int8: {json.dumps(details)}" if details else "")
+    )
+
+
+@models_app.command("import")
+def models_import(
+    name: str,
+    file: Path,
+    schema: Annotated[
+        Path | None, typer.Option(help="Input schema JSON (as `data profile --json`).")
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="Data for the schema, drift profile and evaluation.")
+    ] = None,
+    target: Annotated[str, typer.Option(help="The label column of --reference.")] = "target",
+    arch: Annotated[
+        str | None, typer.Option(help="For weights: mlp|cnn|transformer|python:pkg.mod:Class.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="Architecture parameter KEY=VALUE (YAML value).")
+    ] = None,
+    input_shape: Annotated[
+        str | None, typer.Option(help="For weights: one instance's shape, e.g. 1,8,8.")
+    ] = None,
+    classes: Annotated[str | None, typer.Option(help="Class count N, or names a,b,c.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Project file for evaluate.gates.")
+    ] = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a model trained elsewhere: .onnx, or .safetensors/.pt weights with --arch."""
+    request = ImportRequest(
+        name=name,
+        file=file,
+        schema_file=schema,
+        reference=reference,
+        target=target,
+        arch=arch,
+        params=_params(param or []),
+        input_shape=_shape(input_shape),
+        classes=_class_list(classes),
+    )
+    evaluate = load_config(config).evaluate if config else EvaluateConfig()
+    published = publish(open_registry(resolve_home(home)), candidate_from_file(request), evaluate)
+    print_published(published, json_out)
+
+
+def print_published(published: Published, json_out: bool) -> None:
+    record = published.record
+    if json_out:
+        print_json(
+            {
+                "model": record.model,
+                "version": record.version,
+                "aliases": record.aliases,
+                "gates_passed": record.gates_passed,
+                "metrics": record.metrics,
+                "gates": published.report.gates if published.report else [],
+            }
+        )
+        return
+    console = make_console()
+    if published.report is not None:
+        console.print(report_view(published.report))
+    moved = f"; aliases: {', '.join(published.aliases_moved)}" if published.aliases_moved else ""
+    verdict = {True: "all gates passed", False: "a gate failed", None: "not evaluated"}[
+        record.gates_passed
+    ]
+    console.print(f"registered [bold]{record.ref}[/] ({verdict}{moved})")
+
+
+def eval_command(
+    ref: str,
+    data: Annotated[
+        Path | None, typer.Option(help="Labeled CSV/Parquet/NPZ (default: the stored report).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Gates from this project file.")
+    ] = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluate NAME@REF on a labeled file, or print its stored evaluation report."""
+    registry = open_registry(resolve_home(home))
+    record = registry.resolve_ref(ref)
+    loaded = load_version(registry, record)
+    if data is None:
+        if "evaluation.json" not in loaded.manifest["files"]:
+            raise UsageError(f"{record.ref} has no stored evaluation; pass --data FILE with labels")
+        report = EvaluationReport.model_validate_json(
+            registry.file(record, loaded.manifest, "evaluation.json")
+        )
+    else:
+        labeled = _labeled_data(loaded, data)
+        report = evaluate_predictions(make_predictor(loaded), labeled.x, labeled.y, loaded.classes)
+        report = apply_gates(report, _gates(config, registry, loaded))
+    if json_out:
+        print_json(report.model_dump())
+    else:
+        make_console().print(report_view(report))
+    if report.gates_passed is False:
+        raise typer.Exit(1)
+
+
+def _gates(config: Path | None, registry: ModelRegistry, loaded: LoadedVersion) -> list[Any]:
+    if config is not None:
+        return list(load_config(config).evaluate.gates)
+    if "config.yaml" in loaded.manifest["files"]:
+        raw = yaml.safe_load(registry.file(loaded.record, loaded.manifest, "config.yaml"))
+        return list(parse_config(raw, f"config of {loaded.record.ref}").evaluate.gates)
+    return []
+
+
+def _labeled_data(loaded: LoadedVersion, path: Path) -> EvaluationData:
+    target = loaded.schema.target.name if loaded.schema.target else "target"
+    dataset = load_source(str(path), target, drop=loaded.schema.ignored)
+    x = apply_preprocessing(loaded.preprocessor, dataset.inputs)
+    return EvaluationData(x, label_indices(dataset.target, loaded.schema), dataset.inputs)
+
+
+def _params(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--param {item!r} must be KEY=VALUE, for example hidden=[64,32]")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _shape(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(d) for d in text.split(",")]
+    except ValueError:
+        raise UsageError(
+            f"--input-shape {text!r} must be integers separated by commas, e.g. 1,8,8"
+        ) from None
+
+
+def _class_list(text: str | None) -> list[int | str] | None:
+    if text is None:
+        return None
+    if text.isdigit():
+        return list(range(int(text)))
+    return [int(c) if c.isdigit() else c for c in text.split(",")]
+
+
+__all__ = ["eval_command", "models_app", "parse_ref", "print_published"]

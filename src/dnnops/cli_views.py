@@ -1,0 +1,105 @@
+"""Tables for people: evaluation reports, gates, lineage, versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+
+from dnnops.console import format_number, key_value_table, rows_table
+from dnnops.evaluate.report import EvaluationReport
+from dnnops.registry.versions import VersionRecord
+
+HEADLINE = (
+    "accuracy",
+    "macro_f1",
+    "roc_auc",
+    "expected_calibration_error",
+    "log_loss",
+    "robust_accuracy",
+    "max_fpr",
+    "max_fnr",
+    "group_accuracy_gap",
+    "latency_p50_ms_b1",
+    "latency_p99_ms_b1",
+    "latency_p50_ms_b64",
+    "latency_p99_ms_b64",
+)
+
+
+def report_view(report: EvaluationReport) -> Group:
+    champion = report.champion
+    columns = ["metric", "value"] + (
+        [f"champion v{champion.version}", "change"] if champion else []
+    )
+    rows = []
+    for name in HEADLINE:
+        if name not in report.metrics:
+            continue
+        row: list[object] = [name, report.metrics[name]]
+        if champion:
+            row += [champion.metrics.get(name, ""), _signed(champion.delta.get(name))]
+        rows.append(row)
+    parts: list[Any] = [rows_table(f"evaluation on {report.samples} held-out rows", columns, rows)]
+    if report.gates:
+        parts.append(gates_view(report.gates))
+    return Group(*parts)
+
+
+def gates_view(gates: list[dict[str, Any]]) -> Table:
+    rows = [[g["metric"], g["value"], _bound(g), "pass" if g["passed"] else "FAIL"] for g in gates]
+    return rows_table("gates", ["metric", "value", "bound", "result"], rows)
+
+
+def lineage_view(record: VersionRecord, manifest: dict[str, Any]) -> Table:
+    rows: dict[str, object] = {
+        "version": record.ref,
+        "aliases": ", ".join(record.aliases) or "-",
+        "status": record.status,
+        "source": record.source,
+        "run": record.run_id or "-",
+        "parent version": record.parent_version or "-",
+        "dataset sha256": record.dataset_sha256 or "-",
+        "manifest sha256": record.manifest_sha256,
+        "onnx parity (max abs diff)": manifest.get("onnx_parity_max_abs_diff") or "-",
+        "files": ", ".join(sorted(manifest.get("files", {}))),
+        "signed": "yes" if manifest.get("signature") else "no",
+    }
+    if manifest.get("int8"):
+        rows["int8"] = ", ".join(f"{k} {format_number(v)}" for k, v in manifest["int8"].items())
+    return key_value_table(f"lineage of {record.ref}", rows)
+
+
+def versions_view(model: str, records: list[VersionRecord]) -> Table:
+    rows = [
+        [
+            r.version,
+            ", ".join(r.aliases),
+            r.status,
+            r.source,
+            r.created_at[:19],
+            r.metrics.get("accuracy", ""),
+            {True: "pass", False: "FAIL", None: "-"}[r.gates_passed],
+            r.parent_version or "-",
+        ]
+        for r in records
+    ]
+    return rows_table(
+        f"versions of {model}",
+        ["version", "aliases", "status", "source", "created", "accuracy", "gates", "parent"],
+        rows,
+    )
+
+
+def _bound(gate: dict[str, Any]) -> str:
+    parts = []
+    if gate.get("min") is not None:
+        parts.append(f">= {format_number(gate['min'])}")
+    if gate.get("max") is not None:
+        parts.append(f"<= {format_number(gate['max'])}")
+    return " and ".join(parts)
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4f}"

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, fairness gaps, robustness, latency, gates, champion vs challenger."""

@@ -1,0 +1,105 @@
+"""Classification metrics as pure functions of labels and probabilities.
+
+scikit-learn computes what it has (accuracy, macro F1, ROC AUC, log loss, confusion
+matrix); per-class FPR/FNR and the expected calibration error are a few lines here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, roc_auc_score
+
+ECE_BINS = 15
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    probs: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+    return probs
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    """Scalars (``accuracy``, ``macro_f1``, ``roc_auc``, ``log_loss``,
+    ``expected_calibration_error``, ``max_fpr``, ``max_fnr``) plus per-class rates and the
+    confusion matrix (rows: true class, columns: predicted)."""
+    n_classes = proba.shape[1]
+    labels = list(range(n_classes))
+    y_pred = proba.argmax(axis=1)
+    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    fpr, fnr = per_class_error_rates(matrix)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
+        "roc_auc": roc_auc(y_true, proba),
+        "log_loss": float(log_loss(y_true, _clipped(proba), labels=labels)),
+        "expected_calibration_error": expected_calibration_error(y_true, proba),
+        "max_fpr": float(max(fpr)),
+        "max_fnr": float(max(fnr)),
+        "fpr_per_class": fpr,
+        "fnr_per_class": fnr,
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def _clipped(proba: np.ndarray) -> np.ndarray:
+    """Probabilities kept off 0 (log loss is infinite there) and renormalized to sum to 1."""
+    clipped = np.clip(proba, 1e-7, 1.0)
+    normalized: np.ndarray = clipped / clipped.sum(axis=1, keepdims=True)
+    return normalized
+
+
+def roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Binary: AUC of the positive class; multiclass: macro one-vs-rest over present classes.
+    NaN when only one class is present (AUC is undefined)."""
+    present = np.unique(y_true)
+    if len(present) < 2:
+        return math.nan
+    if proba.shape[1] == 2:
+        return float(roc_auc_score(y_true, proba[:, 1]))
+    scores = [roc_auc_score(y_true == c, proba[:, c]) for c in present]
+    return float(np.mean(scores))
+
+
+def per_class_error_rates(matrix: np.ndarray) -> tuple[list[float], list[float]]:
+    """FPR = FP / (FP + TN) and FNR = FN / (FN + TP) per class, one-vs-rest."""
+    total = matrix.sum()
+    tp = np.diag(matrix).astype("float64")
+    fn = matrix.sum(axis=1) - tp
+    fp = matrix.sum(axis=0) - tp
+    tn = total - tp - fn - fp
+    fpr = np.divide(fp, fp + tn, out=np.zeros_like(fp), where=(fp + tn) > 0)
+    fnr = np.divide(fn, fn + tp, out=np.zeros_like(fn), where=(fn + tp) > 0)
+    return [float(v) for v in fpr], [float(v) for v in fnr]
+
+
+def expected_calibration_error(
+    y_true: np.ndarray, proba: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """Weighted mean |accuracy - confidence| over equal-width confidence bins (Guo et al. 2017)."""
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y_true).astype("float64")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(error)
+
+
+def group_accuracies(
+    y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray
+) -> dict[str, float]:
+    """Accuracy within each group (fairness): the gap is max minus min."""
+    out = {}
+    for group in sorted({str(g) for g in groups}):
+        members = np.array([str(g) == group for g in groups])
+        out[group] = float((y_true[members] == y_pred[members]).mean())
+    return out

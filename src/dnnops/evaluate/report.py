@@ -1,0 +1,91 @@
+"""The evaluation report stored with every model version and printed as a table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from dnnops.config import GateConfig
+from dnnops.evaluate.gates import check_gates
+from dnnops.evaluate.latency import measure_latency
+from dnnops.evaluate.metrics import classification_metrics, group_accuracies, softmax
+
+PredictLogits = Callable[[np.ndarray], np.ndarray]
+"""Preprocessed inputs (N, *input_shape) float32 -> logits (N, classes)."""
+
+
+class ChampionComparison(BaseModel):
+    version: int
+    metrics: dict[str, float]
+    delta: dict[str, float]
+    """challenger minus champion, on the same test rows."""
+
+
+class EvaluationReport(BaseModel):
+    samples: int
+    classes: list[int | str]
+    metrics: dict[str, float]
+    """Scalars that gates can name."""
+    fpr_per_class: list[float]
+    fnr_per_class: list[float]
+    confusion_matrix: list[list[int]]
+    group_accuracy: dict[str, float] | None = None
+    gates: list[dict[str, Any]] = []
+    gates_passed: bool | None = None
+    champion: ChampionComparison | None = None
+
+
+def evaluate_predictions(
+    predict: PredictLogits,
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[int | str],
+    *,
+    groups: np.ndarray | None = None,
+    noise_std: float = 0.1,
+    seed: int = 0,
+    latency: bool = True,
+) -> EvaluationReport:
+    """Every metric of the report (gates and champion are added by the caller)."""
+    proba = softmax(predict(x).astype("float64"))
+    computed = classification_metrics(y, proba)
+    scalars = {k: v for k, v in computed.items() if isinstance(v, float)}
+    noisy = x + np.random.default_rng(seed).normal(0.0, noise_std, x.shape).astype("float32")
+    scalars["robust_accuracy"] = float((predict(noisy).argmax(axis=1) == y).mean())
+    by_group = None
+    if groups is not None:
+        by_group = group_accuracies(y, proba.argmax(axis=1), groups)
+        scalars["group_accuracy_gap"] = max(by_group.values()) - min(by_group.values())
+    if latency:
+        scalars.update(measure_latency(predict, x))
+    return EvaluationReport(
+        samples=len(y),
+        classes=list(classes),
+        metrics=scalars,
+        fpr_per_class=computed["fpr_per_class"],
+        fnr_per_class=computed["fnr_per_class"],
+        confusion_matrix=computed["confusion_matrix"],
+        group_accuracy=by_group,
+    )
+
+
+def apply_gates(report: EvaluationReport, gates: Sequence[GateConfig]) -> EvaluationReport:
+    results = check_gates(report.metrics, gates)
+    return report.model_copy(
+        update={
+            "gates": [r.to_dict() for r in results],
+            "gates_passed": all(r.passed for r in results),
+        }
+    )
+
+
+def compare_champion(
+    report: EvaluationReport, version: int, champion_metrics: dict[str, float]
+) -> EvaluationReport:
+    shared = [k for k in report.metrics if k in champion_metrics and not k.startswith("latency")]
+    delta = {k: report.metrics[k] - champion_metrics[k] for k in shared}
+    comparison = ChampionComparison(version=version, metrics=champion_metrics, delta=delta)
+    return report.model_copy(update={"champion": comparison})

@@ -1,0 +1,117 @@
+"""Self-contained serving graphs: ONNX export checked against torch, and dynamic INT8.
+
+The legacy TorchScript exporter is used on purpose: for these architectures it is exact
+and takes ~0.1 s, where the dynamo exporter takes 1-2 s and needs onnxscript. Its
+deprecation warning is silenced here only; parity with torch is checked on every export.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from dnnops.errors import ModelError
+
+INPUT, OUTPUT = "input", "logits"
+PARITY_TOLERANCE = 1e-4
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
+    """The model as ONNX bytes: input ``input`` (batch, *input_shape), output ``logits``."""
+    model = model.eval()
+    example = torch.zeros(2, *input_shape)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,  # type: ignore[arg-type]  # file-like objects work; the stub says paths
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    data = buffer.getvalue()
+    onnx.checker.check_model(onnx.load_from_string(data))
+    return data
+
+
+class OnnxRunner:
+    """An onnxruntime session over ONNX bytes; ``threads`` sets intra-op parallelism."""
+
+    def __init__(self, data: bytes, threads: int | None = None) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks (all cores)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        logits: np.ndarray = self.session.run(
+            None, {self.input_name: x.astype("float32", copy=False)}
+        )[0]
+        return logits
+
+
+def parity(onnx_bytes: bytes, model: nn.Module, x: np.ndarray) -> float:
+    """Max absolute difference between ONNX and torch logits on ``x``."""
+    with torch.inference_mode():
+        expected = model.eval()(torch.from_numpy(x)).numpy()
+    return float(np.abs(OnnxRunner(onnx_bytes)(x) - expected).max())
+
+
+def check_parity(onnx_bytes: bytes, model: nn.Module, x: np.ndarray) -> float:
+    difference = parity(onnx_bytes, model, x)
+    if not difference <= PARITY_TOLERANCE:
+        raise ModelError(
+            f"the ONNX export differs from torch by {difference:.2e} (> {PARITY_TOLERANCE:g}) "
+            "on the test set; the architecture uses an operation ONNX does not reproduce"
+        )
+    return difference
+
+
+def quantize_int8(onnx_bytes: bytes) -> bytes:
+    """Dynamic INT8 quantization of weights (activations quantized at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "model.onnx", Path(folder) / "model.int8.onnx"
+        source.write_bytes(onnx_bytes)
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)  # "consider pre-processing": advice, not a problem
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(previous)
+        return target.read_bytes()
+
+
+def onnx_signature(onnx_bytes: bytes) -> tuple[list[int | None], list[int | None]]:
+    """Input and output shapes of a graph (None for symbolic dimensions such as the batch)."""
+    graph = onnx.load_from_string(onnx_bytes).graph
+    if len(graph.input) != 1:
+        raise ModelError(
+            f"dnnops serves models with one input tensor; this graph has {len(graph.input)}"
+        )
+
+    def dims(value: onnx.ValueInfoProto) -> list[int | None]:
+        return [
+            d.dim_value if d.HasField("dim_value") else None
+            for d in value.type.tensor_type.shape.dim
+        ]
+
+    return dims(graph.input[0]), dims(graph.output[0])

@@ -1,0 +1,105 @@
+"""Load a registered version for serving or evaluation: verified, and with no user code.
+
+Every file is fetched through the artifact store, which checks its digest; the manifest's
+signature is checked when ``DNNOPS_SIGNING_KEY`` is set. The ONNX graph holds the whole
+model, so nothing is imported or unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from dnnops.data.preprocess import Preprocessor
+from dnnops.data.profile import Profile
+from dnnops.data.schema import Schema
+from dnnops.errors import ModelError, UsageError
+from dnnops.evaluate.report import PredictLogits
+from dnnops.registry.export import OnnxRunner
+from dnnops.registry.versions import ModelRegistry, VersionRecord
+
+Backend = Literal["onnx", "onnx-int8", "torch"]
+GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torch": "weights.safetensors"}
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    record: VersionRecord
+    manifest: dict[str, Any]
+    schema: Schema
+    preprocessor: Preprocessor
+    profile: Profile | None
+    backend: Backend
+    graph: bytes
+    """ONNX bytes, or safetensors bytes for the torch backend."""
+
+    @property
+    def classes(self) -> list[int | str]:
+        return list(self.manifest["classes"])
+
+
+def load_version(
+    registry: ModelRegistry, record: VersionRecord, backend: Backend = "onnx"
+) -> LoadedVersion:
+    manifest = registry.manifest(record)
+    if backend not in GRAPH_FILES:
+        raise UsageError(f"unknown backend {backend!r}; use onnx, onnx-int8 or torch")
+    if backend == "onnx-int8" and GRAPH_FILES[backend] not in manifest["files"]:
+        raise UsageError(
+            f"{record.ref} has no INT8 variant; create it with: "
+            f"dnnops models export {record.ref} --format onnx-int8"
+        )
+
+    def read_json(name: str) -> Any:
+        return json.loads(registry.file(record, manifest, name))
+
+    profile = (
+        Profile.model_validate(read_json("profile.json"))
+        if "profile.json" in manifest["files"]
+        else None
+    )
+    return LoadedVersion(
+        record=record,
+        manifest=manifest,
+        schema=Schema.model_validate(read_json("schema.json")),
+        preprocessor=Preprocessor.model_validate(read_json("preprocessing.json")),
+        profile=profile,
+        backend=backend,
+        graph=registry.file(record, manifest, GRAPH_FILES[backend]),
+    )
+
+
+def make_predictor(loaded: LoadedVersion, threads: int | None = None) -> PredictLogits:
+    """Preprocessed inputs -> logits, on the version's backend."""
+    if loaded.backend != "torch":
+        return OnnxRunner(loaded.graph, threads)
+    return _torch_predictor(loaded)
+
+
+def _torch_predictor(loaded: LoadedVersion) -> PredictLogits:
+    from safetensors.torch import load as load_safetensors
+
+    from dnnops.models import ModelSpec, build_model
+
+    spec_data = loaded.manifest.get("spec")
+    if spec_data is None or str(spec_data["arch"]).startswith("python:"):
+        raise ModelError(
+            f"{loaded.record.ref} cannot run on the torch backend without its source code; "
+            "serve it with backend onnx"
+        )
+    model = build_model(ModelSpec.from_dict(spec_data))
+    model.load_state_dict(load_safetensors(loaded.graph))
+    model.eval()
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            logits: np.ndarray = model(
+                torch.from_numpy(np.ascontiguousarray(x, dtype="float32"))
+            ).numpy()
+        return logits
+
+    return predict

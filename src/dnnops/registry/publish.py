@@ -1,0 +1,213 @@
+"""Turn a trained (or imported) model into a registered, evaluated, self-contained version.
+
+Evaluation runs on the ONNX graph, the thing that will serve. Every model is registered;
+it becomes ``candidate`` only when all gates pass, and the first passing version of a
+model also becomes ``production``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from dnnops.config import EvaluateConfig
+from dnnops.data.dataset import Inputs
+from dnnops.data.preprocess import Preprocessor, apply_preprocessing
+from dnnops.data.profile import Profile
+from dnnops.data.schema import Schema
+from dnnops.errors import DnnopsError
+from dnnops.evaluate.metrics import classification_metrics, softmax
+from dnnops.evaluate.report import (
+    EvaluationReport,
+    apply_gates,
+    compare_champion,
+    evaluate_predictions,
+)
+from dnnops.models.build import ModelSpec
+from dnnops.registry.export import INPUT, OUTPUT, OnnxRunner, quantize_int8
+from dnnops.registry.loader import load_version, make_predictor
+from dnnops.registry.versions import ModelRegistry, Registration, VersionNotFound, VersionRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """Held-out rows: preprocessed ``x``, class indices ``y``, the raw inputs (so a champion
+    with different preprocessing can be judged on the same rows) and optional groups."""
+
+    x: np.ndarray
+    y: np.ndarray
+    raw: Inputs
+    groups: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    source: Literal["trained", "imported"]
+    onnx: bytes
+    schema: Schema
+    preprocessor: Preprocessor
+    classes: list[int | str]
+    weights: bytes | None = None
+    spec: ModelSpec | None = None
+    profile: Profile | None = None
+    config_yaml: bytes | None = None
+    run_id: str | None = None
+    dataset: dict[str, Any] | None = None
+    onnx_parity: float | None = None
+    evaluation: EvaluationData | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    record: VersionRecord
+    report: EvaluationReport | None
+    aliases_moved: list[str] = field(default_factory=list)
+
+
+def publish(
+    registry: ModelRegistry, candidate: Candidate, evaluate: EvaluateConfig, int8: bool = False
+) -> Published:
+    """Evaluate, gate, compare with the champion, register and alias ``candidate``."""
+    runner = OnnxRunner(candidate.onnx)
+    report = None
+    if candidate.evaluation is not None:
+        data = candidate.evaluation
+        report = evaluate_predictions(
+            runner,
+            data.x,
+            data.y,
+            candidate.classes,
+            groups=data.groups,
+            noise_std=evaluate.noise_std,
+        )
+        report = apply_gates(report, evaluate.gates)
+        report = _with_champion(registry, candidate, report)
+    files = _files(candidate, report)
+    fields = _manifest_fields(candidate, report)
+    if int8:
+        files["model.int8.onnx"], fields["int8"] = _int8(candidate, runner)
+    record = registry.register(
+        Registration(
+            model=candidate.name,
+            source=candidate.source,
+            files=files,
+            manifest=fields,
+            metrics=report.metrics if report else {},
+            gates_passed=report.gates_passed if report else None,
+            run_id=candidate.run_id,
+            dataset=candidate.dataset,
+        )
+    )
+    moved = _move_aliases(registry, record, report)
+    return Published(registry.resolve(record.model, record.version), report, moved)
+
+
+def _files(candidate: Candidate, report: EvaluationReport | None) -> dict[str, bytes]:
+    files = {
+        "model.onnx": candidate.onnx,
+        "schema.json": candidate.schema.model_dump_json(indent=2).encode(),
+        "preprocessing.json": candidate.preprocessor.model_dump_json(indent=2).encode(),
+    }
+    if candidate.weights is not None:
+        files["weights.safetensors"] = candidate.weights
+    if candidate.profile is not None:
+        files["profile.json"] = candidate.profile.model_dump_json(indent=2).encode()
+    if candidate.config_yaml is not None:
+        files["config.yaml"] = candidate.config_yaml
+    if report is not None:
+        files["evaluation.json"] = report.model_dump_json(indent=2).encode()
+    return files
+
+
+def _manifest_fields(candidate: Candidate, report: EvaluationReport | None) -> dict[str, Any]:
+    shape = [-1, *candidate.preprocessor.input_shape]
+    return {
+        "spec": candidate.spec.to_dict() if candidate.spec else None,
+        "input": {"name": INPUT, "shape": shape, "dtype": "float32"},
+        "output": {"name": OUTPUT, "shape": [-1, len(candidate.classes)], "dtype": "float32"},
+        "classes": candidate.classes,
+        "dataset_sha256": candidate.dataset["sha256"] if candidate.dataset else None,
+        "onnx_parity_max_abs_diff": candidate.onnx_parity,
+        "metrics": report.metrics if report else {},
+        "gates": report.gates if report else [],
+        "gates_passed": report.gates_passed if report else None,
+    }
+
+
+def _int8(candidate: Candidate, runner: OnnxRunner) -> tuple[bytes, dict[str, Any]]:
+    quantized = quantize_int8(candidate.onnx)
+    details: dict[str, Any] = {"size_ratio": len(quantized) / len(candidate.onnx)}
+    if candidate.evaluation is not None:
+        x, y = candidate.evaluation.x, candidate.evaluation.y
+        base = float((runner(x).argmax(axis=1) == y).mean())
+        small = float((OnnxRunner(quantized)(x).argmax(axis=1) == y).mean())
+        details.update({"accuracy": small, "accuracy_change": small - base})
+    return quantized, details
+
+
+def int8_variant(
+    registry: ModelRegistry, record: VersionRecord, data: EvaluationData | None = None
+) -> VersionRecord:
+    """Attach a dynamic-INT8 graph to an existing version (``models export --format
+    onnx-int8``), recording its accuracy change on ``data`` when labeled rows are given."""
+    manifest = registry.manifest(record)
+    if "model.int8.onnx" in manifest["files"]:
+        return record
+    graph = registry.file(record, manifest, "model.onnx")
+    probe = Candidate(
+        name=record.model,
+        source="imported",
+        onnx=graph,
+        schema=Schema(kind="tensor"),
+        preprocessor=Preprocessor(kind="tensor", input_shape=[1]),
+        classes=[],
+        evaluation=data,
+    )
+    quantized, details = _int8(probe, OnnxRunner(graph))
+    return registry.attach(record, "model.int8.onnx", quantized, {"int8": details})
+
+
+def _with_champion(
+    registry: ModelRegistry, candidate: Candidate, report: EvaluationReport
+) -> EvaluationReport:
+    """Judge the production version on the same held-out rows, if it speaks the same classes."""
+    assert candidate.evaluation is not None
+    try:
+        champion = registry.resolve(candidate.name, "production")
+        loaded = load_version(registry, champion)
+    except VersionNotFound:
+        return report
+    except DnnopsError as exc:
+        log.warning("champion comparison skipped: %s", exc)
+        return report
+    if loaded.classes != candidate.classes:
+        return report
+    x = apply_preprocessing(loaded.preprocessor, candidate.evaluation.raw)
+    proba = softmax(make_predictor(loaded)(x).astype("float64"))
+    scalars = {
+        k: v
+        for k, v in classification_metrics(candidate.evaluation.y, proba).items()
+        if isinstance(v, float)
+    }
+    return compare_champion(report, champion.version, scalars)
+
+
+def _move_aliases(
+    registry: ModelRegistry, record: VersionRecord, report: EvaluationReport | None
+) -> list[str]:
+    if report is None or not report.gates_passed:
+        return []
+    moved = ["candidate"]
+    registry.set_alias(record.model, "candidate", record.version, "all evaluation gates passed")
+    if "production" not in registry.aliases(record.model):
+        registry.set_alias(
+            record.model, "production", record.version, "first version to pass its gates"
+        )
+        moved.append("production")
+    return moved
