@@ -79,7 +79,11 @@ def models_alias(name: str, version: int, alias: str, home: HomeOpt = None) -> N
 
 
 @models_app.command("audit")
-def models_audit(name: str | None = None, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+def models_audit(
+    name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Who changed what in the registry, newest first."""
     entries = open_registry(resolve_home(home)).audit_log(name)
     if json_out:

@@ -120,12 +120,14 @@ def _from_weights(request: ImportRequest, context: _Context) -> Candidate:
     classes = _classes(request, context, None)
     spec = ModelSpec(request.arch, tuple(shape), len(classes), dict(request.params or {}))
     model = build_model(spec)
-    missing, unexpected = model.load_state_dict(_read_state(request.file), strict=False)
-    if missing or unexpected:
+    try:
+        model.load_state_dict(_read_state(request.file))
+    except RuntimeError as exc:  # missing, unexpected or mis-shaped parameters
+        detail = " ".join(str(exc).split())[:400]
         raise ModelError(
-            f"{request.file} does not fit {request.arch}: missing {list(missing)[:5]}, "
-            f"unexpected {list(unexpected)[:5]}; check --arch, --param and --input-shape"
-        )
+            f"{request.file} does not fit {request.arch}: {detail}; "
+            "check --arch, --param and --input-shape"
+        ) from None
     model.eval()
     graph = export_onnx(model, spec.input_shape)
     probe = np.random.default_rng(0).normal(size=(16, *shape)).astype("float32")

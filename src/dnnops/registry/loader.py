@@ -54,14 +54,14 @@ def load_version(
             f"dnnops models export {record.ref} --format onnx-int8"
         )
 
-    def read_json(name: str) -> Any:
-        return json.loads(registry.file(record, manifest, name))
+    # Every file is read, so every digest is checked: a version loads only when it is intact,
+    # not just the parts this backend happens to use.
+    files = {name: registry.file(record, manifest, name) for name in manifest["files"]}
 
-    profile = (
-        Profile.model_validate(read_json("profile.json"))
-        if "profile.json" in manifest["files"]
-        else None
-    )
+    def read_json(name: str) -> Any:
+        return json.loads(files[name])
+
+    profile = Profile.model_validate(read_json("profile.json")) if "profile.json" in files else None
     return LoadedVersion(
         record=record,
         manifest=manifest,
@@ -69,7 +69,7 @@ def load_version(
         preprocessor=Preprocessor.model_validate(read_json("preprocessing.json")),
         profile=profile,
         backend=backend,
-        graph=registry.file(record, manifest, GRAPH_FILES[backend]),
+        graph=files[GRAPH_FILES[backend]],
     )
 
 
