@@ -243,6 +243,16 @@ class ServeConfig(Section):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
     log_inputs: Fraction = 1.0
     """Share of predictions whose inputs are written to the prediction log."""
+    non_finite: Literal["reject", "accept"] = "reject"
+    """NaN or infinity in an input: 422, or pass on (preprocessing fills the training mean)."""
+    out_of_range: Literal["accept", "reject"] = "accept"
+    """Values beyond the training range (plus data.schema.range_tolerance): served and left
+    to drift monitoring, or refused with 422."""
+    threads: Annotated[int, Field(ge=1)] | None = None
+    """Intra-op threads of each model runner; default: the machine's cores minus one."""
+    warmup_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 64])
+    drain_timeout: Duration = 10.0
+    """On SIGTERM: how long queued requests may still run before the server exits."""
 
 
 class DriftConfig(Section):

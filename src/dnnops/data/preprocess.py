@@ -80,6 +80,8 @@ def apply_preprocessing(pre: Preprocessor, inputs: Inputs) -> np.ndarray:
             pre.tensor_scale
         )
         return scaled.reshape(len(inputs), *pre.input_shape)
+    if isinstance(inputs, np.ndarray) and all(c.type != "category" for c in pre.columns):
+        return _numeric_rows(pre, inputs).reshape(len(inputs), *pre.input_shape)
     frame = _as_frame(pre, inputs)
     blocks = [_column_block(frame[c.name], c) for c in pre.columns]
     matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0), "float32")
@@ -154,6 +156,23 @@ def _as_frame(pre: Preprocessor, inputs: Inputs) -> pd.DataFrame:
             f"expected rows of {len(names)} values in schema order, got shape {inputs.shape}"
         )
     return pd.DataFrame(inputs, columns=names)
+
+
+def _numeric_rows(pre: Preprocessor, rows: np.ndarray) -> np.ndarray:
+    """The vectorised path for rows of numbers in schema order (the serving hot path):
+    the same arithmetic as ``_column_block``, on all columns at once."""
+    if rows.ndim != 2 or rows.shape[1] != len(pre.columns):
+        raise DataError(
+            f"expected rows of {len(pre.columns)} values in schema order, got shape {rows.shape}"
+        )
+    values = rows.astype("float64", copy=False)
+    is_bool = np.array([c.type == "bool" for c in pre.columns])
+    fill = np.array([c.fill for c in pre.columns])
+    offset = np.array([c.offset for c in pre.columns])
+    scale = np.array([c.scale for c in pre.columns])
+    filled = np.where(np.isfinite(values), values, fill)
+    out: np.ndarray = np.where(is_bool, (filled != 0).astype("float64"), (filled - offset) / scale)
+    return out.astype("float32")
 
 
 def _column_block(series: pd.Series, column: ColumnTransform) -> np.ndarray:

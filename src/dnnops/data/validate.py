@@ -100,7 +100,7 @@ def validate_tensor(array: np.ndarray, schema: Schema) -> list[Finding]:
     bad = ~np.isfinite(flat).all(axis=1)
     if bad.any():
         findings.append(_rows(spec.name, "non_finite", bad, flat.min(axis=1), "NaN or infinity"))
-    low, high = _bounds(spec, schema.range_tolerance)
+    low, high = bounds(spec, schema.range_tolerance)
     outside = np.isfinite(flat).all(axis=1) & ((flat < low) | (flat > high)).any(axis=1)
     if outside.any():
         message = f"values outside the allowed range [{low:g}, {high:g}]"
@@ -171,7 +171,7 @@ def _check_numeric(
     if infinite.any():
         findings.append(_rows(column.name, "non_finite", infinite, values, "infinite value"))
     if column.min is not None and column.max is not None:
-        low, high = _bounds(column, tolerance)
+        low, high = bounds(column, tolerance)
         finite = np.isfinite(numbers) & ~wrong
         outside = finite & ((numbers < low) | (numbers > high))
         if outside.any():
@@ -180,7 +180,7 @@ def _check_numeric(
     return findings
 
 
-def _bounds(spec: ColumnSchema | TensorSchema, tolerance: float) -> tuple[float, float]:
+def bounds(spec: ColumnSchema | TensorSchema, tolerance: float) -> tuple[float, float]:
     """The observed range widened by ``tolerance`` times its span (or magnitude if constant)."""
     low = spec.min if spec.min is not None else -np.inf
     high = spec.max if spec.max is not None else np.inf

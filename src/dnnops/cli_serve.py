@@ -1,0 +1,211 @@
+"""``dnnops serve``, ``dnnops feedback`` and ``dnnops logs show``."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from dnnops.cli_common import HomeOpt, JsonOpt
+from dnnops.config import ProjectConfig, ServeConfig, load_config
+from dnnops.console import make_console, rows_table
+from dnnops.durations import parse_duration
+from dnnops.errors import UsageError
+from dnnops.home import Home, resolve_home
+from dnnops.predlog.frames import FrameStats
+from dnnops.predlog.reader import read_records
+from dnnops.registry.open import open_registry
+from dnnops.registry.versions import parse_ref
+from dnnops.serve.predictions import FEEDBACK, PREDICTIONS, PredictionLogger
+from dnnops.serve.state import ServerState, Target
+
+logs_app = typer.Typer(no_args_is_help=True, help="Prediction and feedback logs.")
+
+
+def logs_dir(home: Home) -> Path:
+    url = home.logs_url
+    if "://" in url and not url.startswith("file://"):
+        raise UsageError(f"DNNOPS_LOGS_URL must be a local folder for now, got {url!r}")
+    return Path(url.removeprefix("file://"))
+
+
+def serve_command(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Project file (serve, slo).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8000,
+    model: Annotated[list[str] | None, typer.Option(help="NAME@REF to serve (repeatable).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Serve registered models over HTTP (Open Inference Protocol v2 and /v1)."""
+    import uvicorn
+
+    from dnnops.serve.app import create_app
+
+    project = load_config(config) if config is not None else None
+    state = build_state(resolve_home(home), project, model or [])
+    console = make_console()
+    for target in state.targets:
+        console.print(
+            f"loading {target.model}@{target.ref} as endpoint {target.endpoint} (verify, warm up)"
+        )
+    app = create_app(state)
+    server = _server_class()(
+        state,
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            timeout_graceful_shutdown=int(state.serve.drain_timeout) + 1,
+        ),
+    )
+    server.announce = lambda bound: console.print(
+        f"[bold]dnnops serving[/] on http://{bound} "
+        f"(endpoints: {', '.join(t.endpoint for t in state.targets)})"
+    )
+    server.run()
+
+
+def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> ServerState:
+    from dnnops.serve.metrics import ServerMetrics
+
+    serve = project.serve if project is not None else ServeConfig()
+    if not refs:
+        if project is None:
+            raise UsageError(
+                "name what to serve: --model NAME@REF, or -c dnnops.yaml to serve NAME@production"
+            )
+        refs = [f"{project.name}@production"]
+    targets = []
+    for text in refs:
+        name, ref = parse_ref(text)
+        targets.append(Target(endpoint=name, model=name, ref=ref))
+    thresholds = [o.threshold for o in project.slo.objectives if o.threshold] if project else []
+    return ServerState(
+        registry=open_registry(home),
+        serve=serve,
+        metrics=ServerMetrics(thresholds),
+        logger=PredictionLogger(logs_dir(home), serve.log_inputs),
+        targets=targets,
+        admin_token=os.environ.get("DNNOPS_ADMIN_TOKEN") or None,
+    )
+
+
+def _server_class() -> Any:
+    """uvicorn.Server with dnnops's SIGTERM behaviour (defined here so uvicorn is imported
+    only by ``dnnops serve``)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """Turns readiness off the moment SIGTERM arrives, then lets uvicorn drain."""
+
+        def __init__(self, state: ServerState, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.state = state
+            self.announce: Any = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            self.state.ready = False
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:
+                # uvicorn re-raises the signal after its graceful shutdown, so the process
+                # would end "killed by SIGTERM"; a drained, flushed server exits 0 instead.
+                self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.announce is not None and self.servers:
+                address = self.servers[0].sockets[0].getsockname()
+                self.announce(f"{address[0]}:{address[1]}")
+
+    return Server
+
+
+def feedback_command(file: Path, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Append ground-truth labels (CSV with prediction_id,label) to the feedback log."""
+    labels = _read_labels(file)
+    logger = PredictionLogger(logs_dir(resolve_home(home)))
+    logger.feedback.start()
+    logger.feedback.append(logger.feedback_records(labels))
+    logger.feedback.close()
+    if json_out:
+        typer.echo(orjson.dumps({"accepted": len(labels)}).decode())
+    else:
+        typer.echo(f"recorded {len(labels)} labels from {file}")
+
+
+def _read_labels(file: Path) -> list[tuple[str, Any]]:
+    if not file.is_file():
+        raise UsageError(f"{file} does not exist")
+    with open(file, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"prediction_id", "label"} <= set(reader.fieldnames):
+            raise UsageError(f"{file} needs a header with the columns prediction_id,label")
+        labels: list[tuple[str, Any]] = []
+        for line, row in enumerate(reader, start=2):
+            if not row["prediction_id"] or row["label"] in (None, ""):
+                raise UsageError(f"{file}:{line}: empty prediction_id or label")
+            label = row["label"]
+            labels.append(
+                (row["prediction_id"], int(label) if label.lstrip("-").isdigit() else label)
+            )
+    return labels
+
+
+@logs_app.command("show")
+def logs_show(
+    endpoint: Annotated[str | None, typer.Option(help="Only this endpoint.")] = None,
+    id_: Annotated[str | None, typer.Option("--id", help="One prediction id.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only records newer than this (1h, 30m).")
+    ] = None,
+    feedback: Annotated[bool, typer.Option(help="Show the feedback log instead.")] = False,
+    limit: int = 50,
+    jsonl: Annotated[bool, typer.Option(help="One JSON record per line.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Prediction records (newest last), for people or, with --jsonl, scripts."""
+    folder = logs_dir(resolve_home(home))
+    prefix = FEEDBACK if feedback else PREDICTIONS
+    cutoff = time.time() - parse_duration(since) if since else None
+    stats = FrameStats()
+    selected = [
+        r
+        for r in read_records(folder / prefix, prefix, stats)
+        if (endpoint is None or r.get("endpoint") == endpoint)
+        and (id_ is None or id_ in (r.get("id"), r.get("prediction_id")))
+        and (cutoff is None or r.get("ts", 0) >= cutoff)
+    ]
+    shown = selected if id_ is not None else selected[-limit:]
+    if jsonl:
+        for record in shown:
+            typer.echo(orjson.dumps(record).decode())
+        return
+    columns = ["time", "id", "endpoint", "version", "status", "output", "latency ms"]
+    rows = [
+        [
+            time.strftime("%H:%M:%S", time.localtime(r.get("ts", 0))),
+            r.get("id") or r.get("prediction_id"),
+            r.get("endpoint", ""),
+            r.get("version", ""),
+            r.get("status", ""),
+            r.get("output", r.get("label", r.get("error", ""))),
+            r.get("latency_ms", ""),
+        ]
+        for r in shown
+    ]
+    title = f"{len(shown)} of {len(selected)} records" + (
+        " (a torn tail was skipped)" if stats.torn_tail else ""
+    )
+    make_console().print(rows_table(title, columns, rows))

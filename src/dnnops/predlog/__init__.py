@@ -1,0 +1,1 @@
+"""Append-only, checksummed segment logs for predictions and feedback labels."""

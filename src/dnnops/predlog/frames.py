@@ -1,0 +1,62 @@
+"""Record framing: ``magic | length | crc32 | payload``, so a reader can tell a whole
+record from a torn or corrupted one and never misreads either."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+MAGIC = b"DNL1"
+HEADER = struct.Struct("<4sII")  # magic, payload length, CRC-32 of the payload
+MAX_PAYLOAD = 64 * 1024 * 1024
+
+
+def encode_frame(payload: bytes) -> bytes:
+    return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+@dataclass
+class FrameStats:
+    frames: int = 0
+    corrupt: int = 0
+    """Frames skipped because their checksum or length was wrong."""
+    torn_tail: bool = False
+    """The data ended inside a frame: a writer was killed mid-write."""
+
+
+def iter_frames(data: bytes, stats: FrameStats | None = None) -> Iterator[bytes]:
+    """Every intact payload in ``data``; resynchronises on the next magic after damage."""
+    stats = stats if stats is not None else FrameStats()
+    position, size = 0, len(data)
+    while position < size:
+        if size - position < HEADER.size:
+            stats.torn_tail = True
+            return
+        magic, length, checksum = HEADER.unpack_from(data, position)
+        end = position + HEADER.size + length
+        if magic != MAGIC or length > MAX_PAYLOAD:
+            stats.corrupt += 1
+            position = _next_magic(data, position + 1)
+            continue
+        if end > size:
+            if _next_magic(data, position + 1) >= size:
+                stats.torn_tail = True
+                return
+            stats.corrupt += 1
+            position = _next_magic(data, position + 1)
+            continue
+        payload = data[position + HEADER.size : end]
+        if zlib.crc32(payload) != checksum:
+            stats.corrupt += 1
+            position = _next_magic(data, position + 1)
+            continue
+        stats.frames += 1
+        yield payload
+        position = end
+
+
+def _next_magic(data: bytes, start: int) -> int:
+    found = data.find(MAGIC, start)
+    return len(data) if found < 0 else found

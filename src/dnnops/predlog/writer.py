@@ -1,0 +1,164 @@
+"""One writer thread per log with group commit and rotation by size and age.
+
+Callers hand in encoded records and get a future; the thread drains everything queued,
+writes it with one ``write`` call, and completes the futures. A completed future means
+the bytes were handed to the operating system: a process killed with SIGKILL afterwards
+loses nothing (only a machine crash can, unless ``fsync`` is on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dnnops.predlog.frames import encode_frame
+
+Done = Callable[[BaseException | None], None]
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class RotationPolicy:
+    max_bytes: int = 64 * 1024 * 1024
+    max_age_s: float = 3600.0
+
+
+def segment_name(prefix: str, started: float, sequence: int, writer: str) -> str:
+    """``PREFIX-<UTC start>-<sequence>-<writer>.log``: sorts by time, and two processes
+    writing the same log (a server and ``dnnops feedback``) never share a file."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started))
+    return f"{prefix}-{stamp}-{sequence:06d}-{writer}.log"
+
+
+class SegmentWriter:
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        rotation: RotationPolicy | None = None,
+        fsync: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder = folder
+        self.prefix = prefix
+        self.rotation = rotation or RotationPolicy()
+        self.fsync = fsync
+        self.clock = clock
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._fd: int | None = None
+        self._size = 0
+        self._opened_at = 0.0
+        self._sequence = 0
+        self.error: BaseException | None = None
+        self._writer = os.urandom(3).hex()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> SegmentWriter:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        existing = sorted(self.folder.glob(f"{self.prefix}-*.log"))
+        self._sequence = int(existing[-1].stem.split("-")[2]) + 1 if existing else 0
+        self._thread = threading.Thread(target=self._run, name=f"log-{self.prefix}", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write everything queued, then stop the thread and close the segment."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    # -- appending -------------------------------------------------------------------
+
+    def append(self, payloads: Sequence[bytes], done: Done | None = None) -> None:
+        self._queue.put((payloads, done))
+
+    def append_async(self, payloads: Sequence[bytes]) -> asyncio.Future[None]:
+        """A future on the running loop, done when the records reached the OS."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def done(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+        self.append(payloads, done)
+        return future
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Block until everything appended so far is written."""
+        written = threading.Event()
+        self.append([], lambda error: written.set())
+        written.wait(timeout)
+
+    # -- the thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = any(item is _STOP for item in batch)
+            entries = [item for item in batch if item is not _STOP]
+            error = self._write(b"".join(encode_frame(p) for item in entries for p in item[0]))  # type: ignore[index]
+            for item in entries:
+                callback = item[1]  # type: ignore[index]
+                if callback is not None:
+                    callback(error)
+        self._close_segment()
+
+    def _write(self, data: bytes) -> BaseException | None:
+        if not data:
+            return None
+        try:
+            self._rotate_if_due(len(data))
+            assert self._fd is not None
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.fsync:
+                os.fsync(self._fd)
+            self._size += len(data)
+            return None
+        except OSError as exc:
+            self.error = exc
+            return exc
+
+    def _rotate_if_due(self, incoming: int) -> None:
+        now = self.clock()
+        too_big = self._size + incoming > self.rotation.max_bytes and self._size > 0
+        too_old = now - self._opened_at >= self.rotation.max_age_s
+        if self._fd is not None and not (too_big or too_old):
+            return
+        self._close_segment()
+        path = self.folder / segment_name(self.prefix, now, self._sequence, self._writer)
+        self._sequence += 1
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size, self._opened_at = 0, now
+
+    def _close_segment(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

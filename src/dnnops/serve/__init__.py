@@ -1,0 +1,1 @@
+"""Serving: protocol, batching, backends, logs, metrics, the ASGI app."""

@@ -1,0 +1,370 @@
+"""The ASGI app: Open Inference Protocol v2, the plain v1 routes, metrics and admin.
+
+Handlers read top to bottom: read the body (bounded), decode, check against the schema,
+preprocess, queue for a batch, log, encode. Every failure leaves as ``{"error": ...}``
+with its status, is counted, and is logged; nothing a client sends can crash a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from dnnops import __version__
+from dnnops.data.preprocess import apply_preprocessing
+from dnnops.errors import DnnopsError
+from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull
+from dnnops.serve.errors import (
+    BadRequest,
+    Forbidden,
+    GatewayTimeout,
+    HttpError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+)
+from dnnops.serve.protocol import encode_response, parse_infer
+from dnnops.serve.runtime import VersionRuntime
+from dnnops.serve.state import ServerState
+
+log = logging.getLogger("dnnops.serve")
+JSON = "application/json"
+HEADER_LENGTH = "inference-header-content-length"
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, JSON)
+
+
+def error_response(error: HttpError) -> Response:
+    return json_response({"error": error.message}, error.status, error.headers)
+
+
+def create_app(state: ServerState) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        yield
+        await state.stop()
+
+    app = FastAPI(title="dnnops", version=__version__, lifespan=lifespan)
+    app.state.dnnops = state
+    _health_routes(app, state)
+    _inference_routes(app, state)
+    _operations_routes(app, state)
+    return app
+
+
+# -- health and metadata ----------------------------------------------------------------
+
+
+def _health_routes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/v2/health/live")
+    async def live() -> Response:
+        return json_response({"live": True})
+
+    @app.get("/v2/health/ready")
+    async def ready() -> Response:
+        return json_response({"ready": state.ready}, 200 if state.ready else 503)
+
+    @app.get("/v2")
+    async def server_metadata() -> Response:
+        return json_response(
+            {"name": "dnnops", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
+
+    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def model_metadata(name: str, version: str | None = None) -> Response:
+        try:
+            return json_response(_runtime(state, name, version).metadata())
+        except HttpError as error:
+            return error_response(error)
+
+    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_ready(name: str, version: str | None = None) -> Response:
+        try:
+            runtime = _runtime(state, name, version, need_ready=False)
+        except HttpError as error:
+            return error_response(error)
+        ok = runtime.ready and state.ready
+        return json_response({"name": name, "ready": ok}, 200 if ok else 503)
+
+
+# -- inference --------------------------------------------------------------------------
+
+
+def _inference_routes(app: FastAPI, state: ServerState) -> None:
+    @app.post("/v2/models/{name}/infer")
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    async def infer_v2(request: Request, name: str, version: str | None = None) -> Response:
+        return await _serve(state, request, name, version, "v2")
+
+    @app.post("/v1/models/{name}:predict")
+    async def predict_v1(request: Request, name: str) -> Response:
+        return await _serve(state, request, name, None, "v1")
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request) -> Response:
+        try:
+            labels = _feedback_labels(await _read_body(request, state.serve.max_body_bytes))
+        except HttpError as error:
+            return error_response(error)
+        await state.logger.feedback.append_async(state.logger.feedback_records(labels))
+        return json_response({"accepted": len(labels)})
+
+
+async def _serve(
+    state: ServerState, request: Request, name: str, version: str | None, kind: str
+) -> Response:
+    started = time.perf_counter()
+    context: dict[str, Any] = {"endpoint": name, "protocol": kind}
+    try:
+        body = await _read_body(request, state.serve.max_body_bytes)
+        parsed = parse_infer(body, _header_length(request)) if kind == "v2" else _v1_instances(body)
+        runtime = _runtime(state, name, version)
+        context.update(model=runtime.model, version=runtime.version)
+        raw = (
+            runtime.adapter.from_v2(parsed.inputs)
+            if kind == "v2"
+            else runtime.adapter.from_v1(parsed)
+        )
+        x = apply_preprocessing(runtime.loaded.preprocessor, raw)
+        probabilities = await _infer_watching_client(runtime, x, state.serve.timeout, request)
+        return await _answer(state, runtime, parsed, raw, probabilities, context, started, kind)
+    except HttpError as error:
+        await _record_failure(state, context, error)
+        return error_response(error)
+    except Exception as exc:  # a bug, or a model that fails: 500 for this request only
+        log.exception("request to %s failed", name)
+        internal = HttpError(f"internal error: {type(exc).__name__}: {exc}")
+        await _record_failure(state, context, internal)
+        return error_response(internal)
+
+
+async def _infer_watching_client(
+    runtime: VersionRuntime, x: Any, timeout: float, request: Request
+) -> Any:
+    """Queue ``x``; if the client disconnects first, withdraw it so the model never runs it."""
+    work = asyncio.ensure_future(runtime.batcher.infer(x, timeout))
+    gone = asyncio.ensure_future(request.receive())
+    try:
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            work.cancel()
+            raise BadRequest("the client disconnected before its result was ready")
+        return work.result()
+    except QueueFull as exc:
+        raise Unavailable(f"overloaded: {exc}; retry shortly", {"Retry-After": "1"}) from None
+    except DeadlineExceeded as exc:
+        raise GatewayTimeout(f"timed out in the queue: {exc}") from None
+    except BatcherClosed as exc:
+        raise Unavailable(f"{exc}; retry", {"Retry-After": "1"}) from None
+    finally:
+        gone.cancel()
+
+
+async def _answer(
+    state: ServerState,
+    runtime: VersionRuntime,
+    parsed: Any,
+    raw: Any,
+    probabilities: Any,
+    context: dict[str, Any],
+    started: float,
+    kind: str,
+) -> Response:
+    outputs = runtime.outputs(probabilities)
+    labels = outputs[0].array
+    ids = state.logger.new_ids(len(labels))
+    context["latency_ms"] = (time.perf_counter() - started) * 1000
+    records = state.logger.prediction_records(ids, context, raw, labels, probabilities)
+    await state.logger.predictions.append_async(records)  # handed to the OS before we answer
+    headers = {"x-prediction-id": ",".join(ids), "x-model-version": runtime.version}
+    if kind == "v2":
+        body, header_length = encode_response(
+            runtime.endpoint, runtime.version, parsed, outputs, {"prediction_ids": ids}
+        )
+        if header_length is not None:
+            headers["Inference-Header-Content-Length"] = str(header_length)
+        response = Response(
+            body, 200, headers, JSON if header_length is None else "application/octet-stream"
+        )
+    else:
+        response = json_response(
+            {
+                "predictions": labels,
+                "probabilities": probabilities,
+                "prediction_ids": ids,
+                "model_version": runtime.version,
+            },
+            200,
+            headers,
+        )
+    _count(state, context, 200, len(labels), time.perf_counter() - started)
+    return response
+
+
+def _count(
+    state: ServerState, context: dict[str, Any], status: int, rows: int, seconds: float
+) -> None:
+    names = (context["endpoint"], context.get("model", ""), context.get("version", ""))
+    state.metrics.requests.labels(*names, str(status)).inc()
+    if status == 200:
+        state.metrics.instances.labels(*names).inc(rows)
+        state.metrics.request_seconds.labels(*names).observe(seconds)
+
+
+async def _record_failure(state: ServerState, context: dict[str, Any], error: HttpError) -> None:
+    _count(state, context, error.status, 0, 0.0)
+    names = (context["endpoint"], context.get("model", ""), context.get("version", ""))
+    if error.status == 503:
+        state.metrics.rejected.labels(*names, "overloaded").inc()
+    elif error.status == 504:
+        state.metrics.timed_out.labels(*names).inc()
+    elif error.status in (400, 413, 422):
+        state.metrics.rejected.labels(*names, "invalid").inc()
+    if error.status != 404:
+        await state.logger.predictions.append_async(
+            [state.logger.failure_record(context, error.status, error.message)]
+        )
+
+
+def _runtime(
+    state: ServerState, name: str, version: str | None, need_ready: bool = True
+) -> VersionRuntime:
+    endpoint = state.endpoints.get(name)
+    if endpoint is None:
+        raise NotFound(f"unknown model {name!r}; this server serves {sorted(state.endpoints)}")
+    runtime = endpoint.runtime(version)
+    if runtime is None:
+        raise NotFound(
+            f"model {name!r} has no loaded version {version!r}; loaded: {sorted(endpoint.versions)}"
+        )
+    if need_ready and not (runtime.ready and state.ready):
+        raise Unavailable(
+            "the server is not ready (loading, warming up or draining)", {"Retry-After": "1"}
+        )
+    return runtime
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"the body has {declared} bytes; the limit is {limit} (serve.max_body_bytes)"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes (serve.max_body_bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _header_length(request: Request) -> int | None:
+    value = request.headers.get(HEADER_LENGTH)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadRequest(f"Inference-Header-Content-Length must be a number, got {value!r}")
+    return int(value)
+
+
+def _v1_instances(body: bytes) -> Any:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise BadRequest("the body must be an object with 'instances': a list of instances")
+    return payload["instances"]
+
+
+def _feedback_labels(body: bytes) -> list[tuple[str, Any]]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    items = payload.get("labels") if isinstance(payload, dict) else None
+    if not isinstance(items, list) or not items:
+        raise BadRequest("the body must be {'labels': [{'prediction_id': ..., 'label': ...}, ...]}")
+    out = []
+    for index, item in enumerate(items):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("prediction_id"), str)
+            or "label" not in item
+        ):
+            raise BadRequest(f"labels[{index}] needs a string 'prediction_id' and a 'label'")
+        if not isinstance(item["label"], int | str) or isinstance(item["label"], bool):
+            raise BadRequest(f"labels[{index}].label must be a class id or name")
+        out.append((item["prediction_id"], item["label"]))
+    return out
+
+
+# -- operations -------------------------------------------------------------------------
+
+
+def _operations_routes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(state.metrics.exposition(), 200, media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/endpoints/{name}")
+    async def endpoint(name: str) -> Response:
+        found = state.endpoints.get(name)
+        if found is None:
+            return error_response(NotFound(f"unknown endpoint {name!r}"))
+        return json_response(found.describe())
+
+    @app.post("/v1/endpoints/{name}/versions")
+    async def load_version_route(request: Request, name: str) -> Response:
+        """Admin: load NAME's version (number or alias), warm it up, and make it live."""
+        try:
+            _authorize(state, request)
+            payload = orjson.loads(await _read_body(request, 64 * 1024) or b"{}")
+            model = payload.get("model", name) if isinstance(payload, dict) else name
+            ref = (
+                str(payload.get("version", "production"))
+                if isinstance(payload, dict)
+                else "production"
+            )
+            record = await asyncio.to_thread(state.registry.resolve, model, ref)
+            runtime = await state.load(name, record, make_live=bool(payload.get("live", True)))
+        except HttpError as error:
+            return error_response(error)
+        except orjson.JSONDecodeError:
+            return error_response(BadRequest("the body must be JSON: {'version': 3, 'live': true}"))
+        except DnnopsError as exc:
+            return error_response(
+                NotFound(str(exc)) if exc.exit_code == 2 else BadRequest(str(exc))
+            )
+        return json_response(
+            {"endpoint": name, "loaded": runtime.version, "live": state.endpoints[name].live}
+        )
+
+
+def _authorize(state: ServerState, request: Request) -> None:
+    """Admin routes: 401 without a bearer token, 403 with a wrong one, refused when unset."""
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized("admin route: send Authorization: Bearer <DNNOPS_ADMIN_TOKEN>")
+    if state.admin_token is None:
+        raise Forbidden("admin routes are disabled: start the server with DNNOPS_ADMIN_TOKEN set")
+    if not hmac.compare_digest(header.removeprefix("Bearer ").encode(), state.admin_token.encode()):
+        raise Forbidden("wrong admin token")

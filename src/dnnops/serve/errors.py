@@ -1,0 +1,46 @@
+"""HTTP errors with one JSON shape, ``{"error": "..."}``, as the Open Inference Protocol has it."""
+
+from __future__ import annotations
+
+
+class HttpError(Exception):
+    status = 500
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(HttpError):
+    status = 400
+
+
+class Unauthorized(HttpError):
+    status = 401
+
+
+class Forbidden(HttpError):
+    status = 403
+
+
+class NotFound(HttpError):
+    status = 404
+
+
+class PayloadTooLarge(HttpError):
+    status = 413
+
+
+class SchemaViolation(HttpError):
+    """The request is well formed but breaks the model's input schema."""
+
+    status = 422
+
+
+class Unavailable(HttpError):
+    status = 503
+
+
+class GatewayTimeout(HttpError):
+    status = 504

@@ -1,0 +1,85 @@
+"""Prometheus metrics of the server: what every SRE already scrapes.
+
+Latency histograms carry each SLO threshold as an exact bucket bound, so "share of
+requests under 100 ms" is read off a bucket, not interpolated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def latency_buckets(slo_thresholds: Iterable[float]) -> tuple[float, ...]:
+    return tuple(sorted({*LATENCY_BUCKETS, *(t for t in slo_thresholds if t > 0)}))
+
+
+class ServerMetrics:
+    def __init__(self, slo_thresholds: Iterable[float] = ()) -> None:
+        self.registry = CollectorRegistry()
+        buckets = latency_buckets(slo_thresholds)
+        version = ["endpoint", "model", "version"]
+        self.requests = Counter(
+            "dnnops_requests",
+            "Inference requests by outcome.",
+            [*version, "status"],
+            registry=self.registry,
+        )
+        self.instances = Counter(
+            "dnnops_instances", "Instances (rows) predicted.", version, registry=self.registry
+        )
+        self.request_seconds = Histogram(
+            "dnnops_request_duration_seconds",
+            "End-to-end request latency inside the server.",
+            version,
+            buckets=buckets,
+            registry=self.registry,
+        )
+        self.queue_seconds = Histogram(
+            "dnnops_queue_duration_seconds",
+            "Time a request's rows waited for a batch.",
+            version,
+            buckets=buckets,
+            registry=self.registry,
+        )
+        self.compute_seconds = Histogram(
+            "dnnops_compute_duration_seconds",
+            "Model time per batch.",
+            version,
+            buckets=buckets,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "dnnops_batch_size",
+            "Rows per executed batch.",
+            version,
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "dnnops_queue_depth", "Rows waiting for a batch.", version, registry=self.registry
+        )
+        self.rejected = Counter(
+            "dnnops_rejected",
+            "Requests refused before inference.",
+            [*version, "reason"],
+            registry=self.registry,
+        )
+        self.timed_out = Counter(
+            "dnnops_timed_out",
+            "Requests answered 504 from the queue.",
+            version,
+            registry=self.registry,
+        )
+
+    def watch_queue(
+        self, endpoint: str, model: str, version: str, depth: Callable[[], float]
+    ) -> None:
+        self.queue_depth.labels(endpoint, model, version).set_function(depth)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,97 @@
+"""Prediction ids and records, written through the prediction and feedback logs.
+
+Every instance gets an id (a per-process random prefix and a counter: unique, cheap,
+sortable by arrival) and one record; a request refused before inference gets one record
+with its status, so monitoring can count ingestion errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from dnnops.data.dataset import Inputs
+from dnnops.predlog.writer import RotationPolicy, SegmentWriter
+
+PREDICTIONS, FEEDBACK = "predictions", "feedback"
+_DUMP = orjson.OPT_SERIALIZE_NUMPY
+
+
+class PredictionLogger:
+    def __init__(
+        self,
+        logs_dir: Path,
+        log_inputs: float = 1.0,
+        rotation: RotationPolicy | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.logs_dir = logs_dir
+        self.log_inputs = log_inputs
+        self.predictions = SegmentWriter(logs_dir / PREDICTIONS, PREDICTIONS, rotation)
+        self.feedback = SegmentWriter(logs_dir / FEEDBACK, FEEDBACK, rotation)
+        self._prefix = os.urandom(4).hex()
+        self._counter = itertools.count()
+        self._random = random.Random(seed)
+
+    def start(self) -> PredictionLogger:
+        self.predictions.start()
+        self.feedback.start()
+        return self
+
+    def close(self) -> None:
+        self.predictions.close()
+        self.feedback.close()
+
+    def new_ids(self, count: int) -> list[str]:
+        return [f"{self._prefix}-{next(self._counter):x}" for _ in range(count)]
+
+    def prediction_records(
+        self,
+        ids: Sequence[str],
+        context: dict[str, Any],
+        raw: Inputs,
+        labels: np.ndarray,
+        probabilities: np.ndarray,
+    ) -> list[bytes]:
+        now = time.time()
+        rows = _rows(raw)
+        out = []
+        for index, prediction_id in enumerate(ids):
+            keep = self.log_inputs >= 1.0 or self._random.random() < self.log_inputs
+            record = {
+                "id": prediction_id,
+                "ts": now,
+                **context,
+                "status": 200,
+                "inputs": rows[index] if keep else None,
+                "output": labels[index],
+                "probabilities": probabilities[index],
+            }
+            out.append(orjson.dumps(record, option=_DUMP))
+        return out
+
+    def failure_record(self, context: dict[str, Any], status: int, error: str) -> bytes:
+        return orjson.dumps(
+            {"id": None, "ts": time.time(), **context, "status": status, "error": error}
+        )
+
+    def feedback_records(self, labels: Sequence[tuple[str, Any]]) -> list[bytes]:
+        now = time.time()
+        return [
+            orjson.dumps({"prediction_id": pid, "label": label, "ts": now}) for pid, label in labels
+        ]
+
+
+def _rows(raw: Inputs) -> list[Any]:
+    if isinstance(raw, pd.DataFrame):
+        return raw.to_dict(orient="records")
+    return list(np.ascontiguousarray(raw))  # orjson writes C-ordered numpy rows only

@@ -1,0 +1,88 @@
+"""Everything one server process holds: endpoints, metrics, logs, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from dnnops.config import ServeConfig
+from dnnops.registry.loader import load_version
+from dnnops.registry.versions import ModelRegistry, VersionRecord
+from dnnops.serve.metrics import ServerMetrics
+from dnnops.serve.predictions import PredictionLogger
+from dnnops.serve.runtime import Endpoint, VersionRuntime
+
+log = logging.getLogger("dnnops.serve")
+RETIRE_GRACE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to serve: endpoint ``name`` answers with ``model@ref``."""
+
+    endpoint: str
+    model: str
+    ref: str
+
+
+@dataclass
+class ServerState:
+    registry: ModelRegistry
+    serve: ServeConfig
+    metrics: ServerMetrics
+    logger: PredictionLogger
+    targets: list[Target]
+    admin_token: str | None = None
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    ready: bool = False
+    draining: bool = False
+
+    async def start(self) -> None:
+        """Open the logs, load, verify and warm up every target, then turn ready."""
+        self.logger.start()
+        for target in self.targets:
+            record = self.registry.resolve(target.model, target.ref)
+            await self.load(target.endpoint, record, make_live=True)
+        self.ready = True
+
+    async def stop(self) -> None:
+        """Not ready; drain every queue (bounded); flush and close the logs."""
+        self.ready, self.draining = False, True
+        runtimes = [r for e in self.endpoints.values() for r in e.versions.values()]
+        await asyncio.gather(*(r.stop(self.serve.drain_timeout) for r in runtimes))
+        self.logger.close()
+
+    async def load(
+        self, endpoint_name: str, record: VersionRecord, make_live: bool
+    ) -> VersionRuntime:
+        """Load a version (verifying every artifact) and warm it up; optionally make it live.
+
+        The switch is one assignment after warm-up, so traffic never sees a cold model; the
+        replaced version finishes its queue before it stops."""
+        endpoint = self.endpoints.setdefault(endpoint_name, Endpoint(endpoint_name))
+        async with endpoint.lock:
+            key = str(record.version)
+            runtime = endpoint.versions.get(key)
+            if runtime is None:
+                loaded = await asyncio.to_thread(
+                    load_version, self.registry, record, self.serve.backend
+                )
+                runtime = VersionRuntime.create(endpoint_name, loaded, self.serve, self.metrics)
+                await runtime.start(self.serve.warmup_batch_sizes)
+                endpoint.versions[key] = runtime
+                log.info("loaded %s as %s on %s", record.ref, key, endpoint_name)
+            if make_live:
+                previous, endpoint.live = endpoint.live, key
+                if previous is not None and previous != key:
+                    asyncio.get_running_loop().create_task(self._retire(endpoint, previous))
+            return runtime
+
+    async def _retire(self, endpoint: Endpoint, version: str) -> None:
+        await asyncio.sleep(RETIRE_GRACE_S)  # requests that picked it before the switch get queued
+        runtime = endpoint.versions.get(version)
+        if runtime is None or endpoint.live == version:
+            return
+        await runtime.stop(self.serve.drain_timeout)
+        if endpoint.live != version:
+            endpoint.versions.pop(version, None)

@@ -1,0 +1,111 @@
+"""Real servers for the serving tests: ``dnnops serve`` in a subprocess on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import subprocess_env
+
+TRAIN = {"epochs": 8, "lr": 0.005, "seed": 3}
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    url: str
+    home: Path
+
+    @property
+    def address(self) -> str:
+        return self.url.removeprefix("http://")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            _, err = self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        return self.process.returncode, err
+
+
+def train_digits(folder: Path, home: Path, name: str = "digits", **train: Any) -> None:
+    """Train and register a small digits MLP through the CLI, in a child process."""
+    config = folder / f"{name}.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "data": {"source": "builtin:digits", "preprocessing": {"numeric": "scale"}},
+                "model": {"arch": "mlp", "params": {"hidden": [64], "dropout": 0.0}},
+                "train": {**TRAIN, **train},
+            }
+        )
+    )
+    subprocess.run(
+        [sys.executable, "-m", "dnnops", "train", "-c", str(config), "--quiet", "--json"],
+        env=subprocess_env(home),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def start_server(home: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+    """``dnnops serve --port 0 ARGS``; returns once it says where it listens and is ready."""
+    environment = {**subprocess_env(home), **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dnnops", "serve", "--port", "0", *args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 120
+    url = None
+    while url is None:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"the server exited: {process.communicate()}")
+        found = re.search(r"http://(127\.0\.0\.1:\d+)", line)
+        url = f"http://{found.group(1)}" if found else None
+        assert time.monotonic() < deadline, "the server did not start"
+    server = Server(process, url, home)
+    while httpx.get(f"{url}/v2/health/ready", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "the server never turned ready"
+        time.sleep(0.05)
+    return server
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("serving")
+    home = folder / "home"
+    train_digits(folder, home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(trained_home: Path) -> Iterator[Server]:
+    running = start_server(
+        trained_home, "--model", "digits@production", env={"DNNOPS_ADMIN_TOKEN": "s3cret"}
+    )
+    yield running
+    running.stop()

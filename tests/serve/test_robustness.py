@@ -1,0 +1,209 @@
+"""Thirty kinds of bad request: each gets a 4xx JSON error naming the problem, and the
+server keeps serving; plus overload (503), deadlines (504) and admin auth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.serve.conftest import Server, start_server
+
+ROW = [0.0] * 64
+INFER = "/v2/models/digits/infer"
+PREDICT = "/v1/models/digits:predict"
+
+
+def _tensor(**overrides: object) -> bytes:
+    spec: dict[str, object] = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": ROW}
+    spec.update(overrides)
+    return json.dumps({"inputs": [spec]}).encode()
+
+
+def _binary(declared: int, blob: bytes, header_extra: int = 0) -> tuple[bytes, dict[str, str]]:
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [1, 64],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": declared},
+                }
+            ]
+        }
+    ).encode()
+    return head + blob, {"Inference-Header-Content-Length": str(len(head) + header_extra)}
+
+
+FULL_ROW = np.zeros(64, "float32").tobytes()
+NAN_ROW = np.array([0.0] * 5 + [np.nan] + [0.0] * 58, "float32").tobytes()
+CASES: list[tuple[str, str, bytes, dict[str, str], int]] = [
+    ("empty body", INFER, b"", {}, 400),
+    ("not json", INFER, b"{nope", {}, 400),
+    ("json array", INFER, b"[1, 2]", {}, 400),
+    ("no inputs", INFER, b"{}", {}, 400),
+    ("empty inputs", INFER, b'{"inputs": []}', {}, 400),
+    ("input not an object", INFER, b'{"inputs": [3]}', {}, 400),
+    ("missing name", INFER, _tensor(name=""), {}, 400),
+    ("unknown datatype", INFER, _tensor(datatype="FP8"), {}, 400),
+    ("shape not a list", INFER, _tensor(shape="1x64"), {}, 400),
+    ("negative shape", INFER, _tensor(shape=[-1, 64]), {}, 400),
+    ("huge shape", INFER, _tensor(shape=[10**9, 10**9]), {}, 400),
+    ("data count mismatch", INFER, _tensor(data=[0.0] * 63), {}, 400),
+    ("strings in FP32", INFER, _tensor(data=["a"] * 64), {}, 400),
+    ("ragged nested data", INFER, _tensor(data=[[0.0], 1.0] + [0.0] * 62), {}, 400),
+    (
+        "no data",
+        INFER,
+        json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32"}]}).encode(),
+        {},
+        400,
+    ),
+    ("wrong feature count", INFER, _tensor(shape=[1, 63], data=[0.0] * 63), {}, 422),
+    ("wrong tensor name", INFER, _tensor(name="pixels"), {}, 422),
+    ("BYTES for a numeric model", INFER, _tensor(datatype="BYTES", data=["x"] * 64), {}, 422),
+    ("zero rows", INFER, _tensor(shape=[0, 64], data=[]), {}, 422),
+    ("NaN in binary data", INFER, *_binary(256, NAN_ROW), 422),
+    ("NaN token in JSON", INFER, _tensor().replace(b"0.0]", b"NaN]"), {}, 400),
+    ("truncated binary", INFER, *_binary(256, FULL_ROW[:100]), 400),
+    ("binary size mismatch", INFER, *_binary(100, FULL_ROW[:100]), 400),
+    (
+        "header length past body",
+        INFER,
+        _binary(256, FULL_ROW)[0],
+        {"Inference-Header-Content-Length": "99999"},
+        400,
+    ),
+    (
+        "header length not a number",
+        INFER,
+        _binary(256, FULL_ROW)[0],
+        {"Inference-Header-Content-Length": "ten"},
+        400,
+    ),
+    ("unclaimed binary bytes", INFER, *_binary(256, FULL_ROW + b"extra"), 400),
+    (
+        "unknown output requested",
+        INFER,
+        json.dumps(
+            {"inputs": json.loads(_tensor())["inputs"], "outputs": [{"name": "embedding"}]}
+        ).encode(),
+        {},
+        400,
+    ),
+    ("v1 without instances", PREDICT, b'{"rows": []}', {}, 400),
+    (
+        "v1 instances wrong width",
+        PREDICT,
+        json.dumps({"instances": [[0.0] * 10]}).encode(),
+        {},
+        422,
+    ),
+    (
+        "v1 unknown feature",
+        PREDICT,
+        json.dumps({"instances": [{"pixel_9_9": 1.0}]}).encode(),
+        {},
+        422,
+    ),
+    ("unknown model", "/v2/models/nope/infer", _tensor(), {}, 404),
+    ("unknown version", "/v2/models/digits/versions/77/infer", _tensor(), {}, 404),
+    ("body too large", INFER, b"x" * (9 * 1024 * 1024), {}, 413),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "path", "body", "headers", "status"), CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_requests_get_clear_4xx_errors(
+    server: Server, case: str, path: str, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    with server.client() as http:
+        response = http.post(path, content=body, headers=headers)
+        assert response.status_code == status, (case, response.text)
+        assert isinstance(response.json()["error"], str) and response.json()["error"]
+        healthy = http.post(INFER, content=_tensor())
+        assert healthy.status_code == 200, case
+
+
+def test_errors_name_the_feature(server: Server) -> None:
+    with server.client() as http:
+        body, headers = _binary(256, NAN_ROW)
+        nan = http.post(INFER, content=body, headers=headers)
+        assert "pixel_0_5" in nan.json()["error"]
+        assert "NaN" in nan.json()["error"]
+
+
+def test_feedback_route(server: Server) -> None:
+    with server.client() as http:
+        ids = http.post(INFER, content=_tensor()).headers["x-prediction-id"].split(",")
+        accepted = http.post(
+            "/v1/feedback", json={"labels": [{"prediction_id": ids[0], "label": 3}]}
+        )
+        assert accepted.json() == {"accepted": 1}
+        assert http.post("/v1/feedback", json={"labels": [{"label": 3}]}).status_code == 400
+        assert http.post("/v1/feedback", content=b"nope").status_code == 400
+
+
+def test_admin_routes_need_the_token(server: Server) -> None:
+    with server.client() as http:
+        route = "/v1/endpoints/digits/versions"
+        assert http.post(route, json={"version": 1}).status_code == 401
+        wrong = http.post(route, json={"version": 1}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403
+        right = http.post(route, json={"version": 1}, headers={"Authorization": "Bearer s3cret"})
+        assert right.status_code == 200, right.text
+        assert http.get("/v1/endpoints/digits").json()["live_version"] == "1"
+
+
+def test_metrics_expose_latency_batches_and_outcomes(server: Server) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with server.client() as http:
+        http.post(INFER, content=_tensor())
+        text = http.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in (
+        "dnnops_requests",
+        "dnnops_request_duration_seconds",
+        "dnnops_queue_duration_seconds",
+        "dnnops_compute_duration_seconds",
+        "dnnops_batch_size",
+        "dnnops_queue_depth",
+        "dnnops_rejected",
+        "dnnops_instances",
+    ):
+        assert name in families, name
+    statuses = {s.labels.get("status") for s in families["dnnops_requests"].samples}
+    assert "200" in statuses
+
+
+def test_queue_full_is_503_with_retry_after_and_deadlines_are_504(
+    trained_home: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "tight.yaml"
+    config.write_text(
+        "name: digits\ndata: {source: builtin:digits}\n"
+        "serve: {queue_limit: 8, max_batch_size: 64, max_delay: 200ms, timeout: 20ms}\n"
+    )
+    tight = start_server(trained_home, "-c", str(config))
+    try:
+        with httpx.Client(base_url=tight.url, timeout=30) as http:
+            too_many = http.post(INFER, content=_tensor(shape=[16, 64], data=ROW * 16))
+            assert too_many.status_code == 503
+            assert too_many.headers["retry-after"] == "1"
+            late = http.post(INFER, content=_tensor())  # waits 200 ms for a batch; deadline 20 ms
+            assert late.status_code == 504
+            assert "deadline" in late.json()["error"]
+            metrics = http.get("/metrics").text
+            assert (
+                'dnnops_timed_out_total{endpoint="digits",model="digits",version="1"} 1.0'
+                in metrics
+            )
+            assert "dnnops_batch_size_count" not in metrics  # neither ever reached the model
+    finally:
+        tight.stop()
