@@ -18,7 +18,7 @@ import typer
 
 from dnnops.cli_common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.cli_models import eval_command, models_app, print_published
-from dnnops.cli_serve import feedback_command, logs_app, serve_command
+from dnnops.cli_serve import feedback_command, loadtest_command, logs_app, serve_command
 from dnnops.cli_views import lineage_view
 from dnnops.config import ProjectConfig, load_config, parse_config
 from dnnops.console import (
@@ -57,6 +57,7 @@ app.add_typer(logs_app, name="logs")
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("feedback")(feedback_command)
+app.command("loadtest")(loadtest_command)
 
 
 def main() -> None:
@@ -104,13 +105,13 @@ def quickstart(home: HomeOpt = None, quiet: QuietOpt = False) -> None:
     console = make_console()
     resolved = resolve_home(home)
     console.print(f"[bold]dnnops quickstart[/] on {config.data.source}, state in {resolved.root}")
-    console.print("[bold]1/3 data + train[/]: schema, split, preprocessing, checkpoints")
+    console.print("[bold]1/4 data + train[/]: schema, split, preprocessing, checkpoints")
     outcome = _train(config, resolved, None, quiet)
     _print_outcome(console, outcome)
-    console.print("[bold]2/3 evaluate + register[/]: ONNX export, gates, champion, aliases")
+    console.print("[bold]2/4 evaluate + register[/]: ONNX export, gates, champion, aliases")
     published = _publish(outcome, resolved, int8=False)
     print_published(published, json_out=False)
-    console.print("[bold]3/3 verify[/]: every artifact's SHA-256, lineage")
+    console.print("[bold]3/4 verify[/]: every artifact's SHA-256, lineage")
     registry = open_registry(resolved)
     record = registry.resolve(published.record.model, published.record.version)
     console.print(lineage_view(record, registry.manifest(record)))
@@ -121,6 +122,55 @@ def quickstart(home: HomeOpt = None, quiet: QuietOpt = False) -> None:
         f"verified {len(report.checked)} artifacts of {record.ref}; "
         f"try: dnnops models verify {record.model}@production"
     )
+    _quickstart_serving(console, resolved, config)
+
+
+def _quickstart_serving(console: Any, home: Home, config: ProjectConfig) -> None:
+    """Stage 4: serve production on a free port, load it briefly, show the log and metrics."""
+    import asyncio
+
+    from dnnops.cli_serve import BackgroundServer, build_state
+    from dnnops.loadtest import run_load
+    from dnnops.predlog.reader import read_records
+
+    console.print("[bold]4/4 serve + load[/]: batching server, prediction log, metrics")
+    state = build_state(home, config, [f"{config.name}@production"])
+    with BackgroundServer(state) as url:
+        report = asyncio.run(run_load(url, config.name, concurrency=8, duration_s=3.0))
+        summary = report.summary()
+        console.print(
+            rows_table(
+                f"load test of {url}: 8 clients, 3 s",
+                ["requests", "req/s", "p50 ms", "p99 ms", "errors"],
+                [
+                    [
+                        summary["requests"],
+                        summary["requests_per_s"],
+                        summary["p50_ms"],
+                        summary["p99_ms"],
+                        sum(summary["errors"].values()),
+                    ]
+                ],
+            )
+        )
+        metrics = [
+            line
+            for line in state.metrics.exposition().decode().splitlines()
+            if line.startswith(
+                ("dnnops_requests_total", "dnnops_batch_size_count", "dnnops_batch_size_sum")
+            )
+        ]
+    logged = list(read_records(state.logger.logs_dir / "predictions", "predictions"))
+    rows = [[r["id"], r["version"], r["output"], round(r["latency_ms"], 2)] for r in logged[-3:]]
+    console.print(
+        rows_table(
+            f"prediction log: {len(logged)} records (last 3)",
+            ["id", "version", "output", "latency ms"],
+            rows,
+        )
+    )
+    console.print("metrics:\n  " + "\n  ".join(metrics))
+    console.print(f"serve it yourself: dnnops serve --model {config.name}@production")
 
 
 # -- train and runs --------------------------------------------------------------------

@@ -209,3 +209,110 @@ def logs_show(
         " (a torn tail was skipped)" if stats.torn_tail else ""
     )
     make_console().print(rows_table(title, columns, rows))
+
+
+def loadtest_command(
+    url: str,
+    model: Annotated[
+        str | None, typer.Option(help="Endpoint to call (default: the only one).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent closed-loop clients.")] = 8,
+    duration: Annotated[float, typer.Option(min=0.1, help="Seconds to run.")] = 10.0,
+    body: Annotated[
+        Path | None, typer.Option(help="A v2 request body to send (default: generated).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Load a server: requests/s, P50/P95/P99 latency and errors, with a live progress line."""
+    import asyncio
+    import sys
+
+    from dnnops.loadtest import LoadReport, run_load
+
+    name = model or _only_endpoint(url)
+    live = sys.stderr.isatty() and not json_out
+
+    def tick(report: LoadReport) -> None:
+        if live:
+            s = report.summary()
+            sys.stderr.write(
+                f"\r{s['seconds']:5.1f}s  {s['requests']} requests  "
+                f"{s['requests_per_s']:.0f}/s  p99 {s['p99_ms']:.1f} ms  "
+                f"errors {sum(s['errors'].values())}"
+            )
+            sys.stderr.flush()
+
+    payload = body.read_bytes() if body is not None else None
+    report = asyncio.run(run_load(url.rstrip("/"), name, concurrency, duration, payload, tick))
+    if live:
+        sys.stderr.write("\n")
+    summary = report.summary()
+    if json_out:
+        typer.echo(orjson.dumps(summary).decode())
+        return
+    rows = [
+        [
+            summary["requests"],
+            summary["requests_per_s"],
+            summary["p50_ms"],
+            summary["p95_ms"],
+            summary["p99_ms"],
+            sum(summary["errors"].values()),
+        ]
+    ]
+    title = f"loadtest {url} model {name}: {concurrency} clients, {summary['seconds']} s"
+    make_console().print(
+        rows_table(title, ["requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows)
+    )
+    if summary["errors"]:
+        typer.echo(f"errors by status: {summary['errors']}")
+
+
+def _only_endpoint(url: str) -> str:
+    import httpx
+
+    try:
+        names = httpx.get(f"{url.rstrip('/')}/v1/endpoints", timeout=10).json()["endpoints"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise UsageError(f"cannot list the endpoints of {url}: {exc}; pass --model NAME") from None
+    if len(names) != 1:
+        raise UsageError(f"{url} serves {names}; choose one with --model NAME")
+    return str(names[0])
+
+
+class BackgroundServer:
+    """A dnnops server on a free loopback port in a thread of this process (quickstart)."""
+
+    def __init__(self, state: ServerState) -> None:
+        import threading
+
+        import uvicorn
+
+        from dnnops.serve.app import create_app
+
+        self.state = state
+        config = uvicorn.Config(
+            create_app(state),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="dnnops-server", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while not (self.server.started and self.state.ready):
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise UsageError("the server did not start; see the messages above")
+            time.sleep(0.05)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)

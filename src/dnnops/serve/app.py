@@ -36,6 +36,7 @@ from dnnops.serve.errors import (
 from dnnops.serve.protocol import encode_response, parse_infer
 from dnnops.serve.runtime import VersionRuntime
 from dnnops.serve.state import ServerState
+from dnnops.serve.tracing import record_span, tracer
 
 log = logging.getLogger("dnnops.serve")
 JSON = "application/json"
@@ -134,17 +135,24 @@ async def _serve(
     context: dict[str, Any] = {"endpoint": name, "protocol": kind}
     try:
         body = await _read_body(request, state.serve.max_body_bytes)
-        parsed = parse_infer(body, _header_length(request)) if kind == "v2" else _v1_instances(body)
-        runtime = _runtime(state, name, version)
-        context.update(model=runtime.model, version=runtime.version)
-        raw = (
-            runtime.adapter.from_v2(parsed.inputs)
-            if kind == "v2"
-            else runtime.adapter.from_v1(parsed)
+        with tracer.start_as_current_span("decode"):
+            parsed = (
+                parse_infer(body, _header_length(request)) if kind == "v2" else _v1_instances(body)
+            )
+            runtime = _runtime(state, name, version)
+            context.update(model=runtime.model, version=runtime.version)
+            adapter = runtime.adapter
+            raw = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
+            x = apply_preprocessing(runtime.loaded.preprocessor, raw)
+        timing: dict[str, float] = {}
+        probabilities = await _infer_watching_client(
+            runtime, x, state.serve.timeout, request, timing
         )
-        x = apply_preprocessing(runtime.loaded.preprocessor, raw)
-        probabilities = await _infer_watching_client(runtime, x, state.serve.timeout, request)
-        return await _answer(state, runtime, parsed, raw, probabilities, context, started, kind)
+        if "finished" in timing:
+            record_span("queue", timing["enqueued"], timing["started"])
+            record_span("infer", timing["started"], timing["finished"])
+        with tracer.start_as_current_span("encode"):
+            return await _answer(state, runtime, parsed, raw, probabilities, context, started, kind)
     except HttpError as error:
         await _record_failure(state, context, error)
         return error_response(error)
@@ -156,10 +164,10 @@ async def _serve(
 
 
 async def _infer_watching_client(
-    runtime: VersionRuntime, x: Any, timeout: float, request: Request
+    runtime: VersionRuntime, x: Any, timeout: float, request: Request, timing: dict[str, float]
 ) -> Any:
     """Queue ``x``; if the client disconnects first, withdraw it so the model never runs it."""
-    work = asyncio.ensure_future(runtime.batcher.infer(x, timeout))
+    work = asyncio.ensure_future(runtime.batcher.infer(x, timeout, timing))
     gone = asyncio.ensure_future(request.receive())
     try:
         await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -324,6 +332,10 @@ def _operations_routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(state.metrics.exposition(), 200, media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/endpoints")
+    async def endpoints() -> Response:
+        return json_response({"endpoints": sorted(state.endpoints)})
 
     @app.get("/v1/endpoints/{name}")
     async def endpoint(name: str) -> Response:

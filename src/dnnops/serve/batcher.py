@@ -50,6 +50,8 @@ class _Request:
     taken: int = 0
     done_rows: int = 0
     parts: dict[int, np.ndarray] = field(default_factory=dict)
+    timing: dict[str, float] | None = None
+    """Filled for tracing: when its first batch started and its last one finished."""
 
     @property
     def rows(self) -> int:
@@ -114,14 +116,20 @@ class DynamicBatcher:
         """Run ``x`` on the runner thread now, outside the queue (before traffic)."""
         await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, x)
 
-    async def infer(self, x: np.ndarray, timeout_s: float) -> np.ndarray:
-        """Model outputs for the rows of ``x``, in order."""
+    async def infer(
+        self, x: np.ndarray, timeout_s: float, timing: dict[str, float] | None = None
+    ) -> np.ndarray:
+        """Model outputs for the rows of ``x``, in order; ``timing`` receives the clock
+        readings ``enqueued``, ``started`` and ``finished`` (for queue and infer spans)."""
         if self.closed:
             raise BatcherClosed("this model version is shutting down")
         if self._queued_rows + len(x) > self.queue_limit:
             raise QueueFull(f"{self._queued_rows} rows are queued (limit {self.queue_limit})")
         now = self.clock()
         request = _Request(x, asyncio.get_running_loop().create_future(), now + timeout_s, now)
+        if timing is not None:
+            timing["enqueued"] = now
+            request.timing = timing
         self._queue.append(request)
         self._queued_rows += len(x)
         self._arrived.set()
@@ -186,6 +194,9 @@ class DynamicBatcher:
     async def _run(self, slices: list[_Slice]) -> None:
         started = self.clock()
         waits = [started - s.request.enqueued for s in slices]
+        for s in slices:
+            if s.request.timing is not None:
+                s.request.timing.setdefault("started", started)
         batch = np.concatenate([s.request.x[s.start : s.stop] for s in slices])
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(
@@ -199,8 +210,10 @@ class DynamicBatcher:
             self._idle.set()
         if self.on_batch is not None:
             self.on_batch(BatchStats(len(batch), self.clock() - started, waits))
-        offset = 0
+        offset, finished = 0, self.clock()
         for s in slices:
+            if s.request.timing is not None:
+                s.request.timing["finished"] = finished
             count = s.stop - s.start
             _deliver(s.request, s.start, outputs[offset : offset + count])
             offset += count
