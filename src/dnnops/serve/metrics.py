@@ -7,6 +7,7 @@ requests under 100 ms" is read off a bucket, not interpolated.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -69,12 +70,31 @@ class ServerMetrics:
             [*version, "reason"],
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
         self.timed_out = Counter(
             "dnnops_timed_out",
             "Requests answered 504 from the queue.",
             version,
             registry=self.registry,
         )
+
+    def request_done(
+        self, names: tuple[str, str, str], status: int, rows: int, seconds: float
+    ) -> None:
+        """Count one finished request; labelled children are cached (the hot path)."""
+        key = (*names, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(*names, str(status)),
+                self.instances.labels(*names),
+                self.request_seconds.labels(*names),
+            )
+            self._children[key] = children
+        children[0].inc()
+        if status == 200:
+            children[1].inc(rows)
+            children[2].observe(seconds)
 
     def watch_queue(
         self, endpoint: str, model: str, version: str, depth: Callable[[], float]

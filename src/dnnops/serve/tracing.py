@@ -13,6 +13,11 @@ from opentelemetry import trace
 tracer = trace.get_tracer("dnnops.serve")
 
 
+def tracing_enabled() -> bool:
+    """True once an SDK tracer provider is installed (the API's default is a proxy)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def record_span(name: str, start_monotonic: float, end_monotonic: float) -> None:
     """A span for an interval measured with ``time.monotonic`` (inside the batcher)."""
     offset = time.time_ns() - time.monotonic_ns()
