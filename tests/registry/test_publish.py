@@ -208,3 +208,27 @@ def test_export_writes_verified_graphs(home: Path, cli: Callable[..., CliResult]
     assert listed == [
         {"name": "digits", "latest_version": 1, "aliases": {"candidate": 1, "production": 1}}
     ]
+
+
+def test_group_column_gives_per_group_accuracy_and_the_gap(
+    home: Path, cli: Callable[..., CliResult]
+) -> None:
+    from tests.data.conftest import people_frame
+
+    frame = people_frame(rows=400)
+    frame["region"] = np.where(frame["age"] > 50, "north", "south")
+    csv = home.parent / "people.csv"
+    frame.to_csv(csv, index=False)
+    data = {"source": str(csv), "target": "label", "group": "region"}
+    gates = {"gates": [{"metric": "group_accuracy_gap", "max": 1.0}]}
+    payload = _train(cli, write_project(home.parent, data=data, train=TRAIN, evaluate=gates))
+    assert 0.0 <= payload["evaluation"]["group_accuracy_gap"] <= 1.0
+    registry = open_registry(resolve_home(home))
+    record = registry.resolve("digits", payload["version"])
+    report = json.loads(registry.file(record, registry.manifest(record), "evaluation.json"))
+    assert set(report["group_accuracy"]) == {"north", "south"}
+    gap = max(report["group_accuracy"].values()) - min(report["group_accuracy"].values())
+    assert abs(gap - payload["evaluation"]["group_accuracy_gap"]) < 1e-12
+    schema = json.loads(registry.file(record, registry.manifest(record), "schema.json"))
+    assert "region" not in [c["name"] for c in schema["columns"]]  # a group is not a feature
+    assert schema["ignored"] == ["region"]
