@@ -204,7 +204,10 @@ async def _infer_watching_client(
     runtime: VersionRuntime, x: Any, timeout: float, request: Request, timing: dict[str, float]
 ) -> Any:
     """Queue ``x``; if the client disconnects first, withdraw it so the model never runs it."""
-    work = asyncio.ensure_future(runtime.batcher.infer(x, timeout, timing))
+    try:
+        work = runtime.batcher.submit(x, timeout, timing)
+    except (QueueFull, BatcherClosed) as exc:
+        raise Unavailable(f"{exc}; retry shortly", {"Retry-After": "1"}) from None
     gone = asyncio.ensure_future(request.receive())  # completes when the client disconnects
     gone.add_done_callback(lambda _: work.cancel())
     try:
@@ -213,12 +216,8 @@ async def _infer_watching_client(
         if gone.done() and not gone.cancelled():
             raise BadRequest("the client disconnected before its result was ready") from None
         raise
-    except QueueFull as exc:
-        raise Unavailable(f"overloaded: {exc}; retry shortly", {"Retry-After": "1"}) from None
     except DeadlineExceeded as exc:
         raise GatewayTimeout(f"timed out in the queue: {exc}") from None
-    except BatcherClosed as exc:
-        raise Unavailable(f"{exc}; retry", {"Retry-After": "1"}) from None
     finally:
         gone.cancel()
 

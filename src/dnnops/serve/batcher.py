@@ -121,6 +121,12 @@ class DynamicBatcher:
     ) -> np.ndarray:
         """Model outputs for the rows of ``x``, in order; ``timing`` receives the clock
         readings ``enqueued``, ``started`` and ``finished`` (for queue and infer spans)."""
+        return await self.submit(x, timeout_s, timing)  # cancelled with the caller: rows skipped
+
+    def submit(
+        self, x: np.ndarray, timeout_s: float, timing: dict[str, float] | None = None
+    ) -> asyncio.Future[np.ndarray]:
+        """Queue ``x`` now and return its future (no task); cancelling it withdraws the rows."""
         if self.closed:
             raise BatcherClosed("this model version is shutting down")
         if self._queued_rows + len(x) > self.queue_limit:
@@ -133,7 +139,7 @@ class DynamicBatcher:
         self._queue.append(request)
         self._queued_rows += len(x)
         self._arrived.set()
-        return await request.future  # cancelled with the caller: its rows are then skipped
+        return request.future
 
     # -- the loop --------------------------------------------------------------------
 
