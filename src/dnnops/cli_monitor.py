@@ -1,0 +1,137 @@
+"""``dnnops monitor report`` and ``dnnops monitor drift``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dnnops.cli_common import HomeOpt, JsonOpt, print_json
+from dnnops.cli_serve import logs_dir
+from dnnops.config import DriftConfig, MonitorConfig, SloConfig, load_config
+from dnnops.console import format_number, make_console, rows_table
+from dnnops.data.sources import load_table
+from dnnops.durations import parse_duration
+from dnnops.home import resolve_home
+from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
+from dnnops.monitor.report import build_report
+from dnnops.registry.open import open_registry
+
+monitor_app = typer.Typer(no_args_is_help=True, help="SLIs, drift, quality and SLO budgets.")
+
+
+@monitor_app.command("report")
+def monitor_report(
+    since: Annotated[str, typer.Option(help="Window: 30m, 1h, 3d.")] = "1h",
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Project file (monitor, slo).")
+    ] = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """SLIs per served version, drift against the reference profile, quality on labels."""
+    project = load_config(config) if config is not None else None
+    resolved = resolve_home(home)
+    report = build_report(
+        open_registry(resolved),
+        logs_dir(resolved),
+        parse_duration(since),
+        project.monitor if project else MonitorConfig(),
+        project.slo if project else SloConfig(),
+    )
+    if json_out:
+        print_json(report)
+        return
+    _print_report(report, since)
+
+
+def _print_report(report: dict[str, Any], since: str) -> None:
+    console = make_console()
+    if not report["versions"]:
+        console.print(f"no predictions in the last {since}")
+        return
+    columns = [
+        "endpoint", "v", "n", "ok", "p50ms", "p95ms", "p99ms", "req/s", "share", "conf", "invalid",
+    ]  # fmt: skip
+    rows = [
+        [
+            s["endpoint"],
+            s["version"],
+            s["predictions"],
+            s["success_rate"],
+            s["latency_p50_ms"],
+            s["latency_p95_ms"],
+            s["latency_p99_ms"],
+            s["throughput_per_s"],
+            s["traffic_share"],
+            s["confidence_mean"],
+            s["ingestion_error_rate"],
+        ]
+        for s in (v["slis"] for v in report["versions"])
+    ]
+    console.print(rows_table(f"SLIs over the last {since}", columns, rows))
+    for version in report["versions"]:
+        name = f"{version['slis']['model']}@{version['slis']['version']}"
+        if version.get("quality"):
+            quality = version["quality"]
+            shown = {
+                k: quality["metrics"][k]
+                for k in ("accuracy", "roc_auc", "expected_calibration_error")
+            }
+            console.print(
+                f"{name} on {quality['labels']} labels: "
+                + ", ".join(f"{k} {format_number(v)}" for k, v in shown.items())
+                + f"; label lag p50 {format_number(quality['label_lag_p50_s'])} s"
+            )
+        if version.get("drift"):
+            _print_drift(version["drift"], f"drift of {name}")
+        for objective in version.get("slo", []):
+            console.print(
+                f"SLO {objective['name']}: current {format_number(objective['current'])} "
+                f"target {objective['target']}, budget left "
+                f"{format_number(objective['error_budget_remaining'])}"
+            )
+
+
+def _print_drift(drift: dict[str, Any], title: str) -> None:
+    features = sorted(drift["features"], key=lambda f: (not f["drifted"], f["feature"]))
+    rows = [
+        [f["feature"], f["method"], f["score"], f["threshold"], "DRIFT" if f["drifted"] else "ok"]
+        for f in features[:20]
+    ]
+    verdict = "DRIFTED" if drift["drifted"] else "stable"
+    make_console().print(
+        rows_table(
+            f"{title}: {verdict}, {drift['share']:.0%} of {len(features)} features drifted "
+            f"(threshold {drift['threshold']:.0%}, {drift['rows']} rows)",
+            ["feature", "method", "score", "threshold", "verdict"],
+            rows,
+        )
+    )
+
+
+@monitor_app.command("drift")
+def monitor_drift(
+    reference: Path,
+    current: Path,
+    method: Annotated[
+        str, typer.Option(help="auto | psi | ks | wasserstein | chi2 | jensen_shannon")
+    ] = "auto",
+    threshold: Annotated[
+        float | None, typer.Option(help="Per-feature threshold (default: the method's).")
+    ] = None,
+    share: Annotated[
+        float, typer.Option(help="Dataset drifts when this share of features drift.")
+    ] = 0.5,
+    json_out: JsonOpt = False,
+) -> None:
+    """Drift between two data files (CSV or Parquet), offline; exit 1 when the dataset drifted."""
+    config = DriftConfig.model_validate({"method": method, "threshold": threshold, "share": share})
+    result = dataset_drift(reference_from_frame(load_table(reference)), load_table(current), config)
+    if json_out:
+        print_json({"drift": result.to_dict()})
+    else:
+        _print_drift(result.to_dict(), f"{current} against {reference}")
+    if result.drifted:
+        raise typer.Exit(1)

@@ -1,0 +1,75 @@
+"""Drift of a whole dataset: every feature against its reference profile, and a verdict.
+
+Used offline (``dnnops monitor drift REFERENCE CURRENT``) and on the inputs the server
+logged. The dataset drifts when at least ``share`` of its features drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dnnops.config import DriftConfig
+from dnnops.data.profile import Profile, profile_features, tensor_summaries
+from dnnops.monitor.drift import FeatureDrift, feature_drift
+
+
+@dataclass(frozen=True)
+class DatasetDrift:
+    features: list[FeatureDrift]
+    share: float
+    """Share of features that drifted."""
+    threshold: float
+    drifted: bool
+    rows: int
+    skipped: list[str] = field(default_factory=list)
+    """Reference features absent from the current data."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": [f.to_dict() for f in self.features],
+            "share": self.share,
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "rows": self.rows,
+            "skipped": self.skipped,
+        }
+
+
+def dataset_drift(reference: Profile, current: pd.DataFrame, config: DriftConfig) -> DatasetDrift:
+    """Each reference feature found in ``current`` is tested; the rest are listed as skipped."""
+    results, skipped = [], []
+    for profile in reference.features:
+        if profile.name not in current.columns:
+            skipped.append(profile.name)
+            continue
+        values = current[profile.name].to_numpy()
+        if profile.kind == "numeric":
+            values = pd.to_numeric(current[profile.name], errors="coerce").to_numpy(dtype="float64")
+        results.append(feature_drift(profile, values, config.method, config.threshold))
+    share = sum(r.drifted for r in results) / len(results) if results else 0.0
+    return DatasetDrift(
+        results, share, config.share, bool(results) and share >= config.share, len(current), skipped
+    )
+
+
+def reference_from_frame(frame: pd.DataFrame) -> Profile:
+    """A reference profile straight from a data file (strings and booleans are categories)."""
+    categorical = {
+        str(c)
+        for c in frame.columns
+        if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
+    }
+    return Profile(rows=len(frame), features=profile_features(frame, categorical))
+
+
+def as_feature_frame(inputs: Any, feature_names: list[str], tensor: bool) -> pd.DataFrame:
+    """Logged inputs (rows of numbers, or objects keyed by feature) as a frame to test."""
+    if tensor:
+        return tensor_summaries(np.asarray(inputs, dtype="float64"))
+    if inputs and isinstance(inputs[0], dict):
+        return pd.DataFrame(inputs)
+    return pd.DataFrame(np.asarray(inputs, dtype="float64"), columns=feature_names)

@@ -1,0 +1,119 @@
+"""The monitoring report on real traffic through a real server, and offline drift."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn.datasets
+
+from dnnops.cli_serve import BackgroundServer, build_state
+from dnnops.home import resolve_home
+from tests.conftest import CliResult
+from tests.serve.conftest import train_digits
+
+
+def _send(url: str, rows: np.ndarray) -> list[str]:
+    ids: list[str] = []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for start in range(0, len(rows), 20):
+            chunk = rows[start : start + 20]
+            response = http.post("/v1/models/digits:predict", json={"instances": chunk.tolist()})
+            assert response.status_code == 200, response.text
+            ids += response.json()["prediction_ids"]
+    return ids
+
+
+@pytest.mark.slow
+def test_report_shows_slis_quality_and_drift(
+    tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    train_digits(tmp_path, home)
+    monkeypatch.setenv("DNNOPS_HOME", str(home))
+    digits = sklearn.datasets.load_digits()
+    clean, labels = digits.data[:300], digits.target[:300]
+    state = build_state(resolve_home(home), None, ["digits@production"])
+    with BackgroundServer(state) as url:
+        ids = _send(url, clean)
+        with httpx.Client(base_url=url) as http:
+            feedback = [
+                {"prediction_id": i, "label": int(y)} for i, y in zip(ids, labels, strict=True)
+            ]
+            assert http.post("/v1/feedback", json={"labels": feedback}).status_code == 200
+            assert (
+                http.post("/v1/models/digits:predict", json={"instances": [[1.0]]}).status_code
+                == 422
+            )
+
+    report = cli("monitor", "report", "--since", "1h", "--json").json()
+    [version] = report["versions"]
+    slis = version["slis"]
+    assert slis["predictions"] == 300 and slis["failed_requests"] == 1
+    assert 0 < slis["latency_p50_ms"] <= slis["latency_p99_ms"]
+    assert slis["ingestion_error_rate"] == pytest.approx(1 / 301)
+    assert slis["traffic_share"] == 1.0
+    assert version["quality"]["labels"] == 300
+    assert version["quality"]["metrics"]["accuracy"] > 0.85
+    assert report["drift"]["drifted"] is False
+    assert {"feature", "method", "score", "threshold", "drifted"} <= set(
+        report["drift"]["features"][0]
+    )
+
+    camera = np.clip(clean * 0.4 + np.random.default_rng(0).normal(6, 3, clean.shape), 0, 16)
+    with BackgroundServer(build_state(resolve_home(home), None, ["digits@production"])) as url:
+        _send(url, camera)
+    shifted = cli("monitor", "report", "--since", "1h", "--json").json()
+    assert shifted["drift"]["drifted"] is True
+    human = cli("monitor", "report", "--since", "1h")
+    assert human.code == 0 and "DRIFT" in human.out
+
+
+def test_offline_drift_between_two_files(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame(
+        {
+            "a": rng.normal(0, 1, 2000),
+            "b": rng.normal(5, 2, 2000),
+            "city": rng.choice(["x", "y"], 2000),
+        }
+    )
+    same = pd.DataFrame(
+        {
+            "a": rng.normal(0, 1, 800),
+            "b": rng.normal(5, 2, 800),
+            "city": rng.choice(["x", "y"], 800),
+        }
+    )
+    moved = same.assign(a=same["a"] + 1.5, city="z")
+    reference.to_csv(tmp_path / "ref.csv", index=False)
+    same.to_parquet(tmp_path / "same.parquet")
+    moved.to_csv(tmp_path / "moved.csv", index=False)
+
+    stable = cli(
+        "monitor", "drift", str(tmp_path / "ref.csv"), str(tmp_path / "same.parquet"), "--json"
+    )
+    assert stable.code == 0
+    assert stable.json()["drift"]["drifted"] is False
+    drifted = cli(
+        "monitor", "drift", str(tmp_path / "ref.csv"), str(tmp_path / "moved.csv"), "--json"
+    )
+    assert drifted.code == 1
+    features = {f["feature"]: f for f in drifted.json()["drift"]["features"]}
+    assert features["a"]["drifted"] and features["city"]["drifted"] and not features["b"]["drifted"]
+    assert features["city"]["method"] == "jensen_shannon"
+    ks = cli(
+        "monitor",
+        "drift",
+        str(tmp_path / "ref.csv"),
+        str(tmp_path / "moved.csv"),
+        "--method",
+        "ks",
+        "--json",
+    )
+    assert {f["feature"]: f["method"] for f in ks.json()["drift"]["features"]}["a"] == "ks"
+    assert cli("monitor", "drift", str(tmp_path / "ref.csv"), str(tmp_path / "nope.csv")).code == 1
