@@ -64,12 +64,35 @@ def test_report_shows_slis_quality_and_drift(
         report["drift"]["features"][0]
     )
 
+    assert version["prediction_drift"]["drifted"] is False
+    assert version["alerts"] == []  # no objectives configured
+
     camera = np.clip(clean * 0.4 + np.random.default_rng(0).normal(6, 3, clean.shape), 0, 16)
     with BackgroundServer(build_state(resolve_home(home), None, ["digits@production"])) as url:
-        _send(url, camera)
-    shifted = cli("monitor", "report", "--since", "1h", "--json").json()
+        camera_ids = _send(url, camera)
+        with httpx.Client(base_url=url) as http:
+            late = [
+                {"prediction_id": i, "label": int(y)}
+                for i, y in zip(camera_ids, labels, strict=True)
+            ]
+            http.post("/v1/feedback", json={"labels": late})
+    project = tmp_path / "slo.yaml"
+    project.write_text(
+        "name: digits\ndata: {source: builtin:digits}\nslo:\n  objectives:\n"
+        "    - {name: accuracy, kind: accuracy, target: 0.995}\n"
+        "    - {name: availability, kind: success_rate, target: 0.999}\n"
+    )
+    shifted = cli("monitor", "report", "--since", "1h", "-c", str(project), "--json").json()
     assert shifted["drift"]["drifted"] is True
-    human = cli("monitor", "report", "--since", "1h")
+    [version] = shifted["versions"]
+    assert version["quality"]["labels"] == 600
+    fired = {(a["objective"], a["severity"], a["factor"]) for a in version["alerts"]}
+    assert ("accuracy", "page", 14.4) in fired  # the camera halves accuracy: fast burn
+    assert ("availability", "ticket", 1.0) in fired  # 1 refused of 601: 0.17% > 0.1% budget
+    assert ("availability", "page", 14.4) not in fired
+    objectives = {o["name"]: o for o in version["slo"]}
+    assert objectives["accuracy"]["met"] is False
+    human = cli("monitor", "report", "--since", "1h", "-c", str(project))
     assert human.code == 0 and "DRIFT" in human.out
 
 

@@ -11,13 +11,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dnnops.config import MonitorConfig, ObjectiveConfig, SloConfig
+from dnnops.data.schema import category_key
 from dnnops.errors import DnnopsError
 from dnnops.monitor.dataset_drift import as_feature_frame, dataset_drift
+from dnnops.monitor.drift import DEFAULT_THRESHOLDS, category_shares, jensen_shannon_distance
 from dnnops.monitor.sli import Quality, VersionSlis, in_window, quality_on_labels, version_slis
+from dnnops.monitor.slo import CountsFor, burn_alerts
 from dnnops.predlog.reader import read_records
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
+
+LONGEST_BURN_WINDOW_S = 3 * 86400.0  # the ticket rule's long window
 
 
 def build_report(
@@ -29,16 +36,24 @@ def build_report(
     now: float | None = None,
 ) -> dict[str, Any]:
     moment = time.time() if now is None else now
-    predictions = in_window(read_records(logs_dir / "predictions", "predictions"), moment, window_s)
+    history = in_window(
+        read_records(logs_dir / "predictions", "predictions"), moment, LONGEST_BURN_WINDOW_S
+    )
+    predictions = in_window(history, moment, window_s)
     feedback = list(read_records(logs_dir / "feedback", "feedback"))
     versions = []
     for slis in version_slis(predictions, moment, window_s):
-        mine = [
-            r
-            for r in predictions
-            if (str(r.get("model")), str(r.get("version"))) == (slis.model, slis.version)
+        mine = _of_version(predictions, slis)
+        section = _version_section(registry, slis, mine, feedback, monitor, slo)
+        older = _of_version(history, slis)
+        section["alerts"] = [
+            alert.to_dict()
+            for objective in slo.objectives
+            for alert in burn_alerts(
+                objective.name, objective.target, _counter(objective, older, feedback, moment)
+            )
         ]
-        versions.append(_version_section(registry, slis, mine, feedback, monitor, slo))
+        versions.append(section)
     busiest = max(versions, key=lambda v: v["slis"]["predictions"], default=None)
     return {
         "generated_at": moment,
@@ -47,6 +62,11 @@ def build_report(
         "versions": versions,
         "drift": busiest["drift"] if busiest else None,
     }
+
+
+def _of_version(records: Sequence[Mapping[str, Any]], slis: VersionSlis) -> list[Mapping[str, Any]]:
+    key = (slis.model, slis.version)
+    return [r for r in records if (str(r.get("model")), str(r.get("version"))) == key]
 
 
 def _version_section(
@@ -65,6 +85,7 @@ def _version_section(
     quality = quality_on_labels(records, feedback, loaded.classes)
     section["quality"] = quality.to_dict() if quality else None
     section["drift"] = _drift(loaded, records, monitor)
+    section["prediction_drift"] = _prediction_drift(loaded, records)
     section["slo"] = [_objective(o, slis, records, quality) for o in slo.objectives]
     return section
 
@@ -89,6 +110,59 @@ def _drift(
     tensor = loaded.schema.kind == "tensor"
     frame = as_feature_frame(inputs, loaded.schema.feature_names, tensor)
     return dataset_drift(loaded.profile, frame, monitor.drift).to_dict()
+
+
+def _prediction_drift(
+    loaded: LoadedVersion, records: Sequence[Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """The predicted classes' distribution against the training labels' (Jensen-Shannon)."""
+    if loaded.profile is None or not loaded.profile.target:
+        return None
+    outputs = [
+        category_key(r["output"]) for r in records if r.get("status") == 200 and "output" in r
+    ]
+    if not outputs:
+        return None
+    names, reference, current = category_shares(
+        loaded.profile.target, np.array(outputs, dtype=object)
+    )
+    score = jensen_shannon_distance(reference, current)
+    threshold = DEFAULT_THRESHOLDS["jensen_shannon"]
+    return {
+        "method": "jensen_shannon",
+        "score": score,
+        "threshold": threshold,
+        "drifted": score >= threshold,
+        "classes": names,
+        "reference": (reference / max(reference.sum(), 1)).tolist(),
+        "current": (current / max(current.sum(), 1)).tolist(),
+    }
+
+
+def _counter(
+    objective: ObjectiveConfig,
+    records: Sequence[Mapping[str, Any]],
+    feedback: Sequence[Mapping[str, Any]],
+    now: float,
+) -> CountsFor:
+    """(bad, total) of ``objective`` in the window of a given length ending ``now``."""
+    labels = {str(f.get("prediction_id")): f.get("label") for f in feedback}
+
+    def counts(seconds: float) -> tuple[int, int]:
+        window = [r for r in records if float(r.get("ts", 0.0)) >= now - seconds]
+        if objective.kind == "success_rate":
+            return sum(1 for r in window if r.get("status") != 200), len(window)
+        if objective.kind == "latency":
+            limit = (objective.threshold or 0.0) * 1000
+            bad = sum(
+                1 for r in window if r.get("status") != 200 or float(r.get("latency_ms", 0)) > limit
+            )
+            return bad, len(window)
+        judged = [(r, labels[str(r.get("id"))]) for r in window if str(r.get("id")) in labels]
+        bad = sum(1 for r, label in judged if category_key(r.get("output")) != category_key(label))
+        return bad, len(judged)
+
+    return counts
 
 
 def _objective(

@@ -1,0 +1,59 @@
+"""Each burn-rate rule of the SRE Workbook's table, one at a time."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dnnops.monitor.slo import WORKBOOK_RULES, budget_remaining, burn_alerts, burn_rate
+
+TARGET = 0.999  # budget: 0.1% bad
+
+
+def _windows(bad_share: dict[float, float], total: int = 100_000):  # type: ignore[no-untyped-def]
+    """counts_for with a chosen bad share per window length (default: none bad)."""
+    return lambda seconds: (round(bad_share.get(seconds, 0.0) * total), total)
+
+
+def test_burn_rate_and_budget() -> None:
+    assert burn_rate(1, 1000, TARGET) == pytest.approx(1.0)
+    assert burn_rate(0, 0, TARGET) == 0.0
+    assert budget_remaining(5, 10_000, TARGET) == pytest.approx(0.5)
+    assert budget_remaining(3, 1000, TARGET) == pytest.approx(-2.0)
+
+
+def test_fast_burn_pages_only_when_both_windows_burn() -> None:
+    both = burn_alerts("availability", TARGET, _windows({3600.0: 0.0145, 300.0: 0.02}))
+    assert [(a.severity, a.factor) for a in both] == [("page", 14.4)]
+    long_only = burn_alerts("availability", TARGET, _windows({3600.0: 0.0145, 300.0: 0.0}))
+    assert long_only == []  # the incident is over: the short window has recovered
+    short_only = burn_alerts("availability", TARGET, _windows({3600.0: 0.001, 300.0: 0.05}))
+    assert short_only == []  # a blip: not enough budget burned yet
+
+
+def test_slow_burn_pages_at_six_times() -> None:
+    fired = burn_alerts("latency", TARGET, _windows({21600.0: 0.0061, 1800.0: 0.007}))
+    assert [(a.severity, a.factor) for a in fired] == [("page", 6.0)]
+
+
+def test_steady_burn_opens_a_ticket() -> None:
+    fired = burn_alerts("latency", TARGET, _windows({259200.0: 0.0011, 21600.0: 0.0012}))
+    assert [(a.severity, a.factor, a.long_window_s, a.short_window_s) for a in fired] == [
+        ("ticket", 1.0, 259200.0, 21600.0)
+    ]
+
+
+def test_the_table_is_the_workbooks() -> None:
+    assert [(r.severity, r.factor, r.long_s, r.short_s) for r in WORKBOOK_RULES] == [
+        ("page", 14.4, 3600.0, 300.0),
+        ("page", 6.0, 21600.0, 1800.0),
+        ("ticket", 1.0, 259200.0, 21600.0),
+    ]
+
+
+@given(st.floats(0, 1), st.floats(0.5, 0.9999))
+def test_uniform_burn_fires_exactly_the_rules_it_exceeds(share: float, target: float) -> None:
+    fired = burn_alerts("x", target, lambda seconds: (round(share * 1_000_000), 1_000_000))
+    rate = burn_rate(round(share * 1_000_000), 1_000_000, target)
+    assert [a.factor for a in fired] == [r.factor for r in WORKBOOK_RULES if rate >= r.factor]
