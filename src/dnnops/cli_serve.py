@@ -13,7 +13,7 @@ import orjson
 import typer
 
 from dnnops.cli_common import HomeOpt, JsonOpt
-from dnnops.config import ProjectConfig, ServeConfig, load_config
+from dnnops.config import MonitorConfig, ProjectConfig, ServeConfig, SloConfig, load_config
 from dnnops.console import make_console, rows_table
 from dnnops.durations import parse_duration
 from dnnops.errors import UsageError
@@ -99,6 +99,8 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         logger=PredictionLogger(logs_dir(home), serve.log_inputs),
         targets=targets,
         admin_token=os.environ.get("DNNOPS_ADMIN_TOKEN") or None,
+        monitor=project.monitor if project else MonitorConfig(),
+        slo=project.slo if project else SloConfig(),
     )
 
 

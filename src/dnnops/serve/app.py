@@ -23,7 +23,9 @@ from fastapi.responses import Response
 
 from dnnops import __version__
 from dnnops.data.preprocess import apply_preprocessing
+from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError
+from dnnops.monitor.report import build_report
 from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull
 from dnnops.serve.errors import (
     BadRequest,
@@ -77,6 +79,7 @@ def create_app(state: ServerState) -> InferenceFastPath:
     _health_routes(app, state)
     _inference_routes(app, state)
     _operations_routes(app, state)
+    _monitor_routes(app, state)
     return InferenceFastPath(app, state)
 
 
@@ -360,6 +363,23 @@ def _feedback_labels(body: bytes) -> list[tuple[str, Any]]:
 
 
 # -- operations -------------------------------------------------------------------------
+
+
+def _monitor_routes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/v1/monitor/{name}")
+    async def monitor(name: str, since: str = "1h") -> Response:
+        """SLIs, drift, quality and SLO budgets of an endpoint, as ``dnnops monitor report``."""
+        if name not in state.endpoints:
+            return error_response(NotFound(f"unknown endpoint {name!r}"))
+        try:
+            window = parse_duration(since)
+        except ValueError as exc:
+            return error_response(BadRequest(f"since: {exc}"))
+        report = await asyncio.to_thread(
+            build_report, state.registry, state.logger.logs_dir, window, state.monitor, state.slo
+        )
+        report["versions"] = [v for v in report["versions"] if v["slis"]["endpoint"] == name]
+        return json_response(report)
 
 
 def _operations_routes(app: FastAPI, state: ServerState) -> None:

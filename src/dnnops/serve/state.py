@@ -8,7 +8,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from dnnops.config import ServeConfig
+from dnnops.config import MonitorConfig, ServeConfig, SloConfig
 from dnnops.registry.loader import load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.serve.metrics import ServerMetrics
@@ -36,6 +36,8 @@ class ServerState:
     logger: PredictionLogger
     targets: list[Target]
     admin_token: str | None = None
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    slo: SloConfig = field(default_factory=SloConfig)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     ready: bool = False
     draining: bool = False
