@@ -166,16 +166,7 @@ def _numeric_drift(
     labels = [f"<{edges[0]:.3g}"] if edges else ["all"]
     labels += [f"{a:.3g}..{b:.3g}" for a, b in itertools.pairwise(edges)]
     labels += [f">={edges[-1]:.3g}"] if edges else []
-    return FeatureDrift(
-        profile.name,
-        method,
-        score,
-        limit,
-        _drifted(method, score, limit),
-        list(_shares(reference_counts)),
-        list(_shares(current_counts)),
-        labels,
-    )
+    return _result(profile.name, method, score, limit, reference_counts, current_counts, labels)
 
 
 def _category_drift(
@@ -186,17 +177,26 @@ def _category_drift(
         score = chi_square_p_value(reference, current)
     else:
         method, score = "jensen_shannon", jensen_shannon_distance(reference, current)
+    return _result(profile.name, method, score, limit, reference, current, names)
+
+
+def _result(
+    feature: str,
+    method: str,
+    score: float,
+    limit: float,
+    reference: np.ndarray,
+    current: np.ndarray,
+    bins: list[str],
+) -> FeatureDrift:
+    drifted = score < limit if method in P_VALUE_METHODS else score >= limit
     return FeatureDrift(
-        profile.name,
+        feature,
         method,
         score,
         limit,
-        _drifted(method, score, limit),
+        drifted,
         list(_shares(reference)),
         list(_shares(current)),
-        names,
+        bins,
     )
-
-
-def _drifted(method: str, score: float, limit: float) -> bool:
-    return score < limit if method in P_VALUE_METHODS else score >= limit

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ def _from_weights(request: ImportRequest, context: _Context) -> Candidate:
     probe = np.random.default_rng(0).normal(size=(16, *shape)).astype("float32")
     candidate = _candidate(request, context, graph, shape, len(classes), weights_bytes(model), spec)
     parity = check_parity(graph, model, probe)
-    return Candidate(**{**candidate.__dict__, "onnx_parity": parity})
+    return replace(candidate, onnx_parity=parity)
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
