@@ -72,3 +72,28 @@ def test_jensen_shannon_is_a_bounded_symmetric_distance(a: list[int], b: list[in
     x, y = np.array(a[:size], float), np.array(b[:size], float)
     assert 0.0 <= jensen_shannon_distance(x, y) <= 1.0 + 1e-9
     assert abs(jensen_shannon_distance(x, y) - jensen_shannon_distance(y, x)) < 1e-9
+
+
+def test_a_broken_correlation_is_caught_where_marginals_see_nothing() -> None:
+    from dnnops.config import DriftConfig
+    from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
+
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 1, 4000)
+    reference = pd.DataFrame(
+        {"a": base, "b": base + rng.normal(0, 0.1, 4000), "c": rng.normal(0, 1, 4000)}
+    )
+    profile = reference_from_frame(reference)
+    same = reference.sample(1000, random_state=1).reset_index(drop=True)
+    shuffled = same.assign(
+        b=same["b"].sample(frac=1.0, random_state=2).to_numpy()
+    )  # marginals intact
+    config = DriftConfig()
+    stable = dataset_drift(profile, same, config)
+    assert (
+        not stable.drifted and stable.multivariate is not None and not stable.multivariate.drifted
+    )
+    broken = dataset_drift(profile, shuffled, config)
+    assert not any(f.drifted for f in broken.features)  # no single feature moved
+    assert broken.multivariate is not None and broken.multivariate.drifted
+    assert broken.drifted

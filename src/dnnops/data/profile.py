@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from dnnops.data.dataset import Dataset
+from dnnops.data.pca import PcaProfile, fit_pca_profile
 from dnnops.data.schema import Schema, category_key
 
 PERCENTILES = np.linspace(0.0, 100.0, 101)
@@ -40,6 +41,8 @@ class Profile(BaseModel):
     rows: int
     features: list[FeatureProfile]
     target: dict[str, int] | None = None
+    pca: PcaProfile | None = None
+    """The joint distribution of the numeric features, for multivariate drift."""
 
     def feature(self, name: str) -> FeatureProfile:
         for feature in self.features:
@@ -53,7 +56,11 @@ def build_profile(dataset: Dataset, schema: Schema) -> Profile:
     target = None
     if dataset.target is not None:
         target = _frequencies(dataset.target)
-    return Profile(rows=len(dataset), features=_features(dataset, schema), target=target)
+    pca = None
+    if isinstance(dataset.inputs, pd.DataFrame):
+        numeric = [c.name for c in schema.columns if c.type in ("float", "int")]
+        pca = fit_pca_profile(dataset.inputs[numeric])
+    return Profile(rows=len(dataset), features=_features(dataset, schema), target=target, pca=pca)
 
 
 def profile_features(frame: pd.DataFrame, categorical: set[str]) -> list[FeatureProfile]:

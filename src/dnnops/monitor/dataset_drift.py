@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from dnnops.config import DriftConfig
+from dnnops.data.pca import fit_pca_profile
 from dnnops.data.profile import Profile, profile_features, tensor_summaries
 from dnnops.monitor.drift import FeatureDrift, feature_drift
+from dnnops.monitor.multivariate import MultivariateDrift, multivariate_drift
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class DatasetDrift:
     rows: int
     skipped: list[str] = field(default_factory=list)
     """Reference features absent from the current data."""
+    multivariate: MultivariateDrift | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +39,7 @@ class DatasetDrift:
             "drifted": self.drifted,
             "rows": self.rows,
             "skipped": self.skipped,
+            "multivariate": self.multivariate.to_dict() if self.multivariate else None,
         }
 
 
@@ -51,9 +55,9 @@ def dataset_drift(reference: Profile, current: pd.DataFrame, config: DriftConfig
             values = pd.to_numeric(current[profile.name], errors="coerce").to_numpy(dtype="float64")
         results.append(feature_drift(profile, values, config.method, config.threshold))
     share = sum(r.drifted for r in results) / len(results) if results else 0.0
-    return DatasetDrift(
-        results, share, config.share, bool(results) and share >= config.share, len(current), skipped
-    )
+    joint = multivariate_drift(reference.pca, current) if reference.pca is not None else None
+    drifted = (bool(results) and share >= config.share) or bool(joint and joint.drifted)
+    return DatasetDrift(results, share, config.share, drifted, len(current), skipped, joint)
 
 
 def reference_from_frame(frame: pd.DataFrame) -> Profile:
@@ -63,7 +67,10 @@ def reference_from_frame(frame: pd.DataFrame) -> Profile:
         for c in frame.columns
         if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
     }
-    return Profile(rows=len(frame), features=profile_features(frame, categorical))
+    numeric = frame[[c for c in frame.columns if str(c) not in categorical]]
+    return Profile(
+        rows=len(frame), features=profile_features(frame, categorical), pca=fit_pca_profile(numeric)
+    )
 
 
 def as_feature_frame(inputs: Any, feature_names: list[str], tensor: bool) -> pd.DataFrame:
