@@ -14,8 +14,10 @@ from dnnops.console import format_number, make_console, rows_table
 from dnnops.data.sources import load_table
 from dnnops.durations import parse_duration
 from dnnops.home import resolve_home
+from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
 from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
 from dnnops.monitor.report import build_report
+from dnnops.registry.db import open_engine
 from dnnops.registry.open import open_registry
 
 monitor_app = typer.Typer(no_args_is_help=True, help="SLIs, drift, quality and SLO budgets.")
@@ -27,19 +29,30 @@ def monitor_report(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Project file (monitor, slo).")
     ] = None,
+    alert: Annotated[bool, typer.Option(help="Store, deduplicate and deliver alerts.")] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """SLIs per served version, drift against the reference profile, quality on labels."""
     project = load_config(config) if config is not None else None
     resolved = resolve_home(home)
+    monitor = project.monitor if project else MonitorConfig()
     report = build_report(
         open_registry(resolved),
         logs_dir(resolved),
         parse_duration(since),
-        project.monitor if project else MonitorConfig(),
+        monitor,
         project.slo if project else SloConfig(),
     )
+    if alert:
+        firing = alerts_from_report(report)
+        fresh = AlertStore(open_engine(resolved.db_url)).record(firing)
+        failed = deliver(fresh, monitor.webhook_url)
+        report["alerts"] = {
+            "firing": len(firing),
+            "new": [a.to_dict() for a in fresh],
+            "delivery_failures": failed,
+        }
     if json_out:
         print_json(report)
         return
@@ -107,6 +120,29 @@ def _print_drift(drift: dict[str, Any], title: str) -> None:
             f"(threshold {drift['threshold']:.0%}, {drift['rows']} rows)",
             ["feature", "method", "score", "threshold", "verdict"],
             rows,
+        )
+    )
+
+
+@monitor_app.command("alerts")
+def monitor_alerts(
+    status: Annotated[str | None, typer.Option(help="firing | resolved")] = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Alerts in the metadata store, newest first."""
+    rows = AlertStore(open_engine(resolve_home(home).db_url)).list(status)
+    if json_out:
+        print_json(rows)
+        return
+    make_console().print(
+        rows_table(
+            "alerts",
+            ["last seen", "severity", "status", "count", "summary"],
+            [
+                [r["last_seen"][:19], r["severity"], r["status"], r["count"], r["summary"]]
+                for r in rows
+            ],
         )
     )
 

@@ -99,6 +99,17 @@ def test_report_shows_slis_quality_and_drift(
     assert objectives["accuracy"]["met"] is False
     human = cli("monitor", "report", "--since", "1h", "-c", str(project))
     assert human.code == 0 and "DRIFT" in human.out
+    stored = cli(
+        "monitor", "report", "--since", "1h", "-c", str(project), "--alert", "--json"
+    ).json()
+    kinds = {a["kind"] for a in stored["alerts"]["new"]}
+    assert kinds == {"burn_rate", "drift"}
+    repeat = cli(
+        "monitor", "report", "--since", "1h", "-c", str(project), "--alert", "--json"
+    ).json()
+    assert repeat["alerts"]["new"] == []  # deduplicated while firing
+    listed = cli("monitor", "alerts", "--status", "firing", "--json").json()
+    assert all(a["count"] == 2 for a in listed)
 
 
 def test_offline_drift_between_two_files(tmp_path: Path, cli: Callable[..., CliResult]) -> None:

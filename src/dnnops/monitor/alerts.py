@@ -1,0 +1,163 @@
+"""Alerts: derived from a monitoring report, deduplicated in the metadata store, grouped
+per model into one delivery, and sent to a webhook (POST JSON) and the log.
+
+An alert is identified by its key (model, version, kind, name, severity). While it keeps
+firing, later sightings only bump its count and ``last_seen``: it is delivered once. When
+its condition clears it is marked resolved; firing again delivers it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import httpx
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from dnnops.registry.runs import Clock, iso_utc, utc_now
+from dnnops.registry.tables import AlertRow
+
+log = logging.getLogger("dnnops.alerts")
+Severity = Literal["page", "ticket"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str
+    model: str
+    severity: str
+    kind: str
+    summary: str
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def alerts_from_report(
+    report: Mapping[str, Any], drift_severity: Severity = "ticket"
+) -> list[Alert]:
+    """Burn-rate alerts as the report computed them, plus a drift alert per drifted version."""
+    out = []
+    for version in report.get("versions", []):
+        slis = version["slis"]
+        where = f"{slis['model']}@{slis['version']}"
+        for burn in version.get("alerts", []):
+            key = f"{where}/burn/{burn['objective']}/{burn['severity']}/{burn['factor']}"
+            summary = (
+                f"{where}: SLO {burn['objective']} burns its error budget at "
+                f"{burn['short_burn_rate']:.1f}x (threshold {burn['factor']}x)"
+            )
+            out.append(Alert(key, slis["model"], burn["severity"], "burn_rate", summary, burn))
+        drift = version.get("drift")
+        if drift and drift.get("drifted"):
+            drifted = [f["feature"] for f in drift["features"] if f["drifted"]]
+            summary = (
+                f"{where}: input drift in {len(drifted)} feature(s), share {drift['share']:.0%}"
+            )
+            details = {
+                "share": drift["share"],
+                "features": drifted[:20],
+                "multivariate": drift.get("multivariate"),
+            }
+            out.append(
+                Alert(
+                    f"{where}/drift/{drift_severity}",
+                    slis["model"],
+                    drift_severity,
+                    "drift",
+                    summary,
+                    details,
+                )
+            )
+    return out
+
+
+class AlertStore:
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def record(self, firing: Sequence[Alert]) -> list[Alert]:
+        """Store this evaluation's alerts; return the ones that are new (to deliver).
+        Alerts firing before and absent now are resolved."""
+        now = self.clock()
+        fresh = []
+        with Session(self.engine) as session, session.begin():
+            open_rows = {
+                r.key: r
+                for r in session.scalars(select(AlertRow).where(AlertRow.status == "firing"))
+            }
+            for alert in firing:
+                row = open_rows.pop(alert.key, None)
+                if row is not None:
+                    row.count, row.last_seen, row.details = row.count + 1, now, alert.details
+                    continue
+                session.add(
+                    AlertRow(
+                        key=alert.key,
+                        model=alert.model,
+                        severity=alert.severity,
+                        kind=alert.kind,
+                        summary=alert.summary,
+                        details=alert.details,
+                        status="firing",
+                        first_seen=now,
+                        last_seen=now,
+                        count=1,
+                    )
+                )
+                fresh.append(alert)
+            for row in open_rows.values():
+                row.status = "resolved"
+        return fresh
+
+    def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(AlertRow).order_by(AlertRow.last_seen.desc()).limit(limit)
+        if status is not None:
+            query = query.where(AlertRow.status == status)
+        with Session(self.engine) as session:
+            return [
+                {
+                    "key": r.key,
+                    "model": r.model,
+                    "severity": r.severity,
+                    "kind": r.kind,
+                    "summary": r.summary,
+                    "status": r.status,
+                    "count": r.count,
+                    "first_seen": iso_utc(r.first_seen),
+                    "last_seen": iso_utc(r.last_seen),
+                    "details": r.details,
+                }
+                for r in session.scalars(query).all()
+            ]
+
+
+Post = Callable[[str, dict[str, Any]], None]
+
+
+def http_post(url: str, payload: dict[str, Any]) -> None:
+    httpx.post(url, json=payload, timeout=10).raise_for_status()
+
+
+def deliver(alerts: Sequence[Alert], webhook_url: str | None, post: Post = http_post) -> int:
+    """Log every alert; POST one JSON per model to the webhook. Returns deliveries that failed
+    (a failing webhook is logged, never raised: monitoring must keep running)."""
+    grouped: dict[str, list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        log.warning("ALERT %s %s", alert.severity.upper(), alert.summary)
+        grouped[alert.model].append(alert)
+    failures = 0
+    if webhook_url:
+        for model, members in grouped.items():
+            try:
+                post(webhook_url, {"model": model, "alerts": [a.to_dict() for a in members]})
+            except (httpx.HTTPError, OSError) as exc:
+                failures += 1
+                log.error("alert webhook %s failed: %s", webhook_url, exc)
+    return failures

@@ -1,0 +1,94 @@
+"""Alert deduplication in a real SQLite store, and delivery to a real local webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
+from dnnops.registry.db import open_engine
+
+
+def _report(burning: bool, drifting: bool) -> dict[str, Any]:
+    burn = {
+        "objective": "availability",
+        "severity": "page",
+        "factor": 14.4,
+        "long_window_s": 3600.0,
+        "short_window_s": 300.0,
+        "long_burn_rate": 20.0,
+        "short_burn_rate": 30.0,
+    }
+    drift = {
+        "drifted": drifting,
+        "share": 0.75,
+        "multivariate": None,
+        "features": [{"feature": "a", "drifted": True}, {"feature": "b", "drifted": drifting}],
+    }
+    return {
+        "versions": [
+            {
+                "slis": {"model": "m", "version": "3"},
+                "alerts": [burn] if burning else [],
+                "drift": drift,
+            }
+        ]
+    }
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
+    tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook
+    store = AlertStore(open_engine(f"sqlite:///{tmp_path / 'meta.db'}"))
+    firing = alerts_from_report(_report(burning=True, drifting=True))
+    assert {(a.kind, a.severity) for a in firing} == {("burn_rate", "page"), ("drift", "ticket")}
+
+    fresh = store.record(firing)
+    assert deliver(fresh, url) == 0
+    assert len(received) == 1  # one POST per model, both alerts inside
+    assert {a["kind"] for a in received[0]["alerts"]} == {"burn_rate", "drift"}
+
+    again = store.record(alerts_from_report(_report(burning=True, drifting=True)))
+    assert again == []  # still firing: not delivered twice
+    deliver(again, url)
+    assert len(received) == 1
+    rows = {r["kind"]: r for r in store.list()}
+    assert rows["burn_rate"]["count"] == 2 and rows["burn_rate"]["status"] == "firing"
+
+    store.record(alerts_from_report(_report(burning=False, drifting=True)))
+    assert {r["kind"]: r["status"] for r in store.list()}["burn_rate"] == "resolved"
+    refired = store.record(alerts_from_report(_report(burning=True, drifting=True)))
+    assert [a.kind for a in refired] == ["burn_rate"]  # firing again after resolving: deliver
+
+
+def test_a_broken_webhook_is_logged_not_raised(tmp_path: Path) -> None:
+    alerts = alerts_from_report(_report(burning=True, drifting=False))
+    assert deliver(alerts, "http://127.0.0.1:9/nowhere") == 1
