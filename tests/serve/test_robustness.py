@@ -176,6 +176,7 @@ def test_metrics_expose_latency_batches_and_outcomes(server: Server) -> None:
         "dnnops_queue_depth",
         "dnnops_rejected",
         "dnnops_instances",
+        "process_cpu_seconds",
     ):
         assert name in families, name
     statuses = {s.labels.get("status") for s in families["dnnops_requests"].samples}

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -22,6 +29,8 @@ def latency_buckets(slo_thresholds: Iterable[float]) -> tuple[float, ...]:
 class ServerMetrics:
     def __init__(self, slo_thresholds: Iterable[float] = ()) -> None:
         self.registry = CollectorRegistry()
+        # process_cpu_seconds_total and friends: CPU-seconds x serve price = cost of serving.
+        ProcessCollector(registry=self.registry)
         buckets = latency_buckets(slo_thresholds)
         version = ["endpoint", "model", "version"]
         self.requests = Counter(
