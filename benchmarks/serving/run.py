@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +36,8 @@ from dnnops.models import ModelSpec, build_model
 from dnnops.registry.export import OnnxRunner, export_onnx
 
 HERE = Path(__file__).resolve().parent
+VENVS = HERE / ".venvs"
+"""Other servers live in their own virtual environments (see ``setup_venvs.sh``)."""
 BIN = Path(sys.executable).parent
 MODELS = {"small": (64, [256, 256]), "large": (784, [2048, 2048])}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -114,9 +117,17 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise RuntimeError("server did not open its port")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+def cpu_seconds(group: int) -> float:
+    """CPU seconds of every live process in the server's process group (its workers too)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[2]) == group:  # field 5 of stat: the process group id
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
 
 
 def run_wrk(
@@ -190,13 +201,35 @@ def start_server(
         command, path = [*uvicorn, "trivial_asgi:app"], "/"
     elif kind == "fastapi":
         command, path = [*uvicorn, "fastapi_plain:app"], "/predict"
+    elif kind == "litserve":
+        command, path = (
+            [str(VENVS / "litserve/bin/python"), str(HERE / "apps/litserve_app.py"), str(port)],
+            "/predict",
+        )
+    elif kind == "bentoml":
+        command = [
+            str(VENVS / "bentoml/bin/bentoml"),
+            "serve",
+            "bentoml_app:Mlp",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        path = "/predict"
     else:
         command = [str(BIN / "dnnops"), "serve", "--model", f"{name}@1", "--port", str(port)]
         path = f"/v1/models/{name}:predict"
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=HERE / "apps",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     wait_for_port(port, process)
-    if kind == "dnnops":  # the port opens after warm-up; double-check readiness
-        time.sleep(0.5)
+    time.sleep(2.0 if kind in ("litserve", "bentoml") else 0.5)  # workers behind the port start
     return process, f"http://127.0.0.1:{port}{path}"
 
 
@@ -230,11 +263,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--models", default="small,large")
-    parser.add_argument("--servers", default="trivial-asgi,fastapi,dnnops")
+    parser.add_argument("--servers", default="trivial-asgi,fastapi,litserve,bentoml,dnnops")
     parser.add_argument("--concurrency", default="16,64")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
+    for other in ("litserve", "bentoml"):
+        if other in args.servers and not (VENVS / other).is_dir():
+            sys.exit(f"{VENVS / other} is missing: run benchmarks/serving/setup_venvs.sh")
     results: list[Result] = []
     limits: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -254,7 +290,7 @@ def main() -> None:
                         figures = run_wrk(url, script, concurrency, args.duration, process.pid)
                         results.append(Result(kind, name, concurrency, **figures))  # type: ignore[arg-type]
                 finally:
-                    process.terminate()
+                    os.killpg(process.pid, signal.SIGTERM)  # the server and any workers it forked
                     process.wait(timeout=60)
     report(results, limits)
 
