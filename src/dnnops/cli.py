@@ -230,16 +230,10 @@ def _train(
         store.get(resume)  # a clear error for an unknown run id
     progress = EpochProgress(make_console()) if wants_progress(quiet) else None
     try:
-        placeholder = config if config is not None else _resume_placeholder()
-        return train_project(placeholder, home.runs_dir, store, resume, progress)
+        return train_project(config, home.runs_dir, store, resume, progress)
     finally:
         if progress is not None:
             progress.close()
-
-
-def _resume_placeholder() -> ProjectConfig:
-    # train_project reads the run's own config snapshot when resuming; this is never used.
-    return parse_config({"name": "resume", "data": {"source": "builtin:digits"}})
 
 
 def _print_outcome(console: Any, outcome: TrainOutcome) -> None:

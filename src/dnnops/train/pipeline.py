@@ -20,7 +20,7 @@ from torch import nn
 
 from dnnops.config import ProjectConfig, parse_config
 from dnnops.data.prepare import PreparedData, prepare_data, save_data_artifacts
-from dnnops.errors import CheckpointError, RunNotFound, TrainingInterrupted
+from dnnops.errors import CheckpointError, RunNotFound, TrainingInterrupted, UsageError
 from dnnops.files import atomic_write
 from dnnops.models.build import ModelSpec, build_model
 from dnnops.models.weights import save_weights
@@ -79,13 +79,14 @@ def new_run_id() -> str:
 
 
 def train_project(
-    config: ProjectConfig,
+    config: ProjectConfig | None,
     runs_dir: Path,
     recorder: RunCreator | None = None,
     resume: str | None = None,
     progress: ProgressSink | None = None,
 ) -> TrainOutcome:
-    """Train ``config`` (or continue run ``resume``) and return what it produced.
+    """Train ``config`` (or continue run ``resume`` with its own saved config) and return
+    what it produced.
 
     Under torchrun every rank calls this; only rank 0 writes files or records.
     """
@@ -120,9 +121,11 @@ def train_project(
 
 
 def _open_run(
-    config: ProjectConfig, runs_dir: Path, resume: str | None, world: World
+    config: ProjectConfig | None, runs_dir: Path, resume: str | None, world: World
 ) -> tuple[str, Path, ProjectConfig]:
     if resume is None:
+        if config is None:
+            raise UsageError("nothing to train: give a project file, or --resume RUN")
         run_id = broadcast_text(new_run_id(), world)
         return run_id, runs_dir / run_id, config
     run_dir = runs_dir / resume
