@@ -69,6 +69,9 @@ def test_report_shows_slis_quality_and_drift(
     )
 
     assert version["prediction_drift"]["drifted"] is False
+    freshness = version["feature_freshness_s"]
+    assert len(freshness) == 64 and all(0 <= age < 600 for age in freshness.values())
+    assert version["explainability_coverage"] == 0.0
     assert version["alerts"] == []  # no objectives configured
 
     camera = np.clip(clean * 0.4 + np.random.default_rng(0).normal(6, 3, clean.shape), 0, 16)

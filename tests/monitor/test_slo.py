@@ -57,3 +57,18 @@ def test_uniform_burn_fires_exactly_the_rules_it_exceeds(share: float, target: f
     fired = burn_alerts("x", target, lambda seconds: (round(share * 1_000_000), 1_000_000))
     rate = burn_rate(round(share * 1_000_000), 1_000_000, target)
     assert [a.factor for a in fired] == [r.factor for r in WORKBOOK_RULES if rate >= r.factor]
+
+
+def test_feature_freshness_is_the_age_of_the_last_value_seen() -> None:
+    from dnnops.monitor.report import feature_freshness
+
+    records = [
+        {"ts": 100.0, "inputs": {"a": 1.0, "b": None}},
+        {"ts": 150.0, "inputs": {"a": float("nan"), "b": 2.0}},
+        {"ts": 170.0, "inputs": None},  # inputs not sampled into the log
+    ]
+    assert feature_freshness(records, ["a", "b", "c"], now=200.0) == {
+        "a": 100.0,
+        "b": 50.0,
+        "c": None,
+    }

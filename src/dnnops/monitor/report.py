@@ -85,6 +85,10 @@ def _version_section(
     quality = quality_on_labels(records, feedback, loaded.classes)
     section["quality"] = quality.to_dict() if quality else None
     section["drift"] = _drift(loaded, records, monitor)
+    section["feature_freshness_s"] = feature_freshness(
+        records, loaded.schema.feature_names, time.time()
+    )
+    section["explainability_coverage"] = 0.0  # no explanations are produced yet
     section["prediction_drift"] = _prediction_drift(loaded, records)
     section["slo"] = [_objective(o, slis, records, quality) for o in slo.objectives]
     return section
@@ -110,6 +114,29 @@ def _drift(
     tensor = loaded.schema.kind == "tensor"
     frame = as_feature_frame(inputs, loaded.schema.feature_names, tensor)
     return dataset_drift(loaded.profile, frame, monitor.drift).to_dict()
+
+
+def feature_freshness(
+    records: Sequence[Mapping[str, Any]], names: list[str], now: float
+) -> dict[str, float | None]:
+    """Seconds since the last logged request that carried a value for each feature
+    (None: never within the window). Inputs not sampled into the log are not counted."""
+    last: dict[str, float] = {}
+    for record in records:
+        inputs, ts = record.get("inputs"), float(record.get("ts", 0.0))
+        if inputs is None:
+            continue
+        values = (
+            inputs.items() if isinstance(inputs, dict) else zip(names, _flat(inputs), strict=False)
+        )
+        for name, value in values:
+            if value is not None and value == value and ts > last.get(name, -1.0):  # NaN != NaN
+                last[name] = ts
+    return {name: (now - last[name]) if name in last else None for name in names}
+
+
+def _flat(inputs: Any) -> list[Any]:
+    return list(np.asarray(inputs, dtype=object).ravel()) if isinstance(inputs, list) else [inputs]
 
 
 def _prediction_drift(
