@@ -368,12 +368,23 @@ def _schema_rows(schema: Schema) -> list[list[object]]:
 def data_validate(
     file: Path,
     config: ConfigOpt = Path("dnnops.yaml"),
+    model: Annotated[
+        str | None, typer.Option(help="Validate against this registered version: NAME@REF.")
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check FILE against the project's schema; exit 1 when anything is violated."""
-    project = load_config(config)
-    schema, origin = _project_schema(project, resolve_home(home))
+    """Check FILE against the schema of a registered version (--model) or of the project's
+    data; exit 1 when anything is violated."""
+    resolved = resolve_home(home)
+    if model is not None:
+        from dnnops.registry.loader import load_version
+
+        registry = open_registry(resolved)
+        record = registry.resolve_ref(model)
+        schema, origin = load_version(registry, record).schema, record.ref
+    else:
+        schema, origin = _project_schema(load_config(config), resolved)
     findings = validate_file(file, schema)
     if json_out:
         print_json(

@@ -232,3 +232,24 @@ def test_group_column_gives_per_group_accuracy_and_the_gap(
     schema = json.loads(registry.file(record, registry.manifest(record), "schema.json"))
     assert "region" not in [c["name"] for c in schema["columns"]]  # a group is not a feature
     assert schema["ignored"] == ["region"]
+
+
+def test_data_validate_against_a_registered_version(
+    home: Path, cli: Callable[..., CliResult]
+) -> None:
+    _train(cli, write_project(home.parent, train=TRAIN, evaluate=GATES))
+    csv = _digits_csv(home.parent)
+    valid = cli("data", "validate", str(csv), "--model", "digits@production", "--json")
+    assert valid.code == 0, valid.out
+    assert valid.json()["schema_from"] == "digits@1"
+    import pandas as pd
+
+    broken = pd.read_csv(csv).drop(columns=["pixel_3_3"])
+    broken.to_csv(home.parent / "broken.csv", index=False)
+    result = cli(
+        "data", "validate", str(home.parent / "broken.csv"), "--model", "digits@1", "--json"
+    )
+    assert result.code == 1
+    assert [(f["column"], f["rule"]) for f in result.json()["findings"]] == [
+        ("pixel_3_3", "missing_column")
+    ]
