@@ -34,8 +34,12 @@ def build_report(
     monitor: MonitorConfig,
     slo: SloConfig,
     now: float | None = None,
+    loaded: Mapping[tuple[str, str], LoadedVersion] | None = None,
 ) -> dict[str, Any]:
+    """``loaded`` holds versions already in memory (a server's), keyed by (model, version),
+    so a report asked of a running server does not re-read and re-verify their artifacts."""
     moment = time.time() if now is None else now
+    known = dict(loaded or {})
     history = in_window(
         read_records(logs_dir / "predictions", "predictions"), moment, LONGEST_BURN_WINDOW_S
     )
@@ -44,7 +48,8 @@ def build_report(
     versions = []
     for slis in version_slis(predictions, moment, window_s):
         mine = _of_version(predictions, slis)
-        section = _version_section(registry, slis, mine, feedback, monitor, slo)
+        version = known.get((slis.model, slis.version)) or _load(registry, slis)
+        section = _version_section(version, slis, mine, feedback, monitor, slo, moment)
         older = _of_version(history, slis)
         section["alerts"] = [
             alert.to_dict()
@@ -70,24 +75,22 @@ def _of_version(records: Sequence[Mapping[str, Any]], slis: VersionSlis) -> list
 
 
 def _version_section(
-    registry: ModelRegistry,
+    loaded: LoadedVersion | None,
     slis: VersionSlis,
     records: Sequence[Mapping[str, Any]],
     feedback: Sequence[Mapping[str, Any]],
     monitor: MonitorConfig,
     slo: SloConfig,
+    now: float,
 ) -> dict[str, Any]:
     section: dict[str, Any] = {"slis": slis.to_dict(), "drift": None, "quality": None}
-    loaded = _load(registry, slis)
     if loaded is None:
         section["error"] = f"{slis.model}@{slis.version} is not in the registry"
         return section
     quality = quality_on_labels(records, feedback, loaded.classes)
     section["quality"] = quality.to_dict() if quality else None
     section["drift"] = _drift(loaded, records, monitor)
-    section["feature_freshness_s"] = feature_freshness(
-        records, loaded.schema.feature_names, time.time()
-    )
+    section["feature_freshness_s"] = feature_freshness(records, loaded.schema.feature_names, now)
     section["explainability_coverage"] = 0.0  # no explanations are produced yet
     section["prediction_drift"] = _prediction_drift(loaded, records)
     section["slo"] = [_objective(o, slis, records, quality) for o in slo.objectives]

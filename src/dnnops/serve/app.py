@@ -375,8 +375,20 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
             window = parse_duration(since)
         except ValueError as exc:
             return error_response(BadRequest(f"since: {exc}"))
+        in_memory = {
+            (r.model, r.version): r.loaded
+            for e in state.endpoints.values()
+            for r in e.versions.values()
+        }
         report = await asyncio.to_thread(
-            build_report, state.registry, state.logger.logs_dir, window, state.monitor, state.slo
+            build_report,
+            state.registry,
+            state.logger.logs_dir,
+            window,
+            state.monitor,
+            state.slo,
+            None,
+            in_memory,
         )
         report["versions"] = [v for v in report["versions"] if v["slis"]["endpoint"] == name]
         return json_response(report)
