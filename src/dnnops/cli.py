@@ -19,6 +19,7 @@ import typer
 from dnnops.cli_common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.cli_models import eval_command, models_app, print_published
 from dnnops.cli_monitor import monitor_app
+from dnnops.cli_rollout import rollout_app
 from dnnops.cli_serve import feedback_command, loadtest_command, logs_app, serve_command
 from dnnops.cli_views import lineage_view
 from dnnops.config import ProjectConfig, load_config, parse_config
@@ -56,6 +57,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(logs_app, name="logs")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(rollout_app, name="rollout")
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("feedback")(feedback_command)

@@ -13,7 +13,14 @@ import orjson
 import typer
 
 from dnnops.cli_common import HomeOpt, JsonOpt
-from dnnops.config import MonitorConfig, ProjectConfig, ServeConfig, SloConfig, load_config
+from dnnops.config import (
+    MonitorConfig,
+    ProjectConfig,
+    RolloutConfig,
+    ServeConfig,
+    SloConfig,
+    load_config,
+)
 from dnnops.console import make_console, rows_table
 from dnnops.durations import parse_duration
 from dnnops.errors import UsageError
@@ -101,6 +108,7 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         admin_token=os.environ.get("DNNOPS_ADMIN_TOKEN") or None,
         monitor=project.monitor if project else MonitorConfig(),
         slo=project.slo if project else SloConfig(),
+        rollout=project.rollout if project else RolloutConfig(),
     )
 
 

@@ -253,6 +253,8 @@ class ServeConfig(Section):
     warmup_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 64])
     drain_timeout: Duration = 10.0
     """On SIGTERM: how long queued requests may still run before the server exits."""
+    sticky_header: str = "x-routing-key"
+    """Requests with the same value of this header meet the same version during a canary."""
 
 
 class DriftConfig(Section):
@@ -291,6 +293,8 @@ class RolloutConfig(Section):
     failure_threshold: Annotated[int, Field(ge=1)] = 2
     min_success_rate: Fraction = 0.99
     max_p99_latency_ratio: Annotated[float, Field(gt=0.0)] = 1.5
+    latency_slack: Duration = 0.005
+    """p99 differences below this are noise, not a regression (millisecond models)."""
     max_prediction_divergence: Fraction = 0.1
     max_accuracy_drop: Fraction = 0.02
 

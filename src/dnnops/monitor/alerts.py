@@ -23,6 +23,8 @@ from dnnops.registry.tables import AlertRow
 
 log = logging.getLogger("dnnops.alerts")
 Severity = Literal["page", "ticket"]
+MONITOR_KINDS = ("burn_rate", "drift")
+"""Alerts a monitoring evaluation raises and resolves."""
 
 
 @dataclass(frozen=True)
@@ -82,15 +84,18 @@ class AlertStore:
         self.engine = engine
         self.clock = clock
 
-    def record(self, firing: Sequence[Alert]) -> list[Alert]:
+    def record(self, firing: Sequence[Alert], kinds: Sequence[str] = MONITOR_KINDS) -> list[Alert]:
         """Store this evaluation's alerts; return the ones that are new (to deliver).
-        Alerts firing before and absent now are resolved."""
+        Alerts of ``kinds`` firing before and absent now are resolved; other kinds (a
+        rollback, raised once by the rollout controller) are left as they are."""
         now = self.clock()
         fresh = []
         with Session(self.engine) as session, session.begin():
             open_rows = {
                 r.key: r
-                for r in session.scalars(select(AlertRow).where(AlertRow.status == "firing"))
+                for r in session.scalars(
+                    select(AlertRow).where(AlertRow.status == "firing", AlertRow.kind.in_(kinds))
+                )
             }
             for alert in firing:
                 row = open_rows.pop(alert.key, None)
@@ -115,6 +120,33 @@ class AlertStore:
             for row in open_rows.values():
                 row.status = "resolved"
         return fresh
+
+    def event(self, alert: Alert) -> bool:
+        """Record a one-off alert (a rollback) that no evaluation resolves; False when the
+        same key is already firing (then only its count moves)."""
+        now = self.clock()
+        with Session(self.engine) as session, session.begin():
+            row = session.scalars(
+                select(AlertRow).where(AlertRow.key == alert.key, AlertRow.status == "firing")
+            ).first()
+            if row is not None:
+                row.count, row.last_seen = row.count + 1, now
+                return False
+            session.add(
+                AlertRow(
+                    key=alert.key,
+                    model=alert.model,
+                    severity=alert.severity,
+                    kind=alert.kind,
+                    summary=alert.summary,
+                    details=alert.details,
+                    status="firing",
+                    first_seen=now,
+                    last_seen=now,
+                    count=1,
+                )
+            )
+            return True
 
     def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = select(AlertRow).order_by(AlertRow.last_seen.desc()).limit(limit)

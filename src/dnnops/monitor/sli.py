@@ -31,6 +31,7 @@ class VersionSlis:
     """Share of records refused by schema validation (400, 413, 422)."""
     throughput_per_s: float
     traffic_share: float
+    """Share of the endpoint's answered predictions; 0 for a shadow, which answers none."""
     latency_p50_ms: float
     latency_p95_ms: float
     latency_p99_ms: float
@@ -63,7 +64,9 @@ def version_slis(
         groups[key].append(record)
     per_endpoint: dict[str, int] = defaultdict(int)
     for (endpoint, _, _), members in groups.items():
-        per_endpoint[endpoint] += sum(1 for r in members if r.get("status") == 200)
+        per_endpoint[endpoint] += sum(
+            1 for r in members if r.get("status") == 200 and not r.get("shadow")
+        )
     return [
         _slis(key, members, now, window_s, per_endpoint[key[0]])
         for key, members in sorted(groups.items())
@@ -95,7 +98,9 @@ def _slis(
         success_rate=len(ok) / total if total else 1.0,
         ingestion_error_rate=len(invalid) / total if total else 0.0,
         throughput_per_s=len(ok) / window_s if window_s > 0 else 0.0,
-        traffic_share=len(ok) / endpoint_total if endpoint_total else 0.0,
+        traffic_share=sum(1 for r in ok if not r.get("shadow")) / endpoint_total
+        if endpoint_total
+        else 0.0,
         latency_p50_ms=_percentile(latencies, 50),
         latency_p95_ms=_percentile(latencies, 95),
         latency_p99_ms=_percentile(latencies, 99),
@@ -128,12 +133,13 @@ def quality_on_labels(
     classes: Sequence[int | str],
 ) -> Quality | None:
     """Accuracy, AUC, FPR/FNR, calibration and the confusion matrix of the predictions that
-    received a label (joined by prediction id; the newest label of an id wins)."""
+    received a label (joined by prediction id, or for a shadow by the id it mirrors; the
+    newest label of an id wins)."""
     labels = {str(f["prediction_id"]): f for f in feedback if f.get("prediction_id") is not None}
     index = {category_key(c): i for i, c in enumerate(classes)}
     rows, truth, lags = [], [], []
     for record in predictions:
-        label = labels.get(str(record.get("id")))
+        label = labels.get(str(record.get("shadow_of") or record.get("id")))
         if label is None or record.get("status") != 200 or not record.get("probabilities"):
             continue
         position = index.get(category_key(label["label"]))

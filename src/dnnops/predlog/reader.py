@@ -19,11 +19,16 @@ def segments(folder: Path, prefix: str) -> list[Path]:
 
 
 def read_records(
-    folder: Path, prefix: str, stats: FrameStats | None = None
+    folder: Path, prefix: str, stats: FrameStats | None = None, since: float | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Records of every segment, oldest first."""
+    """Records of every segment, oldest first. With ``since``, segments last written before
+    that moment are skipped unread: a record is stamped before it is written, so one stamped
+    at or after ``since`` lies in a segment modified at or after it. (Older records may
+    still come back from the segments read; filter on ``ts``.)"""
     stats = stats if stats is not None else FrameStats()
     for path in segments(folder, prefix):
+        if since is not None and _modified(path) < since:
+            continue
         for payload in iter_frames(path.read_bytes(), stats):
             try:
                 record = orjson.loads(payload)
@@ -32,3 +37,10 @@ def read_records(
                 continue
             if isinstance(record, dict):
                 yield record
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed by retention between the listing and now
+        return 0.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import re
 import time
@@ -25,19 +24,21 @@ from dnnops import __version__
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError
+from dnnops.monitor.alerts import AlertStore
 from dnnops.monitor.report import build_report
+from dnnops.rollout.controller import RolloutController
+from dnnops.rollout.store import RolloutStore
 from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull
 from dnnops.serve.errors import (
     BadRequest,
-    Forbidden,
     GatewayTimeout,
     HttpError,
     NotFound,
-    PayloadTooLarge,
-    Unauthorized,
     Unavailable,
 )
+from dnnops.serve.http import JSON, authorize, error_response, json_response, read_body
 from dnnops.serve.protocol import encode_response, parse_infer
+from dnnops.serve.rollout_routes import rollout_routes
 from dnnops.serve.runtime import VersionRuntime
 from dnnops.serve.state import ServerState
 from dnnops.serve.tracing import record_span, tracer, tracing_enabled
@@ -49,18 +50,7 @@ def _span(name: str) -> contextlib.AbstractContextManager[Any]:
 
 
 log = logging.getLogger("dnnops.serve")
-JSON = "application/json"
 HEADER_LENGTH = "inference-header-content-length"
-
-
-def json_response(
-    payload: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, JSON)
-
-
-def error_response(error: HttpError) -> Response:
-    return json_response({"error": error.message}, error.status, error.headers)
 
 
 INFER_V2 = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
@@ -68,10 +58,17 @@ PREDICT_V1 = re.compile(r"^/v1/models/([^/:]+):predict$")
 
 
 def create_app(state: ServerState) -> InferenceFastPath:
+    controller = RolloutController(
+        state, RolloutStore(state.registry.engine), AlertStore(state.registry.engine)
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.start()
+        await controller.tick()  # resume a rollout a restart interrupted before serving
+        loop = asyncio.create_task(controller.run(), name="rollout-controller")
         yield
+        loop.cancel()
         await state.stop()
 
     app = FastAPI(title="dnnops", version=__version__, lifespan=lifespan)
@@ -79,6 +76,7 @@ def create_app(state: ServerState) -> InferenceFastPath:
     _health_routes(app, state)
     _inference_routes(app, state)
     _operations_routes(app, state)
+    rollout_routes(app, state, controller)
     _monitor_routes(app, state)
     return InferenceFastPath(app, state)
 
@@ -161,7 +159,7 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v1/feedback")
     async def feedback(request: Request) -> Response:
         try:
-            labels = _feedback_labels(await _read_body(request, state.serve.max_body_bytes))
+            labels = _feedback_labels(await read_body(request, state.serve.max_body_bytes))
         except HttpError as error:
             return error_response(error)
         await state.logger.feedback.append_async(state.logger.feedback_records(labels))
@@ -174,12 +172,12 @@ async def _serve(
     started = time.perf_counter()
     context: dict[str, Any] = {"endpoint": name, "protocol": kind}
     try:
-        body = await _read_body(request, state.serve.max_body_bytes)
+        body = await read_body(request, state.serve.max_body_bytes)
         with _span("decode"):
             parsed = (
                 parse_infer(body, _header_length(request)) if kind == "v2" else _v1_instances(body)
             )
-            runtime = _runtime(state, name, version)
+            runtime, shadow = _route(state, name, version, request)
             context.update(model=runtime.model, version=runtime.version)
             adapter = runtime.adapter
             raw = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
@@ -192,7 +190,12 @@ async def _serve(
             record_span("queue", timing["enqueued"], timing["started"])
             record_span("infer", timing["started"], timing["finished"])
         with _span("encode"):
-            return await _answer(state, runtime, parsed, raw, probabilities, context, started, kind)
+            response, ids = await _answer(
+                state, runtime, parsed, raw, probabilities, context, started, kind
+            )
+        if shadow is not None and shadow is not runtime:
+            _mirror_later(state, shadow, raw, ids, context)
+        return response
     except HttpError as error:
         await _record_failure(state, context, error)
         return error_response(error)
@@ -234,7 +237,7 @@ async def _answer(
     context: dict[str, Any],
     started: float,
     kind: str,
-) -> Response:
+) -> tuple[Response, list[str]]:
     outputs = runtime.outputs(probabilities)
     labels = outputs[0].array
     ids = state.logger.new_ids(len(labels))
@@ -263,7 +266,51 @@ async def _answer(
             headers,
         )
     _count(state, context, 200, len(labels), time.perf_counter() - started)
-    return response
+    return response, ids
+
+
+def _mirror_later(
+    state: ServerState, shadow: VersionRuntime, raw: Any, ids: list[str], context: dict[str, Any]
+) -> None:
+    """Run the shadow on a copy of the request after the client has its answer."""
+    task = asyncio.get_running_loop().create_task(_mirror(state, shadow, raw, ids, context))
+    state.background.add(task)
+    task.add_done_callback(state.background.discard)
+
+
+async def _mirror(
+    state: ServerState, shadow: VersionRuntime, raw: Any, ids: list[str], answered: dict[str, Any]
+) -> None:
+    """Predict with the shadow and log it; a full queue drops the copy, never a request."""
+    names = (shadow.endpoint, shadow.model, shadow.version)
+    context = {
+        "endpoint": answered["endpoint"],
+        "protocol": answered["protocol"],
+        "model": shadow.model,
+        "version": shadow.version,
+        "shadow": True,
+    }
+    started = time.perf_counter()
+    try:
+        x = apply_preprocessing(shadow.loaded.preprocessor, raw)
+        probabilities = await shadow.batcher.submit(x, state.serve.timeout)
+    except (QueueFull, BatcherClosed):
+        state.metrics.shadow.labels(*names, "dropped").inc()
+        return
+    except Exception as exc:  # a failing shadow is recorded against the shadow only
+        status = 504 if isinstance(exc, DeadlineExceeded) else 500
+        state.metrics.shadow.labels(*names, "failed").inc()
+        await state.logger.predictions.append_async(
+            [state.logger.failure_record(context, status, f"{type(exc).__name__}: {exc}")]
+        )
+        return
+    labels = shadow.outputs(probabilities)[0].array
+    context["latency_ms"] = (time.perf_counter() - started) * 1000
+    shadow_ids = [f"{pid}.s{shadow.version}" for pid in ids]
+    await state.logger.predictions.append_async(
+        state.logger.prediction_records(shadow_ids, context, raw, labels, probabilities, ids)
+    )
+    state.metrics.shadow.labels(*names, "ok").inc()
 
 
 def _count(
@@ -288,6 +335,24 @@ async def _record_failure(state: ServerState, context: dict[str, Any], error: Ht
         )
 
 
+def _route(
+    state: ServerState, name: str, version: str | None, request: Request
+) -> tuple[VersionRuntime, VersionRuntime | None]:
+    """The version that answers (a pinned version, or the router's pick) and the shadow
+    that gets a copy (routed requests only)."""
+    if version is not None:
+        return _runtime(state, name, version), None
+    endpoint = state.endpoints.get(name)
+    if endpoint is None or (endpoint.canary is None and endpoint.shadow is None):
+        return _runtime(state, name, None), None
+    runtime = endpoint.route(request.headers.get(state.serve.sticky_header))
+    if runtime is None or not (runtime.ready and state.ready):
+        return _runtime(state, name, None), None  # the same answer an unrouted request gets
+    role = "canary" if runtime.version == endpoint.canary else "stable"
+    state.metrics.routed.labels(name, runtime.model, runtime.version, role).inc()
+    return runtime, endpoint.mirror()
+
+
 def _runtime(
     state: ServerState, name: str, version: str | None, need_ready: bool = True
 ) -> VersionRuntime:
@@ -304,21 +369,6 @@ def _runtime(
             "the server is not ready (loading, warming up or draining)", {"Retry-After": "1"}
         )
     return runtime
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the body has {declared} bytes; the limit is {limit} (serve.max_body_bytes)"
-        )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body exceeds {limit} bytes (serve.max_body_bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _header_length(request: Request) -> int | None:
@@ -414,8 +464,8 @@ def _operations_routes(app: FastAPI, state: ServerState) -> None:
     async def load_version_route(request: Request, name: str) -> Response:
         """Admin: load NAME's version (number or alias), warm it up, and make it live."""
         try:
-            _authorize(state, request)
-            payload = orjson.loads(await _read_body(request, 64 * 1024) or b"{}")
+            authorize(state, request)
+            payload = orjson.loads(await read_body(request, 64 * 1024) or b"{}")
             model = payload.get("model", name) if isinstance(payload, dict) else name
             ref = (
                 str(payload.get("version", "production"))
@@ -435,14 +485,3 @@ def _operations_routes(app: FastAPI, state: ServerState) -> None:
         return json_response(
             {"endpoint": name, "loaded": runtime.version, "live": state.endpoints[name].live}
         )
-
-
-def _authorize(state: ServerState, request: Request) -> None:
-    """Admin routes: 401 without a bearer token, 403 with a wrong one, refused when unset."""
-    header = request.headers.get("authorization", "")
-    if not header.startswith("Bearer "):
-        raise Unauthorized("admin route: send Authorization: Bearer <DNNOPS_ADMIN_TOKEN>")
-    if state.admin_token is None:
-        raise Forbidden("admin routes are disabled: start the server with DNNOPS_ADMIN_TOKEN set")
-    if not hmac.compare_digest(header.removeprefix("Bearer ").encode(), state.admin_token.encode()):
-        raise Forbidden("wrong admin token")

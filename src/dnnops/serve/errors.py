@@ -28,6 +28,12 @@ class NotFound(HttpError):
     status = 404
 
 
+class Conflict(HttpError):
+    """The request clashes with the server's state (a rollout already in progress)."""
+
+    status = 409
+
+
 class PayloadTooLarge(HttpError):
     status = 413
 

@@ -80,6 +80,35 @@ class ServerMetrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
+        self.shadow = Counter(
+            "dnnops_shadow_requests",
+            "Requests mirrored to a shadow version, by outcome (never answered to clients).",
+            [*version, "outcome"],
+            registry=self.registry,
+        )
+        self.canary_weight = Gauge(
+            "dnnops_rollout_canary_weight",
+            "Percent of an endpoint's traffic routed to its canary (0 outside rollouts).",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.controller_tick_seconds = Histogram(
+            "dnnops_controller_tick_seconds",
+            "Time per rollout controller tick.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.controller_errors = Counter(
+            "dnnops_controller_errors",
+            "Rollout controller ticks that failed (logged; the loop goes on).",
+            registry=self.registry,
+        )
+        self.routed = Counter(
+            "dnnops_routed_requests",
+            "Requests routed by the traffic router, by role (stable or canary).",
+            [*version, "role"],
+            registry=self.registry,
+        )
         self.timed_out = Counter(
             "dnnops_timed_out",
             "Requests answered 504 from the queue.",

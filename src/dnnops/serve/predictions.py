@@ -61,7 +61,10 @@ class PredictionLogger:
         raw: Inputs,
         labels: np.ndarray,
         probabilities: np.ndarray,
+        shadow_of: Sequence[str] | None = None,
     ) -> list[bytes]:
+        """One record per instance; a shadow's records name the answered prediction they
+        mirror (``shadow_of``), so labels sent for that id score the shadow too."""
         now = time.time()
         rows = _rows(raw)
         out = []
@@ -76,6 +79,8 @@ class PredictionLogger:
                 "output": labels[index],
                 "probabilities": probabilities[index],
             }
+            if shadow_of is not None:
+                record["shadow_of"] = shadow_of[index]
             out.append(orjson.dumps(record, option=_DUMP))
         return out
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,32 +111,79 @@ class VersionRuntime:
         }
 
 
+def traffic_bucket(key: str | None) -> float:
+    """Where a request falls in [0, 100): a stable hash of its routing key, so one user
+    always meets the same version; requests without a key are spread at random."""
+    if key is None:
+        return random.random() * 100.0
+    return zlib.crc32(key.encode()) % 10_000 / 100.0
+
+
 @dataclass
 class Endpoint:
-    """A name clients call; the live version answers, others can be addressed directly."""
+    """A name clients call. The stable version answers, except for the share of traffic
+    routed to a canary; a shadow gets a copy of every routed request, never answering.
+    Any loaded version can still be addressed directly (``/versions/N``)."""
 
     name: str
     versions: dict[str, VersionRuntime] = field(default_factory=dict)
     live: str | None = None
+    canary: str | None = None
+    canary_weight: float = 0.0
+    shadow: str | None = None
+    rollout: dict[str, Any] | None = None
+    """The rollout in progress (its persisted state), shown by ``describe``."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def runtime(self, version: str | None = None) -> VersionRuntime | None:
         key = version if version is not None else self.live
         return self.versions.get(key) if key is not None else None
 
+    def route(self, key: str | None) -> VersionRuntime | None:
+        """The version that answers a request with routing key ``key``."""
+        if self.canary is not None and traffic_bucket(key) < self.canary_weight:
+            canary = self.versions.get(self.canary)
+            if canary is not None and canary.ready:
+                return canary
+        return self.runtime()
+
+    def mirror(self) -> VersionRuntime | None:
+        """The shadow version, when one is set and ready."""
+        runtime = self.versions.get(self.shadow) if self.shadow is not None else None
+        return runtime if runtime is not None and runtime.ready else None
+
+    def set_traffic(
+        self, canary: str | None, weight: float = 0.0, shadow: str | None = None
+    ) -> None:
+        """Change the split at once: every later request sees the new weights."""
+        self.canary, self.canary_weight = canary, (weight if canary is not None else 0.0)
+        self.shadow = shadow
+
+    def weights(self) -> dict[str, float]:
+        shares = {v: 0.0 for v in self.versions}
+        if self.live is not None:
+            shares[self.live] = 100.0 - self.canary_weight
+        if self.canary is not None:
+            shares[self.canary] = self.canary_weight
+        return shares
+
     def describe(self) -> dict[str, Any]:
+        weights = self.weights()
         return {
             "name": self.name,
             "live_version": self.live,
+            "canary_version": self.canary,
+            "shadow_version": self.shadow,
             "versions": {
                 v: {
                     "model": r.model,
                     "ready": r.ready,
                     "queue_depth": r.batcher.queue_depth,
                     "backend": r.loaded.backend,
-                    "weight": 100 if v == self.live else 0,
+                    "weight": weights.get(v, 0.0),
+                    "shadow": v == self.shadow,
                 }
                 for v, r in self.versions.items()
             },
-            "rollout": None,
+            "rollout": self.rollout,
         }

@@ -8,7 +8,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from dnnops.config import MonitorConfig, ServeConfig, SloConfig
+from dnnops.config import MonitorConfig, RolloutConfig, ServeConfig, SloConfig
 from dnnops.registry.loader import load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.serve.metrics import ServerMetrics
@@ -38,9 +38,12 @@ class ServerState:
     admin_token: str | None = None
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     slo: SloConfig = field(default_factory=SloConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     ready: bool = False
     draining: bool = False
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    """Fire-and-forget work (shadow copies), referenced until done."""
 
     async def start(self) -> None:
         """Open the logs, load, verify and warm up every target, then turn ready."""
@@ -60,6 +63,8 @@ class ServerState:
     async def stop(self) -> None:
         """Not ready; drain every queue (bounded); flush and close the logs."""
         self.ready, self.draining = False, True
+        if self.background:
+            await asyncio.wait(list(self.background), timeout=self.serve.drain_timeout)
         runtimes = [r for e in self.endpoints.values() for r in e.versions.values()]
         await asyncio.gather(*(r.stop(self.serve.drain_timeout) for r in runtimes))
         self.logger.close()
@@ -86,14 +91,22 @@ class ServerState:
             if make_live:
                 previous, endpoint.live = endpoint.live, key
                 if previous is not None and previous != key:
-                    asyncio.get_running_loop().create_task(self._retire(endpoint, previous))
+                    self.retire_later(endpoint, previous)
             return runtime
 
     async def _retire(self, endpoint: Endpoint, version: str) -> None:
         await asyncio.sleep(RETIRE_GRACE_S)  # requests that picked it before the switch get queued
         runtime = endpoint.versions.get(version)
-        if runtime is None or endpoint.live == version:
+        if runtime is None or version in _in_use(endpoint):
             return
         await runtime.stop(self.serve.drain_timeout)
-        if endpoint.live != version:
+        if version not in _in_use(endpoint):
             endpoint.versions.pop(version, None)
+
+    def retire_later(self, endpoint: Endpoint, version: str) -> None:
+        """Stop and unload ``version`` once it no longer takes traffic (after a grace)."""
+        asyncio.get_running_loop().create_task(self._retire(endpoint, version))
+
+
+def _in_use(endpoint: Endpoint) -> set[str | None]:
+    return {endpoint.live, endpoint.canary, endpoint.shadow}

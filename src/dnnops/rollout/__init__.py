@@ -1,0 +1,1 @@
+"""Canary, shadow and blue-green rollouts: gates, state, the controller loop."""

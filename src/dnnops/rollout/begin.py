@@ -1,0 +1,47 @@
+"""Starting a rollout: the checks both the CLI and the admin route make first."""
+
+from __future__ import annotations
+
+from dnnops.config import RolloutConfig
+from dnnops.errors import UsageError
+from dnnops.registry.versions import ModelRegistry, VersionNotFound
+from dnnops.rollout.policy import RolloutState, plan_steps
+from dnnops.rollout.store import RolloutStore
+
+
+def begin_rollout(
+    store: RolloutStore,
+    registry: ModelRegistry,
+    endpoint: str,
+    model: str,
+    ref: str,
+    policy: RolloutConfig,
+    baseline: int | None = None,
+    approval: bool = False,
+) -> RolloutState:
+    """Persist a new rollout of ``model@ref`` on ``endpoint`` against ``baseline`` (by
+    default the version ``production`` points at). The server's controller applies it."""
+    candidate = registry.resolve(model, ref)
+    if baseline is None:
+        try:
+            baseline = registry.resolve(model, "production").version
+        except VersionNotFound:
+            baseline = None
+    if baseline == candidate.version:
+        raise UsageError(
+            f"{model}@{candidate.version} already serves as the stable version; "
+            "roll out a different version"
+        )
+    steps = sorted(set(policy.steps))
+    if policy.mode == "canary" and steps[-1] != 100:
+        steps.append(100)  # a canary ends with all traffic on the candidate, then promotes
+    return store.create(
+        endpoint,
+        model,
+        candidate.version,
+        baseline,
+        policy.mode,
+        plan_steps(policy.mode, steps),
+        policy.model_dump(mode="json"),
+        approval,
+    )

@@ -1,0 +1,242 @@
+"""The rollout controller: runs inside the server, compares each endpoint's desired traffic
+(the persisted rollout) with the router's, and checks the candidate every interval.
+
+Each tick is guarded and timed (Ray Serve's controller rule: a control loop never dies and
+always reports). Decisions come from ``policy``; this module only does the I/O: the
+store, the registry, the router, the alert sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from dnnops.config import RolloutConfig
+from dnnops.monitor.alerts import Alert, AlertStore, deliver
+from dnnops.rollout.policy import (
+    RolloutState,
+    Transition,
+    advance,
+    evaluate_gates,
+    is_due,
+    verdict,
+)
+from dnnops.rollout.store import RolloutStore
+from dnnops.rollout.window import compare_window
+from dnnops.serve.runtime import Endpoint
+from dnnops.serve.state import ServerState
+
+log = logging.getLogger("dnnops.rollout")
+SLOW_TICK_S = 5.0
+
+
+class RolloutController:
+    def __init__(
+        self,
+        state: ServerState,
+        store: RolloutStore,
+        alerts: AlertStore,
+        clock: Callable[[], float] = time.time,
+        tick_s: float = 1.0,
+    ) -> None:
+        self.state = state
+        self.store = store
+        self.alerts = alerts
+        self.clock = clock
+        self.tick_s = tick_s
+        self._running: dict[str, int] = {}
+        """Endpoint -> id of the rollout this process applied to the router."""
+
+    async def run(self) -> None:
+        """Tick until cancelled; a failing tick is logged and counted, never fatal."""
+        while True:
+            started = time.perf_counter()
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("rollout controller tick failed; retrying next tick")
+                self.state.metrics.controller_errors.inc()
+            elapsed = time.perf_counter() - started
+            self.state.metrics.controller_tick_seconds.observe(elapsed)
+            if elapsed > SLOW_TICK_S:
+                log.warning("rollout controller tick took %.1f s", elapsed)
+            await asyncio.sleep(self.tick_s)
+
+    async def tick(self) -> None:
+        for endpoint in list(self.state.endpoints.values()):
+            await self.reconcile(endpoint)
+
+    async def reconcile(self, endpoint: Endpoint) -> None:
+        rollout = await asyncio.to_thread(self.store.latest, endpoint.name)
+        if rollout is None:
+            return
+        if rollout.status == "running":
+            if await self._apply(endpoint, rollout):
+                await self._check_if_due(endpoint, rollout)
+        elif self._running.get(endpoint.name) == rollout.id:
+            await self._conclude(endpoint, rollout)  # ended elsewhere: aborted by the CLI
+        elif rollout.active:
+            endpoint.rollout = rollout.to_dict()  # waiting for approval: shown, not applied
+
+    async def start(self, rollout: RolloutState) -> None:
+        """Apply a rollout created just now (the admin route) without waiting for a tick."""
+        endpoint = self.state.endpoints.get(rollout.endpoint)
+        if endpoint is not None and rollout.status == "running":
+            await self._apply(endpoint, rollout)
+
+    async def rollback(self, endpoint: Endpoint, reason: str) -> RolloutState | None:
+        """Operator's rollback: end the active rollout as failed, or, with none active, put
+        the version the last promotion replaced back in front."""
+        rollout = await asyncio.to_thread(self.store.active, endpoint.name)
+        if rollout is not None:
+            ended = replace(rollout, status="rolled_back", updated=self.clock(), reason=reason)
+            await asyncio.to_thread(self.store.save, ended)
+            await self._conclude(endpoint, ended)
+            return ended
+        last = await asyncio.to_thread(self.store.latest, endpoint.name)
+        if last is None or last.status != "promoted" or last.baseline is None:
+            return None
+        await self._restore_baseline(endpoint, last, last.baseline, reason)
+        return last
+
+    # -- applying desired state ----------------------------------------------------------
+
+    async def _apply(self, endpoint: Endpoint, rollout: RolloutState) -> bool:
+        """Make the router match the rollout's step; False when the candidate cannot load
+        (the rollout is then rolled back)."""
+        candidate = str(rollout.candidate)
+        if candidate not in endpoint.versions:
+            try:
+                record = await asyncio.to_thread(
+                    self.state.registry.resolve, rollout.model, rollout.candidate
+                )
+                await self.state.load(endpoint.name, record, make_live=False)
+            except Exception as exc:
+                log.exception("rollout %s: cannot load the candidate", rollout.id)
+                failed = replace(
+                    rollout,
+                    status="rolled_back",
+                    updated=self.clock(),
+                    reason=f"the candidate failed to load: {type(exc).__name__}: {exc}",
+                )
+                await asyncio.to_thread(self.store.save, failed)
+                await self._conclude(endpoint, failed)
+                return False
+        if rollout.weight == 0:
+            endpoint.set_traffic(None, 0.0, shadow=candidate)
+        else:
+            endpoint.set_traffic(candidate, float(rollout.weight))
+        endpoint.rollout = _summary(rollout)
+        self._running[endpoint.name] = rollout.id
+        self.state.metrics.canary_weight.labels(endpoint.name).set(rollout.weight)
+        return True
+
+    async def _check_if_due(self, endpoint: Endpoint, rollout: RolloutState) -> None:
+        policy = RolloutConfig.model_validate(rollout.policy)
+        now = self.clock()
+        if not is_due(rollout, now, policy.interval) or endpoint.live is None:
+            return
+        candidate, stable = await asyncio.to_thread(
+            compare_window,
+            self.state.logger.logs_dir,
+            endpoint.name,
+            str(rollout.candidate),
+            endpoint.live,
+            rollout.weight == 0,
+            rollout.step_started,
+            now,
+        )
+        gates = evaluate_gates(candidate, stable, policy)
+        result = verdict(candidate, gates, policy.min_requests, policy.min_success_rate)
+        transition = advance(rollout, result, gates, now, policy.failure_threshold)
+        log.info(
+            "rollout %s of %s@%s at %s%%: %s",
+            rollout.id,
+            rollout.model,
+            rollout.candidate,
+            rollout.weight,
+            result,
+        )
+        await asyncio.to_thread(self.store.save, transition.state)
+        await self._act(endpoint, transition)
+
+    async def _act(self, endpoint: Endpoint, transition: Transition) -> None:
+        if transition.action == "set_traffic":
+            await self._apply(endpoint, transition.state)
+        elif transition.action in ("promote", "rollback"):
+            await self._conclude(endpoint, transition.state)
+        else:
+            endpoint.rollout = _summary(transition.state)
+
+    # -- ends -------------------------------------------------------------------------
+
+    async def _conclude(self, endpoint: Endpoint, rollout: RolloutState) -> None:
+        """Carry out a finished rollout on the router and in the registry."""
+        candidate = str(rollout.candidate)
+        endpoint.set_traffic(None)
+        self._running.pop(endpoint.name, None)
+        endpoint.rollout = _summary(rollout)
+        self.state.metrics.canary_weight.labels(endpoint.name).set(0)
+        registry = self.state.registry
+        if rollout.status == "promoted":
+            previous, endpoint.live = endpoint.live, candidate
+            await asyncio.to_thread(
+                registry.set_alias,
+                rollout.model,
+                "production",
+                rollout.candidate,
+                f"rollout {rollout.id} promoted: {rollout.reason}",
+            )
+            if previous is not None and previous != candidate:
+                self.state.retire_later(endpoint, previous)
+            log.warning("rollout %s: %s@%s promoted", rollout.id, rollout.model, candidate)
+            return
+        if rollout.status == "rolled_back":
+            await asyncio.to_thread(
+                registry.set_status, rollout.model, rollout.candidate, "failed", rollout.reason
+            )
+            await self._alert(rollout)
+        if endpoint.live != candidate:
+            self.state.retire_later(endpoint, candidate)
+        log.warning("rollout %s: %s (%s)", rollout.id, rollout.status, rollout.reason)
+
+    async def _restore_baseline(
+        self, endpoint: Endpoint, last: RolloutState, baseline: int, reason: str
+    ) -> None:
+        record = await asyncio.to_thread(self.state.registry.resolve, last.model, baseline)
+        await self.state.load(endpoint.name, record, make_live=True)
+        registry = self.state.registry
+        await asyncio.to_thread(
+            registry.set_alias, last.model, "production", baseline, f"rollback: {reason}"
+        )
+        await asyncio.to_thread(
+            registry.set_status, last.model, last.candidate, "rolled_back", reason
+        )
+
+    async def _alert(self, rollout: RolloutState) -> None:
+        alert = Alert(
+            key=f"{rollout.model}@{rollout.candidate}/rollout/{rollout.id}",
+            model=rollout.model,
+            severity="page",
+            kind="rollout",
+            summary=(
+                f"{rollout.model}@{rollout.candidate} rolled back at {rollout.weight}% "
+                f"traffic: {rollout.reason}"
+            ),
+            details={"rollout": rollout.id, "endpoint": rollout.endpoint, "step": rollout.step},
+        )
+        if await asyncio.to_thread(self.alerts.event, alert):
+            await asyncio.to_thread(deliver, [alert], self.state.monitor.webhook_url)
+
+
+def _summary(rollout: RolloutState) -> dict[str, Any]:
+    """What ``GET /v1/endpoints/NAME`` shows: the state and the last check, not every check."""
+    shown = rollout.to_dict()
+    shown["checks"] = len(rollout.history)
+    shown["last_check"] = rollout.history[-1] if rollout.history else None
+    del shown["history"]
+    return shown

@@ -1,0 +1,259 @@
+"""Rollout decisions as pure functions: each gate, the verdict of a check, the next state.
+
+A check compares the candidate with the stable version over the same window (Flagger and
+Argo Rollouts check the canary alone; comparing both sides cancels out what the whole
+service suffers, like a slow disk or a traffic spike). A gate passes, fails, or is
+skipped when it cannot be judged (no labels yet, no baseline traffic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from dnnops.config import RolloutConfig
+from dnnops.monitor.drift import jensen_shannon_distance
+
+Outcome = Literal["pass", "fail", "skip"]
+Verdict = Literal["pass", "fail", "wait"]
+Status = Literal["awaiting_approval", "running", "promoted", "rolled_back", "aborted"]
+Action = Literal["none", "set_traffic", "promote", "rollback"]
+ACTIVE: tuple[Status, ...] = ("awaiting_approval", "running")
+MIN_LABELS = 30
+"""Labels each side needs before accuracy is compared (fewer make the gate a coin flip)."""
+
+
+@dataclass(frozen=True)
+class ArmStats:
+    """What one version did in the check window."""
+
+    version: str
+    requests: int
+    """Answered predictions plus refused requests of this version."""
+    server_errors: int
+    """Requests that failed on the server side (5xx): the client was not at fault."""
+    latency_p99_ms: float
+    class_counts: dict[str, int] = field(default_factory=dict)
+    labeled: int = 0
+    correct: int = 0
+
+    @property
+    def success_rate(self) -> float:
+        return 1.0 - self.server_errors / self.requests if self.requests else 1.0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labeled if self.labeled else None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    outcome: Outcome
+    value: float | None
+    limit: float
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate,
+            "outcome": self.outcome,
+            "value": self.value,
+            "limit": self.limit,
+            "message": self.message,
+        }
+
+
+def success_rate_gate(candidate: ArmStats, minimum: float) -> GateResult:
+    rate = candidate.success_rate
+    outcome: Outcome = "pass" if rate >= minimum else "fail"
+    message = f"success rate {rate:.2%} (needs >= {minimum:.2%})"
+    return GateResult("success_rate", outcome, rate, minimum, message)
+
+
+def latency_gate(
+    candidate: ArmStats, stable: ArmStats, max_ratio: float, slack_ms: float
+) -> GateResult:
+    """p99 of the candidate within ``max_ratio`` of the stable's; differences under
+    ``slack_ms`` are scheduling noise at millisecond latencies, not a regression."""
+    if not np.isfinite(stable.latency_p99_ms) or not np.isfinite(candidate.latency_p99_ms):
+        return GateResult("p99_latency_ratio", "skip", None, max_ratio, "no latencies to compare")
+    ratio = candidate.latency_p99_ms / max(stable.latency_p99_ms, 1e-9)
+    within = candidate.latency_p99_ms <= stable.latency_p99_ms * max_ratio + slack_ms
+    message = (
+        f"p99 {candidate.latency_p99_ms:.1f} ms vs stable {stable.latency_p99_ms:.1f} ms "
+        f"(ratio {ratio:.2f}, limit {max_ratio})"
+    )
+    return GateResult("p99_latency_ratio", "pass" if within else "fail", ratio, max_ratio, message)
+
+
+def divergence_gate(candidate: ArmStats, stable: ArmStats, maximum: float) -> GateResult:
+    """Jensen-Shannon distance between the predicted-class distributions of both sides."""
+    classes = sorted(set(candidate.class_counts) | set(stable.class_counts))
+    if not classes or not sum(stable.class_counts.values()):
+        return GateResult(
+            "prediction_divergence", "skip", None, maximum, "no stable predictions to compare"
+        )
+    ours = np.array([candidate.class_counts.get(c, 0) for c in classes], dtype="float64")
+    theirs = np.array([stable.class_counts.get(c, 0) for c in classes], dtype="float64")
+    distance = jensen_shannon_distance(theirs, ours)
+    outcome: Outcome = "pass" if distance <= maximum else "fail"
+    message = f"prediction distribution JS distance {distance:.3f} (limit {maximum})"
+    return GateResult("prediction_divergence", outcome, distance, maximum, message)
+
+
+def accuracy_gate(
+    candidate: ArmStats, stable: ArmStats, max_drop: float, min_labels: int = MIN_LABELS
+) -> GateResult:
+    ours, theirs = candidate.accuracy, stable.accuracy
+    if ours is None or theirs is None or min(candidate.labeled, stable.labeled) < min_labels:
+        message = (
+            f"labels: candidate {candidate.labeled}, stable {stable.labeled} "
+            f"(each needs {min_labels})"
+        )
+        return GateResult("accuracy_drop", "skip", None, max_drop, message)
+    drop = theirs - ours
+    outcome: Outcome = "pass" if drop <= max_drop else "fail"
+    message = f"accuracy {ours:.2%} vs stable {theirs:.2%} (drop {drop:+.2%}, limit {max_drop:.2%})"
+    return GateResult("accuracy_drop", outcome, drop, max_drop, message)
+
+
+def evaluate_gates(
+    candidate: ArmStats, stable: ArmStats, policy: RolloutConfig
+) -> list[GateResult]:
+    return [
+        success_rate_gate(candidate, policy.min_success_rate),
+        latency_gate(candidate, stable, policy.max_p99_latency_ratio, policy.latency_slack * 1000),
+        divergence_gate(candidate, stable, policy.max_prediction_divergence),
+        accuracy_gate(candidate, stable, policy.max_accuracy_drop),
+    ]
+
+
+def verdict(
+    candidate: ArmStats, gates: list[GateResult], min_requests: int, min_success_rate: float
+) -> Verdict:
+    """Judge only with ``min_requests`` behind the candidate, except that a candidate whose
+    server errors already exceed what ``min_success_rate`` allows over ``min_requests``
+    fails at once: a broken model is not fed more traffic to prove it."""
+    if candidate.requests < min_requests:
+        allowed = (1.0 - min_success_rate) * max(min_requests, 1)
+        return "fail" if candidate.server_errors > allowed else "wait"
+    return "fail" if any(g.outcome == "fail" for g in gates) else "pass"
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """One rollout as persisted: where it stands and every check it went through."""
+
+    id: int
+    endpoint: str
+    model: str
+    candidate: int
+    baseline: int | None
+    mode: str
+    steps: tuple[int, ...]
+    policy: dict[str, Any]
+    status: Status
+    step: int
+    failed_checks: int
+    step_started: float
+    created: float
+    updated: float
+    history: tuple[dict[str, Any], ...] = ()
+    reason: str = ""
+
+    @property
+    def weight(self) -> int:
+        """Traffic share of the candidate at the current step; 0 means shadow."""
+        return self.steps[min(self.step, len(self.steps) - 1)]
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "mode": self.mode,
+            "steps": list(self.steps),
+            "status": self.status,
+            "step": self.step,
+            "weight": self.weight,
+            "failed_checks": self.failed_checks,
+            "step_started": self.step_started,
+            "created": self.created,
+            "updated": self.updated,
+            "reason": self.reason,
+            "history": list(self.history),
+        }
+
+
+def plan_steps(mode: str, steps: list[int]) -> tuple[int, ...]:
+    """Blue-green is one step at 100% (its check is the verification window); shadow
+    mode watches a mirror first (weight 0), then walks the canary steps."""
+    if mode == "blue_green":
+        return (100,)
+    if mode == "shadow":
+        return (0, *steps)
+    return tuple(steps)
+
+
+@dataclass(frozen=True)
+class Transition:
+    state: RolloutState
+    action: Action
+
+
+def is_due(state: RolloutState, now: float, interval_s: float) -> bool:
+    return state.status == "running" and now - state.step_started >= interval_s
+
+
+def advance(
+    state: RolloutState,
+    result: Verdict,
+    gates: list[GateResult],
+    now: float,
+    failure_threshold: int,
+) -> Transition:
+    """The next state after a check: next step or promote on pass, count the failure and
+    roll back at ``failure_threshold`` on fail, nothing on wait."""
+    check = {
+        "at": now,
+        "step": state.step,
+        "weight": state.weight,
+        "verdict": result,
+        "gates": [g.to_dict() for g in gates],
+    }
+    history = (*state.history, check)
+    if result == "wait":
+        return Transition(replace(state, updated=now, history=history), "none")
+    if result == "fail":
+        failed = state.failed_checks + 1
+        if failed >= failure_threshold:
+            reasons = "; ".join(g.message for g in gates if g.outcome == "fail")
+            rolled = replace(
+                state,
+                status="rolled_back",
+                failed_checks=failed,
+                updated=now,
+                history=history,
+                reason=f"{failed} failed check(s): {reasons}",
+            )
+            return Transition(rolled, "rollback")
+        return Transition(
+            replace(state, failed_checks=failed, step_started=now, updated=now, history=history),
+            "none",
+        )
+    if state.step + 1 >= len(state.steps):
+        promoted = replace(
+            state, status="promoted", updated=now, history=history, reason="every step passed"
+        )
+        return Transition(promoted, "promote")
+    moved = replace(state, step=state.step + 1, step_started=now, updated=now, history=history)
+    return Transition(moved, "set_traffic")

@@ -1,0 +1,101 @@
+"""Admin routes of rollouts: start a canary (or shadow, blue-green), roll back now."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from dnnops.config import RolloutConfig
+from dnnops.errors import DnnopsError
+from dnnops.registry.versions import VersionNotFound
+from dnnops.rollout.begin import begin_rollout
+from dnnops.rollout.controller import RolloutController
+from dnnops.rollout.policy import RolloutState
+from dnnops.rollout.store import NoRollout, RolloutConflict
+from dnnops.serve.errors import BadRequest, Conflict, HttpError, NotFound
+from dnnops.serve.http import authorize, error_response, json_object, json_response, read_body
+from dnnops.serve.runtime import Endpoint
+from dnnops.serve.state import ServerState
+
+BODY_LIMIT = 64 * 1024
+POLICY_FIELDS = ("steps", "mode", "interval", "min_requests", "failure_threshold")
+
+
+def rollout_routes(app: FastAPI, state: ServerState, controller: RolloutController) -> None:
+    @app.post("/v1/endpoints/{name}/rollout")
+    async def start_rollout(request: Request, name: str) -> Response:
+        """Admin: start a rollout of a version on this endpoint (policy from dnnops.yaml,
+        ``steps``, ``mode``, ``interval``... overridable in the body)."""
+        try:
+            authorize(state, request)
+            endpoint = _endpoint(state, name)
+            payload = json_object(await read_body(request, BODY_LIMIT))
+            rollout = await _begin(state, controller, endpoint, payload)
+            await controller.start(rollout)
+        except HttpError as error:
+            return error_response(error)
+        except DnnopsError as exc:
+            return error_response(_http_error(exc))
+        return json_response(rollout.to_dict(), 201)
+
+    @app.post("/v1/endpoints/{name}/rollback")
+    async def rollback(request: Request, name: str) -> Response:
+        """Admin: all traffic back to the last good version, now."""
+        try:
+            authorize(state, request)
+            endpoint = _endpoint(state, name)
+            payload = json_object(await read_body(request, BODY_LIMIT))
+            reason = str(payload.get("reason", "rolled back by an operator"))
+            rolled = await controller.rollback(endpoint, reason)
+            if rolled is None:
+                raise Conflict(f"endpoint {name!r} has no rollout to undo and no earlier version")
+        except HttpError as error:
+            return error_response(error)
+        except DnnopsError as exc:
+            return error_response(_http_error(exc))
+        return json_response({"endpoint": name, "live": endpoint.live, "rollout": rolled.to_dict()})
+
+
+async def _begin(
+    state: ServerState, controller: RolloutController, endpoint: Endpoint, payload: dict[str, Any]
+) -> RolloutState:
+    if "version" not in payload:
+        raise BadRequest("version: required, e.g. {'version': 4, 'steps': [5, 50, 100]}")
+    overrides = {k: payload[k] for k in POLICY_FIELDS if k in payload}
+    try:
+        policy = RolloutConfig.model_validate({**state.rollout.model_dump(), **overrides})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"{field}: {first['msg']} (got {first.get('input')!r})") from None
+    stable = endpoint.runtime()
+    return await asyncio.to_thread(
+        begin_rollout,
+        controller.store,
+        state.registry,
+        endpoint.name,
+        stable.model if stable is not None else endpoint.name,
+        str(payload["version"]),
+        policy,
+        int(stable.version) if stable is not None else None,
+        bool(payload.get("approval", False)),
+    )
+
+
+def _endpoint(state: ServerState, name: str) -> Endpoint:
+    found = state.endpoints.get(name)
+    if found is None:
+        raise NotFound(f"unknown endpoint {name!r}; this server serves {sorted(state.endpoints)}")
+    return found
+
+
+def _http_error(exc: DnnopsError) -> HttpError:
+    if isinstance(exc, RolloutConflict):
+        return Conflict(str(exc))
+    if isinstance(exc, VersionNotFound | NoRollout):
+        return NotFound(str(exc))
+    return BadRequest(str(exc))

@@ -1,0 +1,169 @@
+"""Each gate rule, the verdict and the state machine of a rollout, as pure functions."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dnnops.config import RolloutConfig
+from dnnops.rollout.policy import (
+    ArmStats,
+    RolloutState,
+    accuracy_gate,
+    advance,
+    divergence_gate,
+    evaluate_gates,
+    is_due,
+    latency_gate,
+    plan_steps,
+    success_rate_gate,
+    verdict,
+)
+
+UNIFORM = {str(c): 10 for c in range(10)}
+
+
+def arm(
+    requests: int = 200,
+    errors: int = 0,
+    p99: float = 10.0,
+    classes: dict[str, int] | None = None,
+    labeled: int = 0,
+    correct: int = 0,
+) -> ArmStats:
+    counts = dict(UNIFORM) if classes is None else classes
+    return ArmStats("1", requests, errors, p99, counts, labeled, correct)
+
+
+def rollout(step: int = 0, failed: int = 0, steps: tuple[int, ...] = (5, 50, 100)) -> RolloutState:
+    return RolloutState(
+        id=1,
+        endpoint="digits",
+        model="digits",
+        candidate=2,
+        baseline=1,
+        mode="canary",
+        steps=steps,
+        policy={},
+        status="running",
+        step=step,
+        failed_checks=failed,
+        step_started=100.0,
+        created=100.0,
+        updated=100.0,
+    )
+
+
+def test_success_rate_gate_passes_at_the_minimum_and_fails_below() -> None:
+    assert success_rate_gate(arm(100, 1), 0.99).outcome == "pass"
+    failed = success_rate_gate(arm(100, 2), 0.99)
+    assert failed.outcome == "fail"
+    assert "98.00%" in failed.message
+    assert success_rate_gate(arm(0, 0), 0.99).value == 1.0
+
+
+def test_latency_gate_compares_with_the_stable_p99_and_tolerates_slack() -> None:
+    assert latency_gate(arm(p99=140.0), arm(p99=100.0), 1.5, 0.0).outcome == "pass"
+    assert latency_gate(arm(p99=160.0), arm(p99=100.0), 1.5, 0.0).outcome == "fail"
+    # 3 ms against 1 ms is a ratio of 3 but within a 5 ms slack: scheduling noise
+    assert latency_gate(arm(p99=3.0), arm(p99=1.0), 1.5, 5.0).outcome == "pass"
+    assert latency_gate(arm(p99=math.nan), arm(p99=1.0), 1.5, 5.0).outcome == "skip"
+
+
+def test_divergence_gate_catches_a_model_that_predicts_one_class() -> None:
+    same = divergence_gate(arm(classes=dict(UNIFORM)), arm(classes=dict(UNIFORM)), 0.1)
+    assert same.outcome == "pass"
+    assert same.value == 0.0
+    collapsed = divergence_gate(arm(classes={"3": 100}), arm(classes=dict(UNIFORM)), 0.1)
+    assert collapsed.outcome == "fail"
+    assert collapsed.value is not None and collapsed.value > 0.5
+    assert divergence_gate(arm(classes={"3": 5}), arm(classes={}), 0.1).outcome == "skip"
+
+
+def test_accuracy_gate_needs_labels_on_both_sides() -> None:
+    assert (
+        accuracy_gate(arm(labeled=100, correct=95), arm(labeled=100, correct=96), 0.02).outcome
+        == "pass"
+    )
+    drop = accuracy_gate(arm(labeled=100, correct=10), arm(labeled=100, correct=96), 0.02)
+    assert drop.outcome == "fail"
+    assert drop.value is not None and abs(drop.value - 0.86) < 1e-9
+    assert (
+        accuracy_gate(arm(labeled=5, correct=0), arm(labeled=100, correct=96), 0.02).outcome
+        == "skip"
+    )
+
+
+def test_verdict_waits_for_enough_requests_but_fails_a_certain_failure_early() -> None:
+    policy = RolloutConfig()
+    healthy = arm(requests=10)
+    assert verdict(healthy, evaluate_gates(healthy, arm(), policy), 100, 0.99) == "wait"
+    broken = arm(requests=10, errors=5)  # 5 errors already exceed 1% of 100 requests
+    assert verdict(broken, evaluate_gates(broken, arm(), policy), 100, 0.99) == "fail"
+    enough = arm(requests=150)
+    assert verdict(enough, evaluate_gates(enough, arm(), policy), 100, 0.99) == "pass"
+    diverged = arm(requests=150, classes={"1": 150})
+    assert verdict(diverged, evaluate_gates(diverged, arm(), policy), 100, 0.99) == "fail"
+
+
+def test_advance_walks_the_steps_then_promotes() -> None:
+    state = rollout()
+    first = advance(state, "pass", [], 200.0, 2)
+    assert (first.action, first.state.step, first.state.weight) == ("set_traffic", 1, 50)
+    assert first.state.step_started == 200.0
+    last = advance(rollout(step=2), "pass", [], 300.0, 2)
+    assert last.action == "promote"
+    assert last.state.status == "promoted"
+    assert len(last.state.history) == 1
+
+
+def test_advance_rolls_back_at_the_failure_threshold() -> None:
+    once = advance(rollout(), "fail", [], 200.0, 2)
+    assert once.action == "none"
+    assert (once.state.status, once.state.failed_checks, once.state.step) == ("running", 1, 0)
+    twice = advance(once.state, "fail", [], 230.0, 2)
+    assert twice.action == "rollback"
+    assert twice.state.status == "rolled_back"
+    assert "2 failed check(s)" in twice.state.reason
+
+
+def test_advance_on_wait_keeps_the_window_open() -> None:
+    waited = advance(rollout(), "wait", [], 200.0, 2)
+    assert waited.action == "none"
+    assert waited.state.step_started == 100.0
+    assert waited.state.history[-1]["verdict"] == "wait"
+
+
+def test_is_due_only_for_running_rollouts_after_an_interval() -> None:
+    assert not is_due(rollout(), 110.0, 30.0)
+    assert is_due(rollout(), 130.0, 30.0)
+
+
+def test_plan_steps_per_mode() -> None:
+    assert plan_steps("canary", [5, 25, 100]) == (5, 25, 100)
+    assert plan_steps("blue_green", [5, 25, 100]) == (100,)
+    assert plan_steps("shadow", [50, 100]) == (0, 50, 100)
+
+
+@given(
+    verdicts=st.lists(st.sampled_from(["pass", "fail", "wait"]), max_size=30),
+    threshold=st.integers(1, 4),
+)
+def test_a_rollout_ends_at_most_once_and_never_rolls_back_early(
+    verdicts: list[str], threshold: int
+) -> None:
+    state = rollout()
+    ends = 0
+    for index, result in enumerate(verdicts):
+        if not state.active:
+            break
+        moved = advance(state, result, [], 100.0 + index, threshold)  # type: ignore[arg-type]
+        ends += moved.action in ("promote", "rollback")
+        if moved.action == "rollback":
+            assert moved.state.failed_checks == threshold
+        state = moved.state
+    assert ends <= 1
+    assert state.failed_checks <= threshold
+    assert 0 <= state.step < len(state.steps)

@@ -1,0 +1,40 @@
+"""Rollouts persist in the metadata store (SQLite and PostgreSQL): one active per endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from dnnops.registry.db import open_engine
+from dnnops.registry.tables import Base
+from dnnops.rollout.store import NoRollout, RolloutConflict, RolloutStore
+
+
+def test_one_active_rollout_per_endpoint_and_its_life(db_url: str) -> None:
+    store = RolloutStore(open_engine(db_url), clock=lambda: 1000.0)
+    held = store.create("digits", "digits", 2, 1, "canary", (5, 100), {"interval": 30}, True)
+    assert held.status == "awaiting_approval"
+    with pytest.raises(RolloutConflict, match="already rolls out version 2"):
+        store.create("digits", "digits", 3, 1, "canary", (5, 100), {}, False)
+    running = store.approve("digits")
+    assert running.status == "running"
+    moved = store.save(replace(running, step=1, history=({"verdict": "pass"},)))
+    assert store.get(moved.id).step == 1
+    assert store.get(moved.id).history == ({"verdict": "pass"},)
+    aborted = store.abort("digits", "operator said so")
+    assert (aborted.status, aborted.reason) == ("aborted", "operator said so")
+    assert store.active("digits") is None
+    with pytest.raises(NoRollout):
+        store.abort("digits", "again")
+    second = store.create("digits", "digits", 3, 1, "shadow", (0, 100), {}, False)
+    assert store.latest("digits") == second
+    assert [r.id for r in store.history("digits")] == [second.id, aborted.id]
+
+
+def test_the_migrations_build_exactly_the_declared_tables(db_url: str) -> None:
+    with open_engine(db_url).connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
