@@ -167,3 +167,23 @@ def test_a_rollout_ends_at_most_once_and_never_rolls_back_early(
     assert ends <= 1
     assert state.failed_checks <= threshold
     assert 0 <= state.step < len(state.steps)
+
+
+def test_divergence_within_sampling_noise_passes() -> None:
+    # 100 predictions of one distribution, split unevenly by chance: far by JS, not by test
+    noisy = {"0": 14, "1": 6, "2": 12, "3": 8, "4": 13, "5": 7, "6": 11, "7": 9, "8": 15, "9": 5}
+    gate = divergence_gate(arm(classes=noisy), arm(classes={k: 100 for k in UNIFORM}), 0.1)
+    assert gate.value is not None and gate.value > 0.1
+    assert gate.outcome == "pass"
+
+
+def test_accuracy_drop_within_sampling_noise_passes() -> None:
+    # 27/30 against 96/100: a 6-point drop that 30 labels cannot tell from noise
+    assert (
+        accuracy_gate(arm(labeled=30, correct=27), arm(labeled=100, correct=96), 0.02).outcome
+        == "pass"
+    )
+    assert (
+        accuracy_gate(arm(labeled=300, correct=240), arm(labeled=300, correct=288), 0.02).outcome
+        == "fail"
+    )

@@ -1,0 +1,128 @@
+"""A registry with a good v1, a good v2 and a broken v3 (trained on shuffled labels), and
+a client that drives labeled digits traffic at a real server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+from sklearn.datasets import load_digits
+
+from tests.conftest import subprocess_env
+
+ROLLOUT = {"interval": "1s", "min_requests": 40, "steps": [25, 50, 100], "failure_threshold": 2}
+
+
+def project(folder: Path, source: str, seed: int, name: str = "digits.yaml") -> Path:
+    path = folder / name
+    config = {
+        "name": "digits",
+        "data": {"source": source, "preprocessing": {"numeric": "scale"}},
+        "model": {"arch": "mlp", "params": {"hidden": [64], "dropout": 0.0}},
+        "train": {"epochs": 8, "lr": 0.005, "seed": seed},
+        "rollout": ROLLOUT,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def train(config: Path, home: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "dnnops", "train", "-c", str(config), "--quiet", "--json"],
+        env=subprocess_env(home),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@dataclass(frozen=True)
+class Versions:
+    home: Path
+    config: Path
+    """The project file the server runs with (v1's, with the rollout policy)."""
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
+    folder = tmp_path_factory.mktemp("rollout")
+    home = folder / "home"
+    first = project(folder, "builtin:digits", seed=1)
+    train(first, home)  # v1, production
+    train(project(folder, "builtin:digits", seed=2, name="v2.yaml"), home)  # v2, as good
+    frame = load_digits(as_frame=True).frame
+    frame["target"] = np.random.default_rng(0).permutation(frame["target"].to_numpy())
+    shuffled = folder / "shuffled.csv"
+    frame.to_csv(shuffled, index=False)
+    train(project(folder, str(shuffled), seed=3, name="v3.yaml"), home)  # v3, broken
+    return Versions(home, first)
+
+
+@dataclass
+class Traffic:
+    """Clients sending 4 digits per request, each with its own routing key, and the true
+    labels of every answer to /v1/feedback."""
+
+    url: str
+    statuses: list[int] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self, clients: int = 2) -> Traffic:
+        for seed in range(clients):
+            thread = threading.Thread(target=self._run, args=(seed,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def _run(self, seed: int) -> None:
+        digits = load_digits()
+        rng = np.random.default_rng(seed)
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self.stop.is_set():
+                rows = rng.choice(len(digits.target), 4, replace=False)
+                response = http.post(
+                    "/v2/models/digits/infer",
+                    json=_infer_body(digits.data[rows]),
+                    headers={"x-routing-key": uuid.uuid4().hex},
+                )
+                self.statuses.append(response.status_code)
+                if response.status_code != 200:
+                    continue
+                self.versions.append(response.headers["x-model-version"])
+                ids = response.headers["x-prediction-id"].split(",")
+                self.ids.extend(ids)
+                labels = [
+                    {"prediction_id": i, "label": int(digits.target[r])}
+                    for i, r in zip(ids, rows, strict=True)
+                ]
+                http.post("/v1/feedback", json={"labels": labels})
+
+
+def _infer_body(rows: np.ndarray) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": list(rows.shape),
+                "datatype": "FP32",
+                "data": rows.ravel().tolist(),
+            }
+        ]
+    }

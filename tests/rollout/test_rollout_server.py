@@ -1,0 +1,174 @@
+"""Rollouts on a real server: a good canary is promoted, a broken one rolled back while the
+stable version keeps answering, a shadow never answers, a restart resumes a rollout."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import subprocess_env
+from tests.rollout.conftest import ROLLOUT, Traffic, Versions
+from tests.serve.conftest import Server, start_server
+
+ADMIN = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture(scope="module")
+def server(versions: Versions) -> Iterator[Server]:
+    running = start_server(
+        versions.home, "-c", str(versions.config), env={"DNNOPS_ADMIN_TOKEN": "s3cret"}
+    )
+    yield running
+    running.stop()
+
+
+def wait_for_rollout(url: str, status: set[str], timeout: float = 90.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rollout = httpx.get(f"{url}/v1/endpoints/digits", timeout=10).json()["rollout"]
+        if rollout is not None and rollout["status"] in status:
+            return dict(rollout)
+        time.sleep(0.2)
+    raise AssertionError(f"the rollout never reached {status}: {rollout}")
+
+
+def dnnops(versions: Versions, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dnnops", *args],
+        env=subprocess_env(versions.home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def aliases(versions: Versions) -> dict[str, int]:
+    with sqlite3.connect(versions.home / "dnnops.db") as db:
+        return dict(db.execute("select alias, version from model_aliases where model = 'digits'"))
+
+
+def test_a_good_canary_walks_every_step_and_is_promoted(server: Server, versions: Versions) -> None:
+    traffic = Traffic(server.url).start()
+    try:
+        started = httpx.post(
+            f"{server.url}/v1/endpoints/digits/rollout", json={"version": 2}, headers=ADMIN
+        )
+        assert started.status_code == 201, started.text
+        assert started.json()["steps"] == [25, 50, 100]
+        conflict = httpx.post(
+            f"{server.url}/v1/endpoints/digits/rollout", json={"version": 3}, headers=ADMIN
+        )
+        assert conflict.status_code == 409
+        assert "already rolls out version 2" in conflict.json()["error"]
+        rollout = wait_for_rollout(server.url, {"promoted", "rolled_back"})
+    finally:
+        traffic.finish()
+    assert rollout["status"] == "promoted", rollout
+    assert set(traffic.statuses) == {200}
+    assert {"1", "2"} <= set(traffic.versions)
+    assert aliases(versions)["production"] == 2
+    endpoint = httpx.get(f"{server.url}/v1/endpoints/digits").json()
+    assert endpoint["live_version"] == "2"
+    assert endpoint["canary_version"] is None
+
+
+def test_a_broken_canary_is_rolled_back_while_the_stable_version_answers(
+    server: Server, versions: Versions
+) -> None:
+    traffic = Traffic(server.url).start()
+    try:
+        started = httpx.post(
+            f"{server.url}/v1/endpoints/digits/rollout", json={"version": 3}, headers=ADMIN
+        )
+        assert started.status_code == 201, started.text
+        rollout = wait_for_rollout(server.url, {"promoted", "rolled_back"})
+        answered_before = len(traffic.versions)
+        time.sleep(1.5)  # the stable version keeps answering after the rollback
+    finally:
+        traffic.finish()
+    assert rollout["status"] == "rolled_back", rollout
+    assert rollout["step"] == 0, "rolled back at the first step, never fed more traffic"
+    status = dnnops(versions, "rollout", "status", "digits", "--json")
+    history = json.loads(status.stdout)["rollout"]["history"]
+    verdicts = [check["verdict"] for check in history]
+    assert verdicts.count("fail") == ROLLOUT["failure_threshold"]
+    assert "pass" not in verdicts
+    assert set(traffic.statuses) == {200}
+    assert set(traffic.versions[answered_before:]) == {"2"}
+    assert aliases(versions)["production"] == 2
+    with sqlite3.connect(versions.home / "dnnops.db") as db:
+        (state,) = db.execute("select status from model_versions where version = 3").fetchone()
+        kinds = [k for (k,) in db.execute("select kind from alerts where status = 'firing'")]
+    assert state == "failed"
+    assert "rollout" in kinds
+
+
+def test_a_shadow_gets_a_copy_of_traffic_but_never_answers(
+    server: Server, versions: Versions
+) -> None:
+    traffic = Traffic(server.url).start()
+    try:
+        started = httpx.post(
+            f"{server.url}/v1/endpoints/digits/rollout",
+            json={"version": 1, "mode": "shadow", "interval": "3s"},
+            headers=ADMIN,
+        )
+        assert started.status_code == 201, started.text
+        assert started.json()["steps"][0] == 0
+        time.sleep(2.0)
+        during = httpx.get(f"{server.url}/v1/endpoints/digits").json()
+        answered = len(traffic.versions)
+        abort = dnnops(versions, "rollout", "abort", "digits")
+        assert abort.returncode == 0, abort.stderr
+    finally:
+        traffic.finish()
+    assert during["shadow_version"] == "1"
+    assert during["versions"]["1"]["weight"] == 0
+    assert set(traffic.versions[:answered]) == {"2"}, "a shadow answered a client"
+    logs = dnnops(versions, "logs", "show", "--jsonl", "--limit", "100000")
+    records = [json.loads(line) for line in logs.stdout.splitlines() if line]
+    mirrored = [r for r in records if r.get("shadow")]
+    assert mirrored, "the shadow logged nothing"
+    assert {r["version"] for r in mirrored} == {"1"}
+    assert {r["shadow_of"] for r in mirrored} <= set(traffic.ids)
+
+
+def test_a_restart_resumes_the_rollout_where_it_was(server: Server, versions: Versions) -> None:
+    started = dnnops(
+        versions, "rollout", "start", "digits@1", "--steps", "40,100", "--interval", "1h"
+    )
+    assert started.returncode == 0, started.stderr
+    rollout = wait_for_rollout(server.url, {"running"})
+    assert rollout["weight"] == 40
+    code, _ = server.stop(signal.SIGTERM)
+    assert code == 0
+    again = start_server(versions.home, "-c", str(versions.config))
+    try:
+        endpoint = httpx.get(f"{again.url}/v1/endpoints/digits").json()
+        assert endpoint["rollout"]["id"] == rollout["id"]
+        assert endpoint["canary_version"] == "1"
+        assert endpoint["versions"]["1"]["weight"] == 40
+        traffic = Traffic(again.url).start()
+        time.sleep(2.0)
+        aborted = dnnops(versions, "rollout", "abort", "digits")
+        assert aborted.returncode == 0, aborted.stderr
+        wait_until = time.monotonic() + 10
+        while httpx.get(f"{again.url}/v1/endpoints/digits").json()["canary_version"] is not None:
+            assert time.monotonic() < wait_until, "the abort never reached the server"
+            time.sleep(0.1)
+        after = len(traffic.versions)
+        time.sleep(1.0)
+        traffic.finish()
+        assert "1" in traffic.versions[:after], "the resumed canary took no traffic"
+        assert set(traffic.versions[after + 8 :]) == {"2"}
+    finally:
+        again.stop()
