@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,10 +18,10 @@ import typer
 from dnnops.cli_common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.cli_models import eval_command, models_app, print_published
 from dnnops.cli_monitor import monitor_app
+from dnnops.cli_retrain import retrain_command
 from dnnops.cli_rollout import rollout_app
 from dnnops.cli_serve import feedback_command, loadtest_command, logs_app, serve_command
-from dnnops.cli_views import lineage_view
-from dnnops.config import ProjectConfig, load_config, parse_config
+from dnnops.config import ProjectConfig, load_config
 from dnnops.console import (
     EpochProgress,
     errors_console,
@@ -37,14 +36,13 @@ from dnnops.data.schema import Schema, infer_schema
 from dnnops.data.sources import load_source
 from dnnops.data.validate import validate_file
 from dnnops.errors import DnnopsError, UsageError
+from dnnops.examples import example_text
 from dnnops.home import Home, resolve_home
 from dnnops.registry.from_run import candidate_from_run
 from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import Published, publish
 from dnnops.registry.runs import RunRecord, RunStore
 from dnnops.train.pipeline import TrainOutcome, train_project
-
-EXAMPLES = ("digits", "breast_cancer", "wine")
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Take a DNN from data to production."
@@ -62,6 +60,7 @@ app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("feedback")(feedback_command)
 app.command("loadtest")(loadtest_command)
+app.command("retrain")(retrain_command)
 
 
 def main() -> None:
@@ -80,12 +79,6 @@ def _store(home: Home) -> RunStore:
 # -- init and quickstart -------------------------------------------------------------
 
 
-def example_text(name: str) -> str:
-    if name not in EXAMPLES:
-        raise UsageError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
-    return resources.files("dnnops").joinpath(f"templates/{name}.yaml").read_text(encoding="utf-8")
-
-
 @app.command()
 def init(
     example: Annotated[str, typer.Option(help="digits | breast_cancer | wine")] = "digits",
@@ -102,79 +95,13 @@ def init(
 
 @app.command()
 def quickstart(home: HomeOpt = None, quiet: QuietOpt = False) -> None:
-    """The lifecycle on builtin:digits: data, train, evaluate, register, verify."""
-    import yaml
+    """The whole lifecycle on builtin:digits: train, serve, drift, retrain, canary, rollback."""
+    from dnnops.quickstart.story import run_story
 
-    config = parse_config(yaml.safe_load(example_text("digits")), "example digits")
     console = make_console()
     resolved = resolve_home(home)
-    console.print(f"[bold]dnnops quickstart[/] on {config.data.source}, state in {resolved.root}")
-    console.print("[bold]1/4 data + train[/]: schema, split, preprocessing, checkpoints")
-    outcome = _train(config, resolved, None, quiet)
-    _print_outcome(console, outcome)
-    console.print("[bold]2/4 evaluate + register[/]: ONNX export, gates, champion, aliases")
-    published = _publish(outcome, resolved, int8=False)
-    print_published(published, json_out=False)
-    console.print("[bold]3/4 verify[/]: every artifact's SHA-256, lineage")
-    registry = open_registry(resolved)
-    record = registry.resolve(published.record.model, published.record.version)
-    console.print(lineage_view(record, registry.manifest(record)))
-    report = registry.verify(record)
-    if not report.ok:
-        raise DnnopsError("; ".join(report.problems))
-    console.print(
-        f"verified {len(report.checked)} artifacts of {record.ref}; "
-        f"try: dnnops models verify {record.model}@production"
-    )
-    _quickstart_serving(console, resolved, config)
-
-
-def _quickstart_serving(console: Any, home: Home, config: ProjectConfig) -> None:
-    """Stage 4: serve production on a free port, load it briefly, show the log and metrics."""
-    import asyncio
-
-    from dnnops.cli_serve import BackgroundServer, build_state
-    from dnnops.loadtest import run_load
-    from dnnops.predlog.reader import read_records
-
-    console.print("[bold]4/4 serve + load[/]: batching server, prediction log, metrics")
-    state = build_state(home, config, [f"{config.name}@production"])
-    with BackgroundServer(state) as url:
-        report = asyncio.run(run_load(url, config.name, concurrency=8, duration_s=3.0))
-        summary = report.summary()
-        console.print(
-            rows_table(
-                f"load test of {url}: 8 clients, 3 s",
-                ["requests", "req/s", "p50 ms", "p99 ms", "errors"],
-                [
-                    [
-                        summary["requests"],
-                        summary["requests_per_s"],
-                        summary["p50_ms"],
-                        summary["p99_ms"],
-                        sum(summary["errors"].values()),
-                    ]
-                ],
-            )
-        )
-        metrics = [
-            line
-            for line in state.metrics.exposition().decode().splitlines()
-            if line.startswith(
-                ("dnnops_requests_total", "dnnops_batch_size_count", "dnnops_batch_size_sum")
-            )
-        ]
-    logged = list(read_records(state.logger.logs_dir / "predictions", "predictions"))
-    rows = [[r["id"], r["version"], r["output"], round(r["latency_ms"], 2)] for r in logged[-3:]]
-    console.print(
-        rows_table(
-            f"prediction log: {len(logged)} records (last 3)",
-            ["id", "version", "output", "latency ms"],
-            rows,
-        )
-    )
-    console.print("metrics:\n  " + "\n  ".join(metrics))
-    console.print(f"serve it yourself: dnnops serve --model {config.name}@production")
+    console.print(f"[bold]dnnops quickstart[/] on builtin:digits, state in {resolved.root}")
+    run_story(resolved, console)
 
 
 # -- train and runs --------------------------------------------------------------------

@@ -36,10 +36,7 @@ logs_app = typer.Typer(no_args_is_help=True, help="Prediction and feedback logs.
 
 
 def logs_dir(home: Home) -> Path:
-    url = home.logs_url
-    if "://" in url and not url.startswith("file://"):
-        raise UsageError(f"DNNOPS_LOGS_URL must be a local folder for now, got {url!r}")
-    return Path(url.removeprefix("file://"))
+    return home.logs_dir
 
 
 def serve_command(

@@ -306,6 +306,9 @@ class RetrainConfig(Section):
     every: Duration | None = None
     min_new_labels: Annotated[int, Field(ge=0)] = 200
     approval: bool = False
+    holdout: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.25
+    """Newest share of the captured labeled rows kept out of training: the window on which
+    the challenger must beat the champion."""
 
 
 class ProjectConfig(Section):

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dnnops.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Home:
@@ -26,6 +28,14 @@ class Home:
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
+
+    @property
+    def logs_dir(self) -> Path:
+        """The prediction and feedback logs' folder (local; object storage is not yet)."""
+        url = self.logs_url
+        if "://" in url and not url.startswith("file://"):
+            raise UsageError(f"DNNOPS_LOGS_URL must be a local folder for now, got {url!r}")
+        return Path(url.removeprefix("file://"))
 
 
 def resolve_home(home: Path | None = None, environ: Mapping[str, str] | None = None) -> Home:

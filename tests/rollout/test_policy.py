@@ -187,3 +187,15 @@ def test_accuracy_drop_within_sampling_noise_passes() -> None:
         accuracy_gate(arm(labeled=300, correct=240), arm(labeled=300, correct=288), 0.02).outcome
         == "fail"
     )
+
+
+def test_a_candidate_more_accurate_than_a_degraded_stable_may_diverge() -> None:
+    policy = RolloutConfig()
+    better = arm(classes={"1": 150, "2": 50}, labeled=200, correct=190)
+    worse = arm(classes={"1": 50, "2": 150}, labeled=200, correct=150)
+    gates = {g.gate: g for g in evaluate_gates(better, worse, policy)}
+    assert gates["prediction_divergence"].outcome == "pass"
+    assert "at least as accurate" in gates["prediction_divergence"].message
+    flipped = {g.gate: g for g in evaluate_gates(worse, better, policy)}
+    assert flipped["prediction_divergence"].outcome == "fail"
+    assert flipped["accuracy_drop"].outcome == "fail"

@@ -42,6 +42,13 @@ def load_source(
     return _split_columns(frame, source, target, group, drop, require_target)
 
 
+def load_frame(source: str) -> pd.DataFrame:
+    """The whole table behind a CSV, Parquet or ``builtin:`` source, label column included."""
+    if source.startswith("builtin:"):
+        return _load_builtin(source.removeprefix("builtin:"))
+    return load_table(Path(source))
+
+
 def load_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file as it is, for profiling and validation."""
     if not path.is_file():

@@ -244,6 +244,11 @@ class ModelRegistry:
                 {"version": version, "from": previous, "to": status, "reason": reason},
             )
 
+    def audit(self, action: str, model: str | None, details: dict[str, Any]) -> None:
+        """Record a decision taken outside the registry (a retraining, a rollout)."""
+        with Session(self.engine) as session, session.begin():
+            self._audit(session, action, model, details)
+
     def attach(
         self, record: VersionRecord, name: str, data: bytes, fields: Mapping[str, Any]
     ) -> VersionRecord:

@@ -1,0 +1,1 @@
+"""``dnnops quickstart``: the whole lifecycle played on builtin:digits in a few minutes."""

@@ -1,0 +1,363 @@
+"""The quickstart story: train and serve v1, the camera changes, drift and an accuracy drop
+are caught, retraining builds v2 from the captured labels, v2 goes through a canary and is
+promoted, a broken v3 is rolled back on its own. Every step uses the same code paths as
+the commands (train, publish, the server with its rollout controller, monitor, retrain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from rich.console import Console
+from sklearn.datasets import load_digits
+
+from dnnops.cli_serve import BackgroundServer, build_state
+from dnnops.config import ProjectConfig, parse_config
+from dnnops.console import rows_table
+from dnnops.data.preprocess import apply_preprocessing
+from dnnops.examples import example_text
+from dnnops.home import Home
+from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
+from dnnops.monitor.report import build_report
+from dnnops.quickstart.camera import new_camera
+from dnnops.quickstart.replay import Replayed, replay
+from dnnops.registry.db import open_engine
+from dnnops.registry.from_run import candidate_from_run
+from dnnops.registry.loader import load_version, make_predictor
+from dnnops.registry.open import open_registry, open_runs
+from dnnops.registry.publish import Published, publish
+from dnnops.retrain.pipeline import RetrainOutcome, retrain
+from dnnops.rollout.begin import begin_rollout
+from dnnops.rollout.policy import RolloutState
+from dnnops.rollout.store import RolloutStore
+from dnnops.serve.state import ServerState
+from dnnops.train.pipeline import train_project
+
+TRAIN_ROWS = 1200
+"""Digits the first model learns from; the other 597 are the live traffic it never saw."""
+STAGES = 6
+STORY_POLICY = {
+    "rollout": {
+        "interval": "2s",
+        "min_requests": 60,
+        "steps": [25, 50, 100],
+        "failure_threshold": 2,
+    },
+    "retrain": {
+        "drift_share": 0.5,
+        "drift_window": "10m",
+        "accuracy_below": 0.9,
+        "min_new_labels": 200,
+        "approval": False,
+    },
+}
+
+
+@dataclass
+class Story:
+    """What happened, for the final table."""
+
+    config_path: Path
+    versions: dict[int, str] = field(default_factory=dict)
+    """Version -> how it was made."""
+    traffic: Replayed = field(default_factory=Replayed)
+    drift_share: float | None = None
+    retrained: RetrainOutcome | None = None
+    rollouts: list[RolloutState] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_story(home: Home, console: Console) -> Story:
+    # The controller's own log lines would repeat what the chapters print; alerts still show.
+    logging.getLogger("dnnops.rollout").setLevel(logging.ERROR)
+    config, config_path, live = _prepare(home)
+    story = Story(config_path)
+    chapter = _Chapters(console)
+    chapter("train v1", "data, schema, split, preprocessing, checkpoints, ONNX, gates, registry")
+    first = _train_and_publish(config, home)
+    story.versions[first.record.version] = "old camera"
+    chapter.note(_published_line(first))
+    state = build_state(home, config, [f"{config.name}@production"])
+    with BackgroundServer(state) as url:
+        _serve_and_drift(story, chapter, state, url, config, home, live)
+        _retrain_and_canary(story, chapter, state, url, config, home, live)
+        _broken_version(story, chapter, state, url, config, home, live)
+    story.rollouts = RolloutStore(open_engine(home.db_url)).history(config.name)
+    story.alerts = AlertStore(open_engine(home.db_url)).list()
+    chapter("summary", "versions, traffic, accuracy, alerts, decisions")
+    _print_summary(console, story, home, config, live)
+    return story
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+def _serve_and_drift(
+    story: Story,
+    chapter: _Chapters,
+    state: ServerState,
+    url: str,
+    config: ProjectConfig,
+    home: Home,
+    live: tuple[np.ndarray, np.ndarray],
+) -> None:
+    chapter("serve v1", f"{url}: dynamic batching, prediction log, labels to /v1/feedback")
+    x, y = live
+    started = time.time()
+    before = _replay(url, config.name, x, y, story, instances=500)
+    chapter.note(_traffic_line(before) + "; " + _monitor_line(state, config, home, started))
+    chapter("the camera changes", "lower contrast, brighter background, sensor noise")
+    shifted = time.time()
+    after = _replay(url, config.name, new_camera(x, seed=1), y, story, instances=900, seed=1)
+    chapter.note(_traffic_line(after))
+    report = _report(state, config, home, shifted)
+    firing = alerts_from_report(report)
+    deliver(AlertStore(open_engine(home.db_url)).record(firing), None)
+    story.drift_share = (report.get("drift") or {}).get("share")
+    chapter.note(_monitor_line(state, config, home, shifted) + f"; {len(firing)} alert(s)")
+
+
+def _retrain_and_canary(
+    story: Story,
+    chapter: _Chapters,
+    state: ServerState,
+    url: str,
+    config: ProjectConfig,
+    home: Home,
+    live: tuple[np.ndarray, np.ndarray],
+) -> None:
+    chapter("retrain", "triggers, captured labels, challenger vs champion, canary")
+    outcome = retrain(config, home)
+    story.retrained = outcome
+    if outcome.challenger is not None:
+        story.versions[outcome.challenger] = "retrained on captured labels"
+    chapter.note(f"triggers: {'; '.join(outcome.decision.fired) or 'none'}")
+    chapter.note(outcome.outcome)
+    if outcome.rollout_id is None:
+        return
+    x, y = live
+    shifted = new_camera(x, seed=2)
+    finished = _rollout_finished(state, config.name, outcome.rollout_id)
+    served = _replay(url, config.name, shifted, y, story, until=finished, seed=2)
+    chapter.note(_traffic_line(served) + "; " + _rollout_line(home, outcome.rollout_id))
+
+
+def _broken_version(
+    story: Story,
+    chapter: _Chapters,
+    state: ServerState,
+    url: str,
+    config: ProjectConfig,
+    home: Home,
+    live: tuple[np.ndarray, np.ndarray],
+) -> None:
+    chapter("a broken v3", "trained on shuffled labels, pushed to a canary anyway")
+    broken = _train_and_publish(_shuffled(config, home), home)
+    version = broken.record.version
+    story.versions[version] = "shuffled labels (broken)"
+    chapter.note(_published_line(broken))
+    rollout = begin_rollout(
+        RolloutStore(open_engine(home.db_url)),
+        state.registry,
+        config.name,
+        config.name,
+        str(version),
+        config.rollout,
+    )
+    x, y = live
+    finished = _rollout_finished(state, config.name, rollout.id)
+    served = _replay(url, config.name, new_camera(x, seed=3), y, story, until=finished, seed=3)
+    chapter.note(_traffic_line(served) + "; " + _rollout_line(home, rollout.id))
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _report(state: ServerState, config: ProjectConfig, home: Home, since: float) -> dict[str, Any]:
+    window = max(time.time() - since, 1.0)
+    return build_report(state.registry, home.logs_dir, window, config.monitor, config.slo)
+
+
+def _monitor_line(state: ServerState, config: ProjectConfig, home: Home, since: float) -> str:
+    """Drift and accuracy on labels since ``since``, as ``dnnops monitor report`` finds them."""
+    report = _report(state, config, home, since)
+    drift = report.get("drift") or {}
+    section = report["versions"][0] if report["versions"] else {}
+    quality = (section.get("quality") or {}).get("metrics", {})
+    accuracy = quality.get("accuracy", float("nan"))
+    slo = config.retrain.accuracy_below or 0.0
+    verdict = "below" if accuracy < slo else "above"
+    return (
+        f"monitor: {drift.get('share', 0.0):.0%} of features drifted, accuracy on labels "
+        f"{accuracy:.1%} ({verdict} the {slo:.0%} objective)"
+    )
+
+
+class _Chapters:
+    """One progress line per stage, with the time the previous one took."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.number = 0
+        self.started = time.perf_counter()
+
+    def __call__(self, title: str, detail: str) -> None:
+        self.number += 1
+        self.console.print(f"[bold]{self.number}/{STAGES} {title}[/]: {detail}")
+
+    def note(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.console.print(f"    {text}  [dim]({elapsed:.0f} s)[/]")
+
+
+def _prepare(home: Home) -> tuple[ProjectConfig, Path, tuple[np.ndarray, np.ndarray]]:
+    """Split the digits into the old camera's training file and the live traffic, and
+    write the story's project file beside them."""
+    folder = home.root / "quickstart"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = load_digits(as_frame=True).frame.sample(frac=1.0, random_state=0)
+    train_part, live_part = frame.iloc[:TRAIN_ROWS], frame.iloc[TRAIN_ROWS:]
+    source = folder / "digits-old-camera.parquet"
+    train_part.to_parquet(source, index=False)
+    raw = yaml.safe_load(example_text("digits"))
+    raw["data"]["source"] = str(source)
+    raw.update(STORY_POLICY)
+    path = folder / "dnnops.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    config = parse_config(raw, str(path))
+    features = live_part.drop(columns=["target"]).to_numpy(dtype="float64")
+    return config, path, (features, live_part["target"].to_numpy())
+
+
+def _shuffled(config: ProjectConfig, home: Home) -> ProjectConfig:
+    frame = pd.read_parquet(config.data.source)
+    frame["target"] = np.random.default_rng(0).permutation(frame["target"].to_numpy())
+    path = home.root / "quickstart" / "digits-shuffled-labels.parquet"
+    frame.to_parquet(path, index=False)
+    return config.model_copy(update={"data": config.data.model_copy(update={"source": str(path)})})
+
+
+def _train_and_publish(config: ProjectConfig, home: Home) -> Published:
+    outcome = train_project(config, home.runs_dir, open_runs(home))
+    return publish(open_registry(home), candidate_from_run(outcome), config.evaluate)
+
+
+def _replay(
+    url: str,
+    model: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    story: Story,
+    instances: int | None = None,
+    until: Callable[[], bool] | None = None,
+    seed: int = 0,
+) -> Replayed:
+    done = asyncio.run(replay(url, model, x, y, instances=instances, until=until, seed=seed))
+    total = story.traffic
+    total.requests += done.requests
+    total.instances += done.instances
+    total.statuses.update(done.statuses)
+    total.versions.update(done.versions)
+    return done
+
+
+def _rollout_finished(state: ServerState, endpoint: str, rollout_id: int) -> Callable[[], bool]:
+    def finished() -> bool:
+        shown = state.endpoints[endpoint].rollout
+        return bool(
+            shown
+            and shown["id"] == rollout_id
+            and shown["status"] not in ("running", "awaiting_approval")
+        )
+
+    return finished
+
+
+def _traffic_line(done: Replayed) -> str:
+    served = ", ".join(f"v{v}: {n}" for v, n in sorted(done.versions.items()))
+    return (
+        f"{done.instances} predictions in {done.requests} requests over {done.seconds:.1f} s "
+        f"({served}), {done.errors()} errors"
+    )
+
+
+def _rollout_line(home: Home, rollout_id: int) -> str:
+    rollout = RolloutStore(open_engine(home.db_url)).get(rollout_id)
+    return f"rollout {rollout.id} of v{rollout.candidate}: {rollout.status} ({rollout.reason})"
+
+
+def _published_line(published: Published) -> str:
+    record = published.record
+    accuracy = record.metrics.get("accuracy")
+    gates = "passed" if record.gates_passed else "FAILED"
+    shown = f"{accuracy:.1%}" if isinstance(accuracy, float) else "-"
+    aliases = ", ".join(record.aliases) or "none"
+    return f"registered {record.ref}: test accuracy {shown}, gates {gates}, aliases: {aliases}"
+
+
+def offline_accuracy(home: Home, model: str, version: int, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of a registered version on rows it never saw (verified load, ONNX runner)."""
+    registry = open_registry(home)
+    loaded = load_version(registry, registry.resolve(model, version))
+    frame = pd.DataFrame(x, columns=loaded.schema.feature_names)
+    logits = make_predictor(loaded, 1)(apply_preprocessing(loaded.preprocessor, frame))
+    predicted = np.asarray(loaded.classes)[logits.argmax(axis=1)]
+    return float((predicted.astype("int64") == y).mean())
+
+
+def _print_summary(
+    console: Console,
+    story: Story,
+    home: Home,
+    config: ProjectConfig,
+    live: tuple[np.ndarray, np.ndarray],
+) -> None:
+    x, y = live
+    shifted = new_camera(x, seed=9)
+    registry = open_registry(home)
+    served = sum(story.traffic.versions.values()) or 1
+    rows = []
+    for version, made in sorted(story.versions.items()):
+        record = registry.resolve(config.name, version)
+        rows.append(
+            [
+                f"v{version}",
+                made,
+                ", ".join(record.aliases) or record.status,
+                f"{story.traffic.versions.get(str(version), 0) / served:.0%}",
+                f"{offline_accuracy(home, config.name, version, x, y):.1%}",
+                f"{offline_accuracy(home, config.name, version, shifted, y):.1%}",
+            ]
+        )
+    console.print(
+        rows_table(
+            "versions (accuracy on the 597 digits no version trained on)",
+            ["version", "how", "aliases / status", "traffic", "old camera", "new camera"],
+            rows,
+        )
+    )
+    decisions = [
+        [f"rollout {r.id}", f"v{r.candidate} ({r.mode})", r.status, r.reason]
+        for r in reversed(story.rollouts)
+    ]
+    if story.retrained is not None:
+        decisions.insert(
+            0, ["retrain", "triggers", "ran", "; ".join(story.retrained.decision.fired)]
+        )
+    console.print(rows_table("decisions", ["what", "subject", "result", "why"], decisions))
+    alerts = [[a["severity"], a["kind"], a["status"], a["summary"]] for a in story.alerts]
+    console.print(rows_table("alerts", ["severity", "kind", "status", "summary"], alerts))
+    console.print(
+        "next: dnnops monitor report --since 1h -c "
+        f"{story.config_path} | dnnops rollout status {config.name} | "
+        f"dnnops serve -c {story.config_path} (dashboard at /dashboard)"
+    )

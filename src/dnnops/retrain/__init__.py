@@ -1,0 +1,1 @@
+"""Retraining: triggers, the labeled data the server captured, the challenger pipeline."""

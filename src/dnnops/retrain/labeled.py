@@ -1,0 +1,80 @@
+"""Ground-truth capture: logged inputs that received a label, as rows of the training table.
+
+Joins the prediction log with the feedback log by prediction id (the newest label of an id
+wins). Shadow copies and refused requests are skipped: each answered instance counts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dnnops.data.schema import Schema, category_key
+from dnnops.errors import UsageError
+from dnnops.predlog.reader import read_records
+
+TS = "_ts"
+"""Column of the prediction's time, kept to split off the newest rows; dropped before training."""
+
+
+def labeled_rows(
+    logs_dir: Path, endpoint: str, schema: Schema, target: str, since: float = 0.0
+) -> pd.DataFrame:
+    """Feature columns (schema order), ``target`` and ``TS`` of every labeled prediction of
+    ``endpoint`` made at or after ``since``, oldest first."""
+    if schema.kind != "table" or schema.target is None:
+        raise UsageError(
+            "retraining from logged inputs needs a tabular schema with labels; for tensor "
+            "(.npz) projects append the labeled inputs to the training file yourself"
+        )
+    labels = _labels(logs_dir)
+    classes = {category_key(c): c for c in schema.target.classes}
+    names = schema.feature_names
+    rows: list[list[Any]] = []
+    for record in read_records(logs_dir / "predictions", "predictions", since=since):
+        if not _answered(record, endpoint, since):
+            continue
+        label = labels.get(str(record.get("id")))
+        value = classes.get(category_key(label)) if label is not None else None
+        features = _features(record["inputs"], names)
+        if value is None or features is None:
+            continue
+        rows.append([*features, value, float(record["ts"])])
+    return pd.DataFrame(rows, columns=[*names, target, TS])
+
+
+def _labels(logs_dir: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for record in read_records(logs_dir / "feedback", "feedback"):
+        if record.get("prediction_id") is not None and "label" in record:
+            out[str(record["prediction_id"])] = record["label"]
+    return out
+
+
+def _answered(record: Mapping[str, Any], endpoint: str, since: float) -> bool:
+    return (
+        record.get("status") == 200
+        and not record.get("shadow")
+        and record.get("endpoint") == endpoint
+        and record.get("inputs") is not None
+        and float(record.get("ts", 0.0)) >= since
+    )
+
+
+def _features(inputs: Any, names: list[str]) -> list[Any] | None:
+    """One logged input as values in feature order; None when it does not fit the schema."""
+    if isinstance(inputs, dict):
+        return [inputs.get(n) for n in names] if all(n in inputs for n in names) else None
+    values = np.asarray(inputs, dtype="float64").ravel()
+    return values.tolist() if len(values) == len(names) else None
+
+
+def split_newest(frame: pd.DataFrame, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(older rows to train on, newest ``share`` of rows to judge the challenger on)."""
+    ordered = frame.sort_values(TS, kind="stable")
+    cut = len(ordered) - round(len(ordered) * share)
+    return ordered.iloc[:cut], ordered.iloc[cut:]

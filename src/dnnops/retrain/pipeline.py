@@ -1,0 +1,238 @@
+"""The retraining pipeline: observe, decide, build the next training set, train, judge the
+challenger against the champion on the newest labeled window, register, start a canary.
+
+It reads top to bottom in ``retrain``; each step is a named helper. The canary is only
+started, never promoted here: the rollout controller in the server decides that on live
+traffic, like for any other version.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dnnops.config import ProjectConfig
+from dnnops.data.preprocess import apply_preprocessing
+from dnnops.data.schema import category_key
+from dnnops.data.sources import load_frame
+from dnnops.errors import DnnopsError
+from dnnops.home import Home
+from dnnops.monitor.report import build_report
+from dnnops.registry.db import open_engine
+from dnnops.registry.from_run import candidate_from_run
+from dnnops.registry.loader import load_version, make_predictor
+from dnnops.registry.open import open_registry, open_runs
+from dnnops.registry.publish import publish
+from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord
+from dnnops.retrain.labeled import TS, labeled_rows, split_newest
+from dnnops.retrain.triggers import Decision, Observed, decide
+from dnnops.rollout.begin import begin_rollout
+from dnnops.rollout.store import RolloutStore
+from dnnops.train.pipeline import train_project
+from dnnops.train.progress import ProgressSink
+
+MIN_HOLDOUT = 20
+"""Fewer labeled rows than this cannot tell a challenger from a champion."""
+
+
+@dataclass
+class RetrainOutcome:
+    observed: Observed | None
+    decision: Decision
+    outcome: str
+    """What happened, in words: the last step reached and why it stopped there."""
+    champion: int | None = None
+    challenger: int | None = None
+    run_id: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    """Champion and challenger on the newest labeled window."""
+    rollout_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def retrain(
+    config: ProjectConfig,
+    home: Home,
+    force: bool = False,
+    now: float | None = None,
+    progress: ProgressSink | None = None,
+) -> RetrainOutcome:
+    moment = time.time() if now is None else now
+    registry = open_registry(home)
+    champion = _champion(registry, config.name)
+    observed = observe(config, home, registry, champion, moment)
+    decision = decide(observed, config.retrain)
+    if not (decision.retrain or force):
+        why = decision.blocked or "no trigger fired"
+        return RetrainOutcome(observed, decision, f"not retrained: {why}", _number(champion))
+    result = _train_challenger(config, home, registry, champion, observed, decision, progress)
+    registry.audit("retrain", config.name, result.to_dict())
+    return result
+
+
+def observe(
+    config: ProjectConfig,
+    home: Home,
+    registry: ModelRegistry,
+    champion: VersionRecord | None,
+    now: float,
+) -> Observed:
+    """Drift and accuracy of the production version over ``retrain.drift_window``, and
+    the labels captured since it was registered."""
+    if champion is None:
+        return Observed(None, None, 0, None)
+    report = build_report(
+        registry, home.logs_dir, config.retrain.drift_window, config.monitor, config.slo, now
+    )
+    section = next(
+        (
+            v
+            for v in report["versions"]
+            if v["slis"]["model"] == champion.model
+            and v["slis"]["version"] == str(champion.version)
+        ),
+        None,
+    )
+    drift = section["drift"]["share"] if section and section.get("drift") else None
+    quality = section["quality"] if section else None
+    accuracy = quality["metrics"].get("accuracy") if quality else None
+    born = _timestamp(champion.created_at)
+    loaded = load_version(registry, champion)
+    fresh = labeled_rows(home.logs_dir, config.name, loaded.schema, config.data.target, born)
+    return Observed(drift, accuracy, len(fresh), now - born)
+
+
+def _train_challenger(
+    config: ProjectConfig,
+    home: Home,
+    registry: ModelRegistry,
+    champion: VersionRecord | None,
+    observed: Observed | None,
+    decision: Decision,
+    progress: ProgressSink | None,
+) -> RetrainOutcome:
+    result = RetrainOutcome(observed, decision, "", _number(champion))
+    learn, judge, rows = _next_training_set(config, home, registry, champion)
+    result.rows = rows
+    data_file = _write_training_set(home, learn)
+    next_config = config.model_copy(
+        update={"data": config.data.model_copy(update={"source": str(data_file)})}
+    )
+    trained = train_project(next_config, home.runs_dir, open_runs(home), None, progress)
+    published = publish(registry, candidate_from_run(trained), config.evaluate)
+    result.run_id, result.challenger = trained.run_id, published.record.version
+    if champion is None:
+        result.outcome = "registered the first version (no champion to compare with)"
+        return result
+    if len(judge) < MIN_HOLDOUT:
+        result.outcome = (
+            f"registered v{result.challenger}; only {len(judge)} recent labeled rows, "
+            f"{MIN_HOLDOUT} needed to compare it with the champion: no canary"
+        )
+        return result
+    result.accuracy = {
+        "champion": _accuracy(registry, champion, judge, config.data.target),
+        "challenger": _accuracy(registry, published.record, judge, config.data.target),
+    }
+    result.outcome, result.rollout_id = _hand_over(config, home, registry, published.record, result)
+    return result
+
+
+def _next_training_set(
+    config: ProjectConfig, home: Home, registry: ModelRegistry, champion: VersionRecord | None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """(original data plus the older captured rows, the newest captured rows, counts)."""
+    original = load_frame(config.data.source)
+    if champion is None:
+        return original, original.iloc[:0], {"original": len(original), "captured": 0}
+    schema = load_version(registry, champion).schema
+    captured = labeled_rows(home.logs_dir, config.name, schema, config.data.target)
+    learn, judge = split_newest(captured, config.retrain.holdout)
+    combined = pd.concat([original, learn.drop(columns=[TS])], ignore_index=True)
+    counts = {
+        "original": len(original),
+        "captured": len(captured),
+        "trained_on_captured": len(learn),
+        "holdout": len(judge),
+    }
+    return combined, judge, counts
+
+
+def _write_training_set(home: Home, frame: pd.DataFrame) -> Path:
+    folder = home.root / "retrain" / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "train.parquet"
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def _accuracy(
+    registry: ModelRegistry, record: VersionRecord, rows: pd.DataFrame, target: str
+) -> float:
+    loaded = load_version(registry, record)
+    features = rows[loaded.schema.feature_names]
+    x = apply_preprocessing(loaded.preprocessor, features)
+    predicted = np.asarray(loaded.classes, dtype=object)[make_predictor(loaded, 1)(x).argmax(1)]
+    truth = [category_key(v) for v in rows[target]]
+    return float(np.mean([category_key(p) == t for p, t in zip(predicted, truth, strict=True)]))
+
+
+def _hand_over(
+    config: ProjectConfig,
+    home: Home,
+    registry: ModelRegistry,
+    challenger: VersionRecord,
+    result: RetrainOutcome,
+) -> tuple[str, int | None]:
+    """Start the canary when the challenger beats the champion and passed its gates."""
+    ours, theirs = result.accuracy["challenger"], result.accuracy["champion"]
+    if challenger.gates_passed is False:
+        return f"registered v{challenger.version}, but it failed its evaluation gates", None
+    if ours <= theirs:
+        return (
+            f"registered v{challenger.version}; {ours:.1%} on the newest labels does not beat "
+            f"the champion's {theirs:.1%}: no canary",
+            None,
+        )
+    store = RolloutStore(open_engine(home.db_url))
+    rollout = begin_rollout(
+        store,
+        registry,
+        config.name,
+        config.name,
+        str(challenger.version),
+        config.rollout,
+        approval=config.retrain.approval,
+    )
+    held = " (held for approval: dnnops rollout start)" if rollout.status != "running" else ""
+    return (
+        f"v{challenger.version} beats the champion ({ours:.1%} vs {theirs:.1%}): "
+        f"canary {rollout.id} started{held}",
+        rollout.id,
+    )
+
+
+def _champion(registry: ModelRegistry, model: str) -> VersionRecord | None:
+    try:
+        return registry.resolve(model, "production")
+    except VersionNotFound:
+        return None
+    except DnnopsError:
+        raise
+
+
+def _number(record: VersionRecord | None) -> int | None:
+    return None if record is None else record.version
+
+
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()

@@ -1,0 +1,40 @@
+"""``dnnops quickstart`` (``make demo``) plays the whole lifecycle and ends with its table."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import CliResult
+
+
+def test_quickstart_story_catches_drift_promotes_v2_and_rolls_back_v3(
+    home: Path, cli: Callable[..., CliResult]
+) -> None:
+    result = cli("quickstart", "--quiet")
+    assert result.code == 0, result.err
+    out = result.out
+    for stage in ("1/6 train v1", "2/6 serve v1", "3/6 the camera changes", "4/6 retrain"):
+        assert stage in out
+    assert re.search(r"monitor: \d+% of features drifted, accuracy on labels [\d.]+% \(below", out)
+    assert "drift:" in out, "the drift trigger fired"
+    assert "beats the champion" in out
+    assert "rollout 1 of v2: promoted" in out
+    assert "rollout 2 of v3: rolled_back" in out
+    runs = cli("runs", "list", "--json").json()
+    assert [r["status"] for r in runs] == ["finished"] * 3
+    first = min(runs, key=lambda r: r["created_at"])
+    assert first["metrics"]["test_accuracy"] >= 0.95
+    for name in (
+        "config.yaml",
+        "model.safetensors",
+        "data/profile.json",
+        "checkpoints/latest.json",
+    ):
+        assert (home / "runs" / first["id"] / name).is_file(), name
+    by_version = {v["version"]: v for v in cli("models", "show", "digits", "--json").json()}
+    assert "production" in by_version[2]["aliases"]
+    assert by_version[3]["status"] == "failed"
+    alerts = cli("monitor", "alerts", "--json").json()
+    assert {"drift", "rollout"} <= {a["kind"] for a in alerts}
