@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dnnops.cli import EXAMPLES
 from dnnops.config import load_config, parse_config
 from dnnops.durations import format_duration, parse_duration
 from dnnops.errors import ConfigError
+from dnnops.examples import EXAMPLES
 from tests.conftest import CliResult, write_project
 
 BASE = {"name": "p", "data": {"source": "builtin:wine"}}

@@ -73,6 +73,12 @@ def test_report_shows_slis_quality_and_drift(
     assert len(freshness) == 64 and all(0 <= age < 600 for age in freshness.values())
     assert version["explainability_coverage"] == 0.0
     assert version["alerts"] == []  # no objectives configured
+    confidence = version["confidence"]
+    assert confidence["baseline_mean"] > 0.5  # measured on the test split at registration
+    assert abs(confidence["shift"]) < 0.1  # same distribution, same confidence
+    cost = version["cost"]
+    assert 0 < cost["cpu_ms_per_prediction"] < 50
+    assert cost["per_1k_predictions"] == pytest.approx(cost["cpu_ms_per_prediction"] * 0.00001)
 
     camera = np.clip(clean * 0.4 + np.random.default_rng(0).normal(6, 3, clean.shape), 0, 16)
     with BackgroundServer(build_state(resolve_home(home), None, ["digits@production"])) as url:
@@ -95,6 +101,7 @@ def test_report_shows_slis_quality_and_drift(
     assert version["quality"]["labels"] == 600
     fired = {(a["objective"], a["severity"], a["factor"]) for a in version["alerts"]}
     assert version["quality"]["metrics"]["accuracy"] < 0.9  # the camera costs accuracy ...
+    assert version["confidence"]["shift"] is not None
     assert ("accuracy", "page", 14.4) in fired  # ... so (1 - accuracy) / 0.005 >= 14.4
     assert ("availability", "ticket", 1.0) in fired  # 1 refused of 601: 0.17% > 0.1% budget
     assert ("availability", "page", 14.4) not in fired

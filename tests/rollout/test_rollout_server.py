@@ -56,6 +56,38 @@ def aliases(versions: Versions) -> dict[str, int]:
         return dict(db.execute("select alias, version from model_aliases where model = 'digits'"))
 
 
+def test_rollout_routes_refuse_bad_requests_with_named_errors(
+    server: Server, versions: Versions
+) -> None:
+    route = f"{server.url}/v1/endpoints/digits/rollout"
+    assert httpx.post(route, json={"version": 2}).status_code == 401
+    wrong = httpx.post(route, json={"version": 2}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    cases = [
+        (f"{server.url}/v1/endpoints/nope/rollout", {"version": 2}, 404, "unknown endpoint"),
+        (route, {}, 400, "version: required"),
+        (route, {"version": 99}, 404, "99"),
+        (route, {"version": 2, "steps": [0, 50]}, 400, "steps"),
+        (route, {"version": 2, "mode": "yolo"}, 400, "mode"),
+        (route, {"version": 1}, 400, "already serves as the stable version"),
+    ]
+    for url, body, status, words in cases:
+        response = httpx.post(url, json=body, headers=ADMIN)
+        assert response.status_code == status, (body, response.text)
+        assert words in response.json()["error"], response.json()
+    broken_json = httpx.post(route, content=b"{", headers=ADMIN)
+    assert broken_json.status_code == 400
+    rollback = httpx.post(f"{server.url}/v1/endpoints/digits/rollback", headers=ADMIN)
+    assert rollback.status_code == 409
+    assert "no rollout to undo" in rollback.json()["error"]
+    abort = dnnops(versions, "rollout", "abort", "digits")
+    assert abort.returncode == 2
+    assert "no rollout in progress" in abort.stderr
+    unknown = dnnops(versions, "rollout", "status", "nope")
+    assert unknown.returncode == 2
+    assert "has no rollouts" in unknown.stderr
+
+
 def test_a_good_canary_walks_every_step_and_is_promoted(server: Server, versions: Versions) -> None:
     traffic = Traffic(server.url).start()
     try:
@@ -142,9 +174,34 @@ def test_a_shadow_gets_a_copy_of_traffic_but_never_answers(
     assert {r["shadow_of"] for r in mirrored} <= set(traffic.ids)
 
 
+def test_an_operator_rollback_puts_the_replaced_version_back(
+    server: Server, versions: Versions
+) -> None:
+    response = httpx.post(
+        f"{server.url}/v1/endpoints/digits/rollback",
+        json={"reason": "customers complain"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["live"] == "1"
+    answered = httpx.post(
+        f"{server.url}/v2/models/digits/infer",
+        json={
+            "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64}]
+        },
+    )
+    assert answered.headers["x-model-version"] == "1"
+    assert aliases(versions)["production"] == 1
+    with sqlite3.connect(versions.home / "dnnops.db") as db:
+        (state,) = db.execute("select status from model_versions where version = 2").fetchone()
+    assert state == "rolled_back"
+    again = httpx.post(f"{server.url}/v1/endpoints/digits/rollback", headers=ADMIN)
+    assert again.status_code == 409, "nothing left to undo"
+
+
 def test_a_restart_resumes_the_rollout_where_it_was(server: Server, versions: Versions) -> None:
     started = dnnops(
-        versions, "rollout", "start", "digits@1", "--steps", "40,100", "--interval", "1h"
+        versions, "rollout", "start", "digits@2", "--steps", "40,100", "--interval", "1h"
     )
     assert started.returncode == 0, started.stderr
     rollout = wait_for_rollout(server.url, {"running"})
@@ -155,8 +212,8 @@ def test_a_restart_resumes_the_rollout_where_it_was(server: Server, versions: Ve
     try:
         endpoint = httpx.get(f"{again.url}/v1/endpoints/digits").json()
         assert endpoint["rollout"]["id"] == rollout["id"]
-        assert endpoint["canary_version"] == "1"
-        assert endpoint["versions"]["1"]["weight"] == 40
+        assert endpoint["canary_version"] == "2"
+        assert endpoint["versions"]["2"]["weight"] == 40
         traffic = Traffic(again.url).start()
         time.sleep(2.0)
         aborted = dnnops(versions, "rollout", "abort", "digits")
@@ -168,7 +225,7 @@ def test_a_restart_resumes_the_rollout_where_it_was(server: Server, versions: Ve
         after = len(traffic.versions)
         time.sleep(1.0)
         traffic.finish()
-        assert "1" in traffic.versions[:after], "the resumed canary took no traffic"
-        assert set(traffic.versions[after + 8 :]) == {"2"}
+        assert "2" in traffic.versions[:after], "the resumed canary took no traffic"
+        assert set(traffic.versions[after + 8 :]) == {"1"}
     finally:
         again.stop()

@@ -24,8 +24,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     """Scalars (``accuracy``, ``macro_f1``, ``roc_auc``, ``log_loss``,
-    ``expected_calibration_error``, ``max_fpr``, ``max_fnr``) plus per-class rates and the
-    confusion matrix (rows: true class, columns: predicted)."""
+    ``expected_calibration_error``, ``confidence_mean``, ``max_fpr``, ``max_fnr``) plus
+    per-class rates and the confusion matrix (rows: true class, columns: predicted).
+    ``confidence_mean`` (mean top probability) is the baseline live confidence is held to."""
     n_classes = proba.shape[1]
     labels = list(range(n_classes))
     y_pred = proba.argmax(axis=1)
@@ -39,6 +40,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, A
         "roc_auc": roc_auc(y_true, proba),
         "log_loss": float(log_loss(y_true, _clipped(proba), labels=labels)),
         "expected_calibration_error": expected_calibration_error(y_true, proba),
+        "confidence_mean": float(proba.max(axis=1).mean()),
         "max_fpr": float(max(fpr)),
         "max_fnr": float(max(fnr)),
         "fpr_per_class": fpr,

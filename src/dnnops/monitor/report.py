@@ -93,8 +93,34 @@ def _version_section(
     section["feature_freshness_s"] = feature_freshness(records, loaded.schema.feature_names, now)
     section["explainability_coverage"] = 0.0  # no explanations are produced yet
     section["prediction_drift"] = _prediction_drift(loaded, records)
+    section["confidence"] = confidence_shift(slis, loaded.record.metrics)
+    section["cost"] = cost_per_prediction(records, monitor.cpu_second_price)
     section["slo"] = [_objective(o, slis, records, quality) for o in slo.objectives]
     return section
+
+
+def confidence_shift(slis: VersionSlis, metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    """Live mean top probability against the version's own on its test split: a model
+    that grows unsure (or overconfident) on live data shows it here before labels arrive."""
+    baseline = metrics.get("confidence_mean")
+    live = slis.confidence_mean
+    shift = live - baseline if isinstance(baseline, float) and np.isfinite(live) else None
+    return {"live_mean": live, "baseline_mean": baseline, "shift": shift}
+
+
+def cost_per_prediction(
+    records: Sequence[Mapping[str, Any]], cpu_second_price: float
+) -> dict[str, float | None]:
+    """Model CPU time per prediction (its share of each batch x runner threads) priced at
+    ``monitor.cpu_second_price``; the HTTP share is in ``process_cpu_seconds_total``."""
+    cpu = [float(r["cpu_ms"]) for r in records if r.get("status") == 200 and "cpu_ms" in r]
+    if not cpu:
+        return {"cpu_ms_per_prediction": None, "per_1k_predictions": None}
+    mean_ms = float(np.mean(cpu))
+    return {
+        "cpu_ms_per_prediction": mean_ms,
+        "per_1k_predictions": mean_ms / 1000 * cpu_second_price * 1000,
+    }
 
 
 def _load(registry: ModelRegistry, slis: VersionSlis) -> LoadedVersion | None:

@@ -58,7 +58,7 @@ def decide(observed: Observed, config: RetrainConfig) -> Decision:
         return Decision(False, [])
     if observed.new_labels < config.min_new_labels:
         blocked = (
-            f"{observed.new_labels} new labels, retrain.min_new_labels is {config.min_new_labels}"
+            f"{observed.new_labels} new labels; retrain.min_new_labels is {config.min_new_labels}"
         )
         return Decision(False, fired, blocked)
     return Decision(True, fired)

@@ -97,8 +97,8 @@ class RolloutController:
             await asyncio.to_thread(self.store.save, ended)
             await self._conclude(endpoint, ended)
             return ended
-        last = await asyncio.to_thread(self.store.latest, endpoint.name)
-        if last is None or last.status != "promoted" or last.baseline is None:
+        last = await asyncio.to_thread(self.store.last_promoted, endpoint.name)
+        if last is None or last.baseline is None or str(last.candidate) != endpoint.live:
             return None
         await self._restore_baseline(endpoint, last, last.baseline, reason)
         return last

@@ -102,6 +102,15 @@ class RolloutStore:
             ).first()
             return None if row is None else _entity(row)
 
+    def last_promoted(self, endpoint: str) -> RolloutState | None:
+        with Session(self.engine) as session:
+            row = session.scalars(
+                select(RolloutRow)
+                .where(RolloutRow.endpoint == endpoint, RolloutRow.status == "promoted")
+                .order_by(RolloutRow.id.desc())
+            ).first()
+            return None if row is None else _entity(row)
+
     def get(self, rollout_id: int) -> RolloutState:
         with Session(self.engine) as session:
             row = session.get(RolloutRow, rollout_id)

@@ -186,6 +186,9 @@ async def _serve(
         probabilities = await _infer_watching_client(
             runtime, x, state.serve.timeout, request, timing
         )
+        if "compute_s" in timing:  # model CPU per instance: the cost of a prediction
+            threads = runtime.threads
+            context["cpu_ms"] = timing["compute_s"] * 1000 * threads / max(len(x), 1)
         if "finished" in timing and tracing_enabled():
             record_span("queue", timing["enqueued"], timing["started"])
             record_span("infer", timing["started"], timing["finished"])

@@ -51,7 +51,8 @@ class _Request:
     done_rows: int = 0
     parts: dict[int, np.ndarray] = field(default_factory=dict)
     timing: dict[str, float] | None = None
-    """Filled for tracing: when its first batch started and its last one finished."""
+    """Filled for tracing and cost: when its first batch started and its last one finished,
+    and ``compute_s``, its rows' share of the model time of the batches they ran in."""
 
     @property
     def rows(self) -> int:
@@ -214,13 +215,16 @@ class DynamicBatcher:
             return
         finally:
             self._idle.set()
+        finished = self.clock()
         if self.on_batch is not None:
-            self.on_batch(BatchStats(len(batch), self.clock() - started, waits))
-        offset, finished = 0, self.clock()
+            self.on_batch(BatchStats(len(batch), finished - started, waits))
+        offset = 0
         for s in slices:
+            count = s.stop - s.start
             if s.request.timing is not None:
                 s.request.timing["finished"] = finished
-            count = s.stop - s.start
+                share = (finished - started) * count / len(batch)  # its rows' part of the batch
+                s.request.timing["compute_s"] = s.request.timing.get("compute_s", 0.0) + share
             _deliver(s.request, s.start, outputs[offset : offset + count])
             offset += count
 

@@ -35,6 +35,8 @@ class VersionRuntime:
     batcher: DynamicBatcher
     labels: np.ndarray
     label_datatype: str
+    threads: int = 1
+    """Intra-op threads of its runner: model time x threads = CPU time."""
     ready: bool = False
 
     @property
@@ -74,6 +76,7 @@ class VersionRuntime:
             batcher=batcher,
             labels=np.array(classes, dtype="int64" if numeric else object),
             label_datatype="INT64" if numeric else "BYTES",
+            threads=runner_threads(config),
         )
 
     async def start(self, warmup_batch_sizes: list[int]) -> None:
