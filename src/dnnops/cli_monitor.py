@@ -11,6 +11,7 @@ from dnnops.cli_common import HomeOpt, JsonOpt, print_json
 from dnnops.cli_serve import logs_dir
 from dnnops.config import DriftConfig, MonitorConfig, SloConfig, load_config
 from dnnops.console import format_number, make_console, rows_table
+from dnnops.dashboard.static_report import write_static_report
 from dnnops.data.sources import load_table
 from dnnops.durations import parse_duration
 from dnnops.home import resolve_home
@@ -30,6 +31,9 @@ def monitor_report(
         Path | None, typer.Option("--config", "-c", help="Project file (monitor, slo).")
     ] = None,
     alert: Annotated[bool, typer.Option(help="Store, deduplicate and deliver alerts.")] = False,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write the dashboard views as one HTML file.")
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -53,10 +57,24 @@ def monitor_report(
             "new": [a.to_dict() for a in fresh],
             "delivery_failures": failed,
         }
+    if html is not None:
+        endpoints = sorted({v["slis"]["endpoint"] for v in report["versions"]})
+        write_static_report(
+            html,
+            open_registry(resolved),
+            logs_dir(resolved),
+            endpoints,
+            parse_duration(since),
+            monitor,
+            project.slo if project else SloConfig(),
+        )
+        report["html"] = str(html)
     if json_out:
         print_json(report)
         return
     _print_report(report, since)
+    if html is not None:
+        make_console().print(f"wrote {html} (open it in a browser; it works offline)")
 
 
 def _print_report(report: dict[str, Any], since: str) -> None:

@@ -94,6 +94,7 @@ def _version_section(
     section["explainability_coverage"] = 0.0  # no explanations are produced yet
     section["prediction_drift"] = _prediction_drift(loaded, records)
     section["confidence"] = confidence_shift(slis, loaded.record.metrics)
+    section["baseline_accuracy"] = loaded.record.metrics.get("accuracy")
     section["cost"] = cost_per_prediction(records, monitor.cpu_second_price)
     section["slo"] = [_objective(o, slis, records, quality) for o in slo.objectives]
     return section

@@ -23,6 +23,7 @@ from sklearn.datasets import load_digits
 from dnnops.cli_serve import BackgroundServer, build_state
 from dnnops.config import ProjectConfig, parse_config
 from dnnops.console import rows_table
+from dnnops.dashboard.static_report import write_static_report
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.examples import example_text
 from dnnops.home import Home
@@ -74,6 +75,8 @@ class Story:
     retrained: RetrainOutcome | None = None
     rollouts: list[RolloutState] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    report: Path | None = None
+    """The dashboard of the whole story as one offline HTML file."""
 
 
 def run_story(home: Home, console: Console) -> Story:
@@ -81,6 +84,7 @@ def run_story(home: Home, console: Console) -> Story:
     logging.getLogger("dnnops.rollout").setLevel(logging.ERROR)
     config, config_path, live = _prepare(home)
     story = Story(config_path)
+    began = time.time()
     chapter = _Chapters(console)
     chapter("train v1", "data, schema, split, preprocessing, checkpoints, ONNX, gates, registry")
     first = _train_and_publish(config, home)
@@ -94,6 +98,15 @@ def run_story(home: Home, console: Console) -> Story:
     story.rollouts = RolloutStore(open_engine(home.db_url)).history(config.name)
     story.alerts = AlertStore(open_engine(home.db_url)).list()
     chapter("summary", "versions, traffic, accuracy, alerts, decisions")
+    story.report = write_static_report(
+        config_path.parent / "dashboard.html",
+        open_registry(home),
+        home.logs_dir,
+        [config.name],
+        time.time() - began + 5.0,
+        config.monitor,
+        config.slo,
+    )
     _print_summary(console, story, home, config, live)
     return story
 
@@ -356,8 +369,9 @@ def _print_summary(
     console.print(rows_table("decisions", ["what", "subject", "result", "why"], decisions))
     alerts = [[a["severity"], a["kind"], a["status"], a["summary"]] for a in story.alerts]
     console.print(rows_table("alerts", ["severity", "kind", "status", "summary"], alerts))
+    console.print(f"the story's dashboard: {story.report} (offline HTML, three views)")
     console.print(
-        "next: dnnops monitor report --since 1h -c "
-        f"{story.config_path} | dnnops rollout status {config.name} | "
-        f"dnnops serve -c {story.config_path} (dashboard at /dashboard)"
+        f"next: dnnops serve -c {story.config_path} then open /dashboard | "
+        f"dnnops monitor report --since 1h -c {story.config_path} | "
+        f"dnnops rollout status {config.name}"
     )

@@ -29,6 +29,7 @@ from dnnops.monitor.report import build_report
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.store import RolloutStore
 from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull
+from dnnops.serve.dashboard_routes import dashboard_routes
 from dnnops.serve.errors import (
     BadRequest,
     GatewayTimeout,
@@ -77,6 +78,7 @@ def create_app(state: ServerState) -> InferenceFastPath:
     _inference_routes(app, state)
     _operations_routes(app, state)
     rollout_routes(app, state, controller)
+    dashboard_routes(app, state)
     _monitor_routes(app, state)
     return InferenceFastPath(app, state)
 

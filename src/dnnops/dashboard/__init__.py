@@ -1,0 +1,1 @@
+"""The web dashboard: executive, on-call and debug views of an endpoint."""

@@ -1,0 +1,266 @@
+"""Everything the dashboard's three views show for one endpoint, as one JSON document.
+
+The same document feeds the live page (polled from ``/v1/dashboard/NAME``) and the static
+report (``dnnops monitor report --html``), so both always agree.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dnnops.config import MonitorConfig, SloConfig
+from dnnops.data.profile import Profile
+from dnnops.errors import DnnopsError
+from dnnops.monitor.alerts import AlertStore
+from dnnops.monitor.dataset_drift import as_feature_frame, dataset_drift
+from dnnops.monitor.drift import bin_counts
+from dnnops.monitor.report import build_report
+from dnnops.monitor.timeseries import series, summarize
+from dnnops.predlog.reader import read_records
+from dnnops.registry.loader import LoadedVersion, load_version
+from dnnops.registry.versions import ModelRegistry
+from dnnops.rollout.store import RolloutStore
+
+MAX_BUCKETS = 60
+MIN_DRIFT_ROWS = 20
+"""Fewer logged inputs in a bucket than this give no drift point (too noisy to plot)."""
+FEATURES_SHOWN = 12
+
+
+def dashboard_data(
+    registry: ModelRegistry,
+    logs_dir: Path,
+    endpoint: str,
+    window_s: float,
+    monitor: MonitorConfig,
+    slo: SloConfig,
+    loaded: Mapping[tuple[str, str], LoadedVersion] | None = None,
+    live: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """``live`` is the server's view of the endpoint (weights, rollout); without a server
+    (the static report) it is rebuilt from the registry."""
+    moment = time.time() if now is None else now
+    start = moment - window_s
+    bucket_s = _bucket(window_s)
+    known = dict(loaded or {})
+    report = build_report(registry, logs_dir, window_s, monitor, slo, moment, known)
+    sections = [v for v in report["versions"] if v["slis"]["endpoint"] == endpoint]
+    records = [
+        r
+        for r in read_records(logs_dir / "predictions", "predictions", since=start)
+        if float(r.get("ts", 0.0)) >= start and r.get("endpoint") == endpoint
+    ]
+    labels = _labels(logs_dir, start)
+    model = sections[0]["slis"]["model"] if sections else endpoint
+    current = _current_version(registry, model, live)
+    reference = _reference(registry, model, current, known)
+    summaries = summarize(records, labels, endpoint, start, bucket_s)
+    timeline = series(summaries, start, moment, bucket_s)
+    timeline["drift_share"] = _drift_series(records, reference, monitor, start, bucket_s, moment)
+    return {
+        "endpoint": endpoint,
+        "model": model,
+        "generated_at": moment,
+        "window_s": window_s,
+        "current_version": current,
+        "cpu_second_price": monitor.cpu_second_price,
+        "versions": _versions(registry, model),
+        "sections": sections,
+        "series": timeline,
+        "features": _feature_distributions(sections, reference, records, current),
+        "health": health_score(sections, current),
+        "live": dict(live) if live is not None else None,
+        "rollouts": [
+            {k: v for k, v in r.to_dict().items() if k != "history"}
+            | {"last_check": r.history[-1] if r.history else None}
+            for r in RolloutStore(registry.engine).history(endpoint, limit=10)
+        ],
+        "decisions": registry.audit_log(model, limit=30),
+        "alerts": [a for a in AlertStore(registry.engine).list(limit=50) if a["model"] == model],
+    }
+
+
+def health_score(sections: Sequence[Mapping[str, Any]], current: str | None) -> dict[str, Any]:
+    """0-100 for the version taking the traffic: the share of its SLOs met (40), how little
+    of its input drifted (30), and its accuracy on labels against its own test accuracy, or
+    its live confidence against its test confidence before labels arrive (30)."""
+    section = next((s for s in sections if s["slis"]["version"] == current), None)
+    if section is None:
+        return {"score": None, "parts": {}}
+    objectives = section.get("slo") or []
+    met = [o for o in objectives if o.get("met") is not False]
+    slo_part = len(met) / len(objectives) if objectives else 1.0
+    drift = section.get("drift") or {}
+    drift_part = 1.0 - float(drift.get("share", 0.0))
+    quality = (section.get("quality") or {}).get("metrics", {})
+    confidence = section.get("confidence") or {}
+    if "accuracy" in quality and section.get("baseline_accuracy"):
+        quality_part = min(1.0, quality["accuracy"] / section["baseline_accuracy"])
+    elif confidence.get("baseline_mean") and np.isfinite(confidence.get("live_mean") or np.nan):
+        quality_part = min(1.0, confidence["live_mean"] / confidence["baseline_mean"])
+    else:
+        quality_part = 1.0
+    parts = {"slo": 40 * slo_part, "drift": 30 * drift_part, "quality": 30 * quality_part}
+    return {"score": round(sum(parts.values())), "parts": parts}
+
+
+def _bucket(window_s: float) -> float:
+    """A bucket length that gives at most ``MAX_BUCKETS`` points and is a round number."""
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400):
+        if window_s / step <= MAX_BUCKETS:
+            return float(step)
+    return window_s / MAX_BUCKETS
+
+
+def _labels(logs_dir: Path, start: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for record in read_records(logs_dir / "feedback", "feedback", since=start):
+        if record.get("prediction_id") is not None and "label" in record:
+            out[str(record["prediction_id"])] = record["label"]
+    return out
+
+
+def _current_version(
+    registry: ModelRegistry, model: str, live: Mapping[str, Any] | None
+) -> str | None:
+    if live is not None and live.get("live_version") is not None:
+        return str(live["live_version"])
+    try:
+        return str(registry.resolve(model, "production").version)
+    except DnnopsError:
+        return None
+
+
+def _reference(
+    registry: ModelRegistry,
+    model: str,
+    version: str | None,
+    known: Mapping[tuple[str, str], LoadedVersion],
+) -> LoadedVersion | None:
+    if version is None:
+        return None
+    found = known.get((model, version))
+    if found is not None:
+        return found
+    try:
+        return load_version(registry, registry.resolve(model, version))
+    except DnnopsError:
+        return None
+
+
+def _drift_series(
+    records: Sequence[Mapping[str, Any]],
+    reference: LoadedVersion | None,
+    monitor: MonitorConfig,
+    start: float,
+    bucket_s: float,
+    end: float,
+) -> list[float | None]:
+    """Share of drifted features per bucket, against the current version's reference."""
+    count = max(1, int(np.ceil((end - start) / bucket_s)))
+    if reference is None or reference.profile is None:
+        return [None] * count
+    buckets: list[list[Any]] = [[] for _ in range(count)]
+    for record in records:
+        if record.get("status") == 200 and record.get("inputs") is not None:
+            index = min(count - 1, int((float(record["ts"]) - start) // bucket_s))
+            buckets[index].append(record["inputs"])
+    schema = reference.schema
+    out: list[float | None] = []
+    for inputs in buckets:
+        if len(inputs) < MIN_DRIFT_ROWS:
+            out.append(None)
+            continue
+        frame = as_feature_frame(inputs, schema.feature_names, schema.kind == "tensor")
+        out.append(dataset_drift(reference.profile, frame, monitor.drift).share)
+    return out
+
+
+def _feature_distributions(
+    sections: Sequence[Mapping[str, Any]],
+    reference: LoadedVersion | None,
+    records: Sequence[Mapping[str, Any]],
+    current: str | None,
+) -> list[dict[str, Any]]:
+    """Reference and live shares over the reference's bins for the most drifted features."""
+    section = next((s for s in sections if s["slis"]["version"] == current), None)
+    if reference is None or reference.profile is None or section is None:
+        return []
+    drift = section.get("drift") or {}
+    ranked = sorted(drift.get("features", []), key=lambda f: -float(f.get("score") or 0.0))
+    inputs = [
+        r["inputs"]
+        for r in records
+        if r.get("status") == 200
+        and r.get("inputs") is not None
+        and str(r.get("version")) == current
+    ]
+    if not inputs:
+        return []
+    schema = reference.schema
+    frame = as_feature_frame(inputs, schema.feature_names, schema.kind == "tensor")
+    return [
+        shown
+        for feature in ranked[:FEATURES_SHOWN]
+        if (shown := _distribution(reference.profile, feature, frame)) is not None
+    ]
+
+
+def _distribution(
+    profile: Profile, feature: Mapping[str, Any], frame: Any
+) -> dict[str, Any] | None:
+    name = str(feature["feature"])
+    try:
+        reference = profile.feature(name)
+    except KeyError:
+        return None
+    if name not in frame.columns:
+        return None
+    if reference.kind == "numeric" and reference.bin_edges and reference.bin_counts:
+        values = np.asarray(frame[name], dtype="float64")
+        live = bin_counts(reference.bin_edges, values[np.isfinite(values)])
+        edges = reference.bin_edges
+        bins = [f"< {edges[0]:.3g}"] + [f"{a:.3g}-{b:.3g}" for a, b in itertools.pairwise(edges)]
+        bins.append(f">= {edges[-1]:.3g}")
+        ref_counts = np.asarray(reference.bin_counts, dtype="float64")
+    elif reference.frequencies:
+        bins = sorted(reference.frequencies)
+        ref_counts = np.asarray([reference.frequencies[b] for b in bins], dtype="float64")
+        observed = frame[name].astype(str).value_counts()
+        live = np.asarray([observed.get(b, 0) for b in bins], dtype="float64")
+    else:
+        return None
+    return {
+        "feature": name,
+        "method": feature.get("method"),
+        "score": feature.get("score"),
+        "drifted": feature.get("drifted"),
+        "bins": bins,
+        "reference": (ref_counts / max(ref_counts.sum(), 1)).tolist(),
+        "live": (np.asarray(live, dtype="float64") / max(float(np.sum(live)), 1)).tolist(),
+    }
+
+
+def _versions(registry: ModelRegistry, model: str) -> list[dict[str, Any]]:
+    try:
+        records = registry.versions(model)
+    except DnnopsError:
+        return []
+    return [
+        {
+            "version": r.version,
+            "created_at": r.created_at,
+            "status": r.status,
+            "aliases": r.aliases,
+            "accuracy": r.metrics.get("accuracy"),
+            "gates_passed": r.gates_passed,
+        }
+        for r in records
+    ]

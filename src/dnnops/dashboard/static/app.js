@@ -1,0 +1,259 @@
+// dnnops dashboard: polls /v1/dashboard/NAME every few seconds (or reads the document a
+// static report embedded in window.DNNOPS_DATA) and draws three views. Time series use
+// uPlot; bar charts and tables are plain SVG and HTML. Colours: the Okabe-Ito palette,
+// readable with every common kind of colour blindness.
+"use strict";
+
+const COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"];
+const REFRESH_MS = 5000;
+const embedded = window.DNNOPS_DATA || null;
+const charts = {};
+let view = "executive";
+
+const $ = (id) => document.getElementById(id);
+const esc = (text) => String(text ?? "").replace(/[&<>"']/g, (c) => (
+  { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const pct = (v, digits = 1) => (v === null || v === undefined || Number.isNaN(v)) ? "–" : `${(v * 100).toFixed(digits)}%`;
+const num = (v, digits = 2) => (v === null || v === undefined || Number.isNaN(v)) ? "–" : Number(v).toFixed(digits);
+const when = (ts) => new Date(ts * 1000).toLocaleTimeString();
+
+function table(columns, rows) {
+  if (!rows.length) return '<p class="empty">nothing yet</p>';
+  const head = columns.map((c) => `<th scope="col">${esc(c)}</th>`).join("");
+  const body = rows.map((r) => `<tr>${r.map((v) => `<td>${v}</td>`).join("")}</tr>`).join("");
+  return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
+function card(label, value, detail = "", tone = "") {
+  return `<div class="card"><div class="label">${esc(label)}</div>` +
+    `<div class="value ${tone}">${esc(value)}</div><div class="detail">${esc(detail)}</div></div>`;
+}
+
+// -- time series ---------------------------------------------------------------------------
+
+function lineChart(id, times, lines, options = {}) {
+  const host = $(id);
+  const width = Math.max(320, host.clientWidth || 480);
+  const data = [times, ...lines.map((l) => l.values.map((v) => (v === undefined ? null : v)))];
+  const series = [{}, ...lines.map((l, i) => ({
+    label: l.label, stroke: l.colour || COLOURS[i % COLOURS.length], width: 2, spanGaps: false,
+    points: { show: true, size: 4 },
+  }))];
+  const key = `${id}:${lines.map((l) => l.label).join("|")}`;
+  if (charts[id] && charts[id].key === key) {
+    charts[id].plot.setData(data);
+    return;
+  }
+  if (charts[id]) charts[id].plot.destroy();
+  host.innerHTML = "";
+  const plot = new uPlot({
+    width, height: 200, series,
+    scales: { x: { time: true }, y: options.range ? { range: options.range } : {} },
+    axes: [{}, options.exponent
+      ? { size: 70, values: (u, ticks) => ticks.map((v) => v.toExponential(1)) }
+      : { size: 60 }],
+  }, data, host);
+  charts[id] = { key, plot };
+}
+
+function byVersion(doc, metric, scale = 1) {
+  return Object.entries(doc.series.versions).map(([version, columns], i) => ({
+    label: `v${version}`, colour: COLOURS[i % COLOURS.length],
+    values: columns[metric].map((v) => (v === null ? null : v * scale)),
+  }));
+}
+
+// -- bars (SVG) ----------------------------------------------------------------------------
+
+function bars(labels, groups, height = 140) {
+  const width = Math.max(260, labels.length * groups.length * 9 + 40);
+  const max = Math.max(1e-9, ...groups.flatMap((g) => g.values));
+  const slot = (width - 30) / labels.length;
+  const barWidth = Math.max(2, (slot - 4) / groups.length);
+  let svg = `<svg role="img" viewBox="0 0 ${width} ${height + 30}" width="100%" height="${height + 30}">`;
+  labels.forEach((label, i) => {
+    groups.forEach((g, j) => {
+      const h = (g.values[i] / max) * height;
+      const x = 30 + i * slot + j * barWidth;
+      svg += `<rect class="bar" x="${x}" y="${height - h}" width="${barWidth - 1}" height="${h}" fill="${g.colour}"><title>${esc(g.label)} ${esc(label)}: ${num(g.values[i], 3)}</title></rect>`;
+    });
+  });
+  svg += `<line x1="30" y1="${height}" x2="${width}" y2="${height}" stroke="#d0d7de"/>`;
+  svg += `<text x="0" y="12" font-size="10">${num(max, 2)}</text></svg>`;
+  const legend = groups.map((g) => `<span class="legend-swatch" style="background:${g.colour}"></span>${esc(g.label)}`).join(" ");
+  return `${svg}<div class="detail">${legend}</div>`;
+}
+
+// -- views ---------------------------------------------------------------------------------
+
+function current(doc) {
+  return doc.sections.find((s) => s.slis.version === doc.current_version) || doc.sections[0] || null;
+}
+
+function renderExecutive(doc) {
+  const section = current(doc);
+  const health = doc.health.score;
+  const tone = health === null ? "" : health >= 80 ? "good" : health >= 60 ? "warn" : "bad";
+  const slis = section ? section.slis : null;
+  const quality = section && section.quality ? section.quality.metrics : {};
+  const drift = section && section.drift ? section.drift : null;
+  const cost = section && section.cost ? section.cost.per_1k_predictions : null;
+  const version = doc.versions.find((v) => String(v.version) === doc.current_version);
+  $("exec-cards").innerHTML = [
+    card("health", health === null ? "–" : `${health}/100`, "SLOs 40, drift 30, quality 30", tone),
+    card("current version", doc.current_version ? `v${doc.current_version}` : "–",
+      version ? version.aliases.join(", ") : ""),
+    card("traffic", slis ? `${num(slis.throughput_per_s, 1)}/s` : "–", slis ? `${slis.predictions} predictions` : ""),
+    card("accuracy on labels", pct(quality.accuracy), section && section.quality ? `${section.quality.labels} labels` : "no labels yet"),
+    card("drifted features", drift ? pct(drift.share, 0) : "–", drift && drift.drifted ? "DRIFT" : "", drift && drift.drifted ? "bad" : "good"),
+    card("cost / 1k predictions", cost === null ? "–" : cost.toExponential(2), "model CPU x cpu_second_price"),
+  ].join("");
+  const t = doc.series.t;
+  lineChart("chart-traffic", t, byVersion(doc, "predictions"));
+  lineChart("chart-accuracy", t, byVersion(doc, "accuracy"), { range: [0, 1] });
+  lineChart("chart-drift", t, [{ label: "drift share", values: doc.series.drift_share, colour: COLOURS[5] }], { range: [0, 1] });
+  const price = doc.cpu_second_price;
+  lineChart("chart-cost", t, [{ label: "per 1k", colour: COLOURS[2],
+    values: doc.series.endpoint.cpu_ms_per_prediction.map((v) => (v === null ? null : v * price)) }],
+  { exponent: true });
+  $("exec-versions").innerHTML = table(["version", "aliases", "status", "test accuracy", "gates", "created"],
+    doc.versions.map((v) => [`v${v.version}`, esc(v.aliases.join(", ")), esc(v.status), pct(v.accuracy), v.gates_passed ? "passed" : "failed", esc(v.created_at)]));
+  $("exec-decisions").innerHTML = table(["at", "who", "what", "details"],
+    doc.decisions.slice(0, 12).map((d) => [esc(d.at), esc(d.actor), esc(d.action), `<code>${esc(JSON.stringify(d.details).slice(0, 160))}</code>`]));
+}
+
+function renderOncall(doc) {
+  const t = doc.series.t;
+  const e = doc.series.endpoint;
+  lineChart("chart-latency", t, [
+    { label: "P50", values: e.latency_p50_ms, colour: COLOURS[0] },
+    { label: "P95", values: e.latency_p95_ms, colour: COLOURS[1] },
+    { label: "P99", values: e.latency_p99_ms, colour: COLOURS[5] },
+  ]);
+  lineChart("chart-success", t, [{ label: "success rate", values: e.success_rate, colour: COLOURS[2] }], { range: [0, 1] });
+  const rows = [];
+  for (const section of doc.sections) {
+    for (const o of section.slo || []) {
+      const burns = (section.alerts || []).filter((a) => a.objective === o.name);
+      rows.push([`v${section.slis.version}`, esc(o.name), pct(o.target, 2), pct(o.current, 2),
+        o.met === false ? '<span class="bad">missed</span>' : '<span class="good">met</span>',
+        pct(o.error_budget_remaining, 0), burns.map((b) => `${esc(b.severity)} ${num(b.short_burn_rate, 1)}x`).join(", ") || "–"]);
+    }
+  }
+  $("oncall-slo").innerHTML = table(["version", "objective", "target", "current", "status", "budget left", "burning"], rows);
+  const active = doc.alerts.filter((a) => a.status === "firing");
+  $("oncall-alerts").innerHTML = table(["severity", "kind", "summary", "since", "count"],
+    active.map((a) => [`<span class="badge ${a.severity === "page" ? "bad" : "warn"}">${esc(a.severity)}</span>`, esc(a.kind), esc(a.summary), esc(a.first_seen), a.count]));
+  const live = doc.live || {};
+  const weights = Object.entries(live.versions || {}).map(([v, info]) =>
+    [`v${esc(v)}`, `${num(info.weight, 0)}%`, info.shadow ? "shadow" : v === live.live_version ? "stable" : v === live.canary_version ? "canary" : "", info.ready ? "ready" : "loading"]);
+  let html = table(["version", "traffic", "role", "state"], weights);
+  const rollout = live.rollout || doc.rollouts[0];
+  if (rollout) {
+    html += `<p>rollout ${rollout.id} of v${rollout.candidate}: <strong>${esc(rollout.status)}</strong>, step ${rollout.step + 1} of ${rollout.steps.length} (${rollout.weight}%), ${rollout.failed_checks} failed check(s). ${esc(rollout.reason)}</p>`;
+    const check = rollout.last_check;
+    if (check) {
+      html += table(["gate", "outcome", "value", "limit", "detail"], check.gates.map((g) =>
+        [esc(g.gate), `<span class="${g.outcome === "fail" ? "bad" : "good"}">${esc(g.outcome)}</span>`, num(g.value, 3), num(g.limit, 3), esc(g.message)]));
+    }
+  }
+  $("oncall-rollout").innerHTML = html;
+}
+
+function renderDebug(doc) {
+  $("debug-features").innerHTML = doc.features.length ? doc.features.map((f) =>
+    `<figure><figcaption>${esc(f.feature)}: ${esc(f.method)} ${num(f.score, 3)} ${f.drifted ? '<span class="bad">drifted</span>' : ""}</figcaption>` +
+    bars(f.bins, [{ label: "reference", values: f.reference, colour: COLOURS[0] }, { label: "live", values: f.live, colour: COLOURS[1] }]) + "</figure>",
+  ).join("") : '<p class="empty">no logged inputs in this window</p>';
+  const section = current(doc);
+  const quality = section && section.quality;
+  if (quality) {
+    const matrix = quality.confusion_matrix;
+    const max = Math.max(1, ...matrix.flat());
+    const rows = matrix.map((row, i) => [`<strong>${i}</strong>`, ...row.map((v) =>
+      `<span style="display:block;background:rgba(0,114,178,${(v / max).toFixed(2)});color:${v / max > 0.5 ? "#fff" : "#1b1f24"}">${v}</span>`)]);
+    $("debug-confusion").innerHTML = table(["truth \\ predicted", ...matrix.map((_, i) => String(i))], rows);
+  } else {
+    $("debug-confusion").innerHTML = '<p class="empty">no labels in this window</p>';
+  }
+  const histogram = section ? section.slis.confidence_histogram : [];
+  const labels = histogram.map((_, i) => `${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}`);
+  $("debug-confidence").innerHTML = histogram.length ? bars(labels, [{ label: `v${section.slis.version}`, values: histogram, colour: COLOURS[2] }]) : '<p class="empty">no predictions</p>';
+}
+
+async function trace(event) {
+  event.preventDefault();
+  const id = $("trace-id").value.trim();
+  if (embedded) {
+    $("trace-result").innerHTML = '<p class="empty">the tracer needs a running server</p>';
+    return;
+  }
+  const response = await fetch(`/v1/predictions/${encodeURIComponent(id)}`);
+  const body = await response.json();
+  if (!response.ok) {
+    $("trace-result").innerHTML = `<p class="bad">${esc(body.error)}</p>`;
+    return;
+  }
+  const p = body.prediction;
+  $("trace-result").innerHTML = table(["id", "version", "status", "output", "label", "latency ms", "at"],
+    [[esc(p.id), `v${esc(p.version)}`, p.status, esc(p.output), esc(body.label ?? "–"), num(p.latency_ms), when(p.ts)]]) +
+    `<pre id="trace-inputs">${esc(JSON.stringify(p.inputs))}</pre>` +
+    (body.shadows.length ? `<p>shadow answers: ${body.shadows.map((s) => `v${esc(s.version)} → ${esc(s.output)}`).join(", ")}</p>` : "");
+}
+
+// -- loop ----------------------------------------------------------------------------------
+
+function render(doc) {
+  if (view === "executive") renderExecutive(doc);
+  if (view === "oncall") renderOncall(doc);
+  if (view === "debug") renderDebug(doc);
+  $("updated").textContent = `${doc.endpoint} · updated ${when(doc.generated_at)}`;
+  document.body.dataset.ready = "true";
+}
+
+let latest = null;
+
+async function refresh() {
+  const name = $("endpoint").value;
+  if (!name) return;
+  if (embedded) {
+    latest = embedded.endpoints[name];
+    render(latest);
+    return;
+  }
+  try {
+    const response = await fetch(`/v1/dashboard/${encodeURIComponent(name)}?since=${$("window").value}`);
+    if (!response.ok) throw new Error((await response.json()).error);
+    latest = await response.json();
+    render(latest);
+  } catch (error) {
+    $("updated").textContent = `refresh failed: ${error.message}`;
+  }
+}
+
+async function start() {
+  const names = embedded ? Object.keys(embedded.endpoints) : (await (await fetch("/v1/endpoints")).json()).endpoints;
+  $("endpoint").innerHTML = names.map((n) => `<option>${esc(n)}</option>`).join("");
+  const wanted = new URLSearchParams(location.search).get("view");
+  for (const button of document.querySelectorAll("nav button")) {
+    button.addEventListener("click", () => show(button.dataset.view));
+  }
+  $("endpoint").addEventListener("change", refresh);
+  $("window").addEventListener("change", refresh);
+  $("tracer").addEventListener("submit", trace);
+  if (embedded) $("window").disabled = true;
+  show(wanted || "executive");
+  if (!embedded) setInterval(refresh, REFRESH_MS);
+}
+
+function show(name) {
+  view = name;
+  for (const button of document.querySelectorAll("nav button")) {
+    button.setAttribute("aria-selected", String(button.dataset.view === name));
+  }
+  for (const section of document.querySelectorAll(".view")) section.hidden = section.id !== name;
+  if (latest) render(latest);
+  else refresh();
+}
+
+start();

@@ -1,0 +1,102 @@
+"""The dashboard page, its static files, its data, and the prediction tracer."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from dnnops.dashboard.data import dashboard_data
+from dnnops.durations import parse_duration
+from dnnops.predlog.reader import read_records
+from dnnops.serve.errors import BadRequest, NotFound
+from dnnops.serve.http import error_response, json_response
+from dnnops.serve.state import ServerState
+
+STATIC = {
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+    "uPlot.iife.min.js": "text/javascript; charset=utf-8",
+    "uPlot.min.css": "text/css; charset=utf-8",
+}
+"""The only files served: names are looked up here, never joined to a path."""
+PREDICTION_ID = re.compile(r"^[0-9A-Za-z._-]{1,128}$")
+
+
+def static_file(name: str) -> bytes:
+    return resources.files("dnnops.dashboard").joinpath("static", name).read_bytes()
+
+
+def dashboard_routes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/dashboard")
+    async def dashboard() -> Response:
+        """The web dashboard: executive, on-call and debug views (works offline)."""
+        page = static_file("index.html")
+        return Response(page, 200, media_type="text/html; charset=utf-8")
+
+    @app.get("/dashboard/static/{name}")
+    async def dashboard_static(name: str) -> Response:
+        media = STATIC.get(name)
+        if media is None:
+            return error_response(NotFound(f"no dashboard file {name!r}"))
+        headers = {"Cache-Control": "max-age=300"}
+        return Response(static_file(name), 200, headers, media_type=media)
+
+    @app.get("/v1/dashboard/{name}")
+    async def data(name: str, since: str = "1h") -> Response:
+        """Everything the dashboard shows for endpoint ``name`` over ``since``."""
+        endpoint = state.endpoints.get(name)
+        if endpoint is None:
+            return error_response(NotFound(f"unknown endpoint {name!r}"))
+        try:
+            window = parse_duration(since)
+        except ValueError as exc:
+            return error_response(BadRequest(f"since: {exc}"))
+        loaded = {
+            (r.model, r.version): r.loaded
+            for e in state.endpoints.values()
+            for r in e.versions.values()
+        }
+        document = await asyncio.to_thread(
+            dashboard_data,
+            state.registry,
+            state.logger.logs_dir,
+            name,
+            window,
+            state.monitor,
+            state.slo,
+            loaded,
+            endpoint.describe(),
+        )
+        return json_response(document)
+
+    @app.get("/v1/predictions/{prediction_id}")
+    async def trace(prediction_id: str) -> Response:
+        """One prediction by id: inputs, output, version, latency, its label and shadows."""
+        if not PREDICTION_ID.match(prediction_id):
+            return error_response(BadRequest("prediction_id: letters, digits, '.', '-', '_'"))
+        found = await asyncio.to_thread(find_prediction, state, prediction_id)
+        if found is None:
+            return error_response(NotFound(f"no prediction {prediction_id!r} in the log"))
+        return json_response(found)
+
+
+def find_prediction(state: ServerState, prediction_id: str) -> dict[str, Any] | None:
+    logs = state.logger.logs_dir
+    record, shadows = None, []
+    for candidate in read_records(logs / "predictions", "predictions"):
+        if candidate.get("id") == prediction_id:
+            record = candidate
+        elif candidate.get("shadow_of") == prediction_id:
+            shadows.append(candidate)
+    if record is None:
+        return None
+    label = None
+    for feedback in read_records(logs / "feedback", "feedback"):
+        if feedback.get("prediction_id") == prediction_id:
+            label = feedback.get("label")
+    return {"prediction": record, "label": label, "shadows": shadows}
