@@ -16,6 +16,7 @@ from dnnops.cli_common import HomeOpt, JsonOpt
 from dnnops.config import (
     MonitorConfig,
     ProjectConfig,
+    RetrainConfig,
     RolloutConfig,
     ServeConfig,
     SloConfig,
@@ -55,6 +56,7 @@ def serve_command(
 
     project = load_config(config) if config is not None else None
     state = build_state(resolve_home(home), project, model or [])
+    state.project_file = config.absolute() if config is not None else None
     console = make_console()
     for target in state.targets:
         console.print(
@@ -106,6 +108,7 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         monitor=project.monitor if project else MonitorConfig(),
         slo=project.slo if project else SloConfig(),
         rollout=project.rollout if project else RolloutConfig(),
+        retrain=project.retrain if project else RetrainConfig(),
     )
 
 

@@ -270,6 +270,9 @@ class MonitorConfig(Section):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     cpu_second_price: Annotated[float, Field(ge=0.0)] = 0.00001
     webhook_url: str | None = None
+    evaluate_every: Duration | None = 60.0
+    """How often a server evaluates its own report and raises alerts; null: never (then
+    ``dnnops monitor report --alert`` on a schedule does it)."""
 
 
 class ObjectiveConfig(Section):
@@ -307,6 +310,10 @@ class RetrainConfig(Section):
     min_new_labels: Annotated[int, Field(ge=0)] = 200
     approval: bool = False
     holdout: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.25
+    background: bool = False
+    """Let a server started with ``-c dnnops.yaml`` check the triggers every
+    ``check_every`` and run ``dnnops retrain`` in a child process when one fires."""
+    check_every: Duration = 300.0
     """Newest share of the captured labeled rows kept out of training: the window on which
     the challenger must beat the champion."""
 

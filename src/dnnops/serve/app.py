@@ -25,6 +25,7 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError
 from dnnops.monitor.alerts import AlertStore
+from dnnops.monitor.loop import MonitorLoop
 from dnnops.monitor.report import build_report
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.store import RolloutStore
@@ -67,9 +68,13 @@ def create_app(state: ServerState) -> InferenceFastPath:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.start()
         await controller.tick()  # resume a rollout a restart interrupted before serving
-        loop = asyncio.create_task(controller.run(), name="rollout-controller")
+        loops = [asyncio.create_task(controller.run(), name="rollout-controller")]
+        if state.monitor.evaluate_every:
+            monitoring = MonitorLoop(state, AlertStore(state.registry.engine))
+            loops.append(asyncio.create_task(monitoring.run(state.monitor.evaluate_every)))
         yield
-        loop.cancel()
+        for loop in loops:
+            loop.cancel()
         await state.stop()
 
     app = FastAPI(title="dnnops", version=__version__, lifespan=lifespan)

@@ -98,6 +98,12 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.monitor_tick_seconds = Histogram(
+            "dnnops_monitor_tick_seconds",
+            "Time per monitoring evaluation (report, alerts, retraining check).",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.controller_errors = Counter(
             "dnnops_controller_errors",
             "Rollout controller ticks that failed (logged; the loop goes on).",

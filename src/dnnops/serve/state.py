@@ -7,8 +7,9 @@ import gc
 import logging
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from dnnops.config import MonitorConfig, RolloutConfig, ServeConfig, SloConfig
+from dnnops.config import MonitorConfig, RetrainConfig, RolloutConfig, ServeConfig, SloConfig
 from dnnops.registry.loader import load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.serve.metrics import ServerMetrics
@@ -39,6 +40,9 @@ class ServerState:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    project_file: Path | None = None
+    """The dnnops.yaml the server was started with (background retraining runs it)."""
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     ready: bool = False
     draining: bool = False
