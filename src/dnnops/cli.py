@@ -18,7 +18,7 @@ import typer
 from dnnops.cli_common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.cli_export import export_app
 from dnnops.cli_models import eval_command, models_app, print_published
-from dnnops.cli_monitor import monitor_app
+from dnnops.cli_monitor import monitor_app, slo_app
 from dnnops.cli_retrain import retrain_command
 from dnnops.cli_rollout import rollout_app
 from dnnops.cli_serve import feedback_command, loadtest_command, logs_app, serve_command
@@ -58,6 +58,7 @@ app.add_typer(logs_app, name="logs")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(export_app, name="export")
+app.add_typer(slo_app, name="slo")
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("feedback")(feedback_command)

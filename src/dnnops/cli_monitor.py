@@ -14,6 +14,7 @@ from dnnops.console import format_number, make_console, rows_table
 from dnnops.dashboard.static_report import write_static_report
 from dnnops.data.sources import load_table
 from dnnops.durations import parse_duration
+from dnnops.errors import UsageError
 from dnnops.home import resolve_home
 from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
 from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
@@ -189,3 +190,65 @@ def monitor_drift(
         _print_drift(result.to_dict(), f"{current} against {reference}")
     if result.drifted:
         raise typer.Exit(1)
+
+
+slo_app = typer.Typer(no_args_is_help=True, help="Service-level objectives and error budgets.")
+
+
+@slo_app.command("status")
+def slo_status(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Project file (its slo objectives).")
+    ] = Path("dnnops.yaml"),
+    since: Annotated[str, typer.Option(help="Window for compliance and budget.")] = "1d",
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Each objective per served version: compliance, budget left, burn-rate alerts."""
+    project = load_config(config)
+    if not project.slo.objectives:
+        raise UsageError(f"{config} has no slo.objectives; add some, e.g. a latency objective")
+    resolved = resolve_home(home)
+    report = build_report(
+        open_registry(resolved),
+        logs_dir(resolved),
+        parse_duration(since),
+        project.monitor,
+        project.slo,
+    )
+    rows = [
+        {
+            "endpoint": v["slis"]["endpoint"],
+            "version": v["slis"]["version"],
+            **o,
+            "burning": [
+                f"{b['severity']} {b['factor']}x"
+                for b in v["alerts"]
+                if b["objective"] == o["name"]
+            ],
+        }
+        for v in report["versions"]
+        for o in v.get("slo", [])
+    ]
+    if json_out:
+        print_json(rows)
+        return
+    make_console().print(
+        rows_table(
+            f"SLOs over the last {since}",
+            ["endpoint", "v", "objective", "target", "current", "met", "budget left", "burning"],
+            [
+                [
+                    r["endpoint"],
+                    r["version"],
+                    r["name"],
+                    r["target"],
+                    r["current"],
+                    {True: "yes", False: "NO", None: "-"}[r["met"]],
+                    r["error_budget_remaining"],
+                    ", ".join(r["burning"]) or "-",
+                ]
+                for r in rows
+            ],
+        )
+    )

@@ -270,6 +270,8 @@ class MonitorConfig(Section):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     cpu_second_price: Annotated[float, Field(ge=0.0)] = 0.00001
     webhook_url: str | None = None
+    suppress_during_rollout: bool = True
+    """Hold back a rollout candidate's alerts: its rollout's gates judge it (and page)."""
     evaluate_every: Duration | None = 60.0
     """How often a server evaluates its own report and raises alerts; null: never (then
     ``dnnops monitor report --alert`` on a schedule does it)."""

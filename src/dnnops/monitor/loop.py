@@ -85,6 +85,9 @@ class MonitorLoop:
             for e in state.endpoints.values()
             if e.rollout and e.rollout.get("status") in ("running", "awaiting_approval")
         }
+        if not state.monitor.suppress_during_rollout:
+            candidates = set()
+        state.metrics.observe_report(report)
         firing, held = suppress_rollout_candidates(alerts_from_report(report), candidates)
         fresh = await asyncio.to_thread(self.alerts.record, firing)
         if fresh:

@@ -35,6 +35,10 @@ class VersionSlis:
     latency_p50_ms: float
     latency_p95_ms: float
     latency_p99_ms: float
+    model_latency_p50_ms: float
+    """Model-only: from the first batch's start to the last batch's end (no queue, no HTTP)."""
+    model_latency_p95_ms: float
+    model_latency_p99_ms: float
     confidence_mean: float
     confidence_histogram: list[int]
     seconds_since_last_request: float
@@ -84,6 +88,7 @@ def _slis(
     failed = [r for r in members if r.get("status") != 200]
     invalid = [r for r in failed if r.get("status") in (400, 413, 422)]
     latencies = np.array([float(r.get("latency_ms", np.nan)) for r in ok], dtype="float64")
+    model = np.array([float(r.get("model_ms", np.nan)) for r in ok], dtype="float64")
     confidence = np.array(
         [max(r["probabilities"]) for r in ok if r.get("probabilities")], dtype="float64"
     )
@@ -104,6 +109,9 @@ def _slis(
         latency_p50_ms=_percentile(latencies, 50),
         latency_p95_ms=_percentile(latencies, 95),
         latency_p99_ms=_percentile(latencies, 99),
+        model_latency_p50_ms=_percentile(model, 50),
+        model_latency_p95_ms=_percentile(model, 95),
+        model_latency_p99_ms=_percentile(model, 99),
         confidence_mean=float(confidence.mean()) if len(confidence) else float("nan"),
         confidence_histogram=[int(c) for c in np.histogram(confidence, CONFIDENCE_BINS)[0]],
         seconds_since_last_request=max(0.0, now - last),

@@ -196,6 +196,8 @@ async def _serve(
         if "compute_s" in timing:  # model CPU per instance: the cost of a prediction
             threads = runtime.threads
             context["cpu_ms"] = timing["compute_s"] * 1000 * threads / max(len(x), 1)
+        if "finished" in timing:  # model-only latency: its batches, without queue or HTTP
+            context["model_ms"] = (timing["finished"] - timing["started"]) * 1000
         if "finished" in timing and tracing_enabled():
             record_span("queue", timing["enqueued"], timing["started"])
             record_span("infer", timing["started"], timing["finished"])

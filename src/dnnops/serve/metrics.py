@@ -86,6 +86,30 @@ class ServerMetrics:
             [*version, "outcome"],
             registry=self.registry,
         )
+        self.drift_share = Gauge(
+            "dnnops_drift_share",
+            "Share of drifted features at the last monitoring evaluation.",
+            version,
+            registry=self.registry,
+        )
+        self.drift_score = Gauge(
+            "dnnops_drift_score",
+            "Drift score of each feature (its method's statistic) at the last evaluation.",
+            [*version, "feature"],
+            registry=self.registry,
+        )
+        self.budget_remaining = Gauge(
+            "dnnops_slo_error_budget_remaining",
+            "Share of the error budget left over the monitoring window, per objective.",
+            [*version, "objective"],
+            registry=self.registry,
+        )
+        self.burn_rate = Gauge(
+            "dnnops_slo_burn_rate",
+            "Short-window burn rate of each firing burn-rate rule (1 = on budget).",
+            [*version, "objective", "factor"],
+            registry=self.registry,
+        )
         self.canary_weight = Gauge(
             "dnnops_rollout_canary_weight",
             "Percent of an endpoint's traffic routed to its canary (0 outside rollouts).",
@@ -144,6 +168,28 @@ class ServerMetrics:
         self, endpoint: str, model: str, version: str, depth: Callable[[], float]
     ) -> None:
         self.queue_depth.labels(endpoint, model, version).set_function(depth)
+
+    def observe_report(self, report: dict[str, Any]) -> None:
+        """Gauges from a monitoring evaluation, for Prometheus and Grafana: drift per
+        feature and dataset, remaining error budget and burn rates per objective."""
+        for section in report.get("versions", []):
+            slis = section["slis"]
+            names = (slis["endpoint"], slis["model"], slis["version"])
+            drift = section.get("drift")
+            if drift:
+                self.drift_share.labels(*names).set(drift["share"])
+                for feature in drift["features"]:
+                    score = feature.get("score")
+                    if score is not None:
+                        self.drift_score.labels(*names, feature["feature"]).set(score)
+            for objective in section.get("slo") or []:
+                remaining = objective.get("error_budget_remaining")
+                if remaining is not None:
+                    self.budget_remaining.labels(*names, objective["name"]).set(remaining)
+            for burn in section.get("alerts") or []:
+                self.burn_rate.labels(*names, burn["objective"], str(burn["factor"])).set(
+                    burn["short_burn_rate"]
+                )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
