@@ -3,67 +3,80 @@
 Commands are thin: they parse options, call the package, and print a table (or JSON with
 ``--json``). Errors from the package arrive as ``DnnopsError`` and leave as one line on
 stderr with the exit code of INTERFACE.md (1 a check failed, 2 a usage error).
+
+Each command's module is imported only when that command runs (``LazyGroup``), so
+``dnnops monitor drift`` does not pay for importing torch and ``dnnops --help`` is instant.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import importlib
 import sys
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
+from typer._click.core import Context  # typer 0.2x ships click as typer._click
+from typer.core import TyperGroup
 
-from dnnops.cli_common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
-from dnnops.cli_export import export_app
-from dnnops.cli_models import eval_command, models_app, print_published
-from dnnops.cli_monitor import monitor_app, slo_app
-from dnnops.cli_retrain import retrain_command
-from dnnops.cli_rollout import rollout_app
-from dnnops.cli_serve import feedback_command, loadtest_command, logs_app, serve_command
-from dnnops.config import ProjectConfig, load_config
-from dnnops.console import (
-    EpochProgress,
-    errors_console,
-    key_value_table,
-    make_console,
-    rows_table,
-    wants_progress,
-)
-from dnnops.data.prepare import load_dataset, load_schema
-from dnnops.data.profile import build_profile
-from dnnops.data.schema import Schema, infer_schema
-from dnnops.data.sources import load_source
-from dnnops.data.validate import validate_file
-from dnnops.errors import DnnopsError, UsageError
-from dnnops.examples import example_text
-from dnnops.home import Home, resolve_home
-from dnnops.registry.from_run import candidate_from_run
-from dnnops.registry.open import open_registry, open_runs
-from dnnops.registry.publish import Published, publish
-from dnnops.registry.runs import RunRecord, RunStore
-from dnnops.train.pipeline import TrainOutcome, train_project
+from dnnops.console import errors_console
+from dnnops.errors import DnnopsError
+
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "init": ("dnnops.cli_lifecycle", "app", "init"),
+    "quickstart": ("dnnops.cli_lifecycle", "app", "quickstart"),
+    "train": ("dnnops.cli_lifecycle", "app", "train"),
+    "runs": ("dnnops.cli_lifecycle", "runs_app", None),
+    "data": ("dnnops.cli_lifecycle", "data_app", None),
+    "models": ("dnnops.cli_models", "models_app", None),
+    "eval": ("dnnops.cli_models", "eval_command", None),
+    "serve": ("dnnops.cli_serve", "serve_command", None),
+    "feedback": ("dnnops.cli_serve", "feedback_command", None),
+    "loadtest": ("dnnops.cli_serve", "loadtest_command", None),
+    "logs": ("dnnops.cli_serve", "logs_app", None),
+    "monitor": ("dnnops.cli_monitor", "monitor_app", None),
+    "slo": ("dnnops.cli_monitor", "slo_app", None),
+    "rollout": ("dnnops.cli_rollout", "rollout_app", None),
+    "retrain": ("dnnops.cli_retrain", "retrain_command", None),
+    "export": ("dnnops.cli_export", "export_app", None),
+}
+"""Command name -> (module, attribute, command inside that Typer app if any)."""
+
+
+class LazyGroup(TyperGroup):
+    """A click group that imports a command's module the first time it is asked for."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute, inner = COMMANDS[cmd_name]
+        target: Any = getattr(importlib.import_module(module), attribute)
+        command: Any
+        if isinstance(target, typer.Typer):  # a group, even with one command (logs show)
+            command = typer.main.get_group(target)
+        else:  # a plain function: a command of its own
+            single = typer.Typer(add_completion=False)
+            single.command(cmd_name)(target)
+            command = typer.main.get_command(single)
+        if inner is not None:  # one command of a Typer app that holds several
+            return command.get_command(ctx, inner)
+        command.name = cmd_name
+        return command
+
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Take a DNN from data to production."
+    cls=LazyGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    help="Take a DNN from data to production.",
 )
-data_app = typer.Typer(no_args_is_help=True, help="Profile and validate data files.")
-runs_app = typer.Typer(no_args_is_help=True, help="Training runs in the metadata store.")
-app.add_typer(data_app, name="data")
-app.add_typer(runs_app, name="runs")
 
-app.add_typer(models_app, name="models")
-app.add_typer(logs_app, name="logs")
-app.add_typer(monitor_app, name="monitor")
-app.add_typer(rollout_app, name="rollout")
-app.add_typer(export_app, name="export")
-app.add_typer(slo_app, name="slo")
-app.command("eval")(eval_command)
-app.command("serve")(serve_command)
-app.command("feedback")(feedback_command)
-app.command("loadtest")(loadtest_command)
-app.command("retrain")(retrain_command)
+
+@app.callback()
+def root() -> None:
+    """Take a DNN from data to production."""
 
 
 def main() -> None:
@@ -73,286 +86,3 @@ def main() -> None:
     except DnnopsError as exc:
         errors_console().print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(exc.exit_code)
-
-
-def _store(home: Home) -> RunStore:
-    return open_runs(home)
-
-
-# -- init and quickstart -------------------------------------------------------------
-
-
-@app.command()
-def init(
-    example: Annotated[str, typer.Option(help="digits | breast_cancer | wine")] = "digits",
-    path: Annotated[Path, typer.Option("--path", help="Where to write.")] = Path("dnnops.yaml"),
-    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
-) -> None:
-    """Write a complete, commented dnnops.yaml."""
-    text = example_text(example)
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; pass --force to overwrite it")
-    path.write_text(text, encoding="utf-8")
-    typer.echo(f"wrote {path} (example {example}); train it with: dnnops train -c {path}")
-
-
-@app.command()
-def quickstart(home: HomeOpt = None, quiet: QuietOpt = False) -> None:
-    """The whole lifecycle on builtin:digits: train, serve, drift, retrain, canary, rollback."""
-    from dnnops.quickstart.story import run_story
-
-    console = make_console()
-    resolved = resolve_home(home)
-    console.print(f"[bold]dnnops quickstart[/] on builtin:digits, state in {resolved.root}")
-    run_story(resolved, console)
-
-
-# -- train and runs --------------------------------------------------------------------
-
-
-@app.command()
-def train(
-    config: ConfigOpt = Path("dnnops.yaml"),
-    resume: Annotated[
-        str | None, typer.Option(help="Continue this run from its last checkpoint.")
-    ] = None,
-    int8: Annotated[bool, typer.Option(help="Also register a dynamic-INT8 graph.")] = False,
-    home: HomeOpt = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
-    """Train, evaluate and register the project's model (or resume a run)."""
-    project = None if resume else load_config(config)
-    resolved = resolve_home(home)
-    is_main = int(os.environ.get("RANK", "0")) == 0
-    outcome = _train(project, resolved, resume, quiet or json_out or not is_main)
-    if not is_main:
-        return
-    published = _publish(outcome, resolved, int8 or outcome.config.serve.backend == "onnx-int8")
-    if json_out:
-        record = published.record
-        print_json(
-            {
-                "run_id": outcome.run_id,
-                "metrics": outcome.metrics,
-                "weights_sha256": outcome.weights_sha256,
-                "dataset_sha256": outcome.dataset_sha256,
-                "model": record.model,
-                "version": record.version,
-                "aliases": record.aliases,
-                "gates_passed": record.gates_passed,
-                "evaluation": published.report.metrics if published.report else {},
-            }
-        )
-        return
-    _print_outcome(make_console(), outcome)
-    print_published(published, json_out=False)
-
-
-def _publish(outcome: TrainOutcome, home: Home, int8: bool) -> Published:
-    registry = open_registry(home)
-    return publish(registry, candidate_from_run(outcome), outcome.config.evaluate, int8=int8)
-
-
-def _train(
-    config: ProjectConfig | None, home: Home, resume: str | None, quiet: bool
-) -> TrainOutcome:
-    store = _store(home)
-    if resume is not None:
-        store.get(resume)  # a clear error for an unknown run id
-    progress = EpochProgress(make_console()) if wants_progress(quiet) else None
-    try:
-        return train_project(config, home.runs_dir, store, resume, progress)
-    finally:
-        if progress is not None:
-            progress.close()
-
-
-def _print_outcome(console: Any, outcome: TrainOutcome) -> None:
-    spec = outcome.spec
-    rows = {
-        "run": outcome.run_id,
-        "model": f"{spec.arch} {list(spec.input_shape)} -> {spec.num_classes} classes",
-        **outcome.metrics,
-        "early stopped": outcome.stopped_early,
-        "seconds": round(outcome.seconds, 1),
-        "dataset sha256": outcome.dataset_sha256[:16] + "…",
-        "weights sha256": outcome.weights_sha256[:16] + "…",
-    }
-    console.print(key_value_table(f"run {outcome.run_id}", rows))
-
-
-@runs_app.command("list")
-def runs_list(
-    home: HomeOpt = None,
-    project: Annotated[str | None, typer.Option(help="Only this project's runs.")] = None,
-    limit: int = 50,
-    json_out: JsonOpt = False,
-) -> None:
-    """Runs, newest first."""
-    runs = _store(resolve_home(home)).list(project, limit)
-    if json_out:
-        print_json([r.to_dict() for r in runs])
-        return
-    table = rows_table(
-        "runs",
-        ["id", "project", "status", "created", "test_accuracy", "weights"],
-        [_run_row(r) for r in runs],
-    )
-    make_console().print(table)
-
-
-def _run_row(run: RunRecord) -> list[object]:
-    return [
-        run.id,
-        run.project,
-        run.status,
-        run.created_at[:19],
-        run.metrics.get("test_accuracy", ""),
-        (run.weights_sha256 or "")[:12],
-    ]
-
-
-@runs_app.command("show")
-def runs_show(run: str, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """One run: parameters, metrics per epoch, checkpoints."""
-    record = _store(resolve_home(home)).get(run)
-    if json_out:
-        print_json(record.to_dict())
-        return
-    console = make_console()
-    summary = {
-        "status": record.status,
-        "project": record.project,
-        "created": record.created_at,
-        "ended": record.ended_at or "",
-        **record.metrics,
-        "dataset sha256": record.dataset_sha256,
-        "weights sha256": record.weights_sha256 or "",
-        "checkpoints": len(record.checkpoints),
-    }
-    console.print(key_value_table(f"run {record.id}", summary))
-    if record.epochs:
-        names = [k for k in record.epochs[0] if k != "epoch"]
-        console.print(
-            rows_table(
-                "epochs",
-                ["epoch", *names],
-                [[int(e["epoch"]) + 1, *(e.get(n) for n in names)] for e in record.epochs],
-            )
-        )
-
-
-# -- data ------------------------------------------------------------------------------
-
-
-@data_app.command("profile")
-def data_profile(
-    file: Path,
-    target: Annotated[
-        str | None, typer.Option(help="The label column, if the file has one.")
-    ] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Schema and statistics of a CSV, Parquet or NPZ file."""
-    dataset = load_source(str(file), target or "target", require_target=target is not None)
-    schema = infer_schema(dataset, target_name=target or "target")
-    profile = build_profile(dataset, schema)
-    if json_out:
-        print_json(
-            {
-                "file": str(file),
-                "rows": len(dataset),
-                "schema": schema.model_dump(),
-                "profile": profile.model_dump(),
-            }
-        )
-        return
-    rows = []
-    for column, feature in zip(_schema_rows(schema), profile.features, strict=False):
-        rows.append([*column, feature.null_count, feature.mean, feature.std])
-    make_console().print(
-        rows_table(
-            f"{file}: {len(dataset)} rows",
-            ["column", "type", "nullable", "min", "max", "nulls", "mean", "std"],
-            rows,
-        )
-    )
-
-
-def _schema_rows(schema: Schema) -> list[list[object]]:
-    if schema.tensor is not None:
-        t = schema.tensor
-        return [[f"{t.name} {t.shape}", t.dtype, False, t.min, t.max]]
-    return [
-        [
-            c.name,
-            c.type,
-            c.nullable,
-            c.min if c.min is not None else len(c.categories or []),
-            c.max if c.max is not None else "categories",
-        ]
-        for c in schema.columns
-    ]
-
-
-@data_app.command("validate")
-def data_validate(
-    file: Path,
-    config: ConfigOpt = Path("dnnops.yaml"),
-    model: Annotated[
-        str | None, typer.Option(help="Validate against this registered version: NAME@REF.")
-    ] = None,
-    home: HomeOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Check FILE against the schema of a registered version (--model) or of the project's
-    data; exit 1 when anything is violated."""
-    resolved = resolve_home(home)
-    if model is not None:
-        from dnnops.registry.loader import load_version
-
-        registry = open_registry(resolved)
-        record = registry.resolve_ref(model)
-        schema, origin = load_version(registry, record).schema, record.ref
-    else:
-        schema, origin = _project_schema(load_config(config), resolved)
-    findings = validate_file(file, schema)
-    if json_out:
-        print_json(
-            {
-                "file": str(file),
-                "schema_from": origin,
-                "valid": not findings,
-                "findings": [f.to_dict() for f in findings],
-            }
-        )
-    elif findings:
-        table = rows_table(
-            f"{file}: {len(findings)} problem(s) against {origin}",
-            ["column", "rule", "rows", "examples", "message"],
-            [[f.column, f.rule, f.rows, json.dumps(f.examples), f.message] for f in findings],
-        )
-        make_console().print(table)
-    else:
-        make_console().print(f"{file}: valid against {origin}")
-    if findings:
-        raise typer.Exit(1)
-
-
-def _project_schema(project: ProjectConfig, home: Home) -> tuple[Schema, str]:
-    """The schema of the project's newest finished run, else inferred from its data source."""
-    for run in _store(home).list(project.name):
-        schema_path = Path(run.run_dir) / "data" / "schema.json"
-        if run.status == "finished" and schema_path.is_file():
-            return load_schema(schema_path), f"run {run.id}"
-    dataset = load_dataset(project.data)
-    ignored = [c for c in (project.data.group, *project.data.schema_.drop) if c is not None]
-    schema = infer_schema(
-        dataset,
-        categorical=project.data.schema_.categorical,
-        range_tolerance=project.data.schema_.range_tolerance,
-        target_name=project.data.target,
-        ignored=ignored,
-    )
-    return schema, project.data.source

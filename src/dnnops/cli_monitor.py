@@ -8,19 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from dnnops.cli_common import HomeOpt, JsonOpt, print_json
-from dnnops.cli_serve import logs_dir
 from dnnops.config import DriftConfig, MonitorConfig, SloConfig, load_config
 from dnnops.console import format_number, make_console, rows_table
-from dnnops.dashboard.static_report import write_static_report
-from dnnops.data.sources import load_table
 from dnnops.durations import parse_duration
 from dnnops.errors import UsageError
 from dnnops.home import resolve_home
-from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
-from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
-from dnnops.monitor.report import build_report
-from dnnops.registry.db import open_engine
-from dnnops.registry.open import open_registry
 
 monitor_app = typer.Typer(no_args_is_help=True, help="SLIs, drift, quality and SLO budgets.")
 
@@ -39,12 +31,18 @@ def monitor_report(
     json_out: JsonOpt = False,
 ) -> None:
     """SLIs per served version, drift against the reference profile, quality on labels."""
+    from dnnops.dashboard.static_report import write_static_report
+    from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
+    from dnnops.monitor.report import build_report
+    from dnnops.registry.db import open_engine
+    from dnnops.registry.open import open_registry
+
     project = load_config(config) if config is not None else None
     resolved = resolve_home(home)
     monitor = project.monitor if project else MonitorConfig()
     report = build_report(
         open_registry(resolved),
-        logs_dir(resolved),
+        resolved.logs_dir,
         parse_duration(since),
         monitor,
         project.slo if project else SloConfig(),
@@ -63,7 +61,7 @@ def monitor_report(
         write_static_report(
             html,
             open_registry(resolved),
-            logs_dir(resolved),
+            resolved.logs_dir,
             endpoints,
             parse_duration(since),
             monitor,
@@ -150,6 +148,9 @@ def monitor_alerts(
     json_out: JsonOpt = False,
 ) -> None:
     """Alerts in the metadata store, newest first."""
+    from dnnops.monitor.alerts import AlertStore
+    from dnnops.registry.db import open_engine
+
     rows = AlertStore(open_engine(resolve_home(home).db_url)).list(status)
     if json_out:
         print_json(rows)
@@ -182,6 +183,9 @@ def monitor_drift(
     json_out: JsonOpt = False,
 ) -> None:
     """Drift between two data files (CSV or Parquet), offline; exit 1 when the dataset drifted."""
+    from dnnops.data.sources import load_table
+    from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
+
     config = DriftConfig.model_validate({"method": method, "threshold": threshold, "share": share})
     result = dataset_drift(reference_from_frame(load_table(reference)), load_table(current), config)
     if json_out:
@@ -205,13 +209,16 @@ def slo_status(
     json_out: JsonOpt = False,
 ) -> None:
     """Each objective per served version: compliance, budget left, burn-rate alerts."""
+    from dnnops.monitor.report import build_report
+    from dnnops.registry.open import open_registry
+
     project = load_config(config)
     if not project.slo.objectives:
         raise UsageError(f"{config} has no slo.objectives; add some, e.g. a latency objective")
     resolved = resolve_home(home)
     report = build_report(
         open_registry(resolved),
-        logs_dir(resolved),
+        resolved.logs_dir,
         parse_duration(since),
         project.monitor,
         project.slo,

@@ -258,7 +258,9 @@ class ServeConfig(Section):
 
 
 class DriftConfig(Section):
-    method: Literal["auto", "psi", "ks", "wasserstein", "chi2", "jensen_shannon"] = "auto"
+    method: Literal[
+        "auto", "psi", "ks", "wasserstein", "ks_wasserstein", "chi2", "jensen_shannon"
+    ] = "auto"
     threshold: Annotated[float, Field(gt=0.0)] | None = None
     """None: the method's default (PSI 0.2, KS p 0.05, Wasserstein 0.1, JS 0.1)."""
     share: Fraction = 0.5

@@ -30,13 +30,13 @@ def fit_pca_profile(frame: pd.DataFrame, seed: int = 0) -> PcaProfile | None:
         for c in frame.columns
         if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
     ]
+    if len(frame) > MAX_FIT_ROWS:  # sample rows before copying them into one matrix
+        frame = frame.sample(MAX_FIT_ROWS, random_state=seed)
     data = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
     keep = [i for i in range(data.shape[1]) if np.nanstd(data[:, i]) > 0] if len(data) else []
     if len(keep) < 2 or len(data) < 10:
         return None
     data = data[:, keep]
-    if len(data) > MAX_FIT_ROWS:
-        data = data[np.random.default_rng(seed).choice(len(data), MAX_FIT_ROWS, replace=False)]
     mean, scale = np.nanmean(data, axis=0), np.nanstd(data, axis=0)
     standardized = np.nan_to_num((data - mean) / scale)
     _, singular, vt = np.linalg.svd(standardized, full_matrices=False)
@@ -60,6 +60,7 @@ def reconstruction_errors(profile: PcaProfile, rows: np.ndarray) -> np.ndarray:
     """Euclidean distance between each standardized row and its projection, shape (N,)."""
     standardized = np.nan_to_num((rows - np.asarray(profile.mean)) / np.asarray(profile.scale))
     components = np.asarray(profile.components)
-    projected = standardized @ components.T @ components
-    errors: np.ndarray = np.linalg.norm(standardized - projected, axis=1)
+    # residual = x - x P with P = C^T C: one (N, d) x (d, d) product instead of two
+    residual = standardized - standardized @ (components.T @ components)
+    errors: np.ndarray = np.sqrt(np.einsum("ij,ij->i", residual, residual))
     return errors

@@ -61,8 +61,12 @@ def _read_table(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".csv":
             return pd.read_csv(path)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
+        if suffix == ".parquet":  # arrow buffers freed column by column as pandas takes them
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            frame: pd.DataFrame = table.to_pandas(split_blocks=True, self_destruct=True)
+            return frame
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
     raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, .parquet or .npz")

@@ -14,9 +14,10 @@ import pandas as pd
 
 from dnnops.config import DriftConfig
 from dnnops.data.pca import fit_pca_profile
-from dnnops.data.profile import Profile, profile_features, tensor_summaries
+from dnnops.data.profile import FeatureProfile, Profile, profile_features, tensor_summaries
 from dnnops.monitor.drift import FeatureDrift, feature_drift
 from dnnops.monitor.multivariate import MultivariateDrift, multivariate_drift
+from dnnops.parallel import column_map
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,16 @@ class DatasetDrift:
 
 def dataset_drift(reference: Profile, current: pd.DataFrame, config: DriftConfig) -> DatasetDrift:
     """Each reference feature found in ``current`` is tested; the rest are listed as skipped."""
-    results, skipped = [], []
-    for profile in reference.features:
-        if profile.name not in current.columns:
-            skipped.append(profile.name)
-            continue
+    skipped = [p.name for p in reference.features if p.name not in current.columns]
+    present = [p for p in reference.features if p.name in current.columns]
+
+    def one(profile: FeatureProfile) -> FeatureDrift:
         values = current[profile.name].to_numpy()
         if profile.kind == "numeric":
             values = pd.to_numeric(current[profile.name], errors="coerce").to_numpy(dtype="float64")
-        results.append(feature_drift(profile, values, config.method, config.threshold))
+        return feature_drift(profile, values, config.method, config.threshold)
+
+    results = column_map(one, present)  # one feature per thread
     share = sum(r.drifted for r in results) / len(results) if results else 0.0
     joint = multivariate_drift(reference.pca, current) if reference.pca is not None else None
     drifted = (bool(results) and share >= config.share) or bool(joint and joint.drifted)
