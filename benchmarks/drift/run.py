@@ -39,10 +39,10 @@ TRUTH = {
 }
 TOOLS = {
     "dnnops": None,
-    "numpy/scipy": (REPO / ".venv/bin/python", HERE / "tools/numpy_scipy.py"),
-    "alibi-detect": (HERE / ".venvs/alibi-detect/bin/python", HERE / "tools/alibi_detect.py"),
-    "nannyml": (HERE / ".venvs/nannyml/bin/python", HERE / "tools/nannyml_univariate.py"),
-    "evidently": (HERE / ".venvs/evidently/bin/python", HERE / "tools/evidently_report.py"),
+    "numpy/scipy": (REPO / ".venv/bin/python", HERE / "tools/run_numpy_scipy.py"),
+    "alibi-detect": (HERE / ".venvs/alibi-detect/bin/python", HERE / "tools/run_alibi_detect.py"),
+    "nannyml": (HERE / ".venvs/nannyml/bin/python", HERE / "tools/run_nannyml.py"),
+    "evidently": (HERE / ".venvs/evidently/bin/python", HERE / "tools/run_evidently.py"),
 }
 
 

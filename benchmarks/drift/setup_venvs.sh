@@ -10,5 +10,9 @@ for tool in ${tools[@]}; do
     python3 -m venv "${venv}"
     "${venv}/bin/pip" install --quiet --upgrade pip
   fi
-  "${venv}/bin/pip" install --quiet "${tool}" pyarrow
+  pins=""
+  if [ "${tool}" = "evidently" ]; then pins="pandas<3"; fi  # evidently 0.7 imports pandas 2 internals
+  if [ "${tool}" = "alibi-detect" ]; then pins="pyarrow<18"; fi  # it pins numpy<2
+  if [ "${tool}" = "nannyml" ]; then pins="statsmodels"; fi  # imported by its plots
+  "${venv}/bin/pip" install --quiet "${tool}" pyarrow ${pins}
 done

@@ -8,7 +8,7 @@ import pandas as pd
 
 reference, current = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
 names = list(reference.columns)
-chunk = {"chunk_number": 1}
+chunk = {"chunk_number": 10}  # thresholds come from the spread over reference chunks
 univariate = nml.UnivariateDriftCalculator(
     column_names=names,
     continuous_methods=["kolmogorov_smirnov"],
@@ -24,6 +24,6 @@ flagged = [
 numeric = [n for n in names if not isinstance(reference[n].dtype, pd.CategoricalDtype)]
 pca = nml.DataReconstructionDriftCalculator(column_names=numeric, **chunk).fit(reference)
 joint = pca.calculate(current).filter(period="analysis").to_df()
-if bool(joint["reconstruction_error"]["alert"].any()):
+if float(joint["reconstruction_error"]["alert"].mean()) > 0.5:
     flagged.append("(multivariate)")
 print(json.dumps({"flagged": flagged}))
