@@ -187,7 +187,17 @@ def monitor_drift(
     from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
 
     config = DriftConfig.model_validate({"method": method, "threshold": threshold, "share": share})
-    result = dataset_drift(reference_from_frame(load_table(reference)), load_table(current), config)
+    if {reference.suffix.lower(), current.suffix.lower()} == {".parquet"}:
+        from dnnops.monitor.file_drift import parquet_drift  # column by column: flat memory
+
+        for path in (reference, current):
+            if not path.is_file():
+                raise UsageError(f"data file {path} does not exist")
+        result = parquet_drift(reference, current, config)
+    else:
+        result = dataset_drift(
+            reference_from_frame(load_table(reference)), load_table(current), config
+        )
     if json_out:
         print_json({"drift": result.to_dict()})
     else:

@@ -16,7 +16,13 @@ from dnnops.quickstart.camera import new_camera
 from dnnops.serve.predictions import PredictionLogger
 from tests.conftest import CliResult
 
-POLICY = {"drift_share": 0.5, "accuracy_below": 0.9, "min_new_labels": 200, "drift_window": "1h"}
+POLICY = {
+    "drift_share": 0.5,
+    "accuracy_below": 0.9,
+    "min_new_labels": 200,
+    "drift_window": "1h",
+    "approval": True,
+}
 
 
 def project(tmp_path: Path, train: pd.DataFrame) -> Path:
@@ -71,8 +77,12 @@ def test_retraining_on_drifted_labeled_traffic_beats_the_champion(
     assert outcome["rows"]["holdout"] == round(len(live) * 0.25)
     assert outcome["accuracy"]["challenger"] > outcome["accuracy"]["champion"] + 0.05
     assert outcome["rollout_id"] is not None
+    assert "held for approval" in outcome["outcome"]
+    held = cli("rollout", "status", "digits", "--json").json()["rollout"]
+    assert (held["candidate"], held["status"], held["baseline"]) == (2, "awaiting_approval", 1)
+    assert cli("rollout", "start", "digits@2").code == 0  # a human approves it
     status = cli("rollout", "status", "digits", "--json").json()["rollout"]
-    assert (status["candidate"], status["status"], status["baseline"]) == (2, "running", 1)
+    assert (status["id"], status["status"]) == (held["id"], "running")
     runs = cli("runs", "list", "--json").json()
     assert len(runs) == 2
 

@@ -199,9 +199,34 @@ def test_an_operator_rollback_puts_the_replaced_version_back(
     assert again.status_code == 409, "nothing left to undo"
 
 
+def test_blue_green_moves_all_traffic_then_promotes_after_its_verification_window(
+    server: Server, versions: Versions
+) -> None:
+    traffic = Traffic(server.url).start()
+    try:
+        time.sleep(1.5)  # the stable version's window before the switch, to compare with
+        started = httpx.post(
+            f"{server.url}/v1/endpoints/digits/rollout",
+            json={"version": 2, "mode": "blue_green"},
+            headers=ADMIN,
+        )
+        assert started.status_code == 201, started.text
+        assert started.json()["steps"] == [100]
+        time.sleep(0.8)
+        switched = len(traffic.versions)
+        rollout = wait_for_rollout(server.url, {"promoted", "rolled_back"})
+        time.sleep(0.5)
+    finally:
+        traffic.finish()
+    assert rollout["status"] == "promoted", rollout
+    assert set(traffic.versions[switched:]) == {"2"}, "blue-green sends every request over"
+    assert set(traffic.statuses) == {200}
+    assert aliases(versions)["production"] == 2
+
+
 def test_a_restart_resumes_the_rollout_where_it_was(server: Server, versions: Versions) -> None:
     started = dnnops(
-        versions, "rollout", "start", "digits@2", "--steps", "40,100", "--interval", "1h"
+        versions, "rollout", "start", "digits@1", "--steps", "40,100", "--interval", "1h"
     )
     assert started.returncode == 0, started.stderr
     rollout = wait_for_rollout(server.url, {"running"})
@@ -212,8 +237,8 @@ def test_a_restart_resumes_the_rollout_where_it_was(server: Server, versions: Ve
     try:
         endpoint = httpx.get(f"{again.url}/v1/endpoints/digits").json()
         assert endpoint["rollout"]["id"] == rollout["id"]
-        assert endpoint["canary_version"] == "2"
-        assert endpoint["versions"]["2"]["weight"] == 40
+        assert endpoint["canary_version"] == "1"
+        assert endpoint["versions"]["1"]["weight"] == 40
         traffic = Traffic(again.url).start()
         time.sleep(2.0)
         aborted = dnnops(versions, "rollout", "abort", "digits")
@@ -225,7 +250,7 @@ def test_a_restart_resumes_the_rollout_where_it_was(server: Server, versions: Ve
         after = len(traffic.versions)
         time.sleep(1.0)
         traffic.finish()
-        assert "2" in traffic.versions[:after], "the resumed canary took no traffic"
-        assert set(traffic.versions[after + 8 :]) == {"1"}
+        assert "1" in traffic.versions[:after], "the resumed canary took no traffic"
+        assert set(traffic.versions[after + 8 :]) == {"2"}
     finally:
         again.stop()

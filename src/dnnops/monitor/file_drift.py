@@ -1,0 +1,73 @@
+"""Drift between two Parquet files one column at a time (``dnnops monitor drift``).
+
+Only one column of each file is in memory per worker thread, plus a fixed sample of rows
+for the multivariate test, so memory stays flat however many rows the files hold, and
+the columns are read, profiled and tested in parallel (pyarrow and numpy release the GIL).
+The statistics are exactly those of ``dataset_drift``: the same profile of the reference
+column, the same tests on the current one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from dnnops.config import DriftConfig
+from dnnops.data.pca import MAX_FIT_ROWS, fit_pca_profile
+from dnnops.data.profile import profile_features
+from dnnops.monitor.dataset_drift import DatasetDrift
+from dnnops.monitor.drift import FeatureDrift, feature_drift
+from dnnops.monitor.multivariate import MAX_TEST_ROWS, multivariate_drift
+from dnnops.parallel import column_map
+
+
+def parquet_drift(reference: Path, current: Path, config: DriftConfig) -> DatasetDrift:
+    ref_schema = pq.read_schema(reference)
+    cur_names = set(pq.read_schema(current).names)
+    names = list(ref_schema.names)
+    ref_rows = pq.ParquetFile(reference).metadata.num_rows
+    cur_rows = pq.ParquetFile(current).metadata.num_rows
+    rng = np.random.default_rng(0)
+    ref_sample = np.sort(rng.choice(ref_rows, min(ref_rows, MAX_FIT_ROWS), replace=False))
+    cur_sample = np.sort(rng.choice(cur_rows, min(cur_rows, MAX_TEST_ROWS), replace=False))
+
+    def one(name: str) -> tuple[FeatureDrift, pd.Series | None, pd.Series | None]:
+        """The column's drift, and its sampled rows for the joint test when numeric."""
+        ref, cur = _column(reference, name), _column(current, name)
+        numeric = pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref)
+        [profile] = profile_features(ref.to_frame(name), set() if numeric else {name})
+        if not numeric:
+            return (
+                feature_drift(profile, cur.to_numpy(), config.method, config.threshold),
+                None,
+                None,
+            )
+        values = pd.to_numeric(cur, errors="coerce").to_numpy(dtype="float64")
+        result = feature_drift(profile, values, config.method, config.threshold)
+        return result, _rows(ref, ref_sample), _rows(cur, cur_sample)
+
+    present = [n for n in names if n in cur_names]
+    outcomes = dict(zip(present, column_map(one, present), strict=True))
+    results = [outcomes[n][0] for n in present]
+    numeric = [n for n in present if outcomes[n][1] is not None]
+    ref_frame = pd.DataFrame({n: outcomes[n][1] for n in numeric})
+    cur_frame = pd.DataFrame({n: outcomes[n][2] for n in numeric})
+    pca = fit_pca_profile(ref_frame) if numeric else None
+    joint = multivariate_drift(pca, cur_frame) if pca is not None else None
+    share = sum(r.drifted for r in results) / len(results) if results else 0.0
+    drifted = (bool(results) and share >= config.share) or bool(joint and joint.drifted)
+    skipped = [n for n in names if n not in cur_names]
+    return DatasetDrift(results, share, config.share, drifted, cur_rows, skipped, joint)
+
+
+def _rows(column: pd.Series, positions: np.ndarray) -> pd.Series:
+    return column.iloc[positions].reset_index(drop=True)
+
+
+def _column(path: Path, name: str) -> pd.Series:
+    table = pq.read_table(path, columns=[name])
+    series: pd.Series = table.column(0).to_pandas()
+    return series.rename(name)
