@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint typecheck unit clean
 
+# The story needs an empty home: it starts over in .dnnops-demo/ each time.
 demo: $(VENV)/.installed
-	$(BIN)/dnnops quickstart
+	rm -rf .dnnops-demo
+	$(BIN)/dnnops quickstart --home .dnnops-demo
 
 test: $(VENV)/.installed-dev lint typecheck unit
 

@@ -38,3 +38,6 @@ def test_quickstart_story_catches_drift_promotes_v2_and_rolls_back_v3(
     assert by_version[3]["status"] == "failed"
     alerts = cli("monitor", "alerts", "--json").json()
     assert {"drift", "rollout"} <= {a["kind"] for a in alerts}
+    assert (home / "quickstart" / "dashboard.html").is_file()
+    again = cli("quickstart", "--quiet")
+    assert again.code == 2 and "needs an empty home" in again.err

@@ -25,6 +25,7 @@ from dnnops.config import ProjectConfig, parse_config
 from dnnops.console import rows_table
 from dnnops.dashboard.static_report import write_static_report
 from dnnops.data.preprocess import apply_preprocessing
+from dnnops.errors import UsageError
 from dnnops.examples import example_text
 from dnnops.home import Home
 from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
@@ -80,6 +81,12 @@ class Story:
 
 
 def run_story(home: Home, console: Console) -> Story:
+    if any(m["name"] == "digits" for m in open_registry(home).models()):
+        raise UsageError(
+            f"{home.root} already holds a model 'digits' (an earlier quickstart?); the story "
+            "needs an empty home: dnnops quickstart --home NEW_FOLDER (make demo starts over "
+            "in .dnnops-demo/)"
+        )
     # The controller's own log lines would repeat what the chapters print; alerts still show.
     logging.getLogger("dnnops.rollout").setLevel(logging.ERROR)
     config, config_path, live = _prepare(home)
@@ -370,8 +377,9 @@ def _print_summary(
     alerts = [[a["severity"], a["kind"], a["status"], a["summary"]] for a in story.alerts]
     console.print(rows_table("alerts", ["severity", "kind", "status", "summary"], alerts))
     console.print(f"the story's dashboard: {story.report} (offline HTML, three views)")
+    where = f"--home {home.root}"
     console.print(
-        f"next: dnnops serve -c {story.config_path} then open /dashboard | "
-        f"dnnops monitor report --since 1h -c {story.config_path} | "
-        f"dnnops rollout status {config.name}"
+        f"next: dnnops serve -c {story.config_path} {where} then open /dashboard | "
+        f"dnnops monitor report --since 1h -c {story.config_path} {where} | "
+        f"dnnops rollout status {config.name} {where}"
     )

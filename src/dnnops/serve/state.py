@@ -84,6 +84,8 @@ class ServerState:
         async with endpoint.lock:
             key = str(record.version)
             runtime = endpoint.versions.get(key)
+            if runtime is not None and not runtime.ready:
+                runtime = None  # being retired (its batcher is closing): load it afresh
             if runtime is None:
                 loaded = await asyncio.to_thread(
                     load_version, self.registry, record, self.serve.backend
