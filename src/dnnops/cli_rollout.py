@@ -90,10 +90,14 @@ def rollout_abort(
     name: Annotated[str, typer.Argument(help="Endpoint (model) name.")],
     reason: Annotated[str, typer.Option(help="Kept in the rollout's record.")] = "aborted",
     home: HomeOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Stop the rollout in progress: all traffic back on the stable version."""
     resolved = resolve_home(home)
     rollout = RolloutStore(open_engine(resolved.db_url)).abort(name, reason)
+    if json_out:
+        print_json(_brief(rollout))
+        return
     make_console().print(
         f"rollout {rollout.id} aborted; the server moves all traffic of {name} back to "
         f"v{rollout.baseline} within a second"

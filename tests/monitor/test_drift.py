@@ -97,3 +97,23 @@ def test_a_broken_correlation_is_caught_where_marginals_see_nothing() -> None:
     assert not any(f.drifted for f in broken.features)  # no single feature moved
     assert broken.multivariate is not None and broken.multivariate.drifted
     assert broken.drifted
+
+
+@given(
+    st.lists(st.integers(0, 12), min_size=20, max_size=400),
+    st.lists(st.floats(-5, 20, allow_nan=False), min_size=1, max_size=400),
+)
+def test_decile_counts_derived_from_the_percentile_pass_equal_a_direct_count(
+    reference: list[int], current: list[float]
+) -> None:
+    from dnnops.data.profile import numeric_profile
+    from dnnops.monitor.drift import bin_counts, decile_counts, percentile_counts
+
+    profile = numeric_profile("x", np.asarray(reference, dtype="float64"))
+    values = np.asarray(current, dtype="float64")
+    assert profile.percentiles is not None and profile.bin_edges is not None
+    derived = decile_counts(
+        profile.percentiles, profile.bin_edges, percentile_counts(profile.percentiles, values)
+    )
+    assert derived is not None
+    assert np.array_equal(derived, bin_counts(profile.bin_edges, values))

@@ -17,8 +17,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
 
 from dnnops.data.profile import FeatureProfile
 from dnnops.data.schema import category_key
@@ -89,30 +87,69 @@ def ks_p_value(
     current_cdf = np.searchsorted(finite, grid, side="right") / len(finite)
     statistic = float(np.max(np.abs(reference_cdf - current_cdf)))
     effective = reference_count * len(finite) / (reference_count + len(finite))
-    return statistic, float(stats.kstwobign.sf(statistic * math.sqrt(effective)))
+    return statistic, float(kolmogorov(statistic * math.sqrt(effective)))
+
+
+def kolmogorov(x: float) -> float:
+    """Survival function of the Kolmogorov distribution, Q(x) = 2 sum (-1)^(k-1) e^(-2k^2x^2)
+    (as ``scipy.special.kolmogorov``; written out so drift checks never import scipy)."""
+    if x <= 0.2:
+        return 1.0  # Q(0.2) = 1 - 3e-26: the series converges slowly below, the answer is 1
+    k = np.arange(1, 101)
+    terms = 2.0 * (-1.0) ** (k - 1) * np.exp(-2.0 * k**2 * x * x)
+    return float(min(1.0, max(0.0, terms.sum())))
+
+
+def _relative_entropy(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) in nats over the entries where p > 0 (q > 0 there by construction)."""
+    mask = p > 0
+    return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
+
+
+def percentile_counts(percentiles: list[float], values: np.ndarray) -> np.ndarray:
+    """Counts of ``values`` over the reference's 101 percentiles: index k holds the values
+    with exactly k percentile points at or below them. One pass; every CDF test and the
+    decile histogram are read off it."""
+    finite = values[np.isfinite(values)]
+    edges = np.asarray(percentiles, dtype="float64")
+    return np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
 
 
 def ks_wasserstein(
-    percentiles: list[float], std: float, reference_count: int, values: np.ndarray
+    percentiles: list[float], std: float, reference_count: int, counts: np.ndarray
 ) -> tuple[float, float]:
     """(W1 in reference stds, KS p-value), both from the two CDFs on the reference's 101
-    percentiles: one pass of the current values over 101 edges, no sort of the window.
+    percentiles (``counts`` from ``percentile_counts``): no sort of the window.
 
     Significance alone flags negligible shifts in windows of millions of rows, size alone
     flags noise in windows of hundreds; ``ks_wasserstein`` needs both."""
-    finite = values[np.isfinite(values)]
     edges = np.asarray(percentiles, dtype="float64")
-    if len(finite) == 0 or len(edges) < 2:
+    total = int(counts.sum())
+    if total == 0 or len(edges) < 2:
         return 0.0, 1.0
-    below = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
-    current_cdf = np.cumsum(below)[:-1] / len(finite)  # share <= each edge
+    current_cdf = np.cumsum(counts)[:-1] / total  # share <= each percentile point
     reference_cdf = np.linspace(0.0, 1.0, len(edges))
     gaps = np.abs(reference_cdf - current_cdf)
     statistic = float(gaps.max())
-    effective = reference_count * len(finite) / (reference_count + len(finite))
-    p_value = float(stats.kstwobign.sf(statistic * math.sqrt(effective)))
+    effective = reference_count * total / (reference_count + total)
+    p_value = float(kolmogorov(statistic * math.sqrt(effective)))
     distance = float(np.sum(gaps[:-1] * np.diff(edges)))
     return (distance / std if std > 0 else distance), p_value
+
+
+def decile_counts(
+    percentiles: list[float], edges: list[float], counts: np.ndarray
+) -> np.ndarray | None:
+    """The decile-bin histogram derived from ``percentile_counts`` when the profile's bin
+    edges are its 10th..90th percentiles (as profiles are built); None otherwise."""
+    points = np.asarray(percentiles, dtype="float64")
+    if len(points) != 101 or not np.array_equal(np.unique(points[10:100:10]), edges):
+        return None
+    first = [10 * j for j in range(1, 10)]
+    positions = np.array(sorted({float(points[i]): i for i in reversed(first)}.values()))
+    # a value with k percentile points at or below it lies above every edge at position < k
+    bucket = np.searchsorted(positions, np.arange(len(counts)), side="left")
+    return np.bincount(bucket, weights=counts, minlength=len(positions) + 1)
 
 
 def wasserstein_normalized(percentiles: list[float], std: float, values: np.ndarray) -> float:
@@ -149,6 +186,8 @@ def chi_square_p_value(reference: np.ndarray, current: np.ndarray) -> float:
         return 1.0
     expected = _shares(reference) * current.sum()
     expected *= current.sum() / expected.sum()
+    from scipy import stats  # scipy.stats costs ~0.7 s to import: only when chi2 is asked for
+
     return float(stats.chisquare(current, expected).pvalue)
 
 
@@ -156,7 +195,10 @@ def jensen_shannon_distance(reference: np.ndarray, current: np.ndarray) -> float
     """Jensen-Shannon distance (base 2, in [0, 1]) between two count vectors."""
     if current.sum() == 0 or reference.sum() == 0:
         return 0.0
-    return float(jensenshannon(reference / reference.sum(), current / current.sum(), base=2))
+    p, q = reference / reference.sum(), current / current.sum()
+    m = (p + q) / 2
+    divergence = (_relative_entropy(p, m) + _relative_entropy(q, m)) / 2 / math.log(2)  # bits
+    return float(math.sqrt(max(float(divergence), 0.0)))
 
 
 def default_method(profile: FeatureProfile) -> Method:
@@ -186,14 +228,17 @@ def _numeric_drift(
 ) -> FeatureDrift:
     edges = profile.bin_edges or []
     reference_counts = np.asarray(profile.bin_counts or [0], dtype="float64")
-    current_counts = bin_counts(edges, values).astype("float64")
     percentiles = profile.percentiles or [0.0, 0.0]
+    fine = percentile_counts(percentiles, values) if method == "ks_wasserstein" else None
+    derived = decile_counts(percentiles, edges, fine) if fine is not None else None
+    current_counts = derived if derived is not None else bin_counts(edges, values)
+    current_counts = current_counts.astype("float64")
     significant = True
     if method == "psi":
         score = psi(reference_counts, current_counts)
-    elif method == "ks_wasserstein":
+    elif fine is not None:  # ks_wasserstein
         count = profile.count - profile.null_count
-        score, p_value = ks_wasserstein(percentiles, profile.std or 0.0, count, values)
+        score, p_value = ks_wasserstein(percentiles, profile.std or 0.0, count, fine)
         significant = p_value < KS_ALPHA
     elif method == "ks":
         score = ks_p_value(percentiles, profile.count - profile.null_count, values)[1]
