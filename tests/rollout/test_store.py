@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 
 from dnnops.registry.db import open_engine
 from dnnops.registry.tables import Base
-from dnnops.rollout.store import NoRollout, RolloutConflict, RolloutStore
+from dnnops.rollout.store import NoRollout, RolloutConflict, RolloutStore, StaleRollout
 
 
 def test_one_active_rollout_per_endpoint_and_its_life(db_url: str) -> None:
@@ -32,6 +32,17 @@ def test_one_active_rollout_per_endpoint_and_its_life(db_url: str) -> None:
     second = store.create("digits", "digits", 3, 1, "shadow", (0, 100), {}, False)
     assert store.latest("digits") == second
     assert [r.id for r in store.history("digits")] == [second.id, aborted.id]
+
+
+def test_a_write_derived_from_a_stale_read_is_refused(db_url: str) -> None:
+    """The controller checks a rollout while the CLI aborts it: the abort must stand."""
+    ticks = iter(range(1000, 2000))
+    store = RolloutStore(open_engine(db_url), clock=lambda: float(next(ticks)))
+    read = store.create("digits", "digits", 2, 1, "canary", (5, 100), {}, False)
+    store.abort("digits", "operator said so")
+    with pytest.raises(StaleRollout, match="changed since it was read"):
+        store.save(replace(read, step=1, updated=5000.0), read=read)
+    assert store.get(read.id).status == "aborted"
 
 
 def test_the_migrations_build_exactly_the_declared_tables(db_url: str) -> None:

@@ -25,7 +25,7 @@ from dnnops.rollout.policy import (
     is_due,
     verdict,
 )
-from dnnops.rollout.store import RolloutStore
+from dnnops.rollout.store import RolloutStore, StaleRollout
 from dnnops.rollout.window import compare_window
 from dnnops.serve.runtime import Endpoint
 from dnnops.serve.state import ServerState
@@ -94,7 +94,7 @@ class RolloutController:
         rollout = await asyncio.to_thread(self.store.active, endpoint.name)
         if rollout is not None:
             ended = replace(rollout, status="rolled_back", updated=self.clock(), reason=reason)
-            await asyncio.to_thread(self.store.save, ended)
+            await asyncio.to_thread(self.store.save, ended, rollout)
             await self._conclude(endpoint, ended)
             return ended
         last = await asyncio.to_thread(self.store.last_promoted, endpoint.name)
@@ -123,7 +123,10 @@ class RolloutController:
                     updated=self.clock(),
                     reason=f"the candidate failed to load: {type(exc).__name__}: {exc}",
                 )
-                await asyncio.to_thread(self.store.save, failed)
+                try:
+                    await asyncio.to_thread(self.store.save, failed, rollout)
+                except StaleRollout:
+                    return False  # aborted meanwhile: the next tick concludes that instead
                 await self._conclude(endpoint, failed)
                 return False
         if rollout.weight == 0:
@@ -161,7 +164,11 @@ class RolloutController:
             rollout.weight,
             result,
         )
-        await asyncio.to_thread(self.store.save, transition.state)
+        try:
+            await asyncio.to_thread(self.store.save, transition.state, rollout)
+        except StaleRollout as exc:  # aborted while we checked: that decision stands
+            log.info("%s", exc)
+            return
         await self._act(endpoint, transition)
 
     async def _act(self, endpoint: Endpoint, transition: Transition) -> None:

@@ -23,6 +23,11 @@ class NoRollout(UsageError):
     """The endpoint has no rollout (in progress, when one was asked for)."""
 
 
+class StaleRollout(RolloutConflict):
+    """The rollout changed since it was read (an abort from the CLI while the controller
+    was checking it): the write is refused so the newer decision stands."""
+
+
 class RolloutStore:
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
@@ -74,11 +79,18 @@ class RolloutStore:
             session.flush()
             return _entity(row)
 
-    def save(self, state: RolloutState) -> RolloutState:
+    def save(self, state: RolloutState, read: RolloutState | None = None) -> RolloutState:
+        """Write ``state``; with ``read`` (the state it was derived from), only if the row
+        has not changed since (compare and swap on status and update time)."""
         with Session(self.engine) as session, session.begin():
-            row = session.get(RolloutRow, state.id)
+            row = session.get(RolloutRow, state.id, with_for_update=True)
             if row is None:
                 raise NoRollout(f"rollout {state.id} does not exist")
+            if read is not None and (row.status, row.updated) != (read.status, read.updated):
+                raise StaleRollout(
+                    f"rollout {state.id} changed since it was read (now {row.status}); "
+                    "not overwriting it"
+                )
             row.status, row.step, row.failed_checks = state.status, state.step, state.failed_checks
             row.step_started, row.updated = state.step_started, state.updated
             row.history, row.reason = list(state.history), state.reason
@@ -134,13 +146,16 @@ class RolloutStore:
         if state is None or state.status != "awaiting_approval":
             raise NoRollout(f"endpoint {endpoint!r} has no rollout waiting for approval")
         now = self.clock()
-        return self.save(replace(state, status="running", step_started=now, updated=now, reason=""))
+        started = replace(state, status="running", step_started=now, updated=now, reason="")
+        return self.save(started, read=state)
 
     def abort(self, endpoint: str, reason: str) -> RolloutState:
         state = self.active(endpoint)
         if state is None:
             raise NoRollout(f"endpoint {endpoint!r} has no rollout in progress")
-        return self.save(replace(state, status="aborted", updated=self.clock(), reason=reason))
+        return self.save(
+            replace(state, status="aborted", updated=self.clock(), reason=reason), read=state
+        )
 
 
 def _entity(row: RolloutRow) -> RolloutState:
