@@ -132,6 +132,9 @@ def test_the_oncall_view_shows_latency_success_and_rollout_state(
 ) -> None:
     running, _ = server
     _open(page, running.url, "oncall")
+    page.goto(f"{running.url}/dashboard?view=oncall&since=2h")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    assert page.input_value("#window") == "2h"
     for series in (1, 2, 3):
         assert _points(page, "chart-latency", series) > 0
     assert _points(page, "chart-success") > 0

@@ -379,7 +379,7 @@ def _print_summary(
     console.print(f"the story's dashboard: {story.report} (offline HTML, three views)")
     where = f"--home {home.root}"
     console.print(
-        f"next: dnnops serve -c {story.config_path} {where} then open /dashboard | "
+        f"next: dnnops serve -c {story.config_path} {where} then open /dashboard?since=5m | "
         f"dnnops monitor report --since 1h -c {story.config_path} {where} | "
         f"dnnops rollout status {config.name} {where}"
     )

@@ -234,7 +234,15 @@ async function refresh() {
 async function start() {
   const names = embedded ? Object.keys(embedded.endpoints) : (await (await fetch("/v1/endpoints")).json()).endpoints;
   $("endpoint").innerHTML = names.map((n) => `<option>${esc(n)}</option>`).join("");
-  const wanted = new URLSearchParams(location.search).get("view");
+  const query = new URLSearchParams(location.search);
+  const wanted = query.get("view");
+  const since = query.get("since");
+  if (since && !embedded) {  // any duration the server accepts: 5m, 2h, 3d
+    if (![...$("window").options].some((o) => o.value === since)) {
+      $("window").add(new Option(since, since));
+    }
+    $("window").value = since;
+  }
   for (const button of document.querySelectorAll("nav button")) {
     button.addEventListener("click", () => show(button.dataset.view));
   }
