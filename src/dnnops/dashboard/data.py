@@ -26,6 +26,7 @@ from dnnops.predlog.reader import read_records
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
 from dnnops.rollout.store import RolloutStore
+from dnnops.rollout.window import window_labels
 
 MAX_BUCKETS = 60
 MIN_DRIFT_ROWS = 20
@@ -57,7 +58,7 @@ def dashboard_data(
         for r in read_records(logs_dir / "predictions", "predictions", since=start)
         if float(r.get("ts", 0.0)) >= start and r.get("endpoint") == endpoint
     ]
-    labels = _labels(logs_dir, start)
+    labels = window_labels(logs_dir, start)
     model = sections[0]["slis"]["model"] if sections else endpoint
     current = _current_version(registry, model, live)
     reference = _reference(registry, model, current, known)
@@ -117,14 +118,6 @@ def _bucket(window_s: float) -> float:
         if window_s / step <= MAX_BUCKETS:
             return float(step)
     return window_s / MAX_BUCKETS
-
-
-def _labels(logs_dir: Path, start: float) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for record in read_records(logs_dir / "feedback", "feedback", since=start):
-        if record.get("prediction_id") is not None and "label" in record:
-            out[str(record["prediction_id"])] = record["label"]
-    return out
 
 
 def _current_version(

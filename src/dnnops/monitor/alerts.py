@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
@@ -102,20 +103,7 @@ class AlertStore:
                 if row is not None:
                     row.count, row.last_seen, row.details = row.count + 1, now, alert.details
                     continue
-                session.add(
-                    AlertRow(
-                        key=alert.key,
-                        model=alert.model,
-                        severity=alert.severity,
-                        kind=alert.kind,
-                        summary=alert.summary,
-                        details=alert.details,
-                        status="firing",
-                        first_seen=now,
-                        last_seen=now,
-                        count=1,
-                    )
-                )
+                session.add(_firing_row(alert, now))
                 fresh.append(alert)
             for row in open_rows.values():
                 row.status = "resolved"
@@ -132,20 +120,7 @@ class AlertStore:
             if row is not None:
                 row.count, row.last_seen = row.count + 1, now
                 return False
-            session.add(
-                AlertRow(
-                    key=alert.key,
-                    model=alert.model,
-                    severity=alert.severity,
-                    kind=alert.kind,
-                    summary=alert.summary,
-                    details=alert.details,
-                    status="firing",
-                    first_seen=now,
-                    last_seen=now,
-                    count=1,
-                )
-            )
+            session.add(_firing_row(alert, now))
             return True
 
     def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -168,6 +143,21 @@ class AlertStore:
                 }
                 for r in session.scalars(query).all()
             ]
+
+
+def _firing_row(alert: Alert, now: datetime) -> AlertRow:
+    return AlertRow(
+        key=alert.key,
+        model=alert.model,
+        severity=alert.severity,
+        kind=alert.kind,
+        summary=alert.summary,
+        details=alert.details,
+        status="firing",
+        first_seen=now,
+        last_seen=now,
+        count=1,
+    )
 
 
 Post = Callable[[str, dict[str, Any]], None]

@@ -65,11 +65,7 @@ class MonitorLoop:
 
     async def tick(self) -> None:
         state = self.state
-        in_memory = {
-            (r.model, r.version): r.loaded
-            for e in state.endpoints.values()
-            for r in e.versions.values()
-        }
+        in_memory = state.loaded_versions()
         report = await asyncio.to_thread(
             build_report,
             state.registry,

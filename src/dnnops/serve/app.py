@@ -437,11 +437,7 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
             window = parse_duration(since)
         except ValueError as exc:
             return error_response(BadRequest(f"since: {exc}"))
-        in_memory = {
-            (r.model, r.version): r.loaded
-            for e in state.endpoints.values()
-            for r in e.versions.values()
-        }
+        in_memory = state.loaded_versions()
         report = await asyncio.to_thread(
             build_report,
             state.registry,

@@ -56,11 +56,7 @@ def dashboard_routes(app: FastAPI, state: ServerState) -> None:
             window = parse_duration(since)
         except ValueError as exc:
             return error_response(BadRequest(f"since: {exc}"))
-        loaded = {
-            (r.model, r.version): r.loaded
-            for e in state.endpoints.values()
-            for r in e.versions.values()
-        }
+        loaded = state.loaded_versions()
         document = await asyncio.to_thread(
             dashboard_data,
             state.registry,

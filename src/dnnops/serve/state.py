@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnnops.config import MonitorConfig, RetrainConfig, RolloutConfig, ServeConfig, SloConfig
-from dnnops.registry.loader import load_version
+from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.serve.metrics import ServerMetrics
 from dnnops.serve.predictions import PredictionLogger
@@ -63,6 +63,15 @@ class ServerState:
         gc.collect()
         gc.freeze()
         self.ready = True
+
+    def loaded_versions(self) -> dict[tuple[str, str], LoadedVersion]:
+        """Every version in memory, keyed by (model, version): monitoring reuses them
+        instead of re-reading and re-verifying their artifacts."""
+        return {
+            (r.model, r.version): r.loaded
+            for e in self.endpoints.values()
+            for r in e.versions.values()
+        }
 
     async def stop(self) -> None:
         """Not ready; drain every queue (bounded); flush and close the logs."""
