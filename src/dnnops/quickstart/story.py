@@ -80,6 +80,33 @@ class Story:
     """The dashboard of the whole story as one offline HTML file."""
 
 
+@dataclass
+class _Scene:
+    """What every stage acts on: the running server and the story so far."""
+
+    story: Story
+    chapter: _Chapters
+    state: ServerState
+    url: str
+    config: ProjectConfig
+    home: Home
+    live: tuple[np.ndarray, np.ndarray]
+
+    def replay(self, camera_seed: int | None, **until: Any) -> Replayed:
+        """Labeled traffic from the live digits, through the new camera when a seed is given."""
+        x, y = self.live
+        shown = x if camera_seed is None else new_camera(x, seed=camera_seed)
+        return _replay(
+            self.url, self.config.name, shown, y, self.story, seed=camera_seed or 0, **until
+        )
+
+    def drive(self, rollout_id: int, camera_seed: int) -> None:
+        """Send new-camera traffic until the rollout is promoted or rolled back."""
+        finished = _rollout_finished(self.state, self.config.name, rollout_id)
+        served = self.replay(camera_seed, until=finished)
+        self.chapter.note(_traffic_line(served) + "; " + _rollout_line(self.home, rollout_id))
+
+
 def run_story(home: Home, console: Console) -> Story:
     if any(m["name"] == "digits" for m in open_registry(home).models()):
         raise UsageError(
@@ -99,9 +126,10 @@ def run_story(home: Home, console: Console) -> Story:
     chapter.note(_published_line(first))
     state = build_state(home, config, [f"{config.name}@production"])
     with BackgroundServer(state) as url:
-        _serve_and_drift(story, chapter, state, url, config, home, live)
-        _retrain_and_canary(story, chapter, state, url, config, home, live)
-        _broken_version(story, chapter, state, url, config, home, live)
+        scene = _Scene(story, chapter, state, url, config, home, live)
+        _serve_and_drift(scene)
+        _retrain_and_canary(scene)
+        _broken_version(scene)
     story.rollouts = RolloutStore(open_engine(home.db_url)).history(config.name)
     story.alerts = AlertStore(open_engine(home.db_url)).list()
     chapter("summary", "versions, traffic, accuracy, alerts, decisions")
@@ -121,82 +149,45 @@ def run_story(home: Home, console: Console) -> Story:
 # -- stages ------------------------------------------------------------------------------
 
 
-def _serve_and_drift(
-    story: Story,
-    chapter: _Chapters,
-    state: ServerState,
-    url: str,
-    config: ProjectConfig,
-    home: Home,
-    live: tuple[np.ndarray, np.ndarray],
-) -> None:
-    chapter("serve v1", f"{url}: dynamic batching, prediction log, labels to /v1/feedback")
-    x, y = live
+def _serve_and_drift(scene: _Scene) -> None:
+    chapter, config, home, state = scene.chapter, scene.config, scene.home, scene.state
+    chapter("serve v1", f"{scene.url}: dynamic batching, prediction log, labels to /v1/feedback")
     started = time.time()
-    before = _replay(url, config.name, x, y, story, instances=500)
+    before = scene.replay(None, instances=500)
     chapter.note(_traffic_line(before) + "; " + _monitor_line(state, config, home, started))
     chapter("the camera changes", "lower contrast, brighter background, sensor noise")
     shifted = time.time()
-    after = _replay(url, config.name, new_camera(x, seed=1), y, story, instances=900, seed=1)
-    chapter.note(_traffic_line(after))
+    chapter.note(_traffic_line(scene.replay(1, instances=900)))
     report = _report(state, config, home, shifted)
     firing = alerts_from_report(report)
     deliver(AlertStore(open_engine(home.db_url)).record(firing), None)
-    story.drift_share = (report.get("drift") or {}).get("share")
+    scene.story.drift_share = (report.get("drift") or {}).get("share")
     chapter.note(_monitor_line(state, config, home, shifted) + f"; {len(firing)} alert(s)")
 
 
-def _retrain_and_canary(
-    story: Story,
-    chapter: _Chapters,
-    state: ServerState,
-    url: str,
-    config: ProjectConfig,
-    home: Home,
-    live: tuple[np.ndarray, np.ndarray],
-) -> None:
-    chapter("retrain", "triggers, captured labels, challenger vs champion, canary")
-    outcome = retrain(config, home)
-    story.retrained = outcome
+def _retrain_and_canary(scene: _Scene) -> None:
+    scene.chapter("retrain", "triggers, captured labels, challenger vs champion, canary")
+    outcome = retrain(scene.config, scene.home)
+    scene.story.retrained = outcome
     if outcome.challenger is not None:
-        story.versions[outcome.challenger] = "retrained on captured labels"
-    chapter.note(f"triggers: {'; '.join(outcome.decision.fired) or 'none'}")
-    chapter.note(outcome.outcome)
-    if outcome.rollout_id is None:
-        return
-    x, y = live
-    shifted = new_camera(x, seed=2)
-    finished = _rollout_finished(state, config.name, outcome.rollout_id)
-    served = _replay(url, config.name, shifted, y, story, until=finished, seed=2)
-    chapter.note(_traffic_line(served) + "; " + _rollout_line(home, outcome.rollout_id))
+        scene.story.versions[outcome.challenger] = "retrained on captured labels"
+    scene.chapter.note(f"triggers: {'; '.join(outcome.decision.fired) or 'none'}")
+    scene.chapter.note(outcome.outcome)
+    if outcome.rollout_id is not None:
+        scene.drive(outcome.rollout_id, camera_seed=2)
 
 
-def _broken_version(
-    story: Story,
-    chapter: _Chapters,
-    state: ServerState,
-    url: str,
-    config: ProjectConfig,
-    home: Home,
-    live: tuple[np.ndarray, np.ndarray],
-) -> None:
-    chapter("a broken v3", "trained on shuffled labels, pushed to a canary anyway")
+def _broken_version(scene: _Scene) -> None:
+    config, home = scene.config, scene.home
+    scene.chapter("a broken v3", "trained on shuffled labels, pushed to a canary anyway")
     broken = _train_and_publish(_shuffled(config, home), home)
     version = broken.record.version
-    story.versions[version] = "shuffled labels (broken)"
-    chapter.note(_published_line(broken))
-    rollout = begin_rollout(
-        RolloutStore(open_engine(home.db_url)),
-        state.registry,
-        config.name,
-        config.name,
-        str(version),
-        config.rollout,
-    )
-    x, y = live
-    finished = _rollout_finished(state, config.name, rollout.id)
-    served = _replay(url, config.name, new_camera(x, seed=3), y, story, until=finished, seed=3)
-    chapter.note(_traffic_line(served) + "; " + _rollout_line(home, rollout.id))
+    scene.story.versions[version] = "shuffled labels (broken)"
+    scene.chapter.note(_published_line(broken))
+    store = RolloutStore(open_engine(home.db_url))
+    registry = scene.state.registry
+    rollout = begin_rollout(store, registry, config.name, config.name, str(version), config.rollout)
+    scene.drive(rollout.id, camera_seed=3)
 
 
 # -- helpers -----------------------------------------------------------------------------
