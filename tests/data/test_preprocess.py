@@ -56,3 +56,19 @@ def test_standardized_training_columns_have_zero_mean(values: list[float]) -> No
     out = apply_preprocessing(pre, frame)
     assert np.isfinite(out).all()
     assert abs(float(out.astype("float64").mean())) < 1e-3 * max(1.0, float(np.abs(out).max()))
+
+
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=300))
+def test_profiles_from_one_sort_match_numpy_percentiles_and_a_direct_count(
+    values: list[float],
+) -> None:
+    from dnnops.data.profile import PERCENTILES, numeric_profile
+
+    x = np.asarray(values, dtype="float64")
+    profile = numeric_profile("x", x)
+    assert profile.percentiles is not None and profile.bin_edges is not None
+    assert np.allclose(profile.percentiles, np.percentile(x, PERCENTILES), rtol=1e-12, atol=1e-9)
+    direct = np.bincount(
+        np.searchsorted(profile.bin_edges, x, side="right"), minlength=len(profile.bin_edges) + 1
+    )
+    assert profile.bin_counts == direct.tolist()
