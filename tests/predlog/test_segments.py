@@ -75,3 +75,17 @@ def test_any_truncation_yields_a_prefix_of_the_records(payloads: list[bytes], cu
     data = b"".join(encode_frame(p) for p in payloads)
     out = list(iter_frames(data[: min(cut, len(data))]))
     assert out == payloads[: len(out)]
+
+
+def test_reading_since_a_moment_skips_segments_last_written_before_it(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    old, new = folder / "predictions-a-000000-x.log", folder / "predictions-b-000001-x.log"
+    old.write_bytes(encode_frame(orjson.dumps({"id": "old", "ts": 100.0})))
+    new.write_bytes(encode_frame(orjson.dumps({"id": "new", "ts": 5000.0})))
+    os.utime(old, (200.0, 200.0))
+    os.utime(new, (5000.0, 5000.0))
+    assert [r["id"] for r in read_records(folder, "predictions")] == ["old", "new"]
+    assert [r["id"] for r in read_records(folder, "predictions", since=1000.0)] == ["new"]

@@ -40,11 +40,15 @@ def build_report(
     so a report asked of a running server does not re-read and re-verify their artifacts."""
     moment = time.time() if now is None else now
     known = dict(loaded or {})
+    oldest = moment - LONGEST_BURN_WINDOW_S  # segments last written before are never read
     history = in_window(
-        read_records(logs_dir / "predictions", "predictions"), moment, LONGEST_BURN_WINDOW_S
+        read_records(logs_dir / "predictions", "predictions", since=oldest),
+        moment,
+        LONGEST_BURN_WINDOW_S,
     )
     predictions = in_window(history, moment, window_s)
-    feedback = list(read_records(logs_dir / "feedback", "feedback"))
+    # a label comes after its prediction: older feedback segments cannot match any record
+    feedback = list(read_records(logs_dir / "feedback", "feedback", since=oldest))
     versions = []
     for slis in version_slis(predictions, moment, window_s):
         mine = _of_version(predictions, slis)
