@@ -80,7 +80,12 @@ def rollout_status(
     if not rollouts:
         raise UsageError(f"endpoint {name!r} has no rollouts; start one: dnnops rollout start")
     if json_out:
-        print_json({"rollout": rollouts[0].to_dict(), "earlier": [_brief(r) for r in rollouts[1:]]})
+        print_json(
+            {
+                "rollout": rollouts[0].to_dict(),
+                "earlier": [r.summary() for r in rollouts[1:]],
+            }
+        )
         return
     _print_status(rollouts[0], rollouts[1:])
 
@@ -96,7 +101,7 @@ def rollout_abort(
     resolved = resolve_home(home)
     rollout = RolloutStore(open_engine(resolved.db_url)).abort(name, reason)
     if json_out:
-        print_json(_brief(rollout))
+        print_json(rollout.summary())
         return
     make_console().print(
         f"rollout {rollout.id} aborted; the server moves all traffic of {name} back to "
@@ -123,10 +128,6 @@ def _policy(
         return RolloutConfig.model_validate({**base.model_dump(), **overrides})
     except ValueError as exc:
         raise UsageError(f"rollout options: {exc}") from None
-
-
-def _brief(rollout: RolloutState) -> dict[str, Any]:
-    return {k: v for k, v in rollout.to_dict().items() if k != "history"}
 
 
 def _print_status(rollout: RolloutState, earlier: list[RolloutState]) -> None:

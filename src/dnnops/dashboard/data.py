@@ -79,9 +79,7 @@ def dashboard_data(
         "health": health_score(sections, current),
         "live": dict(live) if live is not None else None,
         "rollouts": [
-            {k: v for k, v in r.to_dict().items() if k != "history"}
-            | {"last_check": r.history[-1] if r.history else None}
-            for r in RolloutStore(registry.engine).history(endpoint, limit=10)
+            r.summary() for r in RolloutStore(registry.engine).history(endpoint, limit=10)
         ],
         "decisions": registry.audit_log(model, limit=30),
         "alerts": [a for a in AlertStore(registry.engine).list(limit=50) if a["model"] == model],

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from dnnops.monitor.alerts import Alert, AlertStore, alerts_from_report, deliver
 from dnnops.monitor.report import build_report
@@ -49,8 +48,6 @@ class MonitorLoop:
         self.clock = clock
         self.retraining: subprocess.Popen[bytes] | None = None
         self._last_retrain_check = 0.0
-        self.last: dict[str, Any] = {}
-        """What the last tick found, for tests and logs."""
 
     async def run(self, every_s: float) -> None:
         while True:
@@ -88,7 +85,8 @@ class MonitorLoop:
         fresh = await asyncio.to_thread(self.alerts.record, firing)
         if fresh:
             await asyncio.to_thread(deliver, fresh, state.monitor.webhook_url)
-        self.last = {"firing": len(firing), "held": [a.key for a in held], "new": len(fresh)}
+        if held:
+            log.info("held back during a rollout: %s", ", ".join(a.key for a in held))
         self._maybe_retrain()
 
     def _maybe_retrain(self) -> None:

@@ -39,6 +39,16 @@ def read_records(
                 yield record
 
 
+def read_labels(folder: Path, since: float | None = None) -> dict[str, Any]:
+    """Ground truth by prediction id from the feedback log (the newest label of an id wins);
+    with ``since``, only feedback segments written since then are read."""
+    out: dict[str, Any] = {}
+    for record in read_records(folder, "feedback", since=since):
+        if record.get("prediction_id") is not None and "label" in record:
+            out[str(record["prediction_id"])] = record["label"]
+    return out
+
+
 def _modified(path: Path) -> float:
     try:
         return path.stat().st_mtime

@@ -72,7 +72,6 @@ class Story:
     versions: dict[int, str] = field(default_factory=dict)
     """Version -> how it was made."""
     traffic: Replayed = field(default_factory=Replayed)
-    drift_share: float | None = None
     retrained: RetrainOutcome | None = None
     rollouts: list[RolloutState] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -161,7 +160,6 @@ def _serve_and_drift(scene: _Scene) -> None:
     report = _report(state, config, home, shifted)
     firing = alerts_from_report(report)
     deliver(AlertStore(open_engine(home.db_url)).record(firing), None)
-    scene.story.drift_share = (report.get("drift") or {}).get("share")
     chapter.note(_monitor_line(state, config, home, shifted) + f"; {len(firing)} alert(s)")
 
 

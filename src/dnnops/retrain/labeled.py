@@ -15,7 +15,7 @@ import pandas as pd
 
 from dnnops.data.schema import Schema, category_key
 from dnnops.errors import UsageError
-from dnnops.predlog.reader import read_records
+from dnnops.predlog.reader import read_labels, read_records
 
 TS = "_ts"
 """Column of the prediction's time, kept to split off the newest rows; dropped before training."""
@@ -31,7 +31,7 @@ def labeled_rows(
             "retraining from logged inputs needs a tabular schema with labels; for tensor "
             "(.npz) projects append the labeled inputs to the training file yourself"
         )
-    labels = _labels(logs_dir)
+    labels = read_labels(logs_dir / "feedback")
     classes = {category_key(c): c for c in schema.target.classes}
     names = schema.feature_names
     rows: list[list[Any]] = []
@@ -45,14 +45,6 @@ def labeled_rows(
             continue
         rows.append([*features, value, float(record["ts"])])
     return pd.DataFrame(rows, columns=[*names, target, TS])
-
-
-def _labels(logs_dir: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for record in read_records(logs_dir / "feedback", "feedback"):
-        if record.get("prediction_id") is not None and "label" in record:
-            out[str(record["prediction_id"])] = record["label"]
-    return out
 
 
 def _answered(record: Mapping[str, Any], endpoint: str, since: float) -> bool:

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from dnnops.config import RolloutConfig
 from dnnops.monitor.alerts import Alert, AlertStore, deliver
@@ -133,7 +132,7 @@ class RolloutController:
             endpoint.set_traffic(None, 0.0, shadow=candidate)
         else:
             endpoint.set_traffic(candidate, float(rollout.weight))
-        endpoint.rollout = _summary(rollout)
+        endpoint.rollout = rollout.summary()
         self._running[endpoint.name] = rollout.id
         self.state.metrics.canary_weight.labels(endpoint.name).set(rollout.weight)
         return True
@@ -177,7 +176,7 @@ class RolloutController:
         elif transition.action in ("promote", "rollback"):
             await self._conclude(endpoint, transition.state)
         else:
-            endpoint.rollout = _summary(transition.state)
+            endpoint.rollout = transition.state.summary()
 
     # -- ends -------------------------------------------------------------------------
 
@@ -186,7 +185,7 @@ class RolloutController:
         candidate = str(rollout.candidate)
         endpoint.set_traffic(None)
         self._running.pop(endpoint.name, None)
-        endpoint.rollout = _summary(rollout)
+        endpoint.rollout = rollout.summary()
         self.state.metrics.canary_weight.labels(endpoint.name).set(0)
         registry = self.state.registry
         if rollout.status == "promoted":
@@ -238,12 +237,3 @@ class RolloutController:
         )
         if await asyncio.to_thread(self.alerts.event, alert):
             await asyncio.to_thread(deliver, [alert], self.state.monitor.webhook_url)
-
-
-def _summary(rollout: RolloutState) -> dict[str, Any]:
-    """What ``GET /v1/endpoints/NAME`` shows: the state and the last check, not every check."""
-    shown = rollout.to_dict()
-    shown["checks"] = len(rollout.history)
-    shown["last_check"] = rollout.history[-1] if rollout.history else None
-    del shown["history"]
-    return shown

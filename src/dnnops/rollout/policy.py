@@ -241,6 +241,14 @@ class RolloutState:
             "history": list(self.history),
         }
 
+    def summary(self) -> dict[str, Any]:
+        """The state and its last check without every check (endpoints, dashboard, CLI)."""
+        shown = self.to_dict()
+        del shown["history"]
+        shown["checks"] = len(self.history)
+        shown["last_check"] = self.history[-1] if self.history else None
+        return shown
+
 
 def plan_steps(mode: str, steps: list[int]) -> tuple[int, ...]:
     """Blue-green is one step at 100% (its check is the verification window); shadow

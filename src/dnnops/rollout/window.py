@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from dnnops.data.schema import category_key
-from dnnops.predlog.reader import read_records
+from dnnops.predlog.reader import read_labels, read_records
 from dnnops.rollout.policy import ArmStats
 
 
@@ -62,13 +62,8 @@ def window_records(logs_dir: Path, start: float, end: float) -> list[dict[str, A
 
 
 def window_labels(logs_dir: Path, start: float) -> dict[str, Any]:
-    """Labels that arrived since ``start`` (a label cannot predate its prediction);
-    the newest label of an id wins."""
-    out: dict[str, Any] = {}
-    for record in read_records(logs_dir / "feedback", "feedback", since=start):
-        if record.get("prediction_id") is not None and "label" in record:
-            out[str(record["prediction_id"])] = record["label"]
-    return out
+    """Labels that arrived since ``start`` (a label cannot predate its prediction)."""
+    return read_labels(logs_dir / "feedback", since=start)
 
 
 def compare_window(
