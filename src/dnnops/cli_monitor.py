@@ -31,7 +31,6 @@ def monitor_report(
     json_out: JsonOpt = False,
 ) -> None:
     """SLIs per served version, drift against the reference profile, quality on labels."""
-    from dnnops.dashboard.static_report import write_static_report
     from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
     from dnnops.monitor.report import build_report
     from dnnops.registry.db import open_engine
@@ -57,6 +56,8 @@ def monitor_report(
             "delivery_failures": failed,
         }
     if html is not None:
+        from dnnops.dashboard.static_report import write_static_report
+
         endpoints = sorted({v["slis"]["endpoint"] for v in report["versions"]})
         write_static_report(
             html,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,6 +81,17 @@ def test_report_shows_slis_quality_and_drift(
     assert 0 < cost["cpu_ms_per_prediction"] < 50
     assert cost["per_1k_predictions"] == pytest.approx(cost["cpu_ms_per_prediction"] * 0.00001)
 
+    for segment in (home / "logs" / "predictions").glob("predictions-*.log"):
+        settled = segment.stat().st_mtime - 120  # as if written two minutes ago
+        os.utime(segment, (settled, settled))
+    kept = cli("monitor", "report", "--since", "1h", "--json").json()
+    reused = cli("monitor", "report", "--since", "1h", "--json").json()
+    assert kept["segments"]["digested"] >= 1 and kept["segments"]["from_disk"] == 0
+    assert reused["segments"] == {"digested": 0, "from_disk": kept["segments"]["digested"]}
+    for name in ("quality", "drift", "prediction_drift", "cost", "confidence"):
+        assert reused["versions"][0][name] == kept["versions"][0][name]
+    assert reused["versions"][0]["slis"]["latency_p99_ms"] == slis["latency_p99_ms"]
+
     camera = np.clip(clean * 0.4 + np.random.default_rng(0).normal(6, 3, clean.shape), 0, 16)
     with BackgroundServer(build_state(resolve_home(home), None, ["digits@production"])) as url:
         camera_ids = _send(url, camera)
@@ -99,6 +111,7 @@ def test_report_shows_slis_quality_and_drift(
     assert shifted["drift"]["drifted"] is True
     [version] = shifted["versions"]
     assert version["quality"]["labels"] == 600
+    assert shifted["segments"]["from_disk"] >= 1  # the first server's, settled
     fired = {(a["objective"], a["severity"], a["factor"]) for a in version["alerts"]}
     assert version["quality"]["metrics"]["accuracy"] < 0.9  # the camera costs accuracy ...
     assert version["confidence"]["shift"] is not None

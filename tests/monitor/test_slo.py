@@ -60,14 +60,17 @@ def test_uniform_burn_fires_exactly_the_rules_it_exceeds(share: float, target: f
 
 
 def test_feature_freshness_is_the_age_of_the_last_value_seen() -> None:
-    from dnnops.monitor.report import feature_freshness
+    from dnnops.monitor.digest import last_seen
+    from dnnops.monitor.report import freshness
 
     records = [
         {"ts": 100.0, "inputs": {"a": 1.0, "b": None}},
         {"ts": 150.0, "inputs": {"a": float("nan"), "b": 2.0}},
         {"ts": 170.0, "inputs": None},  # inputs not sampled into the log
     ]
-    assert feature_freshness(records, ["a", "b", "c"], now=200.0) == {
+    last = last_seen(records[:1], ["a", "b", "c"])  # two digests merged keep the newest
+    merged = {**last, **last_seen(records[1:], ["a", "b", "c"])}
+    assert freshness(merged, ["a", "b", "c"], now=200.0) == {
         "a": 100.0,
         "b": 50.0,
         "c": None,

@@ -6,6 +6,7 @@ logged. The dataset drifts when at least ``share`` of its features drift.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +16,8 @@ import pandas as pd
 from dnnops.config import DriftConfig
 from dnnops.data.pca import fit_pca_profile
 from dnnops.data.profile import FeatureProfile, Profile, profile_features, tensor_summaries
-from dnnops.monitor.drift import FeatureDrift, feature_drift
-from dnnops.monitor.multivariate import MultivariateDrift, multivariate_drift
+from dnnops.monitor.drift import FeatureDrift, drift_from_counts, feature_drift
+from dnnops.monitor.multivariate import MultivariateDrift, multivariate_drift, ratio_drift
 from dnnops.parallel import column_map
 
 
@@ -60,6 +61,31 @@ def dataset_drift(reference: Profile, current: pd.DataFrame, config: DriftConfig
     joint = multivariate_drift(reference.pca, current) if reference.pca is not None else None
     drifted = (bool(results) and share >= config.share) or bool(joint and joint.drifted)
     return DatasetDrift(results, share, config.share, drifted, len(current), skipped, joint)
+
+
+def dataset_drift_from_counts(
+    reference: Profile,
+    numeric: Mapping[str, Sequence[int]],
+    categories: Mapping[str, Mapping[str, int]],
+    pca_error_mean: float | None,
+    rows: int,
+    config: DriftConfig,
+) -> DatasetDrift:
+    """``dataset_drift`` from counts merged out of digests instead of the rows themselves."""
+    results, skipped = [], []
+    for profile in reference.features:
+        counts = numeric.get(profile.name) if profile.kind == "numeric" else None
+        found = counts if counts is not None else categories.get(profile.name)
+        if found is None:
+            skipped.append(profile.name)
+            continue
+        results.append(drift_from_counts(profile, found, config.method, config.threshold))
+    share = sum(r.drifted for r in results) / len(results) if results else 0.0
+    joint = None
+    if reference.pca is not None and pca_error_mean is not None:
+        joint = ratio_drift(reference.pca, pca_error_mean)
+    drifted = (bool(results) and share >= config.share) or bool(joint and joint.drifted)
+    return DatasetDrift(results, share, config.share, drifted, rows, skipped, joint)
 
 
 def reference_from_frame(frame: pd.DataFrame) -> Profile:

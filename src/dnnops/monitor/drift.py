@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -175,6 +175,13 @@ def category_shares(
             continue
         key = category_key(value)
         current[key] = current.get(key, 0) + int(count)
+    return category_union(frequencies, current)
+
+
+def category_union(
+    frequencies: Mapping[str, int], current: Mapping[str, int]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Both counts over the union of categories, the reference's first."""
     names = list(frequencies) + sorted(set(current) - set(frequencies))
     reference = np.array([frequencies.get(n, 0) for n in names], dtype="float64")
     return names, reference, np.array([current.get(n, 0) for n in names], dtype="float64")
@@ -212,15 +219,57 @@ def feature_drift(
     threshold: float | None = None,
 ) -> FeatureDrift:
     """Drift of one feature's current ``values`` from its reference profile."""
+    chosen, limit = _method_and_limit(profile, method, threshold)
+    if profile.kind == "category":
+        names, reference, current = category_shares(profile.frequencies or {}, values)
+        return _category_drift(profile, names, reference, current, chosen, limit)
+    return _numeric_drift(profile, np.asarray(values, dtype="float64"), chosen, limit)
+
+
+def drift_from_counts(
+    profile: FeatureProfile,
+    counts: Sequence[int] | Mapping[str, int],
+    method: str = "auto",
+    threshold: float | None = None,
+) -> FeatureDrift:
+    """Drift from counts kept instead of values: per category, or for a number over the
+    reference's percentile points (``percentile_counts``). KS and Wasserstein are then read
+    off the two CDFs on those 101 points, so they resolve 1% of the reference's mass."""
+    chosen, limit = _method_and_limit(profile, method, threshold)
+    if isinstance(counts, Mapping):
+        names, reference, current = category_union(profile.frequencies or {}, counts)
+        return _category_drift(profile, names, reference, current, chosen, limit)
+    fine = np.asarray(counts, dtype="float64")
+    percentiles, edges = profile.percentiles or [0.0, 0.0], profile.bin_edges or []
+    deciles = decile_counts(percentiles, edges, fine)
+    if deciles is None:  # a profile binned on other edges: judged on the percentiles alone
+        chosen = "ks_wasserstein" if chosen == "psi" else chosen
+        deciles = np.zeros(len(edges) + 1)
+    reference_counts = np.asarray(profile.bin_counts or [0], dtype="float64")
+    count = profile.count - profile.null_count
+    distance, p_value = ks_wasserstein(percentiles, profile.std or 0.0, count, fine)
+    significant = chosen != "ks_wasserstein" or p_value < KS_ALPHA
+    score = {
+        "psi": lambda: psi(reference_counts, deciles),
+        "ks": lambda: p_value,
+        "wasserstein": lambda: distance,
+        "ks_wasserstein": lambda: distance,
+    }[chosen]()
+    result = _result(
+        profile.name, chosen, score, limit, reference_counts, deciles, _bin_labels(edges)
+    )
+    return result if significant else replace(result, drifted=False)
+
+
+def _method_and_limit(
+    profile: FeatureProfile, method: str, threshold: float | None
+) -> tuple[str, float]:
     chosen = default_method(profile) if method == "auto" else method
     if profile.kind == "category" and chosen in ("psi", "ks", "wasserstein", "ks_wasserstein"):
         chosen = "jensen_shannon"  # numeric tests do not apply to categories
-    if profile.kind == "numeric" and chosen == "chi2":
+    if profile.kind == "numeric" and chosen in ("chi2", "jensen_shannon"):
         chosen = "psi"
-    limit = threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen]
-    if profile.kind == "category":
-        return _category_drift(profile, values, chosen, limit)
-    return _numeric_drift(profile, np.asarray(values, dtype="float64"), chosen, limit)
+    return chosen, threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen]
 
 
 def _numeric_drift(
@@ -244,17 +293,25 @@ def _numeric_drift(
         score = ks_p_value(percentiles, profile.count - profile.null_count, values)[1]
     else:
         score = wasserstein_normalized(percentiles, profile.std or 0.0, values)
-    labels = [f"<{edges[0]:.3g}"] if edges else ["all"]
-    labels += [f"{a:.3g}..{b:.3g}" for a, b in itertools.pairwise(edges)]
-    labels += [f">={edges[-1]:.3g}"] if edges else []
+    labels = _bin_labels(edges)
     result = _result(profile.name, method, score, limit, reference_counts, current_counts, labels)
     return result if significant else replace(result, drifted=False)
 
 
+def _bin_labels(edges: list[float]) -> list[str]:
+    labels = [f"<{edges[0]:.3g}"] if edges else ["all"]
+    labels += [f"{a:.3g}..{b:.3g}" for a, b in itertools.pairwise(edges)]
+    return labels + ([f">={edges[-1]:.3g}"] if edges else [])
+
+
 def _category_drift(
-    profile: FeatureProfile, values: np.ndarray, method: str, limit: float
+    profile: FeatureProfile,
+    names: list[str],
+    reference: np.ndarray,
+    current: np.ndarray,
+    method: str,
+    limit: float,
 ) -> FeatureDrift:
-    names, reference, current = category_shares(profile.frequencies or {}, values)
     if method == "chi2":
         score = chi_square_p_value(reference, current)
     else:

@@ -45,7 +45,14 @@ def multivariate_drift(
     if len(current) > MAX_TEST_ROWS:  # the mean error of 100k rows is as good as of millions
         sampled = current.sample(MAX_TEST_ROWS, random_state=0)
     rows = sampled[profile.features].to_numpy(dtype="float64", na_value=np.nan)
-    ratio = float(reconstruction_errors(profile, rows).mean()) / max(profile.reference_error, 1e-12)
+    return ratio_drift(profile, float(reconstruction_errors(profile, rows).mean()), threshold)
+
+
+def ratio_drift(
+    profile: PcaProfile, error_mean: float, threshold: float = DEFAULT_ERROR_RATIO
+) -> MultivariateDrift:
+    """The verdict on a current mean reconstruction error (however it was gathered)."""
+    ratio = error_mean / max(profile.reference_error, 1e-12)
     return MultivariateDrift(
         "pca_reconstruction_error", ratio, threshold, ratio >= threshold, len(profile.components)
     )

@@ -1,13 +1,16 @@
 """The monitoring report: SLIs, drift, quality on labels and SLO budgets for a window.
 
-Reads the prediction and feedback logs and, for each served version, its reference
-profile and classes from the registry (verified like every load).
+Built from per-minute digests of the prediction log (``monitor.digest``), kept on disk for
+every settled segment, so a report over a day merges a day of minutes instead of parsing a
+day of records. Each served version's reference profile and classes come from the registry
+(verified like every load).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +19,19 @@ import numpy as np
 from dnnops.config import MonitorConfig, ObjectiveConfig, SloConfig
 from dnnops.data.schema import category_key
 from dnnops.errors import DnnopsError
-from dnnops.monitor.dataset_drift import as_feature_frame, dataset_drift
-from dnnops.monitor.drift import DEFAULT_THRESHOLDS, category_shares, jensen_shannon_distance
-from dnnops.monitor.sli import Quality, VersionSlis, in_window, quality_on_labels, version_slis
+from dnnops.monitor.dataset_drift import dataset_drift_from_counts
+from dnnops.monitor.digest import Reference, Stats, digest_records, threshold_key
+from dnnops.monitor.digest_store import DigestStore, fingerprint
+from dnnops.monitor.drift import DEFAULT_THRESHOLDS, category_union, jensen_shannon_distance
+from dnnops.monitor.rollup import LabeledRows, MinuteCounts, Rollup, bucket_start
+from dnnops.monitor.sli import Quality, VersionSlis, quality_of, slis_from_stats
 from dnnops.monitor.slo import CountsFor, burn_alerts
-from dnnops.predlog.reader import read_records
+from dnnops.predlog.reader import read_records, segment_modified, segments
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
 
 LONGEST_BURN_WINDOW_S = 3 * 86400.0  # the ticket rule's long window
+VersionKey = tuple[str, str, str]
 
 
 def build_report(
@@ -37,52 +44,125 @@ def build_report(
     loaded: Mapping[tuple[str, str], LoadedVersion] | None = None,
 ) -> dict[str, Any]:
     """``loaded`` holds versions already in memory (a server's), keyed by (model, version),
-    so a report asked of a running server does not re-read and re-verify their artifacts."""
+    so a report asked of a running server does not re-read and re-verify their artifacts.
+    The window covers whole minutes: it starts at the minute ``window_s`` before now."""
     moment = time.time() if now is None else now
-    known = dict(loaded or {})
-    oldest = moment - LONGEST_BURN_WINDOW_S  # segments last written before are never read
-    history = in_window(
-        read_records(logs_dir / "predictions", "predictions", since=oldest),
-        moment,
-        LONGEST_BURN_WINDOW_S,
-    )
-    predictions = in_window(history, moment, window_s)
-    # a label comes after its prediction: older feedback segments cannot match any record
-    feedback = list(read_records(logs_dir / "feedback", "feedback", since=oldest))
-    versions = []
-    for slis in version_slis(predictions, moment, window_s):
-        mine = _of_version(predictions, slis)
-        version = known.get((slis.model, slis.version)) or _load(registry, slis)
-        section = _version_section(version, slis, mine, feedback, monitor, slo, moment)
-        older = _of_version(history, slis)
+    versions = _Versions(registry, dict(loaded or {}))
+    rollup = _rollup(logs_dir, versions, slo, moment, window_s)
+    served: dict[VersionKey, Stats] = {}
+    served_predictions: dict[VersionKey, int] = defaultdict(int)
+    endpoint_totals: dict[str, int] = defaultdict(int)
+    for (endpoint, model, version, role), stats in rollup.window_stats().items():
+        key = (endpoint, model, version)
+        served[key] = served.get(key, Stats()).merge(stats)
+        if role == "served":
+            served_predictions[key] += stats.predictions
+            endpoint_totals[endpoint] += stats.predictions
+    sections = []
+    for key, stats in sorted(served.items()):
+        slis = slis_from_stats(
+            key, stats, served_predictions[key], endpoint_totals[key[0]], moment, window_s
+        )
+        labeled = _labeled_of(rollup, key)
+        section = _version_section(
+            versions.get(key[1], key[2]), slis, stats, labeled.since(rollup.start), monitor, slo,
+            moment,
+        )  # fmt: skip
+        history = [
+            m for (e, mo, v, _), ms in rollup.history.items() if (e, mo, v) == key for m in ms
+        ]
         section["alerts"] = [
             alert.to_dict()
             for objective in slo.objectives
             for alert in burn_alerts(
-                objective.name, objective.target, _counter(objective, older, feedback, moment)
+                objective.name,
+                objective.target,
+                _counter(objective, history, labeled, versions.classes(key), moment),
             )
         ]
-        versions.append(section)
-    busiest = max(versions, key=lambda v: v["slis"]["predictions"], default=None)
+        sections.append(section)
+    busiest = max(sections, key=lambda v: v["slis"]["predictions"], default=None)
     return {
         "generated_at": moment,
         "window_s": window_s,
-        "records": len(predictions),
-        "versions": versions,
+        "window_start": rollup.start,
+        "records": sum(stats.requests for stats in served.values()),
+        "segments": {"digested": rollup.digested, "from_disk": rollup.reused},
+        "versions": sections,
         "drift": busiest["drift"] if busiest else None,
     }
 
 
-def _of_version(records: Sequence[Mapping[str, Any]], slis: VersionSlis) -> list[Mapping[str, Any]]:
-    key = (slis.model, slis.version)
-    return [r for r in records if (str(r.get("model")), str(r.get("version"))) == key]
+class _Versions:
+    """Registry versions by (model, version), each loaded (and verified) at most once."""
+
+    def __init__(self, registry: ModelRegistry, known: dict[tuple[str, str], LoadedVersion]):
+        self.registry = registry
+        self.known: dict[tuple[str, str], LoadedVersion | None] = dict(known)
+
+    def get(self, model: str, version: str) -> LoadedVersion | None:
+        if (model, version) not in self.known:
+            self.known[(model, version)] = _load(self.registry, model, version)
+        return self.known[(model, version)]
+
+    def reference(self, model: str, version: str) -> Reference | None:
+        found = self.get(model, version)
+        if found is None:
+            return None
+        schema = found.schema
+        return Reference(found.profile, schema.feature_names, schema.kind == "tensor")
+
+    def classes(self, key: VersionKey) -> list[int | str]:
+        found = self.get(key[1], key[2])
+        return list(found.classes) if found is not None else []
+
+
+def _rollup(
+    logs_dir: Path, versions: _Versions, slo: SloConfig, moment: float, window_s: float
+) -> Rollup:
+    """Every prediction segment written within the longest burn window, digested (from the
+    digest kept on disk when the segment has not changed since)."""
+    oldest = moment - LONGEST_BURN_WINDOW_S
+    thresholds = [(o.threshold or 0.0) * 1000 for o in slo.objectives if o.kind == "latency"]
+    store = DigestStore(logs_dir / "digests", fingerprint(thresholds))
+    rollup = Rollup(moment - window_s, oldest, moment, _labels(logs_dir, oldest))
+    for segment in segments(logs_dir / "predictions", "predictions"):
+        if segment_modified(segment) < bucket_start(oldest):
+            continue  # last written before the oldest minute any window reaches
+        rollup.add(
+            store.digest(segment, lambda rs: digest_records(rs, versions.reference, thresholds))
+        )
+        rollup.segments += 1
+    rollup.digested = store.built
+    return rollup
+
+
+def _labels(logs_dir: Path, since: float) -> dict[str, dict[str, Any]]:
+    """The newest feedback record per prediction id; a label comes after its prediction,
+    so feedback segments last written before ``since`` cannot match any record read."""
+    out: dict[str, dict[str, Any]] = {}
+    for record in read_records(logs_dir / "feedback", "feedback", since=since):
+        if record.get("prediction_id") is not None and "label" in record:
+            out[str(record["prediction_id"])] = record
+    return out
+
+
+def _labeled_of(rollup: Rollup, key: VersionKey) -> LabeledRows:
+    out = LabeledRows()
+    for (endpoint, model, version, _), rows in rollup.labeled.items():
+        if (endpoint, model, version) == key:
+            out.ts += rows.ts
+            out.probabilities += rows.probabilities
+            out.labels += rows.labels
+            out.label_ts += rows.label_ts
+    return out
 
 
 def _version_section(
     loaded: LoadedVersion | None,
     slis: VersionSlis,
-    records: Sequence[Mapping[str, Any]],
-    feedback: Sequence[Mapping[str, Any]],
+    stats: Stats,
+    labeled: LabeledRows,
     monitor: MonitorConfig,
     slo: SloConfig,
     now: float,
@@ -91,16 +171,18 @@ def _version_section(
     if loaded is None:
         section["error"] = f"{slis.model}@{slis.version} is not in the registry"
         return section
-    quality = quality_on_labels(records, feedback, loaded.classes)
+    quality = quality_of(labeled, loaded.classes)
     section["quality"] = quality.to_dict() if quality else None
-    section["drift"] = _drift(loaded, records, monitor)
-    section["feature_freshness_s"] = feature_freshness(records, loaded.schema.feature_names, now)
+    section["drift"] = _drift(loaded, stats, monitor)
+    section["feature_freshness_s"] = freshness(
+        stats.feature_last_ts, loaded.schema.feature_names, now
+    )
     section["explainability_coverage"] = 0.0  # no explanations are produced yet
-    section["prediction_drift"] = _prediction_drift(loaded, records)
+    section["prediction_drift"] = _prediction_drift(loaded, stats)
     section["confidence"] = confidence_shift(slis, loaded.record.metrics)
     section["baseline_accuracy"] = loaded.record.metrics.get("accuracy")
-    section["cost"] = cost_per_prediction(records, monitor.cpu_second_price)
-    section["slo"] = [_objective(o, slis, records, quality) for o in slo.objectives]
+    section["cost"] = cost_per_prediction(stats, monitor.cpu_second_price)
+    section["slo"] = [_objective(o, slis, stats, quality) for o in slo.objectives]
     return section
 
 
@@ -113,80 +195,50 @@ def confidence_shift(slis: VersionSlis, metrics: Mapping[str, Any]) -> dict[str,
     return {"live_mean": live, "baseline_mean": baseline, "shift": shift}
 
 
-def cost_per_prediction(
-    records: Sequence[Mapping[str, Any]], cpu_second_price: float
-) -> dict[str, float | None]:
+def cost_per_prediction(stats: Stats, cpu_second_price: float) -> dict[str, float | None]:
     """Model CPU time per prediction (its share of each batch x runner threads) priced at
     ``monitor.cpu_second_price``; the HTTP share is in ``process_cpu_seconds_total``."""
-    cpu = [float(r["cpu_ms"]) for r in records if r.get("status") == 200 and "cpu_ms" in r]
-    if not cpu:
+    if not stats.cpu_ms_count:
         return {"cpu_ms_per_prediction": None, "per_1k_predictions": None}
-    mean_ms = float(np.mean(cpu))
+    mean_ms = stats.cpu_ms_sum / stats.cpu_ms_count
     return {
         "cpu_ms_per_prediction": mean_ms,
         "per_1k_predictions": mean_ms / 1000 * cpu_second_price * 1000,
     }
 
 
-def _load(registry: ModelRegistry, slis: VersionSlis) -> LoadedVersion | None:
-    if not slis.model or not slis.version.isdigit():
+def _load(registry: ModelRegistry, model: str, version: str) -> LoadedVersion | None:
+    if not model or not version.isdigit():
         return None
     try:
-        return load_version(registry, registry.resolve(slis.model, slis.version))
+        return load_version(registry, registry.resolve(model, version))
     except DnnopsError:
         return None
 
 
-def _drift(
-    loaded: LoadedVersion, records: Sequence[Mapping[str, Any]], monitor: MonitorConfig
-) -> dict[str, Any] | None:
-    inputs = [
-        r["inputs"] for r in records if r.get("status") == 200 and r.get("inputs") is not None
-    ]
-    if loaded.profile is None or not inputs:
+def _drift(loaded: LoadedVersion, stats: Stats, monitor: MonitorConfig) -> dict[str, Any] | None:
+    if loaded.profile is None or not stats.input_rows:
         return None
-    tensor = loaded.schema.kind == "tensor"
-    frame = as_feature_frame(inputs, loaded.schema.feature_names, tensor)
-    return dataset_drift(loaded.profile, frame, monitor.drift).to_dict()
+    error_mean = stats.pca_error_sum / stats.pca_rows if stats.pca_rows else None
+    return dataset_drift_from_counts(
+        loaded.profile, stats.numeric, stats.categories, error_mean, stats.input_rows,
+        monitor.drift,
+    ).to_dict()  # fmt: skip
 
 
-def feature_freshness(
-    records: Sequence[Mapping[str, Any]], names: list[str], now: float
+def freshness(
+    last_ts: Mapping[str, float], names: list[str], now: float
 ) -> dict[str, float | None]:
     """Seconds since the last logged request that carried a value for each feature
     (None: never within the window). Inputs not sampled into the log are not counted."""
-    last: dict[str, float] = {}
-    for record in records:
-        inputs, ts = record.get("inputs"), float(record.get("ts", 0.0))
-        if inputs is None:
-            continue
-        values = (
-            inputs.items() if isinstance(inputs, dict) else zip(names, _flat(inputs), strict=False)
-        )
-        for name, value in values:
-            if value is not None and value == value and ts > last.get(name, -1.0):  # NaN != NaN
-                last[name] = ts
-    return {name: (now - last[name]) if name in last else None for name in names}
+    return {name: (now - last_ts[name]) if name in last_ts else None for name in names}
 
 
-def _flat(inputs: Any) -> list[Any]:
-    return list(np.asarray(inputs, dtype=object).ravel()) if isinstance(inputs, list) else [inputs]
-
-
-def _prediction_drift(
-    loaded: LoadedVersion, records: Sequence[Mapping[str, Any]]
-) -> dict[str, Any] | None:
+def _prediction_drift(loaded: LoadedVersion, stats: Stats) -> dict[str, Any] | None:
     """The predicted classes' distribution against the training labels' (Jensen-Shannon)."""
-    if loaded.profile is None or not loaded.profile.target:
+    if loaded.profile is None or not loaded.profile.target or not stats.classes:
         return None
-    outputs = [
-        category_key(r["output"]) for r in records if r.get("status") == 200 and "output" in r
-    ]
-    if not outputs:
-        return None
-    names, reference, current = category_shares(
-        loaded.profile.target, np.array(outputs, dtype=object)
-    )
+    names, reference, current = category_union(loaded.profile.target, stats.classes)
     score = jensen_shannon_distance(reference, current)
     threshold = DEFAULT_THRESHOLDS["jensen_shannon"]
     return {
@@ -202,45 +254,54 @@ def _prediction_drift(
 
 def _counter(
     objective: ObjectiveConfig,
-    records: Sequence[Mapping[str, Any]],
-    feedback: Sequence[Mapping[str, Any]],
+    history: list[MinuteCounts],
+    labeled: LabeledRows,
+    classes: list[int | str],
     now: float,
 ) -> CountsFor:
-    """(bad, total) of ``objective`` in the window of a given length ending ``now``."""
-    labels = {str(f.get("prediction_id")): f.get("label") for f in feedback}
+    """(bad, total) of ``objective`` in the window of a given length ending ``now``
+    (whole minutes, as every window of the report)."""
+    slower = threshold_key((objective.threshold or 0.0) * 1000)
+    scored = [i for i, p in enumerate(labeled.probabilities) if len(p) == len(classes)]
+    judged_ts = np.array([labeled.ts[i] for i in scored], dtype="float64")
+    predicted = (
+        np.vstack([labeled.probabilities[i] for i in scored]).argmax(axis=1) if scored else []
+    )
+    keys = [category_key(c) for c in classes]
+    wrong = np.array(
+        [
+            keys[p] != category_key(labeled.labels[i])
+            for p, i in zip(predicted, scored, strict=True)
+        ],
+        dtype=bool,
+    )
 
     def counts(seconds: float) -> tuple[int, int]:
-        window = [r for r in records if float(r.get("ts", 0.0)) >= now - seconds]
+        start = bucket_start(now - seconds)
+        minutes = [m for m in history if m.bucket >= start]
+        total = sum(m.requests for m in minutes)
+        refused = total - sum(m.predictions for m in minutes)
         if objective.kind == "success_rate":
-            return sum(1 for r in window if r.get("status") != 200), len(window)
+            return refused, total
         if objective.kind == "latency":
-            limit = (objective.threshold or 0.0) * 1000
-            bad = sum(
-                1 for r in window if r.get("status") != 200 or float(r.get("latency_ms", 0)) > limit
-            )
-            return bad, len(window)
-        judged = [(r, labels[str(r.get("id"))]) for r in window if str(r.get("id")) in labels]
-        bad = sum(1 for r, label in judged if category_key(r.get("output")) != category_key(label))
-        return bad, len(judged)
+            return refused + sum(m.slower_than.get(slower, 0) for m in minutes), total
+        recent = judged_ts >= start
+        return int(wrong[recent].sum()), int(recent.sum())
 
     return counts
 
 
 def _objective(
-    objective: ObjectiveConfig,
-    slis: VersionSlis,
-    records: Sequence[Mapping[str, Any]],
-    quality: Quality | None,
+    objective: ObjectiveConfig, slis: VersionSlis, stats: Stats, quality: Quality | None
 ) -> dict[str, Any]:
     """Compliance over the window and the share of the error budget left (1 - bad / allowed)."""
     good_share: float | None
     if objective.kind == "latency":
-        ok = [float(r.get("latency_ms", 0.0)) for r in records if r.get("status") == 200]
-        limit_ms = (objective.threshold or 0.0) * 1000
-        total = len(ok) + slis.failed_requests
-        good_share = sum(1 for v in ok if v <= limit_ms) / total if total else None
+        slower = stats.slower_than.get(threshold_key((objective.threshold or 0.0) * 1000), 0)
+        total = stats.requests
+        good_share = (stats.predictions - slower) / total if total else None
     elif objective.kind == "success_rate":
-        good_share = slis.success_rate if (slis.predictions + slis.failed_requests) else None
+        good_share = slis.success_rate if stats.requests else None
     else:
         good_share = quality.metrics.get("accuracy") if quality else None
     allowed = 1.0 - objective.target

@@ -27,16 +27,22 @@ def read_records(
     still come back from the segments read; filter on ``ts``.)"""
     stats = stats if stats is not None else FrameStats()
     for path in segments(folder, prefix):
-        if since is not None and _modified(path) < since:
+        if since is not None and segment_modified(path) < since:
             continue
-        for payload in iter_frames(path.read_bytes(), stats):
-            try:
-                record = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                stats.corrupt += 1
-                continue
-            if isinstance(record, dict):
-                yield record
+        yield from records_of(path.read_bytes(), stats)
+
+
+def records_of(data: bytes, stats: FrameStats | None = None) -> Iterator[dict[str, Any]]:
+    """The intact records of one segment's bytes."""
+    stats = stats if stats is not None else FrameStats()
+    for payload in iter_frames(data, stats):
+        try:
+            record = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            stats.corrupt += 1
+            continue
+        if isinstance(record, dict):
+            yield record
 
 
 def read_labels(folder: Path, since: float | None = None) -> dict[str, Any]:
@@ -49,7 +55,7 @@ def read_labels(folder: Path, since: float | None = None) -> dict[str, Any]:
     return out
 
 
-def _modified(path: Path) -> float:
+def segment_modified(path: Path) -> float:
     try:
         return path.stat().st_mtime
     except FileNotFoundError:  # removed by retention between the listing and now

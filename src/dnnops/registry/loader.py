@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 
 from dnnops.data.preprocess import Preprocessor
 from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
 from dnnops.errors import ModelError, UsageError
-from dnnops.evaluate.report import PredictLogits
-from dnnops.registry.export import OnnxRunner
 from dnnops.registry.versions import ModelRegistry, VersionRecord
+
+if TYPE_CHECKING:  # loading a version reads files; only running it needs torch or ONNX
+    from dnnops.evaluate.report import PredictLogits
 
 Backend = Literal["onnx", "onnx-int8", "torch"]
 GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torch": "weights.safetensors"}
@@ -76,11 +76,14 @@ def load_version(
 def make_predictor(loaded: LoadedVersion, threads: int | None = None) -> PredictLogits:
     """Preprocessed inputs -> logits, on the version's backend."""
     if loaded.backend != "torch":
+        from dnnops.registry.export import OnnxRunner
+
         return OnnxRunner(loaded.graph, threads)
     return _torch_predictor(loaded)
 
 
 def _torch_predictor(loaded: LoadedVersion) -> PredictLogits:
+    import torch
     from safetensors.torch import load as load_safetensors
 
     from dnnops.models import ModelSpec, build_model

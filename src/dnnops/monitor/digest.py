@@ -1,0 +1,298 @@
+"""Per-minute digests of the prediction log: what monitoring needs, without the records.
+
+A digest holds, for every (endpoint, model, version, role) and minute, the counts, sums,
+sketches and histograms the report is made of (``Stats``), plus the few columns a label
+arriving later is scored against (``LabelRows``: ids, times, probabilities). Every part
+adds up: the digest of a day is the sum of its minutes', so a report merges digests instead
+of re-reading records, and its memory does not grow with the traffic.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from dnnops.data.pca import reconstruction_errors
+from dnnops.data.profile import Profile
+from dnnops.data.schema import category_key
+from dnnops.monitor.dataset_drift import as_feature_frame
+from dnnops.monitor.drift import percentile_counts
+from dnnops.monitor.sketch import QuantileSketch
+
+BUCKET_S = 60.0
+CONFIDENCE_BINS = np.linspace(0.0, 1.0, 11)
+INVALID_STATUSES = (400, 413, 422)
+
+GroupKey = tuple[str, str, str, str]
+"""(endpoint, model, version, role): role is "served" or "shadow"."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a version's inputs are judged against: its profile and how to read its inputs."""
+
+    profile: Profile | None
+    feature_names: list[str]
+    tensor: bool
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    predictions: int = 0
+    invalid: int = 0
+    """Refused by schema validation (400, 413, 422)."""
+    last_ts: float = 0.0
+    latency: QuantileSketch = field(default_factory=QuantileSketch)
+    model_latency: QuantileSketch = field(default_factory=QuantileSketch)
+    slower_than: dict[str, int] = field(default_factory=dict)
+    """Answered predictions slower than each latency objective's threshold (ms, as text)."""
+    confidence_sum: float = 0.0
+    confidence_histogram: list[int] = field(default_factory=lambda: [0] * 10)
+    cpu_ms_sum: float = 0.0
+    cpu_ms_count: int = 0
+    classes: dict[str, int] = field(default_factory=dict)
+    feature_last_ts: dict[str, float] = field(default_factory=dict)
+    numeric: dict[str, list[int]] = field(default_factory=dict)
+    """Counts over the reference's percentile points (``drift.percentile_counts``)."""
+    categories: dict[str, dict[str, int]] = field(default_factory=dict)
+    pca_error_sum: float = 0.0
+    pca_rows: int = 0
+    input_rows: int = 0
+
+    @property
+    def confidence_count(self) -> int:
+        return sum(self.confidence_histogram)
+
+    def merge(self, other: Stats) -> Stats:
+        """The stats of both (neither is changed)."""
+        return Stats(
+            requests=self.requests + other.requests,
+            predictions=self.predictions + other.predictions,
+            invalid=self.invalid + other.invalid,
+            last_ts=max(self.last_ts, other.last_ts),
+            latency=self.latency.merge(other.latency),
+            model_latency=self.model_latency.merge(other.model_latency),
+            slower_than=_add_counts(self.slower_than, other.slower_than),
+            confidence_sum=self.confidence_sum + other.confidence_sum,
+            confidence_histogram=_add_lists(self.confidence_histogram, other.confidence_histogram),
+            cpu_ms_sum=self.cpu_ms_sum + other.cpu_ms_sum,
+            cpu_ms_count=self.cpu_ms_count + other.cpu_ms_count,
+            classes=_add_counts(self.classes, other.classes),
+            feature_last_ts={
+                name: max(self.feature_last_ts.get(name, 0.0), other.feature_last_ts.get(name, 0.0))
+                for name in self.feature_last_ts.keys() | other.feature_last_ts.keys()
+            },
+            numeric={
+                name: _add_lists(self.numeric.get(name, []), other.numeric.get(name, []))
+                for name in self.numeric.keys() | other.numeric.keys()
+            },
+            categories={
+                name: _add_counts(self.categories.get(name, {}), other.categories.get(name, {}))
+                for name in self.categories.keys() | other.categories.keys()
+            },
+            pca_error_sum=self.pca_error_sum + other.pca_error_sum,
+            pca_rows=self.pca_rows + other.pca_rows,
+            input_rows=self.input_rows + other.input_rows,
+        )
+
+    @classmethod
+    def merged(cls, parts: Sequence[Stats]) -> Stats:
+        """The stats of all ``parts``: ``merge`` folded, with the drift counts summed in one
+        pass per feature (a day holds 1,440 minutes of them)."""
+        if not parts:
+            return cls()
+        numeric = {
+            name: np.sum([p.numeric[name] for p in parts if name in p.numeric], axis=0)
+            for name in {n for p in parts for n in p.numeric}
+        }
+        out = cls()
+        for part in parts:
+            out = out.merge(replace(part, numeric={}))
+        out.numeric = {name: [int(c) for c in counts] for name, counts in numeric.items()}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(vars(self))
+        out["latency"] = self.latency.to_json()
+        out["model_latency"] = self.model_latency.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Stats:
+        values = dict(data)
+        values["latency"] = QuantileSketch.from_json(data["latency"])
+        values["model_latency"] = QuantileSketch.from_json(data["model_latency"])
+        return cls(**values)
+
+
+def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for key, count in b.items():
+        out[key] = out.get(key, 0) + count
+    return out
+
+
+def _add_lists(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    if not a or not b:
+        return list(a or b)
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
+@dataclass
+class LabelRows:
+    """Answered predictions a label may score later: the id a label names, when, and the
+    class probabilities."""
+
+    ids: np.ndarray  # (N,) str: the prediction id, or for a shadow the id it mirrors
+    ts: np.ndarray  # (N,) float64
+    probabilities: np.ndarray  # (N, classes) float32
+
+
+@dataclass
+class Digest:
+    stats: dict[tuple[GroupKey, float], Stats] = field(default_factory=dict)
+    """Keyed by group and the start of the minute."""
+    rows: dict[GroupKey, LabelRows] = field(default_factory=dict)
+
+
+References = Callable[[str, str], Reference | None]
+"""(model, version) to its reference; None when the registry does not know it."""
+
+
+def digest_records(
+    records: Iterable[Mapping[str, Any]], references: References, thresholds_ms: Sequence[float]
+) -> Digest:
+    """The digest of ``records`` (one log segment's, typically)."""
+    groups: dict[tuple[GroupKey, float], list[Mapping[str, Any]]] = defaultdict(list)
+    for record in records:
+        ts = float(record.get("ts", 0.0))
+        groups[(group_key(record), ts // BUCKET_S * BUCKET_S)].append(record)
+    digest = Digest()
+    answered: dict[GroupKey, list[Mapping[str, Any]]] = defaultdict(list)
+    for (key, bucket), members in groups.items():
+        reference = references(key[1], key[2])
+        digest.stats[(key, bucket)] = stats_of(members, reference, thresholds_ms)
+        answered[key] += [r for r in members if r.get("status") == 200 and r.get("probabilities")]
+    for key, members in answered.items():
+        if members:
+            digest.rows[key] = _label_rows(members)
+    return digest
+
+
+def group_key(record: Mapping[str, Any]) -> GroupKey:
+    return (
+        str(record.get("endpoint", "")),
+        str(record.get("model", "")),
+        str(record.get("version", "")),
+        "shadow" if record.get("shadow") else "served",
+    )
+
+
+def stats_of(
+    records: Sequence[Mapping[str, Any]],
+    reference: Reference | None,
+    thresholds_ms: Sequence[float],
+) -> Stats:
+    ok = [r for r in records if r.get("status") == 200]
+    latency = np.array([float(r.get("latency_ms", np.nan)) for r in ok], dtype="float64")
+    confidence = np.array(
+        [max(r["probabilities"]) for r in ok if r.get("probabilities")], dtype="float64"
+    )
+    cpu = [float(r["cpu_ms"]) for r in ok if "cpu_ms" in r]
+    stats = Stats(
+        requests=len(records),
+        predictions=len(ok),
+        invalid=sum(1 for r in records if r.get("status") in INVALID_STATUSES),
+        last_ts=max(float(r.get("ts", 0.0)) for r in records),
+        latency=QuantileSketch().add(latency),
+        model_latency=QuantileSketch().add(
+            np.array([float(r.get("model_ms", np.nan)) for r in ok], dtype="float64")
+        ),
+        slower_than={threshold_key(t): int(np.sum(latency > t)) for t in thresholds_ms},
+        confidence_sum=float(confidence.sum()),
+        confidence_histogram=[int(c) for c in np.histogram(confidence, CONFIDENCE_BINS)[0]],
+        cpu_ms_sum=float(sum(cpu)),
+        cpu_ms_count=len(cpu),
+        classes=_count_keys(category_key(r["output"]) for r in ok if "output" in r),
+    )
+    if reference is not None:
+        _add_inputs(stats, records, reference)
+    return stats
+
+
+def threshold_key(threshold_ms: float) -> str:
+    return repr(float(threshold_ms))
+
+
+def _count_keys(keys: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key in keys:
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _add_inputs(stats: Stats, records: Sequence[Mapping[str, Any]], reference: Reference) -> None:
+    """Freshness, the drift counts and the PCA error of the logged inputs."""
+    stats.feature_last_ts = last_seen(records, reference.feature_names)
+    inputs = [
+        r["inputs"] for r in records if r.get("status") == 200 and r.get("inputs") is not None
+    ]
+    if reference.profile is None or not inputs:
+        return
+    frame = as_feature_frame(inputs, reference.feature_names, reference.tensor)
+    stats.input_rows = len(frame)
+    for feature in reference.profile.features:
+        if feature.name not in frame.columns:
+            continue
+        column = frame[feature.name]
+        if feature.kind == "numeric":
+            values = np.asarray(column.to_numpy(), dtype="float64")
+            counts = percentile_counts(feature.percentiles or [0.0, 0.0], values)
+            stats.numeric[feature.name] = [int(c) for c in counts]
+        else:
+            keys = (category_key(v) for v in column.dropna().to_numpy())
+            stats.categories[feature.name] = _count_keys(keys)
+    pca = reference.profile.pca
+    if pca is not None and set(pca.features) <= set(frame.columns):
+        rows = frame[pca.features].to_numpy(dtype="float64", na_value=np.nan)
+        errors = reconstruction_errors(pca, rows)
+        stats.pca_error_sum, stats.pca_rows = (
+            float(np.nansum(errors)),
+            int(np.isfinite(errors).sum()),
+        )
+
+
+def last_seen(records: Iterable[Mapping[str, Any]], names: list[str]) -> dict[str, float]:
+    """When each feature last came with a value (records whose inputs were not sampled into
+    the log do not count)."""
+    last: dict[str, float] = {}
+    for record in records:
+        inputs, ts = record.get("inputs"), float(record.get("ts", 0.0))
+        if inputs is None:
+            continue
+        values = (
+            inputs.items() if isinstance(inputs, dict) else zip(names, _flat(inputs), strict=False)
+        )
+        for name, value in values:
+            if value is not None and value == value and ts > last.get(name, -1.0):  # NaN != NaN
+                last[name] = ts
+    return last
+
+
+def _flat(inputs: Any) -> list[Any]:
+    return list(np.asarray(inputs, dtype=object).ravel()) if isinstance(inputs, list) else [inputs]
+
+
+def _label_rows(records: Sequence[Mapping[str, Any]]) -> LabelRows:
+    width = len(records[0]["probabilities"])
+    kept = [r for r in records if len(r["probabilities"]) == width]
+    return LabelRows(
+        ids=np.array([str(r.get("shadow_of") or r.get("id")) for r in kept], dtype=str),
+        ts=np.array([float(r.get("ts", 0.0)) for r in kept], dtype="float64"),
+        probabilities=np.array([r["probabilities"] for r in kept], dtype="float32"),
+    )

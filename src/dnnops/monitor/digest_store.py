@@ -1,0 +1,108 @@
+"""Digests of log segments kept on disk, so each settled segment is read once.
+
+A digest file is named after its segment, the segment's size and modification time, and
+a fingerprint of what was computed (the latency thresholds counted): if the segment grows
+or the objectives change, the name no longer matches and the digest is computed afresh.
+Segments still being written are digested in memory and not kept. Files are JSON and
+``.npz`` loaded with ``allow_pickle=False``: a digest can never run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from dnnops.monitor.digest import BUCKET_S, Digest, LabelRows, Stats
+from dnnops.predlog.reader import records_of
+
+FORMAT = 1
+SETTLED_S = 30.0
+"""A segment untouched this long is kept as a digest (the writer flushes far more often)."""
+
+Build = Callable[[list[dict[str, Any]]], Digest]
+
+
+def fingerprint(thresholds_ms: Sequence[float]) -> str:
+    text = f"{FORMAT}|{BUCKET_S}|{sorted(float(t) for t in thresholds_ms)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class DigestStore:
+    def __init__(self, folder: Path, fingerprint: str, clock: Callable[[], float] = time.time):
+        self.folder = folder
+        self.fingerprint = fingerprint
+        self.clock = clock
+        self.built = 0
+        """Segments read and digested by this store (the rest came from disk)."""
+
+    def digest(self, segment: Path, build: Build) -> Digest:
+        try:
+            status = segment.stat()
+        except FileNotFoundError:  # removed by retention since it was listed
+            return Digest()
+        name = f"{segment.stem}.{status.st_size}.{status.st_mtime_ns}.{self.fingerprint}"
+        kept = self._load(name)
+        if kept is not None:
+            return kept
+        data = segment.read_bytes()
+        digest = build(list(records_of(data)))
+        self.built += 1
+        settled = status.st_mtime < self.clock() - SETTLED_S
+        if settled and len(data) == status.st_size:
+            self._save(segment.stem, name, digest)
+        return digest
+
+    def _load(self, name: str) -> Digest | None:
+        summary, columns = self.folder / f"{name}.json", self.folder / f"{name}.npz"
+        if not summary.exists() or not columns.exists():
+            return None
+        try:
+            data = orjson.loads(summary.read_bytes())
+            with np.load(columns, allow_pickle=False) as arrays:
+                rows = {
+                    tuple(key): LabelRows(arrays[f"ids{i}"], arrays[f"ts{i}"], arrays[f"p{i}"])
+                    for i, key in enumerate(data["row_groups"])
+                }
+            stats = {
+                (tuple(entry["key"]), float(entry["bucket"])): Stats.from_json(entry["stats"])
+                for entry in data["stats"]
+            }
+        except (OSError, ValueError, KeyError, TypeError):  # damaged: computed afresh
+            return None
+        return Digest(stats, rows)
+
+    def _save(self, stem: str, name: str, digest: Digest) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(f"{stem}.*"):
+            stale.unlink(missing_ok=True)
+        groups = list(digest.rows)
+        arrays: dict[str, np.ndarray] = {}
+        for i, key in enumerate(groups):
+            rows = digest.rows[key]
+            arrays |= {f"ids{i}": rows.ids, f"ts{i}": rows.ts, f"p{i}": rows.probabilities}
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]
+        summary = {
+            "row_groups": [list(key) for key in groups],
+            "stats": [
+                {"key": list(key), "bucket": bucket, "stats": stats.to_json()}
+                for (key, bucket), stats in digest.stats.items()
+            ],
+        }
+        # the columns first: a summary without its columns is never read
+        _write_atomically(self.folder / f"{name}.npz", buffer.getvalue())
+        _write_atomically(self.folder / f"{name}.json", orjson.dumps(summary))
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_bytes(data)
+    os.replace(partial, path)

@@ -1,0 +1,174 @@
+"""Digests: every part merges exactly, sketches keep their accuracy, drift from counts
+equals drift from values, and settled segments are read once and kept on disk."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dnnops.data.profile import profile_features
+from dnnops.monitor.dataset_drift import reference_from_frame
+from dnnops.monitor.digest import Reference, Stats, digest_records, stats_of
+from dnnops.monitor.digest_store import DigestStore, fingerprint
+from dnnops.monitor.drift import drift_from_counts, feature_drift, percentile_counts
+from dnnops.monitor.sketch import RELATIVE_ACCURACY, QuantileSketch
+from dnnops.predlog.writer import SegmentWriter
+
+RNG = np.random.default_rng(0)
+FRAME = pd.DataFrame(
+    {
+        "a": RNG.normal(0, 1, 2000),
+        "b": RNG.normal(5, 2, 2000),
+        "c": RNG.choice(["x", "y", "z"], 2000),
+    }
+)
+REFERENCE = Reference(reference_from_frame(FRAME), ["a", "b", "c"], tensor=False)
+
+record_strategy = st.fixed_dictionaries(
+    {
+        "ts": st.floats(0, 600),
+        "status": st.sampled_from([200, 200, 200, 422, 503]),
+        "latency_ms": st.floats(0.01, 5000),
+        "model_ms": st.floats(0.01, 100),
+        "cpu_ms": st.floats(0, 50),
+        "probabilities": st.lists(st.floats(0, 1), min_size=2, max_size=2),
+        "output": st.sampled_from([0, 1]),
+        "inputs": st.fixed_dictionaries(
+            {"a": st.floats(-4, 4), "b": st.floats(-1, 11), "c": st.sampled_from(["x", "y", "q"])}
+        ),
+    }
+)
+
+
+def _comparable(stats: Stats) -> dict[str, Any]:
+    data = stats.to_json()
+    for name in ("confidence_sum", "cpu_ms_sum", "pca_error_sum"):
+        data[name] = round(data[name], 6)
+    return data
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(record_strategy, min_size=2, max_size=40), st.data())
+def test_stats_of_two_parts_merge_into_the_stats_of_both(
+    records: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    cut = data.draw(st.integers(1, len(records) - 1))
+    whole = stats_of(records, REFERENCE, [100.0, 1000.0])
+    parts = stats_of(records[:cut], REFERENCE, [100.0, 1000.0]).merge(
+        stats_of(records[cut:], REFERENCE, [100.0, 1000.0])
+    )
+    assert _comparable(parts) == _comparable(whole)
+    assert Stats.from_json(orjson.loads(orjson.dumps(whole.to_json()))) == whole
+
+
+@given(st.lists(st.floats(0.001, 1e6), min_size=1, max_size=300))
+def test_sketch_quantiles_are_within_one_percent_of_the_value_of_that_rank(
+    values: list[float],
+) -> None:
+    sketch = QuantileSketch().add(np.array(values))
+    ordered = sorted(values)
+    for q in (0.0, 0.5, 0.95, 0.99, 1.0):
+        exact = ordered[math.floor(q * (len(values) - 1))]
+        assert abs(sketch.quantile(q) - exact) <= RELATIVE_ACCURACY * exact * 1.0001
+
+
+@pytest.mark.parametrize("method", ["psi", "ks_wasserstein"])
+def test_drift_from_counts_equals_drift_from_values(method: str) -> None:
+    [profile] = profile_features(FRAME[["b"]], set())
+    for shift in (0.0, 0.3, 1.0):
+        values = RNG.normal(5 + shift, 2, 5000)
+        counts = percentile_counts(profile.percentiles or [], values)
+        direct = feature_drift(profile, values, method)
+        counted = drift_from_counts(profile, [int(c) for c in counts], method)
+        assert counted.score == pytest.approx(direct.score)
+        assert counted.drifted == direct.drifted
+    [category] = profile_features(FRAME[["c"]], {"c"})
+    values = np.array(["x"] * 50 + ["q"] * 50, dtype=object)
+    direct = feature_drift(category, values)
+    assert drift_from_counts(category, {"x": 50, "q": 50}).score == pytest.approx(direct.score)
+
+
+def _segment(folder: Path, records: list[dict[str, Any]]) -> Path:
+    writer = SegmentWriter(folder, "predictions").start()
+    writer.append([orjson.dumps(r) for r in records])
+    writer.flush()
+    writer.close()
+    [path] = folder.glob("predictions-*.log")
+    return path
+
+
+def _settle(path: Path) -> None:
+    old = path.stat().st_mtime - 120
+    os.utime(path, (old, old))
+
+
+def _build(records: list[dict[str, Any]]) -> Any:
+    return digest_records(records, lambda model, version: REFERENCE, [100.0])
+
+
+def _records(count: int, start: float = 0.0) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"p{start}-{i}",
+            "ts": start + i,
+            "endpoint": "e",
+            "model": "m",
+            "version": "1",
+            "status": 200,
+            "latency_ms": 1.0 + i,
+            "probabilities": [0.25, 0.75],
+            "output": 1,
+            "inputs": {"a": 0.1 * i, "b": 5.0, "c": "x"},
+        }
+        for i in range(count)
+    ]
+
+
+def test_a_settled_segment_is_digested_once_and_kept_on_disk(tmp_path: Path) -> None:
+    segment = _segment(tmp_path / "logs", _records(150))
+    store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
+    live = store.digest(segment, _build)
+    assert store.built == 1 and not (tmp_path / "digests").exists()  # still being written
+    _settle(segment)
+    first = store.digest(segment, _build)
+    again = DigestStore(tmp_path / "digests", fingerprint([100.0])).digest(segment, _build)
+    assert store.built == 2
+    assert sorted(again.stats) == sorted(first.stats) == sorted(live.stats)
+    assert {k: _comparable(v) for k, v in again.stats.items()} == {
+        k: _comparable(v) for k, v in first.stats.items()
+    }
+    [rows] = again.rows.values()
+    assert rows.ids.tolist() == [f"p0.0-{i}" for i in range(150)]
+    assert rows.probabilities.shape == (150, 2)
+    minutes = sorted(bucket for _, bucket in first.stats)
+    assert minutes == [0.0, 60.0, 120.0]  # 150 seconds of records, one stats per minute
+
+    other = DigestStore(tmp_path / "digests", fingerprint([250.0]))  # another objective
+    other.digest(segment, _build)
+    assert other.built == 1
+
+
+def test_a_grown_or_damaged_digest_is_computed_afresh(tmp_path: Path) -> None:
+    segment = _segment(tmp_path / "logs", _records(10))
+    _settle(segment)
+    store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
+    store.digest(segment, _build)
+    [summary] = (tmp_path / "digests").glob("*.json")
+    summary.write_bytes(b"{not json")
+    assert sum(s.requests for s in store.digest(segment, _build).stats.values()) == 10
+    assert store.built == 2
+    with segment.open("ab") as grown:  # an old segment appended to again
+        grown.write(b"\0")
+    _settle(segment)
+    store.digest(segment, _build)
+    assert store.built == 3
+    assert len(list((tmp_path / "digests").glob("*.json"))) == 1  # the stale one is gone
