@@ -78,7 +78,7 @@ def write_day(logs: Path, records: int, now: float) -> None:
                             "inputs": rows[i % len(rows)],
                             "output": 0,
                             "probabilities": probabilities,
-                        }  # fmt: skip
+                        }
                     )
                 )
             )
@@ -117,8 +117,9 @@ def main() -> None:
         write_day(home / "logs", args.records, time.time())
         digests = home / "logs" / "digests"
         report = [DNNOPS, "monitor", "report", "-c", str(config), "--json", "--since"]
+        parse_all = [sys.executable, "-c", PARSE_ALL, str(home / "logs/predictions")]
         steps = {
-            "parse every record (floor)": ([sys.executable, "-c", PARSE_ALL, str(home / "logs/predictions")], False),
+            "parse every record (floor)": (parse_all, False),
             "report 24h, cold": ([*report, "24h"], True),
             "report 24h, digests kept": ([*report, "24h"], False),
             "report 1h, digests kept": ([*report, "1h"], False),
