@@ -59,7 +59,7 @@ def test_standardized_training_columns_have_zero_mean(values: list[float]) -> No
 
 
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=300))
-def test_profiles_from_one_sort_match_numpy_percentiles_and_a_direct_count(
+def test_profiles_match_numpy_percentiles_and_a_direct_count(
     values: list[float],
 ) -> None:
     from dnnops.data.profile import PERCENTILES, numeric_profile

@@ -20,6 +20,7 @@ import pandas as pd
 
 from dnnops.data.profile import FeatureProfile
 from dnnops.data.schema import category_key
+from dnnops.data.selection import counts_in_bins
 
 Method = Literal["psi", "ks", "wasserstein", "ks_wasserstein", "chi2", "jensen_shannon"]
 DEFAULT_THRESHOLDS: dict[str, float] = {
@@ -70,7 +71,7 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 def bin_counts(edges: list[float], values: np.ndarray) -> np.ndarray:
     """Counts on the reference's open-ended bins (inner ``edges``)."""
     finite = values[np.isfinite(values)]
-    return np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
+    return counts_in_bins(np.asarray(edges, dtype="float64"), finite)
 
 
 def ks_p_value(
@@ -111,8 +112,7 @@ def percentile_counts(percentiles: list[float], values: np.ndarray) -> np.ndarra
     with exactly k percentile points at or below them. One pass; every CDF test and the
     decile histogram are read off it."""
     finite = values[np.isfinite(values)]
-    edges = np.asarray(percentiles, dtype="float64")
-    return np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
+    return counts_in_bins(np.asarray(percentiles, dtype="float64"), finite)
 
 
 def ks_wasserstein(
