@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from dnnops.data.dataset import Dataset
 from dnnops.data.pca import PcaProfile, fit_pca_profile
 from dnnops.data.schema import Schema, category_key
-from dnnops.data.selection import counts_in_bins, order_statistics
+from dnnops.data.selection import Cells, counts_in_bins, order_statistics, sampled_cells
 from dnnops.parallel import column_map
 
 PERCENTILES = np.linspace(0.0, 100.0, 101)
@@ -85,14 +85,14 @@ def tensor_summaries(array: np.ndarray, name: str = "x") -> pd.DataFrame:
     return pd.DataFrame({f"{name}.mean": flat.mean(axis=1), f"{name}.std": flat.std(axis=1)})
 
 
-def exact_percentiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+def exact_percentiles(values: np.ndarray, q: np.ndarray, cells: Cells | None) -> np.ndarray:
     """``np.percentile(values, q)`` (linear interpolation) from the few order statistics
     it needs, found without sorting ``values``."""
     position = (len(values) - 1) * np.asarray(q, dtype="float64") / 100.0
     below = np.floor(position).astype("int64")
     above = np.minimum(below + 1, len(values) - 1)
     ranks, where = np.unique(np.r_[below, above], return_inverse=True)
-    found = order_statistics(values, ranks)[where]
+    found = (cells.order_statistics(ranks) if cells else order_statistics(values, ranks))[where]
     low, high = found[: len(below)], found[len(below) :]
     result: np.ndarray = low + (high - low) * (position - below)
     return result
@@ -102,9 +102,10 @@ def numeric_profile(name: str, values: np.ndarray) -> FeatureProfile:
     finite = values[np.isfinite(values)]
     if len(finite) == 0:
         return FeatureProfile(name=name, kind="numeric", count=len(values), null_count=len(values))
-    percentiles = exact_percentiles(finite, PERCENTILES)
+    cells = sampled_cells(finite)  # made once: the percentiles and the bin counts use them
+    percentiles = exact_percentiles(finite, PERCENTILES, cells)
     edges = np.unique(percentiles[10:100:10])  # the deciles, as bin edges
-    counts = counts_in_bins(edges, finite)
+    counts = counts_in_bins(edges, finite, cells)
     return FeatureProfile(
         name=name,
         kind="numeric",

@@ -169,13 +169,18 @@ def category_shares(
 
     Values are counted first and only the distinct ones are turned into category keys:
     a million rows of five categories cost five key conversions, not a million."""
+    return category_union(frequencies, category_counts(pd.Series(values)))
+
+
+def category_counts(values: pd.Series) -> dict[str, int]:
+    """Count per category key, nulls left out (a categorical series counts its codes)."""
     current: dict[str, int] = {}
-    for value, count in pd.Series(values).value_counts(dropna=True, sort=False).items():
+    for value, count in values.value_counts(dropna=True, sort=False).items():
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         key = category_key(value)
         current[key] = current.get(key, 0) + int(count)
-    return category_union(frequencies, current)
+    return current
 
 
 def category_union(

@@ -20,7 +20,7 @@ from dnnops.config import DriftConfig
 from dnnops.data.pca import MAX_FIT_ROWS, fit_pca_profile
 from dnnops.data.profile import profile_features
 from dnnops.monitor.dataset_drift import DatasetDrift
-from dnnops.monitor.drift import FeatureDrift, feature_drift
+from dnnops.monitor.drift import FeatureDrift, category_counts, drift_from_counts, feature_drift
 from dnnops.monitor.multivariate import MAX_TEST_ROWS, multivariate_drift
 from dnnops.parallel import column_map
 
@@ -40,12 +40,9 @@ def parquet_drift(reference: Path, current: Path, config: DriftConfig) -> Datase
         ref, cur = _column(reference, name), _column(current, name)
         numeric = pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref)
         [profile] = profile_features(ref.to_frame(name), set() if numeric else {name})
-        if not numeric:
-            return (
-                feature_drift(profile, cur.to_numpy(), config.method, config.threshold),
-                None,
-                None,
-            )
+        if not numeric:  # counted as they are stored: a categorical column counts codes
+            counts = category_counts(cur)
+            return drift_from_counts(profile, counts, config.method, config.threshold), None, None
         values = pd.to_numeric(cur, errors="coerce").to_numpy(dtype="float64")
         result = feature_drift(profile, values, config.method, config.threshold)
         return result, _rows(ref, ref_sample), _rows(cur, cur_sample)
