@@ -141,3 +141,35 @@ def test_cancelled_requests_are_not_run() -> None:
         await batcher.stop()
 
     asyncio.run(scenario())
+
+
+def test_quick_batches_run_on_the_loop_and_slow_ones_on_the_runner_thread() -> None:
+    class ThreadRecorder(RecordingModel):
+        def __init__(self, delay_s: float) -> None:
+            super().__init__(delay_s)
+            self.threads: list[str] = []
+
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            self.threads.append(threading.current_thread().name)
+            return super().__call__(x)
+
+    async def scenario(delay_s: float) -> list[str]:
+        model = ThreadRecorder(delay_s)
+        batcher = await _with(DynamicBatcher(model, max_batch_size=4, max_delay_s=0.0))
+        await batcher.warm_up(_rows(0))
+        for value in range(1, 21):
+            assert (await batcher.infer(_rows(value), 5)).item() == 2 * value
+        if delay_s == 0.0:  # a quick model that turns slow goes back to the thread
+            model.delay_s = 0.02
+            for value in range(21, 31):
+                await batcher.infer(_rows(value), 5)
+        await batcher.stop()
+        return model.threads
+
+    quick = asyncio.run(scenario(0.0))
+    loop_thread = threading.current_thread().name
+    assert quick[0].startswith("runner")  # warm-up, measured
+    assert quick[16:21] == [loop_thread] * 5  # measured quick: on the loop
+    assert quick[-1].startswith("runner")
+    slow = asyncio.run(scenario(0.002))
+    assert all(name.startswith("runner") for name in slow)

@@ -6,6 +6,12 @@ the delay is 0). A request larger than the space left is split across batches an
 reassembled. Rows whose deadline passed are answered 504 and never reach the model;
 rows of a request whose client left are dropped. One failing batch fails only its own
 requests. The queue is bounded: past ``queue_limit`` rows a request is refused (503).
+
+Batches run on one runner thread, so the event loop keeps serving while the model
+computes. A model whose batches take well under a millisecond (every recent one, and
+warm-up, below ``INLINE_BELOW_S``) runs on the loop itself instead: handing such a batch to
+a thread and back costs more than computing it (two wake-ups of the loop and a GIL switch
+each way), and measured on a 64-256-256-10 MLP this served about a third more requests.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 Predict = Callable[[np.ndarray], np.ndarray]
+INLINE_BELOW_S = 0.0005
+"""Batches this quick (as an exponential average, warm-up included) run on the loop."""
+_SMOOTHING = 0.2
 
 
 class QueueFull(Exception):
@@ -90,6 +99,8 @@ class DynamicBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner")
         self._task: asyncio.Task[None] | None = None
         self.closed = False
+        self.typical_batch_s = float("inf")
+        """Exponential average of batch compute time; unknown (infinite) until measured."""
 
     @property
     def queue_depth(self) -> int:
@@ -115,7 +126,19 @@ class DynamicBatcher:
 
     async def warm_up(self, x: np.ndarray) -> None:
         """Run ``x`` on the runner thread now, outside the queue (before traffic)."""
+        started = time.perf_counter()
         await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, x)
+        self._observe(time.perf_counter() - started)
+
+    def _observe(self, seconds: float) -> None:
+        typical = self.typical_batch_s
+        self.typical_batch_s = (
+            seconds if typical == float("inf") else typical + _SMOOTHING * (seconds - typical)
+        )
+
+    @property
+    def runs_inline(self) -> bool:
+        return self.typical_batch_s < INLINE_BELOW_S
 
     async def infer(
         self, x: np.ndarray, timeout_s: float, timing: dict[str, float] | None = None
@@ -150,7 +173,9 @@ class DynamicBatcher:
             await self._idle.wait()
             await self._wait_for_batch()
             slices = self._take_batch()
-            if slices:
+            if slices and self.runs_inline:
+                self._run_inline(slices)
+            elif slices:
                 self._idle.clear()
                 asyncio.get_running_loop().create_task(self._run(slices))
 
@@ -199,11 +224,7 @@ class DynamicBatcher:
             )
 
     async def _run(self, slices: list[_Slice]) -> None:
-        started = self.clock()
-        waits = [started - s.request.enqueued for s in slices]
-        for s in slices:
-            if s.request.timing is not None:
-                s.request.timing.setdefault("started", started)
+        started = self._started(slices)
         batch = np.concatenate([s.request.x[s.start : s.stop] for s in slices])
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(
@@ -215,8 +236,33 @@ class DynamicBatcher:
             return
         finally:
             self._idle.set()
+        self._finish(slices, batch, outputs, started)
+
+    def _run_inline(self, slices: list[_Slice]) -> None:
+        started = self._started(slices)
+        batch = np.concatenate([s.request.x[s.start : s.stop] for s in slices])
+        try:
+            outputs = self.predict(batch)
+        except Exception as exc:  # the model failed on this batch: fail its requests only
+            for s in slices:
+                _fail(s.request, exc)
+            return
+        self._finish(slices, batch, outputs, started)
+
+    def _started(self, slices: list[_Slice]) -> float:
+        started = self.clock()
+        for s in slices:
+            if s.request.timing is not None:
+                s.request.timing.setdefault("started", started)
+        return started
+
+    def _finish(
+        self, slices: list[_Slice], batch: np.ndarray, outputs: np.ndarray, started: float
+    ) -> None:
         finished = self.clock()
+        self._observe(finished - started)
         if self.on_batch is not None:
+            waits = [started - s.request.enqueued for s in slices]
             self.on_batch(BatchStats(len(batch), finished - started, waits))
         offset = 0
         for s in slices:
