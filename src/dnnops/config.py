@@ -238,6 +238,10 @@ class ServeConfig(Section):
     backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
     max_batch_size: Annotated[int, Field(ge=1)] = 64
     max_delay: Duration = 0.002
+    close_when_quiet: bool = False
+    """Close a batch before ``max_delay`` when every request the server has received is
+    queued (none is still being read or validated): waiting longer only adds latency for
+    clients that send their next request after this answer."""
     queue_limit: Annotated[int, Field(ge=1)] = 2048
     timeout: Duration = 1.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024

@@ -172,3 +172,26 @@ def test_a_grown_or_damaged_digest_is_computed_afresh(tmp_path: Path) -> None:
     store.digest(segment, _build)
     assert store.built == 3
     assert len(list((tmp_path / "digests").glob("*.json"))) == 1  # the stale one is gone
+
+
+def test_a_growing_segment_is_followed_frame_by_frame(tmp_path: Path) -> None:
+    from dnnops.predlog.frames import encode_frame
+
+    segment = _segment(tmp_path / "logs", _records(100))
+    store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
+    store.digest(segment, _build)
+    more = [orjson.dumps(r) for r in _records(70, start=100.0)]
+    torn = encode_frame(more[-1])
+    with segment.open("ab") as log:  # 69 whole records and half of the 70th
+        log.write(b"".join(encode_frame(p) for p in more[:-1]) + torn[: len(torn) // 2])
+    grown = store.digest(segment, _build)
+    assert sum(s.requests for s in grown.stats.values()) == 169
+    with segment.open("ab") as log:  # the writer finishes the record
+        log.write(torn[len(torn) // 2 :])
+    done = store.digest(segment, _build)
+    fresh = DigestStore(tmp_path / "other", fingerprint([100.0])).digest(segment, _build)
+    assert {k: _comparable(v) for k, v in done.stats.items()} == {
+        k: _comparable(v) for k, v in fresh.stats.items()
+    }
+    [rows] = done.rows.values()
+    assert rows.ids.tolist() == [r["id"] for r in _records(100) + _records(70, start=100.0)]

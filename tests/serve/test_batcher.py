@@ -173,3 +173,19 @@ def test_quick_batches_run_on_the_loop_and_slow_ones_on_the_runner_thread() -> N
     assert quick[-1].startswith("runner")
     slow = asyncio.run(scenario(0.002))
     assert all(name.startswith("runner") for name in slow)
+
+
+def test_a_batch_closes_early_once_every_received_request_is_queued() -> None:
+    async def waited(arriving: int) -> float:
+        batcher = await _with(
+            DynamicBatcher(
+                RecordingModel(), max_batch_size=64, max_delay_s=0.3, arriving=lambda: arriving
+            )
+        )
+        started = time.monotonic()
+        await batcher.infer(_rows(1), 5)
+        await batcher.stop()
+        return time.monotonic() - started
+
+    assert asyncio.run(waited(0)) < 0.1  # nothing else on its way: no reason to wait
+    assert asyncio.run(waited(1)) >= 0.25  # another request is being read: wait for it

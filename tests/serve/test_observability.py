@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,3 +74,15 @@ def test_loadtest_reports_rate_latency_and_errors(
     human = cli("loadtest", server.url, "--model", "digits", "--duration", "0.5")
     assert human.code == 0 and "req/s" in human.out
     assert cli("loadtest", server.url, "--model", "nope", "--duration", "0.5").code == 2
+
+
+def test_requests_on_their_way_are_counted_until_queued_or_refused(trained_home: Path) -> None:
+    state = build_state(resolve_home(trained_home), None, ["digits@production"])
+    state.serve = state.serve.model_copy(update={"close_when_quiet": True, "max_delay": 5.0})
+    with BackgroundServer(state) as url, httpx.Client(base_url=url, timeout=10) as http:
+        for body in (BODY, b"{not json", BODY.replace(b"[1, 64]", b"[1, 63]"), BODY):
+            http.post("/v2/models/digits/infer", content=body)
+        started = time.monotonic()
+        assert http.post("/v2/models/digits/infer", content=BODY).status_code == 200
+        assert time.monotonic() - started < 2.0  # not the 5 s delay: nothing else was coming
+        assert state.arriving == 0

@@ -19,6 +19,7 @@ from dnnops.data.profile import Profile
 from dnnops.errors import DnnopsError
 from dnnops.monitor.alerts import AlertStore
 from dnnops.monitor.dataset_drift import as_feature_frame, dataset_drift
+from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.drift import bin_counts
 from dnnops.monitor.report import build_report
 from dnnops.monitor.timeseries import series, summarize
@@ -44,6 +45,7 @@ def dashboard_data(
     loaded: Mapping[tuple[str, str], LoadedVersion] | None = None,
     live: Mapping[str, Any] | None = None,
     now: float | None = None,
+    store: DigestStore | None = None,
 ) -> dict[str, Any]:
     """``live`` is the server's view of the endpoint (weights, rollout); without a server
     (the static report) it is rebuilt from the registry."""
@@ -51,7 +53,7 @@ def dashboard_data(
     start = moment - window_s
     bucket_s = _bucket(window_s)
     known = dict(loaded or {})
-    report = build_report(registry, logs_dir, window_s, monitor, slo, moment, known)
+    report = build_report(registry, logs_dir, window_s, monitor, slo, moment, known, store)
     sections = [v for v in report["versions"] if v["slis"]["endpoint"] == endpoint]
     records = [
         r

@@ -160,6 +160,25 @@ class Digest:
     rows: dict[GroupKey, LabelRows] = field(default_factory=dict)
 
 
+def merge_digests(first: Digest, second: Digest) -> Digest:
+    """The digest of both parts of a segment (the earlier one first)."""
+    stats = dict(first.stats)
+    for minute, part in second.stats.items():
+        stats[minute] = stats[minute].merge(part) if minute in stats else part
+    rows = dict(first.rows)
+    for group, more in second.rows.items():
+        mine = rows.get(group)
+        if mine is None or mine.probabilities.shape[1:] != more.probabilities.shape[1:]:
+            rows[group] = more if mine is None else mine
+            continue
+        rows[group] = LabelRows(
+            np.concatenate([mine.ids, more.ids]),
+            np.concatenate([mine.ts, more.ts]),
+            np.concatenate([mine.probabilities, more.probabilities]),
+        )
+    return Digest(stats, rows)
+
+
 References = Callable[[str, str], Reference | None]
 """(model, version) to its reference; None when the registry does not know it."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from dnnops.monitor.digest import BUCKET_S, Digest, LabelRows, Stats
+from dnnops.monitor.digest import BUCKET_S, Digest, LabelRows, Stats, merge_digests
+from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import records_of
 
 FORMAT = 1
@@ -36,12 +38,19 @@ def fingerprint(thresholds_ms: Sequence[float]) -> str:
 
 
 class DigestStore:
+    """Digests of one log's segments. A store that lives as long as a server (its monitor
+    loop, dashboard and report route share one) also follows the segments still being
+    written: each call reads only the frames appended since the last."""
+
     def __init__(self, folder: Path, fingerprint: str, clock: Callable[[], float] = time.time):
         self.folder = folder
         self.fingerprint = fingerprint
         self.clock = clock
         self.built = 0
-        """Segments read and digested by this store (the rest came from disk)."""
+        """Segments read and digested (wholly or their new frames) by this store."""
+        self._growing: dict[Path, tuple[int, Digest]] = {}
+        """Per segment still being written: bytes digested so far, and their digest."""
+        self._lock = threading.Lock()  # reports run on worker threads
 
     def digest(self, segment: Path, build: Build) -> Digest:
         try:
@@ -52,13 +61,29 @@ class DigestStore:
         kept = self._load(name)
         if kept is not None:
             return kept
-        data = segment.read_bytes()
-        digest = build(list(records_of(data)))
-        self.built += 1
-        settled = status.st_mtime < self.clock() - SETTLED_S
-        if settled and len(data) == status.st_size:
+        with self._lock:
+            read, digest = self._read(segment, build, status.st_size)
+        if status.st_mtime < self.clock() - SETTLED_S and read == status.st_size:
             self._save(segment.stem, name, digest)
+            self._growing.pop(segment, None)
         return digest
+
+    def _read(self, segment: Path, build: Build, size: int) -> tuple[int, Digest]:
+        """Digest up to the last whole frame, reading only what follows the part already
+        digested (when the segment only grew since)."""
+        offset, before = self._growing.get(segment, (0, Digest()))
+        if size < offset:  # not the file we followed (replaced or truncated): start over
+            offset, before = 0, Digest()
+        with segment.open("rb") as file:
+            file.seek(offset)
+            data = file.read(max(0, size - offset))
+        frames = FrameStats()
+        fresh = build(list(records_of(data, frames)))
+        self.built += 1
+        digest = merge_digests(before, fresh) if offset else fresh
+        read = offset + frames.end
+        self._growing[segment] = (read, digest)
+        return read, digest
 
     def _load(self, name: str) -> Digest | None:
         summary, columns = self.folder / f"{name}.json", self.folder / f"{name}.npz"

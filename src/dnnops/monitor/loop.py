@@ -72,6 +72,7 @@ class MonitorLoop:
             state.slo,
             None,
             in_memory,
+            state.report_digests(),
         )
         candidates = {
             (str(e.rollout["model"]), str(e.rollout["candidate"]))

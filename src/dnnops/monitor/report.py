@@ -42,13 +42,16 @@ def build_report(
     slo: SloConfig,
     now: float | None = None,
     loaded: Mapping[tuple[str, str], LoadedVersion] | None = None,
+    store: DigestStore | None = None,
 ) -> dict[str, Any]:
     """``loaded`` holds versions already in memory (a server's), keyed by (model, version),
-    so a report asked of a running server does not re-read and re-verify their artifacts.
+    so a report asked of a running server does not re-read and re-verify their artifacts;
+    ``store`` is the server's digest store, which follows the segments being written.
     The window covers whole minutes: it starts at the minute ``window_s`` before now."""
     moment = time.time() if now is None else now
     versions = _Versions(registry, dict(loaded or {}))
-    rollup = _rollup(logs_dir, versions, slo, moment, window_s)
+    store = store or digest_store(logs_dir, slo)
+    rollup = _rollup(logs_dir, versions, store, slo, moment, window_s)
     served: dict[VersionKey, Stats] = {}
     served_predictions: dict[VersionKey, int] = defaultdict(int)
     endpoint_totals: dict[str, int] = defaultdict(int)
@@ -117,14 +120,28 @@ class _Versions:
         return list(found.classes) if found is not None else []
 
 
+def digest_store(logs_dir: Path, slo: SloConfig) -> DigestStore:
+    """The digests of ``logs_dir``'s prediction log for ``slo``'s latency thresholds."""
+    return DigestStore(logs_dir / "digests", fingerprint(latency_thresholds_ms(slo)))
+
+
+def latency_thresholds_ms(slo: SloConfig) -> list[float]:
+    return [(o.threshold or 0.0) * 1000 for o in slo.objectives if o.kind == "latency"]
+
+
 def _rollup(
-    logs_dir: Path, versions: _Versions, slo: SloConfig, moment: float, window_s: float
+    logs_dir: Path,
+    versions: _Versions,
+    store: DigestStore,
+    slo: SloConfig,
+    moment: float,
+    window_s: float,
 ) -> Rollup:
     """Every prediction segment written within the longest burn window, digested (from the
     digest kept on disk when the segment has not changed since)."""
     oldest = moment - LONGEST_BURN_WINDOW_S
-    thresholds = [(o.threshold or 0.0) * 1000 for o in slo.objectives if o.kind == "latency"]
-    store = DigestStore(logs_dir / "digests", fingerprint(thresholds))
+    thresholds = latency_thresholds_ms(slo)
+    built_before = store.built
     rollup = Rollup(moment - window_s, oldest, moment, _labels(logs_dir, oldest))
     for segment in segments(logs_dir / "predictions", "predictions"):
         if segment_modified(segment) < bucket_start(oldest):
@@ -133,7 +150,7 @@ def _rollup(
             store.digest(segment, lambda rs: digest_records(rs, versions.reference, thresholds))
         )
         rollup.segments += 1
-    rollup.digested = store.built
+    rollup.digested = store.built - built_before
     return rollup
 
 

@@ -24,6 +24,9 @@ class FrameStats:
     """Frames skipped because their checksum or length was wrong."""
     torn_tail: bool = False
     """The data ended inside a frame: a writer was killed mid-write."""
+    end: int = 0
+    """Bytes read up to the end of the last whole frame (or of skipped damage): a reader of
+    a growing segment starts there next time."""
 
 
 def iter_frames(data: bytes, stats: FrameStats | None = None) -> Iterator[bytes]:
@@ -38,21 +41,22 @@ def iter_frames(data: bytes, stats: FrameStats | None = None) -> Iterator[bytes]
         end = position + HEADER.size + length
         if magic != MAGIC or length > MAX_PAYLOAD:
             stats.corrupt += 1
-            position = _next_magic(data, position + 1)
+            position = stats.end = _next_magic(data, position + 1)
             continue
         if end > size:
             if _next_magic(data, position + 1) >= size:
                 stats.torn_tail = True
                 return
             stats.corrupt += 1
-            position = _next_magic(data, position + 1)
+            position = stats.end = _next_magic(data, position + 1)
             continue
         payload = data[position + HEADER.size : end]
         if zlib.crc32(payload) != checksum:
             stats.corrupt += 1
-            position = _next_magic(data, position + 1)
+            position = stats.end = _next_magic(data, position + 1)
             continue
         stats.frames += 1
+        stats.end = end
         yield payload
         position = end
 

@@ -179,6 +179,8 @@ async def _serve(
     started = time.perf_counter()
     context: dict[str, Any] = {"endpoint": name, "protocol": kind}
     traced = tracing_enabled()
+    state.arriving += 1  # until queued: a batcher waits for requests still on their way
+    arriving = True
     try:
         body = await read_body(request, state.serve.max_body_bytes)
         with _span("decode", traced):
@@ -190,6 +192,8 @@ async def _serve(
             adapter = runtime.adapter
             raw = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
             x = apply_preprocessing(runtime.loaded.preprocessor, raw)
+        state.arriving -= 1
+        arriving = False
         timing: dict[str, float] = {}
         probabilities = await _infer_watching_client(
             runtime, x, state.serve.timeout, request, timing
@@ -217,6 +221,9 @@ async def _serve(
         internal = HttpError(f"internal error: {type(exc).__name__}: {exc}")
         await _record_failure(state, context, internal)
         return error_response(internal)
+    finally:
+        if arriving:
+            state.arriving -= 1
 
 
 WATCH_AFTER_S = 0.02
@@ -461,6 +468,7 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
             state.slo,
             None,
             in_memory,
+            state.report_digests(),
         )
         report["versions"] = [v for v in report["versions"] if v["slis"]["endpoint"] == name]
         return json_response(report)

@@ -84,6 +84,7 @@ class DynamicBatcher:
         queue_limit: int = 2048,
         on_batch: Callable[[BatchStats], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        arriving: Callable[[], int] | None = None,
     ) -> None:
         self.predict = predict
         self.max_batch_size = max_batch_size
@@ -91,6 +92,8 @@ class DynamicBatcher:
         self.queue_limit = queue_limit
         self.on_batch = on_batch
         self.clock = clock
+        self.arriving = arriving
+        """Requests received and not yet queued (decoding, validating); None: unknown."""
         self._queue: collections.deque[_Request] = collections.deque()
         self._queued_rows = 0
         self._arrived = asyncio.Event()
@@ -185,8 +188,11 @@ class DynamicBatcher:
             await self._arrived.wait()
 
     async def _wait_for_batch(self) -> None:
-        """Until the batch is full or the oldest row has waited ``max_delay``."""
+        """Until the batch is full or the oldest row has waited ``max_delay``, or (with
+        ``arriving``) no request the server has received is still on its way to a queue."""
         while self._queue and self._queued_rows < self.max_batch_size:
+            if self.arriving is not None and self.arriving() == 0:
+                return  # every request received is queued: waiting only adds latency
             remaining = self._queue[0].enqueued + self.max_delay_s - self.clock()
             if remaining <= 0:
                 return

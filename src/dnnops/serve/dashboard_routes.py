@@ -67,6 +67,8 @@ def dashboard_routes(app: FastAPI, state: ServerState) -> None:
             state.slo,
             loaded,
             endpoint.describe(),
+            None,
+            state.report_digests(),
         )
         return json_response(document)
 

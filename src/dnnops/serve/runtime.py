@@ -7,6 +7,7 @@ import asyncio
 import os
 import random
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,12 @@ class VersionRuntime:
 
     @classmethod
     def create(
-        cls, endpoint: str, loaded: LoadedVersion, config: ServeConfig, metrics: ServerMetrics
+        cls,
+        endpoint: str,
+        loaded: LoadedVersion,
+        config: ServeConfig,
+        metrics: ServerMetrics,
+        arriving: Callable[[], int] | None = None,
     ) -> VersionRuntime:
         logits = make_predictor(loaded, runner_threads(config))
         names = (endpoint, loaded.record.model, str(loaded.record.version))
@@ -64,7 +70,12 @@ class VersionRuntime:
                 metrics.queue_seconds.labels(*names).observe(wait)
 
         batcher = DynamicBatcher(
-            predict, config.max_batch_size, config.max_delay, config.queue_limit, observe
+            predict,
+            config.max_batch_size,
+            config.max_delay,
+            config.queue_limit,
+            observe,
+            arriving=arriving if config.close_when_quiet else None,
         )
         metrics.watch_queue(*names, lambda: batcher.queue_depth)
         classes = loaded.classes

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnnops.config import MonitorConfig, RetrainConfig, RolloutConfig, ServeConfig, SloConfig
+from dnnops.monitor.digest_store import DigestStore
+from dnnops.monitor.report import digest_store
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.serve.metrics import ServerMetrics
@@ -48,6 +50,16 @@ class ServerState:
     draining: bool = False
     background: set[asyncio.Task[None]] = field(default_factory=set)
     """Fire-and-forget work (shadow copies), referenced until done."""
+    digests: DigestStore | None = None
+    """Shared by every report this server makes, so each reads only new log frames."""
+    arriving: int = 0
+    """Inference requests received and not yet queued: while it is 0 a batcher has every
+    request there is, and closes its batch without waiting out ``max_delay``."""
+
+    def report_digests(self) -> DigestStore:
+        if self.digests is None:
+            self.digests = digest_store(self.logger.logs_dir, self.slo)
+        return self.digests
 
     async def start(self) -> None:
         """Open the logs, load, verify and warm up every target, then turn ready."""
@@ -99,7 +111,9 @@ class ServerState:
                 loaded = await asyncio.to_thread(
                     load_version, self.registry, record, self.serve.backend
                 )
-                runtime = VersionRuntime.create(endpoint_name, loaded, self.serve, self.metrics)
+                runtime = VersionRuntime.create(
+                    endpoint_name, loaded, self.serve, self.metrics, lambda: self.arriving
+                )
                 await runtime.start(self.serve.warmup_batch_sizes)
                 endpoint.versions[key] = runtime
                 log.info("loaded %s as %s on %s", record.ref, key, endpoint_name)
