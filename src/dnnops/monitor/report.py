@@ -52,15 +52,7 @@ def build_report(
     versions = _Versions(registry, dict(loaded or {}))
     store = store or digest_store(logs_dir, slo)
     rollup = _rollup(logs_dir, versions, store, slo, moment, window_s)
-    served: dict[VersionKey, Stats] = {}
-    served_predictions: dict[VersionKey, int] = defaultdict(int)
-    endpoint_totals: dict[str, int] = defaultdict(int)
-    for (endpoint, model, version, role), stats in rollup.window_stats().items():
-        key = (endpoint, model, version)
-        served[key] = served.get(key, Stats()).merge(stats)
-        if role == "served":
-            served_predictions[key] += stats.predictions
-            endpoint_totals[endpoint] += stats.predictions
+    served, served_predictions, endpoint_totals = _per_version(rollup)
     sections = []
     for key, stats in sorted(served.items()):
         slis = slis_from_stats(
@@ -71,18 +63,7 @@ def build_report(
             versions.get(key[1], key[2]), slis, stats, labeled.since(rollup.start), monitor, slo,
             moment,
         )  # fmt: skip
-        history = [
-            m for (e, mo, v, _), ms in rollup.history.items() if (e, mo, v) == key for m in ms
-        ]
-        section["alerts"] = [
-            alert.to_dict()
-            for objective in slo.objectives
-            for alert in burn_alerts(
-                objective.name,
-                objective.target,
-                _counter(objective, history, labeled, versions.classes(key), moment),
-            )
-        ]
+        section["alerts"] = _burn_alerts(rollup, key, labeled, versions.classes(key), slo, moment)
         sections.append(section)
     busiest = max(sections, key=lambda v: v["slis"]["predictions"], default=None)
     return {
@@ -94,6 +75,41 @@ def build_report(
         "versions": sections,
         "drift": busiest["drift"] if busiest else None,
     }
+
+
+def _per_version(
+    rollup: Rollup,
+) -> tuple[dict[VersionKey, Stats], dict[VersionKey, int], dict[str, int]]:
+    """The window's stats per version (served and shadow roles merged), its answered
+    predictions, and each endpoint's (shadow copies answer no one, so they are not counted)."""
+    served: dict[VersionKey, Stats] = {}
+    served_predictions: dict[VersionKey, int] = defaultdict(int)
+    endpoint_totals: dict[str, int] = defaultdict(int)
+    for (endpoint, model, version, role), stats in rollup.window_stats().items():
+        key = (endpoint, model, version)
+        served[key] = served.get(key, Stats()).merge(stats)
+        if role == "served":
+            served_predictions[key] += stats.predictions
+            endpoint_totals[endpoint] += stats.predictions
+    return served, served_predictions, endpoint_totals
+
+
+def _burn_alerts(
+    rollup: Rollup,
+    key: VersionKey,
+    labeled: LabeledRows,
+    classes: list[int | str],
+    slo: SloConfig,
+    now: float,
+) -> list[dict[str, Any]]:
+    history = [m for (e, mo, v, _), ms in rollup.history.items() if (e, mo, v) == key for m in ms]
+    return [
+        alert.to_dict()
+        for objective in slo.objectives
+        for alert in burn_alerts(
+            objective.name, objective.target, _counter(objective, history, labeled, classes, now)
+        )
+    ]
 
 
 class _Versions:
