@@ -195,3 +195,15 @@ def test_a_growing_segment_is_followed_frame_by_frame(tmp_path: Path) -> None:
     }
     [rows] = done.rows.values()
     assert rows.ids.tolist() == [r["id"] for r in _records(100) + _records(70, start=100.0)]
+
+
+def test_digests_of_deleted_segments_are_pruned(tmp_path: Path) -> None:
+    segment = _segment(tmp_path / "logs", _records(10))
+    _settle(segment)
+    store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
+    store.digest(segment, _build)
+    assert store.prune([segment]) == 0
+    assert len(list((tmp_path / "digests").iterdir())) == 2  # the JSON and its columns
+    segment.unlink()
+    assert store.prune([]) == 1
+    assert list((tmp_path / "digests").iterdir()) == []

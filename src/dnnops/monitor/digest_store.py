@@ -68,6 +68,22 @@ class DigestStore:
             self._growing.pop(segment, None)
         return digest
 
+    def prune(self, segments: list[Path]) -> int:
+        """Remove the digests of segments no longer in the log (deleted to save space);
+        returns how many files went."""
+        alive = {segment.stem for segment in segments}
+        removed = 0
+        for path in self.folder.glob("*.json") if self.folder.is_dir() else []:
+            stem = path.name.split(".", 1)[0]
+            if stem not in alive:
+                path.unlink(missing_ok=True)
+                path.with_suffix(".npz").unlink(missing_ok=True)
+                removed += 1
+        with self._lock:
+            for gone in [s for s in self._growing if s.stem not in alive]:
+                del self._growing[gone]
+        return removed
+
     def _read(self, segment: Path, build: Build, size: int) -> tuple[int, Digest]:
         """Digest up to the last whole frame, reading only what follows the part already
         digested (when the segment only grew since)."""

@@ -159,7 +159,9 @@ def _rollup(
     thresholds = latency_thresholds_ms(slo)
     built_before = store.built
     rollup = Rollup(moment - window_s, oldest, moment, _labels(logs_dir, oldest))
-    for segment in segments(logs_dir / "predictions", "predictions"):
+    listed = segments(logs_dir / "predictions", "predictions")
+    store.prune(listed)
+    for segment in listed:
         if segment_modified(segment) < bucket_start(oldest):
             continue  # last written before the oldest minute any window reaches
         rollup.add(
