@@ -207,3 +207,11 @@ def test_digests_of_deleted_segments_are_pruned(tmp_path: Path) -> None:
     segment.unlink()
     assert store.prune([]) == 1
     assert list((tmp_path / "digests").iterdir()) == []
+
+
+def test_a_digest_that_cannot_be_kept_still_answers(tmp_path: Path) -> None:
+    segment = _segment(tmp_path / "logs", _records(10))
+    _settle(segment)
+    (tmp_path / "digests").write_text("a file where the folder should be")
+    store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
+    assert sum(s.requests for s in store.digest(segment, _build).stats.values()) == 10

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ from dnnops.monitor.digest import BUCKET_S, Digest, LabelRows, Stats, merge_dige
 from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import records_of
 
+log = logging.getLogger("dnnops.monitor")
 FORMAT = 1
 SETTLED_S = 30.0
 """A segment untouched this long is kept as a digest (the writer flushes far more often)."""
@@ -64,7 +66,10 @@ class DigestStore:
         with self._lock:
             read, digest = self._read(segment, build, status.st_size)
         if status.st_mtime < self.clock() - SETTLED_S and read == status.st_size:
-            self._save(segment.stem, name, digest)
+            try:
+                self._save(segment.stem, name, digest)
+            except OSError as exc:  # a read-only home still gets its report, just slower
+                log.warning("could not keep the digest of %s: %s", segment.name, exc)
             self._growing.pop(segment, None)
         return digest
 
