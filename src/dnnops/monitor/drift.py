@@ -111,8 +111,7 @@ def percentile_counts(percentiles: list[float], values: np.ndarray) -> np.ndarra
     """Counts of ``values`` over the reference's 101 percentiles: index k holds the values
     with exactly k percentile points at or below them. One pass; every CDF test and the
     decile histogram are read off it."""
-    finite = values[np.isfinite(values)]
-    return counts_in_bins(np.asarray(percentiles, dtype="float64"), finite)
+    return bin_counts(percentiles, values)
 
 
 def ks_wasserstein(

@@ -26,7 +26,7 @@ from dnnops.monitor.drift import DEFAULT_THRESHOLDS, category_union, jensen_shan
 from dnnops.monitor.rollup import LabeledRows, MinuteCounts, Rollup, bucket_start
 from dnnops.monitor.sli import Quality, VersionSlis, quality_of, slis_from_stats
 from dnnops.monitor.slo import CountsFor, burn_alerts
-from dnnops.predlog.reader import read_records, segment_modified, segments
+from dnnops.predlog.reader import read_feedback, segment_modified, segments
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
 
@@ -158,7 +158,9 @@ def _rollup(
     oldest = moment - LONGEST_BURN_WINDOW_S
     thresholds = latency_thresholds_ms(slo)
     built_before = store.built
-    rollup = Rollup(moment - window_s, oldest, moment, _labels(logs_dir, oldest))
+    # a label comes after its prediction: older feedback segments cannot match any record
+    labels = read_feedback(logs_dir / "feedback", oldest)
+    rollup = Rollup(moment - window_s, oldest, moment, labels)
     listed = segments(logs_dir / "predictions", "predictions")
     store.prune(listed)
     for segment in listed:
@@ -170,16 +172,6 @@ def _rollup(
         rollup.segments += 1
     rollup.digested = store.built - built_before
     return rollup
-
-
-def _labels(logs_dir: Path, since: float) -> dict[str, dict[str, Any]]:
-    """The newest feedback record per prediction id; a label comes after its prediction,
-    so feedback segments last written before ``since`` cannot match any record read."""
-    out: dict[str, dict[str, Any]] = {}
-    for record in read_records(logs_dir / "feedback", "feedback", since=since):
-        if record.get("prediction_id") is not None and "label" in record:
-            out[str(record["prediction_id"])] = record
-    return out
 
 
 def _labeled_of(rollup: Rollup, key: VersionKey) -> LabeledRows:

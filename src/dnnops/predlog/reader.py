@@ -45,14 +45,19 @@ def records_of(data: bytes, stats: FrameStats | None = None) -> Iterator[dict[st
             yield record
 
 
-def read_labels(folder: Path, since: float | None = None) -> dict[str, Any]:
-    """Ground truth by prediction id from the feedback log (the newest label of an id wins);
-    with ``since``, only feedback segments written since then are read."""
-    out: dict[str, Any] = {}
+def read_feedback(folder: Path, since: float | None = None) -> dict[str, dict[str, Any]]:
+    """The newest feedback record (label, time) per prediction id; with ``since``, only
+    feedback segments written since then are read."""
+    out: dict[str, dict[str, Any]] = {}
     for record in read_records(folder, "feedback", since=since):
         if record.get("prediction_id") is not None and "label" in record:
-            out[str(record["prediction_id"])] = record["label"]
+            out[str(record["prediction_id"])] = record
     return out
+
+
+def read_labels(folder: Path, since: float | None = None) -> dict[str, Any]:
+    """Ground truth by prediction id from the feedback log (the newest label of an id wins)."""
+    return {pid: record["label"] for pid, record in read_feedback(folder, since).items()}
 
 
 def segment_modified(path: Path) -> float:
