@@ -47,21 +47,55 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8000,
     model: Annotated[list[str] | None, typer.Option(help="NAME@REF to serve (repeatable).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Server processes sharing the port (serve.workers)."),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Serve registered models over HTTP (Open Inference Protocol v2 and /v1)."""
+    project = load_config(config) if config is not None else None
+    count = workers or (project.serve.workers if project is not None else 1)
+    if count == 1:
+        run_server(project, config, home, model or [], host, port)
+        return
+    # Fail here, once, on what every worker would fail on (an unknown model or alias).
+    state = build_state(resolve_home(home), project, model or [])
+    for target in state.targets:
+        state.registry.resolve(target.model, target.ref)
+    state.registry.engine.dispose()
+    raise typer.Exit(_supervise(state, config, home, model or [], count, host, port))
+
+
+def run_server(
+    project: ProjectConfig | None,
+    config: Path | None,
+    home: Path | None,
+    refs: list[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    sockets: list[Any] | None = None,
+    announce: Any = None,
+) -> None:
+    """Build the server state and app, and serve until SIGTERM: the whole server when
+    ``workers`` is 1, else one worker on the supervisor's ``sockets``."""
     import uvicorn
 
     from dnnops.serve.app import create_app
+    from dnnops.serve.group import WorkerGroup
 
-    project = load_config(config) if config is not None else None
-    state = build_state(resolve_home(home), project, model or [])
+    state = build_state(resolve_home(home), project, refs)
+    state.serve = state.serve.model_copy(update={"workers": workers})
     state.project_file = config.absolute() if config is not None else None
+    state.group = WorkerGroup.from_env() if workers > 1 else None
     console = make_console()
-    for target in state.targets:
-        console.print(
-            f"loading {target.model}@{target.ref} as endpoint {target.endpoint} (verify, warm up)"
-        )
+    if announce is None:
+        for target in state.targets:
+            console.print(
+                f"loading {target.model}@{target.ref} as endpoint {target.endpoint} "
+                "(verify, warm up)"
+            )
     app = create_app(state)
     server = _server_class()(
         state,
@@ -77,11 +111,58 @@ def serve_command(
             timeout_graceful_shutdown=int(state.serve.drain_timeout) + 1,
         ),
     )
-    server.announce = lambda bound: console.print(
-        f"[bold]dnnops serving[/] on http://{bound} "
-        f"(endpoints: {', '.join(t.endpoint for t in state.targets)})"
+    server.announce = announce or (
+        lambda bound: console.print(
+            f"[bold]dnnops serving[/] on http://{bound} "
+            f"(endpoints: {', '.join(t.endpoint for t in state.targets)})"
+        )
     )
-    server.run()
+    server.run(sockets=sockets)
+
+
+def _supervise(
+    state: ServerState,
+    config: Path | None,
+    home: Path | None,
+    refs: list[str],
+    workers: int,
+    host: str,
+    port: int,
+) -> int:
+    from dnnops.serve.supervisor import Supervisor, WorkerFailed, WorkerSpec
+
+    console = make_console()
+    endpoints = [t.endpoint for t in state.targets]
+    spec = WorkerSpec(
+        config=str(config.absolute()) if config is not None else None,
+        home=str(home.absolute()) if home is not None else None,
+        models=refs,
+        workers=workers,
+        drain_timeout=state.serve.drain_timeout,
+        endpoints=endpoints,
+    )
+    try:
+        supervisor = Supervisor(spec, host, port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for target in state.targets:
+        console.print(
+            f"loading {target.model}@{target.ref} as endpoint {target.endpoint} "
+            f"in {workers} workers (verify, warm up)"
+        )
+    try:
+        supervisor.start()
+    except WorkerFailed as exc:
+        stopped_by_signal = supervisor.stopping
+        supervisor.stop()
+        if stopped_by_signal:
+            return 0
+        raise UsageError(f"{exc}; its error is printed above") from None
+    console.print(
+        f"[bold]dnnops serving[/] on http://{supervisor.address} "
+        f"(endpoints: {', '.join(endpoints)}; {workers} workers)"
+    )
+    return supervisor.wait()
 
 
 def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> ServerState:

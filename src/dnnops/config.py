@@ -253,7 +253,12 @@ class ServeConfig(Section):
     """Values beyond the training range (plus data.schema.range_tolerance): served and left
     to drift monitoring, or refused with 422."""
     threads: Annotated[int, Field(ge=1)] | None = None
-    """Intra-op threads of each model runner; default: the machine's cores minus one."""
+    """Intra-op threads of each model runner; default: the machine's cores minus one,
+    shared among the workers."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    """Server processes sharing the port (``dnnops serve --workers``). One Python process
+    answers HTTP on one core; more workers use more cores, each with its own copy of the
+    models and its own batches."""
     warmup_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 64])
     drain_timeout: Duration = 10.0
     """On SIGTERM: how long queued requests may still run before the server exits."""

@@ -52,6 +52,8 @@ class MonitorLoop:
     async def run(self, every_s: float) -> None:
         while True:
             await asyncio.sleep(every_s)
+            if not self.state.leads():
+                continue  # a sibling worker evaluates: one alert and one retraining, not N
             started = time.perf_counter()
             try:
                 await self.tick()

@@ -66,6 +66,7 @@ class RolloutController:
             await asyncio.sleep(self.tick_s)
 
     async def tick(self) -> None:
+        await self.state.follow_siblings()
         for endpoint in list(self.state.endpoints.values()):
             await self.reconcile(endpoint)
 
@@ -74,10 +75,13 @@ class RolloutController:
         if rollout is None:
             return
         if rollout.status == "running":
-            if await self._apply(endpoint, rollout):
+            # Every worker routes as the rollout says; only the leader judges the step.
+            if await self._apply(endpoint, rollout) and self.state.leads():
                 await self._check_if_due(endpoint, rollout)
         elif self._running.get(endpoint.name) == rollout.id:
-            await self._conclude(endpoint, rollout)  # ended elsewhere: aborted by the CLI
+            # Ended elsewhere (the CLI, or a sibling worker): whoever ended it updated the
+            # registry and raised the alert; here only the router follows.
+            await self._conclude(endpoint, rollout, decided_here=False)
         elif rollout.active:
             endpoint.rollout = rollout.to_dict()  # waiting for approval: shown, not applied
 
@@ -180,8 +184,11 @@ class RolloutController:
 
     # -- ends -------------------------------------------------------------------------
 
-    async def _conclude(self, endpoint: Endpoint, rollout: RolloutState) -> None:
-        """Carry out a finished rollout on the router and in the registry."""
+    async def _conclude(
+        self, endpoint: Endpoint, rollout: RolloutState, decided_here: bool = True
+    ) -> None:
+        """Carry out a finished rollout on the router and, when this process decided it,
+        in the registry and the alert sink."""
         candidate = str(rollout.candidate)
         endpoint.set_traffic(None)
         self._running.pop(endpoint.name, None)
@@ -190,6 +197,10 @@ class RolloutController:
         registry = self.state.registry
         if rollout.status == "promoted":
             previous, endpoint.live = endpoint.live, candidate
+            if previous is not None and previous != candidate:
+                self.state.retire_later(endpoint, previous)
+            if not decided_here:
+                return
             await asyncio.to_thread(
                 registry.set_alias,
                 rollout.model,
@@ -197,11 +208,9 @@ class RolloutController:
                 rollout.candidate,
                 f"rollout {rollout.id} promoted: {rollout.reason}",
             )
-            if previous is not None and previous != candidate:
-                self.state.retire_later(endpoint, previous)
             log.warning("rollout %s: %s@%s promoted", rollout.id, rollout.model, candidate)
             return
-        if rollout.status == "rolled_back":
+        if rollout.status == "rolled_back" and decided_here:
             await asyncio.to_thread(
                 registry.set_status, rollout.model, rollout.candidate, "failed", rollout.reason
             )
@@ -214,7 +223,7 @@ class RolloutController:
         self, endpoint: Endpoint, last: RolloutState, baseline: int, reason: str
     ) -> None:
         record = await asyncio.to_thread(self.state.registry.resolve, last.model, baseline)
-        await self.state.load(endpoint.name, record, make_live=True)
+        await self.state.load_everywhere(endpoint.name, record, make_live=True)
         registry = self.state.registry
         await asyncio.to_thread(
             registry.set_alias, last.model, "production", baseline, f"rollback: {reason}"

@@ -72,6 +72,8 @@ def create_app(state: ServerState) -> InferenceFastPath:
         if state.monitor.evaluate_every:
             monitoring = MonitorLoop(state, AlertStore(state.registry.engine))
             loops.append(asyncio.create_task(monitoring.run(state.monitor.evaluate_every)))
+        if state.metrics.shared_dir is not None:
+            loops.append(asyncio.create_task(_refresh_shared_metrics(state)))
         yield
         for loop in loops:
             loop.cancel()
@@ -86,6 +88,13 @@ def create_app(state: ServerState) -> InferenceFastPath:
     dashboard_routes(app, state)
     _monitor_routes(app, state)
     return InferenceFastPath(app, state)
+
+
+async def _refresh_shared_metrics(state: ServerState, every_s: float = 1.0) -> None:
+    """A worker's queue depths and CPU, copied to the shared metric files each second."""
+    while True:
+        state.metrics.refresh()
+        await asyncio.sleep(every_s)
 
 
 class InferenceFastPath:
@@ -503,7 +512,9 @@ def _operations_routes(app: FastAPI, state: ServerState) -> None:
                 else "production"
             )
             record = await asyncio.to_thread(state.registry.resolve, model, ref)
-            runtime = await state.load(name, record, make_live=bool(payload.get("live", True)))
+            runtime = await state.load_everywhere(
+                name, record, make_live=bool(payload.get("live", True))
+            )
         except HttpError as error:
             return error_response(error)
         except orjson.JSONDecodeError:

@@ -6,6 +6,7 @@ requests under 100 ms" is read off a bucket, not interpolated.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from prometheus_client import (
     Histogram,
     ProcessCollector,
     generate_latest,
+    multiprocess,
 )
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -27,10 +29,24 @@ def latency_buckets(slo_thresholds: Iterable[float]) -> tuple[float, ...]:
 
 
 class ServerMetrics:
+    """Every metric of one server. Under ``--workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set
+    by the supervisor) each worker writes its values to files there and ``exposition``
+    adds up every worker's, whichever worker answers the scrape."""
+
     def __init__(self, slo_thresholds: Iterable[float] = ()) -> None:
         self.registry = CollectorRegistry()
-        # process_cpu_seconds_total and friends: CPU-seconds x serve price = cost of serving.
-        ProcessCollector(registry=self.registry)
+        self.shared_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        self._depths: dict[tuple[str, str, str], Callable[[], float]] = {}
+        self._cpu_counted = 0.0
+        if self.shared_dir is None:
+            # process_cpu_seconds_total and friends: CPU-seconds x price = cost of serving.
+            ProcessCollector(registry=self.registry)
+        else:  # custom collectors do not add up across processes: count CPU ourselves
+            self.cpu_seconds = Counter(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds (every worker).",
+                registry=self.registry,
+            )
         buckets = latency_buckets(slo_thresholds)
         version = ["endpoint", "model", "version"]
         self.requests = Counter(
@@ -71,7 +87,11 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "dnnops_queue_depth", "Rows waiting for a batch.", version, registry=self.registry
+            "dnnops_queue_depth",
+            "Rows waiting for a batch.",
+            version,
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.rejected = Counter(
             "dnnops_rejected",
@@ -91,30 +111,35 @@ class ServerMetrics:
             "Share of drifted features at the last monitoring evaluation.",
             version,
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.drift_score = Gauge(
             "dnnops_drift_score",
             "Drift score of each feature (its method's statistic) at the last evaluation.",
             [*version, "feature"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.budget_remaining = Gauge(
             "dnnops_slo_error_budget_remaining",
             "Share of the error budget left over the monitoring window, per objective.",
             [*version, "objective"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.burn_rate = Gauge(
             "dnnops_slo_burn_rate",
             "Short-window burn rate of each firing burn-rate rule (1 = on budget).",
             [*version, "objective", "factor"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.canary_weight = Gauge(
             "dnnops_rollout_canary_weight",
             "Percent of an endpoint's traffic routed to its canary (0 outside rollouts).",
             ["endpoint"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.controller_tick_seconds = Histogram(
             "dnnops_controller_tick_seconds",
@@ -167,7 +192,21 @@ class ServerMetrics:
     def watch_queue(
         self, endpoint: str, model: str, version: str, depth: Callable[[], float]
     ) -> None:
-        self.queue_depth.labels(endpoint, model, version).set_function(depth)
+        if self.shared_dir is None:
+            self.queue_depth.labels(endpoint, model, version).set_function(depth)
+        else:  # a function cannot be read from another process: ``refresh`` copies it
+            self._depths[(endpoint, model, version)] = depth
+
+    def refresh(self) -> None:
+        """Workers only: copy the values read at scrape time (queue depths, CPU) into the
+        shared files; called every second and before each exposition."""
+        for names, depth in list(self._depths.items()):
+            self.queue_depth.labels(*names).set(depth())
+        if self.shared_dir is not None:
+            times = os.times()
+            used = times.user + times.system
+            self.cpu_seconds.inc(max(used - self._cpu_counted, 0.0))
+            self._cpu_counted = used
 
     def observe_report(self, report: dict[str, Any]) -> None:
         """Gauges from a monitoring evaluation, for Prometheus and Grafana: drift per
@@ -192,4 +231,9 @@ class ServerMetrics:
                 )
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        self.refresh()
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker, self.shared_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)

@@ -23,9 +23,9 @@ from dnnops.serve.protocol import OutputTensor
 
 
 def runner_threads(config: ServeConfig) -> int:
-    """Intra-op threads per runner: the configured number, else all cores but one, so the
-    event loop (HTTP parsing, logging) keeps a core of its own."""
-    return config.threads or max(1, (os.cpu_count() or 2) - 1)
+    """Intra-op threads per runner: the configured number, else all cores but one (so the
+    event loop, HTTP parsing and logging, keeps a core of its own) shared by the workers."""
+    return config.threads or max(1, ((os.cpu_count() or 2) - 1) // config.workers)
 
 
 @dataclass

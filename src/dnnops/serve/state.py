@@ -14,6 +14,7 @@ from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.report import digest_store
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
+from dnnops.serve.group import WorkerGroup
 from dnnops.serve.metrics import ServerMetrics
 from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.runtime import Endpoint, VersionRuntime
@@ -55,6 +56,13 @@ class ServerState:
     arriving: int = 0
     """Inference requests received and not yet queued: while it is 0 a batcher has every
     request there is, and closes its batch without waiting out ``max_delay``."""
+    group: WorkerGroup | None = None
+    """The siblings of this worker under ``dnnops serve --workers N``; None: one process."""
+
+    def leads(self) -> bool:
+        """Whether this process makes the server-wide decisions (rollout steps, alerts,
+        retraining): always when alone, else only as the group's leader."""
+        return self.group is None or self.group.leads()
 
     def report_digests(self) -> DigestStore:
         if self.digests is None:
@@ -122,6 +130,35 @@ class ServerState:
                 if previous is not None and previous != key:
                     self.retire_later(endpoint, previous)
             return runtime
+
+    async def load_everywhere(
+        self, endpoint_name: str, record: VersionRecord, make_live: bool
+    ) -> VersionRuntime:
+        """``load`` here, and in every sibling worker at its next controller tick."""
+        runtime = await self.load(endpoint_name, record, make_live)
+        if self.group is not None:
+            self.group.publish(
+                {
+                    "op": "load",
+                    "endpoint": endpoint_name,
+                    "model": record.model,
+                    "version": record.version,
+                    "live": make_live,
+                }
+            )
+        return runtime
+
+    async def follow_siblings(self) -> None:
+        """Replay the loads sibling workers published since the last call."""
+        if self.group is None:
+            return
+        for command in self.group.new_commands():
+            if command.get("op") != "load":
+                continue
+            record = await asyncio.to_thread(
+                self.registry.resolve, command["model"], command["version"]
+            )
+            await self.load(command["endpoint"], record, make_live=bool(command["live"]))
 
     async def _retire(self, endpoint: Endpoint, version: str) -> None:
         await asyncio.sleep(RETIRE_GRACE_S)  # requests that picked it before the switch get queued
