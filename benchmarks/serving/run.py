@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,8 @@ import torch
 from safetensors.torch import save_file
 
 from dnnops.models import ModelSpec, build_model
-from dnnops.registry.export import OnnxRunner, export_onnx
+from dnnops.registry.export import export_onnx
+from dnnops.registry.onnx_runner import OnnxRunner
 
 HERE = Path(__file__).resolve().parent
 VENVS = HERE / ".venvs"
@@ -117,6 +119,20 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise RuntimeError("server did not open its port")
 
 
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """dnnops binds its port before its workers have loaded: wait for ready, not the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass  # 503 while loading, or not accepting yet
+        time.sleep(0.2)
+    raise RuntimeError("dnnops never turned ready")
+
+
 def cpu_seconds(group: int) -> float:
     """CPU seconds of every live process in the server's process group (its workers too)."""
     total = 0.0
@@ -172,10 +188,17 @@ def _latency(out: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
+def processes(kind: str) -> tuple[str, int]:
+    """``dnnops-x2`` -> (``dnnops``, 2): the same server with that many worker processes."""
+    base, _, count = kind.rpartition("-x")
+    return (base, int(count)) if base and count.isdigit() else (kind, 1)
+
+
 def start_server(
     kind: str, name: str, weights: Path, home: Path, port: int
 ) -> tuple[subprocess.Popen[bytes], str]:
     features, hidden = MODELS[name]
+    kind, workers = processes(kind)
     env = {
         **os.environ,
         "DNNOPS_HOME": str(home),
@@ -196,6 +219,8 @@ def start_server(
         "uvloop",
         "--http",
         "httptools",
+        "--workers",
+        str(workers),
     ]
     if kind == "trivial-asgi":
         command, path = [*uvicorn, "trivial_asgi:app"], "/"
@@ -218,7 +243,16 @@ def start_server(
         ]
         path = "/predict"
     else:
-        command = [str(BIN / "dnnops"), "serve", "--model", f"{name}@1", "--port", str(port)]
+        command = [
+            str(BIN / "dnnops"),
+            "serve",
+            "--model",
+            f"{name}@1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
         path = f"/v1/models/{name}:predict"
     process = subprocess.Popen(
         command,
@@ -229,7 +263,10 @@ def start_server(
         start_new_session=True,
     )
     wait_for_port(port, process)
-    time.sleep(2.0 if kind in ("litserve", "bentoml") else 0.5)  # workers behind the port start
+    if kind == "dnnops":
+        wait_until_ready(f"http://127.0.0.1:{port}/v2/health/ready", process)
+    # Workers behind the port start.
+    time.sleep(2.0 if kind in ("litserve", "bentoml") or workers > 1 else 0.5)
     return process, f"http://127.0.0.1:{port}{path}"
 
 
@@ -263,7 +300,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--models", default="small,large")
-    parser.add_argument("--servers", default="trivial-asgi,fastapi,litserve,bentoml,dnnops")
+    parser.add_argument(
+        "--servers",
+        default="trivial-asgi,trivial-asgi-x2,fastapi,litserve,bentoml,dnnops,dnnops-x2",
+        help="-xN: that many worker processes (uvicorn --workers, dnnops serve --workers)",
+    )
     parser.add_argument("--concurrency", default="16,64")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -297,27 +338,28 @@ def main() -> None:
 
 def report(results: list[Result], limits: dict[str, float]) -> None:
     print(
-        f"{'model':<7}{'server':<14}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'model':<7}{'server':<17}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'non-2xx':>9}{'server cpu s':>14}{'wrk cpu s':>11}"
     )
     for r in results:
         print(
-            f"{r.model:<7}{r.server:<14}{r.concurrency:>5}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.model:<7}{r.server:<17}{r.concurrency:>5}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
             f"{r.non_2xx:>9.0f}{r.server_cpu_s:>14.1f}{r.wrk_cpu_s:>11.1f}"
         )
     for name, throughput in limits.items():
         print(f"offline throughput of {name} at batch 64: {throughput:,.0f} samples/s")
     by_key = {(r.server, r.model, r.concurrency): r for r in results}
     for r in results:
-        if r.server != "dnnops":
+        if processes(r.server)[0] != "dnnops":
             continue
-        trivial = by_key.get(("trivial-asgi", r.model, r.concurrency))
         plain = by_key.get(("fastapi", r.model, r.concurrency))
-        parts = [f"{r.model} c{r.concurrency}:"]
+        parts = [f"{r.server} {r.model} c{r.concurrency}:"]
         if plain:
             parts.append(f"{r.rps / plain.rps:.2f}x FastAPI")
-        if trivial:
-            parts.append(f"{r.rps / trivial.rps:.0%} of trivial ASGI")
+        for trivial_kind in ("trivial-asgi", "trivial-asgi-x2"):
+            trivial = by_key.get((trivial_kind, r.model, r.concurrency))
+            if trivial:
+                parts.append(f"{r.rps / trivial.rps:.0%} of {trivial_kind}")
         parts.append(f"{r.rps / limits[r.model]:.0%} of offline batch-64 throughput")
         print("  ".join(parts))
 

@@ -9,12 +9,12 @@ from dnnops.evaluate.gates import check_gates
 from dnnops.evaluate.metrics import classification_metrics, expected_calibration_error
 from dnnops.models import ModelSpec, build_model
 from dnnops.registry.export import (
-    OnnxRunner,
     check_parity,
     export_onnx,
     onnx_signature,
     quantize_int8,
 )
+from dnnops.registry.onnx_runner import OnnxRunner
 
 
 @pytest.mark.parametrize(

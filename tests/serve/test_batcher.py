@@ -143,6 +143,29 @@ def test_cancelled_requests_are_not_run() -> None:
     asyncio.run(scenario())
 
 
+def test_rows_of_a_client_that_hung_up_are_dropped_when_the_batch_forms() -> None:
+    async def scenario() -> None:
+        model = RecordingModel()
+        model.release.clear()
+        batcher = await _with(DynamicBatcher(model, max_batch_size=1, max_delay_s=0.0))
+        blocker = batcher.submit(_rows(1), 5)
+        await asyncio.sleep(0.05)
+        hung_up = False
+        abandoned = batcher.submit(_rows(99), 5, gone=lambda: hung_up)
+        waiting = batcher.submit(_rows(2), 5, gone=lambda: False)
+        hung_up = True  # the connection closed while the rows were queued
+        model.release.set()
+        await blocker
+        assert (await waiting).item() == 4.0
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+        assert not any((b == 99).any() for b in model.batches)
+        assert batcher.queue_depth == 0
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
 def test_quick_batches_run_on_the_loop_and_slow_ones_on_the_runner_thread() -> None:
     class ThreadRecorder(RecordingModel):
         def __init__(self, delay_s: float) -> None:

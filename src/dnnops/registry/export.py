@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
 
 from dnnops.errors import ModelError
+from dnnops.registry.onnx_runner import OnnxRunner
 
 INPUT, OUTPUT = "input", "logits"
 PARITY_TOLERANCE = 1e-4
@@ -45,24 +45,6 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     data = buffer.getvalue()
     onnx.checker.check_model(onnx.load_from_string(data))
     return data
-
-
-class OnnxRunner:
-    """An onnxruntime session over ONNX bytes; ``threads`` sets intra-op parallelism."""
-
-    def __init__(self, data: bytes, threads: int | None = None) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks (all cores)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        logits: np.ndarray = self.session.run(
-            None, {self.input_name: x.astype("float32", copy=False)}
-        )[0]
-        return logits
 
 
 def parity(onnx_bytes: bytes, model: nn.Module, x: np.ndarray) -> float:

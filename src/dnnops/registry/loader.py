@@ -76,7 +76,7 @@ def load_version(
 def make_predictor(loaded: LoadedVersion, threads: int | None = None) -> PredictLogits:
     """Preprocessed inputs -> logits, on the version's backend."""
     if loaded.backend != "torch":
-        from dnnops.registry.export import OnnxRunner
+        from dnnops.registry.onnx_runner import OnnxRunner
 
         return OnnxRunner(loaded.graph, threads)
     return _torch_predictor(loaded)

@@ -27,8 +27,9 @@ from dnnops.evaluate.report import (
     evaluate_predictions,
 )
 from dnnops.models.build import ModelSpec
-from dnnops.registry.export import INPUT, OUTPUT, OnnxRunner, quantize_int8
+from dnnops.registry.export import INPUT, OUTPUT, quantize_int8
 from dnnops.registry.loader import load_version, make_predictor
+from dnnops.registry.onnx_runner import OnnxRunner
 from dnnops.registry.versions import ModelRegistry, Registration, VersionNotFound, VersionRecord
 
 log = logging.getLogger(__name__)

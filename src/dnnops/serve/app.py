@@ -12,7 +12,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -38,7 +38,17 @@ from dnnops.serve.errors import (
     NotFound,
     Unavailable,
 )
-from dnnops.serve.http import JSON, authorize, error_response, json_response, read_body
+from dnnops.serve.http import (
+    JSON,
+    Answer,
+    RawRequest,
+    authorize,
+    error_answer,
+    error_response,
+    json_answer,
+    json_response,
+    read_body,
+)
 from dnnops.serve.protocol import encode_response, parse_infer
 from dnnops.serve.rollout_routes import rollout_routes
 from dnnops.serve.runtime import VersionRuntime
@@ -110,14 +120,14 @@ class InferenceFastPath:
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
             if match := INFER_V2.match(path):
-                response = await _serve(
-                    self.state, Request(scope, receive), match[1], match[2], "v2"
+                answer = await _serve(
+                    self.state, RawRequest(scope, receive), match[1], match[2], "v2"
                 )
-                await response(scope, receive, send)
+                await answer.send(send)
                 return
             if match := PREDICT_V1.match(path):
-                response = await _serve(self.state, Request(scope, receive), match[1], None, "v1")
-                await response(scope, receive, send)
+                answer = await _serve(self.state, RawRequest(scope, receive), match[1], None, "v1")
+                await answer.send(send)
                 return
         await self.app(scope, receive, send)
 
@@ -166,11 +176,13 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v2/models/{name}/infer")
     @app.post("/v2/models/{name}/versions/{version}/infer")
     async def infer_v2(request: Request, name: str, version: str | None = None) -> Response:
-        return await _serve(state, request, name, version, "v2")
+        raw = RawRequest(request.scope, request.receive)
+        return (await _serve(state, raw, name, version, "v2")).response()
 
     @app.post("/v1/models/{name}:predict")
     async def predict_v1(request: Request, name: str) -> Response:
-        return await _serve(state, request, name, None, "v1")
+        raw = RawRequest(request.scope, request.receive)
+        return (await _serve(state, raw, name, None, "v1")).response()
 
     @app.post("/v1/feedback")
     async def feedback(request: Request) -> Response:
@@ -183,15 +195,15 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
 
 
 async def _serve(
-    state: ServerState, request: Request, name: str, version: str | None, kind: str
-) -> Response:
+    state: ServerState, request: RawRequest, name: str, version: str | None, kind: str
+) -> Answer:
     started = time.perf_counter()
     context: dict[str, Any] = {"endpoint": name, "protocol": kind}
     traced = tracing_enabled()
     state.arriving += 1  # until queued: a batcher waits for requests still on their way
     arriving = True
     try:
-        body = await read_body(request, state.serve.max_body_bytes)
+        body = await request.body(state.serve.max_body_bytes)
         with _span("decode", traced):
             parsed = (
                 parse_infer(body, _header_length(request)) if kind == "v2" else _v1_instances(body)
@@ -224,12 +236,12 @@ async def _serve(
         return response
     except HttpError as error:
         await _record_failure(state, context, error)
-        return error_response(error)
+        return error_answer(error)
     except Exception as exc:  # a bug, or a model that fails: 500 for this request only
         log.exception("request to %s failed", name)
         internal = HttpError(f"internal error: {type(exc).__name__}: {exc}")
         await _record_failure(state, context, internal)
-        return error_response(internal)
+        return error_answer(internal)
     finally:
         if arriving:
             state.arriving -= 1
@@ -241,33 +253,53 @@ never pay for a watcher task (most requests, measured at ~5% of the CPU per requ
 
 
 async def _infer_watching_client(
-    runtime: VersionRuntime, x: Any, timeout: float, request: Request, timing: dict[str, float]
+    runtime: VersionRuntime,
+    x: Any,
+    timeout: float,
+    request: RawRequest,
+    timing: dict[str, float],
 ) -> Any:
-    """Queue ``x``; if the client disconnects first, withdraw it so the model never runs it."""
+    """Queue ``x``; if the client disconnects first, withdraw it so the model never runs it.
+
+    Under uvicorn the batcher reads the connection's disconnected flag as it forms each
+    batch, at no cost; elsewhere a watcher task waits for ``http.disconnect``."""
+    gone = request.client_gone()
     try:
-        work = runtime.batcher.submit(x, timeout, timing)
+        work = runtime.batcher.submit(x, timeout, timing, gone)
     except (QueueFull, BatcherClosed) as exc:
         raise Unavailable(f"{exc}; retry shortly", {"Retry-After": "1"}) from None
+    if gone is not None:
+        return await _result(work, gone)
     watcher: list[asyncio.Future[Any]] = []
 
     def watch() -> None:  # completes when the client disconnects
-        gone = asyncio.ensure_future(request.receive())
-        gone.add_done_callback(lambda _: work.cancel())
-        watcher.append(gone)
+        left = asyncio.ensure_future(request.receive())
+        left.add_done_callback(lambda _: work.cancel())
+        watcher.append(left)
 
     later = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch)
     try:
+        return await _result(work, lambda: bool(watcher) and _completed(watcher[0]))
+    finally:
+        later.cancel()
+        for left in watcher:
+            left.cancel()
+
+
+def _completed(future: asyncio.Future[Any]) -> bool:
+    return future.done() and not future.cancelled()
+
+
+async def _result(work: asyncio.Future[Any], gone: Callable[[], bool]) -> Any:
+    """The batch's answer for this request, its failures named for HTTP."""
+    try:
         return await work
     except asyncio.CancelledError:
-        if watcher and watcher[0].done() and not watcher[0].cancelled():
+        if gone():
             raise BadRequest("the client disconnected before its result was ready") from None
         raise
     except DeadlineExceeded as exc:
         raise GatewayTimeout(f"timed out in the queue: {exc}") from None
-    finally:
-        later.cancel()
-        for gone in watcher:
-            gone.cancel()
 
 
 async def _answer(
@@ -279,7 +311,7 @@ async def _answer(
     context: dict[str, Any],
     started: float,
     kind: str,
-) -> tuple[Response, list[str]]:
+) -> tuple[Answer, list[str]]:
     outputs = runtime.outputs(probabilities)
     labels = outputs[0].array
     ids = state.logger.new_ids(len(labels))
@@ -293,11 +325,11 @@ async def _answer(
         )
         if header_length is not None:
             headers["Inference-Header-Content-Length"] = str(header_length)
-        response = Response(
-            body, 200, headers, JSON if header_length is None else "application/octet-stream"
+        response = Answer(
+            200, body, headers, JSON if header_length is None else "application/octet-stream"
         )
     else:
-        response = json_response(
+        response = json_answer(
             {
                 "predictions": labels,
                 "probabilities": probabilities,
@@ -378,7 +410,7 @@ async def _record_failure(state: ServerState, context: dict[str, Any], error: Ht
 
 
 def _route(
-    state: ServerState, name: str, version: str | None, request: Request
+    state: ServerState, name: str, version: str | None, request: RawRequest
 ) -> tuple[VersionRuntime, VersionRuntime | None]:
     """The version that answers (a pinned version, or the router's pick) and the shadow
     that gets a copy (routed requests only)."""
@@ -387,7 +419,7 @@ def _route(
     endpoint = state.endpoints.get(name)
     if endpoint is None or (endpoint.canary is None and endpoint.shadow is None):
         return _runtime(state, name, None), None
-    runtime = endpoint.route(request.headers.get(state.serve.sticky_header))
+    runtime = endpoint.route(request.header(state.serve.sticky_header.lower()))
     if runtime is None or not (runtime.ready and state.ready):
         return _runtime(state, name, None), None  # the same answer an unrouted request gets
     role = "canary" if runtime.version == endpoint.canary else "stable"
@@ -413,8 +445,8 @@ def _runtime(
     return runtime
 
 
-def _header_length(request: Request) -> int | None:
-    value = request.headers.get(HEADER_LENGTH)
+def _header_length(request: RawRequest) -> int | None:
+    value = request.header(HEADER_LENGTH)
     if value is None:
         return None
     if not value.isdigit():

@@ -8,16 +8,9 @@ rows of a request whose client left are dropped. One failing batch fails only it
 requests. The queue is bounded: past ``queue_limit`` rows a request is refused (503).
 
 Batches run on one runner thread, so the event loop keeps serving while the model
-computes. Whether a batch is due is checked whenever it can change: when rows arrive,
-when the runner finishes (noticed by the next arrival as well as by the loop's callback),
-and when the oldest row's delay runs out. One loop iteration answering a whole batch of
-requests can outlast ``max_delay``; checking only between iterations left the runner idle
-meanwhile, and requests moved in one cohort of ``max_batch_size`` (measured on a
-784-2048-2048-10 MLP at 64 connections: a third fewer requests served).
-
-A model whose batches take well under a millisecond (every recent one, and warm-up,
-below ``INLINE_BELOW_S``) runs on the loop itself instead: handing such a batch to a
-thread and back costs more than computing it (two wake-ups of the loop and a GIL switch
+computes. A model whose batches take well under a millisecond (every recent one, and
+warm-up, below ``INLINE_BELOW_S``) runs on the loop itself instead: handing such a batch to
+a thread and back costs more than computing it (two wake-ups of the loop and a GIL switch
 each way), and measured on a 64-256-256-10 MLP this served about a third more requests.
 """
 
@@ -27,7 +20,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +59,8 @@ class _Request:
     taken: int = 0
     done_rows: int = 0
     parts: dict[int, np.ndarray] = field(default_factory=dict)
+    gone: Callable[[], bool] | None = None
+    """True once the client hung up: its rows are dropped when the next batch forms."""
     timing: dict[str, float] | None = None
     """Filled for tracing and cost: when its first batch started and its last one finished,
     and ``compute_s``, its rows' share of the model time of the batches they ran in."""
@@ -80,16 +75,6 @@ class _Slice:
     request: _Request
     start: int
     stop: int
-
-
-@dataclass(eq=False)
-class _Batch:
-    """A batch on the runner thread; ``work`` gives its outputs and when it finished."""
-
-    slices: list[_Slice]
-    rows: int
-    started: float
-    work: Future[tuple[np.ndarray, float]]
 
 
 class DynamicBatcher:
@@ -118,8 +103,6 @@ class DynamicBatcher:
         self._idle.set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner")
         self._task: asyncio.Task[None] | None = None
-        self._running: _Batch | None = None
-        self._loop_ref: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self.typical_batch_s = float("inf")
         """Exponential average of batch compute time; unknown (infinite) until measured."""
@@ -130,8 +113,7 @@ class DynamicBatcher:
         return self._queued_rows
 
     def start(self) -> None:
-        self._loop_ref = asyncio.get_running_loop()
-        self._task = self._loop_ref.create_task(self._loop(), name="batcher")
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """Finish what is queued (bounded wait), then stop the loop and the runner thread."""
@@ -171,25 +153,28 @@ class DynamicBatcher:
         return await self.submit(x, timeout_s, timing)  # cancelled with the caller: rows skipped
 
     def submit(
-        self, x: np.ndarray, timeout_s: float, timing: dict[str, float] | None = None
+        self,
+        x: np.ndarray,
+        timeout_s: float,
+        timing: dict[str, float] | None = None,
+        gone: Callable[[], bool] | None = None,
     ) -> asyncio.Future[np.ndarray]:
-        """Queue ``x`` now and return its future (no task); cancelling it withdraws the rows."""
+        """Queue ``x`` now and return its future (no task); cancelling it withdraws the rows,
+        and so does ``gone`` turning true before they are batched (the future is then
+        cancelled)."""
         if self.closed:
             raise BatcherClosed("this model version is shutting down")
         if self._queued_rows + len(x) > self.queue_limit:
             raise QueueFull(f"{self._queued_rows} rows are queued (limit {self.queue_limit})")
         now = self.clock()
-        request = _Request(x, asyncio.get_running_loop().create_future(), now + timeout_s, now)
+        request = _Request(
+            x, asyncio.get_running_loop().create_future(), now + timeout_s, now, gone=gone
+        )
         if timing is not None:
             timing["enqueued"] = now
             request.timing = timing
         self._queue.append(request)
         self._queued_rows += len(x)
-        running = self._running
-        if running is not None and running.work.done():
-            self._settle(running)  # the runner is free: deliver, and start the next batch
-        else:
-            self._dispatch_if_due()
         self._arrived.set()
         return request.future
 
@@ -200,13 +185,12 @@ class DynamicBatcher:
             await self._wait_for_work()
             await self._idle.wait()
             await self._wait_for_batch()
-            if not self._idle.is_set():
-                continue  # an arrival started a batch meanwhile
             slices = self._take_batch()
             if slices and self.runs_inline:
                 self._run_inline(slices)
             elif slices:
-                self._start(slices)
+                self._idle.clear()
+                asyncio.get_running_loop().create_task(self._run(slices))
 
     async def _wait_for_work(self) -> None:
         while not self._queue:
@@ -233,7 +217,11 @@ class DynamicBatcher:
         space, now = self.max_batch_size, self.clock()
         while self._queue and space > 0:
             request = self._queue[0]
-            if request.future.done() or request.deadline <= now:
+            if (
+                request.future.done()
+                or request.deadline <= now
+                or (request.gone is not None and request.gone())
+            ):
                 self._drop_head(now)
                 continue
             count = min(space, request.rows - request.taken)
@@ -248,54 +236,29 @@ class DynamicBatcher:
     def _drop_head(self, now: float) -> None:
         request = self._queue.popleft()
         self._queued_rows -= request.rows - request.taken
-        if not request.future.done():
+        if request.gone is not None and request.gone():
+            request.future.cancel()  # nobody is waiting for this answer: never compute it
+        elif not request.future.done():
             waited = now - request.enqueued
             _fail(
                 request,
                 DeadlineExceeded(f"waited {waited * 1000:.0f} ms in the queue, past its deadline"),
             )
 
-    def _dispatch_if_due(self) -> None:
-        """Start a batch on the free runner when it is full or its oldest row has waited
-        ``max_delay`` (the threaded path; quick models batch in the loop task)."""
-        if self.runs_inline or self._running is not None or not self._queue:
-            return
-        waited = self.clock() - self._queue[0].enqueued
-        if self._queued_rows < self.max_batch_size and waited < self.max_delay_s:
-            return
-        slices = self._take_batch()
-        if slices:
-            self._start(slices)
-
-    def _start(self, slices: list[_Slice]) -> None:
+    async def _run(self, slices: list[_Slice]) -> None:
         started = self._started(slices)
         batch = np.concatenate([s.request.x[s.start : s.stop] for s in slices])
-        self._idle.clear()
-        running = _Batch(slices, len(batch), started, self._executor.submit(self._timed, batch))
-        self._running = running
-        loop = self._loop_ref or asyncio.get_running_loop()
-        running.work.add_done_callback(lambda _: loop.call_soon_threadsafe(self._settle, running))
-
-    def _timed(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
-        """On the runner thread: the outputs and the moment they were ready."""
-        outputs = self.predict(batch)
-        return outputs, self.clock()
-
-    def _settle(self, running: _Batch) -> None:
-        """Answer a finished batch's requests, once (whichever notices first: the loop's
-        callback or an arrival), and start the next batch if one is due."""
-        if self._running is not running:
-            return
-        self._running = None
-        self._idle.set()
         try:
-            outputs, finished = running.work.result()
+            outputs = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.predict, batch
+            )
         except Exception as exc:  # the model failed on this batch: fail its requests only
-            for s in running.slices:
+            for s in slices:
                 _fail(s.request, exc)
-        else:
-            self._finish(running.slices, running.rows, outputs, running.started, finished)
-        self._dispatch_if_due()
+            return
+        finally:
+            self._idle.set()
+        self._finish(slices, batch, outputs, started)
 
     def _run_inline(self, slices: list[_Slice]) -> None:
         started = self._started(slices)
@@ -306,7 +269,7 @@ class DynamicBatcher:
             for s in slices:
                 _fail(s.request, exc)
             return
-        self._finish(slices, len(batch), outputs, started, self.clock())
+        self._finish(slices, batch, outputs, started)
 
     def _started(self, slices: list[_Slice]) -> float:
         started = self.clock()
@@ -316,23 +279,19 @@ class DynamicBatcher:
         return started
 
     def _finish(
-        self,
-        slices: list[_Slice],
-        rows: int,
-        outputs: np.ndarray,
-        started: float,
-        finished: float,
+        self, slices: list[_Slice], batch: np.ndarray, outputs: np.ndarray, started: float
     ) -> None:
+        finished = self.clock()
         self._observe(finished - started)
         if self.on_batch is not None:
             waits = [started - s.request.enqueued for s in slices]
-            self.on_batch(BatchStats(rows, finished - started, waits))
+            self.on_batch(BatchStats(len(batch), finished - started, waits))
         offset = 0
         for s in slices:
             count = s.stop - s.start
             if s.request.timing is not None:
                 s.request.timing["finished"] = finished
-                share = (finished - started) * count / rows  # its rows' part of the batch
+                share = (finished - started) * count / len(batch)  # its rows' part of the batch
                 s.request.timing["compute_s"] = s.request.timing.get("compute_s", 0.0) + share
             _deliver(s.request, s.start, outputs[offset : offset + count])
             offset += count

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,6 +40,88 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"the body exceeds {limit} bytes (serve.max_body_bytes)")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A finished answer: sent as two raw ASGI messages on the inference path (Starlette's
+    Response costs more than the rest of the send), or as a Response on FastAPI routes."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = JSON
+
+    def response(self) -> Response:
+        return Response(self.body, self.status, self.headers, self.media_type)
+
+    async def send(self, send: Send) -> None:
+        headers = [
+            (b"content-type", self.media_type.encode()),
+            (b"content-length", str(len(self.body)).encode()),
+            *((k.encode(), v.encode()) for k, v in self.headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def json_answer(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Answer:
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Answer(status, body, headers or {})
+
+
+def error_answer(error: HttpError) -> Answer:
+    return json_answer({"error": error.message}, error.status, error.headers)
+
+
+class RawRequest:
+    """The parts of an ASGI request an inference handler reads: headers and the body."""
+
+    __slots__ = ("_headers", "receive", "scope")
+
+    def __init__(self, scope: Message, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self._headers: dict[str, str] | None = None
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (lower case), or None."""
+        if self._headers is None:
+            pairs = self.scope["headers"]
+            self._headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in pairs}
+        return self._headers.get(name)
+
+    async def body(self, limit: int) -> bytes:
+        declared = self.header("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"the body has {declared} bytes; the limit is {limit} (serve.max_body_bytes)"
+            )
+        chunks, size, more = [], 0, True
+        while more:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("the client disconnected while sending the body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body exceeds {limit} bytes (serve.max_body_bytes)")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def client_gone(self) -> Callable[[], bool] | None:
+        """A free check of whether the client hung up, where the server offers one
+        (uvicorn's request cycle keeps a ``disconnected`` flag); None elsewhere."""
+        cycle = getattr(self.receive, "__self__", None)
+        if cycle is None or not isinstance(getattr(cycle, "disconnected", None), bool):
+            return None
+        return lambda: bool(cycle.disconnected)
 
 
 def json_object(body: bytes) -> dict[str, Any]:

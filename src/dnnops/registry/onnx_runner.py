@@ -1,0 +1,25 @@
+"""Run an ONNX graph with onnxruntime: what a server needs, without importing torch
+(torch alone adds seconds and hundreds of MB to every server worker)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+
+class OnnxRunner:
+    """An onnxruntime session over ONNX bytes; ``threads`` sets intra-op parallelism."""
+
+    def __init__(self, data: bytes, threads: int | None = None) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks (all cores)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        logits: np.ndarray = self.session.run(
+            None, {self.input_name: x.astype("float32", copy=False)}
+        )[0]
+        return logits
