@@ -189,15 +189,23 @@ def _latency(out: str, label: str) -> float:
 
 
 def processes(kind: str) -> tuple[str, int]:
-    """``dnnops-x2`` -> (``dnnops``, 2): the same server with that many worker processes."""
-    base, _, count = kind.rpartition("-x")
-    return (base, int(count)) if base and count.isdigit() else (kind, 1)
+    """``dnnops-x2`` -> (``dnnops``, 2): the same server with that many worker processes
+    (a ``+quiet`` suffix is a dnnops setting, see ``QUIET``)."""
+    base, _, count = kind.removesuffix("+quiet").rpartition("-x")
+    return (base, int(count)) if base and count.isdigit() else (kind.removesuffix("+quiet"), 1)
+
+
+QUIET = "name: bench\ndata: {source: 'builtin:digits'}\nserve: {close_when_quiet: true}\n"
+"""``dnnops...+quiet``: serve with ``serve.close_when_quiet``, which closes a batch once
+every request received is queued instead of waiting out ``max_delay`` (a documented
+setting, off by default to keep Triton's batching rule)."""
 
 
 def start_server(
     kind: str, name: str, weights: Path, home: Path, port: int
 ) -> tuple[subprocess.Popen[bytes], str]:
     features, hidden = MODELS[name]
+    quiet = kind.endswith("+quiet")
     kind, workers = processes(kind)
     env = {
         **os.environ,
@@ -253,6 +261,9 @@ def start_server(
             "--workers",
             str(workers),
         ]
+        if quiet:
+            (home / "quiet.yaml").write_text(QUIET)
+            command += ["-c", str(home / "quiet.yaml")]
         path = f"/v1/models/{name}:predict"
     process = subprocess.Popen(
         command,
@@ -302,7 +313,9 @@ def main() -> None:
     parser.add_argument("--models", default="small,large")
     parser.add_argument(
         "--servers",
-        default="trivial-asgi,trivial-asgi-x2,fastapi,litserve,bentoml,dnnops,dnnops-x2",
+        default=(
+            "trivial-asgi,trivial-asgi-x2,fastapi,litserve,bentoml,dnnops,dnnops-x2,dnnops-x2+quiet"
+        ),
         help="-xN: that many worker processes (uvicorn --workers, dnnops serve --workers)",
     )
     parser.add_argument("--concurrency", default="16,64")

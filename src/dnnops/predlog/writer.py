@@ -66,6 +66,7 @@ class SegmentWriter:
         self._writer = os.urandom(3).hex()
         self._pending: list[tuple[Sequence[bytes], asyncio.Future[None]]] = []
         self._lock = threading.Lock()  # the loop and the thread may both write
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -94,7 +95,9 @@ class SegmentWriter:
 
     def append_async(self, payloads: Sequence[bytes]) -> asyncio.Future[None]:
         """A future on the running loop, done when the records reached the OS."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or loop.is_closed():  # asking asyncio each time costs a getpid()
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         if self.fsync:
 

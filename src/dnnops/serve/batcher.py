@@ -103,6 +103,8 @@ class DynamicBatcher:
         self._idle.set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner")
         self._task: asyncio.Task[None] | None = None
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+        """Set by ``start``: asking asyncio for the running loop costs a getpid() call."""
         self.closed = False
         self.typical_batch_s = float("inf")
         """Exponential average of batch compute time; unknown (infinite) until measured."""
@@ -113,7 +115,8 @@ class DynamicBatcher:
         return self._queued_rows
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
+        self._loop_ref = asyncio.get_running_loop()
+        self._task = self._loop_ref.create_task(self._loop(), name="batcher")
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """Finish what is queued (bounded wait), then stop the loop and the runner thread."""
@@ -167,9 +170,8 @@ class DynamicBatcher:
         if self._queued_rows + len(x) > self.queue_limit:
             raise QueueFull(f"{self._queued_rows} rows are queued (limit {self.queue_limit})")
         now = self.clock()
-        request = _Request(
-            x, asyncio.get_running_loop().create_future(), now + timeout_s, now, gone=gone
-        )
+        loop = self._loop_ref or asyncio.get_running_loop()
+        request = _Request(x, loop.create_future(), now + timeout_s, now, gone=gone)
         if timing is not None:
             timing["enqueued"] = now
             request.timing = timing
