@@ -74,14 +74,15 @@ def make_weights(folder: Path, name: str) -> Path:
     return path
 
 
-def offline_throughput(name: str) -> float:
-    """Samples/s of the ONNX graph at batch 64 in one process: the model's own ceiling."""
+def offline_throughput(name: str, threads: int | None = None) -> float:
+    """Samples/s of the ONNX graph at batch 64 in one process: the model's own ceiling
+    (every core by default; ``threads=1`` is what one server runner gets here)."""
     features, hidden = MODELS[name]
     torch.manual_seed(0)
     model = build_model(
         ModelSpec("mlp", (features,), 10, {"hidden": hidden, "dropout": 0.0})
     ).eval()
-    runner = OnnxRunner(export_onnx(model, (features,)))
+    runner = OnnxRunner(export_onnx(model, (features,)), threads)
     batch = np.random.default_rng(0).normal(size=(64, features)).astype("float32")
     runner(batch)
     runs, started = 0, time.perf_counter()
@@ -327,6 +328,7 @@ def main() -> None:
             sys.exit(f"{VENVS / other} is missing: run benchmarks/serving/setup_venvs.sh")
     results: list[Result] = []
     limits: dict[str, float] = {}
+    one_thread: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         home = folder / "home"
@@ -335,6 +337,7 @@ def main() -> None:
             register(home, name, weights)
             script = body_file(folder, name)
             limits[name] = offline_throughput(name)
+            one_thread[name] = offline_throughput(name, threads=1)
             for kind in args.servers.split(","):
                 port = free_port()
                 process, url = start_server(kind, name, weights, home, port)
@@ -346,10 +349,10 @@ def main() -> None:
                 finally:
                     os.killpg(process.pid, signal.SIGTERM)  # the server and any workers it forked
                     process.wait(timeout=60)
-    report(results, limits)
+    report(results, limits, one_thread)
 
 
-def report(results: list[Result], limits: dict[str, float]) -> None:
+def report(results: list[Result], limits: dict[str, float], one_thread: dict[str, float]) -> None:
     print(
         f"{'model':<7}{'server':<17}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'non-2xx':>9}{'server cpu s':>14}{'wrk cpu s':>11}"
@@ -360,7 +363,10 @@ def report(results: list[Result], limits: dict[str, float]) -> None:
             f"{r.non_2xx:>9.0f}{r.server_cpu_s:>14.1f}{r.wrk_cpu_s:>11.1f}"
         )
     for name, throughput in limits.items():
-        print(f"offline throughput of {name} at batch 64: {throughput:,.0f} samples/s")
+        print(
+            f"offline throughput of {name} at batch 64: {throughput:,.0f} samples/s "
+            f"({one_thread[name]:,.0f} on one intra-op thread)"
+        )
     by_key = {(r.server, r.model, r.concurrency): r for r in results}
     for r in results:
         if processes(r.server)[0] != "dnnops":
