@@ -19,7 +19,16 @@ from sklearn.datasets import load_digits
 
 from tests.conftest import subprocess_env
 
-ROLLOUT = {"interval": "1s", "min_requests": 40, "steps": [25, 50, 100], "failure_threshold": 2}
+ROLLOUT = {
+    "interval": "1s",
+    "min_requests": 40,
+    "steps": [25, 50, 100],
+    "failure_threshold": 2,
+    # These tests judge promotion and rollback; the p99 of 40 requests is nearly their
+    # maximum, and one scheduling hiccup on this shared machine must not fail a good
+    # canary (the latency gate itself is tested in test_policy.py).
+    "latency_slack": "25ms",
+}
 
 
 def project(folder: Path, source: str, seed: int, name: str = "digits.yaml") -> Path:

@@ -39,7 +39,7 @@ class WorkerGroup:
         self.commands = folder / "commands.jsonl"
         self._leader_fd: int | None = None
         self._offset = 0
-        self._me = os.getpid()
+        self._me = os.urandom(6).hex()  # names this worker's lines in the command log
 
     @classmethod
     def from_env(cls) -> WorkerGroup | None:

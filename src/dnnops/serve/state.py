@@ -8,6 +8,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dnnops.config import MonitorConfig, RetrainConfig, RolloutConfig, ServeConfig, SloConfig
 from dnnops.monitor.digest_store import DigestStore
@@ -58,6 +59,8 @@ class ServerState:
     request there is, and closes its batch without waiting out ``max_delay``."""
     group: WorkerGroup | None = None
     """The siblings of this worker under ``dnnops serve --workers N``; None: one process."""
+    unreplayed: list[dict[str, Any]] = field(default_factory=list)
+    """Sibling commands read from the group's log and not applied here yet."""
 
     def leads(self) -> bool:
         """Whether this process makes the server-wide decisions (rollout steps, alerts,
@@ -149,16 +152,19 @@ class ServerState:
         return runtime
 
     async def follow_siblings(self) -> None:
-        """Replay the loads sibling workers published since the last call."""
+        """Replay, in order, the loads sibling workers published. One that fails (the
+        registry unreachable for a moment) stays first in line for the next call, so a
+        worker never skips a change its siblings made."""
         if self.group is None:
             return
-        for command in self.group.new_commands():
-            if command.get("op") != "load":
-                continue
+        self.unreplayed.extend(c for c in self.group.new_commands() if c.get("op") == "load")
+        while self.unreplayed:
+            command = self.unreplayed[0]
             record = await asyncio.to_thread(
                 self.registry.resolve, command["model"], command["version"]
             )
             await self.load(command["endpoint"], record, make_live=bool(command["live"]))
+            self.unreplayed.pop(0)
 
     async def _retire(self, endpoint: Endpoint, version: str) -> None:
         await asyncio.sleep(RETIRE_GRACE_S)  # requests that picked it before the switch get queued
