@@ -139,7 +139,6 @@ def _supervise(
         models=refs,
         workers=workers,
         drain_timeout=state.serve.drain_timeout,
-        endpoints=endpoints,
     )
     try:
         supervisor = Supervisor(spec, host, port)

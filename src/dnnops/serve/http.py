@@ -20,26 +20,16 @@ JSON = "application/json"
 def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, JSON)
+    return json_answer(payload, status, headers).response()
 
 
 def error_response(error: HttpError) -> Response:
-    return json_response({"error": error.message}, error.status, error.headers)
+    return error_answer(error).response()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the body has {declared} bytes; the limit is {limit} (serve.max_body_bytes)"
-        )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body exceeds {limit} bytes (serve.max_body_bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body of a FastAPI route's request, bounded as the inference path bounds it."""
+    return await RawRequest(request.scope, request.receive).body(limit)
 
 
 Message = MutableMapping[str, Any]

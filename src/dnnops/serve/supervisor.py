@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -47,7 +47,6 @@ class WorkerSpec:
     ready_fd: int = -1
     index: int = 0
     drain_timeout: float = 10.0
-    endpoints: list[str] = field(default_factory=list)
 
 
 class WorkerFailed(RuntimeError):
