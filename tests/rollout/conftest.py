@@ -24,9 +24,9 @@ ROLLOUT = {
     "min_requests": 40,
     "steps": [25, 50, 100],
     "failure_threshold": 2,
-    # These tests judge promotion and rollback; the p99 of 40 requests is nearly their
-    # maximum, and one scheduling hiccup on this shared machine must not fail a good
-    # canary (the latency gate itself is tested in test_policy.py).
+    # These tests judge promotion and rollback. One pause of this shared machine can
+    # delay several canary requests at once, more than the latency gate's noise guard
+    # expects of independent requests (the gate itself is tested in test_policy.py).
     "latency_slack": "25ms",
 }
 

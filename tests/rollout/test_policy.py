@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -62,6 +63,20 @@ def test_success_rate_gate_passes_at_the_minimum_and_fails_below() -> None:
     assert failed.outcome == "fail"
     assert "98.00%" in failed.message
     assert success_rate_gate(arm(0, 0), 0.99).value == 1.0
+
+
+def test_latency_gate_tells_a_slower_version_from_one_slow_request() -> None:
+    stable = arm(p99=10.0)
+    one_hiccup = replace(arm(p99=40.0), latencies_ms=(5.0,) * 39 + (40.0,))
+    gate = latency_gate(one_hiccup, stable, 1.5, 0.0)
+    assert gate.outcome == "pass"  # the p99 of 40 requests is their maximum
+    assert "1 of 40 requests over 15.0 ms" in gate.message
+    three = replace(arm(p99=40.0), latencies_ms=(5.0,) * 37 + (40.0,) * 3)
+    assert latency_gate(three, stable, 1.5, 0.0).outcome == "fail"
+    slower = replace(arm(p99=20.0), latencies_ms=(20.0,) * 40)
+    assert latency_gate(slower, stable, 1.5, 0.0).outcome == "fail"
+    heavy_tail = replace(arm(p99=40.0), latencies_ms=(5.0,) * 970 + (40.0,) * 30)
+    assert latency_gate(heavy_tail, stable, 1.5, 0.0).outcome == "fail"  # 3% slow: real
 
 
 def test_latency_gate_compares_with_the_stable_p99_and_tolerates_slack() -> None:

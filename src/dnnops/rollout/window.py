@@ -50,6 +50,7 @@ def arm_stats(
         class_counts=dict(classes),
         labeled=labeled,
         correct=correct,
+        latencies_ms=tuple(finite.tolist()),
     )
 
 
