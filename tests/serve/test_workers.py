@@ -159,3 +159,27 @@ def start_failure(home: Path, *args: str) -> str:
     )
     assert done.returncode != 0
     return done.stdout + done.stderr
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_killing_the_supervisor_stops_its_workers_and_removes_their_folder(
+    two_versions: Path,
+) -> None:
+    server = start_server(two_versions, "--model", "digits@1", "--workers", "2")
+    workers = workers_of(server)
+    environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+    group = Path(next(v for v in environ if v.startswith(b"DNNOPS_SERVE_GROUP=")).decode()[19:])
+    assert group.is_dir()
+    server.process.kill()  # SIGKILL: no chance to stop anything itself
+    server.process.communicate()
+    deadline = time.monotonic() + 60
+    while any(alive(pid) for pid in workers) or group.exists():
+        assert time.monotonic() < deadline, "orphaned workers kept running"
+        time.sleep(0.2)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
 
+from dnnops.serve.group import GROUP_ENV
 from dnnops.serve.supervisor import WORKER_ENV, WorkerSpec
 
 
@@ -51,6 +53,9 @@ def main() -> None:
         sockets=[listener],
         announce=ready,
     )
+    group = os.environ.get(GROUP_ENV)
+    if os.getppid() != parent and group:  # the supervisor died first: nobody else cleans up
+        shutil.rmtree(group, ignore_errors=True)
 
 
 if __name__ == "__main__":
