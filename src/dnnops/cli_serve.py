@@ -91,11 +91,7 @@ def run_server(
     state.group = WorkerGroup.from_env() if workers > 1 else None
     console = make_console()
     if announce is None:
-        for target in state.targets:
-            console.print(
-                f"loading {target.model}@{target.ref} as endpoint {target.endpoint} "
-                "(verify, warm up)"
-            )
+        _say_loading(console, state.targets, "")
     app = create_app(state)
     server = _server_class()(
         state,
@@ -144,11 +140,7 @@ def _supervise(
         supervisor = Supervisor(spec, host, port)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    for target in state.targets:
-        console.print(
-            f"loading {target.model}@{target.ref} as endpoint {target.endpoint} "
-            f"in {workers} workers (verify, warm up)"
-        )
+    _say_loading(console, state.targets, f" in {workers} workers")
     try:
         supervisor.start()
     except WorkerFailed as exc:
@@ -162,6 +154,14 @@ def _supervise(
         f"(endpoints: {', '.join(endpoints)}; {workers} workers)"
     )
     return supervisor.wait()
+
+
+def _say_loading(console: Any, targets: list[Target], where: str) -> None:
+    for target in targets:
+        console.print(
+            f"loading {target.model}@{target.ref} as endpoint {target.endpoint}{where} "
+            "(verify, warm up)"
+        )
 
 
 def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> ServerState:

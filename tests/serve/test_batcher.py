@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from dnnops.serve import app
 from dnnops.serve.batcher import BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
+from dnnops.serve.errors import BadRequest
+from dnnops.serve.http import RawRequest
 
 
 class RecordingModel:
@@ -212,3 +216,31 @@ def test_a_batch_closes_early_once_every_received_request_is_queued() -> None:
 
     assert asyncio.run(waited(0)) < 0.1  # nothing else on its way: no reason to wait
     assert asyncio.run(waited(1)) >= 0.25  # another request is being read: wait for it
+
+
+def test_a_server_without_a_disconnect_flag_watches_for_the_client_leaving() -> None:
+    """The fallback of the inference path: a watcher task reads ``http.disconnect``."""
+
+    async def scenario() -> None:
+        model = RecordingModel()
+        model.release.clear()
+        batcher = await _with(DynamicBatcher(model, max_batch_size=1, max_delay_s=0.0))
+        blocker = batcher.submit(_rows(1), 5)
+        await asyncio.sleep(0.05)
+
+        async def receive() -> dict[str, str]:  # a plain function: no uvicorn flag to read
+            await asyncio.sleep(app.WATCH_AFTER_S * 2)
+            return {"type": "http.disconnect"}
+
+        request = RawRequest({"headers": []}, receive)
+        assert request.client_gone() is None
+        runtime = SimpleNamespace(batcher=batcher)
+        with pytest.raises(BadRequest, match="disconnected"):
+            await app._infer_watching_client(runtime, _rows(99), 5, request, {})  # type: ignore[arg-type]
+        model.release.set()
+        await blocker
+        await batcher.infer(_rows(2), 5)
+        assert not any((b == 99).any() for b in model.batches)
+        await batcher.stop()
+
+    asyncio.run(scenario())

@@ -20,6 +20,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from dnnops.serve.group import METRICS_ENV
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -35,7 +37,7 @@ class ServerMetrics:
 
     def __init__(self, slo_thresholds: Iterable[float] = ()) -> None:
         self.registry = CollectorRegistry()
-        self.shared_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        self.shared_dir = os.environ.get(METRICS_ENV) or None
         self._depths: dict[tuple[str, str, str], Callable[[], float]] = {}
         self._cpu_counted = 0.0
         if self.shared_dir is None:
