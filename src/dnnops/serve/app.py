@@ -315,10 +315,9 @@ async def _answer(
     outputs = runtime.outputs(probabilities)
     labels = outputs[0].array
     ids = state.logger.new_ids(len(labels))
-    context["latency_ms"] = (time.perf_counter() - started) * 1000
-    records = state.logger.prediction_records(ids, context, raw, labels, probabilities)
-    await state.logger.predictions.append_async(records)  # handed to the OS before we answer
     headers = {"x-prediction-id": ",".join(ids), "x-model-version": runtime.version}
+    # The answer is encoded before anything is logged: a request that fails here is a
+    # 500 in the log, never a logged success the client did not get.
     if kind == "v2":
         body, header_length = encode_response(
             runtime.endpoint, runtime.version, parsed, outputs, {"prediction_ids": ids}
@@ -331,7 +330,7 @@ async def _answer(
     else:
         response = json_answer(
             {
-                "predictions": labels,
+                "predictions": labels.tolist(),  # numbers, strings or bools as in training
                 "probabilities": probabilities,
                 "prediction_ids": ids,
                 "model_version": runtime.version,
@@ -339,6 +338,9 @@ async def _answer(
             200,
             headers,
         )
+    context["latency_ms"] = (time.perf_counter() - started) * 1000
+    records = state.logger.prediction_records(ids, context, raw, labels, probabilities)
+    await state.logger.predictions.append_async(records)  # handed to the OS before we answer
     _count(state, context, 200, len(labels), time.perf_counter() - started)
     return response, ids
 

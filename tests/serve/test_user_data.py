@@ -1,0 +1,85 @@
+"""A user's own CSV served: string labels, categories and missing values, end to end over
+real HTTP, on data the test generates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import subprocess_env
+from tests.serve.conftest import Server, start_server
+from tests.userdata import SPECIES, penguins_frame, project_file, write_csv
+
+PREDICT = "/v1/models/penguins:predict"
+ROW = {"bill_length_mm": 39.0, "body_mass_g": 3650.0, "island": "Dream", "sex": "female"}
+
+
+def dnnops(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dnnops", *args],
+        env=subprocess_env(home),
+        check=check,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def penguins_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("penguins")
+    home = folder / "home"
+    source = write_csv(penguins_frame(), folder / "penguins.csv")
+    config = project_file(folder / "dnnops.yaml", "penguins", source, "species")
+    dnnops(home, "train", "-c", str(config), "--quiet", "--json")
+    return home
+
+
+@pytest.fixture(scope="module")
+def penguins(penguins_home: Path) -> Iterator[Server]:
+    running = start_server(penguins_home, "--model", "penguins@production")
+    yield running
+    running.stop()
+
+
+def _records(home: Path) -> list[dict[str, Any]]:
+    out = dnnops(home, "logs", "show", "--endpoint", "penguins", "--jsonl", "--limit", "10000")
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_string_labels_are_answered_as_strings_on_v1_and_logged_as_such(
+    penguins: Server,
+) -> None:
+    with penguins.client() as http:
+        response = http.post(PREDICT, json={"instances": [ROW, {**ROW, "island": "Biscoe"}]})
+        assert response.status_code == 200, response.text
+        payload = response.json()
+    assert all(p in SPECIES for p in payload["predictions"])
+    assert len(payload["probabilities"][0]) == len(SPECIES)
+    ids = set(payload["prediction_ids"])
+    logged = [r for r in _records(penguins.home) if r.get("id") in ids]
+    assert {r["output"] for r in logged} <= set(SPECIES) and len(logged) == 2
+    assert all(r["status"] == 200 for r in logged)
+
+
+def test_v2_answers_string_labels_as_bytes(penguins: Server) -> None:
+    inputs = [
+        {
+            "name": k,
+            "shape": [1],
+            "datatype": "BYTES" if isinstance(v, str) else "FP64",
+            "data": [v],
+        }
+        for k, v in ROW.items()
+    ]
+    response = httpx.post(f"{penguins.url}/v2/models/penguins/infer", json={"inputs": inputs})
+    assert response.status_code == 200, response.text
+    label = next(o for o in response.json()["outputs"] if o["name"] == "label")
+    assert label["datatype"] == "BYTES" and label["data"][0] in SPECIES
