@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from dnnops.cli_common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
-from dnnops.cli_models import print_published
+from dnnops.cli_models import print_published, raise_if_gates_failed
 from dnnops.config import ProjectConfig, load_config
 from dnnops.console import (
     EpochProgress,
@@ -108,9 +108,10 @@ def train(
                 "evaluation": published.report.metrics if published.report else {},
             }
         )
-        return
-    _print_outcome(make_console(), outcome)
-    print_published(published, json_out=False)
+    else:
+        _print_outcome(make_console(), outcome)
+        print_published(published, json_out=False)
+    raise_if_gates_failed(published)
 
 
 def _publish(outcome: TrainOutcome, home: Home, int8: bool) -> Published:

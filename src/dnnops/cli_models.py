@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from dnnops.console import make_console, rows_table
 from dnnops.data.prepare import label_indices
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.sources import load_source
-from dnnops.errors import UsageError
+from dnnops.errors import GatesFailed, UsageError, failed_gates_text
 from dnnops.evaluate.report import EvaluationReport, apply_gates, evaluate_predictions
 from dnnops.files import atomic_write
 from dnnops.home import resolve_home
@@ -25,6 +26,7 @@ from dnnops.registry.loader import LoadedVersion, load_version, make_predictor
 from dnnops.registry.open import open_registry
 from dnnops.registry.publish import EvaluationData, Published, int8_variant, publish
 from dnnops.registry.versions import ModelRegistry, parse_ref
+from dnnops.rollout.begin import check_gates_passed
 
 models_app = typer.Typer(
     no_args_is_help=True, help="Registered model versions, aliases, integrity."
@@ -170,10 +172,20 @@ def models_import(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Project file for evaluate.gates.")
     ] = None,
+    alias: Annotated[
+        list[str] | None,
+        typer.Option(help="Point this alias at the new version (e.g. production); repeatable."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Move --alias even if a gate failed (audited).")
+    ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Register a model trained elsewhere: .onnx, or .safetensors/.pt weights with --arch."""
+    """Register a model trained elsewhere: .onnx, or .safetensors/.pt weights with --arch.
+
+    An imported version moves no alias unless --alias asks; with labeled --reference
+    data it is evaluated and its gates applied."""
     request = ImportRequest(
         name=name,
         file=file,
@@ -186,7 +198,16 @@ def models_import(
         classes=_class_list(classes),
     )
     evaluate = load_config(config).evaluate if config else EvaluateConfig()
-    published = publish(open_registry(resolve_home(home)), candidate_from_file(request), evaluate)
+    registry = open_registry(resolve_home(home))
+    published = publish(registry, candidate_from_file(request), evaluate)
+    record = published.record
+    if alias:
+        check_gates_passed(registry, record, force, "alias")
+        for name_ in alias:
+            registry.set_alias(record.model, name_, record.version, "models import --alias")
+        published = replace(
+            published, record=registry.resolve(record.model, record.version), aliases_moved=alias
+        )
     print_published(published, json_out)
 
 
@@ -208,10 +229,27 @@ def print_published(published: Published, json_out: bool) -> None:
     if published.report is not None:
         console.print(report_view(published.report))
     moved = f"; aliases: {', '.join(published.aliases_moved)}" if published.aliases_moved else ""
-    verdict = {True: "all gates passed", False: "a gate failed", None: "not evaluated"}[
-        record.gates_passed
-    ]
-    console.print(f"registered [bold]{record.ref}[/] ({verdict}{moved})")
+    console.print(f"registered [bold]{record.ref}[/] ({gate_verdict(published)}{moved})")
+
+
+def gate_verdict(published: Published) -> str:
+    """What the gates said, in words: passed, failed (which), or why there was no verdict."""
+    passed = published.record.gates_passed
+    if passed is False and published.report is not None:
+        return f"gates failed: {failed_gates_text(published.report.gates)}"
+    if passed is None:
+        return "not evaluated" if published.report is None else "evaluated, no gates set"
+    return "all gates passed" if passed else "a gate failed"
+
+
+def raise_if_gates_failed(published: Published) -> None:
+    """Exit 1 (a check failed) after a version that failed its gates was registered."""
+    if published.record.gates_passed is False:
+        raise GatesFailed(
+            f"{published.record.ref} is registered but failed its gates "
+            f"({failed_gates_text(published.report.gates if published.report else [])}); "
+            "no alias moved"
+        )
 
 
 def eval_command(

@@ -41,6 +41,9 @@ def rollout_start(
         str | None, typer.Option(help="Endpoint name (default: the model's name).")
     ] = None,
     config: ConfigOption = None,
+    force: Annotated[
+        bool, typer.Option(help="Roll out a version that failed its gates (audited).")
+    ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -56,7 +59,7 @@ def rollout_start(
         rollout = store.approve(target)
     else:
         policy = _policy(config, steps, mode, interval)
-        rollout = begin_rollout(store, registry, target, name, version, policy)
+        rollout = begin_rollout(store, registry, target, name, version, policy, force=force)
     if json_out:
         print_json(rollout.to_dict())
         return

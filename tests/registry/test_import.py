@@ -61,6 +61,11 @@ def test_import_onnx_with_reference_data(home: Path, cli: Callable[..., CliResul
     assert result.code == 0, result.err
     payload = result.json()
     assert payload["version"] == 1 and "accuracy" in payload["metrics"]
+    # evaluated, but no gates were set: no verdict, and no alias moves on its own
+    assert payload["gates_passed"] is None and payload["aliases"] == []
+    asked = cli("models", "import", "wine", str(onnx_path), "--alias", "production", "--json")
+    assert asked.code == 0, asked.err
+    assert asked.json()["version"] == 2 and asked.json()["aliases"] == ["production"]
     assert cli("models", "verify", "wine@1").code == 0
     served = _served_logits(home, "wine@1", frame)
     with torch.inference_mode():

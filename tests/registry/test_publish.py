@@ -84,7 +84,11 @@ def test_a_failing_gate_registers_but_leaves_candidate_alone(
 ) -> None:
     _train(cli, write_project(home.parent, train=TRAIN, evaluate=GATES))
     strict = {"gates": [{"metric": "accuracy", "min": 0.9999}]}
-    second = _train(cli, write_project(home.parent, train=TRAIN, evaluate=strict))
+    failed = cli("train", "-c", str(write_project(home.parent, train=TRAIN, evaluate=strict)))
+    assert failed.code == 1  # INTERFACE.md: a check failed
+    assert "digits@2 is registered but failed its gates (accuracy" in failed.err
+    assert "< 0.9999" in failed.err
+    second = cli("models", "show", "digits@2", "--json").json()
     assert second["version"] == 2
     assert second["gates_passed"] is False
     assert second["aliases"] == []
@@ -98,6 +102,14 @@ def test_a_failing_gate_registers_but_leaves_candidate_alone(
         )
     )
     assert report["champion"]["version"] == 1  # compared with production on the same rows
+
+    refused = cli("rollout", "start", "digits@2")
+    assert refused.code == 1 and "failed its evaluation gates (accuracy" in refused.err
+    assert "--force" in refused.err
+    forced = cli("rollout", "start", "digits@2", "--force", "--json")
+    assert forced.code == 0, forced.err
+    audit = cli("models", "audit", "digits", "--json").json()
+    assert any(e["action"] == "rollout_forced" and e["details"]["version"] == 2 for e in audit)
     assert cli("models", "alias", "digits", "2", "production").code == 0
     moves = [e["details"] for e in registry.audit_log("digits") if e["action"] == "alias"]
     assert moves[0] == {"alias": "production", "from": 1, "to": 2, "reason": "dnnops models alias"}

@@ -39,12 +39,18 @@ def penguins_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = write_csv(penguins_frame(), folder / "penguins.csv")
     config = project_file(folder / "dnnops.yaml", "penguins", source, "species")
     dnnops(home, "train", "-c", str(config), "--quiet", "--json")
+    strict = {"gates": [{"metric": "accuracy", "min": 1.01}]}
+    config = project_file(folder / "v2.yaml", "penguins", source, "species", evaluate=strict)
+    failed = dnnops(home, "train", "-c", str(config), "--quiet", "--json", check=False)
+    assert failed.returncode == 1 and json.loads(failed.stdout)["version"] == 2
     return home
 
 
 @pytest.fixture(scope="module")
 def penguins(penguins_home: Path) -> Iterator[Server]:
-    running = start_server(penguins_home, "--model", "penguins@production")
+    running = start_server(
+        penguins_home, "--model", "penguins@production", env={"DNNOPS_ADMIN_TOKEN": "tok"}
+    )
     yield running
     running.stop()
 
@@ -83,3 +89,17 @@ def test_v2_answers_string_labels_as_bytes(penguins: Server) -> None:
     assert response.status_code == 200, response.text
     label = next(o for o in response.json()["outputs"] if o["name"] == "label")
     assert label["datatype"] == "BYTES" and label["data"][0] in SPECIES
+
+
+def test_the_admin_route_refuses_a_version_that_failed_its_gates(penguins: Server) -> None:
+    admin = {"Authorization": "Bearer tok"}
+    with penguins.client() as http:
+        refused = http.post("/v1/endpoints/penguins/rollout", json={"version": 2}, headers=admin)
+        assert refused.status_code == 409
+        assert "penguins@2 failed its evaluation gates (accuracy" in refused.json()["error"]
+        forced = http.post(
+            "/v1/endpoints/penguins/rollout", json={"version": 2, "force": True}, headers=admin
+        )
+        assert forced.status_code == 201, forced.text
+        undone = http.post("/v1/endpoints/penguins/rollback", json={}, headers=admin)
+        assert undone.status_code == 200, undone.text

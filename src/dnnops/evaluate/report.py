@@ -77,7 +77,8 @@ def apply_gates(report: EvaluationReport, gates: Sequence[GateConfig]) -> Evalua
     return report.model_copy(
         update={
             "gates": [r.to_dict() for r in results],
-            "gates_passed": all(r.passed for r in results),
+            # no gates: nothing was passed, so None ("evaluated, no gates"), never True
+            "gates_passed": all(r.passed for r in results) if results else None,
         }
     )
 

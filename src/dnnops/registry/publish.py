@@ -1,8 +1,9 @@
 """Turn a trained (or imported) model into a registered, evaluated, self-contained version.
 
 Evaluation runs on the ONNX graph, the thing that will serve. Every model is registered;
-it becomes ``candidate`` only when all gates pass, and the first passing version of a
-model also becomes ``production``.
+a trained one becomes ``candidate`` only when no gate fails, and the first such version
+of a model also becomes ``production``. An imported version moves no alias on its own:
+``models import --alias production`` asks for it.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ def _with_champion(
 def _move_aliases(
     registry: ModelRegistry, record: VersionRecord, report: EvaluationReport | None
 ) -> list[str]:
-    if report is None or not report.gates_passed:
+    if record.source != "trained" or report is None or report.gates_passed is False:
         return []
     moved = ["candidate"]
     registry.set_alias(record.model, "candidate", record.version, "all evaluation gates passed")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dnnops.config import RolloutConfig
-from dnnops.errors import UsageError
-from dnnops.registry.versions import ModelRegistry, VersionNotFound
+from dnnops.errors import GatesFailed, UsageError, failed_gates_text
+from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord
 from dnnops.rollout.policy import RolloutState, plan_steps
 from dnnops.rollout.store import RolloutStore
 
@@ -18,10 +18,13 @@ def begin_rollout(
     policy: RolloutConfig,
     baseline: int | None = None,
     approval: bool = False,
+    force: bool = False,
 ) -> RolloutState:
     """Persist a new rollout of ``model@ref`` on ``endpoint`` against ``baseline`` (by
-    default the version ``production`` points at). The server's controller applies it."""
+    default the version ``production`` points at). The server's controller applies it.
+    A version that failed its gates is refused unless ``force`` (then the audit log says so)."""
     candidate = registry.resolve(model, ref)
+    check_gates_passed(registry, candidate, force, "rollout")
     if baseline is None:
         try:
             baseline = registry.resolve(model, "production").version
@@ -44,4 +47,21 @@ def begin_rollout(
         plan_steps(policy.mode, steps),
         policy.model_dump(mode="json"),
         approval,
+    )
+
+
+def check_gates_passed(
+    registry: ModelRegistry, record: VersionRecord, force: bool, action: str
+) -> None:
+    """Refuse to put a version that failed its gates in front of traffic, unless forced."""
+    if record.gates_passed is not False:
+        return
+    failed = failed_gates_text(list(registry.manifest(record).get("gates") or []))
+    if not force:
+        raise GatesFailed(
+            f"{record.ref} failed its evaluation gates ({failed}); train a better version, "
+            f"or {action} it anyway with --force (recorded in the audit log)"
+        )
+    registry.audit(
+        f"{action}_forced", record.model, {"version": record.version, "failed_gates": failed}
     )

@@ -83,6 +83,7 @@ async def _begin(
         policy,
         int(stable.version) if stable is not None else None,
         bool(payload.get("approval", False)),
+        bool(payload.get("force", False)),
     )
 
 
@@ -98,4 +99,10 @@ def _http_error(exc: DnnopsError) -> HttpError:
         return Conflict(str(exc))
     if isinstance(exc, VersionNotFound | NoRollout):
         return NotFound(str(exc))
-    return BadRequest(str(exc))
+    return _status_error(exc.http_status, str(exc))
+
+
+def _status_error(status: int, message: str) -> HttpError:
+    error = HttpError(message)
+    error.status = status
+    return error
