@@ -3,7 +3,6 @@ commands of the first stages (data, training, registration)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +11,7 @@ import typer
 
 from dnnops.cli_common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.cli_models import print_published, raise_if_gates_failed
-from dnnops.config import ProjectConfig, load_config
+from dnnops.config import ProjectConfig, ServeConfig, load_config
 from dnnops.console import (
     EpochProgress,
     key_value_table,
@@ -20,6 +19,7 @@ from dnnops.console import (
     rows_table,
     wants_progress,
 )
+from dnnops.data.policy import InputPolicy
 from dnnops.data.prepare import load_dataset, load_schema
 from dnnops.data.profile import build_profile
 from dnnops.data.schema import Schema, infer_schema
@@ -268,11 +268,15 @@ def data_validate(
     model: Annotated[
         str | None, typer.Option(help="Validate against this registered version: NAME@REF.")
     ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 on any problem, also those the server would accept.")
+    ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check FILE against the schema of a registered version (--model) or of the project's
-    data; exit 1 when anything is violated."""
+    data, under the serving input policy (serve.missing, unseen_category, out_of_range,
+    non_finite); exit 1 when the server would refuse a row (with --strict: any problem)."""
     resolved = resolve_home(home)
     if model is not None:
         from dnnops.registry.loader import load_version
@@ -280,29 +284,40 @@ def data_validate(
         registry = open_registry(resolved)
         record = registry.resolve_ref(model)
         schema, origin = load_version(registry, record).schema, record.ref
+        # the policy of the server: its -c file's serve section, else the defaults
+        serve = load_config(config).serve if config.is_file() else ServeConfig()
     else:
-        schema, origin = _project_schema(load_config(config), resolved)
-    findings = validate_file(file, schema)
+        project = load_config(config)
+        schema, origin = _project_schema(project, resolved)
+        serve = project.serve
+    findings = validate_file(file, schema, InputPolicy.of(serve))
+    refused = [f for f in findings if f.refused]
     if json_out:
         print_json(
             {
                 "file": str(file),
                 "schema_from": origin,
-                "valid": not findings,
+                "valid": not refused,
+                "refused": len(refused),
+                "accepted": len(findings) - len(refused),
                 "findings": [f.to_dict() for f in findings],
             }
         )
     elif findings:
         table = rows_table(
-            f"{file}: {len(findings)} problem(s) against {origin}",
-            ["column", "rule", "rows", "examples", "message"],
-            [[f.column, f.rule, f.rows, json.dumps(f.examples), f.message] for f in findings],
+            f"{file}: {len(findings)} problem(s) against {origin}, {len(refused)} refused",
+            ["column", "rule", "rows", "first rows", "serving"],
+            [[f.column, f.rule, f.rows, _first_rows(f), f.action] for f in findings],
         )
         make_console().print(table)
     else:
         make_console().print(f"{file}: valid against {origin}")
-    if findings:
+    if refused or (strict and findings):
         raise typer.Exit(1)
+
+
+def _first_rows(finding: Any) -> str:
+    return ", ".join(f"{e['row']}: {e['value']!r}" for e in finding.examples)
 
 
 def _project_schema(project: ProjectConfig, home: Home) -> tuple[Schema, str]:

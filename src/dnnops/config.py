@@ -247,11 +247,17 @@ class ServeConfig(Section):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
     log_inputs: Fraction = 1.0
     """Share of predictions whose inputs are written to the prediction log."""
-    non_finite: Literal["reject", "accept"] = "reject"
-    """NaN or infinity in an input: 422, or pass on (preprocessing fills the training mean)."""
-    out_of_range: Literal["accept", "reject"] = "accept"
-    """Values beyond the training range (plus data.schema.range_tolerance): served and left
-    to drift monitoring, or refused with 422."""
+    missing: Literal["impute", "reject"] = "impute"
+    """A missing value (null, NaN): imputed as training did (the training mean; a missing
+    category encodes as unknown), or refused with 422."""
+    unseen_category: Literal["unknown", "reject"] = "unknown"
+    """A category not seen in training: the encoding's all-zero unknown row, or 422."""
+    out_of_range: Literal["accept", "clip", "reject"] = "accept"
+    """Numbers beyond the training range (plus data.schema.range_tolerance): served and
+    left to drift monitoring, clipped to the training [min, max], or refused with 422."""
+    non_finite: Literal["reject", "impute", "accept"] = "reject"
+    """Infinity in an input (NaN in a tensor model): 422, or imputed like a missing value
+    (``accept`` is the older spelling of ``impute``)."""
     threads: Annotated[int, Field(ge=1)] | None = None
     """Intra-op threads of each model runner; default: the machine's cores minus one,
     shared among the workers."""

@@ -40,7 +40,7 @@ def _binary(declared: int, blob: bytes, header_extra: int = 0) -> tuple[bytes, d
 
 
 FULL_ROW = np.zeros(64, "float32").tobytes()
-NAN_ROW = np.array([0.0] * 5 + [np.nan] + [0.0] * 58, "float32").tobytes()
+INF_ROW = np.array([0.0] * 5 + [np.inf] + [0.0] * 58, "float32").tobytes()
 CASES: list[tuple[str, str, bytes, dict[str, str], int]] = [
     ("empty body", INFER, b"", {}, 400),
     ("not json", INFER, b"{nope", {}, 400),
@@ -67,7 +67,7 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int]] = [
     ("wrong tensor name", INFER, _tensor(name="pixels"), {}, 422),
     ("BYTES for a numeric model", INFER, _tensor(datatype="BYTES", data=["x"] * 64), {}, 422),
     ("zero rows", INFER, _tensor(shape=[0, 64], data=[]), {}, 422),
-    ("NaN in binary data", INFER, *_binary(256, NAN_ROW), 422),
+    ("infinity in binary data", INFER, *_binary(256, INF_ROW), 422),
     ("NaN token in JSON", INFER, _tensor().replace(b"0.0]", b"NaN]"), {}, 400),
     ("truncated binary", INFER, *_binary(256, FULL_ROW[:100]), 400),
     ("binary size mismatch", INFER, *_binary(100, FULL_ROW[:100]), 400),
@@ -132,10 +132,11 @@ def test_bad_requests_get_clear_4xx_errors(
 
 def test_errors_name_the_feature(server: Server) -> None:
     with server.client() as http:
-        body, headers = _binary(256, NAN_ROW)
-        nan = http.post(INFER, content=body, headers=headers)
-        assert "pixel_0_5" in nan.json()["error"]
-        assert "NaN" in nan.json()["error"]
+        body, headers = _binary(256, INF_ROW)
+        infinite = http.post(INFER, content=body, headers=headers)
+        assert "pixel_0_5" in infinite.json()["error"]
+        assert "infinite value" in infinite.json()["error"]
+        assert "serve.non_finite: reject" in infinite.json()["error"]
 
 
 def test_feedback_route(server: Server) -> None:

@@ -103,3 +103,27 @@ def test_the_admin_route_refuses_a_version_that_failed_its_gates(penguins: Serve
         assert forced.status_code == 201, forced.text
         undone = http.post("/v1/endpoints/penguins/rollback", json={}, headers=admin)
         assert undone.status_code == 200, undone.text
+
+
+def test_the_boundary_does_what_training_did_and_counts_it(penguins: Server) -> None:
+    odd = [
+        {**ROW, "bill_length_mm": None},  # training imputed missing numbers
+        {**ROW, "island": "Mars"},  # the encoding's unknown bucket
+        {**ROW, "body_mass_g": 1e9},  # served; drift monitoring sees it
+        {**ROW, "sex": None},
+    ]
+    with penguins.client() as http:
+        response = http.post(PREDICT, json={"instances": odd})
+        assert response.status_code == 200, response.text
+        assert all(p in SPECIES for p in response.json()["predictions"])
+        text = http.get("/metrics").text
+        wrong = http.post(PREDICT, json={"instances": [{**ROW, "body_mass_g": "heavy"}]})
+    assert wrong.status_code == 422
+    assert wrong.json()["error"] == "feature 'body_mass_g' must be a number, got 'heavy'"
+    for feature, kind in (
+        ("bill_length_mm", "missing"),
+        ("island", "unseen_category"),
+        ("body_mass_g", "out_of_range"),
+        ("sex", "missing"),
+    ):
+        assert f'feature="{feature}",kind="{kind}"' in text

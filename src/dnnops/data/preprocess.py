@@ -7,15 +7,17 @@ the server cannot drift from what training did (no train/serve skew).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from dnnops.config import PreprocessingConfig
 from dnnops.data.dataset import Dataset, Inputs
-from dnnops.data.schema import Schema, category_key
+from dnnops.data.schema import Schema
+from dnnops.data.table import TableBatch, from_frame
 from dnnops.errors import DataError
 
 
@@ -44,6 +46,7 @@ class Preprocessor(BaseModel):
     tensor_scale: float = 1.0
     input_shape: list[int]
     """The shape of one instance as the model receives it."""
+    _layout: Any = PrivateAttr(default=None)
 
     @property
     def feature_width(self) -> int:
@@ -71,7 +74,7 @@ def fit_preprocessor(
     )
 
 
-def apply_preprocessing(pre: Preprocessor, inputs: Inputs) -> np.ndarray:
+def apply_preprocessing(pre: Preprocessor, inputs: Inputs | TableBatch) -> np.ndarray:
     """Raw inputs -> float32 array shaped ``(N, *pre.input_shape)``."""
     if pre.kind == "tensor":
         if not isinstance(inputs, np.ndarray):
@@ -80,12 +83,84 @@ def apply_preprocessing(pre: Preprocessor, inputs: Inputs) -> np.ndarray:
             pre.tensor_scale
         )
         return scaled.reshape(len(inputs), *pre.input_shape)
-    if isinstance(inputs, np.ndarray) and all(c.type != "category" for c in pre.columns):
-        return _numeric_rows(pre, inputs).reshape(len(inputs), *pre.input_shape)
-    frame = _as_frame(pre, inputs)
-    blocks = [_column_block(frame[c.name], c) for c in pre.columns]
-    matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0), "float32")
-    return matrix.reshape(len(frame), *pre.input_shape)
+    batch = inputs if isinstance(inputs, TableBatch) else table_batch(pre, inputs)
+    return _encode(pre, batch).reshape(batch.rows, *pre.input_shape)
+
+
+def table_batch(pre: Preprocessor, inputs: Inputs) -> TableBatch:
+    """A DataFrame (by column name) or an array of rows in schema order, by column."""
+    kinds = {c.name: c.type for c in pre.columns}
+    if isinstance(inputs, pd.DataFrame):
+        missing = [n for n in kinds if n not in inputs.columns]
+        if missing:
+            raise DataError(f"inputs lack the columns {missing[:5]}")
+        return from_frame(inputs, kinds)
+    if inputs.ndim != 2 or inputs.shape[1] != len(kinds):
+        raise DataError(
+            f"expected rows of {len(kinds)} values in schema order, got shape {inputs.shape}"
+        )
+    if np.issubdtype(inputs.dtype, np.number) and "category" not in kinds.values():
+        values = inputs.astype("float64", copy=False)
+        return TableBatch({n: values[:, i] for i, n in enumerate(kinds)}, len(inputs))
+    return from_frame(pd.DataFrame(inputs, columns=list(kinds)), kinds)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each column lands in the model's input row, computed once per preprocessor."""
+
+    numeric: list[str]
+    positions: np.ndarray
+    is_bool: np.ndarray
+    fill: np.ndarray
+    offset: np.ndarray
+    scale: np.ndarray
+    categories: list[tuple[str, int, dict[str, int]]]
+    """(column, first position, category -> index) per category column."""
+    width: int
+
+
+def _layout(pre: Preprocessor) -> _Layout:
+    cached = pre._layout
+    if isinstance(cached, _Layout):
+        return cached
+    numeric = [c for c in pre.columns if c.type != "category"]
+    starts = np.cumsum([0] + [c.width for c in pre.columns])
+    where = {c.name: int(starts[i]) for i, c in enumerate(pre.columns)}
+    layout = _Layout(
+        numeric=[c.name for c in numeric],
+        positions=np.array([where[c.name] for c in numeric], dtype="int64"),
+        is_bool=np.array([c.type == "bool" for c in numeric]),
+        fill=np.array([c.fill for c in numeric]),
+        offset=np.array([c.offset for c in numeric]),
+        scale=np.array([c.scale for c in numeric]),
+        categories=[
+            (c.name, where[c.name], {k: i for i, k in enumerate(c.categories or [])})
+            for c in pre.columns
+            if c.type == "category"
+        ],
+        width=int(starts[-1]),
+    )
+    pre._layout = layout
+    return layout
+
+
+def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
+    """Standardized numbers (missing and infinite -> the training mean), bools as 0/1 and
+    one-hot categories (missing or unseen -> all zeros), in the columns' order."""
+    layout = _layout(pre)
+    out = np.zeros((batch.rows, layout.width), dtype="float32")
+    if layout.numeric and batch.rows:
+        values = np.column_stack([batch.columns[n] for n in layout.numeric])
+        filled = np.where(np.isfinite(values), values, layout.fill)
+        scaled = np.where(layout.is_bool, filled != 0, (filled - layout.offset) / layout.scale)
+        out[:, layout.positions] = scaled
+    for name, start, index in layout.categories:
+        keys = batch.columns[name]
+        found = np.fromiter((index.get(k, -1) for k in keys), dtype="int64", count=batch.rows)
+        rows = np.flatnonzero(found >= 0)
+        out[rows, start + found[rows]] = 1.0
+    return out
 
 
 def _checked_shape(natural: list[int], requested: Sequence[int] | None) -> list[int]:
@@ -142,53 +217,3 @@ def _fit_columns(
                 )
             )
     return out
-
-
-def _as_frame(pre: Preprocessor, inputs: Inputs) -> pd.DataFrame:
-    names = [c.name for c in pre.columns]
-    if isinstance(inputs, pd.DataFrame):
-        missing = [n for n in names if n not in inputs.columns]
-        if missing:
-            raise DataError(f"inputs lack the columns {missing[:5]}")
-        return inputs
-    if inputs.ndim != 2 or inputs.shape[1] != len(names):
-        raise DataError(
-            f"expected rows of {len(names)} values in schema order, got shape {inputs.shape}"
-        )
-    return pd.DataFrame(inputs, columns=names)
-
-
-def _numeric_rows(pre: Preprocessor, rows: np.ndarray) -> np.ndarray:
-    """The vectorised path for rows of numbers in schema order (the serving hot path):
-    the same arithmetic as ``_column_block``, on all columns at once."""
-    if rows.ndim != 2 or rows.shape[1] != len(pre.columns):
-        raise DataError(
-            f"expected rows of {len(pre.columns)} values in schema order, got shape {rows.shape}"
-        )
-    values = rows.astype("float64", copy=False)
-    is_bool = np.array([c.type == "bool" for c in pre.columns])
-    fill = np.array([c.fill for c in pre.columns])
-    offset = np.array([c.offset for c in pre.columns])
-    scale = np.array([c.scale for c in pre.columns])
-    filled = np.where(np.isfinite(values), values, fill)
-    out: np.ndarray = np.where(is_bool, (filled != 0).astype("float64"), (filled - offset) / scale)
-    return out.astype("float32")
-
-
-def _column_block(series: pd.Series, column: ColumnTransform) -> np.ndarray:
-    if column.type == "category":
-        keys = [category_key(v) if not pd.isna(v) else None for v in series.to_numpy(dtype=object)]
-        index = {c: i for i, c in enumerate(column.categories or [])}
-        block = np.zeros((len(keys), column.width), dtype="float32")
-        for row, key in enumerate(keys):
-            position = index.get(key) if key is not None else None
-            if position is not None:
-                block[row, position] = 1.0
-        return block
-    if column.type == "bool":
-        texts = series.astype(str).str.lower()
-        return texts.isin(["true", "1", "1.0"]).to_numpy(dtype="float32").reshape(-1, 1)
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    filled = np.where(np.isfinite(values), values, column.fill)
-    scaled = (filled - column.offset) / column.scale
-    return scaled.astype("float32").reshape(-1, 1)

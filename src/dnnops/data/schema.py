@@ -157,3 +157,11 @@ def _tensor_schema(array: np.ndarray) -> TensorSchema:
         min=float(finite.min()),
         max=float(finite.max()),
     )
+
+
+def bounds(spec: ColumnSchema | TensorSchema, tolerance: float) -> tuple[float, float]:
+    """The observed range widened by ``tolerance`` times its span (or magnitude if constant)."""
+    low = spec.min if spec.min is not None else -np.inf
+    high = spec.max if spec.max is not None else np.inf
+    span = high - low or abs(high) or 1.0
+    return low - tolerance * span, high + tolerance * span

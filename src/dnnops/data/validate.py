@@ -6,14 +6,15 @@ examples, so a person can fix the file and a script can count the problems.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from dnnops.data.schema import ColumnSchema, Schema, TensorSchema, category_key
+from dnnops.data.policy import ANOMALIES, InputPolicy
+from dnnops.data.schema import ColumnSchema, Schema, bounds, category_key
 from dnnops.errors import DataError
 
 Rule = Literal[
@@ -39,13 +40,38 @@ class Finding:
     examples: list[dict[str, Any]]
     """Up to three ``{"row": i, "value": v}`` with ``i`` the 0-based data row."""
     message: str
+    action: str = "refused"
+    """What serving does with these rows under the input policy: ``refused``, or how the
+    problem is accepted (``imputed as in training``, ``clipped to the training range``)."""
+
+    @property
+    def refused(self) -> bool:
+        return self.action == "refused"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def validate_file(path: Path, schema: Schema, target: str | None = None) -> list[Finding]:
-    """Validate a CSV, Parquet or NPZ file; the label column may be absent."""
+def judged(findings: list[Finding], policy: InputPolicy) -> list[Finding]:
+    """Each finding with what ``policy`` does to it; problems outside the policy (a missing
+    column, a wrong type) are always refused."""
+    out = []
+    for finding in findings:
+        anomaly = "missing" if finding.rule == "null" else finding.rule
+        if anomaly in ANOMALIES and not policy.refuses(anomaly):
+            finding = replace(finding, action=policy.action(anomaly))
+        out.append(finding)
+    return out
+
+
+def validate_file(path: Path, schema: Schema, policy: InputPolicy | None = None) -> list[Finding]:
+    """Validate a CSV, Parquet or NPZ file; the label column may be absent. With a
+    ``policy``, each finding says whether serving refuses or accepts its rows."""
+    findings = _validate_file(path, schema, policy or InputPolicy())
+    return judged(findings, policy) if policy is not None else findings
+
+
+def _validate_file(path: Path, schema: Schema, policy: InputPolicy) -> list[Finding]:
     if path.suffix.lower() == ".npz":
         try:
             with np.load(path, allow_pickle=False) as archive:
@@ -56,11 +82,15 @@ def validate_file(path: Path, schema: Schema, target: str | None = None) -> list
             raise DataError(f"cannot read {path} as NPZ: {exc}") from None
     from dnnops.data.sources import load_table
 
-    return validate_frame(load_table(path), schema)
+    return validate_frame(load_table(path), schema, policy)
 
 
-def validate_frame(frame: pd.DataFrame, schema: Schema) -> list[Finding]:
-    """Every violation of ``schema`` in ``frame``, columns in schema order."""
+def validate_frame(
+    frame: pd.DataFrame, schema: Schema, policy: InputPolicy | None = None
+) -> list[Finding]:
+    """Every violation of ``schema`` in ``frame``, columns in schema order. Nulls count in
+    a column the schema calls nullable only when ``policy`` refuses missing values."""
+    every_null = policy is not None and policy.missing == "reject"
     if schema.kind != "table":
         raise DataError("this model takes tensor inputs; validate an .npz file with an array 'x'")
     target = schema.target.name if schema.target else None
@@ -78,7 +108,9 @@ def validate_frame(frame: pd.DataFrame, schema: Schema) -> list[Finding]:
     ]
     for column in schema.columns:
         if column.name in frame.columns:
-            findings += _check_column(frame[column.name], column, schema.range_tolerance)
+            findings += _check_column(
+                frame[column.name], column, schema.range_tolerance, every_null
+            )
     if schema.target is not None and schema.target.name in frame.columns:
         name = schema.target.name
         findings += _check_labels(frame[name], name, schema.target.classes)
@@ -127,11 +159,13 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool) or value is None else str(value)
 
 
-def _check_column(series: pd.Series, column: ColumnSchema, tolerance: float) -> list[Finding]:
+def _check_column(
+    series: pd.Series, column: ColumnSchema, tolerance: float, every_null: bool
+) -> list[Finding]:
     values = series.to_numpy(dtype=object)
     findings = []
     nulls = series.isna().to_numpy()
-    if nulls.any() and not column.nullable:
+    if nulls.any() and (every_null or not column.nullable):
         findings.append(
             _rows(column.name, "null", nulls, values, "empty where the schema allows none")
         )
@@ -178,14 +212,6 @@ def _check_numeric(
             message = f"outside the allowed range [{low:g}, {high:g}]"
             findings.append(_rows(column.name, "out_of_range", outside, values, message))
     return findings
-
-
-def bounds(spec: ColumnSchema | TensorSchema, tolerance: float) -> tuple[float, float]:
-    """The observed range widened by ``tolerance`` times its span (or magnitude if constant)."""
-    low = spec.min if spec.min is not None else -np.inf
-    high = spec.max if spec.max is not None else np.inf
-    span = high - low or abs(high) or 1.0
-    return low - tolerance * span, high + tolerance * span
 
 
 def _check_labels(series: pd.Series, name: str, classes: list[int | str]) -> list[Finding]:

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from dnnops import __version__
+from dnnops.data.policy import Counts
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError
@@ -211,8 +212,11 @@ async def _serve(
             runtime, shadow = _route(state, name, version, request)
             context.update(model=runtime.model, version=runtime.version)
             adapter = runtime.adapter
-            raw = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
+            checked = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
+            raw = checked.raw
             x = apply_preprocessing(runtime.loaded.preprocessor, raw)
+        if checked.anomalies:
+            _count_anomalies(state, runtime, checked.anomalies)
         state.arriving -= 1
         arriving = False
         timing: dict[str, float] = {}
@@ -387,6 +391,12 @@ async def _mirror(
         state.logger.prediction_records(shadow_ids, context, raw, labels, probabilities, ids)
     )
     state.metrics.shadow.labels(*names, "ok").inc()
+
+
+def _count_anomalies(state: ServerState, runtime: VersionRuntime, counts: Counts) -> None:
+    counter = state.metrics.input_anomalies
+    for (feature, anomaly), rows in counts.items():
+        counter.labels(runtime.endpoint, runtime.model, runtime.version, feature, anomaly).inc(rows)
 
 
 def _count(

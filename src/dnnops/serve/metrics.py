@@ -101,6 +101,13 @@ class ServerMetrics:
             [*version, "reason"],
             registry=self.registry,
         )
+        self.input_anomalies = Counter(
+            "dnnops_input_anomalies",
+            "Rows served despite a data problem (serve.missing, unseen_category, out_of_range,"
+            " non_finite), by feature; features come from the schema, so the series are bounded.",
+            [*version, "feature", "kind"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
         self.shadow = Counter(
             "dnnops_shadow_requests",

@@ -20,6 +20,7 @@ import orjson
 import pandas as pd
 
 from dnnops.data.dataset import Inputs
+from dnnops.data.table import TableBatch
 from dnnops.predlog.writer import RotationPolicy, SegmentWriter
 
 PREDICTIONS, FEEDBACK = "predictions", "feedback"
@@ -58,7 +59,7 @@ class PredictionLogger:
         self,
         ids: Sequence[str],
         context: dict[str, Any],
-        raw: Inputs,
+        raw: Inputs | TableBatch,
         labels: np.ndarray,
         probabilities: np.ndarray,
         shadow_of: Sequence[str] | None = None,
@@ -96,7 +97,9 @@ class PredictionLogger:
         ]
 
 
-def _rows(raw: Inputs) -> list[Any]:
+def _rows(raw: Inputs | TableBatch) -> list[Any]:
+    if isinstance(raw, TableBatch):
+        return raw.records()
     if isinstance(raw, pd.DataFrame):
         return raw.to_dict(orient="records")
     return list(np.ascontiguousarray(raw))  # orjson writes C-ordered numpy rows only

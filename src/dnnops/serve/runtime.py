@@ -83,7 +83,7 @@ class VersionRuntime:
         return cls(
             endpoint=endpoint,
             loaded=loaded,
-            adapter=InputAdapter(loaded.schema, config),
+            adapter=InputAdapter(loaded.schema, config, loaded.preprocessor),
             batcher=batcher,
             labels=np.array(classes, dtype="int64" if numeric else object),
             label_datatype="INT64" if numeric else "BYTES",

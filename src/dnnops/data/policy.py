@@ -1,0 +1,159 @@
+"""What to do with each data problem at inference time: one policy for the server,
+``dnnops predict`` and ``dnnops data validate``, with defaults that do what training did.
+
+| problem | values (default first) | what training did |
+| --- | --- | --- |
+| missing value | ``impute``, ``reject`` | the training mean; a missing category: all zeros |
+| unseen category | ``unknown``, ``reject`` | the one-hot encoding's all-zero "unknown" row |
+| out of range | ``accept``, ``clip``, ``reject`` | nothing: a model extrapolates |
+| infinity | ``reject``, ``impute`` | imputed the mean (but it is almost always a bug upstream) |
+
+Every accepted problem is counted per feature, so monitoring can show it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from dnnops.config import ServeConfig
+from dnnops.data.schema import ColumnSchema, Schema, TensorSchema, bounds
+from dnnops.data.table import TableBatch
+from dnnops.errors import DataError
+
+Anomaly = Literal["missing", "unseen_category", "out_of_range", "non_finite"]
+ANOMALIES: tuple[Anomaly, ...] = ("missing", "unseen_category", "out_of_range", "non_finite")
+_SETTING = {
+    "missing": "serve.missing",
+    "unseen_category": "serve.unseen_category",
+    "out_of_range": "serve.out_of_range",
+    "non_finite": "serve.non_finite",
+}
+_WORDS = {
+    "missing": "missing value(s)",
+    "unseen_category": "category value(s) not seen in training",
+    "out_of_range": "value(s) outside the training range",
+    "non_finite": "infinite value(s)",
+}
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    missing: Literal["impute", "reject"] = "impute"
+    unseen_category: Literal["unknown", "reject"] = "unknown"
+    out_of_range: Literal["accept", "clip", "reject"] = "accept"
+    non_finite: Literal["reject", "impute"] = "reject"
+
+    @classmethod
+    def of(cls, serve: ServeConfig) -> InputPolicy:
+        """The policy a project's ``serve`` section sets (``non_finite: accept`` is the
+        older spelling of ``impute``)."""
+        return cls(
+            missing=serve.missing,
+            unseen_category=serve.unseen_category,
+            out_of_range=serve.out_of_range,
+            non_finite="reject" if serve.non_finite == "reject" else "impute",
+        )
+
+    def refuses(self, anomaly: Anomaly) -> bool:
+        return bool(getattr(self, anomaly) == "reject")
+
+    def action(self, anomaly: Anomaly) -> str:
+        """In words, what happens to a row with this problem."""
+        return {
+            "impute": "imputed as in training",
+            "unknown": "encoded as unknown (all zeros)",
+            "accept": "accepted as is",
+            "clip": "clipped to the training range",
+            "reject": "refused",
+        }[getattr(self, anomaly)]
+
+
+class PolicyViolation(DataError):
+    """Inputs break a ``reject`` policy; names the feature, the problem and the setting."""
+
+    def __init__(self, feature: str, anomaly: Anomaly, rows: int) -> None:
+        super().__init__(
+            f"feature {feature!r}: {rows} {_WORDS[anomaly]}; refused by {_SETTING[anomaly]}: reject"
+        )
+        self.feature = feature
+        self.anomaly = anomaly
+
+
+Counts = Counter[tuple[str, Anomaly]]
+"""Rows accepted despite a problem, by (feature, problem)."""
+
+
+def enforce_table(
+    batch: TableBatch, schema: Schema, policy: InputPolicy
+) -> tuple[TableBatch, Counts]:
+    """Apply ``policy`` to every column: raise on a refused problem, clip where asked,
+    and count what was accepted."""
+    counts: Counts = Counter()
+    columns = dict(batch.columns)
+    for spec in schema.columns:
+        values = columns[spec.name]
+        masks = _category_masks(values, spec) if spec.type == "category" else None
+        if masks is None:
+            masks = _number_masks(values, spec, schema.range_tolerance)
+        for anomaly, mask in masks.items():
+            rows = int(mask.sum())
+            if rows == 0:
+                continue
+            if policy.refuses(anomaly):
+                raise PolicyViolation(spec.name, anomaly, rows)
+            counts[(spec.name, anomaly)] += rows
+        if policy.out_of_range == "clip" and masks.get("out_of_range", np.zeros(0)).any():
+            columns[spec.name] = np.clip(values, spec.min, spec.max)
+    return TableBatch(columns, batch.rows), counts
+
+
+def enforce_tensor(
+    array: np.ndarray, spec: TensorSchema, tolerance: float, policy: InputPolicy, fill: float
+) -> tuple[np.ndarray, Counts]:
+    """The same for tensor instances: NaN or infinity (non_finite: impute fills ``fill``,
+    the value preprocessing maps to 0) and range; one count per instance."""
+    counts: Counts = Counter()
+    flat = array.reshape(len(array), -1)
+    finite = np.isfinite(flat)
+    bad_rows = int((~finite).any(axis=1).sum())
+    if bad_rows:
+        if policy.non_finite == "reject":
+            raise PolicyViolation(spec.name, "non_finite", bad_rows)
+        counts[(spec.name, "non_finite")] += bad_rows
+        array = np.where(np.isfinite(array), array, fill)
+    low, high = bounds(spec, tolerance)
+    outside_rows = int((finite & ((flat < low) | (flat > high))).any(axis=1).sum())
+    if outside_rows:
+        if policy.out_of_range == "reject":
+            raise PolicyViolation(spec.name, "out_of_range", outside_rows)
+        counts[(spec.name, "out_of_range")] += outside_rows
+        if policy.out_of_range == "clip":
+            array = np.clip(array, spec.min, spec.max)
+    return array, counts
+
+
+def _category_masks(keys: np.ndarray, spec: ColumnSchema) -> dict[Anomaly, np.ndarray]:
+    known = set(spec.categories or [])
+    missing = np.fromiter((k is None for k in keys), dtype=bool, count=len(keys))
+    unseen = np.fromiter(
+        (k is not None and k not in known for k in keys), dtype=bool, count=len(keys)
+    )
+    return {"missing": missing, "unseen_category": unseen}
+
+
+def _number_masks(
+    values: np.ndarray, spec: ColumnSchema, tolerance: float
+) -> dict[Anomaly, np.ndarray]:
+    masks: dict[Anomaly, np.ndarray] = {
+        "missing": np.isnan(values),
+        "non_finite": np.isinf(values),
+    }
+    if spec.type != "bool" and spec.min is not None and spec.max is not None:
+        low, high = bounds(spec, tolerance)
+        finite = np.isfinite(values)
+        masks["out_of_range"] = finite & ((values < low) | (values > high))
+    return masks
