@@ -12,47 +12,110 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 from typer._click.core import Context  # typer 0.2x ships click as typer._click
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from dnnops.console import errors_console
 from dnnops.errors import DnnopsError
 
-COMMANDS: dict[str, tuple[str, str, str | None]] = {
-    "init": ("dnnops.cli_lifecycle", "app", "init"),
-    "quickstart": ("dnnops.cli_lifecycle", "app", "quickstart"),
-    "train": ("dnnops.cli_lifecycle", "app", "train"),
-    "runs": ("dnnops.cli_lifecycle", "runs_app", None),
-    "data": ("dnnops.cli_lifecycle", "data_app", None),
-    "models": ("dnnops.cli_models", "models_app", None),
-    "eval": ("dnnops.cli_models", "eval_command", None),
-    "serve": ("dnnops.cli_serve", "serve_command", None),
-    "feedback": ("dnnops.cli_serve", "feedback_command", None),
-    "loadtest": ("dnnops.cli_serve", "loadtest_command", None),
-    "logs": ("dnnops.cli_serve", "logs_app", None),
-    "monitor": ("dnnops.cli_monitor", "monitor_app", None),
-    "slo": ("dnnops.cli_monitor", "slo_app", None),
-    "rollout": ("dnnops.cli_rollout", "rollout_app", None),
-    "retrain": ("dnnops.cli_retrain", "retrain_command", None),
-    "export": ("dnnops.cli_export", "export_app", None),
+
+@dataclass(frozen=True)
+class Entry:
+    module: str
+    attribute: str
+    help: str
+    """The short help, here so that ``dnnops --help`` lists commands without importing one."""
+    inner: str | None = None
+    """The command inside that Typer app, when it holds several."""
+
+
+COMMANDS: dict[str, Entry] = {
+    "init": Entry(
+        "dnnops.cli_lifecycle",
+        "app",
+        "Write a dnnops.yaml: an example, or inferred from your CSV.",
+        "init",
+    ),
+    "quickstart": Entry(
+        "dnnops.cli_lifecycle",
+        "app",
+        "The whole lifecycle on builtin:digits, in about 30 s.",
+        "quickstart",
+    ),
+    "train": Entry(
+        "dnnops.cli_lifecycle", "app", "Train, evaluate and register the project's model.", "train"
+    ),
+    "runs": Entry("dnnops.cli_runs", "runs_app", "Training runs in the metadata store.", None),
+    "data": Entry("dnnops.cli_lifecycle", "data_app", "Profile and validate data files.", None),
+    "models": Entry(
+        "dnnops.cli_models", "models_app", "Registered model versions, aliases, integrity.", None
+    ),
+    "eval": Entry("dnnops.cli_models", "eval_command", "Evaluate a version on labeled data.", None),
+    "predict": Entry(
+        "dnnops.cli_predict",
+        "predict_command",
+        "Predict a CSV or Parquet file with a registered version.",
+        None,
+    ),
+    "serve": Entry(
+        "dnnops.cli_serve", "serve_command", "Serve registered versions over HTTP.", None
+    ),
+    "feedback": Entry(
+        "dnnops.cli_serve",
+        "feedback_command",
+        "Send ground-truth labels (prediction_id,label).",
+        None,
+    ),
+    "loadtest": Entry(
+        "dnnops.cli_serve", "loadtest_command", "Drive load at a running server.", None
+    ),
+    "logs": Entry("dnnops.cli_logs", "logs_app", "Prediction and feedback records.", None),
+    "monitor": Entry(
+        "dnnops.cli_monitor", "monitor_app", "SLIs, drift, quality and SLO budgets.", None
+    ),
+    "slo": Entry(
+        "dnnops.cli_monitor", "slo_app", "Service level objectives and error budgets.", None
+    ),
+    "rollout": Entry(
+        "dnnops.cli_rollout", "rollout_app", "Canary, shadow and blue-green rollouts.", None
+    ),
+    "retrain": Entry(
+        "dnnops.cli_retrain", "retrain_command", "Retrain when a trigger fired.", None
+    ),
+    "export": Entry(
+        "dnnops.cli_export", "export_app", "Grafana dashboards and Prometheus rules.", None
+    ),
 }
-"""Command name -> (module, attribute, command inside that Typer app if any)."""
+"""Command name -> where it lives and its short help."""
 
 
 class LazyGroup(TyperGroup):
     """A click group that imports a command's module the first time it is asked for."""
 
+    listing = False
+    """True while the group's own help is written: commands are then stubs with their help."""
+
     def list_commands(self, ctx: Context) -> list[str]:
         return list(COMMANDS)
+
+    def format_help(self, ctx: Context, formatter: Any) -> None:
+        LazyGroup.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            LazyGroup.listing = False
 
     def get_command(self, ctx: Context, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
             return None
-        module, attribute, inner = COMMANDS[cmd_name]
-        target: Any = getattr(importlib.import_module(module), attribute)
+        entry = COMMANDS[cmd_name]
+        if LazyGroup.listing:
+            return TyperCommand(cmd_name, help=entry.help)
+        target: Any = getattr(importlib.import_module(entry.module), entry.attribute)
         command: Any
         if isinstance(target, typer.Typer):  # a group, even with one command (logs show)
             command = typer.main.get_group(target)
@@ -60,8 +123,8 @@ class LazyGroup(TyperGroup):
             single = typer.Typer(add_completion=False)
             single.command(cmd_name)(target)
             command = typer.main.get_command(single)
-        if inner is not None:  # one command of a Typer app that holds several
-            return command.get_command(ctx, inner)
+        if entry.inner is not None:  # one command of a Typer app that holds several
+            return command.get_command(ctx, entry.inner)
         command.name = cmd_name
         return command
 
@@ -74,8 +137,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from dnnops import __version__
+
+        typer.echo(f"dnnops {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def root() -> None:
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     """Take a DNN from data to production."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -14,19 +14,16 @@ from dnnops.cli_common import HomeOpt, JsonOpt, print_json
 from dnnops.cli_views import lineage_view, report_view, versions_view
 from dnnops.config import EvaluateConfig, load_config, parse_config
 from dnnops.console import make_console, rows_table
-from dnnops.data.prepare import label_indices
-from dnnops.data.preprocess import apply_preprocessing
-from dnnops.data.sources import load_source
 from dnnops.errors import GatesFailed, UsageError, failed_gates_text
-from dnnops.evaluate.report import EvaluationReport, apply_gates, evaluate_predictions
+from dnnops.evaluate.report import EvaluationReport
 from dnnops.files import atomic_write
 from dnnops.home import resolve_home
-from dnnops.registry.importer import ImportRequest, candidate_from_file
-from dnnops.registry.loader import LoadedVersion, load_version, make_predictor
 from dnnops.registry.open import open_registry
-from dnnops.registry.publish import EvaluationData, Published, int8_variant, publish
 from dnnops.registry.versions import ModelRegistry, parse_ref
-from dnnops.rollout.begin import check_gates_passed
+
+if TYPE_CHECKING:  # listing and showing versions must not import torch, onnx or pandas
+    from dnnops.registry.loader import LoadedVersion
+    from dnnops.registry.publish import EvaluationData, Published
 
 models_app = typer.Typer(
     no_args_is_help=True, help="Registered model versions, aliases, integrity."
@@ -132,6 +129,9 @@ def models_export(
     """Write a version's serving graph to a file (creating the INT8 variant on request)."""
     if format_ not in ("onnx", "onnx-int8"):
         raise UsageError(f"--format must be onnx or onnx-int8, got {format_!r}")
+    from dnnops.registry.loader import load_version
+    from dnnops.registry.publish import int8_variant
+
     registry = open_registry(resolve_home(home))
     record = registry.resolve_ref(ref)
     if format_ == "onnx-int8":
@@ -186,6 +186,10 @@ def models_import(
 
     An imported version moves no alias unless --alias asks; with labeled --reference
     data it is evaluated and its gates applied."""
+    from dnnops.registry.importer import ImportRequest, candidate_from_file
+    from dnnops.registry.publish import publish
+    from dnnops.rollout.begin import check_gates_passed
+
     request = ImportRequest(
         name=name,
         file=file,
@@ -264,6 +268,9 @@ def eval_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate NAME@REF on a labeled file, or print its stored evaluation report."""
+    from dnnops.evaluate.report import apply_gates, evaluate_predictions
+    from dnnops.registry.loader import load_version, make_predictor
+
     registry = open_registry(resolve_home(home))
     record = registry.resolve_ref(ref)
     loaded = load_version(registry, record)
@@ -295,6 +302,11 @@ def _gates(config: Path | None, registry: ModelRegistry, loaded: LoadedVersion) 
 
 
 def _labeled_data(loaded: LoadedVersion, path: Path) -> EvaluationData:
+    from dnnops.data.prepare import label_indices
+    from dnnops.data.preprocess import apply_preprocessing
+    from dnnops.data.sources import load_source
+    from dnnops.registry.publish import EvaluationData
+
     target = loaded.schema.target.name if loaded.schema.target else "target"
     dataset = load_source(str(path), target, drop=loaded.schema.ignored)
     x = apply_preprocessing(loaded.preprocessor, dataset.inputs)

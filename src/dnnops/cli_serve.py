@@ -23,17 +23,12 @@ from dnnops.config import (
     load_config,
 )
 from dnnops.console import make_console, rows_table
-from dnnops.durations import parse_duration
 from dnnops.errors import UsageError
 from dnnops.home import Home, resolve_home
-from dnnops.predlog.frames import FrameStats
-from dnnops.predlog.reader import read_records
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import parse_ref
-from dnnops.serve.predictions import FEEDBACK, PREDICTIONS, PredictionLogger
+from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.state import ServerState, Target
-
-logs_app = typer.Typer(no_args_is_help=True, help="Prediction and feedback logs.")
 
 
 def logs_dir(home: Home) -> Path:
@@ -252,54 +247,6 @@ def _read_labels(file: Path) -> list[tuple[str, Any]]:
                 (row["prediction_id"], int(label) if label.lstrip("-").isdigit() else label)
             )
     return labels
-
-
-@logs_app.command("show")
-def logs_show(
-    endpoint: Annotated[str | None, typer.Option(help="Only this endpoint.")] = None,
-    id_: Annotated[str | None, typer.Option("--id", help="One prediction id.")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only records newer than this (1h, 30m).")
-    ] = None,
-    feedback: Annotated[bool, typer.Option(help="Show the feedback log instead.")] = False,
-    limit: int = 50,
-    jsonl: Annotated[bool, typer.Option(help="One JSON record per line.")] = False,
-    home: HomeOpt = None,
-) -> None:
-    """Prediction records (newest last), for people or, with --jsonl, scripts."""
-    folder = logs_dir(resolve_home(home))
-    prefix = FEEDBACK if feedback else PREDICTIONS
-    cutoff = time.time() - parse_duration(since) if since else None
-    stats = FrameStats()
-    selected = [
-        r
-        for r in read_records(folder / prefix, prefix, stats)
-        if (endpoint is None or r.get("endpoint") == endpoint)
-        and (id_ is None or id_ in (r.get("id"), r.get("prediction_id")))
-        and (cutoff is None or r.get("ts", 0) >= cutoff)
-    ]
-    shown = selected if id_ is not None else selected[-limit:]
-    if jsonl:
-        for record in shown:
-            typer.echo(orjson.dumps(record).decode())
-        return
-    columns = ["time", "id", "endpoint", "version", "status", "output", "latency ms"]
-    rows = [
-        [
-            time.strftime("%H:%M:%S", time.localtime(r.get("ts", 0))),
-            r.get("id") or r.get("prediction_id"),
-            r.get("endpoint", ""),
-            r.get("version", ""),
-            r.get("status", ""),
-            r.get("output", r.get("label", r.get("error", ""))),
-            r.get("latency_ms", ""),
-        ]
-        for r in shown
-    ]
-    title = f"{len(shown)} of {len(selected)} records" + (
-        " (a torn tail was skipped)" if stats.torn_tail else ""
-    )
-    make_console().print(rows_table(title, columns, rows))
 
 
 def loadtest_command(

@@ -378,8 +378,9 @@ def check_arch_params(model: ModelConfig, origin: str = "dnnops.yaml") -> Sectio
         raise ConfigError(message) from None
 
 
-def load_config(path: Path) -> ProjectConfig:
+def load_config(path: str | Path) -> ProjectConfig:
     """Read and validate ``path``; a missing or malformed file is a ``ConfigError``."""
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(
             f"no project file at {path}; write one with: dnnops init --example digits"

@@ -13,6 +13,9 @@ import orjson
 
 from dnnops.predlog.frames import FrameStats, iter_frames
 
+PREDICTIONS, FEEDBACK = "predictions", "feedback"
+"""The two logs under the logs folder, and the prefixes of their segment files."""
+
 
 def segments(folder: Path, prefix: str) -> list[Path]:
     return sorted(folder.glob(f"{prefix}-*.log")) if folder.is_dir() else []

@@ -230,3 +230,39 @@ def _evaluation(context: _Context, pre: Preprocessor, schema: Schema) -> Evaluat
         return None
     x = apply_preprocessing(pre, reference.inputs)
     return EvaluationData(x, label_indices(reference.target, schema), reference.inputs)
+
+
+def candidate_from_module(
+    name: str,
+    module: torch.nn.Module,
+    reference: Dataset,
+    classes: Sequence[int | str] | None = None,
+) -> Candidate:
+    """A model trained in the user's own PyTorch loop: exported to ONNX, checked against
+    torch, described by ``reference`` (its raw features, with labels to evaluate on)."""
+    request = ImportRequest(name=name, file=Path("<module>"), classes=classes)
+    target = str(reference.target.name) if reference.target is not None else "target"
+    schema = infer_schema(reference, target_name=target)
+    preprocessor = fit_preprocessor(reference, schema, PreprocessingConfig(numeric="none"))
+    context = _Context(schema, preprocessor, build_profile(reference, schema), reference)
+    shape = list(preprocessor.input_shape)
+    module.eval()
+    graph = export_onnx(module, tuple(shape))
+    with torch.inference_mode():
+        width = int(module(torch.zeros(1, *shape)).shape[-1])
+    candidate = _candidate(request, context, graph, shape, width, weights_bytes(module), None)
+    probe = np.random.default_rng(0).normal(size=(16, *shape)).astype("float32")
+    return replace(
+        candidate,
+        onnx_parity=check_parity(graph, module, probe),
+        dataset=_frame_entry(context, reference),
+    )
+
+
+def _frame_entry(context: _Context, reference: Dataset) -> dict[str, Any]:
+    return {
+        "sha256": fingerprint(reference),
+        "source": reference.origin,
+        "rows": len(reference),
+        "schema": context.schema.model_dump(mode="json"),
+    }

@@ -21,9 +21,9 @@ import pandas as pd
 
 from dnnops.data.dataset import Inputs
 from dnnops.data.table import TableBatch
+from dnnops.predlog.reader import FEEDBACK, PREDICTIONS
 from dnnops.predlog.writer import RotationPolicy, SegmentWriter
 
-PREDICTIONS, FEEDBACK = "predictions", "feedback"
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
