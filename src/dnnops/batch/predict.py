@@ -1,0 +1,179 @@
+"""Predict a CSV or Parquet file with a registered version, chunk by chunk.
+
+Memory stays bounded by the chunk: rows are read, held to the input policy, encoded and
+run through the ONNX graph ``chunk_rows`` at a time (the runner uses every core), and each
+chunk's answers are appended to the output file before the next is read. Every row gets
+an id; with a prediction logger, rows are logged like served predictions so labels sent
+later (``dnnops feedback``) join them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from dnnops.data.policy import Counts, InputPolicy, PolicyViolation, enforce_table
+from dnnops.data.preprocess import apply_preprocessing, table_batch
+from dnnops.errors import DataError, UsageError
+from dnnops.evaluate.metrics import softmax
+from dnnops.registry.loader import LoadedVersion, make_predictor
+
+if TYPE_CHECKING:
+    from dnnops.serve.predictions import PredictionLogger
+
+SUFFIXES = (".csv", ".parquet")
+
+
+@dataclass
+class BatchResult:
+    rows: int = 0
+    seconds: float = 0.0
+    anomalies: Counts = field(default_factory=lambda: Counts())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def predict_file(
+    loaded: LoadedVersion,
+    source: Path,
+    out: Path,
+    *,
+    policy: InputPolicy,
+    chunk_rows: int = 65_536,
+    logger: PredictionLogger | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BatchResult:
+    """Write ``out`` (Parquet or CSV by its suffix): ``prediction_id``, ``prediction`` and
+    one ``probability_<class>`` column per class, one row per input row, in order."""
+    _check_paths(loaded, source, out)
+    predict = make_predictor(loaded, os.cpu_count() or 1)
+    prefix = os.urandom(4).hex()
+    result = BatchResult()
+    started = time.perf_counter()
+    writer = _Writer(out)
+    try:
+        for frame in _chunks(source, chunk_rows):
+            table, ids, labels, probabilities = _predict_chunk(
+                loaded, frame, predict, policy, prefix, result
+            )
+            writer.write(table)
+            if logger is not None:
+                _log(logger, loaded, ids, frame, labels, probabilities)
+            result.rows += len(frame)
+            if progress is not None:
+                progress(len(frame))
+    except BaseException:
+        writer.close(finished=False)
+        raise
+    writer.close(finished=True)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _predict_chunk(
+    loaded: LoadedVersion,
+    frame: pd.DataFrame,
+    predict: Callable[[np.ndarray], np.ndarray],
+    policy: InputPolicy,
+    prefix: str,
+    result: BatchResult,
+) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray]:
+    batch = table_batch(loaded.preprocessor, frame)
+    try:
+        batch, counts = enforce_table(batch, loaded.schema, policy)
+    except PolicyViolation as exc:
+        raise DataError(
+            f"rows {result.rows}..{result.rows + len(frame) - 1}: {exc}; the server would "
+            "refuse them too: clean the file, or change the policy in dnnops.yaml (-c)"
+        ) from None
+    result.anomalies.update(counts)
+    probabilities = softmax(predict(apply_preprocessing(loaded.preprocessor, batch)))
+    classes = np.asarray(loaded.classes, dtype=object)
+    labels = classes[probabilities.argmax(axis=1)]
+    ids = [f"{prefix}-b{result.rows + i:x}" for i in range(len(frame))]
+    columns: dict[str, Any] = {"prediction_id": ids, "prediction": labels.tolist()}
+    for position, name in enumerate(loaded.classes):
+        columns[f"probability_{name}"] = probabilities[:, position].astype("float32")
+    return pa.table(columns), ids, labels, probabilities
+
+
+def _log(
+    logger: PredictionLogger,
+    loaded: LoadedVersion,
+    ids: list[str],
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+) -> None:
+    context = {
+        "endpoint": loaded.record.model,
+        "protocol": "batch",
+        "model": loaded.record.model,
+        "version": str(loaded.record.version),
+    }
+    features = frame[[c.name for c in loaded.schema.columns]]
+    raw = features.astype(object).where(features.notna(), None)
+    logger.predictions.append(logger.prediction_records(ids, context, raw, labels, probabilities))
+
+
+def _check_paths(loaded: LoadedVersion, source: Path, out: Path) -> None:
+    if loaded.schema.kind != "table":
+        raise UsageError(f"{loaded.record.ref} takes tensors; dnnops predict reads tables")
+    if not source.is_file():
+        raise UsageError(f"no file {source}")
+    for path in (source, out):
+        if path.suffix.lower() not in SUFFIXES:
+            raise UsageError(f"{path}: use a .csv or .parquet file")
+    if out.resolve() == source.resolve():
+        raise UsageError("--out must differ from the input file")
+
+
+def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
+    if source.suffix.lower() == ".parquet":
+        for record_batch in pq.ParquetFile(source).iter_batches(batch_size=rows):
+            yield record_batch.to_pandas()
+        return
+    yield from pd.read_csv(source, chunksize=rows)
+
+
+class _Writer:
+    """Appends tables to one Parquet file (a row group each) or one CSV file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv: pa_csv.CSVWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self.path.suffix.lower() == ".parquet":
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.partial, table.schema)
+            self._parquet.write_table(table)
+        else:
+            if self._csv is None:
+                self._csv = pa_csv.CSVWriter(str(self.partial), table.schema)
+            self._csv.write_table(table)
+
+    def close(self, finished: bool) -> None:
+        """Move a finished file into place; a failed run leaves no half-written output."""
+        wrote = self._parquet is not None or self._csv is not None
+        for writer in (self._parquet, self._csv):
+            if writer is not None:
+                writer.close()
+        if wrote and finished:
+            self.partial.replace(self.path)
+        elif wrote:
+            self.partial.unlink(missing_ok=True)

@@ -1,0 +1,69 @@
+"""dnnops predict: a file in, a file out, chunk by chunk, under the server's input policy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+import dnnops
+from tests.conftest import CliResult
+from tests.userdata import SPECIES, penguins_frame, project_file, write_csv
+
+
+def _trained(tmp_path: Path) -> tuple[Path, Path]:
+    source = write_csv(penguins_frame(), tmp_path / "penguins.csv")
+    config = project_file(tmp_path / "dnnops.yaml", "penguins", source, "species")
+    dnnops.Project(config).train()
+    return source, config
+
+
+def test_predict_writes_every_row_in_order_and_logs_them(
+    tmp_path: Path, home: Path, cli: Callable[..., CliResult]
+) -> None:
+    _trained(tmp_path)
+    rows = penguins_frame(rows=1000, seed=9).drop(columns=["species"])
+    rows.loc[3, "island"] = "Mars"  # unseen: the unknown bucket, as the server does
+    source = write_csv(rows, tmp_path / "new.csv")
+    for out in (tmp_path / "out.parquet", tmp_path / "out.csv"):
+        result = cli(
+            "predict", str(source), "--model", "penguins@1", "--out", str(out),
+            "--chunk-rows", "256", "--log", "--json",
+        )  # fmt: skip
+        assert result.code == 0, result.err
+        summary = result.json()
+        assert summary["rows"] == 1000 and summary["anomalies"]["island:unseen_category"] == 1
+        written = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
+        assert len(written) == 1000 and written["prediction_id"].is_unique
+        expected = dnnops.load("penguins@1").predict(rows)
+        assert list(written["prediction"]) == list(expected)
+        assert set(written["prediction"]) <= set(SPECIES)
+        probabilities = written[[f"probability_{s}" for s in SPECIES]].to_numpy()
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    logged = cli("logs", "show", "--endpoint", "penguins", "--jsonl", "--limit", "5000")
+    records = [json.loads(line) for line in logged.out.splitlines()]
+    assert len(records) == 2000 and {r["protocol"] for r in records} == {"batch"}
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_predict_refuses_what_the_server_would_refuse_and_leaves_no_output(
+    tmp_path: Path, home: Path, cli: Callable[..., CliResult]
+) -> None:
+    _, config = _trained(tmp_path)
+    strict = yaml.safe_load(config.read_text())
+    strict["serve"] = {"unseen_category": "reject"}
+    config.write_text(yaml.safe_dump(strict))
+    rows = penguins_frame(rows=50, seed=2).drop(columns=["species"])
+    rows.loc[40, "island"] = "Mars"
+    source = write_csv(rows, tmp_path / "new.csv")
+    out = tmp_path / "out.parquet"
+    result = cli(
+        "predict", str(source), "--model", "penguins@1", "--out", str(out), "-c", str(config),
+    )  # fmt: skip
+    assert result.code == 1
+    assert "feature 'island'" in result.err and "serve.unseen_category: reject" in result.err
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
