@@ -67,3 +67,28 @@ def test_predict_refuses_what_the_server_would_refuse_and_leaves_no_output(
     assert result.code == 1
     assert "feature 'island'" in result.err and "serve.unseen_category: reject" in result.err
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_a_numeric_target_is_named_as_regression_not_trained_as_classes(
+    tmp_path: Path, home: Path, cli: Callable[..., CliResult]
+) -> None:
+    from tests.userdata import prices_frame
+
+    source = write_csv(prices_frame(), tmp_path / "prices.csv")  # missing values in a feature
+    config = project_file(tmp_path / "dnnops.yaml", "prices", source, "price")
+    result = cli("train", "-c", str(config))
+    assert result.code == 1, result.out
+    assert "label column 'price' holds" in result.err and "regression" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_rows_without_a_label_are_left_out_of_training(
+    tmp_path: Path, home: Path, cli: Callable[..., CliResult]
+) -> None:
+    frame = penguins_frame()
+    frame.loc[[5, 17, 80], "species"] = None
+    source = write_csv(frame, tmp_path / "penguins.csv")
+    config = project_file(tmp_path / "dnnops.yaml", "penguins", source, "species")
+    result = cli("train", "-c", str(config), "--json")
+    assert result.code == 0, result.err
+    assert result.json()["version"] == 1

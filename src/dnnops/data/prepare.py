@@ -7,6 +7,7 @@ The schema is inferred on all rows (so no category of the valid or test part is
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from dnnops.data.profile import Profile, build_profile
 from dnnops.data.schema import Schema, category_key, infer_schema
 from dnnops.data.sources import load_source
 from dnnops.data.split import Split, split_indices
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,28 @@ class PreparedData:
 
 
 def load_dataset(data: DataConfig) -> Dataset:
-    return load_source(data.source, data.target, group=data.group, drop=data.schema_.drop)
+    """The project's data; rows without a label cannot be learned from and are left out."""
+    dataset = load_source(data.source, data.target, group=data.group, drop=data.schema_.drop)
+    if dataset.target is None or not dataset.target.isna().any():
+        return dataset
+    labeled = np.flatnonzero(dataset.target.notna().to_numpy())
+    log.warning(
+        "%s: %d of %d rows have no %r label; training uses the other %d",
+        data.source,
+        len(dataset) - len(labeled),
+        len(dataset),
+        data.target,
+        len(labeled),
+    )
+    taken = dataset.take(labeled)
+    return Dataset(
+        taken.inputs.reset_index(drop=True)
+        if isinstance(taken.inputs, pd.DataFrame)
+        else taken.inputs,
+        taken.target.reset_index(drop=True) if taken.target is not None else None,
+        taken.groups.reset_index(drop=True) if taken.groups is not None else None,
+        taken.origin,
+    )
 
 
 def prepare_data(data: DataConfig, model: ModelConfig) -> PreparedData:

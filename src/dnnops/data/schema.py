@@ -111,13 +111,26 @@ def infer_schema(
     )
 
 
+MAX_INTEGER_CLASSES = 50
+"""More distinct integer labels than this (and than a tenth of the rows) read as a
+quantity, not classes."""
+
+
 def _classes(labels: pd.Series) -> list[Label]:
     values = labels.dropna().unique()
     if len(values) < 2:
         raise DataError(f"the label column needs at least two classes, found {list(values)}")
+    if pd.api.types.is_bool_dtype(labels):
+        return sorted(int(v) for v in values)
     if pd.api.types.is_numeric_dtype(labels):
-        if not all(float(v).is_integer() for v in values):
-            raise DataError("labels must be class ids or names; found fractional numbers")
+        fractional = not all(float(v).is_integer() for v in values)
+        if fractional or len(values) > max(MAX_INTEGER_CLASSES, len(labels) // 10):
+            raise DataError(
+                f"the label column {labels.name!r} holds {len(values)} distinct numbers"
+                f"{' with fractions' if fractional else ''}: a quantity to predict "
+                "(regression), not classes. This version of dnnops trains classifiers only; "
+                "bin the column into classes, or pick a categorical label with data.target"
+            )
         return sorted(int(v) for v in values)
     return sorted(str(v) for v in values)
 

@@ -1,0 +1,106 @@
+"""Batch prediction against the model's offline throughput, same run.
+
+Generates a penguins-like table (numbers, categories, missing values, string labels),
+trains a small MLP on 5,000 rows with ``dnnops train``, writes ``--rows`` rows to Parquet
+and CSV, then times, each as a fresh process:
+- ``offline``: the ONNX graph alone on the preprocessed rows, batch 65,536, every core;
+- ``dnnops predict`` on Parquet and on CSV (reading, the input policy, encoding, the
+  graph, writing Parquet).
+The table prints rows/s and the ratio to offline against issue 13's target (70%).
+
+    .venv/bin/python benchmarks/batch/predict.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.userdata import penguins_frame
+
+BIN = Path(sys.executable).parent
+TARGET = 0.7
+OFFLINE = """
+import sys, time
+import pandas as pd
+import dnnops
+from dnnops.data.preprocess import apply_preprocessing
+from dnnops.registry.loader import load_version, make_predictor
+from dnnops.registry.open import open_registry
+from dnnops.home import resolve_home
+registry = open_registry(resolve_home())
+loaded = load_version(registry, registry.resolve_ref("penguins@1"))
+x = apply_preprocessing(loaded.preprocessor, pd.read_parquet(sys.argv[1]))
+run = make_predictor(loaded, __import__("os").cpu_count())
+run(x[:1024])
+started = time.perf_counter()
+for start in range(0, len(x), 65536):
+    run(x[start:start + 65536])
+print(len(x) / (time.perf_counter() - started))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        env = {**os.environ, "DNNOPS_HOME": str(folder / "home")}
+        penguins_frame(5000).to_csv(folder / "train.csv", index=False)
+        project = {
+            "name": "penguins",
+            "data": {"source": str(folder / "train.csv"), "target": "species"},
+            "model": {"params": {"hidden": [64, 64]}},
+            "train": {"epochs": 2},
+        }
+        (folder / "dnnops.yaml").write_text(yaml.safe_dump(project))
+        subprocess.run(
+            [str(BIN / "dnnops"), "train", "-c", str(folder / "dnnops.yaml"), "--quiet"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        rows = penguins_frame(args.rows, seed=1).drop(columns=["species"])
+        rows.to_parquet(folder / "rows.parquet")
+        rows.to_csv(folder / "rows.csv", index=False)
+        offline = float(
+            subprocess.run(
+                [sys.executable, "-c", OFFLINE, str(folder / "rows.parquet")],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+        timings = {}
+        for suffix in ("parquet", "csv"):
+            started = time.perf_counter()
+            subprocess.run(
+                [str(BIN / "dnnops"), "predict", str(folder / f"rows.{suffix}"), "--model",
+                 "penguins@1", "--out", str(folder / "out.parquet"), "--quiet"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )  # fmt: skip
+            timings[suffix] = args.rows / (time.perf_counter() - started)
+    print(f"| {args.rows:,} rows | rows/s | / offline | target >= 70% |")
+    print("| --- | --- | --- | --- |")
+    print(f"| offline graph (preprocessed, every core) | {offline:,.0f} | 100% | |")
+    for suffix, rate in timings.items():
+        ratio = rate / offline
+        verdict = "met" if ratio >= TARGET else "missed"
+        name = f"dnnops predict ({suffix} in, whole process)"
+        print(f"| {name} | {rate:,.0f} | {ratio:.0%} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
