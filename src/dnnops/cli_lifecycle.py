@@ -47,16 +47,54 @@ def _store(home: Home) -> RunStore:
 
 @app.command()
 def init(
-    example: Annotated[str, typer.Option(help="digits | breast_cancer | wine")] = "digits",
+    example: Annotated[
+        str | None, typer.Option(help="digits | breast_cancer | wine (default: digits)")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Infer the project from this CSV or Parquet file.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="With --data: the column to predict.")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="With --data: classification | regression (inferred).")
+    ] = None,
     path: Annotated[Path, typer.Option("--path", help="Where to write.")] = Path("dnnops.yaml"),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a complete, commented dnnops.yaml."""
-    text = example_text(example)
+    """Write a complete, commented dnnops.yaml: an example, or inferred from your data."""
     if path.exists() and not force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
-    path.write_text(text, encoding="utf-8")
-    typer.echo(f"wrote {path} (example {example}); train it with: dnnops train -c {path}")
+    if data is None:
+        if target is not None or task is not None:
+            raise UsageError("--target and --task go with --data FILE")
+        name = example or "digits"
+        path.write_text(example_text(name), encoding="utf-8")
+        typer.echo(f"wrote {path} (example {name}); train it with: dnnops train -c {path}")
+        return
+    _init_from_data(data, target, task, path)
+
+
+def _init_from_data(data: Path, target: str | None, task: str | None, path: Path) -> None:
+    from dnnops.scaffold import infer_project, project_text
+
+    if target is None:
+        raise UsageError(f"name the column to predict: dnnops init --data {data} --target COL")
+    if task not in (None, "classification", "regression"):
+        raise UsageError(f"--task must be classification or regression, got {task!r}")
+    inferred = infer_project(data, target, task)  # type: ignore[arg-type]
+    path.write_text(project_text(inferred), encoding="utf-8")
+    console = make_console()
+    console.print(
+        f"wrote {path}: task [bold]{inferred.task}[/] ({inferred.task_reason}; override with "
+        f"--task or the task key), {inferred.rows} rows, categories: "
+        f"{', '.join(inferred.categories) or 'none'}, dropped: {', '.join(inferred.drop) or 'none'}"
+    )
+    console.print(
+        "next:\n"
+        f"  dnnops train -c {path}\n"
+        f"  dnnops models show {inferred.name}@production      # inputs and a request body\n"
+        f"  dnnops serve --model {inferred.name}@production\n"
+        f"  dnnops predict {data} --model {inferred.name}@production --out predictions.parquet"
+    )
 
 
 @app.command()

@@ -339,6 +339,8 @@ class RetrainConfig(Section):
 
 class ProjectConfig(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+    task: Literal["classification", "regression"] = "classification"
+    """classification: labels of any type; regression: a number to predict."""
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

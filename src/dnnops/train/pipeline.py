@@ -90,6 +90,12 @@ def train_project(
 
     Under torchrun every rank calls this; only rank 0 writes files or records.
     """
+    if config is not None and config.task == "regression":
+        raise UsageError(
+            "task: regression is not trainable in this version: dnnops trains classifiers. "
+            "Bin the target into classes (and set task: classification), or train in your "
+            "own loop; regression support is planned"
+        )
     started = time.perf_counter()
     world = init_world()
     try:
