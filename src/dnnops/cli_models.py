@@ -11,7 +11,7 @@ import typer
 import yaml
 
 from dnnops.cli_common import HomeOpt, JsonOpt, print_json
-from dnnops.cli_views import lineage_view, report_view, versions_view
+from dnnops.cli_views import inputs_view, lineage_view, report_view, versions_view
 from dnnops.config import EvaluateConfig, load_config, parse_config
 from dnnops.console import make_console, rows_table
 from dnnops.errors import GatesFailed, UsageError, failed_gates_text
@@ -19,9 +19,10 @@ from dnnops.evaluate.report import EvaluationReport
 from dnnops.files import atomic_write
 from dnnops.home import resolve_home
 from dnnops.registry.open import open_registry
-from dnnops.registry.versions import ModelRegistry, parse_ref
+from dnnops.registry.versions import ModelRegistry, VersionRecord, parse_ref
 
 if TYPE_CHECKING:  # listing and showing versions must not import torch, onnx or pandas
+    from dnnops.data.schema import Schema
     from dnnops.registry.loader import LoadedVersion
     from dnnops.registry.publish import EvaluationData, Published
 
@@ -57,8 +58,17 @@ def models_show(ref: str, home: HomeOpt = None, json_out: JsonOpt = False) -> No
         return
     record = registry.resolve_ref(ref)
     manifest = registry.manifest(record)
+    schema, example = _inputs(registry, record, manifest)
+    request = {"instances": [example]}
     if json_out:
-        print_json({**record.to_dict(), "manifest": manifest})
+        print_json(
+            {
+                **record.to_dict(),
+                "manifest": manifest,
+                "inputs": schema.model_dump(mode="json"),
+                "example_request": request,
+            }
+        )
         return
     console = make_console()
     console.print(lineage_view(record, manifest))
@@ -67,6 +77,27 @@ def models_show(ref: str, home: HomeOpt = None, json_out: JsonOpt = False) -> No
             registry.file(record, manifest, "evaluation.json")
         )
         console.print(report_view(report))
+    console.print(inputs_view(schema))
+    body = json.dumps(request)
+    console.print(
+        "example request (typical values from the training data):\n"
+        f"  curl -s localhost:8000/v1/models/{record.model}:predict -d '{body}'",
+        soft_wrap=True,
+    )
+
+
+def _inputs(
+    registry: ModelRegistry, record: VersionRecord, manifest: dict[str, Any]
+) -> tuple[Schema, Any]:
+    from dnnops.data.example import example_instance
+    from dnnops.data.profile import Profile
+    from dnnops.data.schema import Schema
+
+    schema = Schema.model_validate_json(registry.file(record, manifest, "schema.json"))
+    profile = None
+    if "profile.json" in manifest["files"]:
+        profile = Profile.model_validate_json(registry.file(record, manifest, "profile.json"))
+    return schema, example_instance(schema, profile)
 
 
 @models_app.command("alias")

@@ -103,3 +103,23 @@ def _bound(gate: dict[str, Any]) -> str:
 
 def _signed(value: float | None) -> str:
     return "" if value is None else f"{value:+.4f}"
+
+
+def inputs_view(schema: Any) -> Table:
+    """The version's input features: what a request must carry, by name."""
+    if schema.kind == "tensor" and schema.tensor is not None:
+        t = schema.tensor
+        rows = [[t.name, f"tensor {t.dtype}", str(t.shape), f"{t.min:g} .. {t.max:g}"]]
+    else:
+        rows = [
+            [
+                c.name,
+                c.type + (" (nullable)" if c.nullable else ""),
+                "",
+                ", ".join(c.categories or [])[:60]
+                if c.type == "category"
+                else f"{format_number(c.min)} .. {format_number(c.max)}",
+            ]
+            for c in schema.columns
+        ]
+    return rows_table("inputs", ["feature", "type", "shape", "training range or categories"], rows)

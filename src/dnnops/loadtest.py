@@ -54,14 +54,19 @@ class LoadReport:
 
 
 async def infer_body(client: httpx.AsyncClient, model: str, rows: int = 1, seed: int = 0) -> bytes:
-    """A valid v2 request for ``model``, shaped from its metadata (random normal values)."""
+    """A valid v2 request for ``model``, shaped from its metadata (random normal values);
+    a table with categories gets one tensor per feature from its example instance."""
     response = await client.get(f"/v2/models/{model}")
     if response.status_code != 200:
         raise UsageError(
             f"cannot read the metadata of model {model!r}: "
             f"HTTP {response.status_code} {response.text}"
         )
-    inputs = response.json()["inputs"]
+    metadata = response.json()
+    inputs = metadata["inputs"]
+    example = metadata.get("parameters", {}).get("example_instance")
+    if len(inputs) != 1 and isinstance(example, dict):
+        return orjson.dumps({"inputs": [_column_tensor(i, example, rows) for i in inputs]})
     if len(inputs) != 1 or inputs[0]["datatype"] != "FP32":
         raise UsageError(
             "this model takes several or non-numeric tensors: pass --body FILE with a request"
@@ -81,6 +86,18 @@ async def infer_body(client: httpx.AsyncClient, model: str, rows: int = 1, seed:
         },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
+
+
+def _column_tensor(spec: dict[str, Any], example: dict[str, Any], rows: int) -> dict[str, Any]:
+    value = example[spec["name"]]
+    if spec["datatype"] != "BYTES":
+        value = float(value)
+    return {
+        "name": spec["name"],
+        "shape": [rows],
+        "datatype": spec["datatype"],
+        "data": [value] * rows,
+    }
 
 
 async def run_load(

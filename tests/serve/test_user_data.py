@@ -127,3 +127,19 @@ def test_the_boundary_does_what_training_did_and_counts_it(penguins: Server) -> 
         ("sex", "missing"),
     ):
         assert f'feature="{feature}",kind="{kind}"' in text
+
+
+def test_models_show_gives_a_request_that_the_server_answers_and_loadtest_uses_it(
+    penguins: Server,
+) -> None:
+    shown = json.loads(dnnops(penguins.home, "models", "show", "penguins@1", "--json").stdout)
+    assert [c["name"] for c in shown["inputs"]["columns"]] == list(ROW)
+    request = shown["example_request"]
+    assert request["instances"][0]["island"] in {"Biscoe", "Dream", "Torgersen"}
+    with penguins.client() as http:
+        assert http.post(PREDICT, json=request).status_code == 200
+    human = dnnops(penguins.home, "models", "show", "penguins@1").stdout
+    assert "bill_length_mm" in human and "curl -s" in human
+    load = dnnops(penguins.home, "loadtest", penguins.url, "--duration", "1", "--json")
+    summary = json.loads(load.stdout)
+    assert summary["requests"] > 0 and summary["errors"] == {}

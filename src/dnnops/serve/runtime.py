@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from dnnops.config import ServeConfig
+from dnnops.data.example import example_instance
 from dnnops.evaluate.metrics import softmax
 from dnnops.registry.loader import LoadedVersion, make_predictor
 from dnnops.serve.batcher import BatchStats, DynamicBatcher
@@ -121,7 +122,11 @@ class VersionRuntime:
                 {"name": "label", "datatype": self.label_datatype, "shape": [-1]},
                 {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.labels)]},
             ],
-            "parameters": {"model": self.model, "classes": self.loaded.classes},
+            "parameters": {
+                "model": self.model,
+                "classes": self.loaded.classes,
+                "example_instance": example_instance(self.loaded.schema, self.loaded.profile),
+            },
         }
 
 
