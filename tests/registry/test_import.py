@@ -142,6 +142,7 @@ def test_import_refuses_pickled_objects_and_mismatched_weights(
     )
     assert wrong.code == 1
     assert "does not fit" in wrong.err
+    assert "net.1.weight [16, 13]" in wrong.err  # the expected layout, to rename against
     no_arch = cli("models", "import", "bad", str(weights), "--reference", str(csv))
     assert no_arch.code == 2 and "--arch" in no_arch.err
 
@@ -161,3 +162,61 @@ def test_import_onnx_without_data_uses_the_graph_signature(
     assert loaded.classes == list(range(10))
     logits = make_predictor(loaded)(np.zeros((2, 1, 8, 8), "float32"))
     assert logits.shape == (2, 10)
+
+
+def _renamed_input(graph: bytes, name: str) -> bytes:
+    """A graph whose input is called ``name``, as exporters other than ours name it."""
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    old = model.graph.input[0].name
+    model.graph.input[0].name = name
+    for node in model.graph.node:
+        node.input[:] = [name if i == old else i for i in node.input]
+    return model.SerializeToString()
+
+
+def test_an_imported_graph_keeps_its_input_name_on_the_wire(
+    home: Path, cli: Callable[..., CliResult]
+) -> None:
+    from tests.serve.conftest import start_server
+
+    model = build_model(ModelSpec("mlp", (4,), 3, {"hidden": [8]})).eval()
+    path = home.parent / "sk.onnx"
+    path.write_bytes(_renamed_input(export_onnx(model, (4,)), "float_input"))
+    result = cli("models", "import", "sk", str(path), "--alias", "production", "--json")
+    assert result.code == 0, result.err
+    shown = cli("models", "show", "sk@1", "--json").json()
+    assert shown["manifest"]["input"]["name"] == "float_input"
+    server = start_server(home, "--model", "sk@production")
+    try:
+        with server.client() as http:
+            metadata = http.get("/v2/models/sk").json()
+            assert metadata["inputs"][0]["name"] == "float_input"
+            tensor = {"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [0.1] * 4}
+            answered = http.post("/v2/models/sk/infer", json={"inputs": [tensor]})
+            assert answered.status_code == 200, answered.text
+            wrong = http.post("/v2/models/sk/infer", json={"inputs": [{**tensor, "name": "input"}]})
+            assert wrong.status_code == 422 and "'float_input'" in wrong.json()["error"]
+    finally:
+        server.stop()
+
+
+def test_a_plain_sequential_imports_by_layer_order(
+    home: Path, cli: Callable[..., CliResult]
+) -> None:
+    csv, frame = _wine(home.parent)
+    torch.manual_seed(0)
+    mine = torch.nn.Sequential(torch.nn.Linear(13, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+    weights = home.parent / "seq.safetensors"
+    save_file(mine.state_dict(), str(weights))  # keys 0.weight, 2.weight: not the MLP's names
+    result = cli(
+        "models", "import", "seq", str(weights), "--arch", "mlp", "--param", "hidden=[32]",
+        "--param", "dropout=0.0", "--reference", str(csv), "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    served = _served_logits(home, "seq@1", frame)
+    with torch.inference_mode():
+        x = torch.tensor(frame.drop(columns=["target"]).to_numpy(), dtype=torch.float32)
+        expected = mine(x)
+    np.testing.assert_allclose(served, expected.numpy(), rtol=1e-5, atol=1e-4)

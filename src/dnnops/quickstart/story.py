@@ -177,14 +177,18 @@ def _retrain_and_canary(scene: _Scene) -> None:
 
 def _broken_version(scene: _Scene) -> None:
     config, home = scene.config, scene.home
-    scene.chapter("a broken v3", "trained on shuffled labels, pushed to a canary anyway")
+    scene.chapter("a broken v3", "trained on shuffled labels, forced past its gates to a canary")
     broken = _train_and_publish(_shuffled(config, home), home)
     version = broken.record.version
     scene.story.versions[version] = "shuffled labels (broken)"
     scene.chapter.note(_published_line(broken))
     store = RolloutStore(open_engine(home.db_url))
     registry = scene.state.registry
-    rollout = begin_rollout(store, registry, config.name, config.name, str(version), config.rollout)
+    # its gates failed, so only a forced rollout (`rollout start --force`, audited) lets it
+    # reach a canary: the story forces it to show the canary gates rolling it back
+    rollout = begin_rollout(
+        store, registry, config.name, config.name, str(version), config.rollout, force=True
+    )
     scene.drive(rollout.id, camera_seed=3)
 
 

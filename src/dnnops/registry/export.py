@@ -97,3 +97,8 @@ def onnx_signature(onnx_bytes: bytes) -> tuple[list[int | None], list[int | None
         ]
 
     return dims(graph.input[0]), dims(graph.output[0])
+
+
+def onnx_input_name(onnx_bytes: bytes) -> str:
+    """The graph's input name: what its users' clients already send (v2 ``inputs[].name``)."""
+    return str(onnx.load_from_string(onnx_bytes).graph.input[0].name)

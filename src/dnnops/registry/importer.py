@@ -28,7 +28,7 @@ from dnnops.data.sources import load_source
 from dnnops.errors import ModelError, UsageError
 from dnnops.models.build import ModelSpec, build_model
 from dnnops.models.weights import weights_bytes
-from dnnops.registry.export import check_parity, export_onnx, onnx_signature
+from dnnops.registry.export import check_parity, export_onnx, onnx_input_name, onnx_signature
 from dnnops.registry.publish import Candidate, EvaluationData
 
 FLOAT32_MAX = float(np.finfo("float32").max)
@@ -101,7 +101,10 @@ def _from_onnx(request: ImportRequest, context: _Context) -> Candidate:
         raise ModelError(
             f"{request.file}: only the batch dimension may be dynamic, got input {inputs}"
         )
-    return _candidate(request, context, graph, instance, int(outputs[-1]), weights=None, spec=None)
+    candidate = _candidate(
+        request, context, graph, instance, int(outputs[-1]), weights=None, spec=None
+    )
+    return replace(candidate, input_name=onnx_input_name(graph))
 
 
 def _from_weights(request: ImportRequest, context: _Context) -> Candidate:
@@ -120,13 +123,16 @@ def _from_weights(request: ImportRequest, context: _Context) -> Candidate:
     classes = _classes(request, context, None)
     spec = ModelSpec(request.arch, tuple(shape), len(classes), dict(request.params or {}))
     model = build_model(spec)
+    expected = model.state_dict()
+    state = matched_state(_read_state(request.file), expected)
     try:
-        model.load_state_dict(_read_state(request.file))
+        model.load_state_dict(state)
     except RuntimeError as exc:  # missing, unexpected or mis-shaped parameters
-        detail = " ".join(str(exc).split())[:400]
+        detail = " ".join(str(exc).split())[:300]
+        layout = ", ".join(f"{k} {list(v.shape)}" for k, v in expected.items())[:600]
         raise ModelError(
-            f"{request.file} does not fit {request.arch}: {detail}; "
-            "check --arch, --param and --input-shape"
+            f"{request.file} does not fit {request.arch}: {detail}. This architecture expects "
+            f"(name shape, in order): {layout}; check --arch, --param and --input-shape"
         ) from None
     model.eval()
     graph = export_onnx(model, spec.input_shape)
@@ -134,6 +140,35 @@ def _from_weights(request: ImportRequest, context: _Context) -> Candidate:
     candidate = _candidate(request, context, graph, shape, len(classes), weights_bytes(model), spec)
     parity = check_parity(graph, model, probe)
     return replace(candidate, onnx_parity=parity)
+
+
+def matched_state(
+    state: dict[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The user's tensors under the architecture's names: by name when they match, else by
+    order when every shape agrees (a plain ``nn.Sequential`` of the same layers names them
+    ``0.weight``, ``2.weight`` where the built-in MLP says ``net.1.weight``, ``net.4.weight``)."""
+    if set(state) == set(expected):
+        return state
+    ours = sorted(expected.items(), key=lambda item: _layer_order(item[0]))
+    theirs = sorted(state.items(), key=lambda item: _layer_order(item[0]))
+    if len(ours) == len(theirs) and all(
+        tuple(a.shape) == tuple(b.shape) for (_, a), (_, b) in zip(ours, theirs, strict=True)
+    ):
+        return {name: tensor for (name, _), (_, tensor) in zip(ours, theirs, strict=True)}
+    return state
+
+
+def _layer_order(name: str) -> tuple[tuple[int, int | str], ...]:
+    """``net.10.weight`` after ``net.2.bias``: numbers compared as numbers, a layer's weight
+    before its bias (safetensors files list their keys sorted as text)."""
+    parts: list[tuple[int, int | str]] = []
+    for part in name.split("."):
+        if part.isdigit():
+            parts.append((0, int(part)))
+        else:
+            parts.append((1, {"weight": "0", "bias": "1"}.get(part, "2" + part)))
+    return tuple(parts)
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:

@@ -41,6 +41,11 @@ class LoadedVersion:
     def classes(self) -> list[int | str]:
         return list(self.manifest["classes"])
 
+    @property
+    def input_name(self) -> str:
+        """The v2 input tensor's name: ``input``, or an imported graph's own."""
+        return str((self.manifest.get("input") or {}).get("name") or "input")
+
 
 def load_version(
     registry: ModelRegistry, record: VersionRecord, backend: Backend = "onnx"

@@ -63,6 +63,8 @@ class Candidate:
     dataset: dict[str, Any] | None = None
     onnx_parity: float | None = None
     evaluation: EvaluationData | None = None
+    input_name: str = INPUT
+    """The v2 input tensor's name; an imported graph keeps its own."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def _manifest_fields(candidate: Candidate, report: EvaluationReport | None) -> d
     shape = [-1, *candidate.preprocessor.input_shape]
     return {
         "spec": candidate.spec.to_dict() if candidate.spec else None,
-        "input": {"name": INPUT, "shape": shape, "dtype": "float32"},
+        "input": {"name": candidate.input_name, "shape": shape, "dtype": "float32"},
         "output": {"name": OUTPUT, "shape": [-1, len(candidate.classes)], "dtype": "float32"},
         "classes": candidate.classes,
         "dataset_sha256": candidate.dataset["sha256"] if candidate.dataset else None,

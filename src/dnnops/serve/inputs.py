@@ -56,8 +56,11 @@ class Checked:
 
 
 class InputAdapter:
-    def __init__(self, schema: Schema, policy: ServeConfig, pre: Preprocessor) -> None:
+    def __init__(
+        self, schema: Schema, policy: ServeConfig, pre: Preprocessor, input_name: str = INPUT
+    ) -> None:
         self.schema = schema
+        self.input_name = input_name
         self.policy = InputPolicy.of(policy)
         self.columns = schema.columns
         self.names = [c.name for c in schema.columns]
@@ -80,7 +83,9 @@ class InputAdapter:
 
     def metadata(self) -> list[dict[str, Any]]:
         if not self.per_column:
-            return [{"name": INPUT, "datatype": "FP32", "shape": [-1, *self.instance_shape]}]
+            return [
+                {"name": self.input_name, "datatype": "FP32", "shape": [-1, *self.instance_shape]}
+            ]
         return [
             {"name": c.name, "datatype": "BYTES" if c.type == "category" else "FP32", "shape": [-1]}
             for c in self.columns
@@ -91,18 +96,19 @@ class InputAdapter:
     def from_v2(self, inputs: list[InferInput]) -> Checked:
         if self.per_column:
             return self._columns_from_v2(inputs)
-        if len(inputs) != 1 or inputs[0].name != INPUT:
+        name = self.input_name
+        if len(inputs) != 1 or inputs[0].name != name:
             names = [i.name for i in inputs]
-            raise SchemaViolation(f"this model takes one input tensor named {INPUT!r}, got {names}")
+            raise SchemaViolation(f"this model takes one input tensor named {name!r}, got {names}")
         tensor = inputs[0]
         if tensor.datatype not in NUMERIC_TYPES:
-            raise SchemaViolation(f"input {INPUT!r} must be numeric (FP32), got {tensor.datatype}")
+            raise SchemaViolation(f"input {name!r} must be numeric (FP32), got {tensor.datatype}")
         array = tensor.array
         if array.ndim == len(self.instance_shape):  # a single instance without the batch axis
             array = array[None]
         if list(array.shape[1:]) != self.instance_shape or len(array) == 0:
             raise SchemaViolation(
-                f"input {INPUT!r} has shape {list(tensor.array.shape)}; this model takes "
+                f"input {name!r} has shape {list(tensor.array.shape)}; this model takes "
                 f"[N, {', '.join(map(str, self.instance_shape))}] with N >= 1"
             )
         return self._numbers(array.astype("float64", copy=False))

@@ -84,7 +84,7 @@ class VersionRuntime:
         return cls(
             endpoint=endpoint,
             loaded=loaded,
-            adapter=InputAdapter(loaded.schema, config, loaded.preprocessor),
+            adapter=InputAdapter(loaded.schema, config, loaded.preprocessor, loaded.input_name),
             batcher=batcher,
             labels=np.array(classes, dtype="int64" if numeric else object),
             label_datatype="INT64" if numeric else "BYTES",
