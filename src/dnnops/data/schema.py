@@ -8,11 +8,11 @@ dtype; and the label classes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from dnnops.data.dataset import Dataset
 from dnnops.errors import DataError
@@ -57,6 +57,8 @@ class Schema(BaseModel):
     ignored: list[str] = []
     """Columns a file may carry that are not features (group, dropped columns)."""
     range_tolerance: float = 0.1
+    _limits: Any = PrivateAttr(default=None)
+    """The input policy's arrays for this schema, computed on first use."""
 
     @property
     def feature_names(self) -> list[str]:

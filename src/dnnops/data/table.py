@@ -44,15 +44,35 @@ class TableBatch:
 
     columns: Mapping[str, np.ndarray]
     rows: int
+    numeric: np.ndarray | None = None
+    """The number columns as one (N, k) block, when the batch was built from one (rows of
+    numbers): the policy and the encoder then use it without stacking columns."""
+    numeric_names: tuple[str, ...] = ()
+
+    @classmethod
+    def of_matrix(cls, names: Sequence[str], matrix: np.ndarray) -> TableBatch:
+        columns = {name: matrix[:, i] for i, name in enumerate(names)}
+        return cls(columns, len(matrix), matrix, tuple(names))
+
+    def numeric_block(self, names: Sequence[str]) -> np.ndarray:
+        """The columns ``names`` as one (N, len(names)) float64 block."""
+        if self.numeric is not None and self.numeric_names == tuple(names):
+            return self.numeric
+        if not names:
+            return np.zeros((self.rows, 0))
+        return np.column_stack([self.columns[n] for n in names]).astype("float64", copy=False)
+
+    def with_numeric(self, names: Sequence[str], block: np.ndarray) -> TableBatch:
+        """The same batch with the columns ``names`` replaced by ``block``."""
+        columns = dict(self.columns)
+        columns.update({name: block[:, i] for i, name in enumerate(names)})
+        return TableBatch(columns, self.rows, block, tuple(names))
 
     def records(self) -> list[dict[str, Any]]:
         """One plain dict per row (NaN and None both mean missing), for the prediction log."""
         names = list(self.columns)
         values = [self.columns[n].tolist() for n in names]
         return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-
-    def take(self, rows: np.ndarray) -> TableBatch:
-        return TableBatch({k: v[rows] for k, v in self.columns.items()}, len(rows))
 
 
 def from_frame(frame: pd.DataFrame, kinds: Mapping[str, ColumnKind]) -> TableBatch:

@@ -23,6 +23,8 @@ from dnnops.data.table import (
     ColumnKind,
     ColumnValueError,
     TableBatch,
+    category_keys,
+    column_kind,
     from_values,
     number_matrix,
 )
@@ -64,15 +66,10 @@ class InputAdapter:
         self.policy = InputPolicy.of(policy)
         self.columns = schema.columns
         self.names = [c.name for c in schema.columns]
-        self.kinds: dict[str, ColumnKind] = {
-            c.name: "category"
-            if c.type == "category"
-            else "bool"
-            if c.type == "bool"
-            else "numeric"
-            for c in schema.columns
-        }
+        self.kinds: dict[str, ColumnKind] = {c.name: column_kind(c.type) for c in schema.columns}
         self.per_column = schema.kind == "table" and "category" in self.kinds.values()
+        self.number_names = [n for n, k in self.kinds.items() if k != "category"]
+        self.category_names = [n for n, k in self.kinds.items() if k == "category"]
         self.tensor_fill = pre.tensor_offset  # what preprocessing maps to 0
         if schema.kind == "tensor" and schema.tensor is not None:
             self.instance_shape = list(schema.tensor.shape)
@@ -189,13 +186,32 @@ class InputAdapter:
             if not self.per_column:
                 rows = [[i[n] for n in self.names] for i in instances]
                 return self._numbers(self._matrix(rows))
-            columns = {
-                name: self._column(name, kind, [i[name] for i in instances])
-                for name, kind in self.kinds.items()
-            }
+            numbers = [[i[n] for n in self.number_names] for i in instances]
+            categories = {n: [i[n] for i in instances] for n in self.category_names}
         except KeyError:
             raise self._key_error(instances) from None
-        return self._table(TableBatch(columns, len(instances)))
+        return self._table(self._mixed(numbers, categories))
+
+    def _mixed(self, numbers: list[list[Any]], categories: dict[str, list[Any]]) -> TableBatch:
+        """Numbers (and bools) as one block, categories as keys: no per-column arrays."""
+        try:
+            block = number_matrix(self.number_names, numbers) if self.number_names else None
+        except ColumnValueError:
+            block = None  # a bool as text ("yes"), or a bad value: column by column, named
+            if not self.number_names:
+                raise
+        if block is None and self.number_names:
+            block = np.column_stack(
+                [
+                    self._column(n, self.kinds[n], [row[i] for row in numbers])
+                    for i, n in enumerate(self.number_names)
+                ]
+            )
+        columns = {n: category_keys(v) for n, v in categories.items()}
+        if block is None:
+            return TableBatch(columns, len(next(iter(categories.values()))))
+        columns.update({n: block[:, i] for i, n in enumerate(self.number_names)})
+        return TableBatch(columns, len(block), block, tuple(self.number_names))
 
     def _key_error(self, instances: list[dict[str, Any]]) -> SchemaViolation:
         for position, instance in enumerate(instances):
@@ -236,8 +252,7 @@ class InputAdapter:
             except PolicyViolation as exc:
                 raise SchemaViolation(str(exc)) from None
             return Checked(checked, counts)
-        columns = {name: array[:, i] for i, name in enumerate(self.names)}
-        return self._table(TableBatch(columns, len(array)))
+        return self._table(TableBatch.of_matrix(self.names, array))
 
     def _table(self, batch: TableBatch) -> Checked:
         try:
