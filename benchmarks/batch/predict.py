@@ -51,6 +51,7 @@ print(len(x) / (time.perf_counter() - started))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--hidden", default="64,64", help="The MLP's hidden widths.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -59,7 +60,7 @@ def main() -> None:
         project = {
             "name": "penguins",
             "data": {"source": str(folder / "train.csv"), "target": "species"},
-            "model": {"params": {"hidden": [64, 64]}},
+            "model": {"params": {"hidden": [int(w) for w in args.hidden.split(",")]}},
             "train": {"epochs": 2},
         }
         (folder / "dnnops.yaml").write_text(yaml.safe_dump(project))
@@ -92,7 +93,7 @@ def main() -> None:
                 capture_output=True,
             )  # fmt: skip
             timings[suffix] = args.rows / (time.perf_counter() - started)
-    print(f"| {args.rows:,} rows | rows/s | / offline | target >= 70% |")
+    print(f"| {args.rows:,} rows, MLP {args.hidden} | rows/s | / offline | target >= 70% |")
     print("| --- | --- | --- | --- |")
     print(f"| offline graph (preprocessed, every core) | {offline:,.0f} | 100% | |")
     for suffix, rate in timings.items():

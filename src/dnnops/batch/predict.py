@@ -102,7 +102,8 @@ def _predict_chunk(
     probabilities = softmax(predict(apply_preprocessing(loaded.preprocessor, batch)))
     classes = np.asarray(loaded.classes, dtype=object)
     labels = classes[probabilities.argmax(axis=1)]
-    ids = [f"{prefix}-b{result.rows + i:x}" for i in range(len(frame))]
+    numbers = np.arange(result.rows, result.rows + len(frame)).astype("U")
+    ids = np.char.add(f"{prefix}-b", numbers).tolist()
     columns: dict[str, Any] = {"prediction_id": ids, "prediction": labels.tolist()}
     for position, name in enumerate(loaded.classes):
         columns[f"probability_{name}"] = probabilities[:, position].astype("float32")

@@ -21,7 +21,7 @@ import numpy as np
 
 from dnnops.config import ServeConfig
 from dnnops.data.schema import ColumnSchema, Schema, TensorSchema, bounds
-from dnnops.data.table import TableBatch
+from dnnops.data.table import SMALL, TableBatch, lookup
 from dnnops.errors import DataError
 
 Anomaly = Literal["missing", "unseen_category", "out_of_range", "non_finite"]
@@ -107,7 +107,7 @@ def enforce_table(
     for spec in limits.categories:
         keys = batch.columns[spec.name]
         known = limits.known[spec.name]
-        if all(k is not None and k in known for k in keys):
+        if len(keys) <= SMALL and all(k is not None and k in known for k in keys):
             continue
         for anomaly, mask in _category_masks(keys, known).items():
             _tally(counts, policy, anomaly, [spec.name], np.array([mask.sum()]))
@@ -190,8 +190,5 @@ def enforce_tensor(
 
 
 def _category_masks(keys: np.ndarray, known: frozenset[str]) -> dict[Anomaly, np.ndarray]:
-    missing = np.fromiter((k is None for k in keys), dtype=bool, count=len(keys))
-    unseen = np.fromiter(
-        (k is not None and k not in known for k in keys), dtype=bool, count=len(keys)
-    )
-    return {"missing": missing, "unseen_category": unseen}
+    status = lookup(keys, {k: 0 for k in known} | {None: 1}, default=2)  # missing: None -> 1
+    return {"missing": status == 1, "unseen_category": status == 2}

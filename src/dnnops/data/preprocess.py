@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from dnnops.config import PreprocessingConfig
 from dnnops.data.dataset import Dataset, Inputs
 from dnnops.data.schema import Schema
-from dnnops.data.table import TableBatch, from_frame
+from dnnops.data.table import TableBatch, from_frame, lookup
 from dnnops.errors import DataError
 
 
@@ -162,7 +162,7 @@ def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
                 if position is not None:
                     out[row, start + position] = 1.0
             continue
-        found = np.fromiter((index.get(k, -1) for k in keys), dtype="int64", count=batch.rows)
+        found = lookup(keys, index)
         rows = np.flatnonzero(found >= 0)
         out[rows, start + found[rows]] = 1.0
     return out

@@ -123,8 +123,32 @@ def number_matrix(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> np.nda
     return matrix
 
 
+SMALL = 64
+"""Up to this many values, per-value Python beats building arrays (a request's rows);
+beyond it, columns are factorized once and only their distinct values are looked at."""
+
+
+def lookup(keys: np.ndarray, table: Mapping[Any, int], default: int = -1) -> np.ndarray:
+    """``table[key]`` for every key (``default`` where absent or None), as int64: per
+    distinct value for large columns (``pd.factorize``), so a million rows of a few
+    categories cost a few dictionary lookups."""
+    if len(keys) <= SMALL:
+        return np.fromiter((table.get(k, default) for k in keys), dtype="int64", count=len(keys))
+    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+    found = np.array([table.get(u, default) for u in uniques] + [default], dtype="int64")
+    result: np.ndarray = found[codes]  # code -1 (missing) takes the last entry: default
+    return result
+
+
 def category_keys(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Canonical keys (3, 3.0 and "3" are one category); ``None`` for missing values."""
+    if len(values) > SMALL:
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+        canonical = np.empty(len(uniques) + 1, dtype=object)
+        canonical[:-1] = [category_key(u) for u in uniques]
+        canonical[-1] = None
+        keys: np.ndarray = canonical[codes]
+        return keys
     out = np.empty(len(values), dtype=object)
     for position, value in enumerate(values):
         if type(value) is str:  # the common case, without the generic checks
