@@ -23,7 +23,7 @@ from dnnops.config import (
     load_config,
 )
 from dnnops.console import make_console, rows_table
-from dnnops.errors import UsageError
+from dnnops.errors import DnnopsError, UsageError
 from dnnops.home import Home, resolve_home
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import parse_ref
@@ -51,13 +51,14 @@ def serve_command(
     """Serve registered models over HTTP (Open Inference Protocol v2 and /v1)."""
     project = load_config(config) if config is not None else None
     count = workers or (project.serve.workers if project is not None else 1)
-    if count == 1:
-        run_server(project, config, home, model or [], host, port)
-        return
-    # Fail here, once, on what every worker would fail on (an unknown model or alias).
+    # Fail here, once, in one line, on what the server would fail on while starting (an
+    # unknown model or alias), not in a traceback from the ASGI lifespan.
     state = build_state(resolve_home(home), project, model or [])
     for target in state.targets:
         state.registry.resolve(target.model, target.ref)
+    if count == 1:
+        run_server(project, config, home, model or [], host, port)
+        return
     state.registry.engine.dispose()
     raise typer.Exit(_supervise(state, config, home, model or [], count, host, port))
 
@@ -218,17 +219,59 @@ def _server_class() -> Any:
     return Server
 
 
-def feedback_command(file: Path, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """Append ground-truth labels (CSV with prediction_id,label) to the feedback log."""
+def feedback_command(
+    file: Path,
+    check: Annotated[
+        bool,
+        typer.Option(help="Refuse labels whose prediction is not in the log or not a class."),
+    ] = True,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Append ground-truth labels (CSV with prediction_id,label) to the feedback log.
+
+    Each label needs its prediction in the log and must be one of the classes of the
+    version that made it; the others are refused and counted (exit 1 when any is)."""
+    resolved = resolve_home(home)
     labels = _read_labels(file)
-    logger = PredictionLogger(logs_dir(resolve_home(home)))
+    verdicts = _judged(labels, resolved) if check else None
+    accepted = verdicts.accepted if verdicts is not None else labels
+    logger = PredictionLogger(logs_dir(resolved))
     logger.feedback.start()
-    logger.feedback.append(logger.feedback_records(labels))
+    logger.feedback.append(logger.feedback_records(accepted))
     logger.feedback.close()
+    refused = dict(verdicts.refused) if verdicts is not None else {}
     if json_out:
-        typer.echo(orjson.dumps({"accepted": len(labels)}).decode())
+        examples = verdicts.examples if verdicts is not None else {}
+        typer.echo(
+            orjson.dumps(
+                {"accepted": len(accepted), "refused": refused, "examples": examples}
+            ).decode()
+        )
     else:
-        typer.echo(f"recorded {len(labels)} labels from {file}")
+        typer.echo(f"recorded {len(accepted)} labels from {file}")
+        for reason, count in refused.items():
+            shown = ", ".join(verdicts.examples[reason]) if verdicts is not None else ""
+            typer.echo(f"refused {count}: {reason.replace('_', ' ')} (e.g. {shown})", err=True)
+    if refused:
+        raise typer.Exit(1)
+
+
+def _judged(labels: list[tuple[str, Any]], home: Home) -> Any:
+    from dnnops.predlog.labels_check import judge_labels
+    from dnnops.predlog.reader import PREDICTIONS, read_records
+
+    registry = open_registry(home)
+
+    def classes_of(model: str, version: str) -> list[Any] | None:
+        try:
+            record = registry.resolve(model, version)
+        except DnnopsError:
+            return None  # a version deleted since: its labels cannot be judged here
+        return list(registry.manifest(record).get("classes") or []) or None
+
+    records = read_records(home.logs_dir / PREDICTIONS, PREDICTIONS)
+    return judge_labels(labels, records, classes_of)
 
 
 def _read_labels(file: Path) -> list[tuple[str, Any]]:

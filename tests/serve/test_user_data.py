@@ -143,3 +143,31 @@ def test_models_show_gives_a_request_that_the_server_answers_and_loadtest_uses_i
     load = dnnops(penguins.home, "loadtest", penguins.url, "--duration", "1", "--json")
     summary = json.loads(load.stdout)
     assert summary["requests"] > 0 and summary["errors"] == {}
+
+
+def test_serving_an_alias_that_does_not_exist_says_what_does_in_one_line(
+    penguins_home: Path,
+) -> None:
+    result = dnnops(
+        penguins_home, "serve", "--model", "penguins@staging", "--port", "0", check=False
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no alias 'staging' (versions: 2, 1;" in result.stderr
+    assert "dnnops models alias penguins 2 staging" in result.stderr
+
+
+def test_feedback_file_refuses_unknown_ids_and_labels_and_counts_them(
+    penguins: Server, tmp_path: Path
+) -> None:
+    with penguins.client() as http:
+        ids = http.post(PREDICT, json={"instances": [ROW, ROW, ROW]}).json()["prediction_ids"]
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        f"prediction_id,label\n{ids[0]},Adelie\n{ids[1]},Gentoo\n{ids[2]},Emperor\nnope-1,Adelie\n"
+    )
+    result = dnnops(penguins.home, "feedback", str(labels), "--json", check=False)
+    assert result.returncode == 1
+    verdict = json.loads(result.stdout)
+    assert verdict["accepted"] == 2
+    assert verdict["refused"] == {"unknown_label": 1, "unknown_prediction_id": 1}
+    assert verdict["examples"]["unknown_label"] == [f"{ids[2]}: 'Emperor'"]

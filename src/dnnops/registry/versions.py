@@ -280,11 +280,7 @@ class ModelRegistry:
                 return self._entity(session, self._row(session, model, int(ref)))
             number = _alias_version(session, model, str(ref))
             if number is None:
-                known = self._aliases(session, model)
-                raise VersionNotFound(
-                    f"model {model!r} has no alias {ref!r}"
-                    + (f"; its aliases: {', '.join(sorted(known))}" if known else "")
-                )
+                raise VersionNotFound(self._no_alias(session, model, str(ref)))
             return self._entity(session, self._row(session, model, number))
 
     def resolve_ref(self, text: str) -> VersionRecord:
@@ -386,6 +382,25 @@ class ModelRegistry:
                 )
             raise VersionNotFound(f"model {model!r} has no version {version}")
         return row
+
+    def _no_alias(self, session: Session, model: str, alias: str) -> str:
+        """What exists instead of ``model@alias``, and the command that creates the alias."""
+        if session.get(ModelRow, model) is None:
+            return f"no model {model!r} in the registry; see: dnnops models list"
+        numbers = session.scalars(
+            select(VersionRow.version)
+            .where(VersionRow.model == model)
+            .order_by(VersionRow.version.desc())
+        ).all()
+        known = self._aliases(session, model)
+        aliases = ", ".join(f"{a} -> {v}" for a, v in sorted(known.items())) or "none"
+        newest = numbers[0] if numbers else 1
+        return (
+            f"model {model!r} has no alias {alias!r} (versions: "
+            f"{', '.join(map(str, numbers)) or 'none'}; aliases: {aliases}); serve a version "
+            f"by number ({model}@{newest}) or point the alias at one: "
+            f"dnnops models alias {model} {newest} {alias}"
+        )
 
     def _aliases(self, session: Session, model: str) -> dict[str, int]:
         rows = session.scalars(select(AliasRow).where(AliasRow.model == model)).all()
