@@ -211,11 +211,12 @@ def data_profile(
         return
     rows = []
     for column, feature in zip(_schema_rows(schema), profile.features, strict=False):
-        rows.append([*column, feature.null_count, feature.mean, feature.std])
+        spread: list[object] = ["", ""] if feature.mean is None else [feature.mean, feature.std]
+        rows.append([*column, feature.null_count, *spread])
     make_console().print(
         rows_table(
             f"{file}: {len(dataset)} rows",
-            ["column", "type", "nullable", "min", "max", "nulls", "mean", "std"],
+            ["column", "type", "min", "max", "categories", "nulls", "mean", "std"],
             rows,
         )
     )
@@ -224,14 +225,14 @@ def data_profile(
 def _schema_rows(schema: Schema) -> list[list[object]]:
     if schema.tensor is not None:
         t = schema.tensor
-        return [[f"{t.name} {t.shape}", t.dtype, False, t.min, t.max]]
+        return [[f"{t.name} {t.shape}", t.dtype, t.min, t.max, ""]]
     return [
         [
             c.name,
             c.type,
-            c.nullable,
-            c.min if c.min is not None else len(c.categories or []),
-            c.max if c.max is not None else "categories",
+            "" if c.min is None else c.min,
+            "" if c.max is None else c.max,
+            len(c.categories) if c.categories is not None else "",
         ]
         for c in schema.columns
     ]

@@ -106,6 +106,9 @@ def test_profile_command_prints_schema_and_json(
     human = cli("data", "profile", str(people_csv))
     assert human.code == 0
     assert "city" in human.out and "category" in human.out
+    city = next(line for line in human.out.splitlines() if "city" in line)
+    cells = [cell.strip() for cell in city.split("│")]
+    assert cells[3:6] == ["", "", "3"]  # no min or max; the category count in its own column
     report = cli("data", "profile", str(people_csv), "--target", "label", "--json").json()
     columns = {c["name"]: c for c in report["schema"]["columns"]}
     assert columns["age"]["type"] == "int"

@@ -88,6 +88,8 @@ class Quality:
     confusion_matrix: list[list[int]]
     label_lag_p50_s: float
     label_lag_p95_s: float
+    classes: list[int | str]
+    """The confusion matrix's rows (truth) and columns (predicted), by name."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,4 +121,5 @@ def quality_of(labeled: LabeledRows, classes: Sequence[int | str]) -> Quality | 
         computed["confusion_matrix"],
         float(np.percentile(lags, 50)),
         float(np.percentile(lags, 95)),
+        list(classes),
     )

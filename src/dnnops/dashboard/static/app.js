@@ -170,9 +170,10 @@ function renderDebug(doc) {
   if (quality) {
     const matrix = quality.confusion_matrix;
     const max = Math.max(1, ...matrix.flat());
-    const rows = matrix.map((row, i) => [`<strong>${i}</strong>`, ...row.map((v) =>
+    const names = quality.classes || matrix.map((_, i) => i);
+    const rows = matrix.map((row, i) => [`<strong>${esc(String(names[i]))}</strong>`, ...row.map((v) =>
       `<span style="display:block;background:rgba(0,114,178,${(v / max).toFixed(2)});color:${v / max > 0.5 ? "#fff" : "#1b1f24"}">${v}</span>`)]);
-    $("debug-confusion").innerHTML = table(["truth \\ predicted", ...matrix.map((_, i) => String(i))], rows);
+    $("debug-confusion").innerHTML = table(["truth \\ predicted", ...names.map((n) => esc(String(n)))], rows);
   } else {
     $("debug-confusion").innerHTML = '<p class="empty">no labels in this window</p>';
   }
