@@ -9,7 +9,7 @@ import typer
 
 from dnnops.cli_common import HomeOpt, JsonOpt, print_json
 from dnnops.config import DriftConfig, MonitorConfig, SloConfig, load_config
-from dnnops.console import format_number, make_console, rows_table
+from dnnops.console import format_budget, format_number, make_console, rows_table
 from dnnops.durations import parse_duration
 from dnnops.errors import UsageError
 from dnnops.home import resolve_home
@@ -120,8 +120,16 @@ def _print_report(report: dict[str, Any], since: str) -> None:
         for objective in version.get("slo", []):
             console.print(
                 f"SLO {objective['name']}: current {format_number(objective['current'])} "
-                f"target {objective['target']}, budget left "
-                f"{format_number(objective['error_budget_remaining'])}"
+                f"target {objective['target']}, error budget left "
+                f"{format_budget(objective['error_budget_remaining'])}"
+            )
+        cost = version.get("cost") or {}
+        if cost.get("per_1k_predictions") is not None:
+            console.print(
+                f"{name} cost: {format_number(cost['per_1k_predictions'])} {cost['currency']} "
+                f"per 1,000 predictions ({format_number(cost['cpu_ms_per_prediction'])} ms of "
+                f"model CPU each at {cost['cpu_second_price']:g} {cost['currency']} per "
+                "CPU-second, monitor.cpu_second_price)"
             )
 
 
@@ -131,14 +139,31 @@ def _print_drift(drift: dict[str, Any], title: str) -> None:
         [f["feature"], f["method"], f["score"], f["threshold"], "DRIFT" if f["drifted"] else "ok"]
         for f in features[:20]
     ]
-    verdict = "DRIFTED" if drift["drifted"] else "stable"
     make_console().print(
         rows_table(
-            f"{title}: {verdict}, {drift['share']:.0%} of {len(features)} features drifted "
-            f"(threshold {drift['threshold']:.0%}, {drift['rows']} rows)",
+            f"{title}: {drift_verdict(drift, len(features))} ({drift['rows']} rows)",
             ["feature", "method", "score", "threshold", "verdict"],
             rows,
         )
+    )
+
+
+def drift_verdict(drift: dict[str, Any], features: int) -> str:
+    """DRIFTED or stable, and which test decided: the share of drifted features against
+    monitor.drift.share, or the multivariate test on its own."""
+    by_share = drift["share"] >= drift["threshold"] and features > 0
+    joint = drift.get("multivariate") or {}
+    counted = (
+        f"{drift['share']:.0%} of {features} features drifted "
+        f"({'at or over' if by_share else 'under'} the {drift['threshold']:.0%} threshold)"
+    )
+    if not drift["drifted"]:
+        return f"stable: {counted}"
+    if by_share:
+        return f"DRIFTED: {counted}"
+    return (
+        f"DRIFTED by the multivariate test ({joint.get('method')} {joint.get('score', 0):.3g} "
+        f">= {joint.get('threshold', 0):.3g}: the features' joint structure changed); {counted}"
     )
 
 
@@ -263,7 +288,7 @@ def slo_status(
                     r["target"],
                     r["current"],
                     {True: "yes", False: "NO", None: "-"}[r["met"]],
-                    r["error_budget_remaining"],
+                    format_budget(r["error_budget_remaining"]),
                     ", ".join(r["burning"]) or "-",
                 ]
                 for r in rows

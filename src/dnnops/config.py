@@ -286,6 +286,8 @@ class MonitorConfig(Section):
     window: Duration = 3600.0
     drift: DriftConfig = Field(default_factory=DriftConfig)
     cpu_second_price: Annotated[float, Field(ge=0.0)] = 0.00001
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
+    """The unit of cpu_second_price, shown beside every cost."""
     webhook_url: str | None = None
     suppress_during_rollout: bool = True
     """Hold back a rollout candidate's alerts: its rollout's gates judge it (and page)."""

@@ -87,3 +87,12 @@ def rows_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[objec
     for row in rows:
         table.add_row(*(format_number(v) for v in row))
     return table
+
+
+def format_budget(remaining: float | None) -> str:
+    """An error budget left as a percentage; an overspent one says by how much."""
+    if remaining is None or not math.isfinite(remaining):
+        return "-"
+    if remaining >= 0:
+        return f"{remaining:.0%}"
+    return f"{remaining:.0%} (overspent: {1 - remaining:.1f}x the budget used)"

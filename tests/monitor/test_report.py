@@ -78,6 +78,7 @@ def test_report_shows_slis_quality_and_drift(
     assert confidence["baseline_mean"] > 0.5  # measured on the test split at registration
     assert abs(confidence["shift"]) < 0.1  # same distribution, same confidence
     cost = version["cost"]
+    assert cost["currency"] == "USD" and cost["cpu_second_price"] > 0
     assert 0 < cost["cpu_ms_per_prediction"] < 50
     assert cost["per_1k_predictions"] == pytest.approx(cost["cpu_ms_per_prediction"] * 0.00001)
 

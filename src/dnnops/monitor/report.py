@@ -208,7 +208,11 @@ def _version_section(
     section["prediction_drift"] = _prediction_drift(loaded, stats)
     section["confidence"] = confidence_shift(slis, loaded.record.metrics)
     section["baseline_accuracy"] = loaded.record.metrics.get("accuracy")
-    section["cost"] = cost_per_prediction(stats, monitor.cpu_second_price)
+    section["cost"] = {
+        **cost_per_prediction(stats, monitor.cpu_second_price),
+        "currency": monitor.currency,
+        "cpu_second_price": monitor.cpu_second_price,
+    }
     section["slo"] = [_objective(o, slis, stats, quality) for o in slo.objectives]
     return section
 

@@ -106,7 +106,7 @@ function renderExecutive(doc) {
     card("traffic", slis ? `${num(slis.throughput_per_s, 1)}/s` : "–", slis ? `${slis.predictions} predictions` : ""),
     card("accuracy on labels", pct(quality.accuracy), section && section.quality ? `${section.quality.labels} labels` : "no labels yet"),
     card("drifted features", drift ? pct(drift.share, 0) : "–", drift && drift.drifted ? "DRIFT" : "", drift && drift.drifted ? "bad" : "good"),
-    card("cost / 1k predictions", cost === null ? "–" : cost.toExponential(2), "model CPU x cpu_second_price"),
+    card(`cost / 1k predictions${section && section.cost ? " (" + esc(section.cost.currency) + ")" : ""}`, cost === null ? "–" : cost.toExponential(2), "model CPU x cpu_second_price"),
   ].join("");
   const t = doc.series.t;
   lineChart("chart-traffic", t, byVersion(doc, "predictions"));
