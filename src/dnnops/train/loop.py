@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -71,6 +72,11 @@ class Trainer:
         self.ctx = ctx
         self.x, self.y = torch.from_numpy(train.x), torch.from_numpy(train.y)
         self.valid_x, self.valid_y = torch.from_numpy(valid.x), torch.from_numpy(valid.y)
+        self.class_weight = (
+            torch.from_numpy(balanced_weights(train.y, valid.y))
+            if config.class_weight == "balanced"
+            else None
+        )
         self.wrapped: nn.Module = DistributedDataParallel(model) if ctx.world.distributed else model
         self.optimizer = _optimizer(model, config)
         self.sampler: DistributedSampler[int] = DistributedSampler(
@@ -137,7 +143,9 @@ class Trainer:
         with context:
             with self._autocast():
                 logits = self.wrapped(self.x[rows])
-                loss = nn.functional.cross_entropy(logits.float(), self.y[rows])
+                loss = nn.functional.cross_entropy(
+                    logits.float(), self.y[rows], weight=self.class_weight
+                )
             (loss * (len(rows) / group_samples)).backward()  # type: ignore[no-untyped-call]
         self.state.loss_sum += float(loss.detach()) * len(rows)
         self.state.seen += len(rows)
@@ -251,6 +259,17 @@ class Trainer:
         torch.set_rng_state(payload["rng"])
         self.state = TrainState(**payload["state"])
         self.best_weights = payload["best_weights"]
+
+
+def balanced_weights(y: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """n / (classes x count) per class index, as scikit-learn's ``class_weight="balanced"``;
+    a class absent from ``y`` (but present in ``others``) weighs 0."""
+    classes = int(max([y.max(initial=0), *(o.max(initial=0) for o in others)])) + 1
+    counts = np.bincount(y, minlength=classes).astype("float64")
+    present = counts > 0
+    weights = np.zeros(classes, dtype="float32")
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights
 
 
 def evaluate_arrays(
