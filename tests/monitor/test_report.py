@@ -63,6 +63,7 @@ def test_report_shows_slis_quality_and_drift(
     assert slis["ingestion_error_rate"] == pytest.approx(1 / 301)
     assert slis["traffic_share"] == 1.0
     assert version["quality"]["labels"] == 300
+    assert version["quality"]["classes"] == list(range(10))  # the matrix's rows, by name
     assert version["quality"]["metrics"]["accuracy"] > 0.85
     assert report["drift"]["drifted"] is False
     assert {"feature", "method", "score", "threshold", "drifted"} <= set(
