@@ -49,20 +49,34 @@ class Model:
     def schema(self) -> Schema:
         return self._loaded.schema
 
+    @property
+    def task(self) -> str:
+        return "regression" if self._loaded.is_regression else "classification"
+
     def predict_proba(self, rows: Rows) -> np.ndarray:
         """Class probabilities, (N, classes), columns in ``classes`` order."""
-        from dnnops.data.preprocess import apply_preprocessing
         from dnnops.evaluate.metrics import softmax
 
-        x = apply_preprocessing(self._loaded.preprocessor, self._checked(rows))
-        probabilities: np.ndarray = softmax(self._logits(x).astype("float64"))
+        if self._loaded.is_regression:
+            raise UsageError(f"{self.name}@{self.version} is a regression: use predict()")
+        probabilities: np.ndarray = softmax(self._outputs(rows).astype("float64"))
         return probabilities
 
     def predict(self, rows: Rows) -> np.ndarray:
-        """Predicted labels, as they were in the training data (strings stay strings)."""
+        """Predicted labels, as they were in the training data (strings stay strings), or
+        numbers for a regression."""
+        if self._loaded.is_regression:
+            values: np.ndarray = self._outputs(rows).reshape(-1)
+            return values
         labels = np.asarray(self.classes, dtype=object)
         predicted: np.ndarray = labels[self.predict_proba(rows).argmax(axis=1)]
         return predicted
+
+    def _outputs(self, rows: Rows) -> np.ndarray:
+        from dnnops.data.preprocess import apply_preprocessing
+
+        x = apply_preprocessing(self._loaded.preprocessor, self._checked(rows))
+        return self._logits(x)
 
     def _checked(self, rows: Rows) -> Any:
         from dnnops.serve.errors import HttpError

@@ -174,7 +174,8 @@ def _print_outcome(console: Any, outcome: TrainOutcome) -> None:
     spec = outcome.spec
     rows = {
         "run": outcome.run_id,
-        "model": f"{spec.arch} {list(spec.input_shape)} -> {spec.num_classes} classes",
+        "model": f"{spec.arch} {list(spec.input_shape)} -> "
+        + ("a number" if spec.target_scale else f"{spec.num_classes} classes"),
         **outcome.metrics,
         "early stopped": outcome.stopped_early,
         "seconds": round(outcome.seconds, 1),

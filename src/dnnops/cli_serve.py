@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import time
@@ -285,11 +286,19 @@ def _read_labels(file: Path) -> list[tuple[str, Any]]:
         for line, row in enumerate(reader, start=2):
             if not row["prediction_id"] or row["label"] in (None, ""):
                 raise UsageError(f"{file}:{line}: empty prediction_id or label")
-            label = row["label"]
-            labels.append(
-                (row["prediction_id"], int(label) if label.lstrip("-").isdigit() else label)
-            )
+            labels.append((row["prediction_id"], _label_value(row["label"])))
     return labels
+
+
+def _label_value(text: str) -> Any:
+    """A class id (``7``), a number (``441.66``, regression) or a class name, as written."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def loadtest_command(

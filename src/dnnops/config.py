@@ -207,6 +207,9 @@ class TrainConfig(Section):
     keep_checkpoints: Annotated[int, Field(ge=1)] = 2
     seed: int = 0
     threads: Annotated[int, Field(ge=1)] | None = None
+    loss: Literal["auto", "cross_entropy", "mse", "huber"] = "auto"
+    """auto: cross_entropy for classification, mse for regression (huber: robust to
+    outliers in the target)."""
     class_weight: Literal["none", "balanced"] = "none"
     """balanced: weigh each class's loss by n / (classes x its count), as scikit-learn's
     class_weight="balanced", so a rare class is not ignored."""

@@ -136,6 +136,11 @@ def project_text(inferred: Inferred) -> str:
         f"  target: {q(inferred.target)}",
         "  split: {train: 0.8, valid: 0.1, test: 0.1, seed: 0, stratify: "
         + ("true}" if inferred.task == "classification" else "false}"),
+        *(
+            ["  # regression: the loss is train.loss (mse, or huber for outliers)"]
+            if inferred.task == "regression"
+            else []
+        ),
         "  schema:",
         f"    categorical: {_flow([])}   # text columns are categories already: "
         + (", ".join(inferred.categories) or "none"),
@@ -184,7 +189,13 @@ def project_text(inferred: Inferred) -> str:
 
 
 def _gates(inferred: Inferred) -> list[str]:
-    if inferred.task != "classification" or inferred.majority_share is None:
+    if inferred.task == "regression":
+        return [
+            "evaluate:                         # metrics: mae, rmse, r2, mape, robust_mae",
+            "  gates:                          # a failed gate: registered, no alias moves, exit 1",
+            "    - {metric: r2, min: 0.5}      # explains at least half the target's variance",
+        ]
+    if inferred.majority_share is None:
         return ["evaluate:", "  gates: []"]
     floor = min(0.99, round(inferred.majority_share + 0.05, 2))
     return [

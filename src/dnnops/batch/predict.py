@@ -55,8 +55,9 @@ def predict_file(
     logger: PredictionLogger | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> BatchResult:
-    """Write ``out`` (Parquet or CSV by its suffix): ``prediction_id``, ``prediction`` and
-    one ``probability_<class>`` column per class, one row per input row, in order."""
+    """Write ``out`` (Parquet or CSV by its suffix): ``prediction_id``, ``prediction`` and,
+    for a classifier, one ``probability_<class>`` column per class; one row per input row,
+    in order."""
     _check_paths(loaded, source, out)
     predict = make_predictor(loaded, os.cpu_count() or 1)
     prefix = os.urandom(4).hex()
@@ -89,7 +90,7 @@ def _predict_chunk(
     policy: InputPolicy,
     prefix: str,
     result: BatchResult,
-) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray]:
+) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray | None]:
     batch = table_batch(loaded.preprocessor, frame)
     try:
         batch, counts = enforce_table(batch, loaded.schema, policy)
@@ -99,11 +100,15 @@ def _predict_chunk(
             "refuse them too: clean the file, or change the policy in dnnops.yaml (-c)"
         ) from None
     result.anomalies.update(counts)
-    probabilities = softmax(predict(apply_preprocessing(loaded.preprocessor, batch)))
-    classes = np.asarray(loaded.classes, dtype=object)
-    labels = classes[probabilities.argmax(axis=1)]
+    outputs = predict(apply_preprocessing(loaded.preprocessor, batch))
     numbers = np.arange(result.rows, result.rows + len(frame)).astype("U")
     ids = np.char.add(f"{prefix}-b", numbers).tolist()
+    if loaded.is_regression:
+        values = outputs.reshape(-1).astype("float32")
+        return pa.table({"prediction_id": ids, "prediction": values}), ids, values, None
+    probabilities = softmax(outputs)
+    classes = np.asarray(loaded.classes, dtype=object)
+    labels = classes[probabilities.argmax(axis=1)]
     columns: dict[str, Any] = {"prediction_id": ids, "prediction": labels.tolist()}
     for position, name in enumerate(loaded.classes):
         columns[f"probability_{name}"] = probabilities[:, position].astype("float32")
@@ -116,7 +121,7 @@ def _log(
     ids: list[str],
     frame: pd.DataFrame,
     labels: np.ndarray,
-    probabilities: np.ndarray,
+    probabilities: np.ndarray | None,
 ) -> None:
     context = {
         "endpoint": loaded.record.model,

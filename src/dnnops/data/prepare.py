@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Arrays:
-    """Model-ready inputs ``x`` (N, *input_shape) float32 and class indices ``y`` (N,) int64."""
+    """Model-ready inputs ``x`` (N, *input_shape) float32 and targets ``y`` (N,): class
+    indices (int64), or numbers (float32) for regression."""
 
     x: np.ndarray
     y: np.ndarray
@@ -72,7 +74,11 @@ def load_dataset(data: DataConfig) -> Dataset:
     )
 
 
-def prepare_data(data: DataConfig, model: ModelConfig) -> PreparedData:
+def prepare_data(
+    data: DataConfig,
+    model: ModelConfig,
+    task: Literal["classification", "regression"] = "classification",
+) -> PreparedData:
     """Load, describe, split and transform the project's data source."""
     dataset = load_dataset(data)
     ignored = [c for c in (data.group, *data.schema_.drop) if c is not None]
@@ -82,8 +88,10 @@ def prepare_data(data: DataConfig, model: ModelConfig) -> PreparedData:
         range_tolerance=data.schema_.range_tolerance,
         target_name=data.target,
         ignored=ignored,
+        task=task,
     )
-    split = split_indices(len(dataset), data.split, dataset.target)
+    stratify_by = dataset.target if task == "classification" else None
+    split = split_indices(len(dataset), data.split, stratify_by)
     train_part = dataset.take(split.train)
     pre = fit_preprocessor(train_part, schema, data.preprocessing, model.input_shape)
     return PreparedData(
@@ -106,8 +114,11 @@ def to_arrays(dataset: Dataset, pre: Preprocessor, schema: Schema) -> Arrays:
 
 
 def label_indices(labels: pd.Series | None, schema: Schema) -> np.ndarray:
+    """Class indices (classification) or the target's numbers as float32 (regression)."""
     if labels is None or schema.target is None:
         return np.zeros(0, dtype="int64")
+    if schema.target.is_regression:
+        return pd.to_numeric(labels).to_numpy(dtype="float32")
     index = {category_key(c): i for i, c in enumerate(schema.target.classes)}
     return np.array([index[category_key(v)] for v in labels.to_numpy(dtype=object)], dtype="int64")
 

@@ -44,8 +44,19 @@ class TensorSchema(BaseModel):
 class TargetSchema(BaseModel):
     model_config = ConfigDict(frozen=True)
     name: str
-    classes: list[Label]
-    """Label values in class-index order: class ``i`` is ``classes[i]``."""
+    classes: list[Label] = []
+    """Label values in class-index order: class ``i`` is ``classes[i]`` (classification)."""
+    task: Literal["classification", "regression"] = "classification"
+    mean: float | None = None
+    """Regression: the training target's mean and standard deviation (the model predicts
+    in these units; training scales its loss by them)."""
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == "regression"
 
 
 class Schema(BaseModel):
@@ -72,6 +83,13 @@ class Schema(BaseModel):
             raise DataError("the schema has no label classes: it was inferred without labels")
         return len(self.target.classes)
 
+    @property
+    def output_width(self) -> int:
+        """The model's outputs per instance: one score per class, or one number."""
+        if self.target is not None and self.target.is_regression:
+            return 1
+        return self.num_classes
+
 
 def category_key(value: object) -> str:
     """Canonical text of a category value, so 3, 3.0 and "3" are one category."""
@@ -89,11 +107,16 @@ def infer_schema(
     range_tolerance: float = 0.1,
     target_name: str = "target",
     ignored: Sequence[str] = (),
+    task: Literal["classification", "regression"] = "classification",
 ) -> Schema:
     """Describe ``dataset`` so later data can be checked against it."""
     target = None
     if dataset.target is not None:
-        target = TargetSchema(name=target_name, classes=_classes(dataset.target))
+        target = (
+            _numeric_target(target_name, dataset.target)
+            if task == "regression"
+            else TargetSchema(name=target_name, classes=_classes(dataset.target))
+        )
     if isinstance(dataset.inputs, np.ndarray):
         tensor = _tensor_schema(dataset.inputs)
         return Schema(kind="tensor", tensor=tensor, target=target, range_tolerance=range_tolerance)
@@ -110,6 +133,28 @@ def infer_schema(
         target=target,
         ignored=list(ignored),
         range_tolerance=range_tolerance,
+    )
+
+
+def _numeric_target(name: str, labels: pd.Series) -> TargetSchema:
+    values = pd.to_numeric(labels, errors="coerce")
+    bad = int(values.isna().sum() - labels.isna().sum())
+    if bad:
+        raise DataError(
+            f"task: regression needs numbers in {name!r}; {bad} value(s) are not numbers "
+            "(for labels, set task: classification)"
+        )
+    finite = values.dropna().to_numpy(dtype="float64")
+    if len(finite) < 2:
+        raise DataError(f"task: regression needs at least two numbers in {name!r}")
+    std = float(finite.std())
+    return TargetSchema(
+        name=name,
+        task="regression",
+        mean=float(finite.mean()),
+        std=std if std > 0 else 1.0,
+        min=float(finite.min()),
+        max=float(finite.max()),
     )
 
 
@@ -130,8 +175,8 @@ def _classes(labels: pd.Series) -> list[Label]:
             raise DataError(
                 f"the label column {labels.name!r} holds {len(values)} distinct numbers"
                 f"{' with fractions' if fractional else ''}: a quantity to predict "
-                "(regression), not classes. This version of dnnops trains classifiers only; "
-                "bin the column into classes, or pick a categorical label with data.target"
+                "(regression), not classes: set task: regression in dnnops.yaml, or pick a "
+                "categorical label with data.target"
             )
         return sorted(int(v) for v in values)
     return sorted(str(v) for v in values)

@@ -134,3 +134,19 @@ def group_accuracies(
         members = np.array([str(g) == group for g in groups])
         out[group] = float((y_true[members] == y_pred[members]).mean())
     return out
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, R² and MAPE (over the rows whose target is not 0), in the target's units."""
+    truth = np.asarray(y_true, dtype="float64")
+    error = np.asarray(y_pred, dtype="float64").reshape(-1) - truth
+    total = float(((truth - truth.mean()) ** 2).sum())
+    nonzero = truth != 0
+    return {
+        "mae": float(np.abs(error).mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "r2": 1.0 - float((error**2).sum()) / total if total > 0 else float("nan"),
+        "mape": float(np.abs(error[nonzero] / truth[nonzero]).mean())
+        if nonzero.any()
+        else float("nan"),
+    }

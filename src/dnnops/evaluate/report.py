@@ -11,7 +11,12 @@ from pydantic import BaseModel
 from dnnops.config import GateConfig
 from dnnops.evaluate.gates import check_gates
 from dnnops.evaluate.latency import measure_latency
-from dnnops.evaluate.metrics import classification_metrics, group_accuracies, softmax
+from dnnops.evaluate.metrics import (
+    classification_metrics,
+    group_accuracies,
+    regression_metrics,
+    softmax,
+)
 
 PredictLogits = Callable[[np.ndarray], np.ndarray]
 """Preprocessed inputs (N, *input_shape) float32 -> logits (N, classes)."""
@@ -26,6 +31,7 @@ class ChampionComparison(BaseModel):
 
 class EvaluationReport(BaseModel):
     samples: int
+    task: str = "classification"
     classes: list[int | str]
     metrics: dict[str, float]
     """Scalars that gates can name."""
@@ -69,6 +75,32 @@ def evaluate_predictions(
         fnr_per_class=computed["fnr_per_class"],
         confusion_matrix=computed["confusion_matrix"],
         group_accuracy=by_group,
+    )
+
+
+def evaluate_regression(
+    predict: PredictLogits,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    noise_std: float = 0.1,
+    seed: int = 0,
+    latency: bool = True,
+) -> EvaluationReport:
+    """MAE, RMSE, R², MAPE, the MAE under input noise (``robust_mae``) and latency."""
+    scalars = regression_metrics(y, predict(x))
+    noisy = x + np.random.default_rng(seed).normal(0.0, noise_std, x.shape).astype("float32")
+    scalars["robust_mae"] = regression_metrics(y, predict(noisy))["mae"]
+    if latency:
+        scalars.update(measure_latency(predict, x))
+    return EvaluationReport(
+        samples=len(y),
+        task="regression",
+        classes=[],
+        metrics=scalars,
+        fpr_per_class=[],
+        fnr_per_class=[],
+        confusion_matrix=[],
     )
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from dnnops.config import CnnParams, MlpParams, ModelConfig, TransformerParams, check_arch_params
@@ -20,15 +21,26 @@ class ModelSpec:
     arch: str
     input_shape: tuple[int, ...]
     num_classes: int
+    """Outputs per instance: one score per class, or 1 for regression."""
     params: dict[str, Any] = field(default_factory=dict)
+    target_scale: tuple[float, float] | None = None
+    """Regression: (mean, std) of the training target; the model answers ``raw * std +
+    mean``, so its output is in the target's units (in ONNX too)."""
 
     @classmethod
-    def from_config(cls, model: ModelConfig, input_shape: list[int], num_classes: int) -> ModelSpec:
-        return cls(model.arch, tuple(input_shape), num_classes, dict(model.params))
+    def from_config(
+        cls,
+        model: ModelConfig,
+        input_shape: list[int],
+        num_classes: int,
+        target_scale: tuple[float, float] | None = None,
+    ) -> ModelSpec:
+        return cls(model.arch, tuple(input_shape), num_classes, dict(model.params), target_scale)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["input_shape"] = list(self.input_shape)
+        out["target_scale"] = list(self.target_scale) if self.target_scale else None
         return out
 
     @classmethod
@@ -38,11 +50,40 @@ class ModelSpec:
             input_shape=tuple(int(d) for d in data["input_shape"]),
             num_classes=int(data["num_classes"]),
             params=dict(data.get("params", {})),
+            target_scale=_scale(data.get("target_scale")),
         )
+
+
+def _scale(value: Any) -> tuple[float, float] | None:
+    return (float(value[0]), float(value[1])) if value else None
+
+
+class Regressor(nn.Module):
+    """A network with one output, answered in the target's units: ``raw * std + mean``
+    (the network itself learns the standardized target, which trains at any scale)."""
+
+    def __init__(self, net: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.net = net
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raw: torch.Tensor = self.net(x)  # (B, 1)
+        return raw * self.std + self.mean
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
     """A freshly initialised module; the caller seeds torch first for repeatable weights."""
+    net = _network(spec)
+    if spec.target_scale is None:
+        return net
+    return Regressor(net, *spec.target_scale)
+
+
+def _network(spec: ModelSpec) -> nn.Module:
     features = math.prod(spec.input_shape)
     params = check_arch_params(ModelConfig(arch=spec.arch, params=spec.params), "model spec")
     if isinstance(params, MlpParams):

@@ -237,7 +237,9 @@ def stats_of(
         confidence_histogram=[int(c) for c in np.histogram(confidence, CONFIDENCE_BINS)[0]],
         cpu_ms_sum=float(sum(cpu)),
         cpu_ms_count=len(cpu),
-        classes=_count_keys(category_key(r["output"]) for r in ok if "output" in r),
+        # classes of classifiers only (their records carry probabilities): a regression's
+        # numbers would make one key per prediction
+        classes=_count_keys(category_key(r["output"]) for r in ok if r.get("probabilities")),
     )
     if reference is not None:
         _add_inputs(stats, records, reference)

@@ -42,6 +42,10 @@ class LoadedVersion:
         return list(self.manifest["classes"])
 
     @property
+    def is_regression(self) -> bool:
+        return self.manifest.get("task") == "regression"
+
+    @property
     def input_name(self) -> str:
         """The v2 input tensor's name: ``input``, or an imported graph's own."""
         return str((self.manifest.get("input") or {}).get("name") or "input")

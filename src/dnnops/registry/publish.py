@@ -20,12 +20,13 @@ from dnnops.data.preprocess import Preprocessor, apply_preprocessing
 from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
-from dnnops.evaluate.metrics import classification_metrics, softmax
+from dnnops.evaluate.metrics import classification_metrics, regression_metrics, softmax
 from dnnops.evaluate.report import (
     EvaluationReport,
     apply_gates,
     compare_champion,
     evaluate_predictions,
+    evaluate_regression,
 )
 from dnnops.models.build import ModelSpec
 from dnnops.registry.export import INPUT, OUTPUT, quantize_int8
@@ -66,6 +67,10 @@ class Candidate:
     input_name: str = INPUT
     """The v2 input tensor's name; an imported graph keeps its own."""
 
+    @property
+    def is_regression(self) -> bool:
+        return self.schema.target is not None and self.schema.target.is_regression
+
 
 @dataclass(frozen=True)
 class Published:
@@ -82,14 +87,17 @@ def publish(
     report = None
     if candidate.evaluation is not None:
         data = candidate.evaluation
-        report = evaluate_predictions(
-            runner,
-            data.x,
-            data.y,
-            candidate.classes,
-            groups=data.groups,
-            noise_std=evaluate.noise_std,
-        )
+        if candidate.is_regression:
+            report = evaluate_regression(runner, data.x, data.y, noise_std=evaluate.noise_std)
+        else:
+            report = evaluate_predictions(
+                runner,
+                data.x,
+                data.y,
+                candidate.classes,
+                groups=data.groups,
+                noise_std=evaluate.noise_std,
+            )
         report = apply_gates(report, evaluate.gates)
         report = _with_champion(registry, candidate, report)
     files = _files(candidate, report)
@@ -134,7 +142,12 @@ def _manifest_fields(candidate: Candidate, report: EvaluationReport | None) -> d
     return {
         "spec": candidate.spec.to_dict() if candidate.spec else None,
         "input": {"name": candidate.input_name, "shape": shape, "dtype": "float32"},
-        "output": {"name": OUTPUT, "shape": [-1, len(candidate.classes)], "dtype": "float32"},
+        "output": {
+            "name": OUTPUT,
+            "shape": [-1, 1 if candidate.is_regression else len(candidate.classes)],
+            "dtype": "float32",
+        },
+        "task": "regression" if candidate.is_regression else "classification",
         "classes": candidate.classes,
         "dataset_sha256": candidate.dataset["sha256"] if candidate.dataset else None,
         "onnx_parity_max_abs_diff": candidate.onnx_parity,
@@ -147,7 +160,12 @@ def _manifest_fields(candidate: Candidate, report: EvaluationReport | None) -> d
 def _int8(candidate: Candidate, runner: OnnxRunner) -> tuple[bytes, dict[str, Any]]:
     quantized = quantize_int8(candidate.onnx)
     details: dict[str, Any] = {"size_ratio": len(quantized) / len(candidate.onnx)}
-    if candidate.evaluation is not None:
+    if candidate.evaluation is not None and candidate.is_regression:
+        x, y = candidate.evaluation.x, candidate.evaluation.y
+        base = regression_metrics(y, runner(x))["mae"]
+        small = regression_metrics(y, OnnxRunner(quantized)(x))["mae"]
+        details.update({"mae": small, "mae_change": small - base})
+    elif candidate.evaluation is not None:
         x, y = candidate.evaluation.x, candidate.evaluation.y
         base = float((runner(x).argmax(axis=1) == y).mean())
         small = float((OnnxRunner(quantized)(x).argmax(axis=1) == y).mean())
@@ -190,15 +208,15 @@ def _with_champion(
     except DnnopsError as exc:
         log.warning("champion comparison skipped: %s", exc)
         return report
-    if loaded.classes != candidate.classes:
+    if loaded.classes != candidate.classes or loaded.is_regression != candidate.is_regression:
         return report
     x = apply_preprocessing(loaded.preprocessor, candidate.evaluation.raw)
-    proba = softmax(make_predictor(loaded)(x).astype("float64"))
-    scalars = {
-        k: v
-        for k, v in classification_metrics(candidate.evaluation.y, proba).items()
-        if isinstance(v, float)
-    }
+    outputs = make_predictor(loaded)(x).astype("float64")
+    if candidate.is_regression:
+        scalars = regression_metrics(candidate.evaluation.y, outputs)
+    else:
+        computed = classification_metrics(candidate.evaluation.y, softmax(outputs))
+        scalars = {k: v for k, v in computed.items() if isinstance(v, float)}
     return compare_champion(report, champion.version, scalars)
 
 

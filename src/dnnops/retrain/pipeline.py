@@ -21,7 +21,7 @@ from dnnops.config import ProjectConfig
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.schema import category_key
 from dnnops.data.sources import load_frame
-from dnnops.errors import DnnopsError
+from dnnops.errors import DnnopsError, UsageError
 from dnnops.home import Home
 from dnnops.monitor.report import build_report
 from dnnops.registry.db import open_engine
@@ -66,6 +66,12 @@ def retrain(
     now: float | None = None,
     progress: ProgressSink | None = None,
 ) -> RetrainOutcome:
+    if config.task == "regression":
+        raise UsageError(
+            "retraining judges challengers by accuracy on labeled predictions; for task: "
+            "regression it is not available yet: train a new version with dnnops train and "
+            "roll it out with dnnops rollout start"
+        )
     moment = time.time() if now is None else now
     registry = open_registry(home)
     champion = _champion(registry, config.name)

@@ -34,7 +34,7 @@ def arm_stats(
     answered = [r for r in mine if r.get("status") == 200]
     latencies = np.array([float(r.get("latency_ms", np.nan)) for r in answered], dtype="float64")
     finite = latencies[np.isfinite(latencies)]
-    classes = Counter(category_key(r.get("output")) for r in answered)
+    classes = Counter(category_key(r.get("output")) for r in answered if r.get("probabilities"))
     labeled = correct = 0
     for record in answered:
         truth = labels.get(str(record.get("shadow_of") or record.get("id")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -332,18 +333,17 @@ async def _answer(
             200, body, headers, JSON if header_length is None else "application/octet-stream"
         )
     else:
-        response = json_answer(
-            {
-                "predictions": labels.tolist(),  # numbers, strings or bools as in training
-                "probabilities": probabilities,
-                "prediction_ids": ids,
-                "model_version": runtime.version,
-            },
-            200,
-            headers,
-        )
+        answer: dict[str, Any] = {
+            "predictions": labels.tolist(),  # labels as in training, or numbers
+            "prediction_ids": ids,
+            "model_version": runtime.version,
+        }
+        if not runtime.is_regression:
+            answer["probabilities"] = probabilities
+        response = json_answer(answer, 200, headers)
     context["latency_ms"] = (time.perf_counter() - started) * 1000
-    records = state.logger.prediction_records(ids, context, raw, labels, probabilities)
+    scores = None if runtime.is_regression else probabilities
+    records = state.logger.prediction_records(ids, context, raw, labels, scores)
     await state.logger.predictions.append_async(records)  # handed to the OS before we answer
     _count(state, context, 200, len(labels), time.perf_counter() - started)
     return response, ids
@@ -387,8 +387,9 @@ async def _mirror(
     labels = shadow.outputs(probabilities)[0].array
     context["latency_ms"] = (time.perf_counter() - started) * 1000
     shadow_ids = [f"{pid}.s{shadow.version}" for pid in ids]
+    scores = None if shadow.is_regression else probabilities
     await state.logger.predictions.append_async(
-        state.logger.prediction_records(shadow_ids, context, raw, labels, probabilities, ids)
+        state.logger.prediction_records(shadow_ids, context, raw, labels, scores, ids)
     )
     state.metrics.shadow.labels(*names, "ok").inc()
 
@@ -492,8 +493,11 @@ def _feedback_labels(body: bytes) -> list[tuple[str, Any]]:
             or "label" not in item
         ):
             raise BadRequest(f"labels[{index}] needs a string 'prediction_id' and a 'label'")
-        if not isinstance(item["label"], int | str) or isinstance(item["label"], bool):
-            raise BadRequest(f"labels[{index}].label must be a class id or name")
+        label = item["label"]
+        if isinstance(label, bool) or not isinstance(label, int | float | str):
+            raise BadRequest(f"labels[{index}].label must be a class id or name, or a number")
+        if isinstance(label, float) and not math.isfinite(label):
+            raise BadRequest(f"labels[{index}].label must be a finite number")
         out.append((item["prediction_id"], item["label"]))
     return out
 

@@ -61,11 +61,12 @@ class PredictionLogger:
         context: dict[str, Any],
         raw: Inputs | TableBatch,
         labels: np.ndarray,
-        probabilities: np.ndarray,
+        probabilities: np.ndarray | None,
         shadow_of: Sequence[str] | None = None,
     ) -> list[bytes]:
         """One record per instance; a shadow's records name the answered prediction they
-        mirror (``shadow_of``), so labels sent for that id score the shadow too."""
+        mirror (``shadow_of``), so labels sent for that id score the shadow too. A
+        regression's records carry its number as ``output`` and no probabilities."""
         now = time.time()
         rows = _rows(raw)
         out = []
@@ -78,8 +79,9 @@ class PredictionLogger:
                 "status": 200,
                 "inputs": rows[index] if keep else None,
                 "output": labels[index],
-                "probabilities": probabilities[index],
             }
+            if probabilities is not None:
+                record["probabilities"] = probabilities[index]
             if shadow_of is not None:
                 record["shadow_of"] = shadow_of[index]
             out.append(orjson.dumps(record, option=_DUMP))

@@ -61,7 +61,11 @@ class VersionRuntime:
         logits = make_predictor(loaded, runner_threads(config))
         names = (endpoint, loaded.record.model, str(loaded.record.version))
 
+        regression = loaded.is_regression
+
         def predict(x: np.ndarray) -> np.ndarray:
+            if regression:  # the graph answers in the target's units: (N, 1)
+                return logits(x).astype("float32", copy=False)
             return softmax(logits(x).astype("float64")).astype("float32")
 
         def observe(stats: BatchStats) -> None:
@@ -103,7 +107,14 @@ class VersionRuntime:
         self.ready = False
         await self.batcher.stop(drain_timeout_s)
 
+    @property
+    def is_regression(self) -> bool:
+        return self.loaded.is_regression
+
     def outputs(self, probabilities: np.ndarray) -> list[OutputTensor]:
+        """v2 output tensors: ``label`` and ``probabilities``, or one ``prediction``."""
+        if self.is_regression:
+            return [OutputTensor("prediction", "FP32", probabilities.reshape(-1))]
         labels = self.labels[probabilities.argmax(axis=1)]
         return [
             OutputTensor("label", self.label_datatype, labels),
@@ -118,7 +129,9 @@ class VersionRuntime:
             if self.loaded.backend != "torch"
             else "pytorch_torchscript",
             "inputs": self.adapter.metadata(),
-            "outputs": [
+            "outputs": [{"name": "prediction", "datatype": "FP32", "shape": [-1]}]
+            if self.is_regression
+            else [
                 {"name": "label", "datatype": self.label_datatype, "shape": [-1]},
                 {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.labels)]},
             ],

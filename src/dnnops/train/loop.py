@@ -12,7 +12,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from dnnops.data.prepare import Arrays
 from dnnops.errors import CheckpointError, TrainingInterrupted
 from dnnops.train.checkpoint import save_checkpoint
 from dnnops.train.distributed import World
+from dnnops.train.objective import Objective
 from dnnops.train.progress import ProgressSink, SilentProgress
 from dnnops.train.recorder import NullRecorder, RunRecorder
 from dnnops.train.schedule import lr_factor
@@ -65,18 +66,23 @@ class LoopContext:
 
 class Trainer:
     def __init__(
-        self, model: nn.Module, config: TrainConfig, train: Arrays, valid: Arrays, ctx: LoopContext
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        train: Arrays,
+        valid: Arrays,
+        ctx: LoopContext,
+        objective: Objective | None = None,
     ) -> None:
         self.model = model
         self.config = config
         self.ctx = ctx
         self.x, self.y = torch.from_numpy(train.x), torch.from_numpy(train.y)
         self.valid_x, self.valid_y = torch.from_numpy(valid.x), torch.from_numpy(valid.y)
-        self.class_weight = (
-            torch.from_numpy(balanced_weights(train.y, valid.y))
-            if config.class_weight == "balanced"
-            else None
-        )
+        self.objective = objective or Objective()
+        if config.class_weight == "balanced" and self.objective.task == "classification":
+            weights = torch.from_numpy(balanced_weights(train.y, valid.y))
+            self.objective = replace(self.objective, class_weight=weights)
         self.wrapped: nn.Module = DistributedDataParallel(model) if ctx.world.distributed else model
         self.optimizer = _optimizer(model, config)
         self.sampler: DistributedSampler[int] = DistributedSampler(
@@ -143,9 +149,7 @@ class Trainer:
         with context:
             with self._autocast():
                 logits = self.wrapped(self.x[rows])
-                loss = nn.functional.cross_entropy(
-                    logits.float(), self.y[rows], weight=self.class_weight
-                )
+                loss = self.objective(logits, self.y[rows])
             (loss * (len(rows) / group_samples)).backward()  # type: ignore[no-untyped-call]
         self.state.loss_sum += float(loss.detach()) * len(rows)
         self.state.seen += len(rows)
@@ -166,15 +170,15 @@ class Trainer:
     # -- end of epoch ----------------------------------------------------------------
 
     def _end_of_epoch_metrics(self, epoch: int) -> dict[str, float]:
-        valid_loss, valid_accuracy = evaluate_arrays(
-            self.model, self.valid_x, self.valid_y, self._autocast
+        valid_loss, valid_score = evaluate_arrays(
+            self.model, self.valid_x, self.valid_y, self._autocast, objective=self.objective
         )
         self.model.train()
         return {
             "epoch": float(epoch),
             "train_loss": self.state.loss_sum / max(1, self.state.seen),
             "valid_loss": valid_loss,
-            "valid_accuracy": valid_accuracy,
+            f"valid_{self.objective.score_name}": valid_score,
             "lr": float(self.optimizer.param_groups[0]["lr"]),
         }
 
@@ -278,16 +282,19 @@ def evaluate_arrays(
     y: torch.Tensor,
     autocast: Any = contextlib.nullcontext,
     batch_size: int = 1024,
+    objective: Objective | None = None,
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in eval mode."""
+    """Mean loss and score (accuracy, or MAE for regression) of ``model`` on ``(x, y)``,
+    in eval mode."""
+    judge = objective or Objective()
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, score_sum = 0.0, 0.0
     with torch.inference_mode():
-        for logits, labels in _batched_logits(model, x, y, autocast, batch_size):
-            loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-            correct += int((logits.argmax(dim=1) == labels).sum())
+        for outputs, truth in _batched_logits(model, x, y, autocast, batch_size):
+            loss_sum += float(judge.total(outputs, truth))
+            score_sum += judge.score_sum(outputs, truth)
     count = max(1, len(x))
-    return loss_sum / count, correct / count
+    return loss_sum / count, score_sum / count
 
 
 def _batched_logits(

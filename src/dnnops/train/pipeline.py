@@ -27,6 +27,7 @@ from dnnops.models.weights import save_weights
 from dnnops.train.checkpoint import load_latest
 from dnnops.train.distributed import World, barrier, broadcast_text, init_world, shutdown
 from dnnops.train.loop import LoopContext, Trainer, TrainState, evaluate_arrays
+from dnnops.train.objective import Objective
 from dnnops.train.progress import ProgressSink, SilentProgress
 from dnnops.train.recorder import NullRecorder, RunRecorder
 from dnnops.train.signals import stop_on_signals
@@ -90,12 +91,6 @@ def train_project(
 
     Under torchrun every rank calls this; only rank 0 writes files or records.
     """
-    if config is not None and config.task == "regression":
-        raise UsageError(
-            "task: regression is not trainable in this version: dnnops trains classifiers. "
-            "Bin the target into classes (and set task: classification), or train in your "
-            "own loop; regression support is planned"
-        )
     started = time.perf_counter()
     world = init_world()
     try:
@@ -105,9 +100,11 @@ def train_project(
         run_id, run_dir, config = _open_run(config, runs_dir, resume, world)
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
-        prepared = prepare_data(config.data, config.model)
+        prepared = prepare_data(config.data, config.model, config.task)
+        target = prepared.schema.target
+        scale = (target.mean or 0.0, target.std or 1.0) if target and target.is_regression else None
         spec = ModelSpec.from_config(
-            config.model, prepared.preprocessor.input_shape, prepared.schema.num_classes
+            config.model, prepared.preprocessor.input_shape, prepared.schema.output_width, scale
         )
         if resume is None:
             _start_files(run_dir, run_id, config, spec, prepared, world, active)
@@ -124,6 +121,26 @@ def train_project(
         )
     finally:
         shutdown(world)
+
+
+def objective_of(config: ProjectConfig, spec: ModelSpec) -> Objective:
+    """The loss for the project's task (train.loss: auto picks by task)."""
+    if config.task == "classification":
+        if config.train.loss not in ("auto", "cross_entropy"):
+            raise UsageError(f"train.loss: {config.train.loss} is for task: regression")
+        return Objective()
+    if config.train.loss == "cross_entropy":
+        raise UsageError("train.loss: cross_entropy is for task: classification; use mse or huber")
+    rule = config.train.early_stopping
+    if rule is not None and rule.metric == "valid_accuracy":
+        raise UsageError(
+            "train.early_stopping.metric: valid_accuracy has no meaning for "
+            "task: regression; use valid_loss"
+        )
+    std = spec.target_scale[1] if spec.target_scale else 1.0
+    return Objective(
+        task="regression", loss="huber" if config.train.loss == "huber" else "mse", scale=std
+    )
 
 
 def _open_run(
@@ -186,7 +203,12 @@ def _fit(
     model = build_model(spec)
     with stop_on_signals() as flag:
         trainer = Trainer(
-            model, config.train, prepared.train, prepared.valid, replace(ctx, stop=flag)
+            model,
+            config.train,
+            prepared.train,
+            prepared.valid,
+            replace(ctx, stop=flag),
+            objective_of(config, spec),
         )
         if resuming:
             trainer.restore(load_latest(ctx.checkpoint_dir))
@@ -210,15 +232,17 @@ def _finish(
     seconds: float,
 ) -> TrainOutcome:
     test = prepared.test
-    test_loss, test_accuracy = evaluate_arrays(
-        trainer.model, torch.from_numpy(test.x), torch.from_numpy(test.y)
+    objective = trainer.objective
+    test_loss, test_score = evaluate_arrays(
+        trainer.model, torch.from_numpy(test.x), torch.from_numpy(test.y), objective=objective
     )
     last = state.history[-1] if state.history else {}
+    score = objective.score_name
     metrics = {
         "test_loss": test_loss,
-        "test_accuracy": test_accuracy,
+        f"test_{score}": test_score,
         "valid_loss": last.get("valid_loss", float("nan")),
-        "valid_accuracy": last.get("valid_accuracy", float("nan")),
+        f"valid_{score}": last.get(f"valid_{score}", float("nan")),
         "epochs": float(state.epoch),
         "steps": float(state.step),
     }
