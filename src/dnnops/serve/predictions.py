@@ -101,6 +101,10 @@ class PredictionLogger:
 
 def _rows(raw: Inputs | TableBatch) -> list[Any]:
     if isinstance(raw, TableBatch):
+        if raw.numeric is not None and len(raw.numeric_names) == len(raw.columns):
+            # rows of numbers in schema order, as lists: a third of the bytes of objects
+            # keyed by feature name, and what the log's readers take fastest
+            return list(np.ascontiguousarray(raw.numeric))
         return raw.records()
     if isinstance(raw, pd.DataFrame):
         return raw.to_dict(orient="records")
