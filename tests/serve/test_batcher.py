@@ -171,18 +171,28 @@ def test_rows_of_a_client_that_hung_up_are_dropped_when_the_batch_forms() -> Non
 
 
 def test_quick_batches_run_on_the_loop_and_slow_ones_on_the_runner_thread() -> None:
-    class ThreadRecorder(RecordingModel):
+    """Quickness is measured on the batcher's clock; here the model moves that clock by
+    its own delay, so a pause of the machine cannot make a quick batch look slow."""
+
+    class ThreadRecorder:
         def __init__(self, delay_s: float) -> None:
-            super().__init__(delay_s)
+            self.delay_s = delay_s
+            self.now = 0.0
             self.threads: list[str] = []
+
+        def clock(self) -> float:
+            return self.now
 
         def __call__(self, x: np.ndarray) -> np.ndarray:
             self.threads.append(threading.current_thread().name)
-            return super().__call__(x)
+            self.now += self.delay_s
+            return x * 2
 
     async def scenario(delay_s: float) -> list[str]:
         model = ThreadRecorder(delay_s)
-        batcher = await _with(DynamicBatcher(model, max_batch_size=4, max_delay_s=0.0))
+        batcher = await _with(
+            DynamicBatcher(model, max_batch_size=4, max_delay_s=0.0, clock=model.clock)
+        )
         await batcher.warm_up(_rows(0))
         for value in range(1, 21):
             assert (await batcher.infer(_rows(value), 5)).item() == 2 * value
