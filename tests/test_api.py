@@ -36,6 +36,10 @@ def test_project_train_then_load_predicts_labels_by_name(tmp_path: Path, home: P
     assert [c.name for c in model.schema.columns] == list(features.columns)
     with pytest.raises(UsageError, match="feature 'body_mass_g' must be a number"):
         model.predict([{**features.iloc[0].to_dict(), "body_mass_g": "heavy"}])
+    typo = features.head(3).astype({"body_mass_g": object})
+    typo.loc[1, "body_mass_g"] = "heavy"  # a DataFrame is held to the same rule
+    with pytest.raises(UsageError, match="feature 'body_mass_g' must be a number, got 'heavy'"):
+        model.predict(typo)
 
 
 def _blobs(rows: int = 400) -> pd.DataFrame:

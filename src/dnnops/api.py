@@ -79,20 +79,34 @@ class Model:
         return self._logits(x)
 
     def _checked(self, rows: Rows) -> Any:
+        """``rows`` held to the server's schema and input policy: a DataFrame column by
+        column (as batch prediction does), anything else as the v1 route's instances."""
+        from dnnops.data.policy import PolicyViolation, enforce_frame
+        from dnnops.data.table import ColumnValueError
         from dnnops.serve.errors import HttpError
 
+        loaded = self._loaded
         try:
+            if _is_frame(rows) and loaded.schema.kind == "table":
+                policy = self._adapter.policy
+                return enforce_frame(rows, loaded.schema, loaded.preprocessor, policy)[0]
             return self._adapter.from_v1(_instances(rows)).raw
         except HttpError as exc:
             raise UsageError(exc.message) from None
+        except (PolicyViolation, ColumnValueError, DnnopsError) as exc:
+            raise UsageError(str(exc)) from None
 
     def __repr__(self) -> str:
         return f"Model({self.name}@{self.version}, classes={self.classes})"
 
 
+def _is_frame(rows: Rows) -> bool:
+    return hasattr(rows, "to_dict") and hasattr(rows, "columns")
+
+
 def _instances(rows: Rows) -> list[Any]:
     """What the server's v1 route would receive for ``rows``."""
-    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a DataFrame
+    if _is_frame(rows):
         frame = rows.astype(object).where(rows.notna(), None)
         return list(frame.to_dict(orient="records"))
     if isinstance(rows, np.ndarray):

@@ -67,6 +67,12 @@ def test_predict_refuses_what_the_server_would_refuse_and_leaves_no_output(
     assert result.code == 1
     assert "feature 'island'" in result.err and "serve.unseen_category: reject" in result.err
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    rows.loc[40, "island"] = "Dream"
+    rows = rows.astype({"body_mass_g": object})
+    rows.loc[7, "body_mass_g"] = "n/a kg"  # text where a number belongs: refused, not imputed
+    write_csv(rows, source)
+    typo = cli("predict", str(source), "--model", "penguins@1", "--out", str(out))
+    assert typo.code == 1 and "feature 'body_mass_g' must be a number" in typo.err
 
 
 def test_a_numeric_target_is_named_as_regression_not_trained_as_classes(

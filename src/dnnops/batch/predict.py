@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from dnnops.data.policy import Counts, InputPolicy, PolicyViolation, enforce_table
-from dnnops.data.preprocess import apply_preprocessing, table_batch
+from dnnops.data.policy import Counts, InputPolicy, PolicyViolation, enforce_frame
+from dnnops.data.preprocess import apply_preprocessing
+from dnnops.data.table import ColumnValueError
 from dnnops.errors import DataError, UsageError
 from dnnops.evaluate.metrics import softmax
 from dnnops.registry.loader import LoadedVersion, make_predictor
@@ -91,10 +92,9 @@ def _predict_chunk(
     prefix: str,
     result: BatchResult,
 ) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray | None]:
-    batch = table_batch(loaded.preprocessor, frame)
     try:
-        batch, counts = enforce_table(batch, loaded.schema, policy)
-    except PolicyViolation as exc:
+        batch, counts = enforce_frame(frame, loaded.schema, loaded.preprocessor, policy)
+    except (PolicyViolation, ColumnValueError) as exc:
         raise DataError(
             f"rows {result.rows}..{result.rows + len(frame) - 1}: {exc}; the server would "
             "refuse them too: clean the file, or change the policy in dnnops.yaml (-c)"

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from dnnops.config import ServeConfig
+from dnnops.data.preprocess import Preprocessor, table_batch
 from dnnops.data.schema import ColumnSchema, Schema, TensorSchema, bounds
 from dnnops.data.table import SMALL, TableBatch, lookup
 from dnnops.errors import DataError
@@ -85,6 +87,14 @@ class PolicyViolation(DataError):
 
 Counts = Counter[tuple[str, Anomaly]]
 """Rows accepted despite a problem, by (feature, problem)."""
+
+
+def enforce_frame(
+    frame: pd.DataFrame, schema: Schema, pre: Preprocessor, policy: InputPolicy
+) -> tuple[TableBatch, Counts]:
+    """A DataFrame's feature columns as a batch held to ``policy``: the path of batch
+    prediction and of the Python API on DataFrames (no row-by-row JSON on the way)."""
+    return enforce_table(table_batch(pre, frame), schema, policy)
 
 
 def enforce_table(
@@ -158,7 +168,7 @@ def _limits(schema: Schema) -> _Limits:
         clip_low=np.array([c.min if r else -np.inf for c, r in zip(numeric, ranged, strict=True)]),
         clip_high=np.array([c.max if r else np.inf for c, r in zip(numeric, ranged, strict=True)]),
         categories=[c for c in schema.columns if c.type == "category"],
-        known={c.name: frozenset(c.categories or []) for c in schema.columns},
+        known={c.name: frozenset(c.categories or []) for c in schema.columns if c.categories},
     )
     schema._limits = limits
     return limits

@@ -76,7 +76,8 @@ class TableBatch:
 
 
 def from_frame(frame: pd.DataFrame, kinds: Mapping[str, ColumnKind]) -> TableBatch:
-    """The batch of a DataFrame's feature columns; text in a number column is NaN."""
+    """The batch of a DataFrame's feature columns. Text in a number column is refused
+    (``ColumnValueError`` naming it), as the server refuses it, never imputed as missing."""
     columns: dict[str, np.ndarray] = {}
     for name, kind in kinds.items():
         series = frame[name]
@@ -86,6 +87,9 @@ def from_frame(frame: pd.DataFrame, kinds: Mapping[str, ColumnKind]) -> TableBat
             columns[name] = _bool_column(name, series.to_numpy(dtype=object), strict=False)
         else:
             numbers = pd.to_numeric(series, errors="coerce")
+            text = numbers.isna() & series.notna()
+            if text.any():
+                raise ColumnValueError(name, series[text].iloc[0], "a number")
             columns[name] = numbers.to_numpy(dtype="float64", na_value=np.nan)
     return TableBatch(columns, len(frame))
 
