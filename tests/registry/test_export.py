@@ -61,3 +61,20 @@ def test_gates_pass_fail_and_refuse_unknown_metrics() -> None:
     assert not check_gates({"auc": float("nan")}, [GateConfig(metric="auc", min=0.5)])[0].passed
     with pytest.raises(ConfigError, match="available: accuracy"):
         check_gates({"accuracy": 1.0}, [GateConfig(metric="acc", min=0.5)])
+
+
+def test_parity_is_judged_relative_to_the_outputs_magnitude() -> None:
+    """A regression answering prices near 15,000 agrees with torch to float32's 7 digits,
+    which is about 1e-3 in absolute terms: that is parity, not a broken export."""
+    import torch
+
+    from dnnops.registry.export import check_parity, parity
+
+    torch.manual_seed(0)
+    spec = ModelSpec("mlp", (6,), 1, {"hidden": [32]}, target_scale=(15_000.0, 3_000.0))
+    model = build_model(spec).eval()
+    x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
+    graph = export_onnx(model, (6,))
+    difference, _ = parity(graph, model, x)
+    assert difference > 1e-4  # an absolute 1e-4 would refuse this export
+    assert check_parity(graph, model, x) == difference
