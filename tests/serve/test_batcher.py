@@ -175,21 +175,25 @@ def test_quick_batches_run_on_the_loop_and_slow_ones_on_the_runner_thread() -> N
     its own delay, so a pause of the machine cannot make a quick batch look slow."""
 
     class ThreadRecorder:
-        def __init__(self, delay_s: float) -> None:
+        def __init__(self, delay_s: float, fake_clock: bool) -> None:
             self.delay_s = delay_s
+            self.fake_clock = fake_clock
             self.now = 0.0
             self.threads: list[str] = []
 
         def clock(self) -> float:
-            return self.now
+            return self.now if self.fake_clock else time.monotonic()
 
         def __call__(self, x: np.ndarray) -> np.ndarray:
             self.threads.append(threading.current_thread().name)
-            self.now += self.delay_s
+            if self.fake_clock:
+                self.now += self.delay_s
+            else:
+                time.sleep(self.delay_s)
             return x * 2
 
-    async def scenario(delay_s: float) -> list[str]:
-        model = ThreadRecorder(delay_s)
+    async def scenario(delay_s: float, fake_clock: bool = True) -> list[str]:
+        model = ThreadRecorder(delay_s, fake_clock)
         batcher = await _with(
             DynamicBatcher(model, max_batch_size=4, max_delay_s=0.0, clock=model.clock)
         )
@@ -208,7 +212,7 @@ def test_quick_batches_run_on_the_loop_and_slow_ones_on_the_runner_thread() -> N
     assert quick[0].startswith("runner")  # warm-up, measured
     assert quick[16:21] == [loop_thread] * 5  # measured quick: on the loop
     assert quick[-1].startswith("runner")
-    slow = asyncio.run(scenario(0.002))
+    slow = asyncio.run(scenario(0.002, fake_clock=False))  # 2 ms is never quick
     assert all(name.startswith("runner") for name in slow)
 
 
