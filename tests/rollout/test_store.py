@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 
 from dnnops.registry.db import open_engine
 from dnnops.registry.tables import Base
+from dnnops.rollout.policy import RolloutState
 from dnnops.rollout.store import NoRollout, RolloutConflict, RolloutStore, StaleRollout
 
 
@@ -49,3 +50,29 @@ def test_the_migrations_build_exactly_the_declared_tables(db_url: str) -> None:
     with open_engine(db_url).connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+class _CheckedMeanwhile(RolloutStore):
+    """A store whose first read is followed, before the abort writes, by the controller
+    recording a check on the same row (the race the shadow test met in CI)."""
+
+    raced = False
+
+    def active(self, endpoint: str) -> RolloutState | None:
+        state = super().active(endpoint)
+        if state is not None and not self.raced:
+            self.raced = True
+            self.save(replace(state, history=({"verdict": "hold"},), updated=state.updated + 1))
+        return state
+
+
+def test_an_abort_wins_over_a_check_recorded_between_its_read_and_its_write(
+    db_url: str,
+) -> None:
+    store = _CheckedMeanwhile(open_engine(db_url), clock=lambda: 5000.0)
+    created = store.create("digits", "digits", 2, 1, "shadow", (0, 100), {}, False)
+    aborted = store.abort("digits", "operator said so")
+    assert store.raced
+    assert (aborted.status, aborted.reason) == ("aborted", "operator said so")
+    assert store.get(created.id).history == ({"verdict": "hold"},)
+    assert store.active("digits") is None

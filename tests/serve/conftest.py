@@ -6,9 +6,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ class Server:
     process: subprocess.Popen[str]
     url: str
     home: Path
+    output: list[str] = field(default_factory=list)
+    """Everything the server printed after its address (stdout and stderr, interleaved): read
+    as it comes, so a chatty server never blocks on a full pipe."""
 
     @property
     def address(self) -> str:
@@ -38,11 +42,28 @@ class Server:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
-            _, err = self.process.communicate(timeout=60)
+            self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, err = self.process.communicate()
-        return self.process.returncode, err
+            self.process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        return self.process.returncode, "".join(self.output)
+
+    _reader: threading.Thread | None = None
+
+    def keep_reading(self) -> None:
+        """Drain the server's output into ``output`` from a thread, until it exits."""
+        assert self.process.stdout is not None
+        stream = self.process.stdout
+
+        def drain() -> None:
+            with stream:
+                for line in stream:
+                    self.output.append(line)
+
+        self._reader = threading.Thread(target=drain, daemon=True)
+        self._reader.start()
 
 
 def train_digits(folder: Path, home: Path, name: str = "digits", **train: Any) -> None:
@@ -74,20 +95,23 @@ def start_server(home: Path, *args: str, env: dict[str, str] | None = None) -> S
         [sys.executable, "-m", "dnnops", "serve", "--port", "0", *args],
         env=environment,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     assert process.stdout is not None
+    printed: list[str] = []
     deadline = time.monotonic() + 120
     url = None
     while url is None:
         line = process.stdout.readline()
         if not line:
-            raise AssertionError(f"the server exited: {process.communicate()}")
+            raise AssertionError(f"the server exited: {''.join(printed)}{process.communicate()}")
+        printed.append(line)
         found = re.search(r"http://(127\.0\.0\.1:\d+)", line)
         url = f"http://{found.group(1)}" if found else None
         assert time.monotonic() < deadline, "the server did not start"
-    server = Server(process, url, home)
+    server = Server(process, url, home, printed)
+    server.keep_reading()
     while httpx.get(f"{url}/v2/health/ready", timeout=5).status_code != 200:
         assert time.monotonic() < deadline, "the server never turned ready"
         time.sleep(0.05)

@@ -66,7 +66,7 @@ def test_sigkill_under_load_loses_no_acknowledged_record(
     stop, threads, acknowledged, _, _ = _load(server.url)
     time.sleep(1.5)
     server.process.kill()  # SIGKILL: no shutdown hooks, no flush
-    server.process.communicate(timeout=30)
+    server.process.wait(timeout=30)
     stop.set()
     for thread in threads:
         thread.join(timeout=30)

@@ -178,7 +178,7 @@ def test_killing_the_supervisor_stops_its_workers_and_removes_their_folder(
     group = Path(next(v for v in environ if v.startswith(b"DNNOPS_SERVE_GROUP=")).decode()[19:])
     assert group.is_dir()
     server.process.kill()  # SIGKILL: no chance to stop anything itself
-    server.process.communicate()
+    server.process.wait(timeout=60)
     deadline = time.monotonic() + 60
     while any(alive(pid) for pid in workers) or group.exists():
         assert time.monotonic() < deadline, "orphaned workers kept running"

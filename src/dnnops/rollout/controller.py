@@ -19,6 +19,7 @@ from dnnops.monitor.alerts import Alert, AlertStore, deliver
 from dnnops.rollout.policy import (
     RolloutState,
     Transition,
+    Verdict,
     advance,
     evaluate_gates,
     is_due,
@@ -146,19 +147,9 @@ class RolloutController:
         now = self.clock()
         if not is_due(rollout, now, policy.interval) or endpoint.live is None:
             return
-        candidate, stable = await asyncio.to_thread(
-            compare_window,
-            self.state.logger.logs_dir,
-            endpoint.name,
-            str(rollout.candidate),
-            endpoint.live,
-            rollout.weight == 0,
-            rollout.step_started,
-            now,
+        transition, result = await asyncio.to_thread(
+            self._judge, endpoint.name, endpoint.live, rollout, policy, now
         )
-        gates = evaluate_gates(candidate, stable, policy)
-        result = verdict(candidate, gates, policy.min_requests, policy.min_success_rate)
-        transition = advance(rollout, result, gates, now, policy.failure_threshold)
         log.info(
             "rollout %s of %s@%s at %s%%: %s",
             rollout.id,
@@ -173,6 +164,25 @@ class RolloutController:
             log.info("%s", exc)
             return
         await self._act(endpoint, transition)
+
+    def _judge(
+        self, endpoint: str, live: str, rollout: RolloutState, policy: RolloutConfig, now: float
+    ) -> tuple[Transition, Verdict]:
+        """Read the step's window from the logs and decide (in a thread: the log reads and
+        the statistics are the slowest part of a tick, and the event loop answers
+        requests meanwhile)."""
+        candidate, stable = compare_window(
+            self.state.logger.logs_dir,
+            endpoint,
+            str(rollout.candidate),
+            live,
+            rollout.weight == 0,
+            rollout.step_started,
+            now,
+        )
+        gates = evaluate_gates(candidate, stable, policy)
+        result = verdict(candidate, gates, policy.min_requests, policy.min_success_rate)
+        return advance(rollout, result, gates, now, policy.failure_threshold), result
 
     async def _act(self, endpoint: Endpoint, transition: Transition) -> None:
         if transition.action == "set_traffic":

@@ -16,6 +16,7 @@ import numpy as np
 
 from dnnops.config import RolloutConfig
 from dnnops.monitor.drift import jensen_shannon_distance
+from dnnops.monitor.significance import binom_sf, contingency_p_value
 
 Outcome = Literal["pass", "fail", "skip"]
 Verdict = Literal["pass", "fail", "wait"]
@@ -113,9 +114,7 @@ def slow_tail_p_value(slow: int, requests: int) -> float:
     not (p 0.008); a p99 from 40 requests is little more than their maximum."""
     if slow <= 0:
         return 1.0
-    from scipy import stats  # 0.6 s to import: only when a rollout is judged
-
-    return float(stats.binom.sf(slow - 1, requests, 0.01))
+    return binom_sf(slow - 1, requests, 0.01)
 
 
 def divergence_gate(candidate: ArmStats, stable: ArmStats, maximum: float) -> GateResult:
@@ -147,9 +146,7 @@ def homogeneity_p_value(first: np.ndarray, second: np.ndarray) -> float:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 1.0
-    from scipy import stats  # 0.6 s to import: only when a rollout is judged
-
-    return float(stats.chi2_contingency(table).pvalue)
+    return contingency_p_value(table)
 
 
 def accuracy_gate(

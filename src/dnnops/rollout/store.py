@@ -28,6 +28,9 @@ class StaleRollout(RolloutConflict):
     was checking it): the write is refused so the newer decision stands."""
 
 
+ABORT_ATTEMPTS = 5
+
+
 class RolloutStore:
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
@@ -150,11 +153,22 @@ class RolloutStore:
         return self.save(started, read=state)
 
     def abort(self, endpoint: str, reason: str) -> RolloutState:
-        state = self.active(endpoint)
-        if state is None:
-            raise NoRollout(f"endpoint {endpoint!r} has no rollout in progress")
-        return self.save(
-            replace(state, status="aborted", updated=self.clock(), reason=reason), read=state
+        """End the active rollout as aborted. The controller records each check on the same
+        row; an abort that lands between its own read and write reads again and wins, since
+        an operator's decision outranks a routine step (the controller's stale write is
+        refused instead)."""
+        for _ in range(ABORT_ATTEMPTS):
+            state = self.active(endpoint)
+            if state is None:
+                raise NoRollout(f"endpoint {endpoint!r} has no rollout in progress")
+            aborted = replace(state, status="aborted", updated=self.clock(), reason=reason)
+            try:
+                return self.save(aborted, read=state)
+            except StaleRollout:
+                continue
+        raise StaleRollout(
+            f"rollout of {endpoint!r} changed under each of {ABORT_ATTEMPTS} abort attempts; "
+            "try again"
         )
 
 
