@@ -10,8 +10,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 import dnnops
@@ -71,12 +73,36 @@ def test_a_price_is_learned_served_and_predicted_as_a_number(
             ]
             assert http.post("/v1/feedback", json={"labels": labels}).status_code == 200
             report = http.get("/v1/monitor/prices?since=1h").json()
-        version = report["versions"][0]
-        assert version["slis"]["predictions"] == 3 and version["slis"]["success_rate"] == 1.0
+            version = report["versions"][0]
+            assert version["slis"]["predictions"] == 3 and version["slis"]["success_rate"] == 1.0
+            quality = version["quality"]
+            assert quality["task"] == "regression" and quality["labels"] == 3
+            errors = np.asarray(answer["predictions"]) - frame["price"].head(3).to_numpy()
+            assert quality["metrics"]["mae"] == pytest.approx(np.abs(errors).mean(), rel=1e-4)
+            assert quality["metrics"]["bias"] == pytest.approx(errors.mean(), rel=1e-4, abs=1e-3)
+            assert sum(quality["residuals"]["counts"]) == 3
+            assert "accuracy" not in quality["metrics"] and quality["confusion_matrix"] == []
+
+            _predict_rows(http, features.iloc[3:203])
+            calm = http.get("/v1/monitor/prices?since=1h").json()["versions"][0]
+            assert calm["prediction_drift"]["reference_of"] == "test_predictions"
+            assert calm["prediction_drift"]["drifted"] is False, calm["prediction_drift"]
+            bigger = features.iloc[203:603].assign(area=lambda f: f["area"] * 3)
+            _predict_rows(http, bigger)
+            shifted = http.get("/v1/monitor/prices?since=1h").json()["versions"][0]
+            assert shifted["prediction_drift"]["drifted"] is True, shifted["prediction_drift"]
+            assert shifted["quality"]["labels"] == 3, "unlabeled predictions are not scored"
+
+            board = http.get("/v1/dashboard/prices?since=1h").json()
+            assert board["task"] == "regression"
+            assert [v for v in board["series"]["versions"]["1"]["mae"] if v is not None]
+            assert board["series"]["versions"]["1"]["accuracy"] == [None] * len(
+                board["series"]["t"]
+            ), "a regressor has no accuracy"
     finally:
         server.stop()
     logged = subprocess.run(
-        [sys.executable, "-m", "dnnops", "logs", "show", "--jsonl"],
+        [sys.executable, "-m", "dnnops", "logs", "show", "--jsonl", "--limit", "100000"],
         env=subprocess_env(home),
         capture_output=True,
         text=True,
@@ -84,5 +110,14 @@ def test_a_price_is_learned_served_and_predicted_as_a_number(
     )
     records = [json.loads(line) for line in logged.stdout.splitlines()]
     served = [r for r in records if r.get("protocol") == "v1"]
-    assert len(served) == 3 and all(isinstance(r["output"], float) for r in served)
+    assert len(served) == 603 and all(isinstance(r["output"], float) for r in served)
     assert all("probabilities" not in r for r in served)
+
+
+def _predict_rows(http: httpx.Client, rows: pd.DataFrame) -> None:
+    """Send ``rows`` by feature name, 50 per request (missing values as null)."""
+    for start in range(0, len(rows), 50):
+        part = rows.iloc[start : start + 50]
+        instances = part.astype(object).where(part.notna(), None).to_dict("records")
+        answered = http.post("/v1/models/prices:predict", json={"instances": instances})
+        assert answered.status_code == 200, answered.text

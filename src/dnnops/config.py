@@ -327,12 +327,18 @@ class RolloutConfig(Section):
     """p99 differences below this are noise, not a regression (millisecond models)."""
     max_prediction_divergence: Fraction = 0.1
     max_accuracy_drop: Fraction = 0.02
+    max_error_increase: float = Field(default=0.1, ge=0.0)
+    """A regressor's mean absolute error on labels may grow this much (a share of the
+    stable version's) before the canary fails."""
 
 
 class RetrainConfig(Section):
     drift_share: Fraction | None = 0.5
     drift_window: Duration = 3600.0
     accuracy_below: Fraction | None = None
+    mae_above: Annotated[float, Field(gt=0.0)] | None = None
+    """A regressor: retrain when its mean absolute error on labels exceeds this (in the
+    target's units)."""
     every: Duration | None = None
     min_new_labels: Annotated[int, Field(ge=0)] = 200
     approval: bool = False

@@ -15,6 +15,7 @@ from dnnops.rollout.policy import (
     accuracy_gate,
     advance,
     divergence_gate,
+    error_gate,
     evaluate_gates,
     is_due,
     latency_gate,
@@ -214,3 +215,40 @@ def test_a_candidate_more_accurate_than_a_degraded_stable_may_diverge() -> None:
     flipped = {g.gate: g for g in evaluate_gates(worse, better, policy)}
     assert flipped["prediction_divergence"].outcome == "fail"
     assert flipped["accuracy_drop"].outcome == "fail"
+
+
+def _regressor(errors: list[float]) -> ArmStats:
+    return ArmStats("1", 200, 0, 10.0, {}, absolute_errors=tuple(errors))
+
+
+def test_error_gate_fails_a_regressor_whose_error_grew_beyond_noise() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    stable = _regressor(list(np.abs(rng.normal(0, 10, 200))))
+    same = _regressor(list(np.abs(rng.normal(0, 10, 200))))
+    worse = _regressor(list(np.abs(rng.normal(0, 20, 200))))
+    assert error_gate(same, stable, 0.1).outcome == "pass"
+    failed = error_gate(worse, stable, 0.1)
+    assert failed.outcome == "fail" and failed.value is not None and failed.value > 0.5
+    assert "MAE" in failed.message
+    few = _regressor(list(np.abs(rng.normal(0, 20, 10))))
+    assert error_gate(few, stable, 0.1).outcome == "skip"
+    slightly = _regressor([e * 1.15 for e in stable.absolute_errors[:40]])
+    assert error_gate(slightly, stable, 0.1).outcome == "pass", "15% on 40 labels is noise"
+    gates = {g.gate: g.outcome for g in evaluate_gates(worse, stable, RolloutConfig())}
+    assert gates["error_increase"] == "fail" and gates["accuracy_drop"] == "skip"
+
+
+def test_arm_stats_score_a_regressors_numbers_against_numeric_labels() -> None:
+    from dnnops.rollout.window import arm_stats
+
+    records = [
+        {"id": "a", "endpoint": "e", "version": "2", "status": 200, "output": 10.0},
+        {"id": "b", "endpoint": "e", "version": "2", "status": 200, "output": 4.5},
+        {"id": "c", "endpoint": "e", "version": "2", "status": 200, "output": 7.0},
+        {"id": "d", "endpoint": "e", "version": "2", "status": 500},
+    ]
+    stats = arm_stats(records, {"a": 12.0, "b": "4", "c": "not a number"}, "e", "2", False)
+    assert stats.absolute_errors == (2.0, 0.5)
+    assert (stats.labeled, stats.class_counts, stats.server_errors) == (0, {}, 1)

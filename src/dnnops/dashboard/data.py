@@ -73,6 +73,9 @@ def dashboard_data(
         "generated_at": moment,
         "window_s": window_s,
         "current_version": current,
+        "task": "regression"
+        if reference is not None and reference.is_regression
+        else "classification",
         "cpu_second_price": monitor.cpu_second_price,
         "versions": _versions(registry, model),
         "sections": sections,
@@ -253,6 +256,7 @@ def _versions(registry: ModelRegistry, model: str) -> list[dict[str, Any]]:
             "status": r.status,
             "aliases": r.aliases,
             "accuracy": r.metrics.get("accuracy"),
+            "mae": r.metrics.get("mae"),
             "gates_passed": r.gates_passed,
         }
         for r in records

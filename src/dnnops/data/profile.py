@@ -43,8 +43,21 @@ class Profile(BaseModel):
     rows: int
     features: list[FeatureProfile]
     target: dict[str, int] | None = None
+    """A classifier's training labels: how often each class came."""
+    target_values: FeatureProfile | None = None
+    """A regressor's training target as a numeric profile."""
+    predicted_values: FeatureProfile | None = None
+    """A regressor's own predictions on its test split (set at registration): live
+    predictions drift from these. The target itself is a biased reference, since a model
+    predicts a narrower spread than the truth (by its R²)."""
     pca: PcaProfile | None = None
     """The joint distribution of the numeric features, for multivariate drift."""
+
+    @property
+    def prediction_reference(self) -> FeatureProfile | None:
+        """What a regressor's live predictions are compared with: its test-split
+        predictions, else (registered without evaluation data) the training target."""
+        return self.predicted_values or self.target_values
 
     def feature(self, name: str) -> FeatureProfile:
         for feature in self.features:
@@ -55,14 +68,24 @@ class Profile(BaseModel):
 
 def build_profile(dataset: Dataset, schema: Schema) -> Profile:
     """Profile every feature of ``dataset`` the way ``schema`` types it."""
-    target = None
-    if dataset.target is not None:
+    target, target_values = None, None
+    regression = schema.target is not None and schema.target.is_regression
+    if dataset.target is not None and regression:
+        values = np.asarray(dataset.target, dtype="float64")
+        target_values = numeric_profile(schema.target.name if schema.target else "target", values)
+    elif dataset.target is not None:
         target = _frequencies(dataset.target)
     pca = None
     if isinstance(dataset.inputs, pd.DataFrame):
         numeric = [c.name for c in schema.columns if c.type in ("float", "int")]
         pca = fit_pca_profile(dataset.inputs[numeric])
-    return Profile(rows=len(dataset), features=_features(dataset, schema), target=target, pca=pca)
+    return Profile(
+        rows=len(dataset),
+        features=_features(dataset, schema),
+        target=target,
+        target_values=target_values,
+        pca=pca,
+    )
 
 
 def profile_features(frame: pd.DataFrame, categorical: set[str]) -> list[FeatureProfile]:

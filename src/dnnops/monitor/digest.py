@@ -38,6 +38,8 @@ class Reference:
     profile: Profile | None
     feature_names: list[str]
     tensor: bool
+    regression: bool = False
+    """The version answers numbers: its outputs are scored against numeric labels."""
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Stats:
     pca_error_sum: float = 0.0
     pca_rows: int = 0
     input_rows: int = 0
+    predicted_values: list[int] = field(default_factory=list)
+    """A regressor's predictions counted over its training target's percentile points."""
 
     @property
     def confidence_count(self) -> int:
@@ -98,6 +102,7 @@ class Stats:
             pca_error_sum=self.pca_error_sum + other.pca_error_sum,
             pca_rows=self.pca_rows + other.pca_rows,
             input_rows=self.input_rows + other.input_rows,
+            predicted_values=_add_lists(self.predicted_values, other.predicted_values),
         )
 
     @classmethod
@@ -146,11 +151,13 @@ def _add_lists(a: Sequence[int], b: Sequence[int]) -> list[int]:
 @dataclass
 class LabelRows:
     """Answered predictions a label may score later: the id a label names, when, and the
-    class probabilities."""
+    model's outputs."""
 
     ids: np.ndarray  # (N,) str: the prediction id, or for a shadow the id it mirrors
     ts: np.ndarray  # (N,) float64
-    probabilities: np.ndarray  # (N, classes) float32
+    outputs: np.ndarray
+    """(N, classes) float32 class probabilities of a classifier; (N, 1) predicted values of
+    a regressor."""
 
 
 @dataclass
@@ -168,13 +175,13 @@ def merge_digests(first: Digest, second: Digest) -> Digest:
     rows = dict(first.rows)
     for group, more in second.rows.items():
         mine = rows.get(group)
-        if mine is None or mine.probabilities.shape[1:] != more.probabilities.shape[1:]:
+        if mine is None or mine.outputs.shape[1:] != more.outputs.shape[1:]:
             rows[group] = more if mine is None else mine
             continue
         rows[group] = LabelRows(
             np.concatenate([mine.ids, more.ids]),
             np.concatenate([mine.ts, more.ts]),
-            np.concatenate([mine.probabilities, more.probabilities]),
+            np.concatenate([mine.outputs, more.outputs]),
         )
     return Digest(stats, rows)
 
@@ -196,11 +203,26 @@ def digest_records(
     for (key, bucket), members in groups.items():
         reference = references(key[1], key[2])
         digest.stats[(key, bucket)] = stats_of(members, reference, thresholds_ms)
-        answered[key] += [r for r in members if r.get("status") == 200 and r.get("probabilities")]
+        regression = reference is not None and reference.regression
+        answered[key] += [r for r in members if _scorable(r, regression)]
     for key, members in answered.items():
         if members:
             digest.rows[key] = _label_rows(members)
     return digest
+
+
+def _scorable(record: Mapping[str, Any], regression: bool) -> bool:
+    """An answered prediction a label can score: a classifier's with probabilities, a
+    regressor's with a number."""
+    if record.get("status") != 200:
+        return False
+    if regression:
+        return _is_number(record.get("output"))
+    return bool(record.get("probabilities"))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def group_key(record: Mapping[str, Any]) -> GroupKey:
@@ -243,7 +265,20 @@ def stats_of(
     )
     if reference is not None:
         _add_inputs(stats, records, reference)
+        _add_predicted_values(stats, ok, reference)
     return stats
+
+
+def _add_predicted_values(
+    stats: Stats, answered: Sequence[Mapping[str, Any]], reference: Reference
+) -> None:
+    target = reference.profile.prediction_reference if reference.profile else None
+    if not reference.regression or target is None or not target.percentiles:
+        return
+    values = [float(r["output"]) for r in answered if _is_number(r.get("output"))]
+    if values:
+        counts = percentile_counts(target.percentiles, np.array(values, dtype="float64"))
+        stats.predicted_values = [int(c) for c in counts]
 
 
 def threshold_key(threshold_ms: float) -> str:
@@ -310,10 +345,11 @@ def _flat(inputs: Any) -> list[Any]:
 
 
 def _label_rows(records: Sequence[Mapping[str, Any]]) -> LabelRows:
-    width = len(records[0]["probabilities"])
-    kept = [r for r in records if len(r["probabilities"]) == width]
+    outputs = [r.get("probabilities") or [float(r["output"])] for r in records]
+    width = len(outputs[0])
+    kept = [i for i, row in enumerate(outputs) if len(row) == width]
     return LabelRows(
-        ids=np.array([str(r.get("shadow_of") or r.get("id")) for r in kept], dtype=str),
-        ts=np.array([float(r.get("ts", 0.0)) for r in kept], dtype="float64"),
-        probabilities=np.array([r["probabilities"] for r in kept], dtype="float32"),
+        ids=np.array([str(records[i].get("shadow_of") or records[i].get("id")) for i in kept]),
+        ts=np.array([float(records[i].get("ts", 0.0)) for i in kept], dtype="float64"),
+        outputs=np.array([outputs[i] for i in kept], dtype="float32"),
     )

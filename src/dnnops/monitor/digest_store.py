@@ -27,7 +27,7 @@ from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import records_of
 
 log = logging.getLogger("dnnops.monitor")
-FORMAT = 1
+FORMAT = 2
 SETTLED_S = 30.0
 """A segment untouched this long is kept as a digest (the writer flushes far more often)."""
 
@@ -133,7 +133,7 @@ class DigestStore:
         arrays: dict[str, np.ndarray] = {}
         for i, key in enumerate(groups):
             rows = digest.rows[key]
-            arrays |= {f"ids{i}": rows.ids, f"ts{i}": rows.ts, f"p{i}": rows.probabilities}
+            arrays |= {f"ids{i}": rows.ids, f"ts{i}": rows.ts, f"p{i}": rows.outputs}
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)  # type: ignore[arg-type]
         summary = {

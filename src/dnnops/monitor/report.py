@@ -22,9 +22,20 @@ from dnnops.errors import DnnopsError
 from dnnops.monitor.dataset_drift import dataset_drift_from_counts
 from dnnops.monitor.digest import Reference, Stats, digest_records, threshold_key
 from dnnops.monitor.digest_store import DigestStore, fingerprint
-from dnnops.monitor.drift import DEFAULT_THRESHOLDS, category_union, jensen_shannon_distance
+from dnnops.monitor.drift import (
+    DEFAULT_THRESHOLDS,
+    category_union,
+    drift_from_counts,
+    jensen_shannon_distance,
+)
 from dnnops.monitor.rollup import LabeledRows, MinuteCounts, Rollup, bucket_start
-from dnnops.monitor.sli import Quality, VersionSlis, quality_of, slis_from_stats
+from dnnops.monitor.sli import (
+    Quality,
+    VersionSlis,
+    quality_of,
+    regression_quality_of,
+    slis_from_stats,
+)
 from dnnops.monitor.slo import CountsFor, burn_alerts
 from dnnops.predlog.reader import read_feedback, segment_modified, segments
 from dnnops.registry.loader import LoadedVersion, load_version
@@ -129,7 +140,9 @@ class _Versions:
         if found is None:
             return None
         schema = found.schema
-        return Reference(found.profile, schema.feature_names, schema.kind == "tensor")
+        return Reference(
+            found.profile, schema.feature_names, schema.kind == "tensor", found.is_regression
+        )
 
     def classes(self, key: VersionKey) -> list[int | str]:
         found = self.get(key[1], key[2])
@@ -179,7 +192,7 @@ def _labeled_of(rollup: Rollup, key: VersionKey) -> LabeledRows:
     for (endpoint, model, version, _), rows in rollup.labeled.items():
         if (endpoint, model, version) == key:
             out.ts += rows.ts
-            out.probabilities += rows.probabilities
+            out.outputs += rows.outputs
             out.labels += rows.labels
             out.label_ts += rows.label_ts
     return out
@@ -198,7 +211,11 @@ def _version_section(
     if loaded is None:
         section["error"] = f"{slis.model}@{slis.version} is not in the registry"
         return section
-    quality = quality_of(labeled, loaded.classes)
+    quality = (
+        regression_quality_of(labeled)
+        if loaded.is_regression
+        else quality_of(labeled, loaded.classes)
+    )
     section["quality"] = quality.to_dict() if quality else None
     section["drift"] = _drift(loaded, stats, monitor)
     section["feature_freshness_s"] = freshness(
@@ -266,7 +283,11 @@ def freshness(
 
 
 def _prediction_drift(loaded: LoadedVersion, stats: Stats) -> dict[str, Any] | None:
-    """The predicted classes' distribution against the training labels' (Jensen-Shannon)."""
+    """The predicted classes' distribution against the training labels' (Jensen-Shannon);
+    a regressor's predicted values against its own predictions on its test split (KS test,
+    then the Wasserstein distance in their standard deviations)."""
+    if loaded.is_regression:
+        return _predicted_value_drift(loaded, stats)
     if loaded.profile is None or not loaded.profile.target or not stats.classes:
         return None
     names, reference, current = category_union(loaded.profile.target, stats.classes)
@@ -283,6 +304,24 @@ def _prediction_drift(loaded: LoadedVersion, stats: Stats) -> dict[str, Any] | N
     }
 
 
+def _predicted_value_drift(loaded: LoadedVersion, stats: Stats) -> dict[str, Any] | None:
+    profile = loaded.profile
+    reference = profile.prediction_reference if profile else None
+    if reference is None or not sum(stats.predicted_values):
+        return None
+    found = drift_from_counts(reference, stats.predicted_values, method="ks_wasserstein")
+    return {
+        "method": found.method,
+        "score": found.score,
+        "threshold": found.threshold,
+        "drifted": found.drifted,
+        "reference_of": "test_predictions" if profile and profile.predicted_values else "target",
+        "bins": found.bins,
+        "reference": found.reference,
+        "current": found.current,
+    }
+
+
 def _counter(
     objective: ObjectiveConfig,
     history: list[MinuteCounts],
@@ -293,11 +332,9 @@ def _counter(
     """(bad, total) of ``objective`` in the window of a given length ending ``now``
     (whole minutes, as every window of the report)."""
     slower = threshold_key((objective.threshold or 0.0) * 1000)
-    scored = [i for i, p in enumerate(labeled.probabilities) if len(p) == len(classes)]
+    scored = [i for i, p in enumerate(labeled.outputs) if len(p) == len(classes)]
     judged_ts = np.array([labeled.ts[i] for i in scored], dtype="float64")
-    predicted = (
-        np.vstack([labeled.probabilities[i] for i in scored]).argmax(axis=1) if scored else []
-    )
+    predicted = np.vstack([labeled.outputs[i] for i in scored]).argmax(axis=1) if scored else []
     keys = [category_key(c) for c in classes]
     wrong = np.array(
         [

@@ -36,7 +36,8 @@ class LabeledRows:
     """Predictions joined with their labels (the newest label of an id wins)."""
 
     ts: list[float] = field(default_factory=list)
-    probabilities: list[np.ndarray] = field(default_factory=list)
+    outputs: list[np.ndarray] = field(default_factory=list)
+    """Each prediction's class probabilities, or its predicted value (a regressor's)."""
     labels: list[Any] = field(default_factory=list)
     label_ts: list[float] = field(default_factory=list)
 
@@ -44,7 +45,7 @@ class LabeledRows:
         keep = [i for i, ts in enumerate(self.ts) if ts >= start]
         return LabeledRows(
             [self.ts[i] for i in keep],
-            [self.probabilities[i] for i in keep],
+            [self.outputs[i] for i in keep],
             [self.labels[i] for i in keep],
             [self.label_ts[i] for i in keep],
         )
@@ -95,6 +96,6 @@ class Rollup:
                 if label is None or not self.history_start <= rows.ts[index] <= self.end:
                     continue
                 joined.ts.append(float(rows.ts[index]))
-                joined.probabilities.append(rows.probabilities[index])
+                joined.outputs.append(rows.outputs[index])
                 joined.labels.append(label.get("label"))
                 joined.label_ts.append(float(label.get("ts", 0.0)))

@@ -6,6 +6,7 @@ per predicted instance (status 200) and one per refused request (its status).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -90,6 +91,9 @@ class Quality:
     label_lag_p95_s: float
     classes: list[int | str]
     """The confusion matrix's rows (truth) and columns (predicted), by name."""
+    task: str = "classification"
+    residuals: dict[str, list[float]] | None = None
+    """A regressor's residuals (predicted - label): ``edges`` and ``counts``."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,7 +105,7 @@ def quality_of(labeled: LabeledRows, classes: Sequence[int | str]) -> Quality | 
     index = {category_key(c): i for i, c in enumerate(classes)}
     rows, truth, lags = [], [], []
     for ts, probabilities, label, label_ts in zip(
-        labeled.ts, labeled.probabilities, labeled.labels, labeled.label_ts, strict=True
+        labeled.ts, labeled.outputs, labeled.labels, labeled.label_ts, strict=True
     ):
         position = index.get(category_key(label))
         if position is None or len(probabilities) != len(classes):
@@ -123,3 +127,50 @@ def quality_of(labeled: LabeledRows, classes: Sequence[int | str]) -> Quality | 
         float(np.percentile(lags, 95)),
         list(classes),
     )
+
+
+RESIDUAL_BINS = 20
+
+
+def regression_quality_of(labeled: LabeledRows) -> Quality | None:
+    """MAE, RMSE, R², MAPE and bias (mean of predicted - label, in the target's units), the
+    residual histogram and the label lag of the predictions that received a numeric label."""
+    predicted, truth, lags = [], [], []
+    for ts, output, label, label_ts in zip(
+        labeled.ts, labeled.outputs, labeled.labels, labeled.label_ts, strict=True
+    ):
+        value = _number(label)
+        if value is None or len(output) != 1:
+            continue
+        predicted.append(float(output[0]))
+        truth.append(value)
+        lags.append(label_ts - ts)
+    if not predicted:
+        return None
+    from dnnops.evaluate.metrics import regression_metrics
+
+    residual = np.array(predicted) - np.array(truth)
+    metrics = regression_metrics(np.array(truth), np.array(predicted))
+    metrics["bias"] = float(residual.mean())
+    counts, edges = np.histogram(residual, bins=min(RESIDUAL_BINS, max(1, len(residual))))
+    return Quality(
+        labels=len(predicted),
+        metrics={k: v for k, v in metrics.items() if math.isfinite(v)},  # R² of one label: NaN
+        confusion_matrix=[],
+        label_lag_p50_s=float(np.percentile(lags, 50)),
+        label_lag_p95_s=float(np.percentile(lags, 95)),
+        classes=[],
+        task="regression",
+        residuals={"edges": edges.tolist(), "counts": counts.astype(float).tolist()},
+    )
+
+
+def _number(label: Any) -> float | None:
+    """A label as a finite number, or None (a class name sent to a regressor is not scored)."""
+    if isinstance(label, bool):
+        return None
+    try:
+        value = float(label)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None

@@ -10,6 +10,7 @@ does with the same bounds.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ class Summary:
     cpu_ms_sum: float = 0.0
     cpu_ms_count: int = 0
     classes: dict[str, int] = field(default_factory=dict)
+    valued: int = 0
+    """A regressor's predictions with a numeric label."""
+    abs_error_sum: float = 0.0
+    squared_error_sum: float = 0.0
 
     def add(self, record: Mapping[str, Any], label: Any | None) -> None:
         self.requests += 1
@@ -50,13 +55,19 @@ class Summary:
         latency = float(record.get("latency_ms", 0.0))
         self.latency_counts[int(np.searchsorted(LATENCY_BOUNDS_MS, latency))] += 1
         probabilities = record.get("probabilities")
-        if probabilities:
+        if probabilities:  # a classifier's answer
             self.confidence_sum += float(max(probabilities))
-        output = category_key(record.get("output"))
-        self.classes[output] = self.classes.get(output, 0) + 1
-        if label is not None:
-            self.labeled += 1
-            self.correct += int(category_key(label) == output)
+            output = category_key(record.get("output"))
+            self.classes[output] = self.classes.get(output, 0) + 1
+            if label is not None:
+                self.labeled += 1
+                self.correct += int(category_key(label) == output)
+        elif label is not None:  # a regressor's number, scored when the label is one
+            error = _error(record.get("output"), label)
+            if error is not None:
+                self.valued += 1
+                self.abs_error_sum += abs(error)
+                self.squared_error_sum += error * error
         if "cpu_ms" in record:
             self.cpu_ms_sum += float(record["cpu_ms"])
             self.cpu_ms_count += 1
@@ -79,6 +90,9 @@ class Summary:
             cpu_ms_sum=self.cpu_ms_sum + other.cpu_ms_sum,
             cpu_ms_count=self.cpu_ms_count + other.cpu_ms_count,
             classes=classes,
+            valued=self.valued + other.valued,
+            abs_error_sum=self.abs_error_sum + other.abs_error_sum,
+            squared_error_sum=self.squared_error_sum + other.squared_error_sum,
         )
 
     def latency_quantile_ms(self, q: float) -> float | None:
@@ -105,7 +119,9 @@ class Summary:
             "latency_p99_ms": self.latency_quantile_ms(0.99),
             "confidence_mean": self.confidence_sum / self.predictions if self.predictions else None,
             "accuracy": self.correct / self.labeled if self.labeled else None,
-            "labels": float(self.labeled),
+            "labels": float(self.labeled + self.valued),
+            "mae": self.abs_error_sum / self.valued if self.valued else None,
+            "rmse": math.sqrt(self.squared_error_sum / self.valued) if self.valued else None,
             "cpu_ms_per_prediction": self.cpu_ms_sum / self.cpu_ms_count
             if self.cpu_ms_count
             else None,
@@ -168,6 +184,17 @@ def merged(summaries: Iterable[Summary]) -> Summary:
     for summary in summaries:
         result = result.merge(summary)
     return result
+
+
+def _error(output: Any, label: Any) -> float | None:
+    """predicted - label, when both are finite numbers."""
+    if isinstance(output, bool) or isinstance(label, bool):
+        return None
+    try:
+        error = float(output) - float(label)
+    except (TypeError, ValueError):
+        return None
+    return error if math.isfinite(error) else None
 
 
 def _version_order(version: str) -> tuple[int, str]:

@@ -9,7 +9,7 @@ of a model also becomes ``production``. An imported version moves no alias on it
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 from dnnops.config import EvaluateConfig
 from dnnops.data.dataset import Inputs
 from dnnops.data.preprocess import Preprocessor, apply_preprocessing
-from dnnops.data.profile import Profile
+from dnnops.data.profile import Profile, numeric_profile
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
 from dnnops.evaluate.metrics import classification_metrics, regression_metrics, softmax
@@ -89,6 +89,7 @@ def publish(
         data = candidate.evaluation
         if candidate.is_regression:
             report = evaluate_regression(runner, data.x, data.y, noise_std=evaluate.noise_std)
+            candidate = _with_predicted_values(candidate, runner(data.x))
         else:
             report = evaluate_predictions(
                 runner,
@@ -118,6 +119,16 @@ def publish(
     )
     moved = _move_aliases(registry, record, report)
     return Published(registry.resolve(record.model, record.version), report, moved)
+
+
+def _with_predicted_values(candidate: Candidate, predicted: np.ndarray) -> Candidate:
+    """The candidate with its test-split predictions in its profile: the reference a
+    regressor's live predictions are compared with."""
+    if candidate.profile is None:
+        return candidate
+    values = numeric_profile("prediction", np.asarray(predicted, dtype="float64").reshape(-1))
+    profile = candidate.profile.model_copy(update={"predicted_values": values})
+    return replace(candidate, profile=profile)
 
 
 def _files(candidate: Candidate, report: EvaluationReport | None) -> dict[str, bytes]:

@@ -33,18 +33,33 @@ def labeled_rows(
         )
     labels = read_labels(logs_dir / "feedback")
     classes = {category_key(c): c for c in schema.target.classes}
+    regression = schema.target.is_regression
     names = schema.feature_names
     rows: list[list[Any]] = []
     for record in read_records(logs_dir / "predictions", "predictions", since=since):
         if not _answered(record, endpoint, since):
             continue
         label = labels.get(str(record.get("id")))
-        value = classes.get(category_key(label)) if label is not None else None
+        value = _target_value(label, classes, regression) if label is not None else None
         features = _features(record["inputs"], names)
         if value is None or features is None:
             continue
         rows.append([*features, value, float(record["ts"])])
     return pd.DataFrame(rows, columns=[*names, target, TS])
+
+
+def _target_value(label: Any, classes: Mapping[str, Any], regression: bool) -> Any:
+    """The label as a training target: one of the classes, or a finite number for a
+    regressor (None: the label cannot be learned from)."""
+    if not regression:
+        return classes.get(category_key(label))
+    if isinstance(label, bool):
+        return None
+    try:
+        value = float(label)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
 
 
 def _answered(record: Mapping[str, Any], endpoint: str, since: float) -> bool:

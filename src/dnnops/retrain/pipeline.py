@@ -21,7 +21,7 @@ from dnnops.config import ProjectConfig
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.schema import category_key
 from dnnops.data.sources import load_frame
-from dnnops.errors import DnnopsError, UsageError
+from dnnops.errors import DnnopsError
 from dnnops.home import Home
 from dnnops.monitor.report import build_report
 from dnnops.registry.db import open_engine
@@ -52,7 +52,9 @@ class RetrainOutcome:
     run_id: str | None = None
     rows: dict[str, int] = field(default_factory=dict)
     accuracy: dict[str, float] = field(default_factory=dict)
-    """Champion and challenger on the newest labeled window."""
+    """A classifier's champion and challenger on the newest labeled window."""
+    mae: dict[str, float] = field(default_factory=dict)
+    """A regressor's champion and challenger on the newest labeled window (lower wins)."""
     rollout_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,12 +68,6 @@ def retrain(
     now: float | None = None,
     progress: ProgressSink | None = None,
 ) -> RetrainOutcome:
-    if config.task == "regression":
-        raise UsageError(
-            "retraining judges challengers by accuracy on labeled predictions; for task: "
-            "regression it is not available yet: train a new version with dnnops train and "
-            "roll it out with dnnops rollout start"
-        )
     moment = time.time() if now is None else now
     registry = open_registry(home)
     champion = _champion(registry, config.name)
@@ -110,11 +106,11 @@ def observe(
     )
     drift = section["drift"]["share"] if section and section.get("drift") else None
     quality = section["quality"] if section else None
-    accuracy = quality["metrics"].get("accuracy") if quality else None
+    metrics = quality["metrics"] if quality else {}
     born = _timestamp(champion.created_at)
     loaded = load_version(registry, champion)
     fresh = labeled_rows(home.logs_dir, config.name, loaded.schema, config.data.target, born)
-    return Observed(drift, accuracy, len(fresh), now - born)
+    return Observed(drift, metrics.get("accuracy"), len(fresh), now - born, metrics.get("mae"))
 
 
 def _train_challenger(
@@ -145,10 +141,14 @@ def _train_challenger(
             f"{MIN_HOLDOUT} needed to compare it with the champion: no canary"
         )
         return result
-    result.accuracy = {
-        "champion": _accuracy(registry, champion, judge, config.data.target),
-        "challenger": _accuracy(registry, published.record, judge, config.data.target),
+    scores = {
+        "champion": _score(registry, champion, judge, config.data.target),
+        "challenger": _score(registry, published.record, judge, config.data.target),
     }
+    if config.task == "regression":
+        result.mae = scores
+    else:
+        result.accuracy = scores
     result.outcome, result.rollout_id = _hand_over(config, home, registry, published.record, result)
     return result
 
@@ -181,13 +181,18 @@ def _write_training_set(home: Home, frame: pd.DataFrame) -> Path:
     return path
 
 
-def _accuracy(
+def _score(
     registry: ModelRegistry, record: VersionRecord, rows: pd.DataFrame, target: str
 ) -> float:
+    """Accuracy of a classifier, or mean absolute error of a regressor, on ``rows``."""
     loaded = load_version(registry, record)
     features = rows[loaded.schema.feature_names]
     x = apply_preprocessing(loaded.preprocessor, features)
-    predicted = np.asarray(loaded.classes, dtype=object)[make_predictor(loaded, 1)(x).argmax(1)]
+    outputs = make_predictor(loaded, 1)(x)
+    if loaded.is_regression:
+        values = rows[target].to_numpy(dtype="float64")
+        return float(np.abs(outputs.reshape(-1).astype("float64") - values).mean())
+    predicted = np.asarray(loaded.classes, dtype=object)[outputs.argmax(1)]
     truth = [category_key(v) for v in rows[target]]
     return float(np.mean([category_key(p) == t for p, t in zip(predicted, truth, strict=True)]))
 
@@ -200,13 +205,18 @@ def _hand_over(
     result: RetrainOutcome,
 ) -> tuple[str, int | None]:
     """Start the canary when the challenger beats the champion and passed its gates."""
-    ours, theirs = result.accuracy["challenger"], result.accuracy["champion"]
     if challenger.gates_passed is False:
         return f"registered v{challenger.version}, but it failed its evaluation gates", None
-    if ours <= theirs:
+    if result.mae:
+        ours, theirs = result.mae["challenger"], result.mae["champion"]
+        beats, score = ours < theirs, f"MAE {ours:.4g} vs {theirs:.4g}"
+    else:
+        ours, theirs = result.accuracy["challenger"], result.accuracy["champion"]
+        beats, score = ours > theirs, f"{ours:.1%} vs {theirs:.1%}"
+    if not beats:
         return (
-            f"registered v{challenger.version}; {ours:.1%} on the newest labels does not beat "
-            f"the champion's {theirs:.1%}: no canary",
+            f"registered v{challenger.version}; on the newest labels it does not beat the "
+            f"champion ({score}): no canary",
             None,
         )
     store = RolloutStore(open_engine(home.db_url))
@@ -221,8 +231,7 @@ def _hand_over(
     )
     held = " (held for approval: dnnops rollout start)" if rollout.status != "running" else ""
     return (
-        f"v{challenger.version} beats the champion ({ours:.1%} vs {theirs:.1%}): "
-        f"canary {rollout.id} started{held}",
+        f"v{challenger.version} beats the champion ({score}): canary {rollout.id} started{held}",
         rollout.id,
     )
 

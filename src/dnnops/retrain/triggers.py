@@ -19,6 +19,8 @@ class Observed:
     new_labels: int
     """Labeled predictions since the production version was registered."""
     seconds_since_training: float | None
+    mae: float | None = None
+    """A regressor's mean absolute error on the labels that arrived (None: no labels)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,6 +46,9 @@ def fired_triggers(observed: Observed, config: RetrainConfig) -> list[str]:
     below = config.accuracy_below
     if below is not None and accuracy is not None and accuracy < below:
         fired.append(f"accuracy {accuracy:.1%} on labels is below {below:.1%}")
+    above = config.mae_above
+    if above is not None and observed.mae is not None and observed.mae > above:
+        fired.append(f"MAE {observed.mae:.4g} on labels is above {above:.4g}")
     age = observed.seconds_since_training
     if config.every is not None and age is not None and age >= config.every:
         fired.append(f"schedule: last trained {age:.0f} s ago (retrain.every {config.every:.0f} s)")

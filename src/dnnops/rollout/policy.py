@@ -47,6 +47,8 @@ class ArmStats:
     latencies_ms: tuple[float, ...] = ()
     """Every answered request's latency, so the latency gate can tell a slower version
     from one slow request (empty: the gate compares the p99s alone)."""
+    absolute_errors: tuple[float, ...] = ()
+    """A regressor's |predicted - label| for each labeled prediction."""
 
     @property
     def success_rate(self) -> float:
@@ -175,6 +177,31 @@ def accuracy_gate(
     return GateResult("accuracy_drop", outcome, drop, max_drop, message)
 
 
+def error_gate(
+    candidate: ArmStats, stable: ArmStats, max_increase: float, min_labels: int = MIN_LABELS
+) -> GateResult:
+    """A regressor's mean absolute error on labels against the stable's: fails when it is
+    more than ``max_increase`` (a share) above, beyond sampling noise (a one-sided Welch
+    z-test on the absolute errors at ``SIGNIFICANCE``)."""
+    ours, theirs = np.array(candidate.absolute_errors), np.array(stable.absolute_errors)
+    if min(len(ours), len(theirs)) < min_labels:
+        message = (
+            f"numeric labels: candidate {len(ours)}, stable {len(theirs)} (each needs {min_labels})"
+        )
+        return GateResult("error_increase", "skip", None, max_increase, message)
+    mae, stable_mae = float(ours.mean()), float(theirs.mean())
+    allowed = stable_mae * (1.0 + max_increase)
+    increase = mae / stable_mae - 1.0 if stable_mae > 0 else (math.inf if mae > 0 else 0.0)
+    error = math.sqrt(ours.var(ddof=1) / len(ours) + theirs.var(ddof=1) / len(theirs))
+    z = (mae - allowed) / max(error, 1e-12)
+    outcome: Outcome = "fail" if mae > allowed and z > Z_CRITICAL else "pass"
+    message = (
+        f"MAE {mae:.4g} vs stable {stable_mae:.4g} on {len(ours)}/{len(theirs)} labels "
+        f"(increase {increase:+.1%}, limit {max_increase:.0%})"
+    )
+    return GateResult("error_increase", outcome, increase, max_increase, message)
+
+
 def evaluate_gates(
     candidate: ArmStats, stable: ArmStats, policy: RolloutConfig
 ) -> list[GateResult]:
@@ -193,6 +220,7 @@ def evaluate_gates(
         latency_gate(candidate, stable, policy.max_p99_latency_ratio, policy.latency_slack * 1000),
         divergence,
         accuracy,
+        error_gate(candidate, stable, policy.max_error_increase),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -36,9 +37,15 @@ def arm_stats(
     finite = latencies[np.isfinite(latencies)]
     classes = Counter(category_key(r.get("output")) for r in answered if r.get("probabilities"))
     labeled = correct = 0
+    absolute_errors: list[float] = []
     for record in answered:
         truth = labels.get(str(record.get("shadow_of") or record.get("id")))
         if truth is None:
+            continue
+        if not record.get("probabilities"):  # a regressor's number
+            error = _absolute_error(record.get("output"), truth)
+            if error is not None:
+                absolute_errors.append(error)
             continue
         labeled += 1
         correct += int(category_key(truth) == category_key(record.get("output")))
@@ -51,7 +58,18 @@ def arm_stats(
         labeled=labeled,
         correct=correct,
         latencies_ms=tuple(finite.tolist()),
+        absolute_errors=tuple(absolute_errors),
     )
+
+
+def _absolute_error(output: Any, label: Any) -> float | None:
+    if isinstance(output, bool) or isinstance(label, bool):
+        return None
+    try:
+        error = abs(float(output) - float(label))
+    except (TypeError, ValueError):
+        return None
+    return error if math.isfinite(error) else None
 
 
 def window_records(logs_dir: Path, start: float, end: float) -> list[dict[str, Any]]:

@@ -104,20 +104,27 @@ function renderExecutive(doc) {
     card("current version", doc.current_version ? `v${doc.current_version}` : "–",
       version ? version.aliases.join(", ") : ""),
     card("traffic", slis ? `${num(slis.throughput_per_s, 1)}/s` : "–", slis ? `${slis.predictions} predictions` : ""),
-    card("accuracy on labels", pct(quality.accuracy), section && section.quality ? `${section.quality.labels} labels` : "no labels yet"),
+    regression(doc)
+      ? card("MAE on labels", num(quality.mae, 3), section && section.quality ? `${section.quality.labels} labels, RMSE ${num(quality.rmse, 3)}` : "no labels yet")
+      : card("accuracy on labels", pct(quality.accuracy), section && section.quality ? `${section.quality.labels} labels` : "no labels yet"),
     card("drifted features", drift ? pct(drift.share, 0) : "–", drift && drift.drifted ? "DRIFT" : "", drift && drift.drifted ? "bad" : "good"),
     card(`cost / 1k predictions${section && section.cost ? " (" + esc(section.cost.currency) + ")" : ""}`, cost === null ? "–" : cost.toExponential(2), "model CPU x cpu_second_price"),
   ].join("");
   const t = doc.series.t;
   lineChart("chart-traffic", t, byVersion(doc, "predictions"));
-  lineChart("chart-accuracy", t, byVersion(doc, "accuracy"), { range: [0, 1] });
+  if (regression(doc)) {
+    $("caption-quality").textContent = "Mean absolute error on labels, by version";
+    lineChart("chart-accuracy", t, byVersion(doc, "mae"));
+  } else {
+    lineChart("chart-accuracy", t, byVersion(doc, "accuracy"), { range: [0, 1] });
+  }
   lineChart("chart-drift", t, [{ label: "drift share", values: doc.series.drift_share, colour: COLOURS[5] }], { range: [0, 1] });
   const price = doc.cpu_second_price;
   lineChart("chart-cost", t, [{ label: "per 1k", colour: COLOURS[2],
     values: doc.series.endpoint.cpu_ms_per_prediction.map((v) => (v === null ? null : v * price)) }],
   { exponent: true });
-  $("exec-versions").innerHTML = table(["version", "aliases", "status", "test accuracy", "gates", "created"],
-    doc.versions.map((v) => [`v${v.version}`, esc(v.aliases.join(", ")), esc(v.status), pct(v.accuracy), v.gates_passed ? "passed" : "failed", esc(v.created_at)]));
+  $("exec-versions").innerHTML = table(["version", "aliases", "status", regression(doc) ? "test MAE" : "test accuracy", "gates", "created"],
+    doc.versions.map((v) => [`v${v.version}`, esc(v.aliases.join(", ")), esc(v.status), regression(doc) ? num(v.mae, 3) : pct(v.accuracy), gates(v.gates_passed), esc(v.created_at)]));
   $("exec-decisions").innerHTML = table(["at", "who", "what", "details"],
     doc.decisions.slice(0, 12).map((d) => [esc(d.at), esc(d.actor), esc(d.action), `<code>${esc(JSON.stringify(d.details).slice(0, 160))}</code>`]));
 }
@@ -167,6 +174,10 @@ function renderDebug(doc) {
   ).join("") : '<p class="empty">no logged inputs in this window</p>';
   const section = current(doc);
   const quality = section && section.quality;
+  if (regression(doc)) {
+    renderRegressionDebug(section);
+    return;
+  }
   if (quality) {
     const matrix = quality.confusion_matrix;
     const max = Math.max(1, ...matrix.flat());
@@ -180,6 +191,32 @@ function renderDebug(doc) {
   const histogram = section ? section.slis.confidence_histogram : [];
   const labels = histogram.map((_, i) => `${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}`);
   $("debug-confidence").innerHTML = histogram.length ? bars(labels, [{ label: `v${section.slis.version}`, values: histogram, colour: COLOURS[2] }]) : '<p class="empty">no predictions</p>';
+}
+
+function regression(doc) {
+  return doc.task === "regression";
+}
+
+function gates(passed) {
+  return passed === null || passed === undefined ? "not evaluated" : passed ? "passed" : "failed";
+}
+
+function renderRegressionDebug(section) {
+  $("caption-labels").textContent = "Residuals (predicted - label) on recent labels";
+  $("caption-outputs").textContent = "Predicted values: the version's test predictions against live";
+  const residuals = section && section.quality && section.quality.residuals;
+  if (residuals) {
+    const edges = residuals.edges;
+    const labels = residuals.counts.map((_, i) => `${num(edges[i], 2)}..${num(edges[i + 1], 2)}`);
+    $("debug-confusion").innerHTML = bars(labels, [{ label: `v${section.slis.version}`, values: residuals.counts, colour: COLOURS[0] }]);
+  } else {
+    $("debug-confusion").innerHTML = '<p class="empty">no labels in this window</p>';
+  }
+  const drift = section && section.prediction_drift;
+  $("debug-confidence").innerHTML = drift
+    ? `<p>${esc(drift.method)} ${num(drift.score, 3)} (limit ${num(drift.threshold, 3)})${drift.drifted ? ' <span class="bad">drifted</span>' : ""}</p>` +
+      bars(drift.bins, [{ label: "reference", values: drift.reference, colour: COLOURS[0] }, { label: "live", values: drift.current, colour: COLOURS[1] }])
+    : '<p class="empty">no predictions</p>';
 }
 
 async function trace(event) {
