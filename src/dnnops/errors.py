@@ -1,7 +1,9 @@
 """One error hierarchy for dnnops: every message names what was wrong, where, and the fix.
 
-The CLI maps ``exit_code`` straight to the process exit status (INTERFACE.md: 1 a check
-failed, 2 a usage error), so a script can tell a bad config from a failed gate.
+Each error carries both of its edges: the CLI maps ``exit_code`` straight to the process
+exit status (INTERFACE.md: 1 a check failed, 2 a usage error), so a script can tell a bad
+config from a failed gate, and every HTTP route answers ``http_status``
+(``serve.errors.http_error_of``), so no route picks a status by hand.
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ def test_a_settled_segment_is_digested_once_and_kept_on_disk(tmp_path: Path) -> 
     }
     [rows] = again.rows.values()
     assert rows.ids.tolist() == [f"p0.0-{i}" for i in range(150)]
-    assert rows.probabilities.shape == (150, 2)
+    assert rows.outputs.shape == (150, 2)
     minutes = sorted(bucket for _, bucket in first.stats)
     assert minutes == [0.0, 60.0, 120.0]  # 150 seconds of records, one stats per minute
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import sklearn.datasets
 
-from dnnops.cli_serve import BackgroundServer, build_state
 from dnnops.home import resolve_home
+from dnnops.serve.launch import BackgroundServer, build_state
 from tests.conftest import CliResult
 from tests.serve.conftest import train_digits
 

@@ -3,7 +3,7 @@ test that decided them."""
 
 from __future__ import annotations
 
-from dnnops.cli_monitor import drift_verdict
+from dnnops.cli.monitor import drift_verdict
 from dnnops.console import format_budget
 
 

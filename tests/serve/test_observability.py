@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dnnops.cli_serve import BackgroundServer, build_state
 from dnnops.home import resolve_home
+from dnnops.serve.launch import BackgroundServer, build_state
 from tests.conftest import CliResult
 from tests.serve.conftest import Server
 

@@ -20,7 +20,6 @@ import yaml
 from rich.console import Console
 from sklearn.datasets import load_digits
 
-from dnnops.cli_serve import BackgroundServer, build_state
 from dnnops.config import ProjectConfig, parse_config
 from dnnops.console import rows_table
 from dnnops.dashboard.static_report import write_static_report
@@ -41,6 +40,7 @@ from dnnops.retrain.pipeline import RetrainOutcome, retrain
 from dnnops.rollout.begin import begin_rollout
 from dnnops.rollout.policy import RolloutState
 from dnnops.rollout.store import RolloutStore
+from dnnops.serve.launch import BackgroundServer, build_state
 from dnnops.serve.state import ServerState
 from dnnops.train.pipeline import train_project
 

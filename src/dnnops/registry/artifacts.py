@@ -25,6 +25,8 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")
 class ArtifactError(DnnopsError):
     """An artifact is missing, tampered with or truncated."""
 
+    http_status = 500
+
 
 class ArtifactStore(Protocol):
     def put(self, data: bytes) -> str: ...

@@ -32,6 +32,8 @@ _PG_MIGRATION_LOCK = 0x646E6E6F  # "dnno": one advisory lock id for schema upgra
 class DatabaseError(DnnopsError):
     """The metadata database cannot be reached or upgraded."""
 
+    http_status = 503  # worth retrying: the database may be back in a moment
+
 
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()

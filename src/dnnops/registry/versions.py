@@ -36,9 +36,13 @@ REGISTER_ATTEMPTS = 20
 class VersionNotFound(UsageError):
     """No such model, version or alias."""
 
+    http_status = 404
+
 
 class IntegrityFailure(DnnopsError):
     """A version's artifacts or signature do not check out."""
+
+    http_status = 500  # the server's store is damaged: nothing the client can fix
 
 
 @dataclass(frozen=True)

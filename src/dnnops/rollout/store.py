@@ -18,9 +18,13 @@ from dnnops.rollout.policy import ACTIVE, RolloutState, Status
 class RolloutConflict(UsageError):
     """An endpoint already has a rollout in progress."""
 
+    http_status = 409
+
 
 class NoRollout(UsageError):
     """The endpoint has no rollout (in progress, when one was asked for)."""
+
+    http_status = 404
 
 
 class StaleRollout(RolloutConflict):

@@ -39,6 +39,7 @@ from dnnops.serve.errors import (
     HttpError,
     NotFound,
     Unavailable,
+    http_error_of,
 )
 from dnnops.serve.http import (
     JSON,
@@ -568,9 +569,7 @@ def _operations_routes(app: FastAPI, state: ServerState) -> None:
         except orjson.JSONDecodeError:
             return error_response(BadRequest("the body must be JSON: {'version': 3, 'live': true}"))
         except DnnopsError as exc:
-            return error_response(
-                NotFound(str(exc)) if exc.exit_code == 2 else BadRequest(str(exc))
-            )
+            return error_response(http_error_of(exc))
         return json_response(
             {"endpoint": name, "loaded": runtime.version, "live": state.endpoints[name].live}
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dnnops.errors import DnnopsError
+
 
 class HttpError(Exception):
     status = 500
@@ -50,3 +52,10 @@ class Unavailable(HttpError):
 
 class GatewayTimeout(HttpError):
     status = 504
+
+
+def http_error_of(exc: DnnopsError) -> HttpError:
+    """The HTTP answer to a library error: the status its class declares, its message."""
+    error = HttpError(str(exc))
+    error.status = exc.http_status
+    return error

@@ -11,12 +11,10 @@ from pydantic import ValidationError
 
 from dnnops.config import RolloutConfig
 from dnnops.errors import DnnopsError
-from dnnops.registry.versions import VersionNotFound
 from dnnops.rollout.begin import begin_rollout
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.policy import RolloutState
-from dnnops.rollout.store import NoRollout, RolloutConflict
-from dnnops.serve.errors import BadRequest, Conflict, HttpError, NotFound
+from dnnops.serve.errors import BadRequest, Conflict, HttpError, NotFound, http_error_of
 from dnnops.serve.http import authorize, error_response, json_object, json_response, read_body
 from dnnops.serve.runtime import Endpoint
 from dnnops.serve.state import ServerState
@@ -39,7 +37,7 @@ def rollout_routes(app: FastAPI, state: ServerState, controller: RolloutControll
         except HttpError as error:
             return error_response(error)
         except DnnopsError as exc:
-            return error_response(_http_error(exc))
+            return error_response(http_error_of(exc))
         return json_response(rollout.to_dict(), 201)
 
     @app.post("/v1/endpoints/{name}/rollback")
@@ -56,7 +54,7 @@ def rollout_routes(app: FastAPI, state: ServerState, controller: RolloutControll
         except HttpError as error:
             return error_response(error)
         except DnnopsError as exc:
-            return error_response(_http_error(exc))
+            return error_response(http_error_of(exc))
         return json_response({"endpoint": name, "live": endpoint.live, "rollout": rolled.to_dict()})
 
 
@@ -92,17 +90,3 @@ def _endpoint(state: ServerState, name: str) -> Endpoint:
     if found is None:
         raise NotFound(f"unknown endpoint {name!r}; this server serves {sorted(state.endpoints)}")
     return found
-
-
-def _http_error(exc: DnnopsError) -> HttpError:
-    if isinstance(exc, RolloutConflict):
-        return Conflict(str(exc))
-    if isinstance(exc, VersionNotFound | NoRollout):
-        return NotFound(str(exc))
-    return _status_error(exc.http_status, str(exc))
-
-
-def _status_error(status: int, message: str) -> HttpError:
-    error = HttpError(message)
-    error.status = status
-    return error

@@ -35,8 +35,8 @@ def main() -> None:
     _die_with_parent()
     if os.getppid() != parent:  # the supervisor died before the request above
         return
-    from dnnops.cli_serve import run_server
     from dnnops.config import load_config
+    from dnnops.serve.launch import run_server
 
     config = Path(spec.config) if spec.config else None
     listener = socket.socket(fileno=spec.listen_fd)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dnnops.cli_common import HomeOpt, JsonOpt, print_json
+from dnnops.cli.common import HomeOpt, JsonOpt, print_json
 from dnnops.console import key_value_table, make_console, rows_table
 from dnnops.home import Home, resolve_home
 from dnnops.registry.runs import RunRecord, RunStore

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dnnops.cli_common import HomeOpt, JsonOpt, QuietOpt, print_json
+from dnnops.cli.common import HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.config import load_config
 from dnnops.console import EpochProgress, key_value_table, make_console, wants_progress
 from dnnops.home import resolve_home

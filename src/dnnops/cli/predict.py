@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dnnops.cli_common import HomeOpt, JsonOpt, QuietOpt, print_json
+from dnnops.cli.common import HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.config import ServeConfig, load_config
 from dnnops.console import make_console, wants_progress
 from dnnops.errors import UsageError

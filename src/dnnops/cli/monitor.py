@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnops.cli_common import HomeOpt, JsonOpt, print_json
+from dnnops.cli.common import HomeOpt, JsonOpt, print_json
 from dnnops.config import DriftConfig, MonitorConfig, SloConfig, load_config
 from dnnops.console import format_budget, format_number, make_console, rows_table
 from dnnops.durations import parse_duration

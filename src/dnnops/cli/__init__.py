@@ -35,59 +35,59 @@ class Entry:
 
 COMMANDS: dict[str, Entry] = {
     "init": Entry(
-        "dnnops.cli_lifecycle",
+        "dnnops.cli.lifecycle",
         "app",
         "Write a dnnops.yaml: an example, or inferred from your CSV.",
         "init",
     ),
     "quickstart": Entry(
-        "dnnops.cli_lifecycle",
+        "dnnops.cli.lifecycle",
         "app",
         "The whole lifecycle on builtin:digits, in about 30 s.",
         "quickstart",
     ),
     "train": Entry(
-        "dnnops.cli_lifecycle", "app", "Train, evaluate and register the project's model.", "train"
+        "dnnops.cli.lifecycle", "app", "Train, evaluate and register the project's model.", "train"
     ),
-    "runs": Entry("dnnops.cli_runs", "runs_app", "Training runs in the metadata store.", None),
-    "data": Entry("dnnops.cli_lifecycle", "data_app", "Profile and validate data files.", None),
+    "runs": Entry("dnnops.cli.runs", "runs_app", "Training runs in the metadata store.", None),
+    "data": Entry("dnnops.cli.lifecycle", "data_app", "Profile and validate data files.", None),
     "models": Entry(
-        "dnnops.cli_models", "models_app", "Registered model versions, aliases, integrity.", None
+        "dnnops.cli.models", "models_app", "Registered model versions, aliases, integrity.", None
     ),
-    "eval": Entry("dnnops.cli_models", "eval_command", "Evaluate a version on labeled data.", None),
+    "eval": Entry("dnnops.cli.models", "eval_command", "Evaluate a version on labeled data.", None),
     "predict": Entry(
-        "dnnops.cli_predict",
+        "dnnops.cli.predict",
         "predict_command",
         "Predict a CSV or Parquet file with a registered version.",
         None,
     ),
     "serve": Entry(
-        "dnnops.cli_serve", "serve_command", "Serve registered versions over HTTP.", None
+        "dnnops.cli.serve", "serve_command", "Serve registered versions over HTTP.", None
     ),
     "feedback": Entry(
-        "dnnops.cli_serve",
+        "dnnops.cli.serve",
         "feedback_command",
         "Send ground-truth labels (prediction_id,label).",
         None,
     ),
     "loadtest": Entry(
-        "dnnops.cli_serve", "loadtest_command", "Drive load at a running server.", None
+        "dnnops.cli.serve", "loadtest_command", "Drive load at a running server.", None
     ),
-    "logs": Entry("dnnops.cli_logs", "logs_app", "Prediction and feedback records.", None),
+    "logs": Entry("dnnops.cli.logs", "logs_app", "Prediction and feedback records.", None),
     "monitor": Entry(
-        "dnnops.cli_monitor", "monitor_app", "SLIs, drift, quality and SLO budgets.", None
+        "dnnops.cli.monitor", "monitor_app", "SLIs, drift, quality and SLO budgets.", None
     ),
     "slo": Entry(
-        "dnnops.cli_monitor", "slo_app", "Service level objectives and error budgets.", None
+        "dnnops.cli.monitor", "slo_app", "Service level objectives and error budgets.", None
     ),
     "rollout": Entry(
-        "dnnops.cli_rollout", "rollout_app", "Canary, shadow and blue-green rollouts.", None
+        "dnnops.cli.rollout", "rollout_app", "Canary, shadow and blue-green rollouts.", None
     ),
     "retrain": Entry(
-        "dnnops.cli_retrain", "retrain_command", "Retrain when a trigger fired.", None
+        "dnnops.cli.retrain", "retrain_command", "Retrain when a trigger fired.", None
     ),
     "export": Entry(
-        "dnnops.cli_export", "export_app", "Grafana dashboards and Prometheus rules.", None
+        "dnnops.cli.export", "export_app", "Grafana dashboards and Prometheus rules.", None
     ),
 }
 """Command name -> where it lives and its short help."""

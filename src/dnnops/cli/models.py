@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 
-from dnnops.cli_common import HomeOpt, JsonOpt, print_json
-from dnnops.cli_views import inputs_view, lineage_view, report_view, versions_view
+from dnnops.cli.common import HomeOpt, JsonOpt, print_json
+from dnnops.cli.views import inputs_view, lineage_view, report_view, versions_view
 from dnnops.config import EvaluateConfig, load_config, parse_config
 from dnnops.console import make_console, rows_table
 from dnnops.errors import GatesFailed, UsageError, failed_gates_text

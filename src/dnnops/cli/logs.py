@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from dnnops.cli_common import HomeOpt
+from dnnops.cli.common import HomeOpt
 from dnnops.console import make_console, rows_table
 from dnnops.durations import parse_duration
 from dnnops.home import resolve_home

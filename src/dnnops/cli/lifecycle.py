@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnops.cli_common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
-from dnnops.cli_models import print_published, raise_if_gates_failed
+from dnnops.cli.common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
+from dnnops.cli.models import print_published, raise_if_gates_failed
 from dnnops.config import ProjectConfig, ServeConfig, load_config
 from dnnops.console import (
     EpochProgress,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dnnops.cli_common import HomeOpt, JsonOpt, print_json
+from dnnops.cli.common import HomeOpt, JsonOpt, print_json
 from dnnops.config import RolloutConfig, load_config
 from dnnops.console import format_number, key_value_table, make_console, rows_table
 from dnnops.errors import UsageError

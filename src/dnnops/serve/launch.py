@@ -1,0 +1,248 @@
+"""Build and run the server: its state from the project and the registry, the uvicorn
+server with dnnops's SIGTERM behaviour, the multi-worker supervisor, and a server in a
+background thread (the quickstart and tests). The CLI's ``dnnops serve`` only parses its
+options and calls ``serve``; the server's environment variables are read here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from dnnops.config import (
+    MonitorConfig,
+    ProjectConfig,
+    RetrainConfig,
+    RolloutConfig,
+    ServeConfig,
+    SloConfig,
+)
+from dnnops.console import make_console
+from dnnops.errors import UsageError
+from dnnops.home import Home, resolve_home
+from dnnops.registry.open import open_registry
+from dnnops.registry.versions import parse_ref
+from dnnops.serve.predictions import PredictionLogger
+from dnnops.serve.state import ServerState, Target
+
+ADMIN_TOKEN_ENV = "DNNOPS_ADMIN_TOKEN"
+
+
+def serve(
+    project: ProjectConfig | None,
+    config: Path | None,
+    home: Path | None,
+    refs: list[str],
+    workers: int,
+    host: str,
+    port: int,
+) -> int:
+    """Serve until SIGTERM, in this process or in ``workers`` supervised ones; the exit
+    code. Fails first, in one line, on what the server would fail on while starting (an
+    unknown model or alias), not in a traceback from the ASGI lifespan."""
+    state = build_state(resolve_home(home), project, refs)
+    for target in state.targets:
+        state.registry.resolve(target.model, target.ref)
+    if workers == 1:
+        run_server(project, config, home, refs, host, port)
+        return 0
+    state.registry.engine.dispose()
+    return _supervise(state, config, home, refs, workers, host, port)
+
+
+def run_server(
+    project: ProjectConfig | None,
+    config: Path | None,
+    home: Path | None,
+    refs: list[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    sockets: list[Any] | None = None,
+    announce: Any = None,
+) -> None:
+    """Build the server state and app, and serve until SIGTERM: the whole server when
+    ``workers`` is 1, else one worker on the supervisor's ``sockets``."""
+    import uvicorn
+
+    from dnnops.serve.app import create_app
+    from dnnops.serve.group import WorkerGroup
+
+    state = build_state(resolve_home(home), project, refs)
+    state.serve = state.serve.model_copy(update={"workers": workers})
+    state.project_file = config.absolute() if config is not None else None
+    state.group = WorkerGroup.from_env() if workers > 1 else None
+    console = make_console()
+    if announce is None:
+        _say_loading(console, state.targets, "")
+    app = create_app(state)
+    server = _server_class()(
+        state,
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,  # per-request lines cost ~3% of the CPU; the prediction log has them
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            timeout_graceful_shutdown=int(state.serve.drain_timeout) + 1,
+        ),
+    )
+    server.announce = announce or (
+        lambda bound: console.print(
+            f"[bold]dnnops serving[/] on http://{bound} "
+            f"(endpoints: {', '.join(t.endpoint for t in state.targets)})"
+        )
+    )
+    server.run(sockets=sockets)
+
+
+def _supervise(
+    state: ServerState,
+    config: Path | None,
+    home: Path | None,
+    refs: list[str],
+    workers: int,
+    host: str,
+    port: int,
+) -> int:
+    from dnnops.serve.supervisor import Supervisor, WorkerFailed, WorkerSpec
+
+    console = make_console()
+    endpoints = [t.endpoint for t in state.targets]
+    spec = WorkerSpec(
+        config=str(config.absolute()) if config is not None else None,
+        home=str(home.absolute()) if home is not None else None,
+        models=refs,
+        workers=workers,
+        drain_timeout=state.serve.drain_timeout,
+    )
+    try:
+        supervisor = Supervisor(spec, host, port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    _say_loading(console, state.targets, f" in {workers} workers")
+    try:
+        supervisor.start()
+    except WorkerFailed as exc:
+        stopped_by_signal = supervisor.stopping
+        supervisor.stop()
+        if stopped_by_signal:
+            return 0
+        raise UsageError(f"{exc}; its error is printed above") from None
+    console.print(
+        f"[bold]dnnops serving[/] on http://{supervisor.address} "
+        f"(endpoints: {', '.join(endpoints)}; {workers} workers)"
+    )
+    return supervisor.wait()
+
+
+def _say_loading(console: Any, targets: list[Target], where: str) -> None:
+    for target in targets:
+        console.print(
+            f"loading {target.model}@{target.ref} as endpoint {target.endpoint}{where} "
+            "(verify, warm up)"
+        )
+
+
+def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> ServerState:
+    from dnnops.serve.metrics import ServerMetrics
+
+    serve = project.serve if project is not None else ServeConfig()
+    if not refs:
+        if project is None:
+            raise UsageError(
+                "name what to serve: --model NAME@REF, or -c dnnops.yaml to serve NAME@production"
+            )
+        refs = [f"{project.name}@production"]
+    targets = []
+    for text in refs:
+        name, ref = parse_ref(text)
+        targets.append(Target(endpoint=name, model=name, ref=ref))
+    thresholds = [o.threshold for o in project.slo.objectives if o.threshold] if project else []
+    return ServerState(
+        registry=open_registry(home),
+        serve=serve,
+        metrics=ServerMetrics(thresholds),
+        logger=PredictionLogger(home.logs_dir, serve.log_inputs),
+        targets=targets,
+        admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None,
+        monitor=project.monitor if project else MonitorConfig(),
+        slo=project.slo if project else SloConfig(),
+        rollout=project.rollout if project else RolloutConfig(),
+        retrain=project.retrain if project else RetrainConfig(),
+    )
+
+
+def _server_class() -> Any:
+    """uvicorn.Server with dnnops's SIGTERM behaviour (defined here so uvicorn is imported
+    only by ``dnnops serve``)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """Turns readiness off the moment SIGTERM arrives, then lets uvicorn drain."""
+
+        def __init__(self, state: ServerState, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.state = state
+            self.announce: Any = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            self.state.ready = False
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:
+                # uvicorn re-raises the signal after its graceful shutdown, so the process
+                # would end "killed by SIGTERM"; a drained, flushed server exits 0 instead.
+                self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.announce is not None and self.servers:
+                address = self.servers[0].sockets[0].getsockname()
+                self.announce(f"{address[0]}:{address[1]}")
+
+    return Server
+
+
+class BackgroundServer:
+    """A dnnops server on a free loopback port in a thread of this process (quickstart)."""
+
+    def __init__(self, state: ServerState) -> None:
+        import threading
+
+        import uvicorn
+
+        from dnnops.serve.app import create_app
+
+        self.state = state
+        config = uvicorn.Config(
+            create_app(state),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,  # per-request lines cost ~3% of the CPU; the prediction log has them
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="dnnops-server", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while not (self.server.started and self.state.ready):
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise UsageError("the server did not start; see the messages above")
+            time.sleep(0.05)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
