@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from dnnops.monitor.alerts import Alert, AlertStore, alerts_from_report, deliver
+from dnnops.monitor.ports import MonitoredServer
 from dnnops.monitor.report import build_report
-from dnnops.serve.state import ServerState
 
 log = logging.getLogger("dnnops.monitor")
 
@@ -39,11 +39,11 @@ def suppress_rollout_candidates(
 class MonitorLoop:
     def __init__(
         self,
-        state: ServerState,
+        server: MonitoredServer,
         alerts: AlertStore,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.state = state
+        self.server = server
         self.alerts = alerts
         self.clock = clock
         self.retraining: subprocess.Popen[bytes] | None = None
@@ -52,42 +52,38 @@ class MonitorLoop:
     async def run(self, every_s: float) -> None:
         while True:
             await asyncio.sleep(every_s)
-            if not self.state.leads():
+            if not self.server.leads():
                 continue  # a sibling worker evaluates: one alert and one retraining, not N
             started = time.perf_counter()
+            failed = False
             try:
                 await self.tick()
             except Exception:
                 log.exception("monitoring tick failed; retrying next tick")
-                self.state.metrics.controller_errors.inc()
-            self.state.metrics.monitor_tick_seconds.observe(time.perf_counter() - started)
+                failed = True
+            self.server.observe_monitor_tick(time.perf_counter() - started, failed)
 
     async def tick(self) -> None:
-        state = self.state
-        in_memory = state.loaded_versions()
+        server = self.server
         report = await asyncio.to_thread(
             build_report,
-            state.registry,
-            state.logger.logs_dir,
-            state.monitor.window,
-            state.monitor,
-            state.slo,
+            server.registry,
+            server.logs_dir,
+            server.monitor.window,
+            server.monitor,
+            server.slo,
             None,
-            in_memory,
-            state.report_digests(),
+            server.loaded_versions(),
+            server.report_digests(),
         )
-        candidates = {
-            (str(e.rollout["model"]), str(e.rollout["candidate"]))
-            for e in state.endpoints.values()
-            if e.rollout and e.rollout.get("status") in ("running", "awaiting_approval")
-        }
-        if not state.monitor.suppress_during_rollout:
-            candidates = set()
-        state.metrics.observe_report(report)
+        candidates = (
+            server.rollout_candidates() if server.monitor.suppress_during_rollout else set()
+        )
+        server.observe_report(report)
         firing, held = suppress_rollout_candidates(alerts_from_report(report), candidates)
         fresh = await asyncio.to_thread(self.alerts.record, firing)
         if fresh:
-            await asyncio.to_thread(deliver, fresh, state.monitor.webhook_url)
+            await asyncio.to_thread(deliver, fresh, server.monitor.webhook_url)
         if held:
             log.info("held back during a rollout: %s", ", ".join(a.key for a in held))
         self._maybe_retrain()
@@ -96,16 +92,16 @@ class MonitorLoop:
         """Start ``dnnops retrain -c FILE`` (it decides on the triggers itself) at most
         every ``retrain.check_every``, one at a time, in a child process so training never
         competes with request handling for this process's interpreter."""
-        state = self.state
-        if not state.retrain.background or state.project_file is None:
+        server = self.server
+        if not server.retrain.background or server.project_file is None:
             return
         if self.retraining is not None and self.retraining.poll() is None:
             return
         now = self.clock()
-        if now - self._last_retrain_check < state.retrain.check_every:
+        if now - self._last_retrain_check < server.retrain.check_every:
             return
         self._last_retrain_check = now
-        command = [sys.executable, "-m", "dnnops", "retrain", "-c", str(state.project_file)]
+        command = [sys.executable, "-m", "dnnops", "retrain", "-c", str(server.project_file)]
         command += ["--quiet", "--json"]
         log.info("checking the retraining triggers: %s", " ".join(command))
         self.retraining = subprocess.Popen(

@@ -25,10 +25,9 @@ from dnnops.rollout.policy import (
     is_due,
     verdict,
 )
+from dnnops.rollout.ports import ServerPort, Traffic
 from dnnops.rollout.store import RolloutStore, StaleRollout
 from dnnops.rollout.window import compare_window
-from dnnops.serve.runtime import Endpoint
-from dnnops.serve.state import ServerState
 
 log = logging.getLogger("dnnops.rollout")
 SLOW_TICK_S = 5.0
@@ -37,13 +36,13 @@ SLOW_TICK_S = 5.0
 class RolloutController:
     def __init__(
         self,
-        state: ServerState,
+        server: ServerPort,
         store: RolloutStore,
         alerts: AlertStore,
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
     ) -> None:
-        self.state = state
+        self.server = server
         self.store = store
         self.alerts = alerts
         self.clock = clock
@@ -55,29 +54,30 @@ class RolloutController:
         """Tick until cancelled; a failing tick is logged and counted, never fatal."""
         while True:
             started = time.perf_counter()
+            failed = False
             try:
                 await self.tick()
             except Exception:
                 log.exception("rollout controller tick failed; retrying next tick")
-                self.state.metrics.controller_errors.inc()
+                failed = True
             elapsed = time.perf_counter() - started
-            self.state.metrics.controller_tick_seconds.observe(elapsed)
+            self.server.observe_tick(elapsed, failed)
             if elapsed > SLOW_TICK_S:
                 log.warning("rollout controller tick took %.1f s", elapsed)
             await asyncio.sleep(self.tick_s)
 
     async def tick(self) -> None:
-        await self.state.follow_siblings()
-        for endpoint in list(self.state.endpoints.values()):
+        await self.server.follow_siblings()
+        for endpoint in self.server.all_traffic():
             await self.reconcile(endpoint)
 
-    async def reconcile(self, endpoint: Endpoint) -> None:
+    async def reconcile(self, endpoint: Traffic) -> None:
         rollout = await asyncio.to_thread(self.store.latest, endpoint.name)
         if rollout is None:
             return
         if rollout.status == "running":
             # Every worker routes as the rollout says; only the leader judges the step.
-            if await self._apply(endpoint, rollout) and self.state.leads():
+            if await self._apply(endpoint, rollout) and self.server.leads():
                 await self._check_if_due(endpoint, rollout)
         elif self._running.get(endpoint.name) == rollout.id:
             # Ended elsewhere (the CLI, or a sibling worker): whoever ended it updated the
@@ -88,11 +88,11 @@ class RolloutController:
 
     async def start(self, rollout: RolloutState) -> None:
         """Apply a rollout created just now (the admin route) without waiting for a tick."""
-        endpoint = self.state.endpoints.get(rollout.endpoint)
+        endpoint = self.server.traffic(rollout.endpoint)
         if endpoint is not None and rollout.status == "running":
             await self._apply(endpoint, rollout)
 
-    async def rollback(self, endpoint: Endpoint, reason: str) -> RolloutState | None:
+    async def rollback(self, endpoint: Traffic, reason: str) -> RolloutState | None:
         """Operator's rollback: end the active rollout as failed, or, with none active, put
         the version the last promotion replaced back in front."""
         rollout = await asyncio.to_thread(self.store.active, endpoint.name)
@@ -109,16 +109,16 @@ class RolloutController:
 
     # -- applying desired state ----------------------------------------------------------
 
-    async def _apply(self, endpoint: Endpoint, rollout: RolloutState) -> bool:
+    async def _apply(self, endpoint: Traffic, rollout: RolloutState) -> bool:
         """Make the router match the rollout's step; False when the candidate cannot load
         (the rollout is then rolled back)."""
         candidate = str(rollout.candidate)
         if candidate not in endpoint.versions:
             try:
                 record = await asyncio.to_thread(
-                    self.state.registry.resolve, rollout.model, rollout.candidate
+                    self.server.registry.resolve, rollout.model, rollout.candidate
                 )
-                await self.state.load(endpoint.name, record, make_live=False)
+                await self.server.load(endpoint.name, record, make_live=False)
             except Exception as exc:
                 log.exception("rollout %s: cannot load the candidate", rollout.id)
                 failed = replace(
@@ -139,10 +139,10 @@ class RolloutController:
             endpoint.set_traffic(candidate, float(rollout.weight))
         endpoint.rollout = rollout.summary()
         self._running[endpoint.name] = rollout.id
-        self.state.metrics.canary_weight.labels(endpoint.name).set(rollout.weight)
+        self.server.observe_weight(endpoint.name, rollout.weight)
         return True
 
-    async def _check_if_due(self, endpoint: Endpoint, rollout: RolloutState) -> None:
+    async def _check_if_due(self, endpoint: Traffic, rollout: RolloutState) -> None:
         policy = RolloutConfig.model_validate(rollout.policy)
         now = self.clock()
         if not is_due(rollout, now, policy.interval) or endpoint.live is None:
@@ -172,7 +172,7 @@ class RolloutController:
         the statistics are the slowest part of a tick, and the event loop answers
         requests meanwhile)."""
         candidate, stable = compare_window(
-            self.state.logger.logs_dir,
+            self.server.logs_dir,
             endpoint,
             str(rollout.candidate),
             live,
@@ -184,7 +184,7 @@ class RolloutController:
         result = verdict(candidate, gates, policy.min_requests, policy.min_success_rate)
         return advance(rollout, result, gates, now, policy.failure_threshold), result
 
-    async def _act(self, endpoint: Endpoint, transition: Transition) -> None:
+    async def _act(self, endpoint: Traffic, transition: Transition) -> None:
         if transition.action == "set_traffic":
             await self._apply(endpoint, transition.state)
         elif transition.action in ("promote", "rollback"):
@@ -195,7 +195,7 @@ class RolloutController:
     # -- ends -------------------------------------------------------------------------
 
     async def _conclude(
-        self, endpoint: Endpoint, rollout: RolloutState, decided_here: bool = True
+        self, endpoint: Traffic, rollout: RolloutState, decided_here: bool = True
     ) -> None:
         """Carry out a finished rollout on the router and, when this process decided it,
         in the registry and the alert sink."""
@@ -203,12 +203,12 @@ class RolloutController:
         endpoint.set_traffic(None)
         self._running.pop(endpoint.name, None)
         endpoint.rollout = rollout.summary()
-        self.state.metrics.canary_weight.labels(endpoint.name).set(0)
-        registry = self.state.registry
+        self.server.observe_weight(endpoint.name, 0)
+        registry = self.server.registry
         if rollout.status == "promoted":
             previous, endpoint.live = endpoint.live, candidate
             if previous is not None and previous != candidate:
-                self.state.retire_later(endpoint, previous)
+                self.server.retire_later(endpoint.name, previous)
             if not decided_here:
                 return
             await asyncio.to_thread(
@@ -226,15 +226,15 @@ class RolloutController:
             )
             await self._alert(rollout)
         if endpoint.live != candidate:
-            self.state.retire_later(endpoint, candidate)
+            self.server.retire_later(endpoint.name, candidate)
         log.warning("rollout %s: %s (%s)", rollout.id, rollout.status, rollout.reason)
 
     async def _restore_baseline(
-        self, endpoint: Endpoint, last: RolloutState, baseline: int, reason: str
+        self, endpoint: Traffic, last: RolloutState, baseline: int, reason: str
     ) -> None:
-        record = await asyncio.to_thread(self.state.registry.resolve, last.model, baseline)
-        await self.state.load_everywhere(endpoint.name, record, make_live=True)
-        registry = self.state.registry
+        record = await asyncio.to_thread(self.server.registry.resolve, last.model, baseline)
+        await self.server.load_everywhere(endpoint.name, record, make_live=True)
+        registry = self.server.registry
         await asyncio.to_thread(
             registry.set_alias, last.model, "production", baseline, f"rollback: {reason}"
         )
@@ -255,4 +255,4 @@ class RolloutController:
             details={"rollout": rollout.id, "endpoint": rollout.endpoint, "step": rollout.step},
         )
         if await asyncio.to_thread(self.alerts.event, alert):
-            await asyncio.to_thread(deliver, [alert], self.state.monitor.webhook_url)
+            await asyncio.to_thread(deliver, [alert], self.server.webhook_url)

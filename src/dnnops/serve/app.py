@@ -32,6 +32,7 @@ from dnnops.monitor.report import build_report
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.store import RolloutStore
 from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull
+from dnnops.serve.control import ServerControl
 from dnnops.serve.dashboard_routes import dashboard_routes
 from dnnops.serve.errors import (
     BadRequest,
@@ -73,8 +74,9 @@ PREDICT_V1 = re.compile(r"^/v1/models/([^/:]+):predict$")
 
 
 def create_app(state: ServerState) -> InferenceFastPath:
+    control = ServerControl(state)
     controller = RolloutController(
-        state, RolloutStore(state.registry.engine), AlertStore(state.registry.engine)
+        control, RolloutStore(state.registry.engine), AlertStore(state.registry.engine)
     )
 
     @asynccontextmanager
@@ -83,7 +85,7 @@ def create_app(state: ServerState) -> InferenceFastPath:
         await controller.tick()  # resume a rollout a restart interrupted before serving
         loops = [asyncio.create_task(controller.run(), name="rollout-controller")]
         if state.monitor.evaluate_every:
-            monitoring = MonitorLoop(state, AlertStore(state.registry.engine))
+            monitoring = MonitorLoop(control, AlertStore(state.registry.engine))
             loops.append(asyncio.create_task(monitoring.run(state.monitor.evaluate_every)))
         if state.metrics.shared_dir is not None:
             loops.append(asyncio.create_task(_refresh_shared_metrics(state)))

@@ -7,7 +7,7 @@ requests under 100 ms" is read off a bucket, not interpolated.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -217,7 +217,7 @@ class ServerMetrics:
             self.cpu_seconds.inc(max(used - self._cpu_counted, 0.0))
             self._cpu_counted = used
 
-    def observe_report(self, report: dict[str, Any]) -> None:
+    def observe_report(self, report: Mapping[str, Any]) -> None:
         """Gauges from a monitoring evaluation, for Prometheus and Grafana: drift per
         feature and dataset, remaining error budget and burn rates per objective."""
         for section in report.get("versions", []):

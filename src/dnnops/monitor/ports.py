@@ -1,0 +1,53 @@
+"""What the server's monitoring loop needs of the server it runs in (``serve/control.py``
+implements it), so the loop is tested without starting a server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from dnnops.config import MonitorConfig, RetrainConfig, SloConfig
+from dnnops.monitor.digest_store import DigestStore
+from dnnops.registry.loader import LoadedVersion
+from dnnops.registry.versions import ModelRegistry
+
+
+class MonitoredServer(Protocol):
+    @property
+    def registry(self) -> ModelRegistry: ...
+
+    @property
+    def logs_dir(self) -> Path: ...
+
+    @property
+    def monitor(self) -> MonitorConfig: ...
+
+    @property
+    def slo(self) -> SloConfig: ...
+
+    @property
+    def retrain(self) -> RetrainConfig: ...
+
+    @property
+    def project_file(self) -> Path | None:
+        """The dnnops.yaml the server runs with (background retraining runs it)."""
+        ...
+
+    def leads(self) -> bool: ...
+
+    def loaded_versions(self) -> Mapping[tuple[str, str], LoadedVersion]:
+        """Versions in memory, so a report does not re-read and re-verify them."""
+        ...
+
+    def report_digests(self) -> DigestStore: ...
+
+    def rollout_candidates(self) -> set[tuple[str, str]]:
+        """(model, version) of every candidate of a rollout in progress."""
+        ...
+
+    def observe_report(self, report: Mapping[str, Any]) -> None:
+        """Publish a report's numbers on ``/metrics``."""
+        ...
+
+    def observe_monitor_tick(self, seconds: float, failed: bool) -> None: ...

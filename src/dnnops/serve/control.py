@@ -1,0 +1,102 @@
+"""The server's side of its control loops' ports: ``ServerControl`` lets the rollout
+controller (``rollout.ports.ServerPort``) and the monitoring loop
+(``monitor.ports.MonitoredServer``) read and change this process's state without
+importing the server, which keeps the packages acyclic and the loops testable alone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dnnops.config import MonitorConfig, RetrainConfig, SloConfig
+from dnnops.monitor.digest_store import DigestStore
+from dnnops.registry.loader import LoadedVersion
+from dnnops.registry.versions import ModelRegistry, VersionRecord
+from dnnops.rollout.ports import Traffic
+from dnnops.serve.state import ServerState
+
+IN_PROGRESS = ("running", "awaiting_approval")
+
+
+class ServerControl:
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return self.state.registry
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state.logger.logs_dir
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self.state.monitor.webhook_url
+
+    @property
+    def monitor(self) -> MonitorConfig:
+        return self.state.monitor
+
+    @property
+    def slo(self) -> SloConfig:
+        return self.state.slo
+
+    @property
+    def retrain(self) -> RetrainConfig:
+        return self.state.retrain
+
+    @property
+    def project_file(self) -> Path | None:
+        return self.state.project_file
+
+    def traffic(self, endpoint: str) -> Traffic | None:
+        return self.state.endpoints.get(endpoint)
+
+    def all_traffic(self) -> list[Traffic]:
+        return list(self.state.endpoints.values())
+
+    def leads(self) -> bool:
+        return self.state.leads()
+
+    async def follow_siblings(self) -> None:
+        await self.state.follow_siblings()
+
+    async def load(self, endpoint: str, record: VersionRecord, make_live: bool) -> None:
+        await self.state.load(endpoint, record, make_live)
+
+    async def load_everywhere(self, endpoint: str, record: VersionRecord, make_live: bool) -> None:
+        await self.state.load_everywhere(endpoint, record, make_live)
+
+    def retire_later(self, endpoint: str, version: str) -> None:
+        self.state.retire_later(self.state.endpoints[endpoint], version)
+
+    def observe_weight(self, endpoint: str, weight: float) -> None:
+        self.state.metrics.canary_weight.labels(endpoint).set(weight)
+
+    def observe_tick(self, seconds: float, failed: bool) -> None:
+        if failed:
+            self.state.metrics.controller_errors.inc()
+        self.state.metrics.controller_tick_seconds.observe(seconds)
+
+    def loaded_versions(self) -> Mapping[tuple[str, str], LoadedVersion]:
+        return self.state.loaded_versions()
+
+    def report_digests(self) -> DigestStore:
+        return self.state.report_digests()
+
+    def rollout_candidates(self) -> set[tuple[str, str]]:
+        return {
+            (str(e.rollout["model"]), str(e.rollout["candidate"]))
+            for e in self.state.endpoints.values()
+            if e.rollout and e.rollout.get("status") in IN_PROGRESS
+        }
+
+    def observe_report(self, report: Mapping[str, Any]) -> None:
+        self.state.metrics.observe_report(report)
+
+    def observe_monitor_tick(self, seconds: float, failed: bool) -> None:
+        if failed:
+            self.state.metrics.controller_errors.inc()
+        self.state.metrics.monitor_tick_seconds.observe(seconds)
