@@ -1,13 +1,19 @@
-"""Per-bucket summaries merge exactly: the summary of a union is the merge of the parts."""
+"""The dashboard's buckets merge exactly, and the report, the dashboard's time series and
+the rollout gates agree on the same records: one aggregation (``stats_of``), one success
+definition, one quantile sketch, one way of scoring labels."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnnops.monitor.timeseries import Summary, merged, series, summarize
+from dnnops.monitor.digest import Stats, stats_of
+from dnnops.monitor.timeseries import Bucket, merged, series, summarize
+from dnnops.rollout.window import arm_stats
 
 RECORD = st.fixed_dictionaries(
     {
@@ -24,8 +30,9 @@ RECORD = st.fixed_dictionaries(
 )
 
 
-@given(st.lists(RECORD, max_size=60), st.lists(RECORD, max_size=60))
-def test_summaries_of_two_parts_merge_into_the_summary_of_both(
+@settings(max_examples=30, deadline=None)
+@given(st.lists(RECORD, max_size=40), st.lists(RECORD, max_size=40))
+def test_buckets_of_two_parts_merge_into_the_bucket_of_both(
     first: list[dict[str, Any]], second: list[dict[str, Any]]
 ) -> None:
     labels = {r["id"]: r["output"] for r in first[::2]}
@@ -37,11 +44,40 @@ def test_summaries_of_two_parts_merge_into_the_summary_of_both(
     for key in set(whole) | set(parts[0]) | set(parts[1]):
         combined = merged(p[key] for p in parts if key in p)
         expected = whole[key]
-        assert combined.requests == expected.requests
-        assert combined.latency_counts == expected.latency_counts
-        assert combined.classes == expected.classes
-        assert (combined.labeled, combined.correct) == (expected.labeled, expected.correct)
-        assert abs(combined.confidence_sum - expected.confidence_sum) < 1e-6
+        assert combined.stats.requests == expected.stats.requests
+        assert combined.stats.latency.buckets == expected.stats.latency.buckets
+        assert combined.stats.classes == expected.stats.classes
+        assert combined.scored == expected.scored
+        assert abs(combined.stats.confidence_sum - expected.stats.confidence_sum) < 1e-6
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(RECORD, max_size=60))
+def test_the_report_the_dashboard_and_the_rollout_gate_agree(records: list[dict[str, Any]]) -> None:
+    labels = {r["id"]: r["output"] for r in records[::3]}
+    buckets = summarize(records, labels, "digits", 0.0, 10.0)
+    for version in ("1", "2"):
+        mine = [r for r in records if r["version"] == version]
+        # the report: per-minute digests merged over the window
+        minutes: dict[float, list[dict[str, Any]]] = {}
+        for record in mine:
+            minutes.setdefault(record["ts"] // 60 * 60, []).append(record)
+        report = Stats.merged([stats_of(part, None, ()) for part in minutes.values()])
+        # the dashboard: 10-second buckets merged over the window
+        board = merged(b for (v, _, _), b in buckets.items() if v == version)
+        # the canary check over the same window
+        arm = arm_stats(records, labels, "digits", version, shadow=False)
+
+        point = board.point()
+        assert report.success_rate == board.stats.success_rate == point["success_rate"]
+        if arm.requests:
+            assert arm.success_rate == report.success_rate
+        p99 = report.latency.quantile(0.99)
+        assert (math.isnan(p99) and point["latency_p99_ms"] is None) or (
+            p99 == point["latency_p99_ms"] == arm.latency_p99_ms
+        )
+        assert report.classes == board.stats.classes == arm.class_counts
+        assert (arm.labeled, arm.correct) == (board.scored.labeled, board.scored.correct)
 
 
 def test_points_and_series_line_up_with_the_buckets() -> None:
@@ -49,17 +85,18 @@ def test_points_and_series_line_up_with_the_buckets() -> None:
         {"id": "a", "ts": 1.0, "endpoint": "digits", "version": "1", "status": 200,
          "latency_ms": 4.0, "output": 1, "probabilities": [0.2, 0.8]},
         {"id": "b", "ts": 2.0, "endpoint": "digits", "version": "1", "status": 500},
+        {"id": "e", "ts": 3.0, "endpoint": "digits", "version": "1", "status": 422},
         {"id": "c", "ts": 25.0, "endpoint": "digits", "version": "2", "status": 200,
          "latency_ms": 40.0, "output": 0, "probabilities": [0.9, 0.1]},
         {"id": "d", "ts": 25.0, "endpoint": "other", "version": "9", "status": 200},
     ]  # fmt: skip
-    summaries = summarize(records, {"a": 1, "c": 1}, "digits", 0.0, 10.0)
-    columns = series(summaries, 0.0, 30.0, 10.0)
+    buckets = summarize(records, {"a": 1, "c": 1}, "digits", 0.0, 10.0)
+    columns = series(buckets, 0.0, 30.0, 10.0)
     assert columns["t"] == [0.0, 10.0, 20.0]
     first = columns["versions"]["1"]
-    assert first["success_rate"] == [0.5, None, None]
-    assert first["latency_p99_ms"] == [5, None, None]  # the bound of the bucket holding 4 ms
+    assert first["success_rate"] == [0.5, None, None], "the 422 was the client's fault"
+    assert first["latency_p99_ms"][0] == pytest.approx(4.0, rel=0.01)  # the sketch: within 1%
     assert first["accuracy"] == [1.0, None, None]
     assert columns["versions"]["2"]["accuracy"] == [None, None, 0.0]
     assert columns["endpoint"]["predictions"] == [1.0, None, 1.0]
-    assert Summary().point()["success_rate"] is None
+    assert Bucket().point()["success_rate"] is None

@@ -48,6 +48,8 @@ class Stats:
     predictions: int = 0
     invalid: int = 0
     """Refused by schema validation (400, 413, 422)."""
+    server_errors: int = 0
+    """Failed on the server's side (5xx): what the success rate counts against."""
     last_ts: float = 0.0
     latency: QuantileSketch = field(default_factory=QuantileSketch)
     model_latency: QuantileSketch = field(default_factory=QuantileSketch)
@@ -69,6 +71,14 @@ class Stats:
     """A regressor's predictions counted over its training target's percentile points."""
 
     @property
+    def success_rate(self) -> float | None:
+        """Answered / (answered + server errors): the one success definition of dnnops.
+        A request refused for the client's fault (4xx) says nothing about the service and
+        counts on neither side (``invalid`` tracks bad input). None: nothing to judge."""
+        judged = self.predictions + self.server_errors
+        return self.predictions / judged if judged else None
+
+    @property
     def confidence_count(self) -> int:
         return sum(self.confidence_histogram)
 
@@ -78,6 +88,7 @@ class Stats:
             requests=self.requests + other.requests,
             predictions=self.predictions + other.predictions,
             invalid=self.invalid + other.invalid,
+            server_errors=self.server_errors + other.server_errors,
             last_ts=max(self.last_ts, other.last_ts),
             latency=self.latency.merge(other.latency),
             model_latency=self.model_latency.merge(other.model_latency),
@@ -249,6 +260,7 @@ def stats_of(
         requests=len(records),
         predictions=len(ok),
         invalid=sum(1 for r in records if r.get("status") in INVALID_STATUSES),
+        server_errors=sum(1 for r in records if int(r.get("status", 200)) >= 500),
         last_ts=max(float(r.get("ts", 0.0)) for r in records),
         latency=QuantileSketch().add(latency),
         model_latency=QuantileSketch().add(

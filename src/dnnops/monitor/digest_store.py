@@ -27,7 +27,7 @@ from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import records_of
 
 log = logging.getLogger("dnnops.monitor")
-FORMAT = 2
+FORMAT = 3
 SETTLED_S = 30.0
 """A segment untouched this long is kept as a digest (the writer flushes far more often)."""
 

@@ -4,7 +4,8 @@ Prometheus on the server's ``/metrics``.
 
 Latency objectives read the request-duration histogram at the objective's threshold (the
 server adds every threshold as an exact bucket bound); success-rate objectives count 5xx
-answers as bad. Accuracy objectives need labels that arrive after the fact, so they stay
+answers as bad among the requests that were not the client's fault (4xx are left out, as
+in the report). Accuracy objectives need labels that arrive after the fact, so they stay
 with ``dnnops monitor report`` (a comment in the output says so).
 """
 
@@ -36,7 +37,8 @@ def error_ratio(objective: ObjectiveConfig, model: str, range_: str) -> str | No
     selector = f'model="{model}"'
     if objective.kind == "success_rate":
         bad = f'sum(rate({REQUESTS}{{{selector},status=~"5.."}}[{range_}]))'
-        total = f"sum(rate({REQUESTS}{{{selector}}}[{range_}]))"
+        # judged as Stats.success_rate judges: a client's bad request (4xx) is not counted
+        total = f'sum(rate({REQUESTS}{{{selector},status!~"4.."}}[{range_}]))'
         return f"({bad} or vector(0)) / {total}"
     if objective.kind == "latency" and objective.threshold is not None:
         bound = floatToGoString(objective.threshold)  # type: ignore[no-untyped-call]  # the exact le label the client writes

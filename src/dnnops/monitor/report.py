@@ -345,14 +345,16 @@ def _counter(
     )
 
     def counts(seconds: float) -> tuple[int, int]:
+        """Requests are judged as ``Stats.success_rate`` judges them: answered or failed
+        on the server's side; a client's bad request burns no budget."""
         start = bucket_start(now - seconds)
         minutes = [m for m in history if m.bucket >= start]
-        total = sum(m.requests for m in minutes)
-        refused = total - sum(m.predictions for m in minutes)
+        failed = sum(m.server_errors for m in minutes)
+        judged = sum(m.predictions for m in minutes) + failed
         if objective.kind == "success_rate":
-            return refused, total
+            return failed, judged
         if objective.kind == "latency":
-            return refused + sum(m.slower_than.get(slower, 0) for m in minutes), total
+            return failed + sum(m.slower_than.get(slower, 0) for m in minutes), judged
         recent = judged_ts >= start
         return int(wrong[recent].sum()), int(recent.sum())
 
@@ -364,12 +366,12 @@ def _objective(
 ) -> dict[str, Any]:
     """Compliance over the window and the share of the error budget left (1 - bad / allowed)."""
     good_share: float | None
+    judged = stats.predictions + stats.server_errors
     if objective.kind == "latency":
         slower = stats.slower_than.get(threshold_key((objective.threshold or 0.0) * 1000), 0)
-        total = stats.requests
-        good_share = (stats.predictions - slower) / total if total else None
+        good_share = (stats.predictions - slower) / judged if judged else None
     elif objective.kind == "success_rate":
-        good_share = slis.success_rate if stats.requests else None
+        good_share = stats.success_rate
     else:
         good_share = quality.metrics.get("accuracy") if quality else None
     allowed = 1.0 - objective.target

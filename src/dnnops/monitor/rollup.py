@@ -28,6 +28,7 @@ class MinuteCounts:
     bucket: float
     requests: int
     predictions: int
+    server_errors: int
     slower_than: dict[str, int]
 
 
@@ -85,7 +86,13 @@ class Rollup:
             if bucket >= self.start:
                 self._window[key].append(stats)
             self.history[key].append(
-                MinuteCounts(bucket, stats.requests, stats.predictions, stats.slower_than)
+                MinuteCounts(
+                    bucket,
+                    stats.requests,
+                    stats.predictions,
+                    stats.server_errors,
+                    stats.slower_than,
+                )
             )
         if not self.labels:
             return

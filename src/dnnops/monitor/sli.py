@@ -64,7 +64,7 @@ def slis_from_stats(
         version=key[2],
         predictions=stats.predictions,
         failed_requests=failed,
-        success_rate=stats.predictions / total if total else 1.0,
+        success_rate=1.0 if stats.success_rate is None else stats.success_rate,
         ingestion_error_rate=stats.invalid / total if total else 0.0,
         throughput_per_s=stats.predictions / window_s if window_s > 0 else 0.0,
         traffic_share=served_predictions / endpoint_total if endpoint_total else 0.0,

@@ -37,7 +37,8 @@ class ArmStats:
 
     version: str
     requests: int
-    """Answered predictions plus refused requests of this version."""
+    """Answered predictions plus server errors: what the version is judged on (a client's
+    bad request says nothing about it; ``Stats.success_rate``'s definition)."""
     server_errors: int
     """Requests that failed on the server side (5xx): the client was not at fault."""
     latency_p99_ms: float
@@ -52,7 +53,8 @@ class ArmStats:
 
     @property
     def success_rate(self) -> float:
-        return 1.0 - self.server_errors / self.requests if self.requests else 1.0
+        judged = self.requests  # answered + server errors, as Stats.success_rate
+        return (judged - self.server_errors) / judged if judged else 1.0
 
     @property
     def accuracy(self) -> float | None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dnnops.data.schema import category_key
+from dnnops.monitor.digest import Stats, stats_of
+from dnnops.monitor.scoring import score
 from dnnops.predlog.reader import read_labels, read_records
 from dnnops.rollout.policy import ArmStats
 
@@ -24,7 +23,8 @@ def arm_stats(
 ) -> ArmStats:
     """Stats of ``version`` on ``endpoint`` from prediction records (already windowed);
     ``shadow`` picks its mirrored records instead of answered ones. ``labels`` maps a
-    prediction id to its ground truth."""
+    prediction id to its ground truth. The counts, the success rate and the p99 come from
+    the digest's ``stats_of``, as in the report; labels score as in the time series."""
     mine = [
         r
         for r in records
@@ -32,44 +32,33 @@ def arm_stats(
         and str(r.get("version")) == version
         and bool(r.get("shadow")) == shadow
     ]
-    answered = [r for r in mine if r.get("status") == 200]
-    latencies = np.array([float(r.get("latency_ms", np.nan)) for r in answered], dtype="float64")
-    finite = latencies[np.isfinite(latencies)]
-    classes = Counter(category_key(r.get("output")) for r in answered if r.get("probabilities"))
+    stats = stats_of(mine, None, ()) if mine else Stats()
     labeled = correct = 0
     absolute_errors: list[float] = []
-    for record in answered:
-        truth = labels.get(str(record.get("shadow_of") or record.get("id")))
-        if truth is None:
+    for record in mine:
+        scored = score(record, labels.get(str(record.get("shadow_of") or record.get("id"))))
+        if scored is None:
             continue
-        if not record.get("probabilities"):  # a regressor's number
-            error = _absolute_error(record.get("output"), truth)
-            if error is not None:
-                absolute_errors.append(error)
-            continue
-        labeled += 1
-        correct += int(category_key(truth) == category_key(record.get("output")))
+        if scored.kind == "class":
+            labeled += 1
+            correct += int(scored.value)
+        else:
+            absolute_errors.append(abs(scored.value))
+    latencies = np.array(
+        [float(r.get("latency_ms", np.nan)) for r in mine if r.get("status") == 200],
+        dtype="float64",
+    )
     return ArmStats(
         version=version,
-        requests=len(mine),
-        server_errors=sum(1 for r in mine if int(r.get("status", 200)) >= 500),
-        latency_p99_ms=float(np.percentile(finite, 99)) if len(finite) else float("nan"),
-        class_counts=dict(classes),
+        requests=stats.predictions + stats.server_errors,
+        server_errors=stats.server_errors,
+        latency_p99_ms=stats.latency.quantile(0.99),
+        class_counts=dict(stats.classes),
         labeled=labeled,
         correct=correct,
-        latencies_ms=tuple(finite.tolist()),
+        latencies_ms=tuple(latencies[np.isfinite(latencies)].tolist()),
         absolute_errors=tuple(absolute_errors),
     )
-
-
-def _absolute_error(output: Any, label: Any) -> float | None:
-    if isinstance(output, bool) or isinstance(label, bool):
-        return None
-    try:
-        error = abs(float(output) - float(label))
-    except (TypeError, ValueError):
-        return None
-    return error if math.isfinite(error) else None
 
 
 def window_records(logs_dir: Path, start: float, end: float) -> list[dict[str, Any]]:

@@ -1,0 +1,41 @@
+"""How a label scores one answered prediction, the same for the report's time series and
+the rollout gates: a classifier's answer is right or wrong, a regressor's is off by an
+error."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dnnops.data.schema import category_key
+
+
+@dataclass(frozen=True)
+class Score:
+    kind: Literal["class", "value"]
+    value: float
+    """1.0 right or 0.0 wrong (a class); predicted - label (a value)."""
+
+
+def score(record: Mapping[str, Any], label: Any) -> Score | None:
+    """The score of an answered prediction ``record`` given its ``label``; None when the
+    label cannot score it (a class name sent to a regressor, a missing answer)."""
+    if label is None or record.get("status") != 200:
+        return None
+    output = record.get("output")
+    if record.get("probabilities"):
+        return Score("class", float(category_key(label) == category_key(output)))
+    error = _difference(output, label)
+    return None if error is None else Score("value", error)
+
+
+def _difference(output: Any, label: Any) -> float | None:
+    if isinstance(output, bool) or isinstance(label, bool):
+        return None
+    try:
+        error = float(output) - float(label)
+    except (TypeError, ValueError):
+        return None
+    return error if math.isfinite(error) else None
