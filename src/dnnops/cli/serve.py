@@ -18,7 +18,7 @@ from dnnops.console import make_console, rows_table
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.home import Home, resolve_home
 from dnnops.registry.open import open_registry
-from dnnops.serve.launch import serve
+from dnnops.serve.launch import Launch, serve
 from dnnops.serve.predictions import PredictionLogger
 
 
@@ -38,7 +38,7 @@ def serve_command(
     """Serve registered models over HTTP (Open Inference Protocol v2 and /v1)."""
     project = load_config(config) if config is not None else None
     count = workers or (project.serve.workers if project is not None else 1)
-    code = serve(project, config, home, model or [], count, host, port)
+    code = serve(Launch(project, config, home, model or [], host, port, count))
     if code:
         raise typer.Exit(code)
 

@@ -27,15 +27,18 @@ def score(record: Mapping[str, Any], label: Any) -> Score | None:
     output = record.get("output")
     if record.get("probabilities"):
         return Score("class", float(category_key(label) == category_key(output)))
-    error = _difference(output, label)
-    return None if error is None else Score("value", error)
+    predicted, truth = finite_number(output), finite_number(label)
+    if predicted is None or truth is None:
+        return None
+    return Score("value", predicted - truth)
 
 
-def _difference(output: Any, label: Any) -> float | None:
-    if isinstance(output, bool) or isinstance(label, bool):
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite number (``"4.5"`` too), or None: a bool, a class name, NaN."""
+    if isinstance(value, bool):
         return None
     try:
-        error = float(output) - float(label)
+        number = float(value)
     except (TypeError, ValueError):
         return None
-    return error if math.isfinite(error) else None
+    return number if math.isfinite(number) else None

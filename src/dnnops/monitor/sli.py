@@ -16,6 +16,7 @@ import numpy as np
 from dnnops.data.schema import category_key
 from dnnops.monitor.digest import Stats
 from dnnops.monitor.rollup import LabeledRows
+from dnnops.monitor.scoring import finite_number
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def regression_quality_of(labeled: LabeledRows) -> Quality | None:
     for ts, output, label, label_ts in zip(
         labeled.ts, labeled.outputs, labeled.labels, labeled.label_ts, strict=True
     ):
-        value = _number(label)
+        value = finite_number(label)
         if value is None or len(output) != 1:
             continue
         predicted.append(float(output[0]))
@@ -163,14 +164,3 @@ def regression_quality_of(labeled: LabeledRows) -> Quality | None:
         task="regression",
         residuals={"edges": edges.tolist(), "counts": counts.astype(float).tolist()},
     )
-
-
-def _number(label: Any) -> float | None:
-    """A label as a finite number, or None (a class name sent to a regressor is not scored)."""
-    if isinstance(label, bool):
-        return None
-    try:
-        value = float(label)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None

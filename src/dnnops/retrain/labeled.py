@@ -15,6 +15,7 @@ import pandas as pd
 
 from dnnops.data.schema import Schema, category_key
 from dnnops.errors import UsageError
+from dnnops.monitor.scoring import finite_number
 from dnnops.predlog.reader import read_labels, read_records
 
 TS = "_ts"
@@ -53,13 +54,7 @@ def _target_value(label: Any, classes: Mapping[str, Any], regression: bool) -> A
     regressor (None: the label cannot be learned from)."""
     if not regression:
         return classes.get(category_key(label))
-    if isinstance(label, bool):
-        return None
-    try:
-        value = float(label)
-    except (TypeError, ValueError):
-        return None
-    return value if np.isfinite(value) else None
+    return finite_number(label)
 
 
 def _answered(record: Mapping[str, Any], endpoint: str, since: float) -> bool:

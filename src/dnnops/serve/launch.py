@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,47 +32,44 @@ from dnnops.serve.state import ServerState, Target
 ADMIN_TOKEN_ENV = "DNNOPS_ADMIN_TOKEN"
 
 
-def serve(
-    project: ProjectConfig | None,
-    config: Path | None,
-    home: Path | None,
-    refs: list[str],
-    workers: int,
-    host: str,
-    port: int,
-) -> int:
-    """Serve until SIGTERM, in this process or in ``workers`` supervised ones; the exit
-    code. Fails first, in one line, on what the server would fail on while starting (an
-    unknown model or alias), not in a traceback from the ASGI lifespan."""
-    state = build_state(resolve_home(home), project, refs)
+@dataclass(frozen=True)
+class Launch:
+    """What to serve and where: ``dnnops serve``'s options, or a worker's spec."""
+
+    project: ProjectConfig | None
+    config: Path | None
+    """The project file ``project`` was read from (background retraining runs it)."""
+    home: Path | None
+    refs: list[str]
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+
+def serve(launch: Launch) -> int:
+    """Serve until SIGTERM, in this process or in ``launch.workers`` supervised ones; the
+    exit code. Fails first, in one line, on what the server would fail on while starting
+    (an unknown model or alias), not in a traceback from the ASGI lifespan."""
+    state = build_state(resolve_home(launch.home), launch.project, launch.refs)
     for target in state.targets:
         state.registry.resolve(target.model, target.ref)
-    if workers == 1:
-        run_server(project, config, home, refs, host, port)
+    if launch.workers == 1:
+        run_server(launch)
         return 0
     state.registry.engine.dispose()
-    return _supervise(state, config, home, refs, workers, host, port)
+    return _supervise(state, launch)
 
 
-def run_server(
-    project: ProjectConfig | None,
-    config: Path | None,
-    home: Path | None,
-    refs: list[str],
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: int = 1,
-    sockets: list[Any] | None = None,
-    announce: Any = None,
-) -> None:
+def run_server(launch: Launch, sockets: list[Any] | None = None, announce: Any = None) -> None:
     """Build the server state and app, and serve until SIGTERM: the whole server when
-    ``workers`` is 1, else one worker on the supervisor's ``sockets``."""
+    ``launch.workers`` is 1, else one worker on the supervisor's ``sockets``."""
     import uvicorn
 
     from dnnops.serve.app import create_app
     from dnnops.serve.group import WorkerGroup
 
-    state = build_state(resolve_home(home), project, refs)
+    config, workers, host, port = launch.config, launch.workers, launch.host, launch.port
+    state = build_state(resolve_home(launch.home), launch.project, launch.refs)
     state.serve = state.serve.model_copy(update={"workers": workers})
     state.project_file = config.absolute() if config is not None else None
     state.group = WorkerGroup.from_env() if workers > 1 else None
@@ -102,23 +100,18 @@ def run_server(
     server.run(sockets=sockets)
 
 
-def _supervise(
-    state: ServerState,
-    config: Path | None,
-    home: Path | None,
-    refs: list[str],
-    workers: int,
-    host: str,
-    port: int,
-) -> int:
+def _supervise(state: ServerState, launch: Launch) -> int:
     from dnnops.serve.supervisor import Supervisor, WorkerFailed, WorkerSpec
 
+    config, home, workers, host, port = (
+        launch.config, launch.home, launch.workers, launch.host, launch.port
+    )  # fmt: skip
     console = make_console()
     endpoints = [t.endpoint for t in state.targets]
     spec = WorkerSpec(
         config=str(config.absolute()) if config is not None else None,
         home=str(home.absolute()) if home is not None else None,
-        models=refs,
+        models=launch.refs,
         workers=workers,
         drain_timeout=state.serve.drain_timeout,
     )

@@ -36,7 +36,7 @@ def main() -> None:
     if os.getppid() != parent:  # the supervisor died before the request above
         return
     from dnnops.config import load_config
-    from dnnops.serve.launch import run_server
+    from dnnops.serve.launch import Launch, run_server
 
     config = Path(spec.config) if spec.config else None
     listener = socket.socket(fileno=spec.listen_fd)
@@ -44,15 +44,14 @@ def main() -> None:
     def ready(_: str) -> None:
         os.write(spec.ready_fd, f"{spec.index}\n".encode())
 
-    run_server(
-        load_config(config) if config is not None else None,
-        config,
-        Path(spec.home) if spec.home else None,
-        spec.models,
+    launch = Launch(
+        project=load_config(config) if config is not None else None,
+        config=config,
+        home=Path(spec.home) if spec.home else None,
+        refs=spec.models,
         workers=spec.workers,
-        sockets=[listener],
-        announce=ready,
     )
+    run_server(launch, sockets=[listener], announce=ready)
     group = os.environ.get(GROUP_ENV)
     if os.getppid() != parent and group:  # the supervisor died first: nobody else cleans up
         shutil.rmtree(group, ignore_errors=True)
