@@ -76,12 +76,12 @@ def dnnops_loop(
     """dnnops's Trainer with per-epoch checkpoints and a SQLite run record; returns seconds."""
     store = RunStore(open_engine(f"sqlite:///{folder / 'bench.db'}"))
     run_id = f"bench-{time.monotonic_ns()}"
-    store.create(run_id, "bench", {}, "0" * 64, folder)
+    store.create(run_id, "bench", {}, metrics="0" * 64, arriving=folder)
     config = TrainConfig(
         epochs=epochs, batch_size=batch, lr=1e-3, checkpoint_every=1, grad_clip=clip
     )
     ctx = LoopContext(run_id, folder / run_id / "checkpoints", recorder=store)
-    trainer = Trainer(model(0), config, train, valid, ctx)
+    trainer = Trainer(model(0), config, train, valid=valid, ctx=ctx)
     started = time.perf_counter()
     trainer.fit()
     return time.perf_counter() - started

@@ -89,7 +89,7 @@ class Model:
         try:
             if _is_frame(rows) and loaded.schema.kind == "table":
                 policy = self._adapter.policy
-                return enforce_frame(rows, loaded.schema, loaded.preprocessor, policy)[0]
+                return enforce_frame(rows, loaded.schema, loaded.preprocessor, policy=policy)[0]
             return self._adapter.from_v1(_instances(rows)).raw
         except HttpError as exc:
             raise UsageError(exc.message) from None
@@ -149,11 +149,11 @@ def log_model(
     from dnnops.registry.publish import publish
 
     dataset = _reference_dataset(reference, target)
-    candidate = candidate_from_module(name, module, dataset, classes)
+    candidate = candidate_from_module(name, module, dataset, classes=classes)
     registry = open_registry(resolve_home(Path(home) if home is not None else None))
     record = publish(registry, candidate, EvaluateConfig()).record
     for alias in aliases:
-        registry.set_alias(name, alias, record.version, "dnnops.log_model")
+        registry.set_alias(name, alias, record.version, reason="dnnops.log_model")
     return record.version
 
 
@@ -219,7 +219,7 @@ class Project:
         dataset = load_source(str(data), target, drop=loaded.schema.ignored)
         x = apply_preprocessing(loaded.preprocessor, dataset.inputs)
         y = label_indices(dataset.target, loaded.schema)
-        report = evaluate_predictions(make_predictor(loaded), x, y, loaded.classes)
+        report = evaluate_predictions(make_predictor(loaded), x, y, classes=loaded.classes)
         return apply_gates(report, self.config.evaluate.gates).model_dump(mode="json")
 
 

@@ -36,6 +36,7 @@ def format_validation_error(
     exc: ValidationError,
     root: type[BaseModel],
     origin: str,
+    *,
     prefix: tuple[str, ...] = (),
 ) -> str:
     """One line per error; ``prefix`` is where ``root`` sits in the file (``model.params``)."""

@@ -40,7 +40,7 @@ class EpochProgress:
         )
         self.task: Any = None
 
-    def start_epoch(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+    def start_epoch(self, epoch: int, epochs: int, batches: int, *, done: int) -> None:
         if self.task is None:
             self.progress.start()
         else:

@@ -53,7 +53,9 @@ class LoadReport:
         }
 
 
-async def infer_body(client: httpx.AsyncClient, model: str, rows: int = 1, seed: int = 0) -> bytes:
+async def infer_body(
+    client: httpx.AsyncClient, model: str, rows: int = 1, *, seed: int = 0
+) -> bytes:
     """A valid v2 request for ``model``, shaped from its metadata (random normal values);
     a table with categories gets one tensor per feature from its example instance."""
     response = await client.get(f"/v2/models/{model}")
@@ -104,6 +106,7 @@ async def run_load(
     url: str,
     model: str,
     concurrency: int = 8,
+    *,
     duration_s: float = 10.0,
     body: bytes | None = None,
     on_tick: Callable[[LoadReport], None] | None = None,

@@ -36,10 +36,10 @@ def test_buckets_of_two_parts_merge_into_the_bucket_of_both(
     first: list[dict[str, Any]], second: list[dict[str, Any]]
 ) -> None:
     labels = {r["id"]: r["output"] for r in first[::2]}
-    whole = summarize(first + second, labels, "digits", 0.0, 10.0)
+    whole = summarize(first + second, labels, "digits", start=0.0, bucket_s=10.0)
     parts = [
-        summarize(first, labels, "digits", 0.0, 10.0),
-        summarize(second, labels, "digits", 0.0, 10.0),
+        summarize(first, labels, "digits", start=0.0, bucket_s=10.0),
+        summarize(second, labels, "digits", start=0.0, bucket_s=10.0),
     ]
     for key in set(whole) | set(parts[0]) | set(parts[1]):
         combined = merged(p[key] for p in parts if key in p)
@@ -55,7 +55,7 @@ def test_buckets_of_two_parts_merge_into_the_bucket_of_both(
 @given(st.lists(RECORD, max_size=60))
 def test_the_report_the_dashboard_and_the_rollout_gate_agree(records: list[dict[str, Any]]) -> None:
     labels = {r["id"]: r["output"] for r in records[::3]}
-    buckets = summarize(records, labels, "digits", 0.0, 10.0)
+    buckets = summarize(records, labels, "digits", start=0.0, bucket_s=10.0)
     for version in ("1", "2"):
         mine = [r for r in records if r["version"] == version]
         # the report: per-minute digests merged over the window
@@ -66,7 +66,7 @@ def test_the_report_the_dashboard_and_the_rollout_gate_agree(records: list[dict[
         # the dashboard: 10-second buckets merged over the window
         board = merged(b for (v, _, _), b in buckets.items() if v == version)
         # the canary check over the same window
-        arm = arm_stats(records, labels, "digits", version, shadow=False)
+        arm = arm_stats(records, labels, "digits", version=version, shadow=False)
 
         point = board.point()
         assert report.success_rate == board.stats.success_rate == point["success_rate"]
@@ -90,8 +90,8 @@ def test_points_and_series_line_up_with_the_buckets() -> None:
          "latency_ms": 40.0, "output": 0, "probabilities": [0.9, 0.1]},
         {"id": "d", "ts": 25.0, "endpoint": "other", "version": "9", "status": 200},
     ]  # fmt: skip
-    buckets = summarize(records, {"a": 1, "c": 1}, "digits", 0.0, 10.0)
-    columns = series(buckets, 0.0, 30.0, 10.0)
+    buckets = summarize(records, {"a": 1, "c": 1}, "digits", start=0.0, bucket_s=10.0)
+    columns = series(buckets, 0.0, 30.0, bucket_s=10.0)
     assert columns["t"] == [0.0, 10.0, 20.0]
     first = columns["versions"]["1"]
     assert first["success_rate"] == [0.5, None, None], "the 422 was the client's fault"

@@ -57,7 +57,7 @@ def test_versions_are_consecutive_and_aliases_move_with_an_audit_trail(
     registry.set_alias("m", "production", 1)
     third = registry.register(_request(payload=b"c"))
     assert third.parent_version == 1  # descends from the production version
-    registry.set_alias("m", "production", 3, "promoted")
+    registry.set_alias("m", "production", 3, reason="promoted")
     assert registry.resolve("m", "production").version == 3
     assert registry.resolve("m", "2").version == 2
     assert registry.resolve_ref("m@production").aliases == ["production"]

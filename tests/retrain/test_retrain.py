@@ -48,7 +48,9 @@ def capture(home: Path, x: np.ndarray, y: np.ndarray, predicted_by: str) -> None
         context = {"endpoint": "digits", "model": "digits", "version": predicted_by}
         probabilities = np.full((len(y), 10), 0.1, dtype="float32")
         logger.predictions.append(
-            logger.prediction_records(ids, context, x.astype("float32"), y, probabilities)
+            logger.prediction_records(
+                ids, context, x.astype("float32"), labels=y, probabilities=probabilities
+            )
         )
         logger.feedback.append(logger.feedback_records(list(zip(ids, y.tolist(), strict=True))))
     finally:

@@ -150,7 +150,9 @@ def traffic(logs: Path, version: str, requests: int, at: float, status: int = 20
 
 def test_a_good_canary_walks_its_steps_and_is_promoted(setup: Setup) -> None:
     server, controller, clock = setup
-    rollout = begin_rollout(controller.store, server.registry, "toy", "toy", "2", POLICY)
+    rollout = begin_rollout(
+        controller.store, server.registry, "toy", model="toy", ref="2", policy=POLICY
+    )
     asyncio.run(controller.tick())
     route = server.routes["toy"]
     assert server.loaded == [("toy", "2", False)]
@@ -176,7 +178,9 @@ def test_a_good_canary_walks_its_steps_and_is_promoted(setup: Setup) -> None:
 
 def test_a_failing_canary_is_rolled_back_with_a_page(setup: Setup) -> None:
     server, controller, clock = setup
-    rollout = begin_rollout(controller.store, server.registry, "toy", "toy", "2", POLICY)
+    rollout = begin_rollout(
+        controller.store, server.registry, "toy", model="toy", ref="2", policy=POLICY
+    )
     asyncio.run(controller.tick())
     for _ in range(POLICY.failure_threshold):
         traffic(server.logs_dir, "1", 30, at=clock.now + 1)
@@ -196,7 +200,9 @@ def test_a_failing_canary_is_rolled_back_with_a_page(setup: Setup) -> None:
 
 def test_an_abort_elsewhere_is_followed_without_deciding_again(setup: Setup) -> None:
     server, controller, clock = setup
-    rollout = begin_rollout(controller.store, server.registry, "toy", "toy", "2", POLICY)
+    rollout = begin_rollout(
+        controller.store, server.registry, "toy", model="toy", ref="2", policy=POLICY
+    )
     asyncio.run(controller.tick())
     assert server.routes["toy"].canary == "2"
     controller.store.abort("toy", "operator said so")  # the CLI, in another process

@@ -69,23 +69,23 @@ def test_success_rate_gate_passes_at_the_minimum_and_fails_below() -> None:
 def test_latency_gate_tells_a_slower_version_from_one_slow_request() -> None:
     stable = arm(p99=10.0)
     one_hiccup = replace(arm(p99=40.0), latencies_ms=(5.0,) * 39 + (40.0,))
-    gate = latency_gate(one_hiccup, stable, 1.5, 0.0)
+    gate = latency_gate(one_hiccup, stable, 1.5, slack_ms=0.0)
     assert gate.outcome == "pass"  # the p99 of 40 requests is their maximum
     assert "1 of 40 requests over 15.0 ms" in gate.message
     three = replace(arm(p99=40.0), latencies_ms=(5.0,) * 37 + (40.0,) * 3)
-    assert latency_gate(three, stable, 1.5, 0.0).outcome == "fail"
+    assert latency_gate(three, stable, 1.5, slack_ms=0.0).outcome == "fail"
     slower = replace(arm(p99=20.0), latencies_ms=(20.0,) * 40)
-    assert latency_gate(slower, stable, 1.5, 0.0).outcome == "fail"
+    assert latency_gate(slower, stable, 1.5, slack_ms=0.0).outcome == "fail"
     heavy_tail = replace(arm(p99=40.0), latencies_ms=(5.0,) * 970 + (40.0,) * 30)
-    assert latency_gate(heavy_tail, stable, 1.5, 0.0).outcome == "fail"  # 3% slow: real
+    assert latency_gate(heavy_tail, stable, 1.5, slack_ms=0.0).outcome == "fail"  # 3% slow: real
 
 
 def test_latency_gate_compares_with_the_stable_p99_and_tolerates_slack() -> None:
-    assert latency_gate(arm(p99=140.0), arm(p99=100.0), 1.5, 0.0).outcome == "pass"
-    assert latency_gate(arm(p99=160.0), arm(p99=100.0), 1.5, 0.0).outcome == "fail"
+    assert latency_gate(arm(p99=140.0), arm(p99=100.0), 1.5, slack_ms=0.0).outcome == "pass"
+    assert latency_gate(arm(p99=160.0), arm(p99=100.0), 1.5, slack_ms=0.0).outcome == "fail"
     # 3 ms against 1 ms is a ratio of 3 but within a 5 ms slack: scheduling noise
-    assert latency_gate(arm(p99=3.0), arm(p99=1.0), 1.5, 5.0).outcome == "pass"
-    assert latency_gate(arm(p99=math.nan), arm(p99=1.0), 1.5, 5.0).outcome == "skip"
+    assert latency_gate(arm(p99=3.0), arm(p99=1.0), 1.5, slack_ms=5.0).outcome == "pass"
+    assert latency_gate(arm(p99=math.nan), arm(p99=1.0), 1.5, slack_ms=5.0).outcome == "skip"
 
 
 def test_divergence_gate_catches_a_model_that_predicts_one_class() -> None:
@@ -115,38 +115,48 @@ def test_accuracy_gate_needs_labels_on_both_sides() -> None:
 def test_verdict_waits_for_enough_requests_but_fails_a_certain_failure_early() -> None:
     policy = RolloutConfig()
     healthy = arm(requests=10)
-    assert verdict(healthy, evaluate_gates(healthy, arm(), policy), 100, 0.99) == "wait"
+    assert (
+        verdict(healthy, evaluate_gates(healthy, arm(), policy), 100, min_success_rate=0.99)
+        == "wait"
+    )
     broken = arm(requests=10, errors=5)  # 5 errors already exceed 1% of 100 requests
-    assert verdict(broken, evaluate_gates(broken, arm(), policy), 100, 0.99) == "fail"
+    assert (
+        verdict(broken, evaluate_gates(broken, arm(), policy), 100, min_success_rate=0.99) == "fail"
+    )
     enough = arm(requests=150)
-    assert verdict(enough, evaluate_gates(enough, arm(), policy), 100, 0.99) == "pass"
+    assert (
+        verdict(enough, evaluate_gates(enough, arm(), policy), 100, min_success_rate=0.99) == "pass"
+    )
     diverged = arm(requests=150, classes={"1": 150})
-    assert verdict(diverged, evaluate_gates(diverged, arm(), policy), 100, 0.99) == "fail"
+    assert (
+        verdict(diverged, evaluate_gates(diverged, arm(), policy), 100, min_success_rate=0.99)
+        == "fail"
+    )
 
 
 def test_advance_walks_the_steps_then_promotes() -> None:
     state = rollout()
-    first = advance(state, "pass", [], 200.0, 2)
+    first = advance(state, "pass", [], now=200.0, failure_threshold=2)
     assert (first.action, first.state.step, first.state.weight) == ("set_traffic", 1, 50)
     assert first.state.step_started == 200.0
-    last = advance(rollout(step=2), "pass", [], 300.0, 2)
+    last = advance(rollout(step=2), "pass", [], now=300.0, failure_threshold=2)
     assert last.action == "promote"
     assert last.state.status == "promoted"
     assert len(last.state.history) == 1
 
 
 def test_advance_rolls_back_at_the_failure_threshold() -> None:
-    once = advance(rollout(), "fail", [], 200.0, 2)
+    once = advance(rollout(), "fail", [], now=200.0, failure_threshold=2)
     assert once.action == "none"
     assert (once.state.status, once.state.failed_checks, once.state.step) == ("running", 1, 0)
-    twice = advance(once.state, "fail", [], 230.0, 2)
+    twice = advance(once.state, "fail", [], now=230.0, failure_threshold=2)
     assert twice.action == "rollback"
     assert twice.state.status == "rolled_back"
     assert "2 failed check(s)" in twice.state.reason
 
 
 def test_advance_on_wait_keeps_the_window_open() -> None:
-    waited = advance(rollout(), "wait", [], 200.0, 2)
+    waited = advance(rollout(), "wait", [], now=200.0, failure_threshold=2)
     assert waited.action == "none"
     assert waited.state.step_started == 100.0
     assert waited.state.history[-1]["verdict"] == "wait"
@@ -175,7 +185,7 @@ def test_a_rollout_ends_at_most_once_and_never_rolls_back_early(
     for index, result in enumerate(verdicts):
         if not state.active:
             break
-        moved = advance(state, result, [], 100.0 + index, threshold)  # type: ignore[arg-type]
+        moved = advance(state, result, [], now=100.0 + index, failure_threshold=threshold)  # type: ignore[arg-type]
         ends += moved.action in ("promote", "rollback")
         if moved.action == "rollback":
             assert moved.state.failed_checks == threshold
@@ -249,6 +259,8 @@ def test_arm_stats_score_a_regressors_numbers_against_numeric_labels() -> None:
         {"id": "c", "endpoint": "e", "version": "2", "status": 200, "output": 7.0},
         {"id": "d", "endpoint": "e", "version": "2", "status": 500},
     ]
-    stats = arm_stats(records, {"a": 12.0, "b": "4", "c": "not a number"}, "e", "2", False)
+    stats = arm_stats(
+        records, {"a": 12.0, "b": "4", "c": "not a number"}, "e", version="2", shadow=False
+    )
     assert stats.absolute_errors == (2.0, 0.5)
     assert (stats.labeled, stats.class_counts, stats.server_errors) == (0, {}, 1)

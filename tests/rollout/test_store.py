@@ -16,10 +16,28 @@ from dnnops.rollout.store import NoRollout, RolloutConflict, RolloutStore, Stale
 
 def test_one_active_rollout_per_endpoint_and_its_life(db_url: str) -> None:
     store = RolloutStore(open_engine(db_url), clock=lambda: 1000.0)
-    held = store.create("digits", "digits", 2, 1, "canary", (5, 100), {"interval": 30}, True)
+    held = store.create(
+        "digits",
+        "digits",
+        2,
+        baseline=1,
+        mode="canary",
+        steps=(5, 100),
+        policy={"interval": 30},
+        approval=True,
+    )
     assert held.status == "awaiting_approval"
     with pytest.raises(RolloutConflict, match="already rolls out version 2"):
-        store.create("digits", "digits", 3, 1, "canary", (5, 100), {}, False)
+        store.create(
+            "digits",
+            "digits",
+            3,
+            baseline=1,
+            mode="canary",
+            steps=(5, 100),
+            policy={},
+            approval=False,
+        )
     running = store.approve("digits")
     assert running.status == "running"
     moved = store.save(replace(running, step=1, history=({"verdict": "pass"},)))
@@ -30,7 +48,9 @@ def test_one_active_rollout_per_endpoint_and_its_life(db_url: str) -> None:
     assert store.active("digits") is None
     with pytest.raises(NoRollout):
         store.abort("digits", "again")
-    second = store.create("digits", "digits", 3, 1, "shadow", (0, 100), {}, False)
+    second = store.create(
+        "digits", "digits", 3, baseline=1, mode="shadow", steps=(0, 100), policy={}, approval=False
+    )
     assert store.latest("digits") == second
     assert [r.id for r in store.history("digits")] == [second.id, aborted.id]
 
@@ -39,7 +59,9 @@ def test_a_write_derived_from_a_stale_read_is_refused(db_url: str) -> None:
     """The controller checks a rollout while the CLI aborts it: the abort must stand."""
     ticks = iter(range(1000, 2000))
     store = RolloutStore(open_engine(db_url), clock=lambda: float(next(ticks)))
-    read = store.create("digits", "digits", 2, 1, "canary", (5, 100), {}, False)
+    read = store.create(
+        "digits", "digits", 2, baseline=1, mode="canary", steps=(5, 100), policy={}, approval=False
+    )
     store.abort("digits", "operator said so")
     with pytest.raises(StaleRollout, match="changed since it was read"):
         store.save(replace(read, step=1, updated=5000.0), read=read)
@@ -70,7 +92,9 @@ def test_an_abort_wins_over_a_check_recorded_between_its_read_and_its_write(
     db_url: str,
 ) -> None:
     store = _CheckedMeanwhile(open_engine(db_url), clock=lambda: 5000.0)
-    created = store.create("digits", "digits", 2, 1, "shadow", (0, 100), {}, False)
+    created = store.create(
+        "digits", "digits", 2, baseline=1, mode="shadow", steps=(0, 100), policy={}, approval=False
+    )
     aborted = store.abort("digits", "operator said so")
     assert store.raced
     assert (aborted.status, aborted.reason) == ("aborted", "operator said so")

@@ -250,7 +250,7 @@ def test_a_server_without_a_disconnect_flag_watches_for_the_client_leaving() -> 
         assert request.client_gone() is None
         runtime = SimpleNamespace(batcher=batcher)
         with pytest.raises(BadRequest, match="disconnected"):
-            await app._infer_watching_client(runtime, _rows(99), 5, request, {})  # type: ignore[arg-type]
+            await app._infer_watching_client(runtime, _rows(99), 5, request=request, timing={})  # type: ignore[arg-type]
         model.release.set()
         await blocker
         await batcher.infer(_rows(2), 5)

@@ -68,11 +68,11 @@ def predict_file(
     try:
         for frame in _chunks(source, chunk_rows):
             table, ids, labels, probabilities = _predict_chunk(
-                loaded, frame, predict, policy, prefix, result
+                loaded, frame, predict, policy=policy, prefix=prefix, result=result
             )
             writer.write(table)
             if logger is not None:
-                _log(logger, loaded, ids, frame, labels, probabilities)
+                _log(logger, loaded, ids, frame=frame, labels=labels, probabilities=probabilities)
             result.rows += len(frame)
             if progress is not None:
                 progress(len(frame))
@@ -88,12 +88,13 @@ def _predict_chunk(
     loaded: LoadedVersion,
     frame: pd.DataFrame,
     predict: Callable[[np.ndarray], np.ndarray],
+    *,
     policy: InputPolicy,
     prefix: str,
     result: BatchResult,
 ) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray | None]:
     try:
-        batch, counts = enforce_frame(frame, loaded.schema, loaded.preprocessor, policy)
+        batch, counts = enforce_frame(frame, loaded.schema, loaded.preprocessor, policy=policy)
     except (PolicyViolation, ColumnValueError) as exc:
         raise DataError(
             f"rows {result.rows}..{result.rows + len(frame) - 1}: {exc}; the server would "
@@ -119,6 +120,7 @@ def _log(
     logger: PredictionLogger,
     loaded: LoadedVersion,
     ids: list[str],
+    *,
     frame: pd.DataFrame,
     labels: np.ndarray,
     probabilities: np.ndarray | None,
@@ -131,7 +133,9 @@ def _log(
     }
     features = frame[[c.name for c in loaded.schema.columns]]
     raw = features.astype(object).where(features.notna(), None)
-    logger.predictions.append(logger.prediction_records(ids, context, raw, labels, probabilities))
+    logger.predictions.append(
+        logger.prediction_records(ids, context, raw, labels=labels, probabilities=probabilities)
+    )
 
 
 def _check_paths(loaded: LoadedVersion, source: Path, out: Path) -> None:

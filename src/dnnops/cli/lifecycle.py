@@ -164,7 +164,7 @@ def _train(
         store.get(resume)  # a clear error for an unknown run id
     progress = EpochProgress(make_console()) if wants_progress(quiet) else None
     try:
-        return train_project(config, home.runs_dir, store, resume, progress)
+        return train_project(config, home.runs_dir, store, resume=resume, progress=progress)
     finally:
         if progress is not None:
             progress.close()

@@ -104,7 +104,7 @@ def _inputs(
 def models_alias(name: str, version: int, alias: str, home: HomeOpt = None) -> None:
     """Point ALIAS (production, candidate, ...) at VERSION; the move is audited."""
     registry = open_registry(resolve_home(home))
-    registry.set_alias(name, alias, version, "dnnops models alias")
+    registry.set_alias(name, alias, version, reason="dnnops models alias")
     typer.echo(f"{name}@{alias} -> version {version}")
 
 
@@ -237,9 +237,9 @@ def models_import(
     published = publish(registry, candidate_from_file(request), evaluate)
     record = published.record
     if alias:
-        check_gates_passed(registry, record, force, "alias")
+        check_gates_passed(registry, record, force, action="alias")
         for name_ in alias:
-            registry.set_alias(record.model, name_, record.version, "models import --alias")
+            registry.set_alias(record.model, name_, record.version, reason="models import --alias")
         published = replace(
             published, record=registry.resolve(record.model, record.version), aliases_moved=alias
         )
@@ -313,7 +313,9 @@ def eval_command(
         )
     else:
         labeled = _labeled_data(loaded, data)
-        report = evaluate_predictions(make_predictor(loaded), labeled.x, labeled.y, loaded.classes)
+        report = evaluate_predictions(
+            make_predictor(loaded), labeled.x, labeled.y, classes=loaded.classes
+        )
         report = apply_gates(report, _gates(config, registry, loaded))
     if json_out:
         print_json(report.model_dump())

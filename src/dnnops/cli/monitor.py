@@ -43,8 +43,8 @@ def monitor_report(
         open_registry(resolved),
         resolved.logs_dir,
         parse_duration(since),
-        monitor,
-        project.slo if project else SloConfig(),
+        monitor=monitor,
+        slo=project.slo if project else SloConfig(),
     )
     if alert:
         firing = alerts_from_report(report)
@@ -63,10 +63,10 @@ def monitor_report(
             html,
             open_registry(resolved),
             resolved.logs_dir,
-            endpoints,
-            parse_duration(since),
-            monitor,
-            project.slo if project else SloConfig(),
+            endpoints=endpoints,
+            window_s=parse_duration(since),
+            monitor=monitor,
+            slo=project.slo if project else SloConfig(),
         )
         report["html"] = str(html)
     if json_out:
@@ -256,8 +256,8 @@ def slo_status(
         open_registry(resolved),
         resolved.logs_dir,
         parse_duration(since),
-        project.monitor,
-        project.slo,
+        monitor=project.monitor,
+        slo=project.slo,
     )
     rows = [
         {

@@ -59,7 +59,9 @@ def rollout_start(
         rollout = store.approve(target)
     else:
         policy = _policy(config, steps, mode, interval)
-        rollout = begin_rollout(store, registry, target, name, version, policy, force=force)
+        rollout = begin_rollout(
+            store, registry, target, model=name, ref=version, policy=policy, force=force
+        )
     if json_out:
         print_json(rollout.to_dict())
         return

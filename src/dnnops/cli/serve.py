@@ -156,7 +156,11 @@ def loadtest_command(
             sys.stderr.flush()
 
     payload = body.read_bytes() if body is not None else None
-    report = asyncio.run(run_load(url.rstrip("/"), name, concurrency, duration, payload, tick))
+    report = asyncio.run(
+        run_load(
+            url.rstrip("/"), name, concurrency, duration_s=duration, body=payload, on_tick=tick
+        )
+    )
     if live:
         sys.stderr.write("\n")
     summary = report.summary()

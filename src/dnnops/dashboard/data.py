@@ -39,6 +39,7 @@ def dashboard_data(
     registry: ModelRegistry,
     logs_dir: Path,
     endpoint: str,
+    *,
     window_s: float,
     monitor: MonitorConfig,
     slo: SloConfig,
@@ -53,7 +54,16 @@ def dashboard_data(
     start = moment - window_s
     bucket_s = _bucket(window_s)
     known = dict(loaded or {})
-    report = build_report(registry, logs_dir, window_s, monitor, slo, moment, known, store)
+    report = build_report(
+        registry,
+        logs_dir,
+        window_s,
+        monitor=monitor,
+        slo=slo,
+        now=moment,
+        loaded=known,
+        store=store,
+    )
     sections = [v for v in report["versions"] if v["slis"]["endpoint"] == endpoint]
     records = [
         r
@@ -63,10 +73,12 @@ def dashboard_data(
     labels = window_labels(logs_dir, start)
     model = sections[0]["slis"]["model"] if sections else endpoint
     current = _current_version(registry, model, live)
-    reference = _reference(registry, model, current, known)
-    summaries = summarize(records, labels, endpoint, start, bucket_s)
-    timeline = series(summaries, start, moment, bucket_s)
-    timeline["drift_share"] = _drift_series(records, reference, monitor, start, bucket_s, moment)
+    reference = _reference(registry, model, current, known=known)
+    summaries = summarize(records, labels, endpoint, start=start, bucket_s=bucket_s)
+    timeline = series(summaries, start, moment, bucket_s=bucket_s)
+    timeline["drift_share"] = _drift_series(
+        records, reference, monitor, start=start, bucket_s=bucket_s, end=moment
+    )
     return {
         "endpoint": endpoint,
         "model": model,
@@ -80,7 +92,7 @@ def dashboard_data(
         "versions": _versions(registry, model),
         "sections": sections,
         "series": timeline,
-        "features": _feature_distributions(sections, reference, records, current),
+        "features": _feature_distributions(sections, reference, records, current=current),
         "health": health_score(sections, current),
         "live": dict(live) if live is not None else None,
         "rollouts": [
@@ -138,6 +150,7 @@ def _reference(
     registry: ModelRegistry,
     model: str,
     version: str | None,
+    *,
     known: Mapping[tuple[str, str], LoadedVersion],
 ) -> LoadedVersion | None:
     if version is None:
@@ -155,6 +168,7 @@ def _drift_series(
     records: Sequence[Mapping[str, Any]],
     reference: LoadedVersion | None,
     monitor: MonitorConfig,
+    *,
     start: float,
     bucket_s: float,
     end: float,
@@ -183,6 +197,7 @@ def _feature_distributions(
     sections: Sequence[Mapping[str, Any]],
     reference: LoadedVersion | None,
     records: Sequence[Mapping[str, Any]],
+    *,
     current: str | None,
 ) -> list[dict[str, Any]]:
     """Reference and live shares over the reference's bins for the most drifted features."""

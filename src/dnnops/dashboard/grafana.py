@@ -12,7 +12,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
 def _panel(
-    title: str, targets: list[tuple[str, str]], unit: str, x: int, y: int, w: int = 12
+    title: str, targets: list[tuple[str, str]], unit: str, *, x: int, y: int, w: int = 12
 ) -> dict[str, Any]:
     return {
         "type": "timeseries",
@@ -41,8 +41,8 @@ def grafana_dashboard(project: ProjectConfig) -> dict[str, Any]:
             "Predictions per second, by version",
             [(f"sum by (version) (rate(dnnops_instances_total{{{m}}}[5m]))", "v{{version}}")],
             "ops",
-            0,
-            0,
+            x=0,
+            y=0,
         ),
         _panel(
             "Latency P50 / P95 / P99, by version",
@@ -51,8 +51,8 @@ def grafana_dashboard(project: ProjectConfig) -> dict[str, Any]:
                 for q in (0.5, 0.95, 0.99)
             ],
             "s",
-            12,
-            0,
+            x=12,
+            y=0,
         ),
         _panel(
             "Success rate (non-5xx share)",
@@ -64,8 +64,8 @@ def grafana_dashboard(project: ProjectConfig) -> dict[str, Any]:
                 )
             ],
             "percentunit",
-            0,
-            8,
+            x=0,
+            y=8,
         ),
         _panel(
             "Queue depth and refusals",
@@ -74,8 +74,8 @@ def grafana_dashboard(project: ProjectConfig) -> dict[str, Any]:
                 (f"sum by (reason) (rate(dnnops_rejected_total{{{m}}}[5m]))", "refused {{reason}}"),
             ],
             "short",
-            12,
-            8,
+            x=12,
+            y=8,
         ),
         _panel(
             "Canary weight and routed requests",
@@ -87,8 +87,8 @@ def grafana_dashboard(project: ProjectConfig) -> dict[str, Any]:
                 ),
             ],
             "short",
-            0,
-            16,
+            x=0,
+            y=16,
         ),
         _panel(
             "Batch size (mean rows per batch)",
@@ -100,8 +100,8 @@ def grafana_dashboard(project: ProjectConfig) -> dict[str, Any]:
                 )
             ],
             "short",
-            12,
-            16,
+            x=12,
+            y=16,
         ),
     ]
     burn = [
@@ -110,7 +110,9 @@ def grafana_dashboard(project: ProjectConfig) -> dict[str, Any]:
         if (expr := error_ratio(o, model, "1h")) is not None
     ]
     if burn:
-        panels.append(_panel("Error budget burn rate (1 = on budget)", burn, "short", 0, 24, 24))
+        panels.append(
+            _panel("Error budget burn rate (1 = on budget)", burn, "short", x=0, y=24, w=24)
+        )
     return {
         "title": f"dnnops: {model}",
         "uid": f"dnnops-{model}"[:40],

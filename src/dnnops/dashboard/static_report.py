@@ -40,13 +40,15 @@ def write_static_report(
     path: Path,
     registry: ModelRegistry,
     logs_dir: Path,
+    *,
     endpoints: list[str],
     window_s: float,
     monitor: MonitorConfig,
     slo: SloConfig,
 ) -> Path:
     documents = {
-        name: dashboard_data(registry, logs_dir, name, window_s, monitor, slo) for name in endpoints
+        name: dashboard_data(registry, logs_dir, name, window_s=window_s, monitor=monitor, slo=slo)
+        for name in endpoints
     }
     atomic_write(path, render_static(documents).encode())
     return path

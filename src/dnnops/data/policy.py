@@ -90,7 +90,7 @@ Counts = Counter[tuple[str, Anomaly]]
 
 
 def enforce_frame(
-    frame: pd.DataFrame, schema: Schema, pre: Preprocessor, policy: InputPolicy
+    frame: pd.DataFrame, schema: Schema, pre: Preprocessor, *, policy: InputPolicy
 ) -> tuple[TableBatch, Counts]:
     """A DataFrame's feature columns as a batch held to ``policy``: the path of batch
     prediction and of the Python API on DataFrames (no row-by-row JSON on the way)."""
@@ -113,14 +113,14 @@ def enforce_table(
         masks["missing"], masks["non_finite"] = np.isnan(block), np.isinf(block)
     for anomaly, mask in masks.items():
         if mask.any():
-            _tally(counts, policy, anomaly, limits.names, mask.sum(axis=0))
+            _tally(counts, policy, anomaly, names=limits.names, rows=mask.sum(axis=0))
     for spec in limits.categories:
         keys = batch.columns[spec.name]
         known = limits.known[spec.name]
         if len(keys) <= SMALL and all(k is not None and k in known for k in keys):
             continue
         for anomaly, mask in _category_masks(keys, known).items():
-            _tally(counts, policy, anomaly, [spec.name], np.array([mask.sum()]))
+            _tally(counts, policy, anomaly, names=[spec.name], rows=np.array([mask.sum()]))
     if policy.out_of_range == "clip" and masks["out_of_range"].any():
         clipped = np.clip(block, limits.clip_low, limits.clip_high)
         return batch.with_numeric(limits.names, clipped), counts
@@ -128,7 +128,7 @@ def enforce_table(
 
 
 def _tally(
-    counts: Counts, policy: InputPolicy, anomaly: Anomaly, names: list[str], rows: np.ndarray
+    counts: Counts, policy: InputPolicy, anomaly: Anomaly, *, names: list[str], rows: np.ndarray
 ) -> None:
     for position in np.flatnonzero(rows):
         if policy.refuses(anomaly):
@@ -175,7 +175,7 @@ def _limits(schema: Schema) -> _Limits:
 
 
 def enforce_tensor(
-    array: np.ndarray, spec: TensorSchema, tolerance: float, policy: InputPolicy, fill: float
+    array: np.ndarray, spec: TensorSchema, tolerance: float, *, policy: InputPolicy, fill: float
 ) -> tuple[np.ndarray, Counts]:
     """The same for tensor instances: NaN or infinity (non_finite: impute fills ``fill``,
     the value preprocessing maps to 0) and range; one count per instance."""

@@ -93,7 +93,7 @@ def prepare_data(
     stratify_by = dataset.target if task == "classification" else None
     split = split_indices(len(dataset), data.split, stratify_by)
     train_part = dataset.take(split.train)
-    pre = fit_preprocessor(train_part, schema, data.preprocessing, model.input_shape)
+    pre = fit_preprocessor(train_part, schema, data.preprocessing, input_shape=model.input_shape)
     return PreparedData(
         dataset=dataset,
         schema=schema,

@@ -57,6 +57,7 @@ def fit_preprocessor(
     dataset: Dataset,
     schema: Schema,
     config: PreprocessingConfig,
+    *,
     input_shape: Sequence[int] | None = None,
 ) -> Preprocessor:
     """Learn offsets, scales and category sets from training data only."""

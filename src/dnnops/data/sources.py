@@ -39,7 +39,9 @@ def load_source(
         if path.suffix.lower() == ".npz":
             return _load_npz(path, require_target)
         frame = _read_table(path)
-    return _split_columns(frame, source, target, group, drop, require_target)
+    return _split_columns(
+        frame, source, target, group=group, drop=drop, require_target=require_target
+    )
 
 
 def load_frame(source: str) -> pd.DataFrame:
@@ -109,6 +111,7 @@ def _split_columns(
     frame: pd.DataFrame,
     origin: str,
     target: str,
+    *,
     group: str | None,
     drop: Sequence[str],
     require_target: bool,

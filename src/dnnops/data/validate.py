@@ -109,7 +109,7 @@ def validate_frame(
     for column in schema.columns:
         if column.name in frame.columns:
             findings += _check_column(
-                frame[column.name], column, schema.range_tolerance, every_null
+                frame[column.name], column, schema.range_tolerance, every_null=every_null
             )
     if schema.target is not None and schema.target.name in frame.columns:
         name = schema.target.name
@@ -131,12 +131,16 @@ def validate_tensor(array: np.ndarray, schema: Schema) -> list[Finding]:
     findings = []
     bad = ~np.isfinite(flat).all(axis=1)
     if bad.any():
-        findings.append(_rows(spec.name, "non_finite", bad, flat.min(axis=1), "NaN or infinity"))
+        findings.append(
+            _rows(spec.name, "non_finite", bad, values=flat.min(axis=1), message="NaN or infinity")
+        )
     low, high = bounds(spec, schema.range_tolerance)
     outside = np.isfinite(flat).all(axis=1) & ((flat < low) | (flat > high)).any(axis=1)
     if outside.any():
         message = f"values outside the allowed range [{low:g}, {high:g}]"
-        findings.append(_rows(spec.name, "out_of_range", outside, flat.max(axis=1), message))
+        findings.append(
+            _rows(spec.name, "out_of_range", outside, values=flat.max(axis=1), message=message)
+        )
     return findings
 
 
@@ -144,7 +148,7 @@ def _whole_column(column: str, rule: Rule, message: str) -> Finding:
     return Finding(column=column, rule=rule, rows=0, examples=[], message=message)
 
 
-def _rows(column: str, rule: Rule, mask: Any, values: Any, message: str) -> Finding:
+def _rows(column: str, rule: Rule, mask: Any, *, values: Any, message: str) -> Finding:
     positions = np.flatnonzero(np.asarray(mask))
     examples = [{"row": int(i), "value": _plain(values[i])} for i in positions[:MAX_EXAMPLES]]
     return Finding(column, rule, len(positions), examples, f"{len(positions)} row(s): {message}")
@@ -160,14 +164,20 @@ def _plain(value: Any) -> Any:
 
 
 def _check_column(
-    series: pd.Series, column: ColumnSchema, tolerance: float, every_null: bool
+    series: pd.Series, column: ColumnSchema, tolerance: float, *, every_null: bool
 ) -> list[Finding]:
     values = series.to_numpy(dtype=object)
     findings = []
     nulls = series.isna().to_numpy()
     if nulls.any() and (every_null or not column.nullable):
         findings.append(
-            _rows(column.name, "null", nulls, values, "empty where the schema allows none")
+            _rows(
+                column.name,
+                "null",
+                nulls,
+                values=values,
+                message="empty where the schema allows none",
+            )
         )
     present = ~nulls
     if column.type == "category":
@@ -176,7 +186,11 @@ def _check_column(
         if unseen.any():
             findings.append(
                 _rows(
-                    column.name, "unseen_category", unseen, values, "category not seen in training"
+                    column.name,
+                    "unseen_category",
+                    unseen,
+                    values=values,
+                    message="category not seen in training",
                 )
             )
         return findings
@@ -184,13 +198,15 @@ def _check_column(
         texts = np.array([str(v).lower() for v in values], dtype=object)
         wrong = present & ~np.isin(texts, list(_BOOL_VALUES))
         if wrong.any():
-            findings.append(_rows(column.name, "wrong_type", wrong, values, "not true/false"))
+            findings.append(
+                _rows(column.name, "wrong_type", wrong, values=values, message="not true/false")
+            )
         return findings
-    return findings + _check_numeric(series, values, present, column, tolerance)
+    return findings + _check_numeric(series, values, present, column=column, tolerance=tolerance)
 
 
 def _check_numeric(
-    series: pd.Series, values: Any, present: Any, column: ColumnSchema, tolerance: float
+    series: pd.Series, values: Any, present: Any, *, column: ColumnSchema, tolerance: float
 ) -> list[Finding]:
     numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
     findings = []
@@ -199,18 +215,28 @@ def _check_numeric(
         wrong |= present & np.isfinite(numbers) & (numbers != np.floor(numbers))
     if wrong.any():
         findings.append(
-            _rows(column.name, "wrong_type", wrong, values, f"not a valid {column.type}")
+            _rows(
+                column.name,
+                "wrong_type",
+                wrong,
+                values=values,
+                message=f"not a valid {column.type}",
+            )
         )
     infinite = np.isinf(numbers)
     if infinite.any():
-        findings.append(_rows(column.name, "non_finite", infinite, values, "infinite value"))
+        findings.append(
+            _rows(column.name, "non_finite", infinite, values=values, message="infinite value")
+        )
     if column.min is not None and column.max is not None:
         low, high = bounds(column, tolerance)
         finite = np.isfinite(numbers) & ~wrong
         outside = finite & ((numbers < low) | (numbers > high))
         if outside.any():
             message = f"outside the allowed range [{low:g}, {high:g}]"
-            findings.append(_rows(column.name, "out_of_range", outside, values, message))
+            findings.append(
+                _rows(column.name, "out_of_range", outside, values=values, message=message)
+            )
     return findings
 
 
@@ -222,4 +248,12 @@ def _check_labels(series: pd.Series, name: str, classes: list[int | str]) -> lis
     unknown = present & ~np.isin(keys, known)
     if not unknown.any():
         return []
-    return [_rows(name, "unseen_category", unknown, values, "label not among the trained classes")]
+    return [
+        _rows(
+            name,
+            "unseen_category",
+            unknown,
+            values=values,
+            message="label not among the trained classes",
+        )
+    ]

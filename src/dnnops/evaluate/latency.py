@@ -11,7 +11,7 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 
 def measure_latency(
-    predict: Predict, x: np.ndarray, batch_sizes: Sequence[int] = (1, 64), repeats: int = 50
+    predict: Predict, x: np.ndarray, batch_sizes: Sequence[int] = (1, 64), *, repeats: int = 50
 ) -> dict[str, float]:
     """``latency_p50_ms_b1``, ``latency_p99_ms_b1``, ... for each batch size."""
     out: dict[str, float] = {}

@@ -33,6 +33,7 @@ class ModelSpec:
         model: ModelConfig,
         input_shape: list[int],
         num_classes: int,
+        *,
         target_scale: tuple[float, float] | None = None,
     ) -> ModelSpec:
         return cls(model.arch, tuple(input_shape), num_classes, dict(model.params), target_scale)
@@ -87,24 +88,30 @@ def _network(spec: ModelSpec) -> nn.Module:
     features = math.prod(spec.input_shape)
     params = check_arch_params(ModelConfig(arch=spec.arch, params=spec.params), "model spec")
     if isinstance(params, MlpParams):
-        return MLP(features, spec.num_classes, params.hidden, params.dropout, params.activation)
+        return MLP(
+            features,
+            spec.num_classes,
+            params.hidden,
+            dropout=params.dropout,
+            activation=params.activation,
+        )
     if isinstance(params, CnnParams):
         return CNN(
             spec.input_shape,
             spec.num_classes,
             params.channels,
-            params.kernel_size,
-            params.hidden,
-            params.dropout,
+            kernel_size=params.kernel_size,
+            hidden=params.hidden,
+            dropout=params.dropout,
         )
     if isinstance(params, TransformerParams):
         return FeatureTransformer(
             features,
             spec.num_classes,
             params.d_model,
-            params.heads,
-            params.layers,
-            params.ff_dim,
-            params.dropout,
+            heads=params.heads,
+            layers=params.layers,
+            ff_dim=params.ff_dim,
+            dropout=params.dropout,
         )
-    return build_user_model(spec.arch, spec.params, spec.input_shape, spec.num_classes)
+    return build_user_model(spec.arch, spec.params, spec.input_shape, num_classes=spec.num_classes)

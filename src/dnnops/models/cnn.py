@@ -16,6 +16,7 @@ class CNN(nn.Module):
         input_shape: Sequence[int],
         num_classes: int,
         channels: Sequence[int] = (32, 64),
+        *,
         kernel_size: int = 3,
         hidden: int = 128,
         dropout: float = 0.1,

@@ -16,6 +16,7 @@ class MLP(nn.Module):
         in_features: int,
         num_classes: int,
         hidden: Sequence[int] = (256, 128),
+        *,
         dropout: float = 0.1,
         activation: str = "relu",
     ) -> None:

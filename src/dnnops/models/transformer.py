@@ -28,7 +28,7 @@ class FeatureTokenizer(nn.Module):
 class EncoderBlock(nn.Module):
     """Pre-norm self-attention and feed-forward, each with a residual connection."""
 
-    def __init__(self, d_model: int, heads: int, ff_dim: int, dropout: float) -> None:
+    def __init__(self, d_model: int, heads: int, ff_dim: int, *, dropout: float) -> None:
         super().__init__()
         self.heads = heads
         self.norm1 = nn.LayerNorm(d_model)
@@ -60,6 +60,7 @@ class FeatureTransformer(nn.Module):
         num_features: int,
         num_classes: int,
         d_model: int = 32,
+        *,
         heads: int = 4,
         layers: int = 2,
         ff_dim: int = 64,
@@ -68,7 +69,7 @@ class FeatureTransformer(nn.Module):
         super().__init__()
         self.tokenizer = FeatureTokenizer(num_features, d_model)
         self.blocks = nn.Sequential(
-            *(EncoderBlock(d_model, heads, ff_dim, dropout) for _ in range(layers))
+            *(EncoderBlock(d_model, heads, ff_dim, dropout=dropout) for _ in range(layers))
         )
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, num_classes)

@@ -13,7 +13,7 @@ from dnnops.errors import ModelError
 
 
 def build_user_model(
-    arch: str, params: Mapping[str, Any], input_shape: Sequence[int], num_classes: int
+    arch: str, params: Mapping[str, Any], input_shape: Sequence[int], *, num_classes: int
 ) -> nn.Module:
     """Import the class and call it with ``params``, plus ``input_shape`` and
     ``num_classes`` when its constructor takes them."""

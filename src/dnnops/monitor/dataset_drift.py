@@ -54,7 +54,7 @@ def dataset_drift(reference: Profile, current: pd.DataFrame, config: DriftConfig
         values = current[profile.name].to_numpy()
         if profile.kind == "numeric":
             values = pd.to_numeric(current[profile.name], errors="coerce").to_numpy(dtype="float64")
-        return feature_drift(profile, values, config.method, config.threshold)
+        return feature_drift(profile, values, config.method, threshold=config.threshold)
 
     results = column_map(one, present)  # one feature per thread
     share = sum(r.drifted for r in results) / len(results) if results else 0.0
@@ -67,6 +67,7 @@ def dataset_drift_from_counts(
     reference: Profile,
     numeric: Mapping[str, Sequence[int]],
     categories: Mapping[str, Mapping[str, int]],
+    *,
     pca_error_mean: float | None,
     rows: int,
     config: DriftConfig,
@@ -79,7 +80,7 @@ def dataset_drift_from_counts(
         if found is None:
             skipped.append(profile.name)
             continue
-        results.append(drift_from_counts(profile, found, config.method, config.threshold))
+        results.append(drift_from_counts(profile, found, config.method, threshold=config.threshold))
     share = sum(r.drifted for r in results) / len(results) if results else 0.0
     joint = None
     if reference.pca is not None and pca_error_mean is not None:

@@ -116,7 +116,7 @@ def percentile_counts(percentiles: list[float], values: np.ndarray) -> np.ndarra
 
 
 def ks_wasserstein(
-    percentiles: list[float], std: float, reference_count: int, counts: np.ndarray
+    percentiles: list[float], std: float, reference_count: int, *, counts: np.ndarray
 ) -> tuple[float, float]:
     """(W1 in reference stds, KS p-value), both from the two CDFs on the reference's 101
     percentiles (``counts`` from ``percentile_counts``): no sort of the window.
@@ -219,20 +219,24 @@ def feature_drift(
     profile: FeatureProfile,
     values: np.ndarray,
     method: str = "auto",
+    *,
     threshold: float | None = None,
 ) -> FeatureDrift:
     """Drift of one feature's current ``values`` from its reference profile."""
     chosen, limit = _method_and_limit(profile, method, threshold)
     if profile.kind == "category":
         names, reference, current = category_shares(profile.frequencies or {}, values)
-        return _category_drift(profile, names, reference, current, chosen, limit)
-    return _numeric_drift(profile, np.asarray(values, dtype="float64"), chosen, limit)
+        return _category_drift(
+            profile, names, reference, current=current, method=chosen, limit=limit
+        )
+    return _numeric_drift(profile, np.asarray(values, dtype="float64"), chosen, limit=limit)
 
 
 def drift_from_counts(
     profile: FeatureProfile,
     counts: Sequence[int] | Mapping[str, int],
     method: str = "auto",
+    *,
     threshold: float | None = None,
 ) -> FeatureDrift:
     """Drift from counts kept instead of values: per category, or for a number over the
@@ -241,7 +245,9 @@ def drift_from_counts(
     chosen, limit = _method_and_limit(profile, method, threshold)
     if isinstance(counts, Mapping):
         names, reference, current = category_union(profile.frequencies or {}, counts)
-        return _category_drift(profile, names, reference, current, chosen, limit)
+        return _category_drift(
+            profile, names, reference, current=current, method=chosen, limit=limit
+        )
     fine = np.asarray(counts, dtype="float64")
     percentiles, edges = profile.percentiles or [0.0, 0.0], profile.bin_edges or []
     deciles = decile_counts(percentiles, edges, fine)
@@ -250,7 +256,7 @@ def drift_from_counts(
         deciles = np.zeros(len(edges) + 1)
     reference_counts = np.asarray(profile.bin_counts or [0], dtype="float64")
     count = profile.count - profile.null_count
-    distance, p_value = ks_wasserstein(percentiles, profile.std or 0.0, count, fine)
+    distance, p_value = ks_wasserstein(percentiles, profile.std or 0.0, count, counts=fine)
     significant = chosen != "ks_wasserstein" or p_value < KS_ALPHA
     score = {
         "psi": lambda: psi(reference_counts, deciles),
@@ -259,7 +265,13 @@ def drift_from_counts(
         "ks_wasserstein": lambda: distance,
     }[chosen]()
     result = _result(
-        profile.name, chosen, score, limit, reference_counts, deciles, _bin_labels(edges)
+        profile.name,
+        chosen,
+        score,
+        limit=limit,
+        reference=reference_counts,
+        current=deciles,
+        bins=_bin_labels(edges),
     )
     return result if significant else replace(result, drifted=False)
 
@@ -276,7 +288,7 @@ def _method_and_limit(
 
 
 def _numeric_drift(
-    profile: FeatureProfile, values: np.ndarray, method: str, limit: float
+    profile: FeatureProfile, values: np.ndarray, method: str, *, limit: float
 ) -> FeatureDrift:
     edges = profile.bin_edges or []
     reference_counts = np.asarray(profile.bin_counts or [0], dtype="float64")
@@ -290,14 +302,22 @@ def _numeric_drift(
         score = psi(reference_counts, current_counts)
     elif fine is not None:  # ks_wasserstein
         count = profile.count - profile.null_count
-        score, p_value = ks_wasserstein(percentiles, profile.std or 0.0, count, fine)
+        score, p_value = ks_wasserstein(percentiles, profile.std or 0.0, count, counts=fine)
         significant = p_value < KS_ALPHA
     elif method == "ks":
         score = ks_p_value(percentiles, profile.count - profile.null_count, values)[1]
     else:
         score = wasserstein_normalized(percentiles, profile.std or 0.0, values)
     labels = _bin_labels(edges)
-    result = _result(profile.name, method, score, limit, reference_counts, current_counts, labels)
+    result = _result(
+        profile.name,
+        method,
+        score,
+        limit=limit,
+        reference=reference_counts,
+        current=current_counts,
+        bins=labels,
+    )
     return result if significant else replace(result, drifted=False)
 
 
@@ -311,6 +331,7 @@ def _category_drift(
     profile: FeatureProfile,
     names: list[str],
     reference: np.ndarray,
+    *,
     current: np.ndarray,
     method: str,
     limit: float,
@@ -319,13 +340,16 @@ def _category_drift(
         score = chi_square_p_value(reference, current)
     else:
         method, score = "jensen_shannon", jensen_shannon_distance(reference, current)
-    return _result(profile.name, method, score, limit, reference, current, names)
+    return _result(
+        profile.name, method, score, limit=limit, reference=reference, current=current, bins=names
+    )
 
 
 def _result(
     feature: str,
     method: str,
     score: float,
+    *,
     limit: float,
     reference: np.ndarray,
     current: np.ndarray,

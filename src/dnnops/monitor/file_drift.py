@@ -42,9 +42,13 @@ def parquet_drift(reference: Path, current: Path, config: DriftConfig) -> Datase
         [profile] = profile_features(ref.to_frame(name), set() if numeric else {name})
         if not numeric:  # counted as they are stored: a categorical column counts codes
             counts = category_counts(cur)
-            return drift_from_counts(profile, counts, config.method, config.threshold), None, None
+            return (
+                drift_from_counts(profile, counts, config.method, threshold=config.threshold),
+                None,
+                None,
+            )
         values = pd.to_numeric(cur, errors="coerce").to_numpy(dtype="float64")
-        result = feature_drift(profile, values, config.method, config.threshold)
+        result = feature_drift(profile, values, config.method, threshold=config.threshold)
         return result, _rows(ref, ref_sample), _rows(cur, cur_sample)
 
     present = [n for n in names if n in cur_names]

@@ -70,11 +70,11 @@ class MonitorLoop:
             server.registry,
             server.logs_dir,
             server.monitor.window,
-            server.monitor,
-            server.slo,
-            None,
-            server.loaded_versions(),
-            server.report_digests(),
+            monitor=server.monitor,
+            slo=server.slo,
+            now=None,
+            loaded=server.loaded_versions(),
+            store=server.report_digests(),
         )
         candidates = (
             server.rollout_candidates() if server.monitor.suppress_during_rollout else set()

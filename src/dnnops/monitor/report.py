@@ -49,6 +49,7 @@ def build_report(
     registry: ModelRegistry,
     logs_dir: Path,
     window_s: float,
+    *,
     monitor: MonitorConfig,
     slo: SloConfig,
     now: float | None = None,
@@ -62,19 +63,31 @@ def build_report(
     moment = time.time() if now is None else now
     versions = _Versions(registry, dict(loaded or {}))
     store = store or digest_store(logs_dir, slo)
-    rollup = _rollup(logs_dir, versions, store, slo, moment, window_s)
+    rollup = _rollup(logs_dir, versions, store, slo=slo, moment=moment, window_s=window_s)
     served, served_predictions, endpoint_totals = _per_version(rollup)
     sections = []
     for key, stats in sorted(served.items()):
         slis = slis_from_stats(
-            key, stats, served_predictions[key], endpoint_totals[key[0]], moment, window_s
+            key,
+            stats,
+            served_predictions[key],
+            endpoint_total=endpoint_totals[key[0]],
+            now=moment,
+            window_s=window_s,
         )
         labeled = _labeled_of(rollup, key)
         section = _version_section(
-            versions.get(key[1], key[2]), slis, stats, labeled.since(rollup.start), monitor, slo,
-            moment,
-        )  # fmt: skip
-        section["alerts"] = _burn_alerts(rollup, key, labeled, versions.classes(key), slo, moment)
+            versions.get(key[1], key[2]),
+            slis,
+            stats,
+            labeled=labeled.since(rollup.start),
+            monitor=monitor,
+            slo=slo,
+            now=moment,
+        )
+        section["alerts"] = _burn_alerts(
+            rollup, key, labeled, classes=versions.classes(key), slo=slo, now=moment
+        )
         sections.append(section)
     busiest = max(sections, key=lambda v: v["slis"]["predictions"], default=None)
     return {
@@ -109,6 +122,7 @@ def _burn_alerts(
     rollup: Rollup,
     key: VersionKey,
     labeled: LabeledRows,
+    *,
     classes: list[int | str],
     slo: SloConfig,
     now: float,
@@ -118,7 +132,9 @@ def _burn_alerts(
         alert.to_dict()
         for objective in slo.objectives
         for alert in burn_alerts(
-            objective.name, objective.target, _counter(objective, history, labeled, classes, now)
+            objective.name,
+            objective.target,
+            _counter(objective, history, labeled, classes=classes, now=now),
         )
     ]
 
@@ -162,6 +178,7 @@ def _rollup(
     logs_dir: Path,
     versions: _Versions,
     store: DigestStore,
+    *,
     slo: SloConfig,
     moment: float,
     window_s: float,
@@ -173,7 +190,7 @@ def _rollup(
     built_before = store.built
     # a label comes after its prediction: older feedback segments cannot match any record
     labels = read_feedback(logs_dir / "feedback", oldest)
-    rollup = Rollup(moment - window_s, oldest, moment, labels)
+    rollup = Rollup(moment - window_s, oldest, moment, labels=labels)
     listed = segments(logs_dir / "predictions", "predictions")
     store.prune(listed)
     for segment in listed:
@@ -202,6 +219,7 @@ def _version_section(
     loaded: LoadedVersion | None,
     slis: VersionSlis,
     stats: Stats,
+    *,
     labeled: LabeledRows,
     monitor: MonitorConfig,
     slo: SloConfig,
@@ -230,7 +248,7 @@ def _version_section(
         "currency": monitor.currency,
         "cpu_second_price": monitor.cpu_second_price,
     }
-    section["slo"] = [_objective(o, slis, stats, quality) for o in slo.objectives]
+    section["slo"] = [_objective(o, slis, stats, quality=quality) for o in slo.objectives]
     return section
 
 
@@ -269,9 +287,13 @@ def _drift(loaded: LoadedVersion, stats: Stats, monitor: MonitorConfig) -> dict[
         return None
     error_mean = stats.pca_error_sum / stats.pca_rows if stats.pca_rows else None
     return dataset_drift_from_counts(
-        loaded.profile, stats.numeric, stats.categories, error_mean, stats.input_rows,
-        monitor.drift,
-    ).to_dict()  # fmt: skip
+        loaded.profile,
+        stats.numeric,
+        stats.categories,
+        pca_error_mean=error_mean,
+        rows=stats.input_rows,
+        config=monitor.drift,
+    ).to_dict()
 
 
 def freshness(
@@ -326,6 +348,7 @@ def _counter(
     objective: ObjectiveConfig,
     history: list[MinuteCounts],
     labeled: LabeledRows,
+    *,
     classes: list[int | str],
     now: float,
 ) -> CountsFor:
@@ -362,7 +385,7 @@ def _counter(
 
 
 def _objective(
-    objective: ObjectiveConfig, slis: VersionSlis, stats: Stats, quality: Quality | None
+    objective: ObjectiveConfig, slis: VersionSlis, stats: Stats, *, quality: Quality | None
 ) -> dict[str, Any]:
     """Compliance over the window and the share of the error budget left (1 - bad / allowed)."""
     good_share: float | None

@@ -58,6 +58,7 @@ class Rollup:
         start: float,
         history_start: float,
         end: float,
+        *,
         labels: Mapping[str, Mapping[str, Any]],
     ) -> None:
         self.start = bucket_start(start)

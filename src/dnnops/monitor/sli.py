@@ -51,6 +51,7 @@ def slis_from_stats(
     key: tuple[str, str, str],
     stats: Stats,
     served_predictions: int,
+    *,
     endpoint_total: int,
     now: float,
     window_s: float,

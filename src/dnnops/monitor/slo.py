@@ -65,6 +65,7 @@ def burn_alerts(
     objective: str,
     target: float,
     counts_for: CountsFor,
+    *,
     rules: tuple[BurnRule, ...] = WORKBOOK_RULES,
 ) -> list[BurnAlert]:
     """The rules whose long and short windows both burn at or above their factor."""

@@ -98,6 +98,7 @@ def summarize(
     records: Iterable[Mapping[str, Any]],
     labels: Mapping[str, Any],
     endpoint: str,
+    *,
     start: float,
     bucket_s: float,
 ) -> dict[Key, Bucket]:
@@ -121,7 +122,7 @@ def summarize(
 
 
 def series(
-    buckets: Mapping[Key, Bucket], start: float, end: float, bucket_s: float
+    buckets: Mapping[Key, Bucket], start: float, end: float, *, bucket_s: float
 ) -> dict[str, Any]:
     """Aligned columns per served version (and the endpoint as a whole): x is the bucket
     start, each metric a list with None where nothing happened."""

@@ -22,7 +22,7 @@ def segments(folder: Path, prefix: str) -> list[Path]:
 
 
 def read_records(
-    folder: Path, prefix: str, stats: FrameStats | None = None, since: float | None = None
+    folder: Path, prefix: str, stats: FrameStats | None = None, *, since: float | None = None
 ) -> Iterator[dict[str, Any]]:
     """Records of every segment, oldest first. With ``since``, segments last written before
     that moment are skipped unread: a record is stamped before it is written, so one stamped

@@ -35,7 +35,7 @@ class RotationPolicy:
     max_age_s: float = 3600.0
 
 
-def segment_name(prefix: str, started: float, sequence: int, writer: str) -> str:
+def segment_name(prefix: str, started: float, sequence: int, *, writer: str) -> str:
     """``PREFIX-<UTC start>-<sequence>-<writer>.log``: sorts by time, and two processes
     writing the same log (a server and ``dnnops feedback``) never share a file."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started))
@@ -48,6 +48,7 @@ class SegmentWriter:
         folder: Path,
         prefix: str,
         rotation: RotationPolicy | None = None,
+        *,
         fsync: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -175,7 +176,7 @@ class SegmentWriter:
         if self._fd is not None and not (too_big or too_old):
             return
         self._close_segment()
-        path = self.folder / segment_name(self.prefix, now, self._sequence, self._writer)
+        path = self.folder / segment_name(self.prefix, now, self._sequence, writer=self._writer)
         self._sequence += 1
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size, self._opened_at = 0, now

@@ -30,6 +30,7 @@ async def replay(
     url: str,
     model: str,
     x: np.ndarray,
+    *,
     y: np.ndarray,
     instances: int | None = None,
     until: Callable[[], bool] | None = None,
@@ -56,7 +57,7 @@ async def replay(
         async def client() -> None:
             while not finished():
                 rows = rng.choice(len(y), rows_per_request, replace=False)
-                await _one(http, model, x[rows], y[rows], done)
+                await _one(http, model, x[rows], y=y[rows], done=done)
 
         await asyncio.gather(*(client() for _ in range(clients)))
     done.seconds = time.perf_counter() - started
@@ -64,7 +65,7 @@ async def replay(
 
 
 async def _one(
-    http: httpx.AsyncClient, model: str, x: np.ndarray, y: np.ndarray, done: Replayed
+    http: httpx.AsyncClient, model: str, x: np.ndarray, *, y: np.ndarray, done: Replayed
 ) -> None:
     body = {
         "inputs": [

@@ -96,7 +96,7 @@ class _Scene:
         x, y = self.live
         shown = x if camera_seed is None else new_camera(x, seed=camera_seed)
         return _replay(
-            self.url, self.config.name, shown, y, self.story, seed=camera_seed or 0, **until
+            self.url, self.config.name, shown, y=y, story=self.story, seed=camera_seed or 0, **until
         )
 
     def drive(self, rollout_id: int, camera_seed: int) -> None:
@@ -136,12 +136,12 @@ def run_story(home: Home, console: Console) -> Story:
         config_path.parent / "dashboard.html",
         open_registry(home),
         home.logs_dir,
-        [config.name],
-        time.time() - began + 5.0,
-        config.monitor,
-        config.slo,
+        endpoints=[config.name],
+        window_s=time.time() - began + 5.0,
+        monitor=config.monitor,
+        slo=config.slo,
     )
-    _print_summary(console, story, home, config, live)
+    _print_summary(console, story, home, config=config, live=live)
     return story
 
 
@@ -153,14 +153,14 @@ def _serve_and_drift(scene: _Scene) -> None:
     chapter("serve v1", f"{scene.url}: dynamic batching, prediction log, labels to /v1/feedback")
     started = time.time()
     before = scene.replay(None, instances=500)
-    chapter.note(_traffic_line(before) + "; " + _monitor_line(state, config, home, started))
+    chapter.note(_traffic_line(before) + "; " + _monitor_line(state, config, home, since=started))
     chapter("the camera changes", "lower contrast, brighter background, sensor noise")
     shifted = time.time()
     chapter.note(_traffic_line(scene.replay(1, instances=900)))
-    report = _report(state, config, home, shifted)
+    report = _report(state, config, home, since=shifted)
     firing = alerts_from_report(report)
     deliver(AlertStore(open_engine(home.db_url)).record(firing), None)
-    chapter.note(_monitor_line(state, config, home, shifted) + f"; {len(firing)} alert(s)")
+    chapter.note(_monitor_line(state, config, home, since=shifted) + f"; {len(firing)} alert(s)")
 
 
 def _retrain_and_canary(scene: _Scene) -> None:
@@ -187,7 +187,13 @@ def _broken_version(scene: _Scene) -> None:
     # its gates failed, so only a forced rollout (`rollout start --force`, audited) lets it
     # reach a canary: the story forces it to show the canary gates rolling it back
     rollout = begin_rollout(
-        store, registry, config.name, config.name, str(version), config.rollout, force=True
+        store,
+        registry,
+        config.name,
+        model=config.name,
+        ref=str(version),
+        policy=config.rollout,
+        force=True,
     )
     scene.drive(rollout.id, camera_seed=3)
 
@@ -195,14 +201,18 @@ def _broken_version(scene: _Scene) -> None:
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _report(state: ServerState, config: ProjectConfig, home: Home, since: float) -> dict[str, Any]:
+def _report(
+    state: ServerState, config: ProjectConfig, home: Home, *, since: float
+) -> dict[str, Any]:
     window = max(time.time() - since, 1.0)
-    return build_report(state.registry, home.logs_dir, window, config.monitor, config.slo)
+    return build_report(
+        state.registry, home.logs_dir, window, monitor=config.monitor, slo=config.slo
+    )
 
 
-def _monitor_line(state: ServerState, config: ProjectConfig, home: Home, since: float) -> str:
+def _monitor_line(state: ServerState, config: ProjectConfig, home: Home, *, since: float) -> str:
     """Drift and accuracy on labels since ``since``, as ``dnnops monitor report`` finds them."""
-    report = _report(state, config, home, since)
+    report = _report(state, config, home, since=since)
     drift = report.get("drift") or {}
     section = report["versions"][0] if report["versions"] else {}
     quality = (section.get("quality") or {}).get("metrics", {})
@@ -268,13 +278,14 @@ def _replay(
     url: str,
     model: str,
     x: np.ndarray,
+    *,
     y: np.ndarray,
     story: Story,
     instances: int | None = None,
     until: Callable[[], bool] | None = None,
     seed: int = 0,
 ) -> Replayed:
-    done = asyncio.run(replay(url, model, x, y, instances=instances, until=until, seed=seed))
+    done = asyncio.run(replay(url, model, x, y=y, instances=instances, until=until, seed=seed))
     total = story.traffic
     total.requests += done.requests
     total.instances += done.instances
@@ -317,7 +328,9 @@ def _published_line(published: Published) -> str:
     return f"registered {record.ref}: test accuracy {shown}, gates {gates}, aliases: {aliases}"
 
 
-def offline_accuracy(home: Home, model: str, version: int, x: np.ndarray, y: np.ndarray) -> float:
+def offline_accuracy(
+    home: Home, model: str, version: int, *, x: np.ndarray, y: np.ndarray
+) -> float:
     """Accuracy of a registered version on rows it never saw (verified load, ONNX runner)."""
     registry = open_registry(home)
     loaded = load_version(registry, registry.resolve(model, version))
@@ -331,6 +344,7 @@ def _print_summary(
     console: Console,
     story: Story,
     home: Home,
+    *,
     config: ProjectConfig,
     live: tuple[np.ndarray, np.ndarray],
 ) -> None:
@@ -347,8 +361,8 @@ def _print_summary(
                 made,
                 ", ".join(record.aliases) or record.status,
                 f"{story.traffic.versions.get(str(version), 0) / served:.0%}",
-                f"{offline_accuracy(home, config.name, version, x, y):.1%}",
-                f"{offline_accuracy(home, config.name, version, shifted, y):.1%}",
+                f"{offline_accuracy(home, config.name, version, x=x, y=y):.1%}",
+                f"{offline_accuracy(home, config.name, version, x=shifted, y=y):.1%}",
             ]
         )
     console.print(

@@ -102,7 +102,7 @@ def _from_onnx(request: ImportRequest, context: _Context) -> Candidate:
             f"{request.file}: only the batch dimension may be dynamic, got input {inputs}"
         )
     candidate = _candidate(
-        request, context, graph, instance, int(outputs[-1]), weights=None, spec=None
+        request, context, graph, shape=instance, width=int(outputs[-1]), weights=None, spec=None
     )
     return replace(candidate, input_name=onnx_input_name(graph))
 
@@ -137,7 +137,15 @@ def _from_weights(request: ImportRequest, context: _Context) -> Candidate:
     model.eval()
     graph = export_onnx(model, spec.input_shape)
     probe = np.random.default_rng(0).normal(size=(16, *shape)).astype("float32")
-    candidate = _candidate(request, context, graph, shape, len(classes), weights_bytes(model), spec)
+    candidate = _candidate(
+        request,
+        context,
+        graph,
+        shape=shape,
+        width=len(classes),
+        weights=weights_bytes(model),
+        spec=spec,
+    )
     parity = check_parity(graph, model, probe)
     return replace(candidate, onnx_parity=parity)
 
@@ -205,6 +213,7 @@ def _candidate(
     request: ImportRequest,
     context: _Context,
     graph: bytes,
+    *,
     shape: list[int],
     width: int,
     weights: bytes | None,
@@ -271,6 +280,7 @@ def candidate_from_module(
     name: str,
     module: torch.nn.Module,
     reference: Dataset,
+    *,
     classes: Sequence[int | str] | None = None,
 ) -> Candidate:
     """A model trained in the user's own PyTorch loop: exported to ONNX, checked against
@@ -285,7 +295,9 @@ def candidate_from_module(
     graph = export_onnx(module, tuple(shape))
     with torch.inference_mode():
         width = int(module(torch.zeros(1, *shape)).shape[-1])
-    candidate = _candidate(request, context, graph, shape, width, weights_bytes(module), None)
+    candidate = _candidate(
+        request, context, graph, shape=shape, width=width, weights=weights_bytes(module), spec=None
+    )
     probe = np.random.default_rng(0).normal(size=(16, *shape)).astype("float32")
     return replace(
         candidate,

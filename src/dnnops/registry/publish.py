@@ -80,7 +80,7 @@ class Published:
 
 
 def publish(
-    registry: ModelRegistry, candidate: Candidate, evaluate: EvaluateConfig, int8: bool = False
+    registry: ModelRegistry, candidate: Candidate, evaluate: EvaluateConfig, *, int8: bool = False
 ) -> Published:
     """Evaluate, gate, compare with the champion, register and alias ``candidate``."""
     runner = OnnxRunner(candidate.onnx)
@@ -95,7 +95,7 @@ def publish(
                 runner,
                 data.x,
                 data.y,
-                candidate.classes,
+                classes=candidate.classes,
                 groups=data.groups,
                 noise_std=evaluate.noise_std,
             )
@@ -203,7 +203,7 @@ def int8_variant(
         evaluation=data,
     )
     quantized, details = _int8(probe, OnnxRunner(graph))
-    return registry.attach(record, "model.int8.onnx", quantized, {"int8": details})
+    return registry.attach(record, "model.int8.onnx", quantized, fields={"int8": details})
 
 
 def _with_champion(
@@ -237,10 +237,12 @@ def _move_aliases(
     if record.source != "trained" or report is None or report.gates_passed is False:
         return []
     moved = ["candidate"]
-    registry.set_alias(record.model, "candidate", record.version, "all evaluation gates passed")
+    registry.set_alias(
+        record.model, "candidate", record.version, reason="all evaluation gates passed"
+    )
     if "production" not in registry.aliases(record.model):
         registry.set_alias(
-            record.model, "production", record.version, "first version to pass its gates"
+            record.model, "production", record.version, reason="first version to pass its gates"
         )
         moved.append("production")
     return moved

@@ -56,6 +56,7 @@ class RunStore:
         run_id: str,
         project: str,
         params: dict[str, Any],
+        *,
         dataset_sha256: str,
         run_dir: Path,
         world_size: int = 1,
@@ -86,7 +87,7 @@ class RunStore:
             session.add(EpochRow(run_id=run_id, epoch=epoch, metrics=metrics))
             self._touch(session, run_id)
 
-    def checkpoint(self, run_id: str, step: int, epoch: int, path: Path, sha256: str) -> None:
+    def checkpoint(self, run_id: str, step: int, epoch: int, *, path: Path, sha256: str) -> None:
         with Session(self.engine) as session, session.begin():
             session.execute(
                 delete(CheckpointRow).where(

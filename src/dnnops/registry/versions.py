@@ -121,6 +121,7 @@ class ModelRegistry:
         engine: Engine,
         store: ArtifactStore,
         signing_key: bytes | None = None,
+        *,
         clock: Clock = utc_now,
         actor: str | None = None,
     ) -> None:
@@ -204,7 +205,7 @@ class ModelRegistry:
                 session,
                 "register",
                 request.model,
-                {
+                details={
                     "version": number,
                     "source": request.source,
                     "run_id": request.run_id,
@@ -215,7 +216,7 @@ class ModelRegistry:
             session.flush()
             return self._entity(session, row)
 
-    def set_alias(self, model: str, alias: str, version: int, reason: str = "") -> None:
+    def set_alias(self, model: str, alias: str, version: int, *, reason: str = "") -> None:
         """Point ``alias`` at ``version`` (creating or moving it) and audit the move."""
         _check_name(alias)
         if alias.isdigit():
@@ -234,10 +235,10 @@ class ModelRegistry:
                 session,
                 "alias",
                 model,
-                {"alias": alias, "from": previous, "to": version, "reason": reason},
+                details={"alias": alias, "from": previous, "to": version, "reason": reason},
             )
 
-    def set_status(self, model: str, version: int, status: str, reason: str = "") -> None:
+    def set_status(self, model: str, version: int, status: str, *, reason: str = "") -> None:
         with Session(self.engine) as session, session.begin():
             row = self._row(session, model, version)
             previous, row.status = row.status, status
@@ -245,16 +246,16 @@ class ModelRegistry:
                 session,
                 "status",
                 model,
-                {"version": version, "from": previous, "to": status, "reason": reason},
+                details={"version": version, "from": previous, "to": status, "reason": reason},
             )
 
     def audit(self, action: str, model: str | None, details: dict[str, Any]) -> None:
         """Record a decision taken outside the registry (a retraining, a rollout)."""
         with Session(self.engine) as session, session.begin():
-            self._audit(session, action, model, details)
+            self._audit(session, action, model, details=details)
 
     def attach(
-        self, record: VersionRecord, name: str, data: bytes, fields: Mapping[str, Any]
+        self, record: VersionRecord, name: str, data: bytes, *, fields: Mapping[str, Any]
     ) -> VersionRecord:
         """Add a derived file (the INT8 graph) to a version: a new manifest, same weights."""
         manifest = self.manifest(record)
@@ -270,7 +271,7 @@ class ModelRegistry:
                 session,
                 "attach",
                 record.model,
-                {"version": record.version, "file": name, "manifest_sha256": digest},
+                details={"version": record.version, "file": name, "manifest_sha256": digest},
             )
             session.flush()
             return self._entity(session, row)
@@ -432,7 +433,7 @@ class ModelRegistry:
         )
 
     def _audit(
-        self, session: Session, action: str, model: str | None, details: dict[str, Any]
+        self, session: Session, action: str, model: str | None, *, details: dict[str, Any]
     ) -> None:
         session.add(
             AuditRow(at=self.clock(), actor=self.actor, action=action, model=model, details=details)

@@ -23,7 +23,7 @@ TS = "_ts"
 
 
 def labeled_rows(
-    logs_dir: Path, endpoint: str, schema: Schema, target: str, since: float = 0.0
+    logs_dir: Path, endpoint: str, schema: Schema, *, target: str, since: float = 0.0
 ) -> pd.DataFrame:
     """Feature columns (schema order), ``target`` and ``TS`` of every labeled prediction of
     ``endpoint`` made at or after ``since``, oldest first."""

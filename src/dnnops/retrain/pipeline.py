@@ -65,18 +65,27 @@ def retrain(
     config: ProjectConfig,
     home: Home,
     force: bool = False,
+    *,
     now: float | None = None,
     progress: ProgressSink | None = None,
 ) -> RetrainOutcome:
     moment = time.time() if now is None else now
     registry = open_registry(home)
     champion = _champion(registry, config.name)
-    observed = observe(config, home, registry, champion, moment)
+    observed = observe(config, home, registry, champion=champion, now=moment)
     decision = decide(observed, config.retrain)
     if not (decision.retrain or force):
         why = decision.blocked or "no trigger fired"
         return RetrainOutcome(observed, decision, f"not retrained: {why}", _number(champion))
-    result = _train_challenger(config, home, registry, champion, observed, decision, progress)
+    result = _train_challenger(
+        config,
+        home,
+        registry,
+        champion=champion,
+        observed=observed,
+        decision=decision,
+        progress=progress,
+    )
     registry.audit("retrain", config.name, result.to_dict())
     return result
 
@@ -85,6 +94,7 @@ def observe(
     config: ProjectConfig,
     home: Home,
     registry: ModelRegistry,
+    *,
     champion: VersionRecord | None,
     now: float,
 ) -> Observed:
@@ -93,7 +103,12 @@ def observe(
     if champion is None:
         return Observed(None, None, 0, None)
     report = build_report(
-        registry, home.logs_dir, config.retrain.drift_window, config.monitor, config.slo, now
+        registry,
+        home.logs_dir,
+        config.retrain.drift_window,
+        monitor=config.monitor,
+        slo=config.slo,
+        now=now,
     )
     section = next(
         (
@@ -109,7 +124,9 @@ def observe(
     metrics = quality["metrics"] if quality else {}
     born = _timestamp(champion.created_at)
     loaded = load_version(registry, champion)
-    fresh = labeled_rows(home.logs_dir, config.name, loaded.schema, config.data.target, born)
+    fresh = labeled_rows(
+        home.logs_dir, config.name, loaded.schema, target=config.data.target, since=born
+    )
     return Observed(drift, metrics.get("accuracy"), len(fresh), now - born, metrics.get("mae"))
 
 
@@ -117,19 +134,22 @@ def _train_challenger(
     config: ProjectConfig,
     home: Home,
     registry: ModelRegistry,
+    *,
     champion: VersionRecord | None,
     observed: Observed | None,
     decision: Decision,
     progress: ProgressSink | None,
 ) -> RetrainOutcome:
     result = RetrainOutcome(observed, decision, "", _number(champion))
-    learn, judge, rows = _next_training_set(config, home, registry, champion)
+    learn, judge, rows = _next_training_set(config, home, registry, champion=champion)
     result.rows = rows
     data_file = _write_training_set(home, learn)
     next_config = config.model_copy(
         update={"data": config.data.model_copy(update={"source": str(data_file)})}
     )
-    trained = train_project(next_config, home.runs_dir, open_runs(home), None, progress)
+    trained = train_project(
+        next_config, home.runs_dir, open_runs(home), resume=None, progress=progress
+    )
     published = publish(registry, candidate_from_run(trained), config.evaluate)
     result.run_id, result.challenger = trained.run_id, published.record.version
     if champion is None:
@@ -142,26 +162,28 @@ def _train_challenger(
         )
         return result
     scores = {
-        "champion": _score(registry, champion, judge, config.data.target),
-        "challenger": _score(registry, published.record, judge, config.data.target),
+        "champion": _score(registry, champion, judge, target=config.data.target),
+        "challenger": _score(registry, published.record, judge, target=config.data.target),
     }
     if config.task == "regression":
         result.mae = scores
     else:
         result.accuracy = scores
-    result.outcome, result.rollout_id = _hand_over(config, home, registry, published.record, result)
+    result.outcome, result.rollout_id = _hand_over(
+        config, home, registry, challenger=published.record, result=result
+    )
     return result
 
 
 def _next_training_set(
-    config: ProjectConfig, home: Home, registry: ModelRegistry, champion: VersionRecord | None
+    config: ProjectConfig, home: Home, registry: ModelRegistry, *, champion: VersionRecord | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """(original data plus the older captured rows, the newest captured rows, counts)."""
     original = load_frame(config.data.source)
     if champion is None:
         return original, original.iloc[:0], {"original": len(original), "captured": 0}
     schema = load_version(registry, champion).schema
-    captured = labeled_rows(home.logs_dir, config.name, schema, config.data.target)
+    captured = labeled_rows(home.logs_dir, config.name, schema, target=config.data.target)
     learn, judge = split_newest(captured, config.retrain.holdout)
     combined = pd.concat([original, learn.drop(columns=[TS])], ignore_index=True)
     counts = {
@@ -182,7 +204,7 @@ def _write_training_set(home: Home, frame: pd.DataFrame) -> Path:
 
 
 def _score(
-    registry: ModelRegistry, record: VersionRecord, rows: pd.DataFrame, target: str
+    registry: ModelRegistry, record: VersionRecord, rows: pd.DataFrame, *, target: str
 ) -> float:
     """Accuracy of a classifier, or mean absolute error of a regressor, on ``rows``."""
     loaded = load_version(registry, record)
@@ -201,6 +223,7 @@ def _hand_over(
     config: ProjectConfig,
     home: Home,
     registry: ModelRegistry,
+    *,
     challenger: VersionRecord,
     result: RetrainOutcome,
 ) -> tuple[str, int | None]:
@@ -224,9 +247,9 @@ def _hand_over(
         store,
         registry,
         config.name,
-        config.name,
-        str(challenger.version),
-        config.rollout,
+        model=config.name,
+        ref=str(challenger.version),
+        policy=config.rollout,
         approval=config.retrain.approval,
     )
     held = " (held for approval: dnnops rollout start)" if rollout.status != "running" else ""

@@ -13,6 +13,7 @@ def begin_rollout(
     store: RolloutStore,
     registry: ModelRegistry,
     endpoint: str,
+    *,
     model: str,
     ref: str,
     policy: RolloutConfig,
@@ -24,7 +25,7 @@ def begin_rollout(
     default the version ``production`` points at). The server's controller applies it.
     A version that failed its gates is refused unless ``force`` (then the audit log says so)."""
     candidate = registry.resolve(model, ref)
-    check_gates_passed(registry, candidate, force, "rollout")
+    check_gates_passed(registry, candidate, force, action="rollout")
     if baseline is None:
         try:
             baseline = registry.resolve(model, "production").version
@@ -42,16 +43,16 @@ def begin_rollout(
         endpoint,
         model,
         candidate.version,
-        baseline,
-        policy.mode,
-        plan_steps(policy.mode, steps),
-        policy.model_dump(mode="json"),
-        approval,
+        baseline=baseline,
+        mode=policy.mode,
+        steps=plan_steps(policy.mode, steps),
+        policy=policy.model_dump(mode="json"),
+        approval=approval,
     )
 
 
 def check_gates_passed(
-    registry: ModelRegistry, record: VersionRecord, force: bool, action: str
+    registry: ModelRegistry, record: VersionRecord, force: bool, *, action: str
 ) -> None:
     """Refuse to put a version that failed its gates in front of traffic, unless forced."""
     if record.gates_passed is not False:

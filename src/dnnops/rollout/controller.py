@@ -39,6 +39,7 @@ class RolloutController:
         server: ServerPort,
         store: RolloutStore,
         alerts: AlertStore,
+        *,
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
     ) -> None:
@@ -104,7 +105,7 @@ class RolloutController:
         last = await asyncio.to_thread(self.store.last_promoted, endpoint.name)
         if last is None or last.baseline is None or str(last.candidate) != endpoint.live:
             return None
-        await self._restore_baseline(endpoint, last, last.baseline, reason)
+        await self._restore_baseline(endpoint, last, last.baseline, reason=reason)
         return last
 
     # -- applying desired state ----------------------------------------------------------
@@ -148,7 +149,7 @@ class RolloutController:
         if not is_due(rollout, now, policy.interval) or endpoint.live is None:
             return
         transition, result = await asyncio.to_thread(
-            self._judge, endpoint.name, endpoint.live, rollout, policy, now
+            self._judge, endpoint.name, endpoint.live, rollout, policy=policy, now=now
         )
         log.info(
             "rollout %s of %s@%s at %s%%: %s",
@@ -166,7 +167,7 @@ class RolloutController:
         await self._act(endpoint, transition)
 
     def _judge(
-        self, endpoint: str, live: str, rollout: RolloutState, policy: RolloutConfig, now: float
+        self, endpoint: str, live: str, rollout: RolloutState, *, policy: RolloutConfig, now: float
     ) -> tuple[Transition, Verdict]:
         """Read the step's window from the logs and decide (in a thread: the log reads and
         the statistics are the slowest part of a tick, and the event loop answers
@@ -175,14 +176,18 @@ class RolloutController:
             self.server.logs_dir,
             endpoint,
             str(rollout.candidate),
-            live,
-            rollout.weight == 0,
-            rollout.step_started,
-            now,
+            stable=live,
+            shadow=rollout.weight == 0,
+            start=rollout.step_started,
+            end=now,
         )
         gates = evaluate_gates(candidate, stable, policy)
-        result = verdict(candidate, gates, policy.min_requests, policy.min_success_rate)
-        return advance(rollout, result, gates, now, policy.failure_threshold), result
+        result = verdict(
+            candidate, gates, policy.min_requests, min_success_rate=policy.min_success_rate
+        )
+        return advance(
+            rollout, result, gates, now=now, failure_threshold=policy.failure_threshold
+        ), result
 
     async def _act(self, endpoint: Traffic, transition: Transition) -> None:
         if transition.action == "set_traffic":
@@ -216,13 +221,17 @@ class RolloutController:
                 rollout.model,
                 "production",
                 rollout.candidate,
-                f"rollout {rollout.id} promoted: {rollout.reason}",
+                reason=f"rollout {rollout.id} promoted: {rollout.reason}",
             )
             log.warning("rollout %s: %s@%s promoted", rollout.id, rollout.model, candidate)
             return
         if rollout.status == "rolled_back" and decided_here:
             await asyncio.to_thread(
-                registry.set_status, rollout.model, rollout.candidate, "failed", rollout.reason
+                registry.set_status,
+                rollout.model,
+                rollout.candidate,
+                "failed",
+                reason=rollout.reason,
             )
             await self._alert(rollout)
         if endpoint.live != candidate:
@@ -230,16 +239,16 @@ class RolloutController:
         log.warning("rollout %s: %s (%s)", rollout.id, rollout.status, rollout.reason)
 
     async def _restore_baseline(
-        self, endpoint: Traffic, last: RolloutState, baseline: int, reason: str
+        self, endpoint: Traffic, last: RolloutState, baseline: int, *, reason: str
     ) -> None:
         record = await asyncio.to_thread(self.server.registry.resolve, last.model, baseline)
         await self.server.load_everywhere(endpoint.name, record, make_live=True)
         registry = self.server.registry
         await asyncio.to_thread(
-            registry.set_alias, last.model, "production", baseline, f"rollback: {reason}"
+            registry.set_alias, last.model, "production", baseline, reason=f"rollback: {reason}"
         )
         await asyncio.to_thread(
-            registry.set_status, last.model, last.candidate, "rolled_back", reason
+            registry.set_status, last.model, last.candidate, "rolled_back", reason=reason
         )
 
     async def _alert(self, rollout: RolloutState) -> None:

@@ -87,7 +87,7 @@ def success_rate_gate(candidate: ArmStats, minimum: float) -> GateResult:
 
 
 def latency_gate(
-    candidate: ArmStats, stable: ArmStats, max_ratio: float, slack_ms: float
+    candidate: ArmStats, stable: ArmStats, max_ratio: float, *, slack_ms: float
 ) -> GateResult:
     """p99 of the candidate within ``max_ratio`` of the stable's; differences under
     ``slack_ms`` are scheduling noise at millisecond latencies, not a regression."""
@@ -154,7 +154,7 @@ def homogeneity_p_value(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def accuracy_gate(
-    candidate: ArmStats, stable: ArmStats, max_drop: float, min_labels: int = MIN_LABELS
+    candidate: ArmStats, stable: ArmStats, max_drop: float, *, min_labels: int = MIN_LABELS
 ) -> GateResult:
     """Fails when the candidate's accuracy is below the stable's by more than ``max_drop``
     beyond sampling noise: a one-sided two-proportion z-test at ``SIGNIFICANCE`` (30
@@ -180,7 +180,7 @@ def accuracy_gate(
 
 
 def error_gate(
-    candidate: ArmStats, stable: ArmStats, max_increase: float, min_labels: int = MIN_LABELS
+    candidate: ArmStats, stable: ArmStats, max_increase: float, *, min_labels: int = MIN_LABELS
 ) -> GateResult:
     """A regressor's mean absolute error on labels against the stable's: fails when it is
     more than ``max_increase`` (a share) above, beyond sampling noise (a one-sided Welch
@@ -219,7 +219,9 @@ def evaluate_gates(
         )
     return [
         success_rate_gate(candidate, policy.min_success_rate),
-        latency_gate(candidate, stable, policy.max_p99_latency_ratio, policy.latency_slack * 1000),
+        latency_gate(
+            candidate, stable, policy.max_p99_latency_ratio, slack_ms=policy.latency_slack * 1000
+        ),
         divergence,
         accuracy,
         error_gate(candidate, stable, policy.max_error_increase),
@@ -232,7 +234,7 @@ def _more_accurate(candidate: ArmStats, stable: ArmStats, accuracy: GateResult) 
 
 
 def verdict(
-    candidate: ArmStats, gates: list[GateResult], min_requests: int, min_success_rate: float
+    candidate: ArmStats, gates: list[GateResult], min_requests: int, *, min_success_rate: float
 ) -> Verdict:
     """Judge only with ``min_requests`` behind the candidate, except that a candidate whose
     server errors already exceed what ``min_success_rate`` allows over ``min_requests``
@@ -326,6 +328,7 @@ def advance(
     state: RolloutState,
     result: Verdict,
     gates: list[GateResult],
+    *,
     now: float,
     failure_threshold: int,
 ) -> Transition:

@@ -45,6 +45,7 @@ class RolloutStore:
         endpoint: str,
         model: str,
         candidate: int,
+        *,
         baseline: int | None,
         mode: str,
         steps: tuple[int, ...],

@@ -18,6 +18,7 @@ def arm_stats(
     records: Iterable[Mapping[str, Any]],
     labels: Mapping[str, Any],
     endpoint: str,
+    *,
     version: str,
     shadow: bool,
 ) -> ArmStats:
@@ -78,6 +79,7 @@ def compare_window(
     logs_dir: Path,
     endpoint: str,
     candidate: str,
+    *,
     stable: str,
     shadow: bool,
     start: float,
@@ -88,10 +90,12 @@ def compare_window(
     the same length just before."""
     records: Sequence[Mapping[str, Any]] = window_records(logs_dir, start, end)
     labels = window_labels(logs_dir, start)
-    ours = arm_stats(records, labels, endpoint, candidate, shadow)
-    theirs = arm_stats(records, labels, endpoint, stable, False)
+    ours = arm_stats(records, labels, endpoint, version=candidate, shadow=shadow)
+    theirs = arm_stats(records, labels, endpoint, version=stable, shadow=False)
     if theirs.requests == 0:
         before = start - (end - start)
         earlier = window_records(logs_dir, before, start)
-        theirs = arm_stats(earlier, window_labels(logs_dir, before), endpoint, stable, False)
+        theirs = arm_stats(
+            earlier, window_labels(logs_dir, before), endpoint, version=stable, shadow=False
+        )
     return ours, theirs

@@ -126,12 +126,14 @@ class InferenceFastPath:
             path = scope["path"]
             if match := INFER_V2.match(path):
                 answer = await _serve(
-                    self.state, RawRequest(scope, receive), match[1], match[2], "v2"
+                    self.state, RawRequest(scope, receive), match[1], version=match[2], kind="v2"
                 )
                 await answer.send(send)
                 return
             if match := PREDICT_V1.match(path):
-                answer = await _serve(self.state, RawRequest(scope, receive), match[1], None, "v1")
+                answer = await _serve(
+                    self.state, RawRequest(scope, receive), match[1], version=None, kind="v1"
+                )
                 await answer.send(send)
                 return
         await self.app(scope, receive, send)
@@ -182,12 +184,12 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v2/models/{name}/versions/{version}/infer")
     async def infer_v2(request: Request, name: str, version: str | None = None) -> Response:
         raw = RawRequest(request.scope, request.receive)
-        return (await _serve(state, raw, name, version, "v2")).response()
+        return (await _serve(state, raw, name, version=version, kind="v2")).response()
 
     @app.post("/v1/models/{name}:predict")
     async def predict_v1(request: Request, name: str) -> Response:
         raw = RawRequest(request.scope, request.receive)
-        return (await _serve(state, raw, name, None, "v1")).response()
+        return (await _serve(state, raw, name, version=None, kind="v1")).response()
 
     @app.post("/v1/feedback")
     async def feedback(request: Request) -> Response:
@@ -200,7 +202,7 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
 
 
 async def _serve(
-    state: ServerState, request: RawRequest, name: str, version: str | None, kind: str
+    state: ServerState, request: RawRequest, name: str, *, version: str | None, kind: str
 ) -> Answer:
     started = time.perf_counter()
     context: dict[str, Any] = {"endpoint": name, "protocol": kind}
@@ -213,7 +215,7 @@ async def _serve(
             parsed = (
                 parse_infer(body, _header_length(request)) if kind == "v2" else _v1_instances(body)
             )
-            runtime, shadow = _route(state, name, version, request)
+            runtime, shadow = _route(state, name, version, request=request)
             context.update(model=runtime.model, version=runtime.version)
             adapter = runtime.adapter
             checked = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
@@ -225,7 +227,7 @@ async def _serve(
         arriving = False
         timing: dict[str, float] = {}
         probabilities = await _infer_watching_client(
-            runtime, x, state.serve.timeout, request, timing
+            runtime, x, state.serve.timeout, request=request, timing=timing
         )
         if "compute_s" in timing:  # model CPU per instance: the cost of a prediction
             threads = runtime.threads
@@ -237,10 +239,17 @@ async def _serve(
             record_span("infer", timing["started"], timing["finished"])
         with _span("encode", traced):
             response, ids = await _answer(
-                state, runtime, parsed, raw, probabilities, context, started, kind
+                state,
+                runtime,
+                parsed,
+                raw=raw,
+                probabilities=probabilities,
+                context=context,
+                started=started,
+                kind=kind,
             )
         if shadow is not None and shadow is not runtime:
-            _mirror_later(state, shadow, raw, ids, context)
+            _mirror_later(state, shadow, raw, ids=ids, context=context)
         return response
     except HttpError as error:
         await _record_failure(state, context, error)
@@ -264,6 +273,7 @@ async def _infer_watching_client(
     runtime: VersionRuntime,
     x: Any,
     timeout: float,
+    *,
     request: RawRequest,
     timing: dict[str, float],
 ) -> Any:
@@ -273,7 +283,7 @@ async def _infer_watching_client(
     batch, at no cost; elsewhere a watcher task waits for ``http.disconnect``."""
     gone = request.client_gone()
     try:
-        work = runtime.batcher.submit(x, timeout, timing, gone)
+        work = runtime.batcher.submit(x, timeout, timing, gone=gone)
     except (QueueFull, BatcherClosed) as exc:
         raise Unavailable(f"{exc}; retry shortly", {"Retry-After": "1"}) from None
     if gone is not None:
@@ -314,6 +324,7 @@ async def _answer(
     state: ServerState,
     runtime: VersionRuntime,
     parsed: Any,
+    *,
     raw: Any,
     probabilities: Any,
     context: dict[str, Any],
@@ -328,7 +339,11 @@ async def _answer(
     # 500 in the log, never a logged success the client did not get.
     if kind == "v2":
         body, header_length = encode_response(
-            runtime.endpoint, runtime.version, parsed, outputs, {"prediction_ids": ids}
+            runtime.endpoint,
+            runtime.version,
+            parsed,
+            outputs=outputs,
+            extra={"prediction_ids": ids},
         )
         if header_length is not None:
             headers["Inference-Header-Content-Length"] = str(header_length)
@@ -346,23 +361,32 @@ async def _answer(
         response = json_answer(answer, 200, headers)
     context["latency_ms"] = (time.perf_counter() - started) * 1000
     scores = None if runtime.is_regression else probabilities
-    records = state.logger.prediction_records(ids, context, raw, labels, scores)
+    records = state.logger.prediction_records(
+        ids, context, raw, labels=labels, probabilities=scores
+    )
     await state.logger.predictions.append_async(records)  # handed to the OS before we answer
-    _count(state, context, 200, len(labels), time.perf_counter() - started)
+    _count(state, context, 200, rows=len(labels), seconds=time.perf_counter() - started)
     return response, ids
 
 
 def _mirror_later(
-    state: ServerState, shadow: VersionRuntime, raw: Any, ids: list[str], context: dict[str, Any]
+    state: ServerState, shadow: VersionRuntime, raw: Any, *, ids: list[str], context: dict[str, Any]
 ) -> None:
     """Run the shadow on a copy of the request after the client has its answer."""
-    task = asyncio.get_running_loop().create_task(_mirror(state, shadow, raw, ids, context))
+    task = asyncio.get_running_loop().create_task(
+        _mirror(state, shadow, raw, ids=ids, answered=context)
+    )
     state.background.add(task)
     task.add_done_callback(state.background.discard)
 
 
 async def _mirror(
-    state: ServerState, shadow: VersionRuntime, raw: Any, ids: list[str], answered: dict[str, Any]
+    state: ServerState,
+    shadow: VersionRuntime,
+    raw: Any,
+    *,
+    ids: list[str],
+    answered: dict[str, Any],
 ) -> None:
     """Predict with the shadow and log it; a full queue drops the copy, never a request."""
     names = (shadow.endpoint, shadow.model, shadow.version)
@@ -392,7 +416,9 @@ async def _mirror(
     shadow_ids = [f"{pid}.s{shadow.version}" for pid in ids]
     scores = None if shadow.is_regression else probabilities
     await state.logger.predictions.append_async(
-        state.logger.prediction_records(shadow_ids, context, raw, labels, scores, ids)
+        state.logger.prediction_records(
+            shadow_ids, context, raw, labels=labels, probabilities=scores, shadow_of=ids
+        )
     )
     state.metrics.shadow.labels(*names, "ok").inc()
 
@@ -404,14 +430,14 @@ def _count_anomalies(state: ServerState, runtime: VersionRuntime, counts: Counts
 
 
 def _count(
-    state: ServerState, context: dict[str, Any], status: int, rows: int, seconds: float
+    state: ServerState, context: dict[str, Any], status: int, *, rows: int, seconds: float
 ) -> None:
     names = (context["endpoint"], context.get("model", ""), context.get("version", ""))
-    state.metrics.request_done(names, status, rows, seconds)
+    state.metrics.request_done(names, status, rows, seconds=seconds)
 
 
 async def _record_failure(state: ServerState, context: dict[str, Any], error: HttpError) -> None:
-    _count(state, context, error.status, 0, 0.0)
+    _count(state, context, error.status, rows=0, seconds=0.0)
     names = (context["endpoint"], context.get("model", ""), context.get("version", ""))
     if error.status == 503:
         state.metrics.rejected.labels(*names, "overloaded").inc()
@@ -426,7 +452,7 @@ async def _record_failure(state: ServerState, context: dict[str, Any], error: Ht
 
 
 def _route(
-    state: ServerState, name: str, version: str | None, request: RawRequest
+    state: ServerState, name: str, version: str | None, *, request: RawRequest
 ) -> tuple[VersionRuntime, VersionRuntime | None]:
     """The version that answers (a pinned version, or the router's pick) and the shadow
     that gets a copy (routed requests only)."""
@@ -444,7 +470,7 @@ def _route(
 
 
 def _runtime(
-    state: ServerState, name: str, version: str | None, need_ready: bool = True
+    state: ServerState, name: str, version: str | None, *, need_ready: bool = True
 ) -> VersionRuntime:
     endpoint = state.endpoints.get(name)
     if endpoint is None:
@@ -524,11 +550,11 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
             state.registry,
             state.logger.logs_dir,
             window,
-            state.monitor,
-            state.slo,
-            None,
-            in_memory,
-            state.report_digests(),
+            monitor=state.monitor,
+            slo=state.slo,
+            now=None,
+            loaded=in_memory,
+            store=state.report_digests(),
         )
         report["versions"] = [v for v in report["versions"] if v["slis"]["endpoint"] == name]
         return json_response(report)

@@ -83,6 +83,7 @@ class DynamicBatcher:
         predict: Predict,
         max_batch_size: int = 64,
         max_delay_s: float = 0.002,
+        *,
         queue_limit: int = 2048,
         on_batch: Callable[[BatchStats], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -160,6 +161,7 @@ class DynamicBatcher:
         x: np.ndarray,
         timeout_s: float,
         timing: dict[str, float] | None = None,
+        *,
         gone: Callable[[], bool] | None = None,
     ) -> asyncio.Future[np.ndarray]:
         """Queue ``x`` now and return its future (no task); cancelling it withdraws the rows,
@@ -260,7 +262,7 @@ class DynamicBatcher:
             return
         finally:
             self._idle.set()
-        self._finish(slices, batch, outputs, started)
+        self._finish(slices, batch, outputs, started=started)
 
     def _run_inline(self, slices: list[_Slice]) -> None:
         started = self._started(slices)
@@ -271,7 +273,7 @@ class DynamicBatcher:
             for s in slices:
                 _fail(s.request, exc)
             return
-        self._finish(slices, batch, outputs, started)
+        self._finish(slices, batch, outputs, started=started)
 
     def _started(self, slices: list[_Slice]) -> float:
         started = self.clock()
@@ -281,7 +283,7 @@ class DynamicBatcher:
         return started
 
     def _finish(
-        self, slices: list[_Slice], batch: np.ndarray, outputs: np.ndarray, started: float
+        self, slices: list[_Slice], batch: np.ndarray, outputs: np.ndarray, *, started: float
     ) -> None:
         finished = self.clock()
         self._observe(finished - started)

@@ -62,13 +62,13 @@ def dashboard_routes(app: FastAPI, state: ServerState) -> None:
             state.registry,
             state.logger.logs_dir,
             name,
-            window,
-            state.monitor,
-            state.slo,
-            loaded,
-            endpoint.describe(),
-            None,
-            state.report_digests(),
+            window_s=window,
+            monitor=state.monitor,
+            slo=state.slo,
+            loaded=loaded,
+            live=endpoint.describe(),
+            now=None,
+            store=state.report_digests(),
         )
         return json_response(document)
 

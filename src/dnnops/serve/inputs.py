@@ -59,7 +59,7 @@ class Checked:
 
 class InputAdapter:
     def __init__(
-        self, schema: Schema, policy: ServeConfig, pre: Preprocessor, input_name: str = INPUT
+        self, schema: Schema, policy: ServeConfig, pre: Preprocessor, *, input_name: str = INPUT
     ) -> None:
         self.schema = schema
         self.input_name = input_name
@@ -246,8 +246,8 @@ class InputAdapter:
                     array,
                     self.schema.tensor,
                     self.schema.range_tolerance,
-                    self.policy,
-                    self.tensor_fill,
+                    policy=self.policy,
+                    fill=self.tensor_fill,
                 )
             except PolicyViolation as exc:
                 raise SchemaViolation(str(exc)) from None

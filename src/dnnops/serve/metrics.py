@@ -181,7 +181,7 @@ class ServerMetrics:
         )
 
     def request_done(
-        self, names: tuple[str, str, str], status: int, rows: int, seconds: float
+        self, names: tuple[str, str, str], status: int, rows: int, *, seconds: float
     ) -> None:
         """Count one finished request; labelled children are cached (the hot path)."""
         key = (*names, status)
@@ -199,7 +199,7 @@ class ServerMetrics:
             children[2].observe(seconds)
 
     def watch_queue(
-        self, endpoint: str, model: str, version: str, depth: Callable[[], float]
+        self, endpoint: str, model: str, version: str, *, depth: Callable[[], float]
     ) -> None:
         if self.shared_dir is None:
             self.queue_depth.labels(endpoint, model, version).set_function(depth)

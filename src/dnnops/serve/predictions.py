@@ -33,6 +33,7 @@ class PredictionLogger:
         logs_dir: Path,
         log_inputs: float = 1.0,
         rotation: RotationPolicy | None = None,
+        *,
         seed: int | None = None,
     ) -> None:
         self.logs_dir = logs_dir
@@ -60,6 +61,7 @@ class PredictionLogger:
         ids: Sequence[str],
         context: dict[str, Any],
         raw: Inputs | TableBatch,
+        *,
         labels: np.ndarray,
         probabilities: np.ndarray | None,
         shadow_of: Sequence[str] | None = None,

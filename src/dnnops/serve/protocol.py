@@ -82,7 +82,7 @@ def parse_infer(body: bytes, header_length: int | None) -> InferRequest:
         raise BadRequest("the request needs 'inputs': a non-empty list of tensors")
     inputs, offset = [], 0
     for index, spec in enumerate(payload["inputs"]):
-        tensor, offset = _parse_input(spec, index, blob, offset)
+        tensor, offset = _parse_input(spec, index, blob, offset=offset)
         inputs.append(tensor)
     if offset != len(blob):
         raise BadRequest(f"{len(blob) - offset} bytes of binary data were not claimed by any input")
@@ -99,7 +99,7 @@ def parse_infer(body: bytes, header_length: int | None) -> InferRequest:
     )
 
 
-def _parse_input(spec: Any, index: int, blob: bytes, offset: int) -> tuple[InferInput, int]:
+def _parse_input(spec: Any, index: int, blob: bytes, *, offset: int) -> tuple[InferInput, int]:
     if not isinstance(spec, dict):
         raise BadRequest(f"inputs[{index}] must be an object with name, shape, datatype and data")
     name = spec.get("name")
@@ -119,11 +119,13 @@ def _parse_input(spec: Any, index: int, blob: bytes, offset: int) -> tuple[Infer
             raise BadRequest(
                 f"inputs[{index}].parameters.binary_data_size {size!r} runs past the body"
             )
-        array = _from_binary(blob[offset : offset + size], datatype, shape, index)
+        array = _from_binary(blob[offset : offset + size], datatype, shape, index=index)
         return InferInput(name, datatype, array), offset + size
     if "data" not in spec:
         raise BadRequest(f"inputs[{index}] has neither 'data' nor parameters.binary_data_size")
-    return InferInput(name, datatype, _from_json(spec["data"], datatype, shape, index)), offset
+    return InferInput(
+        name, datatype, _from_json(spec["data"], datatype, shape, index=index)
+    ), offset
 
 
 def _checked_shape(shape: Any, where: str) -> list[int]:
@@ -138,7 +140,7 @@ def _checked_shape(shape: Any, where: str) -> list[int]:
     return shape
 
 
-def _from_json(data: Any, datatype: str, shape: list[int], index: int) -> np.ndarray:
+def _from_json(data: Any, datatype: str, shape: list[int], *, index: int) -> np.ndarray:
     flat = _flatten(data)
     if len(flat) != math.prod(shape):
         raise BadRequest(
@@ -170,7 +172,7 @@ def _flatten(data: Any) -> list[Any]:
     return out
 
 
-def _from_binary(raw: bytes, datatype: str, shape: list[int], index: int) -> np.ndarray:
+def _from_binary(raw: bytes, datatype: str, shape: list[int], *, index: int) -> np.ndarray:
     count = math.prod(shape)
     if datatype == "BYTES":
         return np.array(_split_bytes(raw, count, index), dtype=object).reshape(shape)
@@ -215,6 +217,7 @@ def encode_response(
     model: str,
     version: str,
     request: InferRequest,
+    *,
     outputs: Sequence[OutputTensor],
     extra: dict[str, Any] | None = None,
 ) -> tuple[bytes, int | None]:

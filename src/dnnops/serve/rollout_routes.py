@@ -32,7 +32,7 @@ def rollout_routes(app: FastAPI, state: ServerState, controller: RolloutControll
             authorize(state, request)
             endpoint = _endpoint(state, name)
             payload = json_object(await read_body(request, BODY_LIMIT))
-            rollout = await _begin(state, controller, endpoint, payload)
+            rollout = await _begin(state, controller, endpoint, payload=payload)
             await controller.start(rollout)
         except HttpError as error:
             return error_response(error)
@@ -59,7 +59,11 @@ def rollout_routes(app: FastAPI, state: ServerState, controller: RolloutControll
 
 
 async def _begin(
-    state: ServerState, controller: RolloutController, endpoint: Endpoint, payload: dict[str, Any]
+    state: ServerState,
+    controller: RolloutController,
+    endpoint: Endpoint,
+    *,
+    payload: dict[str, Any],
 ) -> RolloutState:
     if "version" not in payload:
         raise BadRequest("version: required, e.g. {'version': 4, 'steps': [5, 50, 100]}")
@@ -76,12 +80,12 @@ async def _begin(
         controller.store,
         state.registry,
         endpoint.name,
-        stable.model if stable is not None else endpoint.name,
-        str(payload["version"]),
-        policy,
-        int(stable.version) if stable is not None else None,
-        bool(payload.get("approval", False)),
-        bool(payload.get("force", False)),
+        model=stable.model if stable is not None else endpoint.name,
+        ref=str(payload["version"]),
+        policy=policy,
+        baseline=int(stable.version) if stable is not None else None,
+        approval=bool(payload.get("approval", False)),
+        force=bool(payload.get("force", False)),
     )
 
 

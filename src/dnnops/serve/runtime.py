@@ -55,6 +55,7 @@ class VersionRuntime:
         endpoint: str,
         loaded: LoadedVersion,
         config: ServeConfig,
+        *,
         metrics: ServerMetrics,
         arriving: Callable[[], int] | None = None,
     ) -> VersionRuntime:
@@ -78,17 +79,19 @@ class VersionRuntime:
             predict,
             config.max_batch_size,
             config.max_delay,
-            config.queue_limit,
-            observe,
+            queue_limit=config.queue_limit,
+            on_batch=observe,
             arriving=arriving if config.close_when_quiet else None,
         )
-        metrics.watch_queue(*names, lambda: batcher.queue_depth)
+        metrics.watch_queue(*names, depth=lambda: batcher.queue_depth)
         classes = loaded.classes
         numeric = all(isinstance(c, int) for c in classes)
         return cls(
             endpoint=endpoint,
             loaded=loaded,
-            adapter=InputAdapter(loaded.schema, config, loaded.preprocessor, loaded.input_name),
+            adapter=InputAdapter(
+                loaded.schema, config, loaded.preprocessor, input_name=loaded.input_name
+            ),
             batcher=batcher,
             labels=np.array(classes, dtype="int64" if numeric else object),
             label_datatype="INT64" if numeric else "BYTES",

@@ -123,7 +123,11 @@ class ServerState:
                     load_version, self.registry, record, self.serve.backend
                 )
                 runtime = VersionRuntime.create(
-                    endpoint_name, loaded, self.serve, self.metrics, lambda: self.arriving
+                    endpoint_name,
+                    loaded,
+                    self.serve,
+                    metrics=self.metrics,
+                    arriving=lambda: self.arriving,
                 )
                 await runtime.start(self.serve.warmup_batch_sizes)
                 endpoint.versions[key] = runtime

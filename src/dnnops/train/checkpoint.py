@@ -22,7 +22,7 @@ POINTER = "latest.json"
 
 
 def save_checkpoint(
-    folder: Path, step: int, epoch: int, payload: dict[str, Any], keep: int
+    folder: Path, step: int, epoch: int, *, payload: dict[str, Any], keep: int
 ) -> tuple[Path, str]:
     """Write ``step-NNNNNNNN.pt``, point ``latest.json`` at it, prune old files.
 

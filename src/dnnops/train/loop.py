@@ -70,6 +70,7 @@ class Trainer:
         model: nn.Module,
         config: TrainConfig,
         train: Arrays,
+        *,
         valid: Arrays,
         ctx: LoopContext,
         objective: Objective | None = None,
@@ -98,7 +99,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lambda step: lr_factor(
-                step, total, config.warmup_steps, config.schedule, config.min_lr_ratio
+                step,
+                total,
+                config.warmup_steps,
+                schedule=config.schedule,
+                min_ratio=config.min_lr_ratio,
             ),
         )
         self.state = TrainState()
@@ -126,7 +131,7 @@ class Trainer:
         size = self.config.batch_size
         batches = [order[i : i + size] for i in range(0, len(order), size)]
         self.ctx.progress.start_epoch(
-            epoch, self.config.epochs, len(batches), self.state.batch_in_epoch
+            epoch, self.config.epochs, len(batches), done=self.state.batch_in_epoch
         )
         for index in range(self.state.batch_in_epoch, len(batches)):
             at_boundary = (index + 1) % self.config.grad_accum == 0 or index == len(batches) - 1
@@ -171,7 +176,11 @@ class Trainer:
 
     def _end_of_epoch_metrics(self, epoch: int) -> dict[str, float]:
         valid_loss, valid_score = evaluate_arrays(
-            self.model, self.valid_x, self.valid_y, self._autocast, objective=self.objective
+            self.model,
+            self.valid_x,
+            self.valid_y,
+            autocast=self._autocast,
+            objective=self.objective,
         )
         self.model.train()
         return {
@@ -246,11 +255,11 @@ class Trainer:
             self.ctx.checkpoint_dir,
             self.state.step,
             self.state.epoch,
-            payload,
-            self.config.keep_checkpoints,
+            payload=payload,
+            keep=self.config.keep_checkpoints,
         )
         self.ctx.recorder.checkpoint(
-            self.ctx.run_id, self.state.step, self.state.epoch, path, digest
+            self.ctx.run_id, self.state.step, self.state.epoch, path=path, sha256=digest
         )
 
     def restore(self, payload: dict[str, Any]) -> None:
@@ -280,6 +289,7 @@ def evaluate_arrays(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
+    *,
     autocast: Any = contextlib.nullcontext,
     batch_size: int = 1024,
     objective: Objective | None = None,
@@ -290,7 +300,9 @@ def evaluate_arrays(
     model.eval()
     loss_sum, score_sum = 0.0, 0.0
     with torch.inference_mode():
-        for outputs, truth in _batched_logits(model, x, y, autocast, batch_size):
+        for outputs, truth in _batched_logits(
+            model, x, y, autocast=autocast, batch_size=batch_size
+        ):
             loss_sum += float(judge.total(outputs, truth))
             score_sum += judge.score_sum(outputs, truth)
     count = max(1, len(x))
@@ -298,7 +310,7 @@ def evaluate_arrays(
 
 
 def _batched_logits(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast: Any, batch_size: int
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, autocast: Any, batch_size: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for start in range(0, len(x), batch_size):
         with autocast():

@@ -37,6 +37,7 @@ class Objective:
         outputs: torch.Tensor,
         y: torch.Tensor,
         weight: torch.Tensor | None = None,
+        *,
         reduction: Literal["mean", "sum"] = "sum",
     ) -> torch.Tensor:
         if self.task == "classification":

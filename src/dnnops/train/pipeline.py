@@ -39,6 +39,7 @@ class RunCreator(RunRecorder, Protocol):
         run_id: str,
         project: str,
         params: dict[str, Any],
+        *,
         dataset_sha256: str,
         run_dir: Path,
         world_size: int = 1,
@@ -51,6 +52,7 @@ class _NullCreator(NullRecorder):
         run_id: str,
         project: str,
         params: dict[str, Any],
+        *,
         dataset_sha256: str,
         run_dir: Path,
         world_size: int = 1,
@@ -83,6 +85,7 @@ def train_project(
     config: ProjectConfig | None,
     runs_dir: Path,
     recorder: RunCreator | None = None,
+    *,
     resume: str | None = None,
     progress: ProgressSink | None = None,
 ) -> TrainOutcome:
@@ -97,17 +100,22 @@ def train_project(
         active: RunCreator = (
             recorder if (recorder is not None and world.is_main) else _NullCreator()
         )
-        run_id, run_dir, config = _open_run(config, runs_dir, resume, world)
+        run_id, run_dir, config = _open_run(config, runs_dir, resume, world=world)
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         prepared = prepare_data(config.data, config.model, config.task)
         target = prepared.schema.target
         scale = (target.mean or 0.0, target.std or 1.0) if target and target.is_regression else None
         spec = ModelSpec.from_config(
-            config.model, prepared.preprocessor.input_shape, prepared.schema.output_width, scale
+            config.model,
+            prepared.preprocessor.input_shape,
+            prepared.schema.output_width,
+            target_scale=scale,
         )
         if resume is None:
-            _start_files(run_dir, run_id, config, spec, prepared, world, active)
+            _start_files(
+                run_dir, run_id, config, spec=spec, prepared=prepared, world=world, recorder=active
+            )
         else:
             _check_same_data(run_dir, prepared.fingerprint)
             active.status(run_id, "running")
@@ -115,9 +123,16 @@ def train_project(
         ctx = LoopContext(
             run_id, run_dir / "checkpoints", world, active, progress or SilentProgress()
         )
-        state, trainer = _fit(config, spec, prepared, ctx, resume is not None)
+        state, trainer = _fit(config, spec, prepared, ctx=ctx, resuming=resume is not None)
         return _finish(
-            trainer, state, config, spec, prepared, run_dir, ctx, time.perf_counter() - started
+            trainer,
+            state,
+            config,
+            spec=spec,
+            prepared=prepared,
+            run_dir=run_dir,
+            ctx=ctx,
+            seconds=time.perf_counter() - started,
         )
     finally:
         shutdown(world)
@@ -144,7 +159,7 @@ def objective_of(config: ProjectConfig, spec: ModelSpec) -> Objective:
 
 
 def _open_run(
-    config: ProjectConfig | None, runs_dir: Path, resume: str | None, world: World
+    config: ProjectConfig | None, runs_dir: Path, resume: str | None, *, world: World
 ) -> tuple[str, Path, ProjectConfig]:
     if resume is None:
         if config is None:
@@ -165,6 +180,7 @@ def _start_files(
     run_dir: Path,
     run_id: str,
     config: ProjectConfig,
+    *,
     spec: ModelSpec,
     prepared: PreparedData,
     world: World,
@@ -183,7 +199,14 @@ def _start_files(
         "world_size": world.size,
     }
     atomic_write(run_dir / "run.json", json.dumps(run_info, indent=2).encode())
-    recorder.create(run_id, config.name, params, prepared.fingerprint, run_dir, world.size)
+    recorder.create(
+        run_id,
+        config.name,
+        params,
+        dataset_sha256=prepared.fingerprint,
+        run_dir=run_dir,
+        world_size=world.size,
+    )
 
 
 def _check_same_data(run_dir: Path, fingerprint: str) -> None:
@@ -196,7 +219,12 @@ def _check_same_data(run_dir: Path, fingerprint: str) -> None:
 
 
 def _fit(
-    config: ProjectConfig, spec: ModelSpec, prepared: PreparedData, ctx: LoopContext, resuming: bool
+    config: ProjectConfig,
+    spec: ModelSpec,
+    prepared: PreparedData,
+    *,
+    ctx: LoopContext,
+    resuming: bool,
 ) -> tuple[TrainState, Trainer]:
     torch.manual_seed(config.train.seed)
     torch.use_deterministic_algorithms(True)
@@ -206,9 +234,9 @@ def _fit(
             model,
             config.train,
             prepared.train,
-            prepared.valid,
-            replace(ctx, stop=flag),
-            objective_of(config, spec),
+            valid=prepared.valid,
+            ctx=replace(ctx, stop=flag),
+            objective=objective_of(config, spec),
         )
         if resuming:
             trainer.restore(load_latest(ctx.checkpoint_dir))
@@ -225,6 +253,7 @@ def _finish(
     trainer: Trainer,
     state: TrainState,
     config: ProjectConfig,
+    *,
     spec: ModelSpec,
     prepared: PreparedData,
     run_dir: Path,

@@ -6,7 +6,7 @@ from typing import Protocol
 
 
 class ProgressSink(Protocol):
-    def start_epoch(self, epoch: int, epochs: int, batches: int, done: int) -> None: ...
+    def start_epoch(self, epoch: int, epochs: int, batches: int, *, done: int) -> None: ...
 
     def advance(self, batches: int) -> None: ...
 
@@ -14,7 +14,7 @@ class ProgressSink(Protocol):
 
 
 class SilentProgress:
-    def start_epoch(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+    def start_epoch(self, epoch: int, epochs: int, batches: int, *, done: int) -> None:
         return None
 
     def advance(self, batches: int) -> None:

@@ -11,7 +11,9 @@ RunStatus = Literal["running", "finished", "failed", "interrupted"]
 class RunRecorder(Protocol):
     def epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None: ...
 
-    def checkpoint(self, run_id: str, step: int, epoch: int, path: Path, sha256: str) -> None: ...
+    def checkpoint(
+        self, run_id: str, step: int, epoch: int, *, path: Path, sha256: str
+    ) -> None: ...
 
     def status(self, run_id: str, status: RunStatus, **fields: Any) -> None: ...
 
@@ -22,7 +24,7 @@ class NullRecorder:
     def epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         return None
 
-    def checkpoint(self, run_id: str, step: int, epoch: int, path: Path, sha256: str) -> None:
+    def checkpoint(self, run_id: str, step: int, epoch: int, *, path: Path, sha256: str) -> None:
         return None
 
     def status(self, run_id: str, status: RunStatus, **fields: Any) -> None:

@@ -10,6 +10,7 @@ def lr_factor(
     step: int,
     total_steps: int,
     warmup_steps: int = 0,
+    *,
     schedule: Literal["cosine", "constant"] = "cosine",
     min_ratio: float = 0.0,
 ) -> float:
