@@ -47,6 +47,14 @@ def test_each_request_is_traced_through_decode_queue_infer_encode(trained_home: 
     assert queue.end_time <= infer.start_time + 1_000_000  # queue ends where the batch begins
 
 
+def test_the_event_loop_lag_is_exposed_and_small_on_an_idle_server(server: Server) -> None:
+    time.sleep(0.3)  # a few probes
+    with server.client() as http:
+        text = http.get("/metrics").text
+    [line] = [x for x in text.splitlines() if x.startswith("dnnops_event_loop_lag_seconds ")]
+    assert 0.0 <= float(line.split()[1]) < 1.0
+
+
 def test_metrics_pass_promtool(server: Server) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:

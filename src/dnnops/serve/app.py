@@ -53,6 +53,7 @@ from dnnops.serve.http import (
     json_response,
     read_body,
 )
+from dnnops.serve.loop_lag import LoopLag
 from dnnops.serve.protocol import encode_response, parse_infer
 from dnnops.serve.rollout_routes import rollout_routes
 from dnnops.serve.runtime import VersionRuntime
@@ -83,7 +84,10 @@ def create_app(state: ServerState) -> InferenceFastPath:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.start()
         await controller.tick()  # resume a rollout a restart interrupted before serving
-        loops = [asyncio.create_task(controller.run(), name="rollout-controller")]
+        loops = [
+            asyncio.create_task(controller.run(), name="rollout-controller"),
+            asyncio.create_task(LoopLag(state.metrics.event_loop_lag.set).run(), name="loop-lag"),
+        ]
         if state.monitor.evaluate_every:
             monitoring = MonitorLoop(control, AlertStore(state.registry.engine))
             loops.append(asyncio.create_task(monitoring.run(state.monitor.evaluate_every)))

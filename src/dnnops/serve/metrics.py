@@ -162,6 +162,13 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.event_loop_lag = Gauge(
+            "dnnops_event_loop_lag_seconds",
+            "Worst delay of the event loop over the last 10 s: how long a request that was "
+            "ready to run waited for work that held the loop.",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
         self.controller_errors = Counter(
             "dnnops_controller_errors",
             "Rollout controller ticks that failed (logged; the loop goes on).",

@@ -122,7 +122,10 @@ class ServerState:
                 loaded = await asyncio.to_thread(
                     load_version, self.registry, record, self.serve.backend
                 )
-                runtime = VersionRuntime.create(
+                # the model's session (onnxruntime's graph optimisation) is built in a
+                # thread too: on the loop it held requests already queued
+                runtime = await asyncio.to_thread(
+                    VersionRuntime.create,
                     endpoint_name,
                     loaded,
                     self.serve,
