@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -38,6 +39,7 @@ from dnnops.serve.errors import (
     BadRequest,
     GatewayTimeout,
     HttpError,
+    InvalidOutput,
     NotFound,
     Unavailable,
     http_error_of,
@@ -68,6 +70,8 @@ def _span(name: str, traced: bool) -> contextlib.AbstractContextManager[Any]:
 
 log = logging.getLogger("dnnops.serve")
 HEADER_LENGTH = "inference-header-content-length"
+UNKNOWN = "unknown"
+"""The one label refusals of names the server does not serve are counted under."""
 
 
 INFER_V2 = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
@@ -214,6 +218,7 @@ async def _serve(
     state.arriving += 1  # until queued: a batcher waits for requests still on their way
     arriving = True
     try:
+        _attribute(state, name, version, context=context)
         body = await request.body(state.serve.max_body_bytes)
         with _span("decode", traced):
             parsed = (
@@ -233,6 +238,7 @@ async def _serve(
         probabilities = await _infer_watching_client(
             runtime, x, state.serve.timeout, request=request, timing=timing
         )
+        _refuse_non_finite(probabilities)
         if "compute_s" in timing:  # model CPU per instance: the cost of a prediction
             threads = runtime.threads
             context["cpu_ms"] = timing["compute_s"] * 1000 * threads / max(len(x), 1)
@@ -405,6 +411,7 @@ async def _mirror(
     try:
         x = apply_preprocessing(shadow.loaded.preprocessor, raw)
         probabilities = await shadow.batcher.submit(x, state.serve.timeout)
+        _refuse_non_finite(probabilities)
     except (QueueFull, BatcherClosed):
         state.metrics.shadow.labels(*names, "dropped").inc()
         return
@@ -438,6 +445,36 @@ def _count(
 ) -> None:
     names = (context["endpoint"], context.get("model", ""), context.get("version", ""))
     state.metrics.request_done(names, status, rows, seconds=seconds)
+
+
+def _refuse_non_finite(outputs: np.ndarray) -> None:
+    """A NaN or infinite output is the model failing: answered 500 and counted against
+    availability, where argmax would have answered class 0 and counted a success."""
+    finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite).tolist()
+        raise InvalidOutput(
+            f"the model answered NaN or infinity for row(s) {rows[:10]} of {len(outputs)}; "
+            "nothing was predicted"
+        )
+
+
+def _attribute(
+    state: ServerState, name: str, version: str | None, *, context: dict[str, Any]
+) -> None:
+    """Name the request's endpoint and (until it is routed) its version in ``context``,
+    so a refusal is counted and logged under names the server serves: a request to a made-up
+    model is refused 404 under the one ``unknown`` endpoint and logged nowhere, and never
+    adds a metric series, a report row or an alert of its own."""
+    endpoint = state.endpoints.get(name)
+    if endpoint is None:
+        context["endpoint"] = UNKNOWN
+        raise NotFound(f"unknown model {name!r}; this server serves {sorted(state.endpoints)}")
+    runtime, live = endpoint.runtime(version), endpoint.runtime()
+    if runtime is not None:
+        context.update(model=runtime.model, version=runtime.version)
+    elif live is not None:  # a version it does not have: routing refuses it 404
+        context.update(model=live.model, version=UNKNOWN)
 
 
 async def _record_failure(state: ServerState, context: dict[str, Any], error: HttpError) -> None:

@@ -46,6 +46,12 @@ class SchemaViolation(HttpError):
     status = 422
 
 
+class InvalidOutput(HttpError):
+    """The model answered NaN or infinity: a server error, never a class or a number."""
+
+    status = 500
+
+
 class Unavailable(HttpError):
     status = 503
 

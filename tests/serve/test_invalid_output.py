@@ -1,0 +1,55 @@
+"""A model that answers NaN fails the request (500, counted against availability); it is
+never answered as class 0 and counted as a success."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+import dnnops
+from tests.serve.conftest import start_server
+
+
+class NanAboveTen(torch.nn.Module):
+    """A linear classifier whose output turns NaN when the first feature exceeds 10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.linear(x)
+        return torch.where(x[:, :1] > 10, torch.full_like(logits, float("nan")), logits)
+
+
+def test_a_nan_output_is_a_server_error_not_a_class(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    reference = np.random.default_rng(0).normal(size=(100, 4)).astype("float32")
+    torch.manual_seed(0)
+    dnnops.log_model(NanAboveTen(), name="nan", reference=reference, home=home)
+    server = start_server(home, "--model", "nan@1")
+    try:
+        with server.client() as http:
+            name = http.get("/v2/models/nan").json()["inputs"][0]["name"]
+
+            def infer(rows: list[list[float]]) -> httpx.Response:
+                body = {"inputs": [{"name": name, "shape": [len(rows), 4], "datatype": "FP32",
+                                    "data": [v for r in rows for v in r]}]}  # fmt: skip
+                return http.post("/v2/models/nan/infer", json=body)
+
+            assert infer([[0.1, 0.2, 0.3, 0.4]]).status_code == 200
+            broken = infer([[0.1, 0.2, 0.3, 0.4], [50.0, 0.0, 0.0, 0.0]])
+            assert broken.status_code == 500, broken.text
+            assert "NaN or infinity for row(s) [1]" in broken.json()["error"]
+            metrics = http.get("/metrics").text
+            report = http.get("/v1/monitor/nan?since=1h").json()
+    finally:
+        server.stop()
+    assert 'dnnops_requests_total{endpoint="nan",model="nan",status="500",version="1"} 1.0' in (
+        metrics
+    )
+    slis = report["versions"][0]["slis"]
+    assert slis["predictions"] == 1 and slis["success_rate"] == 0.5
