@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dnnops.config import MonitorConfig
 from dnnops.monitor.slo import WORKBOOK_RULES, budget_remaining, burn_alerts, burn_rate
 
 TARGET = 0.999  # budget: 0.1% bad
@@ -75,3 +80,43 @@ def test_feature_freshness_is_the_age_of_the_last_value_seen() -> None:
         "b": 50.0,
         "c": None,
     }
+
+
+def test_the_error_budget_covers_the_whole_slo_window(tmp_path: Path) -> None:
+    """50 server errors ten days ago spend a 30-day budget; a 3-day reading would miss them."""
+    from dnnops.config import SloConfig
+    from dnnops.home import resolve_home
+    from dnnops.monitor.report import build_report
+    from dnnops.registry.open import open_registry
+    from dnnops.serve.predictions import PredictionLogger
+
+    now = time.time()
+    context = {"endpoint": "toy", "model": "toy", "version": "1"}
+    answered = [
+        {**context, "id": f"a{i}", "ts": now - 3600 - i, "status": 200, "output": 1}
+        for i in range(9950)
+    ]
+    failed = [{**context, "id": None, "ts": now - 10 * 86400 + i, "status": 500} for i in range(50)]
+    logger = PredictionLogger(tmp_path / "home" / "logs").start()
+    try:
+        logger.predictions.append([orjson.dumps(r) for r in failed + answered])
+    finally:
+        logger.close()
+    home = resolve_home(tmp_path / "home")
+    slo = SloConfig.model_validate(
+        {"window": "30d", "objectives": [{"name": "ok", "kind": "success_rate", "target": 0.999}]}
+    )
+    report = build_report(
+        open_registry(home), home.logs_dir, 86400.0, monitor=MonitorConfig(), slo=slo, now=now
+    )
+    [objective] = report["versions"][0]["slo"]
+    assert objective["window_s"] == 30 * 86400 and objective["events"] == 10000
+    assert objective["current"] == pytest.approx(0.995)
+    assert objective["error_budget_remaining"] == pytest.approx(1 - 0.005 / 0.001)  # -4: spent
+    assert objective["met"] is False
+    three_days = SloConfig.model_validate({**slo.model_dump(), "window": "3d"})
+    recent = build_report(
+        open_registry(home), home.logs_dir, 86400.0, monitor=MonitorConfig(), slo=three_days,
+        now=now,
+    )["versions"][0]["slo"][0]  # fmt: skip
+    assert recent["met"] is True and recent["events"] == 9950

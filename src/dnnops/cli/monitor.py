@@ -240,7 +240,9 @@ def slo_status(
     config: Annotated[
         Path, typer.Option("--config", "-c", help="Project file (its slo objectives).")
     ] = Path("dnnops.yaml"),
-    since: Annotated[str, typer.Option(help="Window for compliance and budget.")] = "1d",
+    since: Annotated[
+        str, typer.Option(help="Window of the SLIs; budgets always cover slo.window.")
+    ] = "1d",
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

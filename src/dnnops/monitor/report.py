@@ -30,7 +30,6 @@ from dnnops.monitor.drift import (
 )
 from dnnops.monitor.rollup import LabeledRows, MinuteCounts, Rollup, bucket_start
 from dnnops.monitor.sli import (
-    Quality,
     VersionSlis,
     quality_of,
     regression_quality_of,
@@ -85,7 +84,7 @@ def build_report(
             slo=slo,
             now=moment,
         )
-        section["alerts"] = _burn_alerts(
+        section["slo"], section["alerts"] = _budgets(
             rollup, key, labeled, classes=versions.classes(key), slo=slo, now=moment
         )
         sections.append(section)
@@ -118,7 +117,7 @@ def _per_version(
     return served, served_predictions, endpoint_totals
 
 
-def _burn_alerts(
+def _budgets(
     rollup: Rollup,
     key: VersionKey,
     labeled: LabeledRows,
@@ -126,17 +125,17 @@ def _burn_alerts(
     classes: list[int | str],
     slo: SloConfig,
     now: float,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each objective's compliance and error budget over ``slo.window`` (the SRE Workbook's
+    budget period, not the report's window), and its burn-rate alerts."""
     history = [m for (e, mo, v, _), ms in rollup.history.items() if (e, mo, v) == key for m in ms]
-    return [
-        alert.to_dict()
-        for objective in slo.objectives
-        for alert in burn_alerts(
-            objective.name,
-            objective.target,
-            _counter(objective, history, labeled, classes=classes, now=now),
-        )
-    ]
+    objectives, alerts = [], []
+    for objective in slo.objectives:
+        counts = _counter(objective, history, labeled, classes=classes, now=now)
+        bad, total = counts(slo.window)
+        objectives.append(_objective(objective, bad, total, window_s=slo.window))
+        alerts += [a.to_dict() for a in burn_alerts(objective.name, objective.target, counts)]
+    return objectives, alerts
 
 
 class _Versions:
@@ -185,7 +184,8 @@ def _rollup(
 ) -> Rollup:
     """Every prediction segment written within the longest burn window, digested (from the
     digest kept on disk when the segment has not changed since)."""
-    oldest = moment - LONGEST_BURN_WINDOW_S
+    # budgets read the whole SLO window (30 d by default) from the minutes' digests
+    oldest = moment - max(LONGEST_BURN_WINDOW_S, slo.window, window_s)
     thresholds = latency_thresholds_ms(slo)
     built_before = store.built
     # a label comes after its prediction: older feedback segments cannot match any record
@@ -248,7 +248,6 @@ def _version_section(
         "currency": monitor.currency,
         "cpu_second_price": monitor.cpu_second_price,
     }
-    section["slo"] = [_objective(o, slis, stats, quality=quality) for o in slo.objectives]
     return section
 
 
@@ -385,25 +384,20 @@ def _counter(
 
 
 def _objective(
-    objective: ObjectiveConfig, slis: VersionSlis, stats: Stats, *, quality: Quality | None
+    objective: ObjectiveConfig, bad: int, total: int, *, window_s: float
 ) -> dict[str, Any]:
-    """Compliance over the window and the share of the error budget left (1 - bad / allowed)."""
-    good_share: float | None
-    judged = stats.predictions + stats.server_errors
-    if objective.kind == "latency":
-        slower = stats.slower_than.get(threshold_key((objective.threshold or 0.0) * 1000), 0)
-        good_share = (stats.predictions - slower) / judged if judged else None
-    elif objective.kind == "success_rate":
-        good_share = stats.success_rate
-    else:
-        good_share = quality.metrics.get("accuracy") if quality else None
+    """Compliance over the SLO window and the share of its error budget left
+    (1 - bad / allowed); None while nothing was judged in it."""
+    good_share = 1.0 - bad / total if total else None
     allowed = 1.0 - objective.target
     remaining = None if good_share is None else 1.0 - (1.0 - good_share) / allowed
     return {
         "name": objective.name,
         "kind": objective.kind,
         "target": objective.target,
+        "window_s": window_s,
         "current": good_share,
         "met": None if good_share is None else good_share >= objective.target,
         "error_budget_remaining": remaining,
+        "events": total,
     }
