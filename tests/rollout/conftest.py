@@ -82,6 +82,8 @@ class Traffic:
     labels of every answer to /v1/feedback."""
 
     url: str
+    token: str | None = None
+    """Sent with every request (feedback needs a labels or admin token once one is set)."""
     statuses: list[int] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
@@ -103,7 +105,8 @@ class Traffic:
     def _run(self, seed: int) -> None:
         digits = load_digits()
         rng = np.random.default_rng(seed)
-        with httpx.Client(base_url=self.url, timeout=30) as http:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        with httpx.Client(base_url=self.url, timeout=30, headers=headers) as http:
             while not self.stop.is_set():
                 rows = rng.choice(len(digits.target), 4, replace=False)
                 response = http.post(
@@ -121,7 +124,8 @@ class Traffic:
                     {"prediction_id": i, "label": int(digits.target[r])}
                     for i, r in zip(ids, rows, strict=True)
                 ]
-                http.post("/v1/feedback", json={"labels": labels})
+                labeled = http.post("/v1/feedback", json={"labels": labels})
+                assert labeled.status_code == 200, labeled.text
 
 
 def _infer_body(rows: np.ndarray) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def test_rollout_routes_refuse_bad_requests_with_named_errors(
 
 
 def test_a_good_canary_walks_every_step_and_is_promoted(server: Server, versions: Versions) -> None:
-    traffic = Traffic(server.url).start()
+    traffic = Traffic(server.url, server.token).start()
     try:
         started = httpx.post(
             f"{server.url}/v1/endpoints/digits/rollout", json={"version": 2}, headers=ADMIN
@@ -116,7 +116,7 @@ def test_a_good_canary_walks_every_step_and_is_promoted(server: Server, versions
 def test_a_broken_canary_is_rolled_back_while_the_stable_version_answers(
     server: Server, versions: Versions
 ) -> None:
-    traffic = Traffic(server.url).start()
+    traffic = Traffic(server.url, server.token).start()
     try:
         started = httpx.post(
             f"{server.url}/v1/endpoints/digits/rollout", json={"version": 3}, headers=ADMIN
@@ -147,7 +147,7 @@ def test_a_broken_canary_is_rolled_back_while_the_stable_version_answers(
 def test_a_shadow_gets_a_copy_of_traffic_but_never_answers(
     server: Server, versions: Versions
 ) -> None:
-    traffic = Traffic(server.url).start()
+    traffic = Traffic(server.url, server.token).start()
     try:
         started = httpx.post(
             f"{server.url}/v1/endpoints/digits/rollout",
@@ -202,7 +202,7 @@ def test_an_operator_rollback_puts_the_replaced_version_back(
 def test_blue_green_moves_all_traffic_then_promotes_after_its_verification_window(
     server: Server, versions: Versions
 ) -> None:
-    traffic = Traffic(server.url).start()
+    traffic = Traffic(server.url, server.token).start()
     try:
         time.sleep(1.5)  # the stable version's window before the switch, to compare with
         started = httpx.post(
@@ -239,7 +239,7 @@ def test_a_restart_resumes_the_rollout_where_it_was(server: Server, versions: Ve
         assert endpoint["rollout"]["id"] == rollout["id"]
         assert endpoint["canary_version"] == "1"
         assert endpoint["versions"]["1"]["weight"] == 40
-        traffic = Traffic(again.url).start()
+        traffic = Traffic(again.url, again.token).start()
         time.sleep(2.0)
         aborted = dnnops(versions, "rollout", "abort", "digits")
         assert aborted.returncode == 0, aborted.stderr

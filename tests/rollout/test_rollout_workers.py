@@ -49,7 +49,7 @@ def test_two_workers_roll_out_a_canary_and_promote_it_once(
     )
     try:
         assert len(workers_of(server)) == 2
-        traffic = Traffic(server.url).start(clients=4)
+        traffic = Traffic(server.url, server.token).start(clients=4)
         try:
             started = httpx.post(
                 f"{server.url}/v1/endpoints/digits/rollout", json={"version": 2}, headers=ADMIN

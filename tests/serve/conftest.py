@@ -28,6 +28,9 @@ class Server:
     url: str
     home: Path
     output: list[str] = field(default_factory=list)
+    token: str | None = None
+    """The admin token the server was started with: ``client()`` sends it (admin implies
+    the labels and read scopes)."""
     """Everything the server printed after its address (stdout and stderr, interleaved): read
     as it comes, so a chatty server never blocks on a full pipe."""
 
@@ -36,7 +39,8 @@ class Server:
         return self.url.removeprefix("http://")
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers)
 
     def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
         if self.process.poll() is None:
@@ -110,7 +114,7 @@ def start_server(home: Path, *args: str, env: dict[str, str] | None = None) -> S
         found = re.search(r"http://(127\.0\.0\.1:\d+)", line)
         url = f"http://{found.group(1)}" if found else None
         assert time.monotonic() < deadline, "the server did not start"
-    server = Server(process, url, home, printed)
+    server = Server(process, url, home, printed, environment.get("DNNOPS_ADMIN_TOKEN"))
     server.keep_reading()
     while httpx.get(f"{url}/v2/health/ready", timeout=5).status_code != 200:
         assert time.monotonic() < deadline, "the server never turned ready"

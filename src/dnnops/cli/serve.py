@@ -18,7 +18,7 @@ from dnnops.console import make_console, rows_table
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.home import Home, resolve_home
 from dnnops.registry.open import open_registry
-from dnnops.serve.launch import Launch, serve
+from dnnops.serve.launch import Launch, refuse_open_bind, serve
 from dnnops.serve.predictions import PredictionLogger
 
 
@@ -34,8 +34,15 @@ def serve_command(
         typer.Option(min=1, max=64, help="Server processes sharing the port (serve.workers)."),
     ] = None,
     home: HomeOpt = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Serve beyond loopback with no token set (anyone may label)."
+        ),
+    ] = False,
 ) -> None:
     """Serve registered models over HTTP (Open Inference Protocol v2 and /v1)."""
+    refuse_open_bind(host, insecure=insecure)
     project = load_config(config) if config is not None else None
     count = workers or (project.serve.workers if project is not None else 1)
     code = serve(Launch(project, config, home, model or [], host, port, count))

@@ -49,6 +49,7 @@ from dnnops.serve.http import (
     Answer,
     RawRequest,
     authorize,
+    authorize_scope,
     error_answer,
     error_response,
     json_answer,
@@ -202,6 +203,7 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v1/feedback")
     async def feedback(request: Request) -> Response:
         try:
+            authorize_scope(state, request, "labels")
             labels = _feedback_labels(await read_body(request, state.serve.max_body_bytes))
         except HttpError as error:
             return error_response(error)
@@ -577,8 +579,12 @@ def _feedback_labels(body: bytes) -> list[tuple[str, Any]]:
 
 def _monitor_routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/v1/monitor/{name}")
-    async def monitor(name: str, since: str = "1h") -> Response:
+    async def monitor(request: Request, name: str, since: str = "1h") -> Response:
         """SLIs, drift, quality and SLO budgets of an endpoint, as ``dnnops monitor report``."""
+        try:
+            authorize_scope(state, request, "read")
+        except HttpError as error:
+            return error_response(error)
         if name not in state.endpoints:
             return error_response(NotFound(f"unknown endpoint {name!r}"))
         try:

@@ -7,14 +7,14 @@ import re
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from dnnops.dashboard.data import dashboard_data
 from dnnops.durations import parse_duration
 from dnnops.predlog.reader import read_records
-from dnnops.serve.errors import BadRequest, NotFound
-from dnnops.serve.http import error_response, json_response
+from dnnops.serve.errors import BadRequest, HttpError, NotFound
+from dnnops.serve.http import authorize_scope, error_response, json_response
 from dnnops.serve.state import ServerState
 
 STATIC = {
@@ -47,8 +47,12 @@ def dashboard_routes(app: FastAPI, state: ServerState) -> None:
         return Response(static_file(name), 200, headers, media_type=media)
 
     @app.get("/v1/dashboard/{name}")
-    async def data(name: str, since: str = "1h") -> Response:
+    async def data(request: Request, name: str, since: str = "1h") -> Response:
         """Everything the dashboard shows for endpoint ``name`` over ``since``."""
+        try:
+            authorize_scope(state, request, "read")
+        except HttpError as error:
+            return error_response(error)
         endpoint = state.endpoints.get(name)
         if endpoint is None:
             return error_response(NotFound(f"unknown endpoint {name!r}"))
@@ -72,9 +76,17 @@ def dashboard_routes(app: FastAPI, state: ServerState) -> None:
         )
         return json_response(document)
 
+    _tracer_route(app, state)
+
+
+def _tracer_route(app: FastAPI, state: ServerState) -> None:
     @app.get("/v1/predictions/{prediction_id}")
-    async def trace(prediction_id: str) -> Response:
+    async def trace(request: Request, prediction_id: str) -> Response:
         """One prediction by id: inputs, output, version, latency, its label and shadows."""
+        try:
+            authorize_scope(state, request, "read")
+        except HttpError as error:
+            return error_response(error)
         if not PREDICTION_ID.match(prediction_id):
             return error_response(BadRequest("prediction_id: letters, digits, '.', '-', '_'"))
         found = await asyncio.to_thread(find_prediction, state, prediction_id)

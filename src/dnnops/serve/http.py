@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import Request
@@ -132,5 +132,27 @@ def authorize(state: ServerState, request: Request) -> None:
         raise Unauthorized("admin route: send Authorization: Bearer <DNNOPS_ADMIN_TOKEN>")
     if state.admin_token is None:
         raise Forbidden("admin routes are disabled: start the server with DNNOPS_ADMIN_TOKEN set")
-    if not hmac.compare_digest(header.removeprefix("Bearer ").encode(), state.admin_token.encode()):
+    if not _matches(header, state.admin_token):
         raise Forbidden("wrong admin token")
+
+
+Scope = Literal["labels", "read"]
+_SCOPE_ENV = {"labels": "DNNOPS_LABELS_TOKEN", "read": "DNNOPS_READ_TOKEN"}
+
+
+def authorize_scope(state: ServerState, request: Request, scope: Scope) -> None:
+    """``labels`` (feedback) and ``read`` (tracer, dashboard data, monitor) routes: open
+    while no token at all is set (a loopback server for one user), else they need their
+    scope's token or the admin token (401 without one, 403 with a wrong one)."""
+    if not state.secured:
+        return
+    own = state.labels_token if scope == "labels" else state.read_token
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized(f"{scope} route: send Authorization: Bearer <{_SCOPE_ENV[scope]}>")
+    if not any(_matches(header, token) for token in (own, state.admin_token) if token):
+        raise Forbidden(f"this token may not use {scope} routes")
+
+
+def _matches(header: str, token: str) -> bool:
+    return hmac.compare_digest(header.removeprefix("Bearer ").encode(), token.encode())

@@ -30,6 +30,21 @@ from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.state import ServerState, Target
 
 ADMIN_TOKEN_ENV = "DNNOPS_ADMIN_TOKEN"
+LABELS_TOKEN_ENV = "DNNOPS_LABELS_TOKEN"
+READ_TOKEN_ENV = "DNNOPS_READ_TOKEN"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def refuse_open_bind(host: str, *, insecure: bool) -> None:
+    """Binding beyond loopback with no token would let anyone send labels that steer the
+    canary gates and retraining, and read logged inputs: refused unless ``--insecure``."""
+    tokens = (os.environ.get(n) for n in (ADMIN_TOKEN_ENV, LABELS_TOKEN_ENV, READ_TOKEN_ENV))
+    if host not in LOOPBACK and not any(tokens) and not insecure:
+        raise UsageError(
+            f"serving on {host} with no token set lets anyone send labels and read logged "
+            f"inputs; set {LABELS_TOKEN_ENV} and {READ_TOKEN_ENV} (or {ADMIN_TOKEN_ENV}), or "
+            "pass --insecure"
+        )
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,8 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         logger=PredictionLogger(home.logs_dir, serve.log_inputs),
         targets=targets,
         admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None,
+        labels_token=os.environ.get(LABELS_TOKEN_ENV) or None,
+        read_token=os.environ.get(READ_TOKEN_ENV) or None,
         monitor=project.monitor if project else MonitorConfig(),
         slo=project.slo if project else SloConfig(),
         rollout=project.rollout if project else RolloutConfig(),

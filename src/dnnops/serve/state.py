@@ -41,6 +41,16 @@ class ServerState:
     logger: PredictionLogger
     targets: list[Target]
     admin_token: str | None = None
+    labels_token: str | None = None
+    """``DNNOPS_LABELS_TOKEN``: may send ``/v1/feedback`` (admin may too)."""
+    read_token: str | None = None
+    """``DNNOPS_READ_TOKEN``: may read the tracer, the dashboard data and the monitor."""
+
+    @property
+    def secured(self) -> bool:
+        """Whether any token is set: then labels and reads need one too."""
+        return any((self.admin_token, self.labels_token, self.read_token))
+
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)

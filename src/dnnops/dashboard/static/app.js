@@ -219,6 +219,18 @@ function renderRegressionDebug(section) {
     : '<p class="empty">no predictions</p>';
 }
 
+// A server with tokens needs a read token: open /dashboard#token=... once; the fragment
+// never reaches the server's logs, and the token stays in this tab only.
+function authorized() {
+  const found = location.hash.match(/token=([^&]+)/);
+  if (found) {
+    sessionStorage.setItem("dnnops-token", decodeURIComponent(found[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const token = sessionStorage.getItem("dnnops-token");
+  return token ? { headers: { Authorization: `Bearer ${token}` } } : {};
+}
+
 async function trace(event) {
   event.preventDefault();
   const id = $("trace-id").value.trim();
@@ -226,7 +238,7 @@ async function trace(event) {
     $("trace-result").innerHTML = '<p class="empty">the tracer needs a running server</p>';
     return;
   }
-  const response = await fetch(`/v1/predictions/${encodeURIComponent(id)}`);
+  const response = await fetch(`/v1/predictions/${encodeURIComponent(id)}`, authorized());
   const body = await response.json();
   if (!response.ok) {
     $("trace-result").innerHTML = `<p class="bad">${esc(body.error)}</p>`;
@@ -260,7 +272,7 @@ async function refresh() {
     return;
   }
   try {
-    const response = await fetch(`/v1/dashboard/${encodeURIComponent(name)}?since=${$("window").value}`);
+    const response = await fetch(`/v1/dashboard/${encodeURIComponent(name)}?since=${$("window").value}`, authorized());
     if (!response.ok) throw new Error((await response.json()).error);
     latest = await response.json();
     render(latest);
