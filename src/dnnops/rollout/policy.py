@@ -170,13 +170,18 @@ def accuracy_gate(
     error = math.sqrt(
         ours * (1 - ours) / candidate.labeled + theirs * (1 - theirs) / stable.labeled
     )
-    z = (drop - max_drop) / max(error, 1e-9)
-    outcome: Outcome = "fail" if drop > max_drop and z > Z_CRITICAL else "pass"
+    outcome: Outcome = "fail" if _beyond_noise(drop, max_drop, error) else "pass"
     message = (
         f"accuracy {ours:.2%} vs stable {theirs:.2%} on {candidate.labeled}/{stable.labeled} "
         f"labels (drop {drop:+.2%}, limit {max_drop:.2%})"
     )
     return GateResult("accuracy_drop", outcome, drop, max_drop, message)
+
+
+def _beyond_noise(value: float, limit: float, standard_error: float) -> bool:
+    """``value`` exceeds ``limit`` by more than sampling noise: a one-sided z-test at
+    ``SIGNIFICANCE``."""
+    return value > limit and (value - limit) / max(standard_error, 1e-12) > Z_CRITICAL
 
 
 def error_gate(
@@ -195,8 +200,7 @@ def error_gate(
     allowed = stable_mae * (1.0 + max_increase)
     increase = mae / stable_mae - 1.0 if stable_mae > 0 else (math.inf if mae > 0 else 0.0)
     error = math.sqrt(ours.var(ddof=1) / len(ours) + theirs.var(ddof=1) / len(theirs))
-    z = (mae - allowed) / max(error, 1e-12)
-    outcome: Outcome = "fail" if mae > allowed and z > Z_CRITICAL else "pass"
+    outcome: Outcome = "fail" if _beyond_noise(mae, allowed, error) else "pass"
     message = (
         f"MAE {mae:.4g} vs stable {stable_mae:.4g} on {len(ours)}/{len(theirs)} labels "
         f"(increase {increase:+.1%}, limit {max_increase:.0%})"
