@@ -295,6 +295,9 @@ class MonitorConfig(Section):
     currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
     """The unit of cpu_second_price, shown beside every cost."""
     webhook_url: str | None = None
+    runbook_url: Annotated[str, Field(pattern=r"\{page\}")] = "docs/runbooks/{page}.md"
+    """Where alerts point for what to do: a template with ``{page}`` (drift, latency,
+    availability, accuracy, rollback, ...), e.g. your published docs site's runbooks."""
     suppress_during_rollout: bool = True
     """Hold back a rollout candidate's alerts: its rollout's gates judge it (and page)."""
     evaluate_every: Duration | None = 60.0

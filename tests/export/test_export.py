@@ -54,6 +54,11 @@ def test_prometheus_rules_pass_promtool_and_fire_on_errors(
         if "objective" in r.get("labels", {})
     }
     assert {o for _, o, _ in alerts} == {"latency", "availability"}
+    runbooks = {r["alert"]: r["annotations"]["runbook_url"] for r in rules["groups"][1]["rules"]}
+    assert all(url.startswith("docs/runbooks/") for url in runbooks.values()), runbooks
+    assert runbooks["DnnopsQueueNearLimit"] == "docs/runbooks/queue-saturation.md"
+    for url in runbooks.values():  # every page a rule points to ships with the docs
+        assert (Path(__file__).parents[2] / url).is_file(), url
     pages = [alerts[("DnnopsErrorBudgetBurnPage", "availability", f)] for f in ("14.4", "6.0")]
     series = 'dnnops_requests_total{endpoint="digits",model="digits",version="1",status="%s"}'
     unit_test = {

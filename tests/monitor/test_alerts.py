@@ -70,6 +70,8 @@ def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
     store = AlertStore(open_engine(f"sqlite:///{tmp_path / 'meta.db'}"))
     firing = alerts_from_report(_report(burning=True, drifting=True))
     assert {(a.kind, a.severity) for a in firing} == {("burn_rate", "page"), ("drift", "ticket")}
+    drift = next(a for a in firing if a.kind == "drift")
+    assert drift.details["runbook_url"] == "docs/runbooks/drift.md"
 
     fresh = store.record(firing)
     assert deliver(fresh, url) == 0

@@ -44,6 +44,7 @@ class FakeServer:
     registry: ModelRegistry
     logs_dir: Path
     webhook_url: str | None = None
+    runbooks: str = "https://runbooks.example/{page}"
     routes: dict[str, Endpoint] = field(default_factory=dict)
     loaded: list[tuple[str, str, bool]] = field(default_factory=list)
     retired: list[tuple[str, str]] = field(default_factory=list)
@@ -194,7 +195,9 @@ def test_a_failing_canary_is_rolled_back_with_a_page(setup: Setup) -> None:
     assert route.live == "1" and route.canary is None
     assert server.registry.resolve("toy", "2").status == "failed"
     assert server.registry.resolve("toy", "production").version == 1
-    assert [a["kind"] for a in AlertStore(server.registry.engine).list()] == ["rollout"]
+    [page] = AlertStore(server.registry.engine).list()
+    assert page["kind"] == "rollout"
+    assert page["details"]["runbook_url"] == "https://runbooks.example/rollback"
     assert ("toy", "2") in server.retired
 
 

@@ -47,7 +47,7 @@ def monitor_report(
         slo=project.slo if project else SloConfig(),
     )
     if alert:
-        firing = alerts_from_report(report)
+        firing = alerts_from_report(report, runbooks=monitor.runbook_url)
         fresh = AlertStore(open_engine(resolved.db_url)).record(firing)
         failed = deliver(fresh, monitor.webhook_url)
         report["alerts"] = {

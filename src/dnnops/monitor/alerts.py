@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from dnnops.monitor.runbooks import DEFAULT_TEMPLATE, runbook_url
 from dnnops.registry.runs import Clock, iso_utc, utc_now
 from dnnops.registry.tables import AlertRow
 
@@ -42,9 +43,12 @@ class Alert:
 
 
 def alerts_from_report(
-    report: Mapping[str, Any], drift_severity: Severity = "ticket"
+    report: Mapping[str, Any],
+    drift_severity: Severity = "ticket",
+    runbooks: str = DEFAULT_TEMPLATE,
 ) -> list[Alert]:
-    """Burn-rate alerts as the report computed them, plus a drift alert per drifted version."""
+    """Burn-rate alerts as the report computed them (each with its runbook), plus a drift
+    alert per drifted version."""
     out = []
     for version in report.get("versions", []):
         slis = version["slis"]
@@ -63,6 +67,7 @@ def alerts_from_report(
                 f"{where}: input drift in {len(drifted)} feature(s), share {drift['share']:.0%}"
             )
             details = {
+                "runbook_url": runbook_url("drift", runbooks),
                 "share": drift["share"],
                 "features": drifted[:20],
                 "multivariate": drift.get("multivariate"),

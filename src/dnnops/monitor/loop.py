@@ -80,7 +80,9 @@ class MonitorLoop:
             server.rollout_candidates() if server.monitor.suppress_during_rollout else set()
         )
         server.observe_report(report)
-        firing, held = suppress_rollout_candidates(alerts_from_report(report), candidates)
+        firing, held = suppress_rollout_candidates(
+            alerts_from_report(report, runbooks=server.monitor.runbook_url), candidates
+        )
         fresh = await asyncio.to_thread(self.alerts.record, firing)
         if fresh:
             await asyncio.to_thread(deliver, fresh, server.monitor.webhook_url)

@@ -18,6 +18,7 @@ from prometheus_client.utils import floatToGoString
 
 from dnnops.config import ObjectiveConfig, ProjectConfig
 from dnnops.durations import format_duration
+from dnnops.monitor.runbooks import runbook_url
 from dnnops.monitor.slo import WORKBOOK_RULES
 
 REQUESTS = "dnnops_requests_total"
@@ -50,6 +51,7 @@ def error_ratio(objective: ObjectiveConfig, model: str, range_: str) -> str | No
 
 def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
     model = project.name
+    runbooks = project.monitor.runbook_url
     recording: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
     ranges = sorted({s for r in WORKBOOK_RULES for s in (r.long_s, r.short_s)})
@@ -87,6 +89,7 @@ def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
                             f"target {objective.target:.3%} over "
                             f"{format_duration(project.slo.window)}; see dnnops monitor report"
                         ),
+                        "runbook_url": runbook_url(objective.kind, runbooks),
                     },
                 }
             )
@@ -111,14 +114,18 @@ def _operational(project: ProjectConfig) -> list[dict[str, Any]]:
             "labels": {"model": model, "severity": "ticket"},
             "annotations": {
                 "summary": f"{model}: the batch queue holds over 80% of serve.queue_limit "
-                f"({limit}); requests will soon be answered 503"
+                f"({limit}); requests will soon be answered 503",
+                "runbook_url": runbook_url("queue", project.monitor.runbook_url),
             },
         },
         {
             "alert": "DnnopsRolloutControllerFailing",
             "expr": "increase(dnnops_controller_errors_total[10m]) > 3",
             "labels": {"model": model, "severity": "ticket"},
-            "annotations": {"summary": "the rollout controller keeps failing; see the server log"},
+            "annotations": {
+                "summary": "the rollout controller keeps failing; see the server log",
+                "runbook_url": runbook_url("controller", project.monitor.runbook_url),
+            },
         },
     ]
 

@@ -29,6 +29,7 @@ from dnnops.monitor.drift import (
     jensen_shannon_distance,
 )
 from dnnops.monitor.rollup import LabeledRows, MinuteCounts, Rollup, bucket_start
+from dnnops.monitor.runbooks import runbook_url
 from dnnops.monitor.sli import (
     VersionSlis,
     quality_of,
@@ -85,7 +86,13 @@ def build_report(
             now=moment,
         )
         section["slo"], section["alerts"] = _budgets(
-            rollup, key, labeled, classes=versions.classes(key), slo=slo, now=moment
+            rollup,
+            key,
+            labeled,
+            classes=versions.classes(key),
+            slo=slo,
+            now=moment,
+            runbooks=monitor.runbook_url,
         )
         sections.append(section)
     busiest = max(sections, key=lambda v: v["slis"]["predictions"], default=None)
@@ -125,6 +132,7 @@ def _budgets(
     classes: list[int | str],
     slo: SloConfig,
     now: float,
+    runbooks: str,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each objective's compliance and error budget over ``slo.window`` (the SRE Workbook's
     budget period, not the report's window), and its burn-rate alerts."""
@@ -134,7 +142,11 @@ def _budgets(
         counts = _counter(objective, history, labeled, classes=classes, now=now)
         bad, total = counts(slo.window)
         objectives.append(_objective(objective, bad, total, window_s=slo.window))
-        alerts += [a.to_dict() for a in burn_alerts(objective.name, objective.target, counts)]
+        runbook = runbook_url(objective.kind, runbooks)
+        alerts += [
+            {**a.to_dict(), "runbook_url": runbook}
+            for a in burn_alerts(objective.name, objective.target, counts)
+        ]
     return objectives, alerts
 
 

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from dnnops.config import RolloutConfig
 from dnnops.monitor.alerts import Alert, AlertStore, deliver
+from dnnops.monitor.runbooks import runbook_url
 from dnnops.rollout.policy import (
     RolloutState,
     Transition,
@@ -261,7 +262,12 @@ class RolloutController:
                 f"{rollout.model}@{rollout.candidate} rolled back at {rollout.weight}% "
                 f"traffic: {rollout.reason}"
             ),
-            details={"rollout": rollout.id, "endpoint": rollout.endpoint, "step": rollout.step},
+            details={
+                "rollout": rollout.id,
+                "endpoint": rollout.endpoint,
+                "step": rollout.step,
+                "runbook_url": runbook_url("rollout", self.server.runbooks),
+            },
         )
         if await asyncio.to_thread(self.alerts.event, alert):
             await asyncio.to_thread(deliver, [alert], self.server.webhook_url)

@@ -36,6 +36,10 @@ class ServerControl:
         return self.state.monitor.webhook_url
 
     @property
+    def runbooks(self) -> str:
+        return self.state.monitor.runbook_url
+
+    @property
     def monitor(self) -> MonitorConfig:
         return self.state.monitor
 
