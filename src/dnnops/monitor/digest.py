@@ -21,6 +21,7 @@ from dnnops.data.profile import Profile
 from dnnops.data.schema import category_key
 from dnnops.monitor.dataset_drift import as_feature_frame
 from dnnops.monitor.drift import percentile_counts
+from dnnops.monitor.scoring import finite_number
 from dnnops.monitor.sketch import QuantileSketch
 
 BUCKET_S = 60.0
@@ -228,12 +229,8 @@ def _scorable(record: Mapping[str, Any], regression: bool) -> bool:
     if record.get("status") != 200:
         return False
     if regression:
-        return _is_number(record.get("output"))
+        return finite_number(record.get("output")) is not None
     return bool(record.get("probabilities"))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def group_key(record: Mapping[str, Any]) -> GroupKey:
@@ -287,7 +284,8 @@ def _add_predicted_values(
     target = reference.profile.prediction_reference if reference.profile else None
     if not reference.regression or target is None or not target.percentiles:
         return
-    values = [float(r["output"]) for r in answered if _is_number(r.get("output"))]
+    numbers = (finite_number(r.get("output")) for r in answered)
+    values = [v for v in numbers if v is not None]
     if values:
         counts = percentile_counts(target.percentiles, np.array(values, dtype="float64"))
         stats.predicted_values = [int(c) for c in counts]

@@ -82,7 +82,6 @@ def build_report(
             stats,
             labeled=labeled.since(rollup.start),
             monitor=monitor,
-            slo=slo,
             now=moment,
         )
         section["slo"], section["alerts"] = _budgets(
@@ -234,7 +233,6 @@ def _version_section(
     *,
     labeled: LabeledRows,
     monitor: MonitorConfig,
-    slo: SloConfig,
     now: float,
 ) -> dict[str, Any]:
     section: dict[str, Any] = {"slis": slis.to_dict(), "drift": None, "quality": None}
