@@ -60,7 +60,9 @@ def test_two_workers_roll_out_a_canary_and_promote_it_once(
                 rollout = httpx.get(f"{server.url}/v1/endpoints/digits", timeout=10).json()
                 if rollout["rollout"] and rollout["rollout"]["status"] == "promoted":
                     break
-                assert time.monotonic() < deadline, rollout
+                ended = rollout["rollout"] and rollout["rollout"]["status"] != "running"
+                assert not ended, rollout["rollout"]  # the last check's gates say why
+                assert time.monotonic() < deadline, rollout["rollout"]
                 time.sleep(0.3)
         finally:
             traffic.finish()
