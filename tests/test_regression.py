@@ -18,6 +18,7 @@ import yaml
 
 import dnnops
 from tests.conftest import CliResult, subprocess_env
+from tests.monitor.test_report_schema import check_report
 from tests.serve.conftest import start_server
 from tests.userdata import prices_frame, write_csv
 
@@ -73,6 +74,7 @@ def test_a_price_is_learned_served_and_predicted_as_a_number(
             ]
             assert http.post("/v1/feedback", json={"labels": labels}).status_code == 200
             report = http.get("/v1/monitor/prices?since=1h").json()
+            check_report(report)
             version = report["versions"][0]
             assert version["slis"]["predictions"] == 3 and version["slis"]["success_rate"] == 1.0
             quality = version["quality"]

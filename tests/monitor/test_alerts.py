@@ -12,34 +12,35 @@ from typing import Any
 import pytest
 
 from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
+from dnnops.monitor.dataset_drift import DatasetDrift
+from dnnops.monitor.drift import FeatureDrift
+from dnnops.monitor.report_types import Report, SegmentCounts, VersionSection
+from dnnops.monitor.sli import VersionSlis
+from dnnops.monitor.slo import BurnAlert
 from dnnops.registry.db import open_engine
 
 
-def _report(burning: bool, drifting: bool) -> dict[str, Any]:
-    burn = {
-        "objective": "availability",
-        "severity": "page",
-        "factor": 14.4,
-        "long_window_s": 3600.0,
-        "short_window_s": 300.0,
-        "long_burn_rate": 20.0,
-        "short_burn_rate": 30.0,
-    }
-    drift = {
-        "drifted": drifting,
-        "share": 0.75,
-        "multivariate": None,
-        "features": [{"feature": "a", "drifted": True}, {"feature": "b", "drifted": drifting}],
-    }
-    return {
-        "versions": [
-            {
-                "slis": {"model": "m", "version": "3"},
-                "alerts": [burn] if burning else [],
-                "drift": drift,
-            }
-        ]
-    }
+def _report(burning: bool, drifting: bool) -> Report:
+    burn = BurnAlert(
+        objective="availability",
+        severity="page",
+        factor=14.4,
+        long_window_s=3600.0,
+        short_window_s=300.0,
+        long_burn_rate=20.0,
+        short_burn_rate=30.0,
+        runbook_url="https://runbooks.example/availability",
+    )
+    features = [
+        FeatureDrift("a", "psi", 0.5, 0.2, True),
+        FeatureDrift("b", "psi", 0.5 if drifting else 0.1, 0.2, drifting),
+    ]
+    drift = DatasetDrift(features, 0.75, 0.5, drifting, rows=500)
+    slis = VersionSlis(
+        "m", "m", "3", 500, 10, 0.98, 0.0, 5.0, 1.0, *[1.0] * 6, 0.9, [], 1.0
+    )  # fmt: skip
+    section = VersionSection(slis, alerts=[burn] if burning else [], drift=drift)
+    return Report(0.0, 3600.0, 0.0, 510, SegmentCounts(1, 0), [section])
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from dnnops.monitor.digest import Reference, Stats, digest_records, stats_of
 from dnnops.monitor.digest_store import DigestStore, fingerprint
 from dnnops.monitor.drift import drift_from_counts, feature_drift, percentile_counts
 from dnnops.monitor.sketch import RELATIVE_ACCURACY, QuantileSketch
+from dnnops.predlog.records import PredictionRecord
 from dnnops.predlog.writer import SegmentWriter
 
 RNG = np.random.default_rng(0)
@@ -46,7 +47,7 @@ record_strategy = st.fixed_dictionaries(
             {"a": st.floats(-4, 4), "b": st.floats(-1, 11), "c": st.sampled_from(["x", "y", "q"])}
         ),
     }
-)
+).map(PredictionRecord.from_json)
 
 
 def _comparable(stats: Stats) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def _comparable(stats: Stats) -> dict[str, Any]:
 @settings(max_examples=40, deadline=None)
 @given(st.lists(record_strategy, min_size=2, max_size=40), st.data())
 def test_stats_of_two_parts_merge_into_the_stats_of_both(
-    records: list[dict[str, Any]], data: st.DataObject
+    records: list[PredictionRecord], data: st.DataObject
 ) -> None:
     cut = data.draw(st.integers(1, len(records) - 1))
     whole = stats_of(records, REFERENCE, [100.0, 1000.0])
@@ -97,9 +98,9 @@ def test_drift_from_counts_equals_drift_from_values(method: str) -> None:
     assert drift_from_counts(category, {"x": 50, "q": 50}).score == pytest.approx(direct.score)
 
 
-def _segment(folder: Path, records: list[dict[str, Any]]) -> Path:
+def _segment(folder: Path, records: list[PredictionRecord]) -> Path:
     writer = SegmentWriter(folder, "predictions").start()
-    writer.append([orjson.dumps(r) for r in records])
+    writer.append([r.encode() for r in records])
     writer.flush()
     writer.close()
     [path] = folder.glob("predictions-*.log")
@@ -111,24 +112,26 @@ def _settle(path: Path) -> None:
     os.utime(path, (old, old))
 
 
-def _build(records: list[dict[str, Any]]) -> Any:
+def _build(records: list[PredictionRecord]) -> Any:
     return digest_records(records, lambda model, version: REFERENCE, [100.0])
 
 
-def _records(count: int, start: float = 0.0) -> list[dict[str, Any]]:
+def _records(count: int, start: float = 0.0) -> list[PredictionRecord]:
     return [
-        {
-            "id": f"p{start}-{i}",
-            "ts": start + i,
-            "endpoint": "e",
-            "model": "m",
-            "version": "1",
-            "status": 200,
-            "latency_ms": 1.0 + i,
-            "probabilities": [0.25, 0.75],
-            "output": 1,
-            "inputs": {"a": 0.1 * i, "b": 5.0, "c": "x"},
-        }
+        PredictionRecord.from_json(
+            {
+                "id": f"p{start}-{i}",
+                "ts": start + i,
+                "endpoint": "e",
+                "model": "m",
+                "version": "1",
+                "status": 200,
+                "latency_ms": 1.0 + i,
+                "probabilities": [0.25, 0.75],
+                "output": 1,
+                "inputs": {"a": 0.1 * i, "b": 5.0, "c": "x"},
+            }
+        )
         for i in range(count)
     ]
 
@@ -194,7 +197,7 @@ def test_a_growing_segment_is_followed_frame_by_frame(tmp_path: Path) -> None:
         k: _comparable(v) for k, v in fresh.stats.items()
     }
     [rows] = done.rows.values()
-    assert rows.ids.tolist() == [r["id"] for r in _records(100) + _records(70, start=100.0)]
+    assert rows.ids.tolist() == [r.id for r in _records(100) + _records(70, start=100.0)]
 
 
 def test_digests_of_deleted_segments_are_pruned(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import sklearn.datasets
 from dnnops.home import resolve_home
 from dnnops.serve.launch import BackgroundServer, build_state
 from tests.conftest import CliResult
+from tests.monitor.test_report_schema import check_report
 from tests.serve.conftest import train_digits
 
 
@@ -51,11 +52,13 @@ def test_report_shows_slis_quality_and_drift(
                 == 422
             )
             live = http.get("/v1/monitor/digits", params={"since": "10m"}).json()
+            check_report(live)
             assert live["versions"][0]["slis"]["predictions"] == 300
             assert http.get("/v1/monitor/nope").status_code == 404
             assert http.get("/v1/monitor/digits", params={"since": "soon"}).status_code == 400
 
     report = cli("monitor", "report", "--since", "1h", "--json").json()
+    check_report(report)
     [version] = report["versions"]
     slis = version["slis"]
     assert slis["predictions"] == 300 and slis["failed_requests"] == 1

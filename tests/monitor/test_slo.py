@@ -67,11 +67,12 @@ def test_uniform_burn_fires_exactly_the_rules_it_exceeds(share: float, target: f
 def test_feature_freshness_is_the_age_of_the_last_value_seen() -> None:
     from dnnops.monitor.digest import last_seen
     from dnnops.monitor.report import freshness
+    from dnnops.predlog.records import PredictionRecord
 
     records = [
-        {"ts": 100.0, "inputs": {"a": 1.0, "b": None}},
-        {"ts": 150.0, "inputs": {"a": float("nan"), "b": 2.0}},
-        {"ts": 170.0, "inputs": None},  # inputs not sampled into the log
+        PredictionRecord(ts=100.0, status=200, inputs={"a": 1.0, "b": None}),
+        PredictionRecord(ts=150.0, status=200, inputs={"a": float("nan"), "b": 2.0}),
+        PredictionRecord(ts=170.0, status=200),  # inputs not sampled into the log
     ]
     last = last_seen(records[:1], ["a", "b", "c"])  # two digests merged keep the newest
     merged = {**last, **last_seen(records[1:], ["a", "b", "c"])}
@@ -109,14 +110,14 @@ def test_the_error_budget_covers_the_whole_slo_window(tmp_path: Path) -> None:
     report = build_report(
         open_registry(home), home.logs_dir, 86400.0, monitor=MonitorConfig(), slo=slo, now=now
     )
-    [objective] = report["versions"][0]["slo"]
-    assert objective["window_s"] == 30 * 86400 and objective["events"] == 10000
-    assert objective["current"] == pytest.approx(0.995)
-    assert objective["error_budget_remaining"] == pytest.approx(1 - 0.005 / 0.001)  # -4: spent
-    assert objective["met"] is False
+    [objective] = report.versions[0].slo
+    assert objective.window_s == 30 * 86400 and objective.events == 10000
+    assert objective.current == pytest.approx(0.995)
+    assert objective.error_budget_remaining == pytest.approx(1 - 0.005 / 0.001)  # -4: spent
+    assert objective.met is False
     three_days = SloConfig.model_validate({**slo.model_dump(), "window": "3d"})
     recent = build_report(
         open_registry(home), home.logs_dir, 86400.0, monitor=MonitorConfig(), slo=three_days,
         now=now,
-    )["versions"][0]["slo"][0]  # fmt: skip
-    assert recent["met"] is True and recent["events"] == 9950
+    ).versions[0].slo[0]  # fmt: skip
+    assert recent.met is True and recent.events == 9950

@@ -5,7 +5,6 @@ definition, one quantile sketch, one way of scoring labels."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 
 from dnnops.monitor.digest import Stats, stats_of
 from dnnops.monitor.timeseries import Bucket, merged, series, summarize
+from dnnops.predlog.records import PredictionRecord
 from dnnops.rollout.window import arm_stats
 
 RECORD = st.fixed_dictionaries(
@@ -27,15 +27,15 @@ RECORD = st.fixed_dictionaries(
         "probabilities": st.lists(st.floats(0, 1), min_size=4, max_size=4),
         "cpu_ms": st.floats(0, 5),
     }
-)
+).map(PredictionRecord.from_json)
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(RECORD, max_size=40), st.lists(RECORD, max_size=40))
 def test_buckets_of_two_parts_merge_into_the_bucket_of_both(
-    first: list[dict[str, Any]], second: list[dict[str, Any]]
+    first: list[PredictionRecord], second: list[PredictionRecord]
 ) -> None:
-    labels = {r["id"]: r["output"] for r in first[::2]}
+    labels = {r.label_id: r.output for r in first[::2]}
     whole = summarize(first + second, labels, "digits", start=0.0, bucket_s=10.0)
     parts = [
         summarize(first, labels, "digits", start=0.0, bucket_s=10.0),
@@ -53,15 +53,17 @@ def test_buckets_of_two_parts_merge_into_the_bucket_of_both(
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(RECORD, max_size=60))
-def test_the_report_the_dashboard_and_the_rollout_gate_agree(records: list[dict[str, Any]]) -> None:
-    labels = {r["id"]: r["output"] for r in records[::3]}
+def test_the_report_the_dashboard_and_the_rollout_gate_agree(
+    records: list[PredictionRecord],
+) -> None:
+    labels = {r.label_id: r.output for r in records[::3]}
     buckets = summarize(records, labels, "digits", start=0.0, bucket_s=10.0)
     for version in ("1", "2"):
-        mine = [r for r in records if r["version"] == version]
+        mine = [r for r in records if r.version == version]
         # the report: per-minute digests merged over the window
-        minutes: dict[float, list[dict[str, Any]]] = {}
+        minutes: dict[float, list[PredictionRecord]] = {}
         for record in mine:
-            minutes.setdefault(record["ts"] // 60 * 60, []).append(record)
+            minutes.setdefault(record.ts // 60 * 60, []).append(record)
         report = Stats.merged([stats_of(part, None, ()) for part in minutes.values()])
         # the dashboard: 10-second buckets merged over the window
         board = merged(b for (v, _, _), b in buckets.items() if v == version)
@@ -81,7 +83,7 @@ def test_the_report_the_dashboard_and_the_rollout_gate_agree(records: list[dict[
 
 
 def test_points_and_series_line_up_with_the_buckets() -> None:
-    records = [
+    given = [
         {"id": "a", "ts": 1.0, "endpoint": "digits", "version": "1", "status": 200,
          "latency_ms": 4.0, "output": 1, "probabilities": [0.2, 0.8]},
         {"id": "b", "ts": 2.0, "endpoint": "digits", "version": "1", "status": 500},
@@ -90,6 +92,7 @@ def test_points_and_series_line_up_with_the_buckets() -> None:
          "latency_ms": 40.0, "output": 0, "probabilities": [0.9, 0.1]},
         {"id": "d", "ts": 25.0, "endpoint": "other", "version": "9", "status": 200},
     ]  # fmt: skip
+    records = [PredictionRecord.from_json(r) for r in given]
     buckets = summarize(records, {"a": 1, "c": 1}, "digits", start=0.0, bucket_s=10.0)
     columns = series(buckets, 0.0, 30.0, bucket_s=10.0)
     assert columns["t"] == [0.0, 10.0, 20.0]

@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 from sklearn.datasets import load_digits
 
+from dnnops.predlog.records import RequestContext
 from dnnops.quickstart.camera import new_camera
 from dnnops.serve.predictions import PredictionLogger
 from tests.conftest import CliResult
@@ -45,7 +46,7 @@ def capture(home: Path, x: np.ndarray, y: np.ndarray, predicted_by: str) -> None
     logger = PredictionLogger(home / "logs").start()
     try:
         ids = logger.new_ids(len(y))
-        context = {"endpoint": "digits", "model": "digits", "version": predicted_by}
+        context = RequestContext(endpoint="digits", model="digits", version=predicted_by)
         probabilities = np.full((len(y), 10), 0.1, dtype="float32")
         logger.predictions.append(
             logger.prediction_records(

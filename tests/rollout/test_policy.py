@@ -251,6 +251,7 @@ def test_error_gate_fails_a_regressor_whose_error_grew_beyond_noise() -> None:
 
 
 def test_arm_stats_score_a_regressors_numbers_against_numeric_labels() -> None:
+    from dnnops.predlog.records import PredictionRecord
     from dnnops.rollout.window import arm_stats
 
     records = [
@@ -260,7 +261,11 @@ def test_arm_stats_score_a_regressors_numbers_against_numeric_labels() -> None:
         {"id": "d", "endpoint": "e", "version": "2", "status": 500},
     ]
     stats = arm_stats(
-        records, {"a": 12.0, "b": "4", "c": "not a number"}, "e", version="2", shadow=False
+        [PredictionRecord.from_json(r) for r in records],
+        {"a": 12.0, "b": "4", "c": "not a number"},
+        "e",
+        version="2",
+        shadow=False,
     )
     assert stats.absolute_errors == (2.0, 0.5)
     assert (stats.labeled, stats.class_counts, stats.server_errors) == (0, {}, 1)

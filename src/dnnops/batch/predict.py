@@ -27,6 +27,7 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.table import ColumnValueError
 from dnnops.errors import DataError, UsageError
 from dnnops.evaluate.metrics import softmax
+from dnnops.predlog.records import RequestContext
 from dnnops.registry.loader import LoadedVersion, make_predictor
 
 if TYPE_CHECKING:
@@ -125,12 +126,12 @@ def _log(
     labels: np.ndarray,
     probabilities: np.ndarray | None,
 ) -> None:
-    context = {
-        "endpoint": loaded.record.model,
-        "protocol": "batch",
-        "model": loaded.record.model,
-        "version": str(loaded.record.version),
-    }
+    context = RequestContext(
+        endpoint=loaded.record.model,
+        protocol="batch",
+        model=loaded.record.model,
+        version=str(loaded.record.version),
+    )
     features = frame[[c.name for c in loaded.schema.columns]]
     raw = features.astype(object).where(features.notna(), None)
     logger.predictions.append(

@@ -4,7 +4,7 @@ segments (no torch, no pandas, no database)."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -14,7 +14,13 @@ from dnnops.console import make_console, rows_table
 from dnnops.durations import parse_duration
 from dnnops.home import resolve_home
 from dnnops.predlog.frames import FrameStats
-from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, read_records
+from dnnops.predlog.reader import (
+    FEEDBACK,
+    PREDICTIONS,
+    read_feedback_records,
+    read_predictions,
+)
+from dnnops.predlog.records import FeedbackRecord, PredictionRecord
 
 logs_app = typer.Typer(no_args_is_help=True, help="Prediction and feedback logs.")
 
@@ -33,35 +39,40 @@ def logs_show(
 ) -> None:
     """Prediction records (newest last), for people or, with --jsonl, scripts."""
     folder = resolve_home(home).logs_dir
-    prefix = FEEDBACK if feedback else PREDICTIONS
     cutoff = time.time() - parse_duration(since) if since else None
     stats = FrameStats()
-    selected = [
-        r
-        for r in read_records(folder / prefix, prefix, stats)
-        if (endpoint is None or r.get("endpoint") == endpoint)
-        and (id_ is None or id_ in (r.get("id"), r.get("prediction_id")))
-        and (cutoff is None or r.get("ts", 0) >= cutoff)
-    ]
+    selected: list[PredictionRecord | FeedbackRecord] = []
+    if feedback:
+        selected += [
+            r
+            for r in read_feedback_records(folder / FEEDBACK, stats)
+            if (id_ is None or id_ == r.prediction_id) and (cutoff is None or r.ts >= cutoff)
+        ]
+    else:
+        selected += [
+            r
+            for r in read_predictions(folder / PREDICTIONS, stats)
+            if (endpoint is None or r.endpoint == endpoint)
+            and (id_ is None or id_ == r.id)
+            and (cutoff is None or r.ts >= cutoff)
+        ]
     shown = selected if id_ is not None else selected[-limit:]
     if jsonl:
         for record in shown:
-            typer.echo(orjson.dumps(record).decode())
+            typer.echo(orjson.dumps(record.to_json(), option=orjson.OPT_SERIALIZE_NUMPY).decode())
         return
     columns = ["time", "id", "endpoint", "version", "status", "output", "latency ms"]
-    rows = [
-        [
-            time.strftime("%H:%M:%S", time.localtime(r.get("ts", 0))),
-            r.get("id") or r.get("prediction_id"),
-            r.get("endpoint", ""),
-            r.get("version", ""),
-            r.get("status", ""),
-            r.get("output", r.get("label", r.get("error", ""))),
-            r.get("latency_ms", ""),
-        ]
-        for r in shown
-    ]
+    rows = [_row(r) for r in shown]
     title = f"{len(shown)} of {len(selected)} records" + (
         " (a torn tail was skipped)" if stats.torn_tail else ""
     )
     make_console().print(rows_table(title, columns, rows))
+
+
+def _row(record: PredictionRecord | FeedbackRecord) -> list[Any]:
+    stamp = time.strftime("%H:%M:%S", time.localtime(record.ts))
+    if isinstance(record, FeedbackRecord):
+        return [stamp, record.prediction_id, "", "", "", record.label, ""]
+    answer = record.output if record.answered else record.error
+    latency = "" if record.latency_ms is None else record.latency_ms
+    return [stamp, record.id, record.endpoint, record.version, record.status, answer, latency]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +14,9 @@ from dnnops.console import format_budget, format_number, make_console, rows_tabl
 from dnnops.durations import parse_duration
 from dnnops.errors import UsageError
 from dnnops.home import resolve_home
+
+if TYPE_CHECKING:
+    from dnnops.monitor.report_types import Report
 
 monitor_app = typer.Typer(no_args_is_help=True, help="SLIs, drift, quality and SLO budgets.")
 
@@ -46,11 +50,12 @@ def monitor_report(
         monitor=monitor,
         slo=project.slo if project else SloConfig(),
     )
+    shown = report.to_json()
     if alert:
         firing = alerts_from_report(report, runbooks=monitor.runbook_url)
         fresh = AlertStore(open_engine(resolved.db_url)).record(firing)
         failed = deliver(fresh, monitor.webhook_url)
-        report["alerts"] = {
+        shown["alerts"] = {
             "firing": len(firing),
             "new": [a.to_dict() for a in fresh],
             "delivery_failures": failed,
@@ -58,7 +63,7 @@ def monitor_report(
     if html is not None:
         from dnnops.dashboard.static_report import write_static_report
 
-        endpoints = sorted({v["slis"]["endpoint"] for v in report["versions"]})
+        endpoints = sorted({v.slis.endpoint for v in report.versions})
         write_static_report(
             html,
             open_registry(resolved),
@@ -68,18 +73,18 @@ def monitor_report(
             monitor=monitor,
             slo=project.slo if project else SloConfig(),
         )
-        report["html"] = str(html)
+        shown["html"] = str(html)
     if json_out:
-        print_json(report)
+        print_json(shown)
         return
     _print_report(report, since)
     if html is not None:
         make_console().print(f"wrote {html} (open it in a browser; it works offline)")
 
 
-def _print_report(report: dict[str, Any], since: str) -> None:
+def _print_report(report: Report, since: str) -> None:
     console = make_console()
-    if not report["versions"]:
+    if not report.versions:
         console.print(f"no predictions in the last {since}")
         return
     columns = [
@@ -87,50 +92,51 @@ def _print_report(report: dict[str, Any], since: str) -> None:
     ]  # fmt: skip
     rows = [
         [
-            s["endpoint"],
-            s["version"],
-            s["predictions"],
-            s["success_rate"],
-            s["latency_p50_ms"],
-            s["latency_p95_ms"],
-            s["latency_p99_ms"],
-            s["throughput_per_s"],
-            s["traffic_share"],
-            s["confidence_mean"],
-            s["ingestion_error_rate"],
+            s.endpoint,
+            s.version,
+            s.predictions,
+            s.success_rate,
+            s.latency_p50_ms,
+            s.latency_p95_ms,
+            s.latency_p99_ms,
+            s.throughput_per_s,
+            s.traffic_share,
+            s.confidence_mean,
+            s.ingestion_error_rate,
         ]
-        for s in (v["slis"] for v in report["versions"])
+        for s in (v.slis for v in report.versions)
     ]
     console.print(rows_table(f"SLIs over the last {since}", columns, rows))
-    for version in report["versions"]:
-        name = f"{version['slis']['model']}@{version['slis']['version']}"
-        if version.get("quality"):
-            quality = version["quality"]
-            shown = {
-                k: quality["metrics"][k]
-                for k in ("accuracy", "roc_auc", "expected_calibration_error")
-            }
+    for version in report.versions:
+        name = f"{version.slis.model}@{version.slis.version}"
+        quality = version.quality
+        if quality is not None:
+            wanted = ("mae", "rmse", "r2") if quality.task == "regression" else _CLASS_METRICS
+            shown = {k: quality.metrics[k] for k in wanted if k in quality.metrics}
             console.print(
-                f"{name} on {quality['labels']} labels: "
+                f"{name} on {quality.labels} labels: "
                 + ", ".join(f"{k} {format_number(v)}" for k, v in shown.items())
-                + f"; label lag p50 {format_number(quality['label_lag_p50_s'])} s"
+                + f"; label lag p50 {format_number(quality.label_lag_p50_s)} s"
             )
-        if version.get("drift"):
-            _print_drift(version["drift"], f"drift of {name}")
-        for objective in version.get("slo", []):
+        if version.drift is not None:
+            _print_drift(version.drift.to_dict(), f"drift of {name}")
+        for objective in version.slo:
             console.print(
-                f"SLO {objective['name']}: current {format_number(objective['current'])} "
-                f"target {objective['target']}, error budget left "
-                f"{format_budget(objective['error_budget_remaining'])}"
+                f"SLO {objective.name}: current {format_number(objective.current)} "
+                f"target {objective.target}, error budget left "
+                f"{format_budget(objective.error_budget_remaining)}"
             )
-        cost = version.get("cost") or {}
-        if cost.get("per_1k_predictions") is not None:
+        cost = version.cost
+        if cost is not None and cost.per_1k_predictions is not None:
             console.print(
-                f"{name} cost: {format_number(cost['per_1k_predictions'])} {cost['currency']} "
-                f"per 1,000 predictions ({format_number(cost['cpu_ms_per_prediction'])} ms of "
-                f"model CPU each at {cost['cpu_second_price']:g} {cost['currency']} per "
+                f"{name} cost: {format_number(cost.per_1k_predictions)} {cost.currency} "
+                f"per 1,000 predictions ({format_number(cost.cpu_ms_per_prediction)} ms of "
+                f"model CPU each at {cost.cpu_second_price:g} {cost.currency} per "
                 "CPU-second, monitor.cpu_second_price)"
             )
+
+
+_CLASS_METRICS = ("accuracy", "roc_auc", "expected_calibration_error")
 
 
 def _print_drift(drift: dict[str, Any], title: str) -> None:
@@ -263,17 +269,13 @@ def slo_status(
     )
     rows = [
         {
-            "endpoint": v["slis"]["endpoint"],
-            "version": v["slis"]["version"],
-            **o,
-            "burning": [
-                f"{b['severity']} {b['factor']}x"
-                for b in v["alerts"]
-                if b["objective"] == o["name"]
-            ],
+            "endpoint": v.slis.endpoint,
+            "version": v.slis.version,
+            **asdict(o),
+            "burning": [f"{b.severity} {b.factor}x" for b in v.alerts if b.objective == o.name],
         }
-        for v in report["versions"]
-        for o in v.get("slo", [])
+        for v in report.versions
+        for o in v.slo
     ]
     if json_out:
         print_json(rows)

@@ -90,7 +90,7 @@ def feedback_command(
 
 def _judged(labels: list[tuple[str, Any]], home: Home) -> Any:
     from dnnops.predlog.labels_check import judge_labels
-    from dnnops.predlog.reader import PREDICTIONS, read_records
+    from dnnops.predlog.reader import PREDICTIONS, read_predictions
 
     registry = open_registry(home)
 
@@ -101,7 +101,7 @@ def _judged(labels: list[tuple[str, Any]], home: Home) -> Any:
             return None  # a version deleted since: its labels cannot be judged here
         return list(registry.manifest(record).get("classes") or []) or None
 
-    records = read_records(home.logs_dir / PREDICTIONS, PREDICTIONS)
+    records = read_predictions(home.logs_dir / PREDICTIONS)
     return judge_labels(labels, records, classes_of)
 
 

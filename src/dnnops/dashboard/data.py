@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,14 @@ from dnnops.data.profile import Profile
 from dnnops.errors import DnnopsError
 from dnnops.monitor.alerts import AlertStore
 from dnnops.monitor.dataset_drift import as_feature_frame, dataset_drift
+from dnnops.monitor.digest import logged_inputs
 from dnnops.monitor.digest_store import DigestStore
-from dnnops.monitor.drift import bin_counts
+from dnnops.monitor.drift import FeatureDrift, bin_counts
 from dnnops.monitor.report import build_report
+from dnnops.monitor.report_types import VersionSection
 from dnnops.monitor.timeseries import series, summarize
-from dnnops.predlog.reader import read_records
+from dnnops.predlog.reader import PREDICTIONS, read_predictions
+from dnnops.predlog.records import PredictionRecord
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
 from dnnops.rollout.store import RolloutStore
@@ -64,14 +68,14 @@ def dashboard_data(
         loaded=known,
         store=store,
     )
-    sections = [v for v in report["versions"] if v["slis"]["endpoint"] == endpoint]
+    sections = report.of_endpoint(endpoint).versions
     records = [
         r
-        for r in read_records(logs_dir / "predictions", "predictions", since=start)
-        if float(r.get("ts", 0.0)) >= start and r.get("endpoint") == endpoint
+        for r in read_predictions(logs_dir / PREDICTIONS, since=start)
+        if r.ts >= start and r.endpoint == endpoint
     ]
     labels = window_labels(logs_dir, start)
-    model = sections[0]["slis"]["model"] if sections else endpoint
+    model = sections[0].slis.model if sections else endpoint
     current = _current_version(registry, model, live)
     reference = _reference(registry, model, current, known=known)
     summaries = summarize(records, labels, endpoint, start=start, bucket_s=bucket_s)
@@ -90,7 +94,7 @@ def dashboard_data(
         else "classification",
         "cpu_second_price": monitor.cpu_second_price,
         "versions": _versions(registry, model),
-        "sections": sections,
+        "sections": [asdict(s) for s in sections],
         "series": timeline,
         "features": _feature_distributions(sections, reference, records, current=current),
         "health": health_score(sections, current),
@@ -103,24 +107,23 @@ def dashboard_data(
     }
 
 
-def health_score(sections: Sequence[Mapping[str, Any]], current: str | None) -> dict[str, Any]:
+def health_score(sections: Sequence[VersionSection], current: str | None) -> dict[str, Any]:
     """0-100 for the version taking the traffic: the share of its SLOs met (40), how little
     of its input drifted (30), and its accuracy on labels against its own test accuracy, or
     its live confidence against its test confidence before labels arrive (30)."""
-    section = next((s for s in sections if s["slis"]["version"] == current), None)
+    section = next((s for s in sections if s.slis.version == current), None)
     if section is None:
         return {"score": None, "parts": {}}
-    objectives = section.get("slo") or []
-    met = [o for o in objectives if o.get("met") is not False]
+    objectives = section.slo
+    met = [o for o in objectives if o.met is not False]
     slo_part = len(met) / len(objectives) if objectives else 1.0
-    drift = section.get("drift") or {}
-    drift_part = 1.0 - float(drift.get("share", 0.0))
-    quality = (section.get("quality") or {}).get("metrics", {})
-    confidence = section.get("confidence") or {}
-    if "accuracy" in quality and section.get("baseline_accuracy"):
-        quality_part = min(1.0, quality["accuracy"] / section["baseline_accuracy"])
-    elif confidence.get("baseline_mean") and np.isfinite(confidence.get("live_mean") or np.nan):
-        quality_part = min(1.0, confidence["live_mean"] / confidence["baseline_mean"])
+    drift_part = 1.0 - (section.drift.share if section.drift else 0.0)
+    quality = section.quality.metrics if section.quality else {}
+    confidence = section.confidence
+    if "accuracy" in quality and section.baseline_accuracy:
+        quality_part = min(1.0, quality["accuracy"] / section.baseline_accuracy)
+    elif confidence and confidence.baseline_mean and np.isfinite(confidence.live_mean):
+        quality_part = min(1.0, confidence.live_mean / confidence.baseline_mean)
     else:
         quality_part = 1.0
     parts = {"slo": 40 * slo_part, "drift": 30 * drift_part, "quality": 30 * quality_part}
@@ -165,7 +168,7 @@ def _reference(
 
 
 def _drift_series(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[PredictionRecord],
     reference: LoadedVersion | None,
     monitor: MonitorConfig,
     *,
@@ -179,9 +182,9 @@ def _drift_series(
         return [None] * count
     buckets: list[list[Any]] = [[] for _ in range(count)]
     for record in records:
-        if record.get("status") == 200 and record.get("inputs") is not None:
-            index = min(count - 1, int((float(record["ts"]) - start) // bucket_s))
-            buckets[index].append(record["inputs"])
+        if record.answered and record.inputs is not None:
+            index = min(count - 1, int((record.ts - start) // bucket_s))
+            buckets[index].append(record.inputs)
     schema = reference.schema
     out: list[float | None] = []
     for inputs in buckets:
@@ -194,25 +197,19 @@ def _drift_series(
 
 
 def _feature_distributions(
-    sections: Sequence[Mapping[str, Any]],
+    sections: Sequence[VersionSection],
     reference: LoadedVersion | None,
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[PredictionRecord],
     *,
     current: str | None,
 ) -> list[dict[str, Any]]:
     """Reference and live shares over the reference's bins for the most drifted features."""
-    section = next((s for s in sections if s["slis"]["version"] == current), None)
+    section = next((s for s in sections if s.slis.version == current), None)
     if reference is None or reference.profile is None or section is None:
         return []
-    drift = section.get("drift") or {}
-    ranked = sorted(drift.get("features", []), key=lambda f: -float(f.get("score") or 0.0))
-    inputs = [
-        r["inputs"]
-        for r in records
-        if r.get("status") == 200
-        and r.get("inputs") is not None
-        and str(r.get("version")) == current
-    ]
+    drifts = section.drift.features if section.drift else []
+    ranked = sorted(drifts, key=lambda f: -(f.score if np.isfinite(f.score) else 0.0))
+    inputs = logged_inputs(r for r in records if r.version == current)
     if not inputs:
         return []
     schema = reference.schema
@@ -224,10 +221,8 @@ def _feature_distributions(
     ]
 
 
-def _distribution(
-    profile: Profile, feature: Mapping[str, Any], frame: Any
-) -> dict[str, Any] | None:
-    name = str(feature["feature"])
+def _distribution(profile: Profile, feature: FeatureDrift, frame: Any) -> dict[str, Any] | None:
+    name = feature.feature
     try:
         reference = profile.feature(name)
     except KeyError:
@@ -250,9 +245,9 @@ def _distribution(
         return None
     return {
         "feature": name,
-        "method": feature.get("method"),
-        "score": feature.get("score"),
-        "drifted": feature.get("drifted"),
+        "method": feature.method,
+        "score": feature.score,
+        "drifted": feature.drifted,
         "bins": bins,
         "reference": (ref_counts / max(ref_counts.sum(), 1)).tolist(),
         "live": (np.asarray(live, dtype="float64") / max(float(np.sum(live)), 1)).tolist(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from dnnops.monitor.report_types import Report
 from dnnops.monitor.runbooks import DEFAULT_TEMPLATE, runbook_url
 from dnnops.registry.runs import Clock, iso_utc, utc_now
 from dnnops.registry.tables import AlertRow
@@ -43,39 +44,38 @@ class Alert:
 
 
 def alerts_from_report(
-    report: Mapping[str, Any],
+    report: Report,
     drift_severity: Severity = "ticket",
     runbooks: str = DEFAULT_TEMPLATE,
 ) -> list[Alert]:
     """Burn-rate alerts as the report computed them (each with its runbook), plus a drift
     alert per drifted version."""
     out = []
-    for version in report.get("versions", []):
-        slis = version["slis"]
-        where = f"{slis['model']}@{slis['version']}"
-        for burn in version.get("alerts", []):
-            key = f"{where}/burn/{burn['objective']}/{burn['severity']}/{burn['factor']}"
+    for version in report.versions:
+        slis = version.slis
+        where = f"{slis.model}@{slis.version}"
+        for burn in version.alerts:
+            key = f"{where}/burn/{burn.objective}/{burn.severity}/{burn.factor}"
             summary = (
-                f"{where}: SLO {burn['objective']} burns its error budget at "
-                f"{burn['short_burn_rate']:.1f}x (threshold {burn['factor']}x)"
+                f"{where}: SLO {burn.objective} burns its error budget at "
+                f"{burn.short_burn_rate:.1f}x (threshold {burn.factor}x)"
             )
-            out.append(Alert(key, slis["model"], burn["severity"], "burn_rate", summary, burn))
-        drift = version.get("drift")
-        if drift and drift.get("drifted"):
-            drifted = [f["feature"] for f in drift["features"] if f["drifted"]]
-            summary = (
-                f"{where}: input drift in {len(drifted)} feature(s), share {drift['share']:.0%}"
-            )
+            out.append(Alert(key, slis.model, burn.severity, "burn_rate", summary, burn.to_dict()))
+        drift = version.drift
+        if drift is not None and drift.drifted:
+            drifted = [f.feature for f in drift.features if f.drifted]
+            summary = f"{where}: input drift in {len(drifted)} feature(s), share {drift.share:.0%}"
+            joint = drift.multivariate
             details = {
                 "runbook_url": runbook_url("drift", runbooks),
-                "share": drift["share"],
+                "share": drift.share,
                 "features": drifted[:20],
-                "multivariate": drift.get("multivariate"),
+                "multivariate": joint.to_dict() if joint is not None else None,
             }
             out.append(
                 Alert(
                     f"{where}/drift/{drift_severity}",
-                    slis["model"],
+                    slis.model,
                     drift_severity,
                     "drift",
                     summary,

@@ -23,13 +23,12 @@ from dnnops.monitor.dataset_drift import as_feature_frame
 from dnnops.monitor.drift import percentile_counts
 from dnnops.monitor.scoring import finite_number
 from dnnops.monitor.sketch import QuantileSketch
+from dnnops.predlog.records import PredictionRecord
+from dnnops.vocabulary import GroupKey
 
 BUCKET_S = 60.0
 CONFIDENCE_BINS = np.linspace(0.0, 1.0, 11)
 INVALID_STATUSES = (400, 413, 422)
-
-GroupKey = tuple[str, str, str, str]
-"""(endpoint, model, version, role): role is "served" or "shadow"."""
 
 
 @dataclass(frozen=True)
@@ -203,15 +202,14 @@ References = Callable[[str, str], Reference | None]
 
 
 def digest_records(
-    records: Iterable[Mapping[str, Any]], references: References, thresholds_ms: Sequence[float]
+    records: Iterable[PredictionRecord], references: References, thresholds_ms: Sequence[float]
 ) -> Digest:
     """The digest of ``records`` (one log segment's, typically)."""
-    groups: dict[tuple[GroupKey, float], list[Mapping[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[GroupKey, float], list[PredictionRecord]] = defaultdict(list)
     for record in records:
-        ts = float(record.get("ts", 0.0))
-        groups[(group_key(record), ts // BUCKET_S * BUCKET_S)].append(record)
+        groups[(group_key(record), record.ts // BUCKET_S * BUCKET_S)].append(record)
     digest = Digest()
-    answered: dict[GroupKey, list[Mapping[str, Any]]] = defaultdict(list)
+    answered: dict[GroupKey, list[PredictionRecord]] = defaultdict(list)
     for (key, bucket), members in groups.items():
         reference = references(key[1], key[2])
         digest.stats[(key, bucket)] = stats_of(members, reference, thresholds_ms)
@@ -223,45 +221,38 @@ def digest_records(
     return digest
 
 
-def _scorable(record: Mapping[str, Any], regression: bool) -> bool:
+def _scorable(record: PredictionRecord, regression: bool) -> bool:
     """An answered prediction a label can score: a classifier's with probabilities, a
     regressor's with a number."""
-    if record.get("status") != 200:
+    if not record.answered:
         return False
     if regression:
-        return finite_number(record.get("output")) is not None
-    return bool(record.get("probabilities"))
+        return finite_number(record.output) is not None
+    return record.probabilities is not None
 
 
-def group_key(record: Mapping[str, Any]) -> GroupKey:
-    return (
-        str(record.get("endpoint", "")),
-        str(record.get("model", "")),
-        str(record.get("version", "")),
-        "shadow" if record.get("shadow") else "served",
-    )
+def group_key(record: PredictionRecord) -> GroupKey:
+    return (record.endpoint, record.model, record.version, record.role)
 
 
 def stats_of(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[PredictionRecord],
     reference: Reference | None,
     thresholds_ms: Sequence[float],
 ) -> Stats:
-    ok = [r for r in records if r.get("status") == 200]
-    latency = np.array([float(r.get("latency_ms", np.nan)) for r in ok], dtype="float64")
-    confidence = np.array(
-        [max(r["probabilities"]) for r in ok if r.get("probabilities")], dtype="float64"
-    )
-    cpu = [float(r["cpu_ms"]) for r in ok if "cpu_ms" in r]
+    ok = [r for r in records if r.answered]
+    latency = np.array([_or_nan(r.latency_ms) for r in ok], dtype="float64")
+    confidence = np.array([c for c in (r.confidence for r in ok) if c is not None], dtype="float64")
+    cpu = [r.cpu_ms for r in ok if r.cpu_ms is not None]
     stats = Stats(
         requests=len(records),
         predictions=len(ok),
-        invalid=sum(1 for r in records if r.get("status") in INVALID_STATUSES),
-        server_errors=sum(1 for r in records if int(r.get("status", 200)) >= 500),
-        last_ts=max(float(r.get("ts", 0.0)) for r in records),
+        invalid=sum(1 for r in records if r.status in INVALID_STATUSES),
+        server_errors=sum(1 for r in records if r.status >= 500),
+        last_ts=max(r.ts for r in records),
         latency=QuantileSketch().add(latency),
         model_latency=QuantileSketch().add(
-            np.array([float(r.get("model_ms", np.nan)) for r in ok], dtype="float64")
+            np.array([_or_nan(r.model_ms) for r in ok], dtype="float64")
         ),
         slower_than={threshold_key(t): int(np.sum(latency > t)) for t in thresholds_ms},
         confidence_sum=float(confidence.sum()),
@@ -270,7 +261,7 @@ def stats_of(
         cpu_ms_count=len(cpu),
         # classes of classifiers only (their records carry probabilities): a regression's
         # numbers would make one key per prediction
-        classes=_count_keys(category_key(r["output"]) for r in ok if r.get("probabilities")),
+        classes=_count_keys(category_key(r.output) for r in ok if r.probabilities is not None),
     )
     if reference is not None:
         _add_inputs(stats, records, reference)
@@ -279,16 +270,20 @@ def stats_of(
 
 
 def _add_predicted_values(
-    stats: Stats, answered: Sequence[Mapping[str, Any]], reference: Reference
+    stats: Stats, answered: Sequence[PredictionRecord], reference: Reference
 ) -> None:
     target = reference.profile.prediction_reference if reference.profile else None
     if not reference.regression or target is None or not target.percentiles:
         return
-    numbers = (finite_number(r.get("output")) for r in answered)
+    numbers = (finite_number(r.output) for r in answered)
     values = [v for v in numbers if v is not None]
     if values:
         counts = percentile_counts(target.percentiles, np.array(values, dtype="float64"))
         stats.predicted_values = [int(c) for c in counts]
+
+
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
 
 
 def threshold_key(threshold_ms: float) -> str:
@@ -302,12 +297,10 @@ def _count_keys(keys: Iterable[str]) -> dict[str, int]:
     return out
 
 
-def _add_inputs(stats: Stats, records: Sequence[Mapping[str, Any]], reference: Reference) -> None:
+def _add_inputs(stats: Stats, records: Sequence[PredictionRecord], reference: Reference) -> None:
     """Freshness, the drift counts and the PCA error of the logged inputs."""
     stats.feature_last_ts = last_seen(records, reference.feature_names)
-    inputs = [
-        r["inputs"] for r in records if r.get("status") == 200 and r.get("inputs") is not None
-    ]
+    inputs = logged_inputs(records)
     if reference.profile is None or not inputs:
         return
     frame = as_feature_frame(inputs, reference.feature_names, reference.tensor)
@@ -333,12 +326,17 @@ def _add_inputs(stats: Stats, records: Sequence[Mapping[str, Any]], reference: R
         )
 
 
-def last_seen(records: Iterable[Mapping[str, Any]], names: list[str]) -> dict[str, float]:
+def logged_inputs(records: Iterable[PredictionRecord]) -> list[Any]:
+    """The inputs of the answered records that the log kept (sampling may leave some out)."""
+    return [r.inputs for r in records if r.answered and r.inputs is not None]
+
+
+def last_seen(records: Iterable[PredictionRecord], names: list[str]) -> dict[str, float]:
     """When each feature last came with a value (records whose inputs were not sampled into
     the log do not count)."""
     last: dict[str, float] = {}
     for record in records:
-        inputs, ts = record.get("inputs"), float(record.get("ts", 0.0))
+        inputs, ts = record.inputs, record.ts
         if inputs is None:
             continue
         values = (
@@ -354,12 +352,12 @@ def _flat(inputs: Any) -> list[Any]:
     return list(np.asarray(inputs, dtype=object).ravel()) if isinstance(inputs, list) else [inputs]
 
 
-def _label_rows(records: Sequence[Mapping[str, Any]]) -> LabelRows:
-    outputs = [r.get("probabilities") or [float(r["output"])] for r in records]
+def _label_rows(records: Sequence[PredictionRecord]) -> LabelRows:
+    outputs = [r.probabilities or [float(r.output)] for r in records]
     width = len(outputs[0])
     kept = [i for i, row in enumerate(outputs) if len(row) == width]
     return LabelRows(
-        ids=np.array([str(records[i].get("shadow_of") or records[i].get("id")) for i in kept]),
-        ts=np.array([float(records[i].get("ts", 0.0)) for i in kept], dtype="float64"),
+        ids=np.array([records[i].label_id for i in kept]),
+        ts=np.array([records[i].ts for i in kept], dtype="float64"),
         outputs=np.array([outputs[i] for i in kept], dtype="float32"),
     )

@@ -17,21 +17,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
 
 from dnnops.monitor.digest import BUCKET_S, Digest, LabelRows, Stats, merge_digests
 from dnnops.predlog.frames import FrameStats
-from dnnops.predlog.reader import records_of
+from dnnops.predlog.reader import predictions_of
+from dnnops.predlog.records import PredictionRecord
 
 log = logging.getLogger("dnnops.monitor")
 FORMAT = 3
 SETTLED_S = 30.0
 """A segment untouched this long is kept as a digest (the writer flushes far more often)."""
 
-Build = Callable[[list[dict[str, Any]]], Digest]
+Build = Callable[[list[PredictionRecord]], Digest]
 
 
 def fingerprint(thresholds_ms: Sequence[float]) -> str:
@@ -99,7 +99,7 @@ class DigestStore:
             file.seek(offset)
             data = file.read(max(0, size - offset))
         frames = FrameStats()
-        fresh = build(list(records_of(data, frames)))
+        fresh = build(list(predictions_of(data, frames)))
         self.built += 1
         digest = merge_digests(before, fresh) if offset else fresh
         read = offset + frames.end

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from dnnops.config import MonitorConfig, RetrainConfig, SloConfig
 from dnnops.monitor.digest_store import DigestStore
+from dnnops.monitor.report_types import Report
 from dnnops.registry.loader import LoadedVersion
 from dnnops.registry.versions import ModelRegistry
 
@@ -46,7 +47,7 @@ class MonitoredServer(Protocol):
         """(model, version) of every candidate of a rollout in progress."""
         ...
 
-    def observe_report(self, report: Mapping[str, Any]) -> None:
+    def observe_report(self, report: Report) -> None:
         """Publish a report's numbers on ``/metrics``."""
         ...
 

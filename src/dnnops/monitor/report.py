@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 from dnnops.config import MonitorConfig, ObjectiveConfig, SloConfig
 from dnnops.data.schema import category_key
 from dnnops.errors import DnnopsError
-from dnnops.monitor.dataset_drift import dataset_drift_from_counts
+from dnnops.monitor.dataset_drift import DatasetDrift, dataset_drift_from_counts
 from dnnops.monitor.digest import Reference, Stats, digest_records, threshold_key
 from dnnops.monitor.digest_store import DigestStore, fingerprint
 from dnnops.monitor.drift import (
@@ -27,6 +28,15 @@ from dnnops.monitor.drift import (
     category_union,
     drift_from_counts,
     jensen_shannon_distance,
+)
+from dnnops.monitor.report_types import (
+    ConfidenceShift,
+    Cost,
+    ObjectiveStatus,
+    PredictionDrift,
+    Report,
+    SegmentCounts,
+    VersionSection,
 )
 from dnnops.monitor.rollup import LabeledRows, MinuteCounts, Rollup, bucket_start
 from dnnops.monitor.runbooks import runbook_url
@@ -36,13 +46,13 @@ from dnnops.monitor.sli import (
     regression_quality_of,
     slis_from_stats,
 )
-from dnnops.monitor.slo import CountsFor, burn_alerts
-from dnnops.predlog.reader import read_feedback, segment_modified, segments
+from dnnops.monitor.slo import BurnAlert, CountsFor, burn_alerts
+from dnnops.predlog.reader import FEEDBACK, read_feedback, segment_modified, segments
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
+from dnnops.vocabulary import VersionKey
 
 LONGEST_BURN_WINDOW_S = 3 * 86400.0  # the ticket rule's long window
-VersionKey = tuple[str, str, str]
 
 
 def build_report(
@@ -55,7 +65,7 @@ def build_report(
     now: float | None = None,
     loaded: Mapping[tuple[str, str], LoadedVersion] | None = None,
     store: DigestStore | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """``loaded`` holds versions already in memory (a server's), keyed by (model, version),
     so a report asked of a running server does not re-read and re-verify their artifacts;
     ``store`` is the server's digest store, which follows the segments being written.
@@ -76,15 +86,7 @@ def build_report(
             window_s=window_s,
         )
         labeled = _labeled_of(rollup, key)
-        section = _version_section(
-            versions.get(key[1], key[2]),
-            slis,
-            stats,
-            labeled=labeled.since(rollup.start),
-            monitor=monitor,
-            now=moment,
-        )
-        section["slo"], section["alerts"] = _budgets(
+        objectives, alerts = _budgets(
             rollup,
             key,
             labeled,
@@ -93,17 +95,23 @@ def build_report(
             now=moment,
             runbooks=monitor.runbook_url,
         )
-        sections.append(section)
-    busiest = max(sections, key=lambda v: v["slis"]["predictions"], default=None)
-    return {
-        "generated_at": moment,
-        "window_s": window_s,
-        "window_start": rollup.start,
-        "records": sum(stats.requests for stats in served.values()),
-        "segments": {"digested": rollup.digested, "from_disk": rollup.reused},
-        "versions": sections,
-        "drift": busiest["drift"] if busiest else None,
-    }
+        section = _version_section(
+            versions.get(key[1], key[2]),
+            slis,
+            stats,
+            labeled=labeled.since(rollup.start),
+            monitor=monitor,
+            now=moment,
+        )
+        sections.append(replace(section, slo=objectives, alerts=alerts))
+    return Report(
+        generated_at=moment,
+        window_s=window_s,
+        window_start=rollup.start,
+        records=sum(stats.requests for stats in served.values()),
+        segments=SegmentCounts(digested=rollup.digested, from_disk=rollup.reused),
+        versions=sections,
+    )
 
 
 def _per_version(
@@ -132,18 +140,19 @@ def _budgets(
     slo: SloConfig,
     now: float,
     runbooks: str,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[ObjectiveStatus], list[BurnAlert]]:
     """Each objective's compliance and error budget over ``slo.window`` (the SRE Workbook's
     budget period, not the report's window), and its burn-rate alerts."""
     history = [m for (e, mo, v, _), ms in rollup.history.items() if (e, mo, v) == key for m in ms]
-    objectives, alerts = [], []
+    objectives: list[ObjectiveStatus] = []
+    alerts: list[BurnAlert] = []
     for objective in slo.objectives:
         counts = _counter(objective, history, labeled, classes=classes, now=now)
         bad, total = counts(slo.window)
         objectives.append(_objective(objective, bad, total, window_s=slo.window))
         runbook = runbook_url(objective.kind, runbooks)
         alerts += [
-            {**a.to_dict(), "runbook_url": runbook}
+            replace(a, runbook_url=runbook)
             for a in burn_alerts(objective.name, objective.target, counts)
         ]
     return objectives, alerts
@@ -200,7 +209,7 @@ def _rollup(
     thresholds = latency_thresholds_ms(slo)
     built_before = store.built
     # a label comes after its prediction: older feedback segments cannot match any record
-    labels = read_feedback(logs_dir / "feedback", oldest)
+    labels = read_feedback(logs_dir / FEEDBACK, oldest)
     rollup = Rollup(moment - window_s, oldest, moment, labels=labels)
     listed = segments(logs_dir / "predictions", "predictions")
     store.prune(listed)
@@ -234,52 +243,45 @@ def _version_section(
     labeled: LabeledRows,
     monitor: MonitorConfig,
     now: float,
-) -> dict[str, Any]:
-    section: dict[str, Any] = {"slis": slis.to_dict(), "drift": None, "quality": None}
+) -> VersionSection:
     if loaded is None:
-        section["error"] = f"{slis.model}@{slis.version} is not in the registry"
-        return section
+        return VersionSection(slis, error=f"{slis.model}@{slis.version} is not in the registry")
     quality = (
         regression_quality_of(labeled)
         if loaded.is_regression
         else quality_of(labeled, loaded.classes)
     )
-    section["quality"] = quality.to_dict() if quality else None
-    section["drift"] = _drift(loaded, stats, monitor)
-    section["feature_freshness_s"] = freshness(
-        stats.feature_last_ts, loaded.schema.feature_names, now
+    baseline_accuracy = loaded.record.metrics.get("accuracy")
+    return VersionSection(
+        slis,
+        quality=quality,
+        drift=_drift(loaded, stats, monitor),
+        feature_freshness_s=freshness(stats.feature_last_ts, loaded.schema.feature_names, now),
+        explainability_coverage=0.0,  # no explanations are produced yet
+        prediction_drift=_prediction_drift(loaded, stats),
+        confidence=confidence_shift(slis, loaded.record.metrics),
+        baseline_accuracy=float(baseline_accuracy) if baseline_accuracy is not None else None,
+        cost=cost_per_prediction(stats, monitor.cpu_second_price, currency=monitor.currency),
     )
-    section["explainability_coverage"] = 0.0  # no explanations are produced yet
-    section["prediction_drift"] = _prediction_drift(loaded, stats)
-    section["confidence"] = confidence_shift(slis, loaded.record.metrics)
-    section["baseline_accuracy"] = loaded.record.metrics.get("accuracy")
-    section["cost"] = {
-        **cost_per_prediction(stats, monitor.cpu_second_price),
-        "currency": monitor.currency,
-        "cpu_second_price": monitor.cpu_second_price,
-    }
-    return section
 
 
-def confidence_shift(slis: VersionSlis, metrics: Mapping[str, Any]) -> dict[str, float | None]:
+def confidence_shift(slis: VersionSlis, metrics: Mapping[str, Any]) -> ConfidenceShift:
     """Live mean top probability against the version's own on its test split: a model
     that grows unsure (or overconfident) on live data shows it here before labels arrive."""
-    baseline = metrics.get("confidence_mean")
+    found = metrics.get("confidence_mean")
+    baseline = found if isinstance(found, float) else None
     live = slis.confidence_mean
-    shift = live - baseline if isinstance(baseline, float) and np.isfinite(live) else None
-    return {"live_mean": live, "baseline_mean": baseline, "shift": shift}
+    shift = live - baseline if baseline is not None and np.isfinite(live) else None
+    return ConfidenceShift(live, baseline, shift)
 
 
-def cost_per_prediction(stats: Stats, cpu_second_price: float) -> dict[str, float | None]:
+def cost_per_prediction(stats: Stats, cpu_second_price: float, *, currency: str) -> Cost:
     """Model CPU time per prediction (its share of each batch x runner threads) priced at
     ``monitor.cpu_second_price``; the HTTP share is in ``process_cpu_seconds_total``."""
     if not stats.cpu_ms_count:
-        return {"cpu_ms_per_prediction": None, "per_1k_predictions": None}
+        return Cost(None, None, currency, cpu_second_price)
     mean_ms = stats.cpu_ms_sum / stats.cpu_ms_count
-    return {
-        "cpu_ms_per_prediction": mean_ms,
-        "per_1k_predictions": mean_ms / 1000 * cpu_second_price * 1000,
-    }
+    return Cost(mean_ms, mean_ms / 1000 * cpu_second_price * 1000, currency, cpu_second_price)
 
 
 def _load(registry: ModelRegistry, model: str, version: str) -> LoadedVersion | None:
@@ -291,7 +293,7 @@ def _load(registry: ModelRegistry, model: str, version: str) -> LoadedVersion | 
         return None
 
 
-def _drift(loaded: LoadedVersion, stats: Stats, monitor: MonitorConfig) -> dict[str, Any] | None:
+def _drift(loaded: LoadedVersion, stats: Stats, monitor: MonitorConfig) -> DatasetDrift | None:
     if loaded.profile is None or not stats.input_rows:
         return None
     error_mean = stats.pca_error_sum / stats.pca_rows if stats.pca_rows else None
@@ -302,7 +304,7 @@ def _drift(loaded: LoadedVersion, stats: Stats, monitor: MonitorConfig) -> dict[
         pca_error_mean=error_mean,
         rows=stats.input_rows,
         config=monitor.drift,
-    ).to_dict()
+    )
 
 
 def freshness(
@@ -313,7 +315,7 @@ def freshness(
     return {name: (now - last_ts[name]) if name in last_ts else None for name in names}
 
 
-def _prediction_drift(loaded: LoadedVersion, stats: Stats) -> dict[str, Any] | None:
+def _prediction_drift(loaded: LoadedVersion, stats: Stats) -> PredictionDrift | None:
     """The predicted classes' distribution against the training labels' (Jensen-Shannon);
     a regressor's predicted values against its own predictions on its test split (KS test,
     then the Wasserstein distance in their standard deviations)."""
@@ -324,33 +326,33 @@ def _prediction_drift(loaded: LoadedVersion, stats: Stats) -> dict[str, Any] | N
     names, reference, current = category_union(loaded.profile.target, stats.classes)
     score = jensen_shannon_distance(reference, current)
     threshold = DEFAULT_THRESHOLDS["jensen_shannon"]
-    return {
-        "method": "jensen_shannon",
-        "score": score,
-        "threshold": threshold,
-        "drifted": score >= threshold,
-        "classes": names,
-        "reference": (reference / max(reference.sum(), 1)).tolist(),
-        "current": (current / max(current.sum(), 1)).tolist(),
-    }
+    return PredictionDrift(
+        method="jensen_shannon",
+        score=score,
+        threshold=threshold,
+        drifted=score >= threshold,
+        classes=names,
+        reference=(reference / max(reference.sum(), 1)).tolist(),
+        current=(current / max(current.sum(), 1)).tolist(),
+    )
 
 
-def _predicted_value_drift(loaded: LoadedVersion, stats: Stats) -> dict[str, Any] | None:
+def _predicted_value_drift(loaded: LoadedVersion, stats: Stats) -> PredictionDrift | None:
     profile = loaded.profile
     reference = profile.prediction_reference if profile else None
     if reference is None or not sum(stats.predicted_values):
         return None
     found = drift_from_counts(reference, stats.predicted_values, method="ks_wasserstein")
-    return {
-        "method": found.method,
-        "score": found.score,
-        "threshold": found.threshold,
-        "drifted": found.drifted,
-        "reference_of": "test_predictions" if profile and profile.predicted_values else "target",
-        "bins": found.bins,
-        "reference": found.reference,
-        "current": found.current,
-    }
+    return PredictionDrift(
+        method=found.method,
+        score=found.score,
+        threshold=found.threshold,
+        drifted=found.drifted,
+        reference_of="test_predictions" if profile and profile.predicted_values else "target",
+        bins=found.bins,
+        reference=found.reference,
+        current=found.current,
+    )
 
 
 def _counter(
@@ -395,19 +397,19 @@ def _counter(
 
 def _objective(
     objective: ObjectiveConfig, bad: int, total: int, *, window_s: float
-) -> dict[str, Any]:
+) -> ObjectiveStatus:
     """Compliance over the SLO window and the share of its error budget left
     (1 - bad / allowed); None while nothing was judged in it."""
     good_share = 1.0 - bad / total if total else None
     allowed = 1.0 - objective.target
     remaining = None if good_share is None else 1.0 - (1.0 - good_share) / allowed
-    return {
-        "name": objective.name,
-        "kind": objective.kind,
-        "target": objective.target,
-        "window_s": window_s,
-        "current": good_share,
-        "met": None if good_share is None else good_share >= objective.target,
-        "error_budget_remaining": remaining,
-        "events": total,
-    }
+    return ObjectiveStatus(
+        name=objective.name,
+        kind=objective.kind,
+        target=objective.target,
+        window_s=window_s,
+        current=good_share,
+        met=None if good_share is None else good_share >= objective.target,
+        error_budget_remaining=remaining,
+        events=total,
+    )

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from dnnops.monitor.digest import BUCKET_S, Digest, GroupKey, Stats
+from dnnops.monitor.digest import BUCKET_S, Digest, Stats
+from dnnops.predlog.records import FeedbackRecord
+from dnnops.vocabulary import GroupKey
 
 
 def bucket_start(moment: float) -> float:
@@ -59,7 +61,7 @@ class Rollup:
         history_start: float,
         end: float,
         *,
-        labels: Mapping[str, Mapping[str, Any]],
+        labels: Mapping[str, FeedbackRecord],
     ) -> None:
         self.start = bucket_start(start)
         self.history_start = bucket_start(history_start)
@@ -105,5 +107,5 @@ class Rollup:
                     continue
                 joined.ts.append(float(rows.ts[index]))
                 joined.outputs.append(rows.outputs[index])
-                joined.labels.append(label.get("label"))
-                joined.label_ts.append(float(label.get("ts", 0.0)))
+                joined.labels.append(label.label)
+                joined.label_ts.append(label.ts)

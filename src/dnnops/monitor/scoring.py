@@ -5,11 +5,11 @@ error."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from dnnops.data.schema import category_key
+from dnnops.predlog.records import PredictionRecord
 
 
 @dataclass(frozen=True)
@@ -19,13 +19,13 @@ class Score:
     """1.0 right or 0.0 wrong (a class); predicted - label (a value)."""
 
 
-def score(record: Mapping[str, Any], label: Any) -> Score | None:
+def score(record: PredictionRecord, label: Any) -> Score | None:
     """The score of an answered prediction ``record`` given its ``label``; None when the
     label cannot score it (a class name sent to a regressor, a missing answer)."""
-    if label is None or record.get("status") != 200:
+    if label is None or not record.answered:
         return None
-    output = record.get("output")
-    if record.get("probabilities"):
+    output = record.output
+    if record.probabilities is not None:
         return Score("class", float(category_key(label) == category_key(output)))
     predicted, truth = finite_number(output), finite_number(label)
     if predicted is None or truth is None:

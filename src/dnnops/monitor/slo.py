@@ -40,6 +40,8 @@ class BurnAlert:
     short_window_s: float
     long_burn_rate: float
     short_burn_rate: float
+    runbook_url: str = ""
+    """The page that says what to do (``monitor.runbook_url`` for this alert's kind)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,6 +19,7 @@ import numpy as np
 
 from dnnops.monitor.digest import Stats, stats_of
 from dnnops.monitor.scoring import score
+from dnnops.predlog.records import PredictionRecord
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Scored:
     abs_error_sum: float = 0.0
     squared_error_sum: float = 0.0
 
-    def add(self, record: Mapping[str, Any], label: Any) -> None:
+    def add(self, record: PredictionRecord, label: Any) -> None:
         scored = score(record, label)
         if scored is None:
             return
@@ -95,7 +96,7 @@ Key = tuple[str, str, float]
 
 
 def summarize(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[PredictionRecord],
     labels: Mapping[str, Any],
     endpoint: str,
     *,
@@ -104,19 +105,17 @@ def summarize(
 ) -> dict[Key, Bucket]:
     """One bucket per version, role and bucket start for ``endpoint``'s records after
     ``start``."""
-    members: dict[Key, list[Mapping[str, Any]]] = defaultdict(list)
+    members: dict[Key, list[PredictionRecord]] = defaultdict(list)
     for record in records:
-        ts = float(record.get("ts", 0.0))
-        if ts < start or record.get("endpoint") != endpoint:
+        if record.ts < start or record.endpoint != endpoint:
             continue
-        bucket = start + (ts - start) // bucket_s * bucket_s
-        role = "shadow" if record.get("shadow") else "served"
-        members[(str(record.get("version", "")), role, bucket)].append(record)
+        bucket = start + (record.ts - start) // bucket_s * bucket_s
+        members[(record.version, record.role, bucket)].append(record)
     out: dict[Key, Bucket] = {}
     for key, group in members.items():
         scored = Scored()
         for record in group:
-            scored.add(record, labels.get(str(record.get("shadow_of") or record.get("id"))))
+            scored.add(record, labels.get(record.label_id))
         out[key] = Bucket(stats_of(group, None, ()), scored)
     return out
 

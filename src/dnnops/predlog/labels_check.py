@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dnnops.data.schema import category_key
+from dnnops.predlog.records import PredictionRecord
 
 
 @dataclass
@@ -28,7 +29,7 @@ class LabelVerdicts:
 
 def judge_labels(
     labels: Sequence[tuple[str, Any]],
-    records: Iterable[dict[str, Any]],
+    records: Iterable[PredictionRecord],
     classes_of: Callable[[str, str], list[Any] | None],
 ) -> LabelVerdicts:
     """Accept a label when its prediction id was logged (answered, status 200) and the
@@ -36,9 +37,8 @@ def judge_labels(
     wanted = {pid for pid, _ in labels}
     made_by: dict[str, tuple[str, str]] = {}
     for record in records:
-        pid = record.get("id")
-        if pid in wanted and record.get("status") == 200:
-            made_by[pid] = (str(record.get("model")), str(record.get("version")))
+        if record.id in wanted and record.answered:
+            made_by[record.id] = (record.model, record.version)
     verdicts = LabelVerdicts()
     known: dict[tuple[str, str], set[str] | None] = {}
     for pid, label in labels:

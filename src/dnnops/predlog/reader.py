@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from dnnops.predlog.frames import FrameStats, iter_frames
+from dnnops.predlog.records import FeedbackRecord, PredictionRecord, UnreadableRecord
 
 PREDICTIONS, FEEDBACK = "predictions", "feedback"
 """The two logs under the logs folder, and the prefixes of their segment files."""
@@ -46,21 +47,53 @@ def records_of(data: bytes, stats: FrameStats | None = None) -> Iterator[dict[st
             continue
         if isinstance(record, dict):
             yield record
+        else:
+            stats.corrupt += 1
 
 
-def read_feedback(folder: Path, since: float | None = None) -> dict[str, dict[str, Any]]:
+def read_predictions(
+    folder: Path, stats: FrameStats | None = None, *, since: float | None = None
+) -> Iterator[PredictionRecord]:
+    """The prediction log's records, oldest first (``since`` as for ``read_records``)."""
+    stats = stats if stats is not None else FrameStats()
+    for path in segments(folder, PREDICTIONS):
+        if since is not None and segment_modified(path) < since:
+            continue
+        yield from predictions_of(path.read_bytes(), stats)
+
+
+def predictions_of(data: bytes, stats: FrameStats | None = None) -> Iterator[PredictionRecord]:
+    """The intact prediction records of one segment's bytes; one that is not a prediction
+    record is counted as damage."""
+    stats = stats if stats is not None else FrameStats()
+    for raw in records_of(data, stats):
+        try:
+            yield PredictionRecord.from_json(raw)
+        except UnreadableRecord:
+            stats.corrupt += 1
+
+
+def read_feedback_records(
+    folder: Path, stats: FrameStats | None = None, *, since: float | None = None
+) -> Iterator[FeedbackRecord]:
+    """The feedback log's records in the order they were written."""
+    stats = stats if stats is not None else FrameStats()
+    for raw in read_records(folder, FEEDBACK, stats, since=since):
+        try:
+            yield FeedbackRecord.from_json(raw)
+        except UnreadableRecord:
+            stats.corrupt += 1
+
+
+def read_feedback(folder: Path, since: float | None = None) -> dict[str, FeedbackRecord]:
     """The newest feedback record (label, time) per prediction id; with ``since``, only
     feedback segments written since then are read."""
-    out: dict[str, dict[str, Any]] = {}
-    for record in read_records(folder, "feedback", since=since):
-        if record.get("prediction_id") is not None and "label" in record:
-            out[str(record["prediction_id"])] = record
-    return out
+    return {r.prediction_id: r for r in read_feedback_records(folder, since=since)}
 
 
 def read_labels(folder: Path, since: float | None = None) -> dict[str, Any]:
     """Ground truth by prediction id from the feedback log (the newest label of an id wins)."""
-    return {pid: record["label"] for pid, record in read_feedback(folder, since).items()}
+    return {pid: record.label for pid, record in read_feedback(folder, since).items()}
 
 
 def segment_modified(path: Path) -> float:

@@ -29,6 +29,7 @@ from dnnops.examples import example_text
 from dnnops.home import Home
 from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
 from dnnops.monitor.report import build_report
+from dnnops.monitor.report_types import Report
 from dnnops.quickstart.camera import new_camera
 from dnnops.quickstart.replay import Replayed, replay
 from dnnops.registry.db import open_engine
@@ -201,9 +202,7 @@ def _broken_version(scene: _Scene) -> None:
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _report(
-    state: ServerState, config: ProjectConfig, home: Home, *, since: float
-) -> dict[str, Any]:
+def _report(state: ServerState, config: ProjectConfig, home: Home, *, since: float) -> Report:
     window = max(time.time() - since, 1.0)
     return build_report(
         state.registry, home.logs_dir, window, monitor=config.monitor, slo=config.slo
@@ -213,14 +212,14 @@ def _report(
 def _monitor_line(state: ServerState, config: ProjectConfig, home: Home, *, since: float) -> str:
     """Drift and accuracy on labels since ``since``, as ``dnnops monitor report`` finds them."""
     report = _report(state, config, home, since=since)
-    drift = report.get("drift") or {}
-    section = report["versions"][0] if report["versions"] else {}
-    quality = (section.get("quality") or {}).get("metrics", {})
+    drift = report.drift
+    section = report.versions[0] if report.versions else None
+    quality = section.quality.metrics if section and section.quality else {}
     accuracy = quality.get("accuracy", float("nan"))
     slo = config.retrain.accuracy_below or 0.0
     verdict = "below" if accuracy < slo else "above"
     return (
-        f"monitor: {drift.get('share', 0.0):.0%} of features drifted, accuracy on labels "
+        f"monitor: {drift.share if drift else 0.0:.0%} of features drifted, accuracy on labels "
         f"{accuracy:.1%} ({verdict} the {slo:.0%} objective)"
     )
 
@@ -297,11 +296,7 @@ def _replay(
 def _rollout_finished(state: ServerState, endpoint: str, rollout_id: int) -> Callable[[], bool]:
     def finished() -> bool:
         shown = state.endpoints[endpoint].rollout
-        return bool(
-            shown
-            and shown["id"] == rollout_id
-            and shown["status"] not in ("running", "awaiting_approval")
-        )
+        return shown is not None and shown.id == rollout_id and not shown.active
 
     return finished
 

@@ -16,7 +16,8 @@ import pandas as pd
 from dnnops.data.schema import Schema, category_key
 from dnnops.errors import UsageError
 from dnnops.monitor.scoring import finite_number
-from dnnops.predlog.reader import read_labels, read_records
+from dnnops.predlog.reader import PREDICTIONS, read_labels, read_predictions
+from dnnops.predlog.records import PredictionRecord
 
 TS = "_ts"
 """Column of the prediction's time, kept to split off the newest rows; dropped before training."""
@@ -37,15 +38,15 @@ def labeled_rows(
     regression = schema.target.is_regression
     names = schema.feature_names
     rows: list[list[Any]] = []
-    for record in read_records(logs_dir / "predictions", "predictions", since=since):
+    for record in read_predictions(logs_dir / PREDICTIONS, since=since):
         if not _answered(record, endpoint, since):
             continue
-        label = labels.get(str(record.get("id")))
+        label = labels.get(record.label_id)
         value = _target_value(label, classes, regression) if label is not None else None
-        features = _features(record["inputs"], names)
+        features = _features(record.inputs, names)
         if value is None or features is None:
             continue
-        rows.append([*features, value, float(record["ts"])])
+        rows.append([*features, value, record.ts])
     return pd.DataFrame(rows, columns=[*names, target, TS])
 
 
@@ -57,13 +58,13 @@ def _target_value(label: Any, classes: Mapping[str, Any], regression: bool) -> A
     return finite_number(label)
 
 
-def _answered(record: Mapping[str, Any], endpoint: str, since: float) -> bool:
+def _answered(record: PredictionRecord, endpoint: str, since: float) -> bool:
     return (
-        record.get("status") == 200
-        and not record.get("shadow")
-        and record.get("endpoint") == endpoint
-        and record.get("inputs") is not None
-        and float(record.get("ts", 0.0)) >= since
+        record.answered
+        and not record.shadow
+        and record.endpoint == endpoint
+        and record.inputs is not None
+        and record.ts >= since
     )
 
 

@@ -110,18 +110,10 @@ def observe(
         slo=config.slo,
         now=now,
     )
-    section = next(
-        (
-            v
-            for v in report["versions"]
-            if v["slis"]["model"] == champion.model
-            and v["slis"]["version"] == str(champion.version)
-        ),
-        None,
-    )
-    drift = section["drift"]["share"] if section and section.get("drift") else None
-    quality = section["quality"] if section else None
-    metrics = quality["metrics"] if quality else {}
+    section = report.section(champion.model, str(champion.version))
+    drift = section.drift.share if section and section.drift else None
+    quality = section.quality if section else None
+    metrics = quality.metrics if quality else {}
     born = _timestamp(champion.created_at)
     loaded = load_version(registry, champion)
     fresh = labeled_rows(

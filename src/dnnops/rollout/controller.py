@@ -86,7 +86,7 @@ class RolloutController:
             # registry and raised the alert; here only the router follows.
             await self._conclude(endpoint, rollout, decided_here=False)
         elif rollout.active:
-            endpoint.rollout = rollout.to_dict()  # waiting for approval: shown, not applied
+            endpoint.rollout = rollout  # waiting for approval: shown, not applied
 
     async def start(self, rollout: RolloutState) -> None:
         """Apply a rollout created just now (the admin route) without waiting for a tick."""
@@ -139,7 +139,7 @@ class RolloutController:
             endpoint.set_traffic(None, 0.0, shadow=candidate)
         else:
             endpoint.set_traffic(candidate, float(rollout.weight))
-        endpoint.rollout = rollout.summary()
+        endpoint.rollout = rollout
         self._running[endpoint.name] = rollout.id
         self.server.observe_weight(endpoint.name, rollout.weight)
         return True
@@ -196,7 +196,7 @@ class RolloutController:
         elif transition.action in ("promote", "rollback"):
             await self._conclude(endpoint, transition.state)
         else:
-            endpoint.rollout = transition.state.summary()
+            endpoint.rollout = transition.state
 
     # -- ends -------------------------------------------------------------------------
 
@@ -208,7 +208,7 @@ class RolloutController:
         candidate = str(rollout.candidate)
         endpoint.set_traffic(None)
         self._running.pop(endpoint.name, None)
-        endpoint.rollout = rollout.summary()
+        endpoint.rollout = rollout
         self.server.observe_weight(endpoint.name, 0)
         registry = self.server.registry
         if rollout.status == "promoted":

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from dnnops.registry.versions import ModelRegistry, VersionRecord
+from dnnops.rollout.policy import RolloutState
 
 
 class Traffic(Protocol):
@@ -26,8 +27,8 @@ class Traffic(Protocol):
         ...
 
     live: str | None
-    rollout: dict[str, Any] | None
-    """The rollout shown for the endpoint (its persisted state's summary)."""
+    rollout: RolloutState | None
+    """The rollout shown for the endpoint."""
 
     def set_traffic(
         self, canary: str | None, weight: float = 0.0, shadow: str | None = None

@@ -10,12 +10,13 @@ import numpy as np
 
 from dnnops.monitor.digest import Stats, stats_of
 from dnnops.monitor.scoring import score
-from dnnops.predlog.reader import read_labels, read_records
+from dnnops.predlog.reader import PREDICTIONS, read_labels, read_predictions
+from dnnops.predlog.records import PredictionRecord
 from dnnops.rollout.policy import ArmStats
 
 
 def arm_stats(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[PredictionRecord],
     labels: Mapping[str, Any],
     endpoint: str,
     *,
@@ -27,17 +28,13 @@ def arm_stats(
     prediction id to its ground truth. The counts, the success rate and the p99 come from
     the digest's ``stats_of``, as in the report; labels score as in the time series."""
     mine = [
-        r
-        for r in records
-        if str(r.get("endpoint")) == endpoint
-        and str(r.get("version")) == version
-        and bool(r.get("shadow")) == shadow
+        r for r in records if r.endpoint == endpoint and r.version == version and r.shadow == shadow
     ]
     stats = stats_of(mine, None, ()) if mine else Stats()
     labeled = correct = 0
     absolute_errors: list[float] = []
     for record in mine:
-        scored = score(record, labels.get(str(record.get("shadow_of") or record.get("id"))))
+        scored = score(record, labels.get(record.label_id))
         if scored is None:
             continue
         if scored.kind == "class":
@@ -46,7 +43,7 @@ def arm_stats(
         else:
             absolute_errors.append(abs(scored.value))
     latencies = np.array(
-        [float(r.get("latency_ms", np.nan)) for r in mine if r.get("status") == 200],
+        [r.latency_ms for r in mine if r.answered and r.latency_ms is not None],
         dtype="float64",
     )
     return ArmStats(
@@ -62,11 +59,9 @@ def arm_stats(
     )
 
 
-def window_records(logs_dir: Path, start: float, end: float) -> list[dict[str, Any]]:
+def window_records(logs_dir: Path, start: float, end: float) -> list[PredictionRecord]:
     return [
-        r
-        for r in read_records(logs_dir / "predictions", "predictions", since=start)
-        if start <= float(r.get("ts", 0.0)) <= end
+        r for r in read_predictions(logs_dir / PREDICTIONS, since=start) if start <= r.ts <= end
     ]
 
 
@@ -88,7 +83,7 @@ def compare_window(
     """Both sides over the same window. When the stable version took no traffic in it
     (blue-green runs the candidate at 100%), the stable side is read from the window of
     the same length just before."""
-    records: Sequence[Mapping[str, Any]] = window_records(logs_dir, start, end)
+    records: Sequence[PredictionRecord] = window_records(logs_dir, start, end)
     labels = window_labels(logs_dir, start)
     ours = arm_stats(records, labels, endpoint, version=candidate, shadow=shadow)
     theirs = arm_stats(records, labels, endpoint, version=stable, shadow=False)

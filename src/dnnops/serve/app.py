@@ -30,6 +30,7 @@ from dnnops.errors import DnnopsError
 from dnnops.monitor.alerts import AlertStore
 from dnnops.monitor.loop import MonitorLoop
 from dnnops.monitor.report import build_report
+from dnnops.predlog.records import RequestContext
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.store import RolloutStore
 from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull
@@ -215,7 +216,7 @@ async def _serve(
     state: ServerState, request: RawRequest, name: str, *, version: str | None, kind: str
 ) -> Answer:
     started = time.perf_counter()
-    context: dict[str, Any] = {"endpoint": name, "protocol": kind}
+    context = RequestContext(endpoint=name, protocol=kind)
     traced = tracing_enabled()
     state.arriving += 1  # until queued: a batcher waits for requests still on their way
     arriving = True
@@ -227,7 +228,7 @@ async def _serve(
                 parse_infer(body, _header_length(request)) if kind == "v2" else _v1_instances(body)
             )
             runtime, shadow = _route(state, name, version, request=request)
-            context.update(model=runtime.model, version=runtime.version)
+            context.model, context.version = runtime.model, runtime.version
             adapter = runtime.adapter
             checked = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
             raw = checked.raw
@@ -243,9 +244,9 @@ async def _serve(
         _refuse_non_finite(probabilities)
         if "compute_s" in timing:  # model CPU per instance: the cost of a prediction
             threads = runtime.threads
-            context["cpu_ms"] = timing["compute_s"] * 1000 * threads / max(len(x), 1)
+            context.cpu_ms = timing["compute_s"] * 1000 * threads / max(len(x), 1)
         if "finished" in timing:  # model-only latency: its batches, without queue or HTTP
-            context["model_ms"] = (timing["finished"] - timing["started"]) * 1000
+            context.model_ms = (timing["finished"] - timing["started"]) * 1000
         if "finished" in timing and traced:
             record_span("queue", timing["enqueued"], timing["started"])
             record_span("infer", timing["started"], timing["finished"])
@@ -339,7 +340,7 @@ async def _answer(
     *,
     raw: Any,
     probabilities: Any,
-    context: dict[str, Any],
+    context: RequestContext,
     started: float,
     kind: str,
 ) -> tuple[Answer, list[str]]:
@@ -371,7 +372,7 @@ async def _answer(
         if not runtime.is_regression:
             answer["probabilities"] = probabilities
         response = json_answer(answer, 200, headers)
-    context["latency_ms"] = (time.perf_counter() - started) * 1000
+    context.latency_ms = (time.perf_counter() - started) * 1000
     scores = None if runtime.is_regression else probabilities
     records = state.logger.prediction_records(
         ids, context, raw, labels=labels, probabilities=scores
@@ -382,7 +383,7 @@ async def _answer(
 
 
 def _mirror_later(
-    state: ServerState, shadow: VersionRuntime, raw: Any, *, ids: list[str], context: dict[str, Any]
+    state: ServerState, shadow: VersionRuntime, raw: Any, *, ids: list[str], context: RequestContext
 ) -> None:
     """Run the shadow on a copy of the request after the client has its answer."""
     task = asyncio.get_running_loop().create_task(
@@ -398,17 +399,17 @@ async def _mirror(
     raw: Any,
     *,
     ids: list[str],
-    answered: dict[str, Any],
+    answered: RequestContext,
 ) -> None:
     """Predict with the shadow and log it; a full queue drops the copy, never a request."""
     names = (shadow.endpoint, shadow.model, shadow.version)
-    context = {
-        "endpoint": answered["endpoint"],
-        "protocol": answered["protocol"],
-        "model": shadow.model,
-        "version": shadow.version,
-        "shadow": True,
-    }
+    context = RequestContext(
+        endpoint=answered.endpoint,
+        protocol=answered.protocol,
+        model=shadow.model,
+        version=shadow.version,
+        shadow=True,
+    )
     started = time.perf_counter()
     try:
         x = apply_preprocessing(shadow.loaded.preprocessor, raw)
@@ -425,7 +426,7 @@ async def _mirror(
         )
         return
     labels = shadow.outputs(probabilities)[0].array
-    context["latency_ms"] = (time.perf_counter() - started) * 1000
+    context.latency_ms = (time.perf_counter() - started) * 1000
     shadow_ids = [f"{pid}.s{shadow.version}" for pid in ids]
     scores = None if shadow.is_regression else probabilities
     await state.logger.predictions.append_async(
@@ -443,9 +444,9 @@ def _count_anomalies(state: ServerState, runtime: VersionRuntime, counts: Counts
 
 
 def _count(
-    state: ServerState, context: dict[str, Any], status: int, *, rows: int, seconds: float
+    state: ServerState, context: RequestContext, status: int, *, rows: int, seconds: float
 ) -> None:
-    names = (context["endpoint"], context.get("model", ""), context.get("version", ""))
+    names = context.names
     state.metrics.request_done(names, status, rows, seconds=seconds)
 
 
@@ -462,7 +463,7 @@ def _refuse_non_finite(outputs: np.ndarray) -> None:
 
 
 def _attribute(
-    state: ServerState, name: str, version: str | None, *, context: dict[str, Any]
+    state: ServerState, name: str, version: str | None, *, context: RequestContext
 ) -> None:
     """Name the request's endpoint and (until it is routed) its version in ``context``,
     so a refusal is counted and logged under names the server serves: a request to a made-up
@@ -470,18 +471,18 @@ def _attribute(
     adds a metric series, a report row or an alert of its own."""
     endpoint = state.endpoints.get(name)
     if endpoint is None:
-        context["endpoint"] = UNKNOWN
+        context.endpoint = UNKNOWN
         raise NotFound(f"unknown model {name!r}; this server serves {sorted(state.endpoints)}")
     runtime, live = endpoint.runtime(version), endpoint.runtime()
     if runtime is not None:
-        context.update(model=runtime.model, version=runtime.version)
+        context.model, context.version = runtime.model, runtime.version
     elif live is not None:  # a version it does not have: routing refuses it 404
-        context.update(model=live.model, version=UNKNOWN)
+        context.model, context.version = live.model, UNKNOWN
 
 
-async def _record_failure(state: ServerState, context: dict[str, Any], error: HttpError) -> None:
+async def _record_failure(state: ServerState, context: RequestContext, error: HttpError) -> None:
     _count(state, context, error.status, rows=0, seconds=0.0)
-    names = (context["endpoint"], context.get("model", ""), context.get("version", ""))
+    names = context.names
     if error.status == 503:
         state.metrics.rejected.labels(*names, "overloaded").inc()
     elif error.status == 504:
@@ -603,8 +604,7 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
             loaded=in_memory,
             store=state.report_digests(),
         )
-        report["versions"] = [v for v in report["versions"] if v["slis"]["endpoint"] == name]
-        return json_response(report)
+        return json_response(report.of_endpoint(name).to_json())
 
 
 def _operations_routes(app: FastAPI, state: ServerState) -> None:

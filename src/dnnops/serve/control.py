@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from dnnops.config import MonitorConfig, RetrainConfig, SloConfig
 from dnnops.monitor.digest_store import DigestStore
+from dnnops.monitor.report_types import Report
 from dnnops.registry.loader import LoadedVersion
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.rollout.ports import Traffic
 from dnnops.serve.state import ServerState
-
-IN_PROGRESS = ("running", "awaiting_approval")
 
 
 class ServerControl:
@@ -92,12 +90,12 @@ class ServerControl:
 
     def rollout_candidates(self) -> set[tuple[str, str]]:
         return {
-            (str(e.rollout["model"]), str(e.rollout["candidate"]))
+            (e.rollout.model, str(e.rollout.candidate))
             for e in self.state.endpoints.values()
-            if e.rollout and e.rollout.get("status") in IN_PROGRESS
+            if e.rollout is not None and e.rollout.active
         }
 
-    def observe_report(self, report: Mapping[str, Any]) -> None:
+    def observe_report(self, report: Report) -> None:
         self.state.metrics.observe_report(report)
 
     def observe_monitor_tick(self, seconds: float, failed: bool) -> None:

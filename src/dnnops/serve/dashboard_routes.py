@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from dnnops.dashboard.data import dashboard_data
 from dnnops.durations import parse_duration
-from dnnops.predlog.reader import read_records
+from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, read_feedback, read_predictions
 from dnnops.serve.errors import BadRequest, HttpError, NotFound
 from dnnops.serve.http import authorize_scope, error_response, json_response
 from dnnops.serve.state import ServerState
@@ -98,15 +98,13 @@ def _tracer_route(app: FastAPI, state: ServerState) -> None:
 def find_prediction(state: ServerState, prediction_id: str) -> dict[str, Any] | None:
     logs = state.logger.logs_dir
     record, shadows = None, []
-    for candidate in read_records(logs / "predictions", "predictions"):
-        if candidate.get("id") == prediction_id:
+    for candidate in read_predictions(logs / PREDICTIONS):
+        if candidate.id == prediction_id:
             record = candidate
-        elif candidate.get("shadow_of") == prediction_id:
-            shadows.append(candidate)
+        elif candidate.shadow_of == prediction_id:
+            shadows.append(candidate.to_json())
     if record is None:
         return None
-    label = None
-    for feedback in read_records(logs / "feedback", "feedback"):
-        if feedback.get("prediction_id") == prediction_id:
-            label = feedback.get("label")
-    return {"prediction": record, "label": label, "shadows": shadows}
+    feedback = read_feedback(logs / FEEDBACK).get(prediction_id)
+    label = None if feedback is None else feedback.label
+    return {"prediction": record.to_json(), "label": label, "shadows": shadows}

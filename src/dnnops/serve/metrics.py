@@ -7,7 +7,7 @@ requests under 100 ms" is read off a bucket, not interpolated.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -20,6 +20,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from dnnops.monitor.report_types import Report
 from dnnops.serve.group import METRICS_ENV
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -224,26 +225,24 @@ class ServerMetrics:
             self.cpu_seconds.inc(max(used - self._cpu_counted, 0.0))
             self._cpu_counted = used
 
-    def observe_report(self, report: Mapping[str, Any]) -> None:
+    def observe_report(self, report: Report) -> None:
         """Gauges from a monitoring evaluation, for Prometheus and Grafana: drift per
         feature and dataset, remaining error budget and burn rates per objective."""
-        for section in report.get("versions", []):
-            slis = section["slis"]
-            names = (slis["endpoint"], slis["model"], slis["version"])
-            drift = section.get("drift")
-            if drift:
-                self.drift_share.labels(*names).set(drift["share"])
-                for feature in drift["features"]:
-                    score = feature.get("score")
-                    if score is not None:
-                        self.drift_score.labels(*names, feature["feature"]).set(score)
-            for objective in section.get("slo") or []:
-                remaining = objective.get("error_budget_remaining")
+        for section in report.versions:
+            slis = section.slis
+            names = (slis.endpoint, slis.model, slis.version)
+            drift = section.drift
+            if drift is not None:
+                self.drift_share.labels(*names).set(drift.share)
+                for feature in drift.features:
+                    self.drift_score.labels(*names, feature.feature).set(feature.score)
+            for objective in section.slo:
+                remaining = objective.error_budget_remaining
                 if remaining is not None:
-                    self.budget_remaining.labels(*names, objective["name"]).set(remaining)
-            for burn in section.get("alerts") or []:
-                self.burn_rate.labels(*names, burn["objective"], str(burn["factor"])).set(
-                    burn["short_burn_rate"]
+                    self.budget_remaining.labels(*names, objective.name).set(remaining)
+            for burn in section.alerts:
+                self.burn_rate.labels(*names, burn.objective, str(burn.factor)).set(
+                    burn.short_burn_rate
                 )
 
     def exposition(self) -> bytes:

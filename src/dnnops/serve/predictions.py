@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from dnnops.data.dataset import Inputs
 from dnnops.data.table import TableBatch
 from dnnops.predlog.reader import FEEDBACK, PREDICTIONS
+from dnnops.predlog.records import (
+    FeedbackRecord,
+    RequestContext,
+    failure_record,
+    prediction_records,
+)
 from dnnops.predlog.writer import RotationPolicy, SegmentWriter
-
-_DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
 class PredictionLogger:
@@ -59,7 +62,7 @@ class PredictionLogger:
     def prediction_records(
         self,
         ids: Sequence[str],
-        context: dict[str, Any],
+        context: RequestContext,
         raw: Inputs | TableBatch,
         *,
         labels: np.ndarray,
@@ -69,36 +72,25 @@ class PredictionLogger:
         """One record per instance; a shadow's records name the answered prediction they
         mirror (``shadow_of``), so labels sent for that id score the shadow too. A
         regression's records carry its number as ``output`` and no probabilities."""
-        now = time.time()
         rows = _rows(raw)
-        out = []
-        for index, prediction_id in enumerate(ids):
-            keep = self.log_inputs >= 1.0 or self._random.random() < self.log_inputs
-            record = {
-                "id": prediction_id,
-                "ts": now,
-                **context,
-                "status": 200,
-                "inputs": rows[index] if keep else None,
-                "output": labels[index],
-            }
-            if probabilities is not None:
-                record["probabilities"] = probabilities[index]
-            if shadow_of is not None:
-                record["shadow_of"] = shadow_of[index]
-            out.append(orjson.dumps(record, option=_DUMP))
-        return out
-
-    def failure_record(self, context: dict[str, Any], status: int, error: str) -> bytes:
-        return orjson.dumps(
-            {"id": None, "ts": time.time(), **context, "status": status, "error": error}
+        if self.log_inputs < 1.0:
+            rows = [row if self._random.random() < self.log_inputs else None for row in rows]
+        return prediction_records(
+            list(ids),
+            context,
+            ts=time.time(),
+            inputs=rows,
+            outputs=list(labels),
+            probabilities=probabilities,
+            shadow_of=None if shadow_of is None else list(shadow_of),
         )
+
+    def failure_record(self, context: RequestContext, status: int, error: str) -> bytes:
+        return failure_record(context, ts=time.time(), status=status, error=error)
 
     def feedback_records(self, labels: Sequence[tuple[str, Any]]) -> list[bytes]:
         now = time.time()
-        return [
-            orjson.dumps({"prediction_id": pid, "label": label, "ts": now}) for pid, label in labels
-        ]
+        return [FeedbackRecord(str(pid), label, now).encode() for pid, label in labels]
 
 
 def _rows(raw: Inputs | TableBatch) -> list[Any]:

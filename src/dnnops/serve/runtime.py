@@ -17,6 +17,7 @@ from dnnops.config import ServeConfig
 from dnnops.data.example import example_instance
 from dnnops.evaluate.metrics import softmax
 from dnnops.registry.loader import LoadedVersion, make_predictor
+from dnnops.rollout.policy import RolloutState
 from dnnops.serve.batcher import BatchStats, DynamicBatcher
 from dnnops.serve.inputs import InputAdapter
 from dnnops.serve.metrics import ServerMetrics
@@ -166,7 +167,7 @@ class Endpoint:
     canary: str | None = None
     canary_weight: float = 0.0
     shadow: str | None = None
-    rollout: dict[str, Any] | None = None
+    rollout: RolloutState | None = None
     """The rollout in progress (its persisted state), shown by ``describe``."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -220,5 +221,5 @@ class Endpoint:
                 }
                 for v, r in self.versions.items()
             },
-            "rollout": self.rollout,
+            "rollout": None if self.rollout is None else self.rollout.summary(),
         }

@@ -1,0 +1,172 @@
+"""The monitoring report as a frozen tree of typed sections.
+
+``build_report`` returns a ``Report``; the server's loops, the dashboard, the CLI and
+retraining read its fields, and ``Report.to_json`` turns it into JSON once, at the edge
+(the CLI's ``--json``, ``GET /v2/monitor``, the HTML page). The JSON's shape is written to
+``report.schema.json`` beside this module; a test regenerates it from these types, so a
+change to the report's JSON is a change to that file, made on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dnnops.monitor.dataset_drift import DatasetDrift
+from dnnops.monitor.sli import Quality, VersionSlis
+from dnnops.monitor.slo import BurnAlert
+
+SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
+
+
+@dataclass(frozen=True)
+class ObjectiveStatus:
+    """One SLO objective over the SLO window (not the report's)."""
+
+    name: str
+    kind: str
+    target: float
+    window_s: float
+    current: float | None
+    """Share of good events; None while nothing was judged in the window."""
+    met: bool | None
+    error_budget_remaining: float | None
+    """1 - bad / allowed: negative when overspent."""
+    events: int
+
+
+@dataclass(frozen=True)
+class PredictionDrift:
+    """The predictions' distribution against a reference: a classifier's classes against
+    the training labels', a regressor's values against its test-split predictions."""
+
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+    reference: list[float]
+    current: list[float]
+    classes: list[str] | None = None
+    """A classifier's class names, in the order of ``reference`` and ``current``."""
+    bins: list[str] | None = None
+    """A regressor's value bins, in the order of ``reference`` and ``current``."""
+    reference_of: str | None = None
+    """A regressor's reference: ``test_predictions``, or ``target`` for older versions."""
+
+
+@dataclass(frozen=True)
+class ConfidenceShift:
+    live_mean: float
+    baseline_mean: float | None
+    shift: float | None
+
+
+@dataclass(frozen=True)
+class Cost:
+    cpu_ms_per_prediction: float | None
+    per_1k_predictions: float | None
+    currency: str
+    cpu_second_price: float
+
+
+@dataclass(frozen=True)
+class VersionSection:
+    """Everything the report says about one served version of one endpoint."""
+
+    slis: VersionSlis
+    slo: list[ObjectiveStatus] = field(default_factory=list)
+    alerts: list[BurnAlert] = field(default_factory=list)
+    """The burn-rate rules that fire, each with its runbook."""
+    drift: DatasetDrift | None = None
+    quality: Quality | None = None
+    """Quality on the labels that arrived for the window's predictions."""
+    prediction_drift: PredictionDrift | None = None
+    confidence: ConfidenceShift | None = None
+    cost: Cost | None = None
+    feature_freshness_s: dict[str, float | None] = field(default_factory=dict)
+    explainability_coverage: float | None = None
+    baseline_accuracy: float | None = None
+    error: str | None = None
+    """Why the sections that need the registry's version are missing."""
+
+
+@dataclass(frozen=True)
+class SegmentCounts:
+    digested: int
+    """Segments digested for this report (new or grown since the last one)."""
+    from_disk: int
+    """Segments whose digest was read back from disk."""
+
+
+@dataclass(frozen=True)
+class Report:
+    generated_at: float
+    window_s: float
+    window_start: float
+    records: int
+    segments: SegmentCounts
+    versions: list[VersionSection]
+
+    @property
+    def drift(self) -> DatasetDrift | None:
+        """The drift of the busiest version: the one most traffic sees."""
+        busiest = max(self.versions, key=lambda v: v.slis.predictions, default=None)
+        return busiest.drift if busiest else None
+
+    def of_endpoint(self, endpoint: str) -> Report:
+        """The same report with only ``endpoint``'s versions."""
+        kept = [v for v in self.versions if v.slis.endpoint == endpoint]
+        return replace(self, versions=kept)
+
+    def section(self, model: str, version: str) -> VersionSection | None:
+        return next(
+            (v for v in self.versions if (v.slis.model, v.slis.version) == (model, version)),
+            None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON (numbers NaN where nothing was measured: serialisers write
+        them as null)."""
+        out = asdict(self)
+        drift = self.drift
+        out["drift"] = asdict(drift) if drift is not None else None
+        return out
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON schema of ``Report.to_json``, derived from the dataclasses (by pydantic).
+    A number the report could not measure (a p99 of no requests) is NaN in Python and
+    null in JSON, so every number in the schema may be null."""
+    from pydantic import TypeAdapter
+
+    schema: dict[str, Any] = _nullable_numbers(
+        TypeAdapter(Report).json_schema(mode="serialization")
+    )
+    schema["properties"]["drift"] = {
+        "anyOf": [{"$ref": "#/$defs/DatasetDrift"}, {"type": "null"}],
+        "description": "The drift of the busiest version (the most predictions).",
+    }
+    schema["required"] = [*schema["required"], "drift"]
+    return schema
+
+
+def _nullable_numbers(node: Any) -> Any:
+    if isinstance(node, dict):
+        if node.get("type") == "number":
+            return {**node, "type": ["number", "null"]}
+        return {key: _nullable_numbers(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_nullable_numbers(item) for item in node]
+    return node
+
+
+def write_schema(path: Path = SCHEMA_FILE) -> None:
+    """Rewrite the schema file (``python -m dnnops.monitor.report_types`` after changing
+    the report's types on purpose)."""
+    path.write_text(json.dumps(report_schema(), indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    write_schema()

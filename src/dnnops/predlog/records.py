@@ -1,0 +1,244 @@
+"""The two kinds of record the logs hold, encoded and decoded here and nowhere else.
+
+A prediction record is what the server (or ``dnnops predict``) wrote about one instance,
+or about one refused request; a feedback record is one label for one prediction id. Every
+consumer (the digest, the report, the dashboard, the rollout gates, retraining, the CLI)
+reads these types, so a key is spelled once: a misspelling is a type error, not a silent
+``None``. Decoding is lenient where logs from older versions differ (a missing field takes
+its default) and strict where a value could be misread (a record whose time or status is
+not a number is counted as damaged, never guessed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+_DUMP = orjson.OPT_SERIALIZE_NUMPY
+
+
+class UnreadableRecord(ValueError):
+    """A whole frame whose JSON is not a record of this kind (counted as damage)."""
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the server learns about a request while answering it, copied into each of its
+    records: where it went, and what it cost."""
+
+    endpoint: str
+    protocol: str = ""
+    model: str = ""
+    version: str = ""
+    shadow: bool = False
+    latency_ms: float | None = None
+    model_ms: float | None = None
+    """The model's share: its batches, without queueing or HTTP."""
+    cpu_ms: float | None = None
+    """Model CPU per instance: the cost of a prediction."""
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """(endpoint, model, version): the labels of the request's metric series."""
+        return self.endpoint, self.model, self.version
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    ts: float
+    status: int
+    """200 for an answered instance; the HTTP status a refused request got otherwise."""
+    endpoint: str = ""
+    model: str = ""
+    version: str = ""
+    protocol: str = ""
+    id: str | None = None
+    """None for a refused request: nothing was predicted, so nothing can be labelled."""
+    shadow: bool = False
+    shadow_of: str | None = None
+    """A shadow's record names the answered prediction it mirrors: its label scores both."""
+    inputs: Any = None
+    """The instance as it arrived (a row of numbers in schema order, an object keyed by
+    feature, or a tensor as nested lists); None when sampling left it out."""
+    output: Any = None
+    """The answer: a class label as in training, or a regressor's number."""
+    probabilities: list[float] | None = None
+    """A classifier's class probabilities; None for a regressor."""
+    latency_ms: float | None = None
+    model_ms: float | None = None
+    cpu_ms: float | None = None
+    error: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.status == 200
+
+    @property
+    def label_id(self) -> str:
+        """The prediction id a label for this record is sent under."""
+        return str(self.shadow_of or self.id)
+
+    @property
+    def role(self) -> str:
+        return "shadow" if self.shadow else "served"
+
+    @property
+    def confidence(self) -> float | None:
+        return max(self.probabilities) if self.probabilities else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the log holds it: fields at their default are left out."""
+        out: dict[str, Any] = {"id": self.id, "ts": self.ts}
+        for name in _OPTIONAL_PREDICTION_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value != "" and value is not False:
+                out[name] = value
+        out["status"] = self.status
+        return out
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_json(), option=_DUMP)
+
+    @classmethod
+    def from_json(cls, data: Any) -> PredictionRecord:
+        if not isinstance(data, dict):
+            raise UnreadableRecord(f"a prediction record is an object, not {type(data).__name__}")
+        try:
+            return cls(
+                ts=_number(data.get("ts", 0.0)),
+                status=_status(data.get("status", 200)),
+                endpoint=str(data.get("endpoint") or ""),
+                model=str(data.get("model") or ""),
+                version=str(data.get("version") or ""),
+                protocol=str(data.get("protocol") or ""),
+                id=_text(data.get("id")),
+                shadow=bool(data.get("shadow", False)),
+                shadow_of=_text(data.get("shadow_of")),
+                inputs=data.get("inputs"),
+                output=data.get("output"),
+                probabilities=_probabilities(data.get("probabilities")),
+                latency_ms=_optional_number(data.get("latency_ms")),
+                model_ms=_optional_number(data.get("model_ms")),
+                cpu_ms=_optional_number(data.get("cpu_ms")),
+                error=_text(data.get("error")),
+            )
+        except (TypeError, ValueError) as exc:
+            raise UnreadableRecord(f"not a prediction record: {exc}") from exc
+
+
+_OPTIONAL_PREDICTION_FIELDS = (
+    "endpoint",
+    "protocol",
+    "model",
+    "version",
+    "shadow",
+    "inputs",
+    "output",
+    "probabilities",
+    "shadow_of",
+    "latency_ms",
+    "model_ms",
+    "cpu_ms",
+    "error",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    prediction_id: str
+    label: Any
+    """The ground truth: a class label as in training, or a number."""
+    ts: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prediction_id": self.prediction_id, "label": self.label, "ts": self.ts}
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_json(), option=_DUMP)
+
+    @classmethod
+    def from_json(cls, data: Any) -> FeedbackRecord:
+        if not isinstance(data, dict) or data.get("prediction_id") is None or "label" not in data:
+            raise UnreadableRecord("a feedback record has a prediction_id and a label")
+        try:
+            return cls(str(data["prediction_id"]), data["label"], _number(data.get("ts", 0.0)))
+        except (TypeError, ValueError) as exc:
+            raise UnreadableRecord(f"not a feedback record: {exc}") from exc
+
+
+def prediction_records(
+    ids: list[str],
+    context: RequestContext,
+    *,
+    ts: float,
+    inputs: list[Any],
+    outputs: list[Any],
+    probabilities: Any | None,
+    shadow_of: list[str] | None = None,
+) -> list[bytes]:
+    """The encoded records of one answered request, one per instance (the server's hot
+    path: the shared part of every record is built once)."""
+    shared: dict[str, Any] = {"ts": ts}
+    for name in ("endpoint", "protocol", "model", "version", "shadow"):
+        value = getattr(context, name)
+        if value:
+            shared[name] = value
+    for name in ("latency_ms", "model_ms", "cpu_ms"):
+        value = getattr(context, name)
+        if value is not None:
+            shared[name] = value
+    shared["status"] = 200
+    out = []
+    for index, prediction_id in enumerate(ids):
+        record = {"id": prediction_id, **shared, "inputs": inputs[index], "output": outputs[index]}
+        if probabilities is not None:
+            record["probabilities"] = probabilities[index]
+        if shadow_of is not None:
+            record["shadow_of"] = shadow_of[index]
+        out.append(orjson.dumps(record, option=_DUMP))
+    return out
+
+
+def failure_record(context: RequestContext, *, ts: float, status: int, error: str) -> bytes:
+    """The one record of a request refused or failed before anything was predicted."""
+    return PredictionRecord(
+        ts=ts,
+        status=status,
+        endpoint=context.endpoint,
+        model=context.model,
+        version=context.version,
+        protocol=context.protocol,
+        shadow=context.shadow,
+        latency_ms=context.latency_ms,
+        error=error,
+    ).encode()
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a number")
+    return float(value)
+
+
+def _optional_number(value: Any) -> float | None:
+    return None if value is None else _number(value)
+
+
+def _status(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"status {value!r} is not an HTTP status")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _probabilities(value: Any) -> list[float] | None:
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list):
+        raise ValueError(f"probabilities {value!r} are not a list")
+    return value

@@ -1,0 +1,17 @@
+"""Names every package shares, defined once so that a key means the same everywhere.
+
+This module imports nothing from dnnops: any layer may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+VersionKey = tuple[str, str, str]
+"""(endpoint, model, version): one served version of one endpoint."""
+
+Role = Literal["served", "shadow"]
+"""Whether a record answered a client or mirrored a request to a shadow."""
+
+GroupKey = tuple[str, str, str, str]
+"""(endpoint, model, version, role): what the digests keep apart."""
