@@ -82,7 +82,9 @@ def test_log_model_registers_a_users_own_module_which_then_serves(home: Path) ->
             answer = client.predict("blobs", frame[["a", "b"]].head(4))
             assert answer["predictions"] == list(mine[:4])
             pairs = dict(zip(answer["prediction_ids"], frame["label"].head(4), strict=True))
-            assert client.feedback(pairs) == {"accepted": 4}
+            answer = client.feedback(pairs)
+            assert (answer["accepted"], answer["errors"]) == (4, False)
+            assert {i["status"] for i in answer["items"]} == {"accepted"}
             assert client.monitor("blobs")["versions"]
     finally:
         server.stop()

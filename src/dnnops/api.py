@@ -239,7 +239,10 @@ class Client:
         )
 
     def feedback(self, labels: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> dict[str, Any]:
-        """Ground truth for earlier predictions: ``{prediction_id: label}`` or pairs."""
+        """Ground truth for earlier predictions: ``{prediction_id: label}`` or pairs. The
+        answer counts them (``accepted``, ``refused`` by reason, ``relabeled``) and gives
+        each one's status in ``items``: a label for an unknown prediction, or outside the
+        version's classes, is refused, not logged."""
         pairs = labels.items() if isinstance(labels, Mapping) else labels
         body = {"labels": [{"prediction_id": pid, "label": label} for pid, label in pairs]}
         return self._call("POST", "/v1/feedback", body)

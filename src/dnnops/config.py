@@ -240,6 +240,24 @@ class EvaluateConfig(Section):
     """Gaussian noise, in units of each feature's std, for the robustness metric."""
 
 
+class TlsConfig(Section):
+    """HTTPS for the server: a PEM certificate (its chain after it) and its private key.
+    Relative paths are read from the project file's folder."""
+
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsConfig:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("serve.tls needs both certfile and keyfile (PEM files)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.certfile is not None
+
+
 class ServeConfig(Section):
     backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
     max_batch_size: Annotated[int, Field(ge=1)] = 64
@@ -276,6 +294,7 @@ class ServeConfig(Section):
     """On SIGTERM: how long queued requests may still run before the server exits."""
     sticky_header: str = "x-routing-key"
     """Requests with the same value of this header meet the same version during a canary."""
+    tls: TlsConfig = Field(default_factory=TlsConfig)
 
 
 class DriftConfig(Section):

@@ -183,7 +183,7 @@ def test_a_growing_segment_is_followed_frame_by_frame(tmp_path: Path) -> None:
     segment = _segment(tmp_path / "logs", _records(100))
     store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
     store.digest(segment, _build)
-    more = [orjson.dumps(r) for r in _records(70, start=100.0)]
+    more = [r.encode() for r in _records(70, start=100.0)]
     torn = encode_frame(more[-1])
     with segment.open("ab") as log:  # 69 whole records and half of the 70th
         log.write(b"".join(encode_frame(p) for p in more[:-1]) + torn[: len(torn) // 2])

@@ -255,10 +255,10 @@ def test_arm_stats_score_a_regressors_numbers_against_numeric_labels() -> None:
     from dnnops.rollout.window import arm_stats
 
     records = [
-        {"id": "a", "endpoint": "e", "version": "2", "status": 200, "output": 10.0},
-        {"id": "b", "endpoint": "e", "version": "2", "status": 200, "output": 4.5},
-        {"id": "c", "endpoint": "e", "version": "2", "status": 200, "output": 7.0},
-        {"id": "d", "endpoint": "e", "version": "2", "status": 500},
+        {"id": "a", "ts": 1.0, "endpoint": "e", "version": "2", "status": 200, "output": 10.0},
+        {"id": "b", "ts": 1.0, "endpoint": "e", "version": "2", "status": 200, "output": 4.5},
+        {"id": "c", "ts": 1.0, "endpoint": "e", "version": "2", "status": 200, "output": 7.0},
+        {"id": "d", "ts": 1.0, "endpoint": "e", "version": "2", "status": 500},
     ]
     stats = arm_stats(
         [PredictionRecord.from_json(r) for r in records],

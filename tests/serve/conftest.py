@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -92,8 +93,14 @@ def train_digits(folder: Path, home: Path, name: str = "digits", **train: Any) -
     )
 
 
-def start_server(home: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-    """``dnnops serve --port 0 ARGS``; returns once it says where it listens and is ready."""
+def start_server(
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> Server:
+    """``dnnops serve --port 0 ARGS``; returns once it says where it listens and is ready
+    (over HTTPS when it says https, trusting the certificate file ``verify``)."""
     environment = {**subprocess_env(home), **(env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "dnnops", "serve", "--port", "0", *args],
@@ -111,12 +118,12 @@ def start_server(home: Path, *args: str, env: dict[str, str] | None = None) -> S
         if not line:
             raise AssertionError(f"the server exited: {''.join(printed)}{process.communicate()}")
         printed.append(line)
-        found = re.search(r"http://(127\.0\.0\.1:\d+)", line)
-        url = f"http://{found.group(1)}" if found else None
+        found = re.search(r"(https?)://(127\.0\.0\.1:\d+)", line)
+        url = f"{found.group(1)}://{found.group(2)}" if found else None
         assert time.monotonic() < deadline, "the server did not start"
     server = Server(process, url, home, printed, environment.get("DNNOPS_ADMIN_TOKEN"))
     server.keep_reading()
-    while httpx.get(f"{url}/v2/health/ready", timeout=5).status_code != 200:
+    while httpx.get(f"{url}/v2/health/ready", timeout=5, verify=verify).status_code != 200:
         assert time.monotonic() < deadline, "the server never turned ready"
         time.sleep(0.05)
     return server

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -86,11 +87,12 @@ def test_loadtest_reports_rate_latency_and_errors(
 
 def test_requests_on_their_way_are_counted_until_queued_or_refused(trained_home: Path) -> None:
     state = build_state(resolve_home(trained_home), None, ["digits@production"])
-    state.serve = state.serve.model_copy(update={"close_when_quiet": True, "max_delay": 5.0})
+    quiet = state.serve.model_copy(update={"close_when_quiet": True, "max_delay": 5.0})
+    state.policies = replace(state.policies, serve=quiet)
     with BackgroundServer(state) as url, httpx.Client(base_url=url, timeout=10) as http:
         for body in (BODY, b"{not json", BODY.replace(b"[1, 64]", b"[1, 63]"), BODY):
             http.post("/v2/models/digits/infer", content=body)
         started = time.monotonic()
         assert http.post("/v2/models/digits/infer", content=BODY).status_code == 200
         assert time.monotonic() - started < 2.0  # not the 5 s delay: nothing else was coming
-        assert state.arriving == 0
+        assert state.lifecycle.arriving == 0

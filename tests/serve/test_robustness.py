@@ -10,6 +10,9 @@ import httpx
 import numpy as np
 import pytest
 
+from dnnops.home import resolve_home
+from dnnops.predlog.reader import FEEDBACK, read_feedback_records
+from dnnops.registry.open import open_registry
 from tests.serve.conftest import Server, start_server
 
 ROW = [0.0] * 64
@@ -139,15 +142,66 @@ def test_errors_name_the_feature(server: Server) -> None:
         assert "serve.non_finite: reject" in infinite.json()["error"]
 
 
-def test_feedback_route(server: Server) -> None:
+def test_feedback_answers_each_label_and_refuses_what_it_cannot_score(server: Server) -> None:
     with server.client() as http:
-        ids = http.post(INFER, content=_tensor()).headers["x-prediction-id"].split(",")
-        accepted = http.post(
-            "/v1/feedback", json={"labels": [{"prediction_id": ids[0], "label": 3}]}
+        ids = (
+            http.post(INFER, content=_tensor(shape=[2, 64], data=ROW * 2))
+            .headers["x-prediction-id"]
+            .split(",")
         )
-        assert accepted.json() == {"accepted": 1}
+        labels = [
+            {"prediction_id": ids[0], "label": 3},
+            {"prediction_id": "made-up-1", "label": 3},
+            {"prediction_id": ids[1], "label": "cat"},  # digits has classes 0..9
+        ]
+        answer = http.post("/v1/feedback", json={"labels": labels}).json()
+        assert answer["accepted"] == 1 and answer["errors"] is True
+        assert answer["refused"] == {"unknown_prediction_id": 1, "unknown_label": 1}
+        assert [i["status"] for i in answer["items"]] == [
+            "accepted",
+            "unknown_prediction_id",
+            "unknown_label",
+        ]
+        again = http.post("/v1/feedback", json={"labels": [{"prediction_id": ids[0], "label": 5}]})
+        assert again.json()["items"] == [{"prediction_id": ids[0], "status": "relabeled"}]
+        same = http.post("/v1/feedback", json={"labels": [{"prediction_id": ids[0], "label": 5}]})
+        assert same.json()["items"][0]["status"] == "accepted", (
+            "the same label twice is no re-label"
+        )
         assert http.post("/v1/feedback", json={"labels": [{"label": 3}]}).status_code == 400
         assert http.post("/v1/feedback", content=b"nope").status_code == 400
+        metrics = http.get("/metrics").text
+    assert 'dnnops_feedback_labels_total{outcome="unknown_prediction_id"} 1.0' in metrics
+    assert 'dnnops_feedback_labels_total{outcome="relabeled"} 1.0' in metrics
+    logged = [r for r in read_feedback_records(server.home / "logs" / FEEDBACK)]
+    assert [(r.prediction_id, r.label) for r in logged if r.prediction_id in ids] == [
+        (ids[0], 3),
+        (ids[0], 5),
+        (ids[0], 5),
+    ], "refused labels are never logged"
+    registry = open_registry(resolve_home(server.home))
+    [relabel] = [e for e in registry.audit_log("digits") if e["action"] == "relabel"]
+    assert relabel["details"] == {"prediction_id": ids[0], "before": 3, "after": 5}
+
+
+def test_labels_for_predictions_made_before_a_restart_are_accepted(
+    trained_home: Path, tmp_path: Path
+) -> None:
+    """The ids a server remembers are its own; others are found in the log's digests."""
+    first = start_server(trained_home, "--model", "digits@production")
+    try:
+        with first.client() as http:
+            ids = http.post(INFER, content=_tensor()).headers["x-prediction-id"].split(",")
+    finally:
+        first.stop()
+    second = start_server(trained_home, "--model", "digits@production")
+    try:
+        with second.client() as http:
+            labels = [{"prediction_id": ids[0], "label": 1}, {"prediction_id": "gone", "label": 1}]
+            answer = http.post("/v1/feedback", json={"labels": labels}).json()
+        assert [i["status"] for i in answer["items"]] == ["accepted", "unknown_prediction_id"]
+    finally:
+        second.stop()
 
 
 def test_admin_routes_need_the_token(server: Server) -> None:

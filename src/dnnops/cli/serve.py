@@ -89,7 +89,7 @@ def feedback_command(
 
 
 def _judged(labels: list[tuple[str, Any]], home: Home) -> Any:
-    from dnnops.predlog.labels_check import judge_labels
+    from dnnops.predlog.labels_check import judge_labels, made_by_of
     from dnnops.predlog.reader import PREDICTIONS, read_predictions
 
     registry = open_registry(home)
@@ -101,8 +101,9 @@ def _judged(labels: list[tuple[str, Any]], home: Home) -> Any:
             return None  # a version deleted since: its labels cannot be judged here
         return list(registry.manifest(record).get("classes") or []) or None
 
-    records = read_predictions(home.logs_dir / PREDICTIONS)
-    return judge_labels(labels, records, classes_of)
+    wanted = {pid for pid, _ in labels}
+    made_by = made_by_of(read_predictions(home.logs_dir / PREDICTIONS), wanted)
+    return judge_labels(labels, made_by, classes_of)
 
 
 def _read_labels(file: Path) -> list[tuple[str, Any]]:

@@ -47,7 +47,13 @@ from dnnops.monitor.sli import (
     slis_from_stats,
 )
 from dnnops.monitor.slo import BurnAlert, CountsFor, burn_alerts
-from dnnops.predlog.reader import FEEDBACK, read_feedback, segment_modified, segments
+from dnnops.predlog.reader import (
+    FEEDBACK,
+    PREDICTIONS,
+    read_feedback,
+    segment_modified,
+    segments,
+)
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
 from dnnops.vocabulary import VersionKey
@@ -222,6 +228,37 @@ def _rollup(
         rollup.segments += 1
     rollup.digested = store.built - built_before
     return rollup
+
+
+def predictions_made(
+    registry: ModelRegistry,
+    logs_dir: Path,
+    wanted: set[str],
+    *,
+    since: float,
+    slo: SloConfig,
+    loaded: Mapping[tuple[str, str], LoadedVersion] | None = None,
+    store: DigestStore | None = None,
+) -> dict[str, tuple[str, str]]:
+    """Which (model, version) answered each of the ``wanted`` prediction ids logged since
+    ``since``, from the segments' digests (the ids a label can score are kept there), so a
+    server can tell a label for a real prediction from one for nothing."""
+    versions = _Versions(registry, dict(loaded or {}))
+    store = store or digest_store(logs_dir, slo)
+    thresholds = latency_thresholds_ms(slo)
+    looking = np.array(sorted(wanted))
+    found: dict[str, tuple[str, str]] = {}
+    for segment in segments(logs_dir / PREDICTIONS, PREDICTIONS):
+        if segment_modified(segment) < since:
+            continue
+        digest = store.digest(
+            segment, lambda rs: digest_records(rs, versions.reference, thresholds)
+        )
+        for (_, model, version, role), rows in digest.rows.items():
+            if role == "served" and len(rows.ids):
+                for pid in rows.ids[np.isin(rows.ids, looking)].tolist():
+                    found[str(pid)] = (model, version)
+    return found
 
 
 def _labeled_of(rollup: Rollup, key: VersionKey) -> LabeledRows:

@@ -5,12 +5,16 @@ so a typo'd id or a label spelled differently is seen, not silently ignored."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from dnnops.data.schema import category_key
 from dnnops.predlog.records import PredictionRecord
+
+Status = Literal["accepted", "unknown_prediction_id", "unknown_label"]
+MadeBy = Mapping[str, tuple[str, str]]
+"""Prediction id to the (model, version) that answered it."""
 
 
 @dataclass
@@ -19,26 +23,33 @@ class LabelVerdicts:
     refused: Counter[str] = field(default_factory=Counter)
     """Refused labels by reason: ``unknown_prediction_id``, ``unknown_label``."""
     examples: dict[str, list[str]] = field(default_factory=dict)
+    statuses: list[Status] = field(default_factory=list)
+    """One per label, in the order they came."""
 
-    def refuse(self, reason: str, example: str) -> None:
+    def refuse(self, reason: Status, example: str) -> None:
+        self.statuses.append(reason)
         self.refused[reason] += 1
         shown = self.examples.setdefault(reason, [])
         if len(shown) < 3:
             shown.append(example)
 
 
+def made_by_of(records: Iterable[PredictionRecord], wanted: set[str]) -> dict[str, tuple[str, str]]:
+    """Which version answered each of the ``wanted`` prediction ids found in ``records``."""
+    return {
+        record.id: (record.model, record.version)
+        for record in records
+        if record.id is not None and record.id in wanted and record.answered
+    }
+
+
 def judge_labels(
     labels: Sequence[tuple[str, Any]],
-    records: Iterable[PredictionRecord],
+    made_by: MadeBy,
     classes_of: Callable[[str, str], list[Any] | None],
 ) -> LabelVerdicts:
     """Accept a label when its prediction id was logged (answered, status 200) and the
     label is one of that version's classes (``classes_of(model, version)``; None: any)."""
-    wanted = {pid for pid, _ in labels}
-    made_by: dict[str, tuple[str, str]] = {}
-    for record in records:
-        if record.id in wanted and record.answered:
-            made_by[record.id] = (record.model, record.version)
     verdicts = LabelVerdicts()
     known: dict[tuple[str, str], set[str] | None] = {}
     for pid, label in labels:
@@ -54,4 +65,5 @@ def judge_labels(
             verdicts.refuse("unknown_label", f"{pid}: {label!r}")
             continue
         verdicts.accepted.append((pid, label))
+        verdicts.statuses.append("accepted")
     return verdicts

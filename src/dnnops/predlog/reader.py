@@ -66,9 +66,9 @@ def predictions_of(data: bytes, stats: FrameStats | None = None) -> Iterator[Pre
     """The intact prediction records of one segment's bytes; one that is not a prediction
     record is counted as damage."""
     stats = stats if stats is not None else FrameStats()
-    for raw in records_of(data, stats):
+    for payload in iter_frames(data, stats):
         try:
-            yield PredictionRecord.from_json(raw)
+            yield PredictionRecord.decode(payload)
         except UnreadableRecord:
             stats.corrupt += 1
 
@@ -78,11 +78,14 @@ def read_feedback_records(
 ) -> Iterator[FeedbackRecord]:
     """The feedback log's records in the order they were written."""
     stats = stats if stats is not None else FrameStats()
-    for raw in read_records(folder, FEEDBACK, stats, since=since):
-        try:
-            yield FeedbackRecord.from_json(raw)
-        except UnreadableRecord:
-            stats.corrupt += 1
+    for path in segments(folder, FEEDBACK):
+        if since is not None and segment_modified(path) < since:
+            continue
+        for payload in iter_frames(path.read_bytes(), stats):
+            try:
+                yield FeedbackRecord.decode(payload)
+            except UnreadableRecord:
+                stats.corrupt += 1
 
 
 def read_feedback(folder: Path, since: float | None = None) -> dict[str, FeedbackRecord]:

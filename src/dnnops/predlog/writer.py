@@ -15,6 +15,7 @@ With ``fsync`` on, the event-loop path hands the batch to the thread instead.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import os
 import queue
 import threading
@@ -40,6 +41,19 @@ def segment_name(prefix: str, started: float, sequence: int, *, writer: str) -> 
     writing the same log (a server and ``dnnops feedback``) never share a file."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started))
     return f"{prefix}-{stamp}-{sequence:06d}-{writer}.log"
+
+
+def segment_started(path: Path) -> float:
+    """When a segment was opened, from its name; its modification time when the name does
+    not say (a file someone put there)."""
+    try:
+        stamp = path.stem.split("-")[1]
+        return calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%S"))
+    except (IndexError, ValueError):
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
 
 
 class SegmentWriter:

@@ -45,6 +45,7 @@ from dnnops.serve.errors import (
     Unavailable,
     http_error_of,
 )
+from dnnops.serve.feedback import FeedbackVerdicts, feedback_answer
 from dnnops.serve.http import (
     JSON,
     Answer,
@@ -94,9 +95,9 @@ def create_app(state: ServerState) -> InferenceFastPath:
             asyncio.create_task(controller.run(), name="rollout-controller"),
             asyncio.create_task(LoopLag(state.metrics.event_loop_lag.set).run(), name="loop-lag"),
         ]
-        if state.monitor.evaluate_every:
+        if state.policies.monitor.evaluate_every:
             monitoring = MonitorLoop(control, AlertStore(state.registry.engine))
-            loops.append(asyncio.create_task(monitoring.run(state.monitor.evaluate_every)))
+            loops.append(asyncio.create_task(monitoring.run(state.policies.monitor.evaluate_every)))
         if state.metrics.shared_dir is not None:
             loops.append(asyncio.create_task(_refresh_shared_metrics(state)))
         yield
@@ -159,7 +160,8 @@ def _health_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get("/v2/health/ready")
     async def ready() -> Response:
-        return json_response({"ready": state.ready}, 200 if state.ready else 503)
+        ready = state.lifecycle.ready
+        return json_response({"ready": ready}, 200 if ready else 503)
 
     @app.get("/v2")
     async def server_metadata() -> Response:
@@ -182,7 +184,7 @@ def _health_routes(app: FastAPI, state: ServerState) -> None:
             runtime = _runtime(state, name, version, need_ready=False)
         except HttpError as error:
             return error_response(error)
-        ok = runtime.ready and state.ready
+        ok = runtime.ready and state.lifecycle.ready
         return json_response({"name": name, "ready": ok}, 200 if ok else 503)
 
 
@@ -208,8 +210,14 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
             labels = _feedback_labels(await read_body(request, state.serve.max_body_bytes))
         except HttpError as error:
             return error_response(error)
-        await state.logger.feedback.append_async(state.logger.feedback_records(labels))
-        return json_response({"accepted": len(labels)})
+        judged = await asyncio.to_thread(state.label_gate().judge, labels)
+        accepted = judged.verdicts.accepted
+        if accepted:  # logged before the answer says so
+            await state.logger.feedback.append_async(state.logger.feedback_records(accepted))
+        _count_feedback(state, judged)
+        if judged.relabeled:
+            await asyncio.to_thread(_audit_relabels, state, judged)
+        return json_response(feedback_answer(labels, judged))
 
 
 async def _serve(
@@ -218,7 +226,7 @@ async def _serve(
     started = time.perf_counter()
     context = RequestContext(endpoint=name, protocol=kind)
     traced = tracing_enabled()
-    state.arriving += 1  # until queued: a batcher waits for requests still on their way
+    state.lifecycle.arriving += 1  # until queued: a batcher waits for requests still on their way
     arriving = True
     try:
         _attribute(state, name, version, context=context)
@@ -235,7 +243,7 @@ async def _serve(
             x = apply_preprocessing(runtime.loaded.preprocessor, raw)
         if checked.anomalies:
             _count_anomalies(state, runtime, checked.anomalies)
-        state.arriving -= 1
+        state.lifecycle.arriving -= 1
         arriving = False
         timing: dict[str, float] = {}
         probabilities = await _infer_watching_client(
@@ -274,7 +282,7 @@ async def _serve(
         return error_answer(internal)
     finally:
         if arriving:
-            state.arriving -= 1
+            state.lifecycle.arriving -= 1
 
 
 WATCH_AFTER_S = 0.02
@@ -378,6 +386,7 @@ async def _answer(
         ids, context, raw, labels=labels, probabilities=scores
     )
     await state.logger.predictions.append_async(records)  # handed to the OS before we answer
+    state.label_gate().remember(ids, runtime.model, runtime.version)
     _count(state, context, 200, rows=len(labels), seconds=time.perf_counter() - started)
     return response, ids
 
@@ -389,8 +398,8 @@ def _mirror_later(
     task = asyncio.get_running_loop().create_task(
         _mirror(state, shadow, raw, ids=ids, answered=context)
     )
-    state.background.add(task)
-    task.add_done_callback(state.background.discard)
+    state.lifecycle.background.add(task)
+    task.add_done_callback(state.lifecycle.background.discard)
 
 
 async def _mirror(
@@ -435,6 +444,22 @@ async def _mirror(
         )
     )
     state.metrics.shadow.labels(*names, "ok").inc()
+
+
+def _count_feedback(state: ServerState, judged: FeedbackVerdicts) -> None:
+    counter = state.metrics.feedback
+    relabeled = len(judged.relabeled)
+    counter.labels("accepted").inc(len(judged.verdicts.accepted) - relabeled)
+    counter.labels("relabeled").inc(relabeled)
+    for reason, count in judged.verdicts.refused.items():
+        counter.labels(reason).inc(count)
+
+
+def _audit_relabels(state: ServerState, judged: FeedbackVerdicts) -> None:
+    for pid, model, before, after in judged.relabeled:
+        state.registry.audit(
+            "relabel", model, {"prediction_id": pid, "before": before, "after": after}
+        )
 
 
 def _count_anomalies(state: ServerState, runtime: VersionRuntime, counts: Counts) -> None:
@@ -506,7 +531,7 @@ def _route(
     if endpoint is None or (endpoint.canary is None and endpoint.shadow is None):
         return _runtime(state, name, None), None
     runtime = endpoint.route(request.header(state.serve.sticky_header.lower()))
-    if runtime is None or not (runtime.ready and state.ready):
+    if runtime is None or not (runtime.ready and state.lifecycle.ready):
         return _runtime(state, name, None), None  # the same answer an unrouted request gets
     role = "canary" if runtime.version == endpoint.canary else "stable"
     state.metrics.routed.labels(name, runtime.model, runtime.version, role).inc()
@@ -524,7 +549,7 @@ def _runtime(
         raise NotFound(
             f"model {name!r} has no loaded version {version!r}; loaded: {sorted(endpoint.versions)}"
         )
-    if need_ready and not (runtime.ready and state.ready):
+    if need_ready and not (runtime.ready and state.lifecycle.ready):
         raise Unavailable(
             "the server is not ready (loading, warming up or draining)", {"Retry-After": "1"}
         )
@@ -598,8 +623,8 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
             state.registry,
             state.logger.logs_dir,
             window,
-            monitor=state.monitor,
-            slo=state.slo,
+            monitor=state.policies.monitor,
+            slo=state.policies.slo,
             now=None,
             loaded=in_memory,
             store=state.report_digests(),

@@ -31,27 +31,27 @@ class ServerControl:
 
     @property
     def webhook_url(self) -> str | None:
-        return self.state.monitor.webhook_url
+        return self.state.policies.monitor.webhook_url
 
     @property
     def runbooks(self) -> str:
-        return self.state.monitor.runbook_url
+        return self.state.policies.monitor.runbook_url
 
     @property
     def monitor(self) -> MonitorConfig:
-        return self.state.monitor
+        return self.state.policies.monitor
 
     @property
     def slo(self) -> SloConfig:
-        return self.state.slo
+        return self.state.policies.slo
 
     @property
     def retrain(self) -> RetrainConfig:
-        return self.state.retrain
+        return self.state.policies.retrain
 
     @property
     def project_file(self) -> Path | None:
-        return self.state.project_file
+        return self.state.policies.project_file
 
     def traffic(self, endpoint: str) -> Traffic | None:
         return self.state.endpoints.get(endpoint)

@@ -40,6 +40,8 @@ class WorkerGroup:
         self._leader_fd: int | None = None
         self._offset = 0
         self._me = os.urandom(6).hex()  # names this worker's lines in the command log
+        self.unreplayed: list[dict[str, Any]] = []
+        """Sibling commands read from the command log and not applied here yet."""
 
     @classmethod
     def from_env(cls) -> WorkerGroup | None:

@@ -130,9 +130,9 @@ def authorize(state: ServerState, request: Request) -> None:
     header = request.headers.get("authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized("admin route: send Authorization: Bearer <DNNOPS_ADMIN_TOKEN>")
-    if state.admin_token is None:
+    if state.access.admin is None:
         raise Forbidden("admin routes are disabled: start the server with DNNOPS_ADMIN_TOKEN set")
-    if not _matches(header, state.admin_token):
+    if not _matches(header, state.access.admin):
         raise Forbidden("wrong admin token")
 
 
@@ -144,13 +144,13 @@ def authorize_scope(state: ServerState, request: Request, scope: Scope) -> None:
     """``labels`` (feedback) and ``read`` (tracer, dashboard data, monitor) routes: open
     while no token at all is set (a loopback server for one user), else they need their
     scope's token or the admin token (401 without one, 403 with a wrong one)."""
-    if not state.secured:
+    if not state.access.secured:
         return
-    own = state.labels_token if scope == "labels" else state.read_token
+    own = state.access.labels if scope == "labels" else state.access.read
     header = request.headers.get("authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized(f"{scope} route: send Authorization: Bearer <{_SCOPE_ENV[scope]}>")
-    if not any(_matches(header, token) for token in (own, state.admin_token) if token):
+    if not any(_matches(header, token) for token in (own, state.access.admin) if token):
         raise Forbidden(f"this token may not use {scope} routes")
 
 

@@ -9,25 +9,18 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dnnops.config import (
-    MonitorConfig,
-    ProjectConfig,
-    RetrainConfig,
-    RolloutConfig,
-    ServeConfig,
-    SloConfig,
-)
+from dnnops.config import ProjectConfig, ServeConfig, TlsConfig
 from dnnops.console import make_console
 from dnnops.errors import UsageError
 from dnnops.home import Home, resolve_home
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import parse_ref
 from dnnops.serve.predictions import PredictionLogger
-from dnnops.serve.state import ServerState, Target
+from dnnops.serve.state import AccessTokens, Policies, ServerState, Target
 
 ADMIN_TOKEN_ENV = "DNNOPS_ADMIN_TOKEN"
 LABELS_TOKEN_ENV = "DNNOPS_LABELS_TOKEN"
@@ -61,11 +54,32 @@ class Launch:
     workers: int = 1
 
 
+def tls_files(tls: TlsConfig, config: Path | None) -> tuple[str, str] | None:
+    """The certificate and key files to serve HTTPS with (relative to the project file's
+    folder), checked to be readable PEM, so a wrong path fails in one line at start."""
+    if tls.certfile is None or tls.keyfile is None:
+        return None
+    folder = config.parent if config is not None else Path.cwd()
+    found = []
+    for key, path in (("certfile", tls.certfile), ("keyfile", tls.keyfile)):
+        full = path if path.is_absolute() else folder / path
+        try:
+            head = full.read_bytes()[:4096]
+        except OSError as exc:
+            raise UsageError(f"serve.tls.{key}: cannot read {full} ({exc.strerror})") from None
+        if b"-----BEGIN" not in head:
+            raise UsageError(f"serve.tls.{key}: {full} is not a PEM file")
+        found.append(str(full))
+    return found[0], found[1]
+
+
 def serve(launch: Launch) -> int:
     """Serve until SIGTERM, in this process or in ``launch.workers`` supervised ones; the
     exit code. Fails first, in one line, on what the server would fail on while starting
-    (an unknown model or alias), not in a traceback from the ASGI lifespan."""
+    (an unknown model or alias, unreadable TLS files), not in a traceback from the ASGI
+    lifespan."""
     state = build_state(resolve_home(launch.home), launch.project, launch.refs)
+    tls_files(state.serve.tls, launch.config)
     for target in state.targets:
         state.registry.resolve(target.model, target.ref)
     if launch.workers == 1:
@@ -85,13 +99,18 @@ def run_server(launch: Launch, sockets: list[Any] | None = None, announce: Any =
 
     config, workers, host, port = launch.config, launch.workers, launch.host, launch.port
     state = build_state(resolve_home(launch.home), launch.project, launch.refs)
-    state.serve = state.serve.model_copy(update={"workers": workers})
-    state.project_file = config.absolute() if config is not None else None
+    state.policies = replace(
+        state.policies,
+        serve=state.serve.model_copy(update={"workers": workers}),
+        project_file=config.absolute() if config is not None else None,
+    )
     state.group = WorkerGroup.from_env() if workers > 1 else None
     console = make_console()
     if announce is None:
         _say_loading(console, state.targets, "")
     app = create_app(state)
+    tls = tls_files(state.serve.tls, config)
+    scheme = "https" if tls else "http"
     server = _server_class()(
         state,
         uvicorn.Config(
@@ -104,11 +123,13 @@ def run_server(launch: Launch, sockets: list[Any] | None = None, announce: Any =
             http="httptools",
             lifespan="on",
             timeout_graceful_shutdown=int(state.serve.drain_timeout) + 1,
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         ),
     )
     server.announce = announce or (
         lambda bound: console.print(
-            f"[bold]dnnops serving[/] on http://{bound} "
+            f"[bold]dnnops serving[/] on {scheme}://{bound} "
             f"(endpoints: {', '.join(t.endpoint for t in state.targets)})"
         )
     )
@@ -143,8 +164,9 @@ def _supervise(state: ServerState, launch: Launch) -> int:
         if stopped_by_signal:
             return 0
         raise UsageError(f"{exc}; its error is printed above") from None
+    scheme = "https" if state.serve.tls.enabled else "http"
     console.print(
-        f"[bold]dnnops serving[/] on http://{supervisor.address} "
+        f"[bold]dnnops serving[/] on {scheme}://{supervisor.address} "
         f"(endpoints: {', '.join(endpoints)}; {workers} workers)"
     )
     return supervisor.wait()
@@ -173,19 +195,20 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         name, ref = parse_ref(text)
         targets.append(Target(endpoint=name, model=name, ref=ref))
     thresholds = [o.threshold for o in project.slo.objectives if o.threshold] if project else []
+    policies = Policies(serve=serve)
+    if project is not None:
+        policies = Policies(serve, project.monitor, project.slo, project.rollout, project.retrain)
     return ServerState(
         registry=open_registry(home),
-        serve=serve,
         metrics=ServerMetrics(thresholds),
         logger=PredictionLogger(home.logs_dir, serve.log_inputs),
         targets=targets,
-        admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None,
-        labels_token=os.environ.get(LABELS_TOKEN_ENV) or None,
-        read_token=os.environ.get(READ_TOKEN_ENV) or None,
-        monitor=project.monitor if project else MonitorConfig(),
-        slo=project.slo if project else SloConfig(),
-        rollout=project.rollout if project else RolloutConfig(),
-        retrain=project.retrain if project else RetrainConfig(),
+        policies=policies,
+        access=AccessTokens(
+            admin=os.environ.get(ADMIN_TOKEN_ENV) or None,
+            labels=os.environ.get(LABELS_TOKEN_ENV) or None,
+            read=os.environ.get(READ_TOKEN_ENV) or None,
+        ),
     )
 
 
@@ -203,7 +226,7 @@ def _server_class() -> Any:
             self.announce: Any = None
 
         def handle_exit(self, sig: int, frame: Any) -> None:
-            self.state.ready = False
+            self.state.lifecycle.ready = False
             super().handle_exit(sig, frame)
             if sig == signal.SIGTERM:
                 # uvicorn re-raises the signal after its graceful shutdown, so the process
@@ -246,7 +269,7 @@ class BackgroundServer:
     def __enter__(self) -> str:
         self.thread.start()
         deadline = time.monotonic() + 120
-        while not (self.server.started and self.state.ready):
+        while not (self.server.started and self.state.lifecycle.ready):
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise UsageError("the server did not start; see the messages above")
             time.sleep(0.05)

@@ -110,6 +110,13 @@ class ServerMetrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
+        self.feedback = Counter(
+            "dnnops_feedback_labels",
+            "Labels sent to /v1/feedback, by outcome: accepted, relabeled, or refused as "
+            "unknown_prediction_id or unknown_label.",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.shadow = Counter(
             "dnnops_shadow_requests",
             "Requests mirrored to a shadow version, by outcome (never answered to clients).",

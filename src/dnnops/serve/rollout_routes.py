@@ -69,7 +69,7 @@ async def _begin(
         raise BadRequest("version: required, e.g. {'version': 4, 'steps': [5, 50, 100]}")
     overrides = {k: payload[k] for k in POLICY_FIELDS if k in payload}
     try:
-        policy = RolloutConfig.model_validate({**state.rollout.model_dump(), **overrides})
+        policy = RolloutConfig.model_validate({**state.policies.rollout.model_dump(), **overrides})
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])

@@ -6,15 +6,20 @@ import asyncio
 import gc
 import logging
 import sys
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dnnops.config import MonitorConfig, RetrainConfig, RolloutConfig, ServeConfig, SloConfig
+from dnnops.errors import DnnopsError
 from dnnops.monitor.digest_store import DigestStore
-from dnnops.monitor.report import digest_store
+from dnnops.monitor.report import digest_store, predictions_made
+from dnnops.predlog.reader import FEEDBACK, read_labels
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
+from dnnops.serve.feedback import LabelGate
 from dnnops.serve.group import WorkerGroup
 from dnnops.serve.metrics import ServerMetrics
 from dnnops.serve.predictions import PredictionLogger
@@ -33,44 +38,102 @@ class Target:
     ref: str
 
 
-@dataclass
-class ServerState:
-    registry: ModelRegistry
-    serve: ServeConfig
-    metrics: ServerMetrics
-    logger: PredictionLogger
-    targets: list[Target]
-    admin_token: str | None = None
-    labels_token: str | None = None
-    """``DNNOPS_LABELS_TOKEN``: may send ``/v1/feedback`` (admin may too)."""
-    read_token: str | None = None
+@dataclass(frozen=True)
+class AccessTokens:
+    """Who may do what (``DNNOPS_*_TOKEN``); admin may do everything."""
+
+    admin: str | None = None
+    labels: str | None = None
+    """``DNNOPS_LABELS_TOKEN``: may send ``/v1/feedback``."""
+    read: str | None = None
     """``DNNOPS_READ_TOKEN``: may read the tracer, the dashboard data and the monitor."""
 
     @property
     def secured(self) -> bool:
         """Whether any token is set: then labels and reads need one too."""
-        return any((self.admin_token, self.labels_token, self.read_token))
+        return any((self.admin, self.labels, self.read))
 
+
+@dataclass(frozen=True)
+class Policies:
+    """What the project says the server should do; fixed while it runs."""
+
+    serve: ServeConfig = field(default_factory=ServeConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     project_file: Path | None = None
     """The dnnops.yaml the server was started with (background retraining runs it)."""
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+
+
+@dataclass
+class Lifecycle:
+    """Where the process stands: starting, serving, draining; and the work in flight."""
+
     ready: bool = False
     draining: bool = False
-    background: set[asyncio.Task[None]] = field(default_factory=set)
-    """Fire-and-forget work (shadow copies), referenced until done."""
-    digests: DigestStore | None = None
-    """Shared by every report this server makes, so each reads only new log frames."""
     arriving: int = 0
     """Inference requests received and not yet queued: while it is 0 a batcher has every
     request there is, and closes its batch without waiting out ``max_delay``."""
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    """Fire-and-forget work (shadow copies), referenced until done."""
+
+
+@dataclass
+class ServerState:
+    """One server process: what it serves (``endpoints``), with what (``registry``,
+    ``logger``, ``metrics``), under which rules (``policies``, ``access``), where it stands
+    (``lifecycle``) and with whom (``group``)."""
+
+    registry: ModelRegistry
+    metrics: ServerMetrics
+    logger: PredictionLogger
+    targets: list[Target]
+    policies: Policies = field(default_factory=Policies)
+    access: AccessTokens = field(default_factory=AccessTokens)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    digests: DigestStore | None = None
+    """Shared by every report this server makes, so each reads only new log frames."""
     group: WorkerGroup | None = None
     """The siblings of this worker under ``dnnops serve --workers N``; None: one process."""
-    unreplayed: list[dict[str, Any]] = field(default_factory=list)
-    """Sibling commands read from the group's log and not applied here yet."""
+    labels: LabelGate | None = None
+
+    def label_gate(self) -> LabelGate:
+        """What ``/v1/feedback`` accepts (made on first use)."""
+        if self.labels is None:
+            self.labels = LabelGate(self._made_by, self._classes_of, self._known_labels)
+        return self.labels
+
+    def _made_by(self, wanted: set[str]) -> Mapping[str, tuple[str, str]]:
+        return predictions_made(
+            self.registry,
+            self.logger.logs_dir,
+            wanted,
+            since=time.time() - self.policies.slo.window,
+            slo=self.policies.slo,
+            loaded=self.loaded_versions(),
+            store=self.report_digests(),
+        )
+
+    def _classes_of(self, model: str, version: str) -> list[Any] | None:
+        loaded = self.loaded_versions().get((model, version))
+        if loaded is None:
+            try:
+                loaded = load_version(self.registry, self.registry.resolve(model, version))
+            except DnnopsError:
+                return None  # deleted since: its labels cannot be judged here
+        return None if loaded.is_regression else list(loaded.classes) or None
+
+    def _known_labels(self) -> Mapping[str, Any]:
+        since = time.time() - self.policies.slo.window
+        return read_labels(self.logger.logs_dir / FEEDBACK, since=since)
+
+    @property
+    def serve(self) -> ServeConfig:
+        """``policies.serve``: read on every request, so named once here."""
+        return self.policies.serve
 
     def leads(self) -> bool:
         """Whether this process makes the server-wide decisions (rollout steps, alerts,
@@ -79,7 +142,7 @@ class ServerState:
 
     def report_digests(self) -> DigestStore:
         if self.digests is None:
-            self.digests = digest_store(self.logger.logs_dir, self.slo)
+            self.digests = digest_store(self.logger.logs_dir, self.policies.slo)
         return self.digests
 
     async def start(self) -> None:
@@ -95,7 +158,7 @@ class ServerState:
         # of the collector's sight, so full collections under load stay short.
         gc.collect()
         gc.freeze()
-        self.ready = True
+        self.lifecycle.ready = True
 
     def loaded_versions(self) -> dict[tuple[str, str], LoadedVersion]:
         """Every version in memory, keyed by (model, version): monitoring reuses them
@@ -108,9 +171,10 @@ class ServerState:
 
     async def stop(self) -> None:
         """Not ready; drain every queue (bounded); flush and close the logs."""
-        self.ready, self.draining = False, True
-        if self.background:
-            await asyncio.wait(list(self.background), timeout=self.serve.drain_timeout)
+        self.lifecycle.ready, self.lifecycle.draining = False, True
+        if self.lifecycle.background:
+            background = list(self.lifecycle.background)
+            await asyncio.wait(background, timeout=self.serve.drain_timeout)
         runtimes = [r for e in self.endpoints.values() for r in e.versions.values()]
         await asyncio.gather(*(r.stop(self.serve.drain_timeout) for r in runtimes))
         self.logger.close()
@@ -140,7 +204,7 @@ class ServerState:
                     loaded,
                     self.serve,
                     metrics=self.metrics,
-                    arriving=lambda: self.arriving,
+                    arriving=lambda: self.lifecycle.arriving,
                 )
                 await runtime.start(self.serve.warmup_batch_sizes)
                 endpoint.versions[key] = runtime
@@ -172,16 +236,17 @@ class ServerState:
         """Replay, in order, the loads sibling workers published. One that fails (the
         registry unreachable for a moment) stays first in line for the next call, so a
         worker never skips a change its siblings made."""
-        if self.group is None:
+        group = self.group
+        if group is None:
             return
-        self.unreplayed.extend(c for c in self.group.new_commands() if c.get("op") == "load")
-        while self.unreplayed:
-            command = self.unreplayed[0]
+        group.unreplayed.extend(c for c in group.new_commands() if c.get("op") == "load")
+        while group.unreplayed:
+            command = group.unreplayed[0]
             record = await asyncio.to_thread(
                 self.registry.resolve, command["model"], command["version"]
             )
             await self.load(command["endpoint"], record, make_live=bool(command["live"]))
-            self.unreplayed.pop(0)
+            group.unreplayed.pop(0)
 
     async def _retire(self, endpoint: Endpoint, version: str) -> None:
         await asyncio.sleep(RETIRE_GRACE_S)  # requests that picked it before the switch get queued
