@@ -373,6 +373,13 @@ class RetrainConfig(Section):
     the challenger must beat the champion."""
 
 
+class LogsConfig(Section):
+    retention: Duration | None = None
+    """Delete prediction and feedback segments (with their digests) last written longer
+    ago than this; the server applies it every monitor.evaluate_every. None keeps all.
+    Shorter than slo.window, error budgets see only what is kept."""
+
+
 class ProjectConfig(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
     task: Literal["classification", "regression"] = "classification"
@@ -386,6 +393,7 @@ class ProjectConfig(Section):
     slo: SloConfig = Field(default_factory=SloConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
 
 
 def parse_config(raw: object, origin: str = "dnnops.yaml") -> ProjectConfig:

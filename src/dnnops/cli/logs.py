@@ -1,17 +1,19 @@
-"""``dnnops logs show``: prediction and feedback records, read straight from the log
-segments (no torch, no pandas, no database)."""
+"""``dnnops logs show`` and ``dnnops logs purge``: prediction and feedback records, read
+(or deleted) straight from the log segments (no torch, no pandas, no database)."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
 import typer
 
-from dnnops.cli.common import HomeOpt
+from dnnops.cli.common import HomeOpt, JsonOpt, print_json
 from dnnops.console import make_console, rows_table
 from dnnops.durations import parse_duration
+from dnnops.errors import UsageError
 from dnnops.home import resolve_home
 from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import (
@@ -21,6 +23,7 @@ from dnnops.predlog.reader import (
     read_predictions,
 )
 from dnnops.predlog.records import FeedbackRecord, PredictionRecord
+from dnnops.predlog.retention import purge_before
 
 logs_app = typer.Typer(no_args_is_help=True, help="Prediction and feedback logs.")
 
@@ -76,3 +79,41 @@ def _row(record: PredictionRecord | FeedbackRecord) -> list[Any]:
     answer = record.output if record.answered else record.error
     latency = "" if record.latency_ms is None else record.latency_ms
     return [stamp, record.id, record.endpoint, record.version, record.status, answer, latency]
+
+
+@logs_app.command("purge")
+def logs_purge(
+    before: Annotated[
+        str,
+        typer.Option(help="Delete what was written before this: a duration ago (30d) or a date."),
+    ],
+    dry_run: Annotated[bool, typer.Option(help="List what would go; delete nothing.")] = False,
+    json_out: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Delete prediction and feedback segments last written before --before, with their
+    digests (whole segments: the newest, still being written, are always kept)."""
+    cutoff = _cutoff(before)
+    purged = purge_before(resolve_home(home).logs_dir, cutoff, dry_run=dry_run)
+    if json_out:
+        print_json({**purged.to_dict(), "before": cutoff, "dry_run": dry_run})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"{verb} {len(purged.segments)} segments ({purged.bytes:,} bytes) and "
+        f"{purged.digests} digest files written before "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(cutoff))}"
+    )
+
+
+def _cutoff(before: str) -> float:
+    try:
+        return time.time() - parse_duration(before)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(before).timestamp()
+    except ValueError:
+        raise UsageError(
+            f"--before {before!r}: give a duration ago (30d, 12h) or a date (2026-11-01)"
+        ) from None

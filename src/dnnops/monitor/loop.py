@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dnnops.monitor.alerts import Alert, AlertStore, alerts_from_report, deliver
 from dnnops.monitor.ports import MonitoredServer
 from dnnops.monitor.report import build_report
+from dnnops.predlog.retention import purge_before
 
 log = logging.getLogger("dnnops.monitor")
 
@@ -65,6 +66,11 @@ class MonitorLoop:
 
     async def tick(self) -> None:
         server = self.server
+        if server.logs.retention is not None:
+            cutoff = self.clock() - server.logs.retention
+            purged = await asyncio.to_thread(purge_before, server.logs_dir, cutoff)
+            if purged.segments:
+                log.info("logs.retention deleted %d segment(s)", len(purged.segments))
         report = await asyncio.to_thread(
             build_report,
             server.registry,

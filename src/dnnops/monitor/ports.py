@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from dnnops.config import MonitorConfig, RetrainConfig, SloConfig
+from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
 from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.report_types import Report
 from dnnops.registry.loader import LoadedVersion
@@ -29,6 +29,9 @@ class MonitoredServer(Protocol):
 
     @property
     def retrain(self) -> RetrainConfig: ...
+
+    @property
+    def logs(self) -> LogsConfig: ...
 
     @property
     def project_file(self) -> Path | None:

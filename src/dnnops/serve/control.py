@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from dnnops.config import MonitorConfig, RetrainConfig, SloConfig
+from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
 from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.report_types import Report
 from dnnops.registry.loader import LoadedVersion
@@ -48,6 +48,10 @@ class ServerControl:
     @property
     def retrain(self) -> RetrainConfig:
         return self.state.policies.retrain
+
+    @property
+    def logs(self) -> LogsConfig:
+        return self.state.policies.logs
 
     @property
     def project_file(self) -> Path | None:

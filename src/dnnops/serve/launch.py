@@ -197,7 +197,9 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
     thresholds = [o.threshold for o in project.slo.objectives if o.threshold] if project else []
     policies = Policies(serve=serve)
     if project is not None:
-        policies = Policies(serve, project.monitor, project.slo, project.rollout, project.retrain)
+        policies = Policies(
+            serve, project.monitor, project.slo, project.rollout, project.retrain, project.logs
+        )
     return ServerState(
         registry=open_registry(home),
         metrics=ServerMetrics(thresholds),

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dnnops.config import MonitorConfig, RetrainConfig, RolloutConfig, ServeConfig, SloConfig
+from dnnops.config import (
+    LogsConfig,
+    MonitorConfig,
+    RetrainConfig,
+    RolloutConfig,
+    ServeConfig,
+    SloConfig,
+)
 from dnnops.errors import DnnopsError
 from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.report import digest_store, predictions_made
@@ -63,6 +70,7 @@ class Policies:
     slo: SloConfig = field(default_factory=SloConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
     project_file: Path | None = None
     """The dnnops.yaml the server was started with (background retraining runs it)."""
 
