@@ -63,6 +63,9 @@ class SchemaConfig(Section):
     """Columns to treat as categories even when they hold numbers."""
     drop: list[str] = Field(default_factory=list)
     """Columns that are not features (ids, timestamps)."""
+    sensitive: list[str] = Field(default_factory=list)
+    """Features that are personal or secret: served as usual, but the prediction log keeps
+    them hashed or drops them (serve.log.redact), and drift monitoring leaves them out."""
     range_tolerance: Annotated[float, Field(ge=0.0)] = 0.1
     """How far beyond the observed [min, max] a value may go, as a fraction of the range."""
 
@@ -258,6 +261,13 @@ class TlsConfig(Section):
         return self.certfile is not None
 
 
+class ServeLogConfig(Section):
+    redact: Literal["hash", "drop"] = "hash"
+    """How the prediction log keeps a feature marked data.schema.sensitive: as a keyed
+    hash (HMAC-SHA256 with the home's key or DNNOPS_REDACT_KEY; equal values stay equal),
+    or not at all."""
+
+
 class ServeConfig(Section):
     backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
     max_batch_size: Annotated[int, Field(ge=1)] = 64
@@ -295,6 +305,7 @@ class ServeConfig(Section):
     sticky_header: str = "x-routing-key"
     """Requests with the same value of this header meet the same version during a canary."""
     tls: TlsConfig = Field(default_factory=TlsConfig)
+    log: ServeLogConfig = Field(default_factory=ServeLogConfig)
 
 
 class DriftConfig(Section):
@@ -305,6 +316,15 @@ class DriftConfig(Section):
     """None: the method's default (PSI 0.2, KS p 0.05, Wasserstein 0.1, JS 0.1)."""
     share: Fraction = 0.5
     """The dataset drifts when at least this share of features drift."""
+    min_rows: Annotated[int, Field(ge=1)] = 100
+    """Fewer logged rows than this in a window give no drift verdict: too few to tell a
+    shift from noise (the scores are still shown)."""
+    multivariate_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
+    """Significance level of the multivariate test (a z-test of the mean PCA
+    reconstruction error against the reference's)."""
+    multivariate_min_ratio: Annotated[float, Field(ge=1.0)] = 1.05
+    """...and the effect it must reach: a mean error at least this many times the
+    reference's, so a negligible change in millions of rows is not an alert."""
 
 
 class MonitorConfig(Section):
@@ -335,6 +355,9 @@ class ObjectiveConfig(Section):
 class SloConfig(Section):
     window: Duration = 30 * 86400.0
     objectives: list[ObjectiveConfig] = Field(default_factory=list)
+    min_events: Annotated[int, Field(ge=0)] = 100
+    """A burn-rate rule fires only with at least this many events in its long window:
+    two failures in the first three requests are not a page."""
 
 
 class RolloutConfig(Section):

@@ -89,6 +89,16 @@ def test_prometheus_rules_pass_promtool_and_fire_on_errors(
                     {"eval_time": "90m", "alertname": "DnnopsErrorBudgetBurnPage", "exp_alerts": []}
                 ],
             },
+            {  # half the requests fail, but 60 an hour are too few to page on (min_events)
+                "interval": "1m",
+                "input_series": [
+                    {"series": series % "200", "values": "0+0.5x120"},
+                    {"series": series % "500", "values": "0+0.5x120"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "90m", "alertname": "DnnopsErrorBudgetBurnPage", "exp_alerts": []}
+                ],
+            },
         ],
     }
     test_file = tmp_path / "rules_test.yml"

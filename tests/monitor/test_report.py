@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,6 +141,33 @@ def test_report_shows_slis_quality_and_drift(
     assert repeat["alerts"]["new"] == []  # deduplicated while firing
     listed = cli("monitor", "alerts", "--status", "firing", "--json").json()
     assert all(a["count"] == 2 for a in listed)
+    _check_incident_bundle(cli, tmp_path / "incident" / "digits.zip", project)
+
+
+def _check_incident_bundle(cli: Callable[..., CliResult], out: Path, project: Path) -> None:
+    """``dnnops incident``: one zip with what the on-call engineer needs."""
+    made = cli("incident", "digits", "--since", "1h", "-c", str(project), "--out", str(out),
+               "--json")  # fmt: skip
+    assert made.code == 0, made.err
+    assert made.json()["predictions"] == 600 and made.json()["alerts_firing"] == 2
+    with zipfile.ZipFile(out) as bundle:
+        names = set(bundle.namelist())
+        assert names == {
+            "README.md", "versions.json", "traffic.json", "report.json", "drift.json",
+            "rollouts.json", "alerts.json", "audit.json", "inputs.json",
+        }  # fmt: skip
+        readme = bundle.read("README.md").decode()
+        report = json.loads(bundle.read("report.json"))
+        inputs = json.loads(bundle.read("inputs.json"))
+        versions = json.loads(bundle.read("versions.json"))
+        drift = json.loads(bundle.read("drift.json"))
+    assert "v1: 600 predictions" in readme and "runbook: docs/runbooks/" in readme
+    check_report(report)
+    assert len(inputs) == 100 and all(len(r["inputs"]) == 64 for r in inputs)
+    assert versions[0]["model"] == "digits" and "production" in versions[0]["aliases"]
+    assert drift["1"]["drifted"] is True
+    missing = cli("incident", "nope", "--out", str(out))
+    assert missing.code == 2 and "no model 'nope'" in missing.err
 
 
 def test_offline_drift_between_two_files(tmp_path: Path, cli: Callable[..., CliResult]) -> None:

@@ -28,6 +28,7 @@ from dnnops.data.table import ColumnValueError
 from dnnops.errors import DataError, UsageError
 from dnnops.evaluate.metrics import softmax
 from dnnops.predlog.records import RequestContext
+from dnnops.predlog.redaction import Mode, Redaction
 from dnnops.registry.loader import LoadedVersion, make_predictor
 
 if TYPE_CHECKING:
@@ -55,17 +56,19 @@ def predict_file(
     policy: InputPolicy,
     chunk_rows: int = 65_536,
     logger: PredictionLogger | None = None,
+    redact: Mode = "hash",
     progress: Callable[[int], None] | None = None,
 ) -> BatchResult:
     """Write ``out`` (Parquet or CSV by its suffix): ``prediction_id``, ``prediction`` and,
     for a classifier, one ``probability_<class>`` column per class; one row per input row,
-    in order."""
+    in order. Logged inputs keep sensitive features as ``redact`` says, as the server's."""
     _check_paths(loaded, source, out)
     predict = make_predictor(loaded, os.cpu_count() or 1)
     prefix = os.urandom(4).hex()
     result = BatchResult()
     started = time.perf_counter()
     writer = _Writer(out)
+    redaction = logger.redaction(loaded.schema.sensitive_names, redact) if logger else None
     try:
         for frame in _chunks(source, chunk_rows):
             table, ids, labels, probabilities = _predict_chunk(
@@ -73,7 +76,15 @@ def predict_file(
             )
             writer.write(table)
             if logger is not None:
-                _log(logger, loaded, ids, frame=frame, labels=labels, probabilities=probabilities)
+                _log(
+                    logger,
+                    loaded,
+                    ids,
+                    frame=frame,
+                    labels=labels,
+                    probabilities=probabilities,
+                    redaction=redaction,
+                )
             result.rows += len(frame)
             if progress is not None:
                 progress(len(frame))
@@ -125,6 +136,7 @@ def _log(
     frame: pd.DataFrame,
     labels: np.ndarray,
     probabilities: np.ndarray | None,
+    redaction: Redaction | None,
 ) -> None:
     context = RequestContext(
         endpoint=loaded.record.model,
@@ -135,7 +147,9 @@ def _log(
     features = frame[[c.name for c in loaded.schema.columns]]
     raw = features.astype(object).where(features.notna(), None)
     logger.predictions.append(
-        logger.prediction_records(ids, context, raw, labels=labels, probabilities=probabilities)
+        logger.prediction_records(
+            ids, context, raw, labels=labels, probabilities=probabilities, redaction=redaction
+        )
     )
 
 

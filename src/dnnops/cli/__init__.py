@@ -77,6 +77,12 @@ COMMANDS: dict[str, Entry] = {
     "monitor": Entry(
         "dnnops.cli.monitor", "monitor_app", "SLIs, drift, quality and SLO budgets.", None
     ),
+    "incident": Entry(
+        "dnnops.cli.monitor",
+        "incident_command",
+        "Write an incident bundle (report, drift, audit, inputs) to a zip.",
+        None,
+    ),
     "slo": Entry(
         "dnnops.cli.monitor", "slo_app", "Service level objectives and error budgets.", None
     ),

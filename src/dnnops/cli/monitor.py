@@ -299,3 +299,48 @@ def slo_status(
             ],
         )
     )
+
+
+def incident_command(
+    name: Annotated[str, typer.Argument(help="The endpoint (model name) the incident is about.")],
+    out: Annotated[Path, typer.Option(help="The bundle to write (a .zip).")],
+    since: Annotated[str, typer.Option(help="The window before now: 1h, 30m, 1d.")] = "1h",
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Project file: its SLOs and drift.")
+    ] = None,
+    json_out: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Write an incident bundle: versions and lineage, traffic split, the report, drift,
+    rollouts, alerts, the audit log and a sample of logged inputs, in one zip."""
+    from dnnops.dashboard.incident import write_incident
+    from dnnops.registry.open import open_registry
+
+    project = load_config(config) if config is not None else None
+    resolved = resolve_home(home)
+    registry = open_registry(resolved)
+    if not registry.versions(name):
+        raise UsageError(f"no model {name!r} in the registry; see dnnops models list")
+    bundle = write_incident(
+        registry,
+        resolved.logs_dir,
+        name,
+        out=out,
+        window_s=parse_duration(since),
+        monitor=project.monitor if project else MonitorConfig(),
+        slo=project.slo if project else SloConfig(),
+    )
+    if json_out:
+        print_json(
+            {
+                "out": str(bundle.path),
+                "parts": bundle.parts,
+                "predictions": bundle.predictions,
+                "alerts_firing": bundle.alerts_firing,
+            }
+        )
+        return
+    make_console().print(
+        f"wrote {bundle.path}: {len(bundle.parts)} files, {bundle.predictions} predictions "
+        f"in the window, {bundle.alerts_firing} alert(s) firing"
+    )

@@ -58,6 +58,7 @@ def predict_command(
                 policy=InputPolicy.of(serve),
                 chunk_rows=chunk_rows,
                 logger=logger,
+                redact=serve.log.redact,
                 progress=lambda rows: bar.advance(task, rows),
             )
     finally:

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from dnnops.config import MonitorConfig, SloConfig
 from dnnops.data.profile import Profile
+from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
 from dnnops.monitor.alerts import AlertStore
 from dnnops.monitor.dataset_drift import as_feature_frame, dataset_drift
@@ -191,7 +193,7 @@ def _drift_series(
         if len(inputs) < MIN_DRIFT_ROWS:
             out.append(None)
             continue
-        frame = as_feature_frame(inputs, schema.feature_names, schema.kind == "tensor")
+        frame = _monitored(inputs, schema)
         out.append(dataset_drift(reference.profile, frame, monitor.drift).share)
     return out
 
@@ -213,7 +215,7 @@ def _feature_distributions(
     if not inputs:
         return []
     schema = reference.schema
-    frame = as_feature_frame(inputs, schema.feature_names, schema.kind == "tensor")
+    frame = _monitored(inputs, schema)
     return [
         shown
         for feature in ranked[:FEATURES_SHOWN]
@@ -271,3 +273,10 @@ def _versions(registry: ModelRegistry, model: str) -> list[dict[str, Any]]:
         }
         for r in records
     ]
+
+
+def _monitored(inputs: list[Any], schema: Schema) -> pd.DataFrame:
+    """Logged inputs as the frame drift is measured on: sensitive features (hashed or
+    dropped in the log) are left out."""
+    frame = as_feature_frame(inputs, schema.feature_names, schema.kind == "tensor")
+    return frame.drop(columns=list(schema.sensitive_names), errors="ignore")

@@ -21,6 +21,12 @@ class PcaProfile(BaseModel):
     """(k, d): the principal directions kept."""
     reference_error: float
     """Mean reconstruction error of the reference rows."""
+    reference_error_std: float | None = None
+    """Their standard deviation: what a significance test of a current mean needs (None in
+    profiles made before dnnops measured it: those are judged by a fixed ratio)."""
+    reference_rows: int = 0
+    """Rows the reference error was measured on: held out from the fit, since rows the PCA
+    was fitted on reconstruct better than any new row would."""
 
 
 def fit_pca_profile(frame: pd.DataFrame, seed: int = 0) -> PcaProfile | None:
@@ -37,7 +43,12 @@ def fit_pca_profile(frame: pd.DataFrame, seed: int = 0) -> PcaProfile | None:
     if len(keep) < 2 or len(data) < 10:
         return None
     data = data[:, keep]
+    held_out = data
+    if len(data) >= 400:  # a quarter, drawn at random (files are often sorted by class)
+        order = np.random.default_rng(seed).permutation(len(data))
+        held_out, data = data[order[: len(data) // 4]], data[order[len(data) // 4 :]]
     mean, scale = np.nanmean(data, axis=0), np.nanstd(data, axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
     standardized = np.nan_to_num((data - mean) / scale)
     _, singular, vt = np.linalg.svd(standardized, full_matrices=False)
     explained = np.cumsum(singular**2) / np.sum(singular**2)
@@ -51,8 +62,13 @@ def fit_pca_profile(frame: pd.DataFrame, seed: int = 0) -> PcaProfile | None:
         components=components.tolist(),
         reference_error=0.0,
     )
+    errors = reconstruction_errors(profile, held_out)
     return profile.model_copy(
-        update={"reference_error": float(reconstruction_errors(profile, data).mean())}
+        update={
+            "reference_error": float(errors.mean()),
+            "reference_error_std": float(errors.std()),
+            "reference_rows": len(held_out),
+        }
     )
 
 

@@ -89,6 +89,7 @@ def prepare_data(
         target_name=data.target,
         ignored=ignored,
         task=task,
+        sensitive=data.schema_.sensitive,
     )
     stratify_by = dataset.target if task == "classification" else None
     split = split_indices(len(dataset), data.split, stratify_by)

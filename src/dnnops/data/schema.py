@@ -29,6 +29,9 @@ class ColumnSchema(BaseModel):
     min: float | None = None
     max: float | None = None
     categories: list[str] | None = None
+    sensitive: bool = False
+    """Personal or secret: the prediction log keeps it hashed or drops it
+    (``serve.log.redact``), and monitoring leaves it out."""
 
 
 class TensorSchema(BaseModel):
@@ -78,6 +81,10 @@ class Schema(BaseModel):
         return [c.name for c in self.columns]
 
     @property
+    def sensitive_names(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.columns if c.sensitive)
+
+    @property
     def num_classes(self) -> int:
         if self.target is None:
             raise DataError("the schema has no label classes: it was inferred without labels")
@@ -108,6 +115,7 @@ def infer_schema(
     target_name: str = "target",
     ignored: Sequence[str] = (),
     task: Literal["classification", "regression"] = "classification",
+    sensitive: Sequence[str] = (),
 ) -> Schema:
     """Describe ``dataset`` so later data can be checked against it."""
     target = None
@@ -120,11 +128,14 @@ def infer_schema(
     if isinstance(dataset.inputs, np.ndarray):
         tensor = _tensor_schema(dataset.inputs)
         return Schema(kind="tensor", tensor=tensor, target=target, range_tolerance=range_tolerance)
-    unknown = sorted(set(categorical) - set(dataset.inputs.columns))
-    if unknown:
-        raise DataError(f"data.schema.categorical names columns the data lacks: {unknown}")
+    for key, names in (("categorical", categorical), ("sensitive", sensitive)):
+        unknown = sorted(set(names) - {str(c) for c in dataset.inputs.columns})
+        if unknown:
+            raise DataError(f"data.schema.{key} names columns the data lacks: {unknown}")
     columns = [
-        _column_schema(str(name), dataset.inputs[name], str(name) in categorical)
+        _column_schema(str(name), dataset.inputs[name], str(name) in categorical).model_copy(
+            update={"sensitive": str(name) in sensitive}
+        )
         for name in dataset.inputs.columns
     ]
     return Schema(

@@ -7,7 +7,7 @@ logged. The dataset drifts when at least ``share`` of its features drift.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,8 @@ class DatasetDrift:
     skipped: list[str] = field(default_factory=list)
     """Reference features absent from the current data."""
     multivariate: MultivariateDrift | None = None
+    too_few_rows: bool = False
+    """Fewer rows than monitor.drift.min_rows: the scores are shown, nothing is a verdict."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class DatasetDrift:
             "rows": self.rows,
             "skipped": self.skipped,
             "multivariate": self.multivariate.to_dict() if self.multivariate else None,
+            "too_few_rows": self.too_few_rows,
         }
 
 
@@ -57,10 +60,34 @@ def dataset_drift(reference: Profile, current: pd.DataFrame, config: DriftConfig
         return feature_drift(profile, values, config.method, threshold=config.threshold)
 
     results = column_map(one, present)  # one feature per thread
+    joint = None
+    if reference.pca is not None:
+        joint = multivariate_drift(
+            reference.pca,
+            current,
+            alpha=config.multivariate_alpha,
+            min_ratio=config.multivariate_min_ratio,
+        )
+    return judged(results, joint, rows=len(current), skipped=skipped, config=config)
+
+
+def judged(
+    results: list[FeatureDrift],
+    joint: MultivariateDrift | None,
+    *,
+    rows: int,
+    skipped: list[str],
+    config: DriftConfig,
+) -> DatasetDrift:
+    """The dataset's verdict: drifted when ``config.share`` of the features drift or the
+    multivariate test does, and only with at least ``config.min_rows`` rows behind it."""
+    too_few = rows < config.min_rows
+    if too_few:  # scores stay for reading; no feature is called drifted on so little
+        results = [replace(r, drifted=False) for r in results]
+        joint = replace(joint, drifted=False) if joint is not None else None
     share = sum(r.drifted for r in results) / len(results) if results else 0.0
-    joint = multivariate_drift(reference.pca, current) if reference.pca is not None else None
     drifted = (bool(results) and share >= config.share) or bool(joint and joint.drifted)
-    return DatasetDrift(results, share, config.share, drifted, len(current), skipped, joint)
+    return DatasetDrift(results, share, config.share, drifted, rows, skipped, joint, too_few)
 
 
 def dataset_drift_from_counts(
@@ -69,6 +96,7 @@ def dataset_drift_from_counts(
     categories: Mapping[str, Mapping[str, int]],
     *,
     pca_error_mean: float | None,
+    pca_rows: int = 0,
     rows: int,
     config: DriftConfig,
 ) -> DatasetDrift:
@@ -81,12 +109,16 @@ def dataset_drift_from_counts(
             skipped.append(profile.name)
             continue
         results.append(drift_from_counts(profile, found, config.method, threshold=config.threshold))
-    share = sum(r.drifted for r in results) / len(results) if results else 0.0
     joint = None
     if reference.pca is not None and pca_error_mean is not None:
-        joint = ratio_drift(reference.pca, pca_error_mean)
-    drifted = (bool(results) and share >= config.share) or bool(joint and joint.drifted)
-    return DatasetDrift(results, share, config.share, drifted, rows, skipped, joint)
+        joint = ratio_drift(
+            reference.pca,
+            pca_error_mean,
+            pca_rows,
+            alpha=config.multivariate_alpha,
+            min_ratio=config.multivariate_min_ratio,
+        )
+    return judged(results, joint, rows=rows, skipped=skipped, config=config)
 
 
 def reference_from_frame(frame: pd.DataFrame) -> Profile:

@@ -40,6 +40,8 @@ class Reference:
     tensor: bool
     regression: bool = False
     """The version answers numbers: its outputs are scored against numeric labels."""
+    sensitive: frozenset[str] = frozenset()
+    """Features the log keeps hashed or not at all: never tested for drift."""
 
 
 @dataclass
@@ -304,6 +306,7 @@ def _add_inputs(stats: Stats, records: Sequence[PredictionRecord], reference: Re
     if reference.profile is None or not inputs:
         return
     frame = as_feature_frame(inputs, reference.feature_names, reference.tensor)
+    frame = frame.drop(columns=list(reference.sensitive), errors="ignore")
     stats.input_rows = len(frame)
     for feature in reference.profile.features:
         if feature.name not in frame.columns:

@@ -127,8 +127,18 @@ def ks_wasserstein(
     total = int(counts.sum())
     if total == 0 or len(edges) < 2:
         return 0.0, 1.0
-    current_cdf = np.cumsum(counts)[:-1] / total  # share <= each percentile point
+    below = np.cumsum(counts) / total  # below[k]: share of values under point k
+    current_cdf = below[: len(edges)]
     reference_cdf = np.linspace(0.0, 1.0, len(edges))
+    # Tied points (a pixel that is 0 in 90% of images has 90 points at 0): at a tied value
+    # both CDFs count the rows equal to it, read past its last point (a discrete feature has
+    # nothing between that value and the next point).
+    first = np.searchsorted(edges, edges, side="left")
+    last = np.searchsorted(edges, edges, side="right") - 1
+    tied = last > first
+    after = np.minimum(last + 1, len(below) - 1)
+    current_cdf = np.where(tied, below[after], current_cdf)
+    reference_cdf = np.where(tied, last / (len(edges) - 1), reference_cdf)
     gaps = np.abs(reference_cdf - current_cdf)
     statistic = float(gaps.max())
     effective = reference_count * total / (reference_count + total)
@@ -212,7 +222,11 @@ def jensen_shannon_distance(reference: np.ndarray, current: np.ndarray) -> float
 
 
 def default_method(profile: FeatureProfile) -> Method:
-    return "psi" if profile.kind == "numeric" else "jensen_shannon"
+    """What ``auto`` means: significance and effect size together, so that neither noise in
+    a few hundred rows nor a negligible shift in millions is drift, at any window size (a
+    number: the KS test, then the Wasserstein distance in standard deviations; a category:
+    the chi-square test, then the Jensen-Shannon distance)."""
+    return "ks_wasserstein" if profile.kind == "numeric" else "jensen_shannon"
 
 
 def feature_drift(
@@ -227,7 +241,13 @@ def feature_drift(
     if profile.kind == "category":
         names, reference, current = category_shares(profile.frequencies or {}, values)
         return _category_drift(
-            profile, names, reference, current=current, method=chosen, limit=limit
+            profile,
+            names,
+            reference,
+            current=current,
+            method=chosen,
+            limit=limit,
+            significance=method == "auto",
         )
     return _numeric_drift(profile, np.asarray(values, dtype="float64"), chosen, limit=limit)
 
@@ -246,7 +266,13 @@ def drift_from_counts(
     if isinstance(counts, Mapping):
         names, reference, current = category_union(profile.frequencies or {}, counts)
         return _category_drift(
-            profile, names, reference, current=current, method=chosen, limit=limit
+            profile,
+            names,
+            reference,
+            current=current,
+            method=chosen,
+            limit=limit,
+            significance=method == "auto",
         )
     fine = np.asarray(counts, dtype="float64")
     percentiles, edges = profile.percentiles or [0.0, 0.0], profile.bin_edges or []
@@ -335,14 +361,20 @@ def _category_drift(
     current: np.ndarray,
     method: str,
     limit: float,
+    significance: bool = False,
 ) -> FeatureDrift:
+    """With ``significance`` (``auto``), a Jensen-Shannon distance over the limit is drift
+    only when the chi-square test finds the counts unlikely under the reference too."""
     if method == "chi2":
         score = chi_square_p_value(reference, current)
     else:
         method, score = "jensen_shannon", jensen_shannon_distance(reference, current)
-    return _result(
+    result = _result(
         profile.name, method, score, limit=limit, reference=reference, current=current, bins=names
     )
+    if significance and result.drifted and chi_square_p_value(reference, current) >= KS_ALPHA:
+        return replace(result, drifted=False)
+    return result
 
 
 def _result(

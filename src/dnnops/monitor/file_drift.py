@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from dnnops.config import DriftConfig
 from dnnops.data.pca import MAX_FIT_ROWS, fit_pca_profile
 from dnnops.data.profile import profile_features
-from dnnops.monitor.dataset_drift import DatasetDrift
+from dnnops.monitor.dataset_drift import DatasetDrift, judged
 from dnnops.monitor.drift import FeatureDrift, category_counts, drift_from_counts, feature_drift
 from dnnops.monitor.multivariate import MAX_TEST_ROWS, multivariate_drift
 from dnnops.parallel import column_map
@@ -58,11 +58,13 @@ def parquet_drift(reference: Path, current: Path, config: DriftConfig) -> Datase
     ref_frame = pd.DataFrame({n: outcomes[n][1] for n in numeric})
     cur_frame = pd.DataFrame({n: outcomes[n][2] for n in numeric})
     pca = fit_pca_profile(ref_frame) if numeric else None
-    joint = multivariate_drift(pca, cur_frame) if pca is not None else None
-    share = sum(r.drifted for r in results) / len(results) if results else 0.0
-    drifted = (bool(results) and share >= config.share) or bool(joint and joint.drifted)
+    joint = None
+    if pca is not None:
+        joint = multivariate_drift(
+            pca, cur_frame, alpha=config.multivariate_alpha, min_ratio=config.multivariate_min_ratio
+        )
     skipped = [n for n in names if n not in cur_names]
-    return DatasetDrift(results, share, config.share, drifted, cur_rows, skipped, joint)
+    return judged(results, joint, rows=cur_rows, skipped=skipped, config=config)
 
 
 def _rows(column: pd.Series, positions: np.ndarray) -> pd.Series:

@@ -82,6 +82,7 @@ class MonitorLoop:
             loaded=server.loaded_versions(),
             store=server.report_digests(),
         )
+        report = report.of_endpoints(server.served_endpoints())
         candidates = (
             server.rollout_candidates() if server.monitor.suppress_during_rollout else set()
         )

@@ -40,6 +40,11 @@ class MonitoredServer(Protocol):
 
     def leads(self) -> bool: ...
 
+    def served_endpoints(self) -> set[str]:
+        """The endpoints this server answers: it alerts on those only (a home's log may
+        hold other servers' endpoints too)."""
+        ...
+
     def loaded_versions(self) -> Mapping[tuple[str, str], LoadedVersion]:
         """Versions in memory, so a report does not re-read and re-verify them."""
         ...

@@ -49,6 +49,14 @@ def error_ratio(objective: ObjectiveConfig, model: str, range_: str) -> str | No
     return None
 
 
+def event_count(objective: ObjectiveConfig, model: str, range_: str) -> str:
+    """PromQL for how many events ``objective`` judged over ``range_``."""
+    selector = f'model="{model}"'
+    if objective.kind == "success_rate":
+        return f'sum(increase({REQUESTS}{{{selector},status!~"4.."}}[{range_}]))'
+    return f"sum(increase({DURATION}_count{{{selector}}}[{range_}]))"
+
+
 def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
     model = project.name
     runbooks = project.monitor.runbook_url
@@ -72,13 +80,17 @@ def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
             long_, short = window(rule.long_s), window(rule.short_s)
             threshold = f"{rule.factor} * {budget:g}"
             series = f'{{model="{model}",objective="{objective.name}"}}'
+            expr = (
+                f"dnnops:slo_error_ratio:rate{long_}{series} > ({threshold}) and "
+                f"dnnops:slo_error_ratio:rate{short}{series} > ({threshold})"
+            )
+            if project.slo.min_events:  # as the report: no page on a handful of requests
+                events = event_count(objective, model, long_)
+                expr = f"({expr}) and on() ({events} >= {project.slo.min_events})"
             alerts.append(
                 {
                     "alert": f"DnnopsErrorBudgetBurn{rule.severity.title()}",
-                    "expr": (
-                        f"dnnops:slo_error_ratio:rate{long_}{series} > ({threshold}) and "
-                        f"dnnops:slo_error_ratio:rate{short}{series} > ({threshold})"
-                    ),
+                    "expr": expr,
                     "labels": {**labels, "severity": rule.severity, "factor": str(rule.factor)},
                     "annotations": {
                         "summary": (

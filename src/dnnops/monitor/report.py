@@ -157,10 +157,10 @@ def _budgets(
         bad, total = counts(slo.window)
         objectives.append(_objective(objective, bad, total, window_s=slo.window))
         runbook = runbook_url(objective.kind, runbooks)
-        alerts += [
-            replace(a, runbook_url=runbook)
-            for a in burn_alerts(objective.name, objective.target, counts)
-        ]
+        fired = burn_alerts(objective.name, objective.target, counts, min_events=slo.min_events)
+        if fired:  # one alert per condition: the most urgent rule that fires
+            worst = max(fired, key=lambda a: (a.severity == "page", a.factor))
+            alerts.append(replace(worst, runbook_url=runbook))
     return objectives, alerts
 
 
@@ -182,7 +182,11 @@ class _Versions:
             return None
         schema = found.schema
         return Reference(
-            found.profile, schema.feature_names, schema.kind == "tensor", found.is_regression
+            found.profile,
+            schema.feature_names,
+            schema.kind == "tensor",
+            found.is_regression,
+            schema.sensitive_names,
         )
 
     def classes(self, key: VersionKey) -> list[int | str]:
@@ -339,6 +343,7 @@ def _drift(loaded: LoadedVersion, stats: Stats, monitor: MonitorConfig) -> Datas
         stats.numeric,
         stats.categories,
         pca_error_mean=error_mean,
+        pca_rows=stats.pca_rows,
         rows=stats.input_rows,
         config=monitor.drift,
     )

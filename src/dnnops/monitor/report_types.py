@@ -117,7 +117,11 @@ class Report:
 
     def of_endpoint(self, endpoint: str) -> Report:
         """The same report with only ``endpoint``'s versions."""
-        kept = [v for v in self.versions if v.slis.endpoint == endpoint]
+        return self.of_endpoints({endpoint})
+
+    def of_endpoints(self, endpoints: set[str]) -> Report:
+        """The same report with only the versions of ``endpoints``."""
+        kept = [v for v in self.versions if v.slis.endpoint in endpoints]
         return replace(self, versions=kept)
 
     def section(self, model: str, version: str) -> VersionSection | None:

@@ -69,11 +69,16 @@ def burn_alerts(
     counts_for: CountsFor,
     *,
     rules: tuple[BurnRule, ...] = WORKBOOK_RULES,
+    min_events: int = 0,
 ) -> list[BurnAlert]:
-    """The rules whose long and short windows both burn at or above their factor."""
+    """The rules whose long and short windows both burn at or above their factor, with at
+    least ``min_events`` events in the long window (a rate of a handful is no evidence)."""
     fired = []
     for rule in rules:
-        long_rate = burn_rate(*counts_for(rule.long_s), target)
+        bad, total = counts_for(rule.long_s)
+        if total < min_events:
+            continue
+        long_rate = burn_rate(bad, total, target)
         short_rate = burn_rate(*counts_for(rule.short_s), target)
         if long_rate >= rule.factor and short_rate >= rule.factor:
             fired.append(

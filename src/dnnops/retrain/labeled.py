@@ -18,6 +18,7 @@ from dnnops.errors import UsageError
 from dnnops.monitor.scoring import finite_number
 from dnnops.predlog.reader import PREDICTIONS, read_labels, read_predictions
 from dnnops.predlog.records import PredictionRecord
+from dnnops.predlog.redaction import HASH_PREFIX
 
 TS = "_ts"
 """Column of the prediction's time, kept to split off the newest rows; dropped before training."""
@@ -69,11 +70,16 @@ def _answered(record: PredictionRecord, endpoint: str, since: float) -> bool:
 
 
 def _features(inputs: Any, names: list[str]) -> list[Any] | None:
-    """One logged input as values in feature order; None when it does not fit the schema."""
+    """One logged input as values in feature order; None when it does not fit the schema,
+    or when the log hid a sensitive feature (dropped, or a keyed hash: not learnable)."""
     if isinstance(inputs, dict):
-        return [inputs.get(n) for n in names] if all(n in inputs for n in names) else None
-    values = np.asarray(inputs, dtype="float64").ravel()
-    return values.tolist() if len(values) == len(names) else None
+        if not all(n in inputs for n in names):
+            return None
+        values = [inputs.get(n) for n in names]
+        hidden = any(isinstance(v, str) and v.startswith(HASH_PREFIX) for v in values)
+        return None if hidden else values
+    numbers = np.asarray(inputs, dtype="float64").ravel()
+    return numbers.tolist() if len(numbers) == len(names) else None
 
 
 def split_newest(frame: pd.DataFrame, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -383,7 +383,7 @@ async def _answer(
     context.latency_ms = (time.perf_counter() - started) * 1000
     scores = None if runtime.is_regression else probabilities
     records = state.logger.prediction_records(
-        ids, context, raw, labels=labels, probabilities=scores
+        ids, context, raw, labels=labels, probabilities=scores, redaction=runtime.redaction
     )
     await state.logger.predictions.append_async(records)  # handed to the OS before we answer
     state.label_gate().remember(ids, runtime.model, runtime.version)
@@ -440,7 +440,13 @@ async def _mirror(
     scores = None if shadow.is_regression else probabilities
     await state.logger.predictions.append_async(
         state.logger.prediction_records(
-            shadow_ids, context, raw, labels=labels, probabilities=scores, shadow_of=ids
+            shadow_ids,
+            context,
+            raw,
+            labels=labels,
+            probabilities=scores,
+            shadow_of=ids,
+            redaction=shadow.redaction,
         )
     )
     state.metrics.shadow.labels(*names, "ok").inc()

@@ -99,6 +99,9 @@ class ServerControl:
             if e.rollout is not None and e.rollout.active
         }
 
+    def served_endpoints(self) -> set[str]:
+        return set(self.state.endpoints)
+
     def observe_report(self, report: Report) -> None:
         self.state.metrics.observe_report(report)
 

@@ -27,6 +27,7 @@ from dnnops.predlog.records import (
     failure_record,
     prediction_records,
 )
+from dnnops.predlog.redaction import Mode, Redaction, redaction_for
 from dnnops.predlog.writer import RotationPolicy, SegmentWriter
 
 
@@ -68,11 +69,13 @@ class PredictionLogger:
         labels: np.ndarray,
         probabilities: np.ndarray | None,
         shadow_of: Sequence[str] | None = None,
+        redaction: Redaction | None = None,
     ) -> list[bytes]:
         """One record per instance; a shadow's records name the answered prediction they
         mirror (``shadow_of``), so labels sent for that id score the shadow too. A
-        regression's records carry its number as ``output`` and no probabilities."""
-        rows = _rows(raw)
+        regression's records carry its number as ``output`` and no probabilities; the
+        sensitive features of ``redaction`` are logged hashed or not at all."""
+        rows = _rows(raw) if redaction is None else redaction.rows(_records(raw))
         if self.log_inputs < 1.0:
             rows = [row if self._random.random() < self.log_inputs else None for row in rows]
         return prediction_records(
@@ -85,12 +88,26 @@ class PredictionLogger:
             shadow_of=None if shadow_of is None else list(shadow_of),
         )
 
+    def redaction(self, sensitive: frozenset[str], mode: Mode) -> Redaction | None:
+        """How to log the inputs of a version whose sensitive features are ``sensitive``
+        (the key lives in the home, beside the logs)."""
+        return redaction_for(sensitive, mode, self.logs_dir.parent)
+
     def failure_record(self, context: RequestContext, status: int, error: str) -> bytes:
         return failure_record(context, ts=time.time(), status=status, error=error)
 
     def feedback_records(self, labels: Sequence[tuple[str, Any]]) -> list[bytes]:
         now = time.time()
         return [FeedbackRecord(str(pid), label, now).encode() for pid, label in labels]
+
+
+def _records(raw: Inputs | TableBatch) -> list[dict[str, Any]]:
+    """One object per instance, keyed by feature (what redaction works on)."""
+    if isinstance(raw, TableBatch):
+        return raw.records()
+    if isinstance(raw, pd.DataFrame):
+        return raw.to_dict(orient="records")  # type: ignore[return-value]
+    raise TypeError("only tables have named features to redact")
 
 
 def _rows(raw: Inputs | TableBatch) -> list[Any]:

@@ -16,6 +16,7 @@ import numpy as np
 from dnnops.config import ServeConfig
 from dnnops.data.example import example_instance
 from dnnops.evaluate.metrics import softmax
+from dnnops.predlog.redaction import Redaction
 from dnnops.registry.loader import LoadedVersion, make_predictor
 from dnnops.rollout.policy import RolloutState
 from dnnops.serve.batcher import BatchStats, DynamicBatcher
@@ -40,6 +41,8 @@ class VersionRuntime:
     label_datatype: str
     threads: int = 1
     """Intra-op threads of its runner: model time x threads = CPU time."""
+    redaction: Redaction | None = None
+    """What the prediction log hides of its inputs (its schema's sensitive features)."""
     ready: bool = False
 
     @property
@@ -59,6 +62,7 @@ class VersionRuntime:
         *,
         metrics: ServerMetrics,
         arriving: Callable[[], int] | None = None,
+        redaction: Redaction | None = None,
     ) -> VersionRuntime:
         logits = make_predictor(loaded, runner_threads(config))
         names = (endpoint, loaded.record.model, str(loaded.record.version))
@@ -97,6 +101,7 @@ class VersionRuntime:
             labels=np.array(classes, dtype="int64" if numeric else object),
             label_datatype="INT64" if numeric else "BYTES",
             threads=runner_threads(config),
+            redaction=redaction,
         )
 
     async def start(self, warmup_batch_sizes: list[int]) -> None:

@@ -213,6 +213,9 @@ class ServerState:
                     self.serve,
                     metrics=self.metrics,
                     arriving=lambda: self.lifecycle.arriving,
+                    redaction=self.logger.redaction(
+                        loaded.schema.sensitive_names, self.serve.log.redact
+                    ),
                 )
                 await runtime.start(self.serve.warmup_batch_sizes)
                 endpoint.versions[key] = runtime

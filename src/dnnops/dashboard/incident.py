@@ -1,0 +1,159 @@
+"""An incident bundle: everything an on-call engineer attaches to a ticket, in one zip.
+
+``dnnops incident NAME --since 1h --out FILE`` writes it: the model's versions with their
+lineage and aliases, the traffic split and the monitoring report over the window (SLIs,
+drift details, quality on labels, SLO budgets), the rollouts, the alerts, the audit log,
+and a sample of logged inputs (as the log keeps them: sensitive features already hashed or
+dropped). Each part is a JSON file, and ``README.md`` says what fired and where to look.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dnnops.config import MonitorConfig, SloConfig
+from dnnops.monitor.alerts import AlertStore
+from dnnops.monitor.report import build_report
+from dnnops.monitor.report_types import Report
+from dnnops.predlog.reader import PREDICTIONS, read_predictions
+from dnnops.registry.versions import ModelRegistry
+from dnnops.rollout.store import RolloutStore
+
+SAMPLE = 100
+"""Logged inputs kept in the bundle: enough to reproduce, few enough to read."""
+_JSON = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    parts: list[str]
+    predictions: int
+    """Predictions of the endpoint in the window."""
+    alerts_firing: int
+
+
+def write_incident(
+    registry: ModelRegistry,
+    logs_dir: Path,
+    name: str,
+    *,
+    out: Path,
+    window_s: float,
+    monitor: MonitorConfig,
+    slo: SloConfig,
+    now: float | None = None,
+) -> Bundle:
+    """Write the bundle of endpoint ``name`` over the last ``window_s`` seconds to ``out``."""
+    moment = time.time() if now is None else now
+    report = build_report(registry, logs_dir, window_s, monitor=monitor, slo=slo, now=moment)
+    mine = report.of_endpoint(name)
+    store = AlertStore(registry.engine)
+    alerts = [a for a in store.list(limit=500) if a["model"] == name]
+    firing = [a for a in store.list(status="firing", limit=500) if a["model"] == name]
+    parts: dict[str, Any] = {
+        "versions.json": [v.to_dict() for v in registry.versions(name)],
+        "traffic.json": _traffic(mine),
+        "report.json": mine.to_json(),
+        "drift.json": {v.slis.version: v.drift for v in mine.versions},
+        "rollouts.json": [r.to_dict() for r in RolloutStore(registry.engine).history(name)],
+        "alerts.json": alerts,
+        "audit.json": registry.audit_log(name, limit=500),
+        "inputs.json": _sample(logs_dir, name, since=moment - window_s),
+    }
+    readme = _readme(name, mine, firing, window_s=window_s)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("README.md", readme)
+        for part, content in parts.items():
+            bundle.writestr(part, orjson.dumps(content, option=_JSON, default=_plain))
+    partial.replace(out)  # a reader never sees half a bundle
+    predictions = sum(v.slis.predictions for v in mine.versions)
+    return Bundle(out, ["README.md", *parts], predictions, len(firing))
+
+
+def _traffic(report: Report) -> dict[str, Any]:
+    return {
+        v.slis.version: {
+            "share": v.slis.traffic_share,
+            "predictions": v.slis.predictions,
+            "success_rate": v.slis.success_rate,
+        }
+        for v in report.versions
+    }
+
+
+def _sample(logs_dir: Path, name: str, *, since: float) -> list[dict[str, Any]]:
+    """Up to ``SAMPLE`` answered records of the window, chosen evenly at random."""
+    kept: list[dict[str, Any]] = []
+    rng = random.Random(0)
+    seen = 0
+    for record in read_predictions(logs_dir / PREDICTIONS, since=since):
+        if record.endpoint != name or record.ts < since or not record.answered:
+            continue
+        seen += 1  # reservoir sampling: one pass, bounded memory
+        slot = seen - 1 if seen <= SAMPLE else rng.randrange(seen)
+        if slot < SAMPLE:
+            entry = record.to_json()
+            if seen <= SAMPLE:
+                kept.append(entry)
+            else:
+                kept[slot] = entry
+    return kept
+
+
+def _readme(name: str, report: Report, firing: list[dict[str, Any]], *, window_s: float) -> str:
+    lines = [
+        f"# Incident bundle: {name}",
+        "",
+        f"Window: the last {window_s:g} s, up to "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(report.generated_at))}.",
+        "",
+        "## Versions serving",
+        "",
+    ]
+    for section in report.versions:
+        s = section.slis
+        drift = section.drift.share if section.drift else None
+        lines.append(
+            f"- v{s.version}: {s.predictions} predictions, {s.traffic_share:.0%} of traffic, "
+            f"success {s.success_rate:.2%}, p99 {s.latency_p99_ms:.1f} ms, "
+            f"drift {'-' if drift is None else f'{drift:.0%}'}"
+        )
+    if not report.versions:
+        lines.append("- no traffic in the window")
+    lines += ["", "## Alerts firing", ""]
+    for alert in firing:
+        details = alert.get("details") or {}
+        page = details.get("runbook_url") if isinstance(details, dict) else None
+        shown = f" (runbook: {page})" if page else ""
+        lines.append(f"- [{alert['severity']}] {alert['summary']}{shown}")
+    if not firing:
+        lines.append("- none")
+    lines += [
+        "",
+        "## Files",
+        "",
+        "versions.json (lineage, aliases), traffic.json, report.json (the monitoring report),",
+        "drift.json, rollouts.json, alerts.json, audit.json, inputs.json (a sample of logged",
+        "inputs, sensitive features as the log keeps them).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses inside the report's parts (drift) as JSON."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"cannot write {type(value).__name__} to the bundle")

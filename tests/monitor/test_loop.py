@@ -1,0 +1,88 @@
+"""The server's monitoring loop, driven through its port with a fake server (no process):
+it alerts on the endpoints it serves only, and applies the log's retention."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
+from dnnops.home import resolve_home
+from dnnops.monitor.alerts import AlertStore
+from dnnops.monitor.digest_store import DigestStore
+from dnnops.monitor.loop import MonitorLoop
+from dnnops.monitor.report import digest_store
+from dnnops.monitor.report_types import Report
+from dnnops.predlog.records import PredictionRecord
+from dnnops.registry.db import open_engine
+from dnnops.registry.loader import LoadedVersion
+from dnnops.registry.open import open_registry
+from dnnops.registry.versions import ModelRegistry
+from dnnops.serve.predictions import PredictionLogger
+
+SLO = SloConfig.model_validate(
+    {"objectives": [{"name": "ok", "kind": "success_rate", "target": 0.999}]}
+)
+
+
+@dataclass
+class FakeServer:
+    registry: ModelRegistry
+    logs_dir: Path
+    served: set[str]
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    slo: SloConfig = SLO
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
+    project_file: Path | None = None
+    reports: list[Report] = field(default_factory=list)
+
+    def leads(self) -> bool:
+        return True
+
+    def served_endpoints(self) -> set[str]:
+        return self.served
+
+    def loaded_versions(self) -> Mapping[tuple[str, str], LoadedVersion]:
+        return {}
+
+    def report_digests(self) -> DigestStore:
+        return digest_store(self.logs_dir, self.slo)
+
+    def rollout_candidates(self) -> set[tuple[str, str]]:
+        return set()
+
+    def observe_report(self, report: Report) -> None:
+        self.reports.append(report)
+
+    def observe_monitor_tick(self, seconds: float, failed: bool) -> None:
+        return None
+
+
+def _failing_traffic(logs_dir: Path) -> None:
+    now = time.time()
+    records = [
+        PredictionRecord(ts=now - 30 - i, status=500, endpoint=name, model=name, version="1")
+        for name in ("mine", "theirs")
+        for i in range(200)
+    ]
+    logger = PredictionLogger(logs_dir).start()
+    logger.predictions.append([r.encode() for r in records])
+    logger.close()
+
+
+def test_a_server_alerts_on_the_endpoints_it_serves_only(tmp_path: Path) -> None:
+    home = resolve_home(tmp_path / "home")
+    _failing_traffic(home.logs_dir)
+    alerts = AlertStore(open_engine(home.db_url))
+    server = FakeServer(open_registry(home), home.logs_dir, served={"mine"})
+    asyncio.run(MonitorLoop(server, alerts).tick())
+    raised = {a["model"] for a in alerts.list(status="firing")}
+    assert raised == {"mine"}, "the other server's endpoint in the same home is not ours"
+    assert {v.slis.endpoint for v in server.reports[0].versions} == {"mine"}
+    server.served = {"mine", "theirs"}
+    asyncio.run(MonitorLoop(server, alerts).tick())
+    assert {a["model"] for a in alerts.list(status="firing")} == {"mine", "theirs"}
