@@ -144,6 +144,45 @@ def test_a_broken_canary_is_rolled_back_while_the_stable_version_answers(
     assert "rollout" in kinds
 
 
+def _queue_waits(url: str) -> tuple[float, float]:
+    """(requests that waited at most 100 ms for a batch, all requests) since the start."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    fast = total = 0.0
+    for line in text.splitlines():
+        if line.startswith("dnnops_queue_duration_seconds_bucket{") and 'le="0.1"' in line:
+            fast += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("dnnops_queue_duration_seconds_count{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return fast, total
+
+
+def test_the_control_plane_never_holds_a_sequential_client(
+    server: Server, versions: Versions
+) -> None:
+    """One client sending small requests one after another while a canary is judged (with
+    labels arriving) and rolled back: control work never runs on the event loop, so no
+    request waits more than 100 ms for its batch and none is answered 5xx."""
+    fast_before, total_before = _queue_waits(server.url)
+    traffic = Traffic(server.url, server.token).start(clients=1)
+    try:
+        started = httpx.post(
+            f"{server.url}/v1/endpoints/digits/rollout",
+            json={"version": 3, "force": True},  # v3 failed its gates: forced, and audited
+            headers=ADMIN,
+        )
+        assert started.status_code == 201, started.text
+        rollout = wait_for_rollout(server.url, {"promoted", "rolled_back"})
+        time.sleep(1.0)  # and after the rollback
+    finally:
+        traffic.finish()
+    assert rollout["status"] == "rolled_back", rollout
+    assert traffic.statuses and set(traffic.statuses) == {200}, "no request answered 5xx"
+    fast, total = _queue_waits(server.url)
+    waited = total - total_before
+    assert waited >= 40, "the client sent too little to judge"
+    assert fast - fast_before == waited, f"{waited - (fast - fast_before):.0f} waited > 100 ms"
+
+
 def test_a_shadow_gets_a_copy_of_traffic_but_never_answers(
     server: Server, versions: Versions
 ) -> None:
