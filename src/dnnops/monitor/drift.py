@@ -172,16 +172,6 @@ def wasserstein_normalized(percentiles: list[float], std: float, values: np.ndar
     return distance / std if std > 0 else distance
 
 
-def category_shares(
-    frequencies: Mapping[str, int], values: np.ndarray
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Reference and current counts over the union of categories (reference order first).
-
-    Values are counted first and only the distinct ones are turned into category keys:
-    a million rows of five categories cost five key conversions, not a million."""
-    return category_union(frequencies, category_counts(pd.Series(values)))
-
-
 def category_counts(values: pd.Series) -> dict[str, int]:
     """Count per category key, nulls left out (a categorical series counts its codes)."""
     current: dict[str, int] = {}
@@ -237,18 +227,10 @@ def feature_drift(
     threshold: float | None = None,
 ) -> FeatureDrift:
     """Drift of one feature's current ``values`` from its reference profile."""
+    if profile.kind == "category":  # categories are judged on their counts either way
+        counts = category_counts(pd.Series(values))
+        return drift_from_counts(profile, counts, method, threshold=threshold)
     chosen, limit = _method_and_limit(profile, method, threshold)
-    if profile.kind == "category":
-        names, reference, current = category_shares(profile.frequencies or {}, values)
-        return _category_drift(
-            profile,
-            names,
-            reference,
-            current=current,
-            method=chosen,
-            limit=limit,
-            significance=method == "auto",
-        )
     return _numeric_drift(profile, np.asarray(values, dtype="float64"), chosen, limit=limit)
 
 

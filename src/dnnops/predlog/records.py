@@ -13,7 +13,7 @@ a number is counted as damaged, never guessed).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 import orjson
@@ -47,7 +47,36 @@ class RequestContext:
         return self.endpoint, self.model, self.version
 
 
-class PredictionRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+class LogRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What both kinds of record share: JSON in, JSON out, types checked on the way in."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the log holds it: fields at their default are left out."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    def encode(self) -> bytes:
+        return _ENCODER.encode(self)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Self:
+        """One frame's payload as a record, its types checked (msgspec)."""
+        try:
+            data = orjson.loads(payload)  # orjson reads floats twice as fast as msgspec
+        except orjson.JSONDecodeError as exc:
+            raise UnreadableRecord(f"not JSON: {exc}") from exc
+        return cls.from_json(data)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Self:
+        """A record from JSON already parsed (an object)."""
+        try:
+            return msgspec.convert(data, cls)
+        except msgspec.ValidationError as exc:
+            raise UnreadableRecord(f"not a {cls.__name__}: {exc}") from exc
+
+
+class PredictionRecord(LogRecord, frozen=True):
     ts: float
     status: int
     """200 for an answered instance; the HTTP status a refused request got otherwise."""
@@ -89,59 +118,12 @@ class PredictionRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     def confidence(self) -> float | None:
         return max(self.probabilities) if self.probabilities else None
 
-    def to_json(self) -> dict[str, Any]:
-        """The record as the log holds it: fields at their default are left out."""
-        out: dict[str, Any] = msgspec.to_builtins(self)
-        return out
 
-    def encode(self) -> bytes:
-        return _ENCODER.encode(self)
-
-    @classmethod
-    def decode(cls, payload: bytes) -> PredictionRecord:
-        """One frame's payload as a record, its types checked (msgspec)."""
-        try:
-            data = orjson.loads(payload)  # orjson reads floats twice as fast as msgspec
-        except orjson.JSONDecodeError as exc:
-            raise UnreadableRecord(f"not JSON: {exc}") from exc
-        return cls.from_json(data)
-
-    @classmethod
-    def from_json(cls, data: Any) -> PredictionRecord:
-        """A record from JSON already parsed (an object)."""
-        try:
-            return msgspec.convert(data, cls)
-        except msgspec.ValidationError as exc:
-            raise UnreadableRecord(f"not a prediction record: {exc}") from exc
-
-
-class FeedbackRecord(msgspec.Struct, frozen=True):
+class FeedbackRecord(LogRecord, frozen=True):
     prediction_id: str
     label: Any
     """The ground truth: a class label as in training, or a number."""
-    ts: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = msgspec.to_builtins(self)
-        return out
-
-    def encode(self) -> bytes:
-        return _ENCODER.encode(self)
-
-    @classmethod
-    def decode(cls, payload: bytes) -> FeedbackRecord:
-        try:
-            data = orjson.loads(payload)  # orjson reads floats twice as fast as msgspec
-        except orjson.JSONDecodeError as exc:
-            raise UnreadableRecord(f"not JSON: {exc}") from exc
-        return cls.from_json(data)
-
-    @classmethod
-    def from_json(cls, data: Any) -> FeedbackRecord:
-        try:
-            return msgspec.convert(data, cls)
-        except msgspec.ValidationError as exc:
-            raise UnreadableRecord(f"not a feedback record: {exc}") from exc
+    ts: float
 
 
 _ENCODER = msgspec.json.Encoder()
