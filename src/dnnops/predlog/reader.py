@@ -5,15 +5,16 @@ This is the API monitoring uses, and what ``dnnops logs show`` prints.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from dnnops.predlog.frames import FrameStats, iter_frames
 from dnnops.predlog.records import FeedbackRecord, PredictionRecord, UnreadableRecord
 
+T = TypeVar("T")
 PREDICTIONS, FEEDBACK = "predictions", "feedback"
 """The two logs under the logs folder, and the prefixes of their segment files."""
 
@@ -25,67 +26,70 @@ def segments(folder: Path, prefix: str) -> list[Path]:
 def read_records(
     folder: Path, prefix: str, stats: FrameStats | None = None, *, since: float | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Records of every segment, oldest first. With ``since``, segments last written before
-    that moment are skipped unread: a record is stamped before it is written, so one stamped
-    at or after ``since`` lies in a segment modified at or after it. (Older records may
-    still come back from the segments read; filter on ``ts``.)"""
-    stats = stats if stats is not None else FrameStats()
-    for path in segments(folder, prefix):
-        if since is not None and segment_modified(path) < since:
-            continue
-        yield from records_of(path.read_bytes(), stats)
+    """Records of every segment as plain objects, oldest first. With ``since``, segments
+    last written before that moment are skipped unread: a record is stamped before it is
+    written, so one stamped at or after ``since`` lies in a segment modified at or after it.
+    (Older records may still come back from the segments read; filter on ``ts``.)"""
+    return _read(folder, prefix, decode=_plain, stats=stats, since=since)
 
 
 def records_of(data: bytes, stats: FrameStats | None = None) -> Iterator[dict[str, Any]]:
-    """The intact records of one segment's bytes."""
-    stats = stats if stats is not None else FrameStats()
-    for payload in iter_frames(data, stats):
-        try:
-            record = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            stats.corrupt += 1
-            continue
-        if isinstance(record, dict):
-            yield record
-        else:
-            stats.corrupt += 1
+    """The intact records of one segment's bytes, as plain objects."""
+    return _decoded(data, _plain, stats if stats is not None else FrameStats())
 
 
 def read_predictions(
     folder: Path, stats: FrameStats | None = None, *, since: float | None = None
 ) -> Iterator[PredictionRecord]:
     """The prediction log's records, oldest first (``since`` as for ``read_records``)."""
-    stats = stats if stats is not None else FrameStats()
-    for path in segments(folder, PREDICTIONS):
-        if since is not None and segment_modified(path) < since:
-            continue
-        yield from predictions_of(path.read_bytes(), stats)
+    return _read(folder, PREDICTIONS, decode=PredictionRecord.decode, stats=stats, since=since)
 
 
 def predictions_of(data: bytes, stats: FrameStats | None = None) -> Iterator[PredictionRecord]:
-    """The intact prediction records of one segment's bytes; one that is not a prediction
-    record is counted as damage."""
-    stats = stats if stats is not None else FrameStats()
-    for payload in iter_frames(data, stats):
-        try:
-            yield PredictionRecord.decode(payload)
-        except UnreadableRecord:
-            stats.corrupt += 1
+    """The intact prediction records of one segment's bytes."""
+    return _decoded(data, PredictionRecord.decode, stats if stats is not None else FrameStats())
 
 
 def read_feedback_records(
     folder: Path, stats: FrameStats | None = None, *, since: float | None = None
 ) -> Iterator[FeedbackRecord]:
     """The feedback log's records in the order they were written."""
+    return _read(folder, FEEDBACK, decode=FeedbackRecord.decode, stats=stats, since=since)
+
+
+def _read(
+    folder: Path,
+    prefix: str,
+    *,
+    decode: Callable[[bytes], T],
+    stats: FrameStats | None,
+    since: float | None,
+) -> Iterator[T]:
     stats = stats if stats is not None else FrameStats()
-    for path in segments(folder, FEEDBACK):
+    for path in segments(folder, prefix):
         if since is not None and segment_modified(path) < since:
             continue
-        for payload in iter_frames(path.read_bytes(), stats):
-            try:
-                yield FeedbackRecord.decode(payload)
-            except UnreadableRecord:
-                stats.corrupt += 1
+        yield from _decoded(path.read_bytes(), decode, stats)
+
+
+def _decoded(data: bytes, decode: Callable[[bytes], T], stats: FrameStats) -> Iterator[T]:
+    """Every intact frame of ``data`` decoded; one that is not a record of the kind asked
+    for is counted as damage, never misread."""
+    for payload in iter_frames(data, stats):
+        try:
+            yield decode(payload)
+        except UnreadableRecord:
+            stats.corrupt += 1
+
+
+def _plain(payload: bytes) -> dict[str, Any]:
+    try:
+        record = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise UnreadableRecord(f"not JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise UnreadableRecord("a record is a JSON object")
+    return record
 
 
 def read_feedback(folder: Path, since: float | None = None) -> dict[str, FeedbackRecord]:
