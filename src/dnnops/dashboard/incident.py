@@ -74,7 +74,7 @@ def write_incident(
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("README.md", readme)
         for part, content in parts.items():
-            bundle.writestr(part, orjson.dumps(content, option=_JSON, default=_plain))
+            bundle.writestr(part, orjson.dumps(content, option=_JSON))  # dataclasses too
     partial.replace(out)  # a reader never sees half a bundle
     predictions = sum(v.slis.predictions for v in mine.versions)
     return Bundle(out, ["README.md", *parts], predictions, len(firing))
@@ -148,12 +148,3 @@ def _readme(name: str, report: Report, firing: list[dict[str, Any]], *, window_s
         "",
     ]
     return "\n".join(lines)
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses inside the report's parts (drift) as JSON."""
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    raise TypeError(f"cannot write {type(value).__name__} to the bundle")
