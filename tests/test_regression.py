@@ -72,7 +72,10 @@ def test_a_price_is_learned_served_and_predicted_as_a_number(
                 {"prediction_id": pid, "label": float(y)}
                 for pid, y in zip(answer["prediction_ids"], frame["price"].head(3), strict=True)
             ]
-            assert http.post("/v1/feedback", json={"labels": labels}).status_code == 200
+            word = [{"prediction_id": answer["prediction_ids"][0], "label": "expensive"}]
+            labels_answer = http.post("/v1/feedback", json={"labels": labels + word}).json()
+            statuses = [item["status"] for item in labels_answer["items"]]
+            assert statuses == ["accepted"] * 3 + ["unknown_label"], "a regressor takes numbers"
             report = http.get("/v1/monitor/prices?since=1h").json()
             check_report(report)
             version = report["versions"][0]

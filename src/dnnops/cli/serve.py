@@ -89,17 +89,20 @@ def feedback_command(
 
 
 def _judged(labels: list[tuple[str, Any]], home: Home) -> Any:
-    from dnnops.predlog.labels_check import judge_labels, made_by_of
+    from dnnops.predlog.labels_check import NUMBERS, LabelSpace, judge_labels, made_by_of
     from dnnops.predlog.reader import PREDICTIONS, read_predictions
 
     registry = open_registry(home)
 
-    def classes_of(model: str, version: str) -> list[Any] | None:
+    def classes_of(model: str, version: str) -> LabelSpace:
         try:
             record = registry.resolve(model, version)
         except DnnopsError:
             return None  # a version deleted since: its labels cannot be judged here
-        return list(registry.manifest(record).get("classes") or []) or None
+        manifest = registry.manifest(record)
+        if manifest.get("task") == "regression":
+            return NUMBERS
+        return list(manifest.get("classes") or []) or None
 
     wanted = {pid for pid, _ in labels}
     made_by = made_by_of(read_predictions(home.logs_dir / PREDICTIONS), wanted)

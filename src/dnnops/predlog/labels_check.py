@@ -4,6 +4,7 @@ so a typo'd id or a label spelled differently is seen, not silently ignored."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,10 @@ from dnnops.data.schema import category_key
 from dnnops.predlog.records import PredictionRecord
 
 Status = Literal["accepted", "unknown_prediction_id", "unknown_label"]
+NUMBERS: Literal["numbers"] = "numbers"
+LabelSpace = list[Any] | Literal["numbers"] | None
+"""What a version's labels may be: one of its classes, any finite number (a regressor),
+or anything (None: a version the registry no longer has)."""
 MadeBy = Mapping[str, tuple[str, str]]
 """Prediction id to the (model, version) that answered it."""
 
@@ -46,24 +51,40 @@ def made_by_of(records: Iterable[PredictionRecord], wanted: set[str]) -> dict[st
 def judge_labels(
     labels: Sequence[tuple[str, Any]],
     made_by: MadeBy,
-    classes_of: Callable[[str, str], list[Any] | None],
+    classes_of: Callable[[str, str], LabelSpace],
 ) -> LabelVerdicts:
     """Accept a label when its prediction id was logged (answered, status 200) and the
-    label is one of that version's classes (``classes_of(model, version)``; None: any)."""
+    label fits that version (``classes_of(model, version)``): one of its classes, or a
+    finite number for a regressor."""
     verdicts = LabelVerdicts()
-    known: dict[tuple[str, str], set[str] | None] = {}
+    known: dict[tuple[str, str], set[str] | Literal["numbers"] | None] = {}
     for pid, label in labels:
         if pid not in made_by:
             verdicts.refuse("unknown_prediction_id", pid)
             continue
         key = made_by[pid]
         if key not in known:
-            classes = classes_of(*key)
-            known[key] = None if classes is None else {category_key(c) for c in classes}
+            space = classes_of(*key)
+            known[key] = space if space in (None, NUMBERS) else {category_key(c) for c in space}
         allowed = known[key]
-        if allowed is not None and category_key(label) not in allowed:
+        fits = (
+            _is_number(label)
+            if allowed == NUMBERS
+            else allowed is None or (category_key(label) in allowed)
+        )
+        if not fits:
             verdicts.refuse("unknown_label", f"{pid}: {label!r}")
             continue
         verdicts.accepted.append((pid, label))
         verdicts.statuses.append("accepted")
     return verdicts
+
+
+def _is_number(value: Any) -> bool:
+    """A finite number, or text that reads as one (a CSV's "4.5")."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dnnops.data.schema import category_key
-from dnnops.predlog.labels_check import LabelVerdicts, Status, judge_labels
+from dnnops.predlog.labels_check import LabelSpace, LabelVerdicts, Status, judge_labels
 
 Lookup = Callable[[set[str]], Mapping[str, tuple[str, str]]]
 """Prediction ids to the (model, version) that answered them, from the log."""
-ClassesOf = Callable[[str, str], list[Any] | None]
+ClassesOf = Callable[[str, str], LabelSpace]
 Known = Callable[[], Mapping[str, Any]]
 """Labels already in the feedback log, by prediction id."""
 

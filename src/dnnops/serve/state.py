@@ -23,6 +23,7 @@ from dnnops.config import (
 from dnnops.errors import DnnopsError
 from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.report import digest_store, predictions_made
+from dnnops.predlog.labels_check import NUMBERS, LabelSpace
 from dnnops.predlog.reader import FEEDBACK, read_labels
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
@@ -125,14 +126,14 @@ class ServerState:
             store=self.report_digests(),
         )
 
-    def _classes_of(self, model: str, version: str) -> list[Any] | None:
+    def _classes_of(self, model: str, version: str) -> LabelSpace:
         loaded = self.loaded_versions().get((model, version))
         if loaded is None:
             try:
                 loaded = load_version(self.registry, self.registry.resolve(model, version))
             except DnnopsError:
                 return None  # deleted since: its labels cannot be judged here
-        return None if loaded.is_regression else list(loaded.classes) or None
+        return NUMBERS if loaded.is_regression else list(loaded.classes) or None
 
     def _known_labels(self) -> Mapping[str, Any]:
         since = time.time() - self.policies.slo.window
