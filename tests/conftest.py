@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +28,38 @@ class CliResult:
 
     def json(self) -> Any:
         return json.loads(self.out)
+
+
+Recipe = Callable[[Path], object]
+"""Builds a project folder in place: its configs, and a dnnops home at ``folder/"home"``."""
+
+
+@dataclass(frozen=True)
+class BuiltFolders:
+    """Project folders built once per session and copied for each user: the same digits
+    model trained again by each test module cost ~18 s apiece, about three minutes in all.
+    A copy is a private home; only its runs' absolute paths still name the original,
+    which stays untouched for the session."""
+
+    root: Path
+    built: dict[str, Path]
+
+    def copy(self, recipe: Recipe, into: Path) -> Path:
+        """A fresh copy of what ``recipe`` builds, at ``into`` (which must not exist)."""
+        key = f"{recipe.__module__}.{recipe.__qualname__}"
+        source = self.built.get(key)
+        if source is None:
+            source = self.root / key
+            source.mkdir()
+            recipe(source)
+            self.built[key] = source
+        shutil.copytree(source, into)
+        return into
+
+
+@pytest.fixture(scope="session")
+def built_folders(tmp_path_factory: pytest.TempPathFactory) -> BuiltFolders:
+    return BuiltFolders(tmp_path_factory.mktemp("built"), {})
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import pytest
 from sklearn.datasets import load_digits
 
 from dnnops.quickstart.camera import new_camera
-from tests.conftest import REPO
-from tests.serve.conftest import Server, start_server, train_digits
+from tests.conftest import REPO, BuiltFolders
+from tests.serve.conftest import Server, one_digits_model, start_server
 
 CHROMIUM = Path(os.environ.get("DNNOPS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO / "test-artifacts"
@@ -44,12 +44,13 @@ def _has_playwright() -> bool:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, list[str]]]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, built_folders: BuiltFolders
+) -> Iterator[tuple[Server, list[str]]]:
     """A served digits model that answered clean then new-camera digits, with labels."""
     _browser_or_skip()
-    folder = tmp_path_factory.mktemp("dashboard")
+    folder = built_folders.copy(one_digits_model, tmp_path_factory.mktemp("dashboard") / "p")
     home = folder / "home"
-    train_digits(folder, home)
     running = start_server(home, "--model", "digits@production")
     digits = load_digits()
     ids: list[str] = []

@@ -16,9 +16,9 @@ import sklearn.datasets
 
 from dnnops.home import resolve_home
 from dnnops.serve.launch import BackgroundServer, build_state
-from tests.conftest import CliResult
+from tests.conftest import BuiltFolders, CliResult
 from tests.monitor.test_report_schema import check_report
-from tests.serve.conftest import train_digits
+from tests.serve.conftest import one_digits_model
 
 
 def _send(url: str, rows: np.ndarray) -> list[str]:
@@ -34,10 +34,12 @@ def _send(url: str, rows: np.ndarray) -> list[str]:
 
 @pytest.mark.slow
 def test_report_shows_slis_quality_and_drift(
-    tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+    built_folders: BuiltFolders,
 ) -> None:
-    home = tmp_path / "home"
-    train_digits(tmp_path, home)
+    home = built_folders.copy(one_digits_model, tmp_path / "p") / "home"
     monkeypatch.setenv("DNNOPS_HOME", str(home))
     digits = sklearn.datasets.load_digits()
     clean, labels = digits.data[:300], digits.target[:300]

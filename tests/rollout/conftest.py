@@ -17,7 +17,7 @@ import pytest
 import yaml
 from sklearn.datasets import load_digits
 
-from tests.conftest import subprocess_env
+from tests.conftest import BuiltFolders, subprocess_env
 
 ROLLOUT = {
     "interval": "1s",
@@ -61,19 +61,27 @@ class Versions:
     """The project file the server runs with (v1's, with the rollout policy)."""
 
 
-@pytest.fixture(scope="module")
-def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
-    folder = tmp_path_factory.mktemp("rollout")
+def three_versions(folder: Path) -> None:
+    """Recipe: v1 (production), v2 as good (another seed), v3 broken (shuffled labels);
+    v1's project file, with the rollout policy, is ``digits.yaml``."""
     home = folder / "home"
-    first = project(folder, "builtin:digits", seed=1)
-    train(first, home)  # v1, production
-    train(project(folder, "builtin:digits", seed=2, name="v2.yaml"), home)  # v2, as good
+    train(project(folder, "builtin:digits", seed=1), home)
+    train(project(folder, "builtin:digits", seed=2, name="v2.yaml"), home)
     frame = load_digits(as_frame=True).frame
     frame["target"] = np.random.default_rng(0).permutation(frame["target"].to_numpy())
     shuffled = folder / "shuffled.csv"
     frame.to_csv(shuffled, index=False)
-    train(project(folder, str(shuffled), seed=3, name="v3.yaml"), home)  # v3, broken
-    return Versions(home, first)
+    train(project(folder, str(shuffled), seed=3, name="v3.yaml"), home)
+
+
+def copy_versions(built_folders: BuiltFolders, into: Path) -> Versions:
+    folder = built_folders.copy(three_versions, into)
+    return Versions(folder / "home", folder / "digits.yaml")
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory: pytest.TempPathFactory, built_folders: BuiltFolders) -> Versions:
+    return copy_versions(built_folders, tmp_path_factory.mktemp("rollout") / "p")
 
 
 @dataclass

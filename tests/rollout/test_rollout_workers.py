@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.rollout.conftest import Traffic, project, train
+from tests.conftest import BuiltFolders
+from tests.rollout.conftest import Traffic, copy_versions
 from tests.serve.conftest import start_server
 from tests.serve.test_workers import predict_many, workers_of
 
@@ -20,13 +21,12 @@ ADMIN = {"Authorization": "Bearer s3cret"}
 
 
 @pytest.fixture(scope="module")
-def two_good_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("rollout-workers")
-    home = folder / "home"
-    first = project(folder, "builtin:digits", seed=1)
-    train(first, home)
-    train(project(folder, "builtin:digits", seed=2, name="v2.yaml"), home)
-    return home, first
+def two_good_versions(
+    tmp_path_factory: pytest.TempPathFactory, built_folders: BuiltFolders
+) -> tuple[Path, Path]:
+    """v1 in production and v2 as good (v3, the broken one, is there but not used)."""
+    versions = copy_versions(built_folders, tmp_path_factory.mktemp("rollout-workers") / "p")
+    return versions.home, versions.config
 
 
 def promotions(home: Path) -> list[str]:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import subprocess_env
+from tests.conftest import BuiltFolders, subprocess_env
 
 TRAIN = {"epochs": 8, "lr": 0.005, "seed": 3}
 
@@ -129,12 +129,21 @@ def start_server(
     return server
 
 
+def one_digits_model(folder: Path) -> None:
+    """Recipe: version 1 of "digits", the production alias on it."""
+    train_digits(folder, folder / "home")
+
+
+def two_digits_models(folder: Path) -> None:
+    """Recipe: versions 1 and 2 of "digits" (seeds 3 and 4)."""
+    train_digits(folder, folder / "home")
+    train_digits(folder, folder / "home", seed=4)
+
+
 @pytest.fixture(scope="module")
-def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("serving")
-    home = folder / "home"
-    train_digits(folder, home)
-    return home
+def trained_home(tmp_path_factory: pytest.TempPathFactory, built_folders: BuiltFolders) -> Path:
+    folder = built_folders.copy(one_digits_model, tmp_path_factory.mktemp("serving") / "p")
+    return folder / "home"
 
 
 @pytest.fixture(scope="module")

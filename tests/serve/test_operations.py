@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import CliResult
-from tests.serve.conftest import start_server, train_digits
+from tests.conftest import BuiltFolders, CliResult
+from tests.serve.conftest import start_server, two_digits_models
 
 BODY = json.dumps(
     {"inputs": [{"name": "input", "shape": [2, 64], "datatype": "FP32", "data": [0.0] * 128}]}
@@ -80,10 +80,8 @@ def test_sigkill_under_load_loses_no_acknowledged_record(
 
 
 @pytest.mark.slow
-def test_hot_swap_under_load_fails_no_request(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    train_digits(tmp_path, home)
-    train_digits(tmp_path, home, seed=4)  # version 2
+def test_hot_swap_under_load_fails_no_request(tmp_path: Path, built_folders: BuiltFolders) -> None:
+    home = built_folders.copy(two_digits_models, tmp_path / "p") / "home"
     server = start_server(home, "--model", "digits@1", env={"DNNOPS_ADMIN_TOKEN": "t"})
     stop, threads, acknowledged, failures, versions = _load(server.url)
     time.sleep(0.5)

@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import read_records
-from tests.conftest import subprocess_env
-from tests.serve.conftest import Server, start_server, train_digits
+from tests.conftest import BuiltFolders, subprocess_env
+from tests.serve.conftest import Server, start_server, two_digits_models
 
 BODY = json.dumps({"instances": [[0.0] * 64]}).encode()
 TOKEN = "s3cret"
@@ -63,12 +63,9 @@ def total_requests(url: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("workers")
-    home = folder / "home"
-    train_digits(folder, home)
-    train_digits(folder, home, seed=4)
-    return home
+def two_versions(tmp_path_factory: pytest.TempPathFactory, built_folders: BuiltFolders) -> Path:
+    folder = built_folders.copy(two_digits_models, tmp_path_factory.mktemp("workers") / "p")
+    return folder / "home"
 
 
 @pytest.fixture

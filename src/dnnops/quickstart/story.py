@@ -54,6 +54,11 @@ STORY_POLICY = {
         "min_requests": 60,
         "steps": [25, 50, 100],
         "failure_threshold": 2,
+        # The story's client and server share one process (and, in CI, a shared machine),
+        # and at 100% the stable's latencies come from an earlier window: a ~1 ms model's
+        # p99 there moves by tens of ms with the machine, not the model. The story is about
+        # drift and accuracy; the latency gate is shown in tests/rollout.
+        "latency_slack": "30ms",
     },
     "retrain": {
         "drift_share": 0.5,
