@@ -352,9 +352,38 @@ class ObjectiveConfig(Section):
     """Latency objectives: the share of requests faster than this."""
 
 
+class BurnRuleConfig(Section):
+    """One burn-rate alert: it fires when both windows burn the budget at least this fast.
+    The speed is a ``factor`` (times the rate that spends the budget exactly over
+    ``slo.window``) or a ``budget`` share spent within ``long``, as the SRE Workbook
+    states its table ("2% of the budget in an hour" is factor 14.4 over 30 days)."""
+
+    severity: Literal["page", "ticket"]
+    long: Duration
+    short: Duration
+    factor: Annotated[float, Field(gt=0.0)] | None = None
+    budget: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_speed(self) -> BurnRuleConfig:
+        if (self.factor is None) == (self.budget is None):
+            raise ValueError("a burn rule needs exactly one of factor or budget")
+        if not 0 < self.short < self.long:
+            raise ValueError("a burn rule's short window must be shorter than its long one")
+        return self
+
+
+BurnPreset = Literal["workbook", "conservative"]
+"""``workbook``: the SRE Workbook's table (pages on 2% of the budget in 1 h and 5% in 6 h,
+a ticket on 10% in 3 days). ``conservative``: pages only when half the budget goes
+within 6 h, a ticket when half goes within 3 days (fewer, later, surer alerts)."""
+
+
 class SloConfig(Section):
     window: Duration = 30 * 86400.0
     objectives: list[ObjectiveConfig] = Field(default_factory=list)
+    burn_rules: BurnPreset | list[BurnRuleConfig] = "workbook"
+    """The burn-rate alerts: a preset's name, or the rules themselves."""
     min_events: Annotated[int, Field(ge=0)] = 100
     """A burn-rate rule fires only with at least this many events in its long window:
     two failures in the first three requests are not a page."""

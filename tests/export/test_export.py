@@ -61,6 +61,7 @@ def test_prometheus_rules_pass_promtool_and_fire_on_errors(
         assert (Path(__file__).parents[2] / url).is_file(), url
     pages = [alerts[("DnnopsErrorBudgetBurnPage", "availability", f)] for f in ("14.4", "6.0")]
     series = 'dnnops_requests_total{endpoint="digits",model="digits",version="1",status="%s"}'
+    rows = 'dnnops_instances_total{endpoint="digits",model="digits",version="1"}'
     unit_test = {
         "rule_files": [rules_file.name],
         "evaluation_interval": "1m",
@@ -69,6 +70,7 @@ def test_prometheus_rules_pass_promtool_and_fire_on_errors(
                 "interval": "1m",
                 "input_series": [
                     {"series": series % "200", "values": "0+90x120"},
+                    {"series": rows, "values": "0+90x120"},
                     {"series": series % "500", "values": "0+10x120"},
                 ],
                 "alert_rule_test": [
@@ -84,7 +86,10 @@ def test_prometheus_rules_pass_promtool_and_fire_on_errors(
             },
             {
                 "interval": "1m",
-                "input_series": [{"series": series % "200", "values": "0+100x120"}],
+                "input_series": [
+                    {"series": series % "200", "values": "0+100x120"},
+                    {"series": rows, "values": "0+100x120"},
+                ],
                 "alert_rule_test": [
                     {"eval_time": "90m", "alertname": "DnnopsErrorBudgetBurnPage", "exp_alerts": []}
                 ],
@@ -93,6 +98,7 @@ def test_prometheus_rules_pass_promtool_and_fire_on_errors(
                 "interval": "1m",
                 "input_series": [
                     {"series": series % "200", "values": "0+0.5x120"},
+                    {"series": rows, "values": "0+0.5x120"},
                     {"series": series % "500", "values": "0+0.5x120"},
                 ],
                 "alert_rule_test": [

@@ -12,7 +12,9 @@ import pytest
 
 from dnnops.config import DriftConfig, MonitorConfig, SloConfig
 from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
-from dnnops.monitor.slo import burn_alerts
+from dnnops.monitor.slo import burn_alerts, burn_rules
+
+WORKBOOK = burn_rules(SloConfig())
 
 RNG = np.random.default_rng(11)
 REFERENCE = pd.DataFrame({"x": RNG.normal(0, 1, 20_000), "k": RNG.choice(list("abc"), 20_000)})
@@ -78,13 +80,15 @@ def test_burn_rate_alerts_need_a_minimum_of_events() -> None:
     def few(seconds: float) -> tuple[int, int]:
         return 2, 3  # two failures in the first three requests
 
-    assert burn_alerts("ok", 0.999, few, min_events=100) == []
-    assert burn_alerts("ok", 0.999, few, min_events=0), "without the minimum it would page"
+    assert burn_alerts("ok", 0.999, few, rules=WORKBOOK, min_events=100) == []
+    assert burn_alerts("ok", 0.999, few, rules=WORKBOOK, min_events=0), (
+        "without the minimum it would page"
+    )
 
     def many(seconds: float) -> tuple[int, int]:
         return 200, 1000
 
-    assert burn_alerts("ok", 0.999, many, min_events=100)
+    assert burn_alerts("ok", 0.999, many, rules=WORKBOOK, min_events=100)
 
 
 def test_the_report_raises_one_alert_per_condition(tmp_path: Path) -> None:

@@ -2,11 +2,17 @@
 multi-burn-rate alerts ``dnnops monitor report --alert`` raises, evaluated by a team's own
 Prometheus on the server's ``/metrics``.
 
-Latency objectives read the request-duration histogram at the objective's threshold (the
-server adds every threshold as an exact bucket bound); success-rate objectives count 5xx
-answers as bad among the requests that were not the client's fault (4xx are left out, as
-in the report). Accuracy objectives need labels that arrive after the fact, so they stay
-with ``dnnops monitor report`` (a comment in the output says so).
+Events are counted as the report counts them. Success-rate objectives judge each
+predicted instance and each request failed on the server's side (5xx, which includes a
+model's invalid output), the failures being bad; a client's bad request (4xx) is not
+judged at all. Latency objectives judge the answered requests, the ones slower than the
+objective's threshold being bad (read from the request-duration histogram, where the
+server puts every threshold as an exact bucket bound): a failure burns the availability
+budget only, so one outage is one alert. The latency counts agree with the report's
+exactly when each request carries one instance: the histogram times requests, the report
+instances. Accuracy objectives need labels
+that arrive after the fact, so they stay with ``dnnops monitor report`` (a comment in
+the output says so).
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from prometheus_client.utils import floatToGoString
 from dnnops.config import ObjectiveConfig, ProjectConfig
 from dnnops.durations import format_duration
 from dnnops.monitor.runbooks import runbook_url
-from dnnops.monitor.slo import WORKBOOK_RULES
+from dnnops.monitor.slo import burn_rules
 
 REQUESTS = "dnnops_requests_total"
+INSTANCES = "dnnops_instances_total"
 DURATION = "dnnops_request_duration_seconds"
 
 
@@ -33,28 +40,41 @@ def window(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
-def error_ratio(objective: ObjectiveConfig, model: str, range_: str) -> str | None:
-    """PromQL for the share of bad events of ``objective`` over ``range_``."""
+def _events(objective: ObjectiveConfig, model: str, range_: str, *, over: str) -> tuple[str, str]:
+    """PromQL for (bad, judged) events of ``objective`` over ``range_``, each summed with
+    ``over`` (``rate`` or ``increase``), counted as the report counts them: a judged
+    event is a predicted instance or a request failed on the server's side (5xx, an
+    invalid output included); a client's bad request (4xx) is not judged at all."""
     selector = f'model="{model}"'
+    failed = f'(sum({over}({REQUESTS}{{{selector},status=~"5.."}}[{range_}])) or vector(0))'
     if objective.kind == "success_rate":
-        bad = f'sum(rate({REQUESTS}{{{selector},status=~"5.."}}[{range_}]))'
-        # judged as Stats.success_rate judges: a client's bad request (4xx) is not counted
-        total = f'sum(rate({REQUESTS}{{{selector},status!~"4.."}}[{range_}]))'
-        return f"({bad} or vector(0)) / {total}"
-    if objective.kind == "latency" and objective.threshold is not None:
-        bound = floatToGoString(objective.threshold)  # type: ignore[no-untyped-call]  # the exact le label the client writes
-        fast = f'sum(rate({DURATION}_bucket{{{selector},le="{bound}"}}[{range_}]))'
-        total = f"sum(rate({DURATION}_count{{{selector}}}[{range_}]))"
-        return f"1 - ({fast} / {total})"
-    return None
+        answered = f"(sum({over}({INSTANCES}{{{selector}}}[{range_}])) or vector(0))"
+        return failed, f"({answered} + {failed})"
+    # latency: the answered requests slower than the threshold (a failure burns availability)
+    bound = floatToGoString(objective.threshold)  # type: ignore[no-untyped-call]  # the exact le label the client writes
+    answered = f"(sum({over}({DURATION}_count{{{selector}}}[{range_}])) or vector(0))"
+    fast = f'(sum({over}({DURATION}_bucket{{{selector},le="{bound}"}}[{range_}])) or vector(0))'
+    return f"({answered} - {fast})", answered
+
+
+def error_ratio(objective: ObjectiveConfig, model: str, range_: str) -> str | None:
+    """PromQL for the share of bad events of ``objective`` over ``range_``; None for an
+    objective Prometheus cannot judge (accuracy needs labels)."""
+    if not _judged_here(objective):
+        return None
+    bad, judged = _events(objective, model, range_, over="rate")
+    return f"{bad} / {judged}"
 
 
 def event_count(objective: ObjectiveConfig, model: str, range_: str) -> str:
     """PromQL for how many events ``objective`` judged over ``range_``."""
-    selector = f'model="{model}"'
-    if objective.kind == "success_rate":
-        return f'sum(increase({REQUESTS}{{{selector},status!~"4.."}}[{range_}]))'
-    return f"sum(increase({DURATION}_count{{{selector}}}[{range_}]))"
+    return _events(objective, model, range_, over="increase")[1]
+
+
+def _judged_here(objective: ObjectiveConfig) -> bool:
+    return objective.kind == "success_rate" or (
+        objective.kind == "latency" and objective.threshold is not None
+    )
 
 
 def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
@@ -62,7 +82,8 @@ def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
     runbooks = project.monitor.runbook_url
     recording: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
-    ranges = sorted({s for r in WORKBOOK_RULES for s in (r.long_s, r.short_s)})
+    rules = burn_rules(project.slo)
+    ranges = sorted({s for r in rules for s in (r.long_s, r.short_s)})
     for objective in project.slo.objectives:
         if error_ratio(objective, model, "5m") is None:
             continue
@@ -76,7 +97,7 @@ def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
                 }
             )
         budget = 1.0 - objective.target
-        for rule in WORKBOOK_RULES:
+        for rule in rules:
             long_, short = window(rule.long_s), window(rule.short_s)
             threshold = f"{rule.factor} * {budget:g}"
             series = f'{{model="{model}",objective="{objective.name}"}}'

@@ -46,7 +46,14 @@ from dnnops.monitor.sli import (
     regression_quality_of,
     slis_from_stats,
 )
-from dnnops.monitor.slo import BurnAlert, CountsFor, burn_alerts
+from dnnops.monitor.slo import (
+    BurnAlert,
+    BurnRate,
+    CountsFor,
+    burn_rates,
+    burn_rules,
+    longest_window_s,
+)
 from dnnops.predlog.reader import (
     FEEDBACK,
     PREDICTIONS,
@@ -57,8 +64,6 @@ from dnnops.predlog.reader import (
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
 from dnnops.vocabulary import VersionKey
-
-LONGEST_BURN_WINDOW_S = 3 * 86400.0  # the ticket rule's long window
 
 
 def build_report(
@@ -152,15 +157,27 @@ def _budgets(
     history = [m for (e, mo, v, _), ms in rollup.history.items() if (e, mo, v) == key for m in ms]
     objectives: list[ObjectiveStatus] = []
     alerts: list[BurnAlert] = []
+    rules = burn_rules(slo)
     for objective in slo.objectives:
         counts = _counter(objective, history, labeled, classes=classes, now=now)
         bad, total = counts(slo.window)
-        objectives.append(_objective(objective, bad, total, window_s=slo.window))
-        runbook = runbook_url(objective.kind, runbooks)
-        fired = burn_alerts(objective.name, objective.target, counts, min_events=slo.min_events)
+        rates = burn_rates(objective.target, counts, rules=rules, min_events=slo.min_events)
+        objectives.append(_objective(objective, bad, total, window_s=slo.window, rates=rates))
+        fired = [rate for rate in rates if rate.firing]
         if fired:  # one alert per condition: the most urgent rule that fires
-            worst = max(fired, key=lambda a: (a.severity == "page", a.factor))
-            alerts.append(replace(worst, runbook_url=runbook))
+            worst = max(fired, key=lambda r: (r.severity == "page", r.factor))
+            alerts.append(
+                BurnAlert(
+                    objective.name,
+                    worst.severity,
+                    worst.factor,
+                    worst.long_window_s,
+                    worst.short_window_s,
+                    worst.long_rate,
+                    worst.short_rate,
+                    runbook_url=runbook_url(objective.kind, runbooks),
+                )
+            )
     return objectives, alerts
 
 
@@ -215,7 +232,7 @@ def _rollup(
     """Every prediction segment written within the longest burn window, digested (from the
     digest kept on disk when the segment has not changed since)."""
     # budgets read the whole SLO window (30 d by default) from the minutes' digests
-    oldest = moment - max(LONGEST_BURN_WINDOW_S, slo.window, window_s)
+    oldest = moment - max(longest_window_s(burn_rules(slo)), slo.window, window_s)
     thresholds = latency_thresholds_ms(slo)
     built_before = store.built
     # a label comes after its prediction: older feedback segments cannot match any record
@@ -421,16 +438,18 @@ def _counter(
     )
 
     def counts(seconds: float) -> tuple[int, int]:
-        """Requests are judged as ``Stats.success_rate`` judges them: answered or failed
-        on the server's side; a client's bad request burns no budget."""
+        """Availability judges what ``Stats.success_rate`` judges: the answered and the
+        failed on the server's side; a client's bad request burns no budget. Latency
+        judges the answered only, so one outage is one alert, not two."""
         start = bucket_start(now - seconds)
         minutes = [m for m in history if m.bucket >= start]
         failed = sum(m.server_errors for m in minutes)
         judged = sum(m.predictions for m in minutes) + failed
         if objective.kind == "success_rate":
             return failed, judged
-        if objective.kind == "latency":
-            return failed + sum(m.slower_than.get(slower, 0) for m in minutes), judged
+        if objective.kind == "latency":  # answered ones only: a failure burns availability
+            answered = sum(m.predictions for m in minutes)
+            return sum(m.slower_than.get(slower, 0) for m in minutes), answered
         recent = judged_ts >= start
         return int(wrong[recent].sum()), int(recent.sum())
 
@@ -438,7 +457,7 @@ def _counter(
 
 
 def _objective(
-    objective: ObjectiveConfig, bad: int, total: int, *, window_s: float
+    objective: ObjectiveConfig, bad: int, total: int, *, window_s: float, rates: list[BurnRate]
 ) -> ObjectiveStatus:
     """Compliance over the SLO window and the share of its error budget left
     (1 - bad / allowed); None while nothing was judged in it."""
@@ -454,4 +473,5 @@ def _objective(
         met=None if good_share is None else good_share >= objective.target,
         error_budget_remaining=remaining,
         events=total,
+        burn_rates=rates,
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from dnnops.monitor.dataset_drift import DatasetDrift
 from dnnops.monitor.sli import Quality, VersionSlis
-from dnnops.monitor.slo import BurnAlert
+from dnnops.monitor.slo import BurnAlert, BurnRate
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 
@@ -35,6 +35,8 @@ class ObjectiveStatus:
     error_budget_remaining: float | None
     """1 - bad / allowed: negative when overspent."""
     events: int
+    burn_rates: list[BurnRate] = field(default_factory=list)
+    """Each burn-rate rule (``slo.burn_rules``) read now: how close each alert is."""
 
 
 @dataclass(frozen=True)

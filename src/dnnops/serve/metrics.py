@@ -146,7 +146,8 @@ class ServerMetrics:
         )
         self.burn_rate = Gauge(
             "dnnops_slo_burn_rate",
-            "Short-window burn rate of each firing burn-rate rule (1 = on budget).",
+            "Each burn-rate rule's reading per objective (1 = on budget): the lower of its "
+            "long- and short-window burn rates, so the rule fires when it reaches the factor.",
             [*version, "objective", "factor"],
             registry=self.registry,
             multiprocess_mode="mostrecent",
@@ -247,10 +248,10 @@ class ServerMetrics:
                 remaining = objective.error_budget_remaining
                 if remaining is not None:
                     self.budget_remaining.labels(*names, objective.name).set(remaining)
-            for burn in section.alerts:
-                self.burn_rate.labels(*names, burn.objective, str(burn.factor)).set(
-                    burn.short_burn_rate
-                )
+                for rule in objective.burn_rates:
+                    self.burn_rate.labels(*names, objective.name, str(rule.factor)).set(
+                        min(rule.long_rate, rule.short_rate)
+                    )
 
     def exposition(self) -> bytes:
         if self.shared_dir is None:
