@@ -90,14 +90,31 @@ def postgres_server() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    _RESTARTS[url] = [str(pg_ctl), "-D", str(data), "-o", options, "-l", str(folder / "log")]
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield url
     finally:
+        _RESTARTS.pop(url, None)
         subprocess.run(
             _as_postgres([str(pg_ctl), "-D", str(data), "-m", "immediate", "stop"]),
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_RESTARTS: dict[str, list[str]] = {}
+"""Per running server: its pg_ctl command line up to the action."""
+
+
+def restart(server: str, *, down_s: float = 0.0) -> None:
+    """Stop ``server`` at once (every connection dropped, as a crash would), stay down for
+    ``down_s`` seconds, and start it again on the same port."""
+    command = _RESTARTS[server]
+    stop = [*command[:3], "-m", "immediate", "stop"]
+    subprocess.run(_as_postgres(stop), check=True, capture_output=True)
+    time.sleep(down_s)
+    subprocess.run(_as_postgres([*command, "-w", "start"]), check=True, capture_output=True)
 
 
 def create_database(server: str, name: str) -> str:

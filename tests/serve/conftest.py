@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +71,16 @@ class Server:
         self._reader.start()
 
 
-def train_digits(folder: Path, home: Path, name: str = "digits", **train: Any) -> None:
-    """Train and register a small digits MLP through the CLI, in a child process."""
+def train_digits(
+    folder: Path,
+    home: Path,
+    name: str = "digits",
+    *,
+    env: dict[str, str] | None = None,
+    **train: Any,
+) -> None:
+    """Train and register a small digits MLP through the CLI, in a child process (with
+    ``env`` added to its environment: another metadata database, say)."""
     config = folder / f"{name}.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -86,7 +94,7 @@ def train_digits(folder: Path, home: Path, name: str = "digits", **train: Any) -
     )
     subprocess.run(
         [sys.executable, "-m", "dnnops", "train", "-c", str(config), "--quiet", "--json"],
-        env=subprocess_env(home),
+        env={**subprocess_env(home), **(env or {})},
         check=True,
         capture_output=True,
         timeout=300,
@@ -98,6 +106,7 @@ def start_server(
     *args: str,
     env: dict[str, str] | None = None,
     verify: ssl.SSLContext | bool = True,
+    preexec: Callable[[], None] | None = None,
 ) -> Server:
     """``dnnops serve --port 0 ARGS``; returns once it says where it listens and is ready
     (over HTTPS when it says https, trusting the certificate file ``verify``)."""
@@ -108,6 +117,7 @@ def start_server(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=preexec,  # the tests' own limits (a full disk)
     )
     assert process.stdout is not None
     printed: list[str] = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import os
 import queue
 import threading
@@ -168,6 +169,8 @@ class SegmentWriter:
             return self._write_locked(data)
 
     def _write_locked(self, data: bytes) -> BaseException | None:
+        """Write all of ``data`` or none of it: after a failed write (a full disk) the
+        segment is cut back to where it was, so no torn or unacknowledged frame stays."""
         try:
             self._rotate_if_due(len(data))
             assert self._fd is not None
@@ -178,10 +181,18 @@ class SegmentWriter:
             if self.fsync:
                 os.fsync(self._fd)
             self._size += len(data)
+            self.error = None
             return None
         except OSError as exc:
             self.error = exc
+            self._cut_back()
             return exc
+
+    def _cut_back(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):  # else a reader skips the torn tail by its CRC
+            os.ftruncate(self._fd, self._size)
 
     def _rotate_if_due(self, incoming: int) -> None:
         now = self.clock()

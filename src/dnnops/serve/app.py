@@ -41,6 +41,7 @@ from dnnops.serve.errors import (
     GatewayTimeout,
     HttpError,
     InvalidOutput,
+    LogUnwritable,
     NotFound,
     Unavailable,
     http_error_of,
@@ -213,7 +214,10 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
         judged = await asyncio.to_thread(state.label_gate().judge, labels)
         accepted = judged.verdicts.accepted
         if accepted:  # logged before the answer says so
-            await state.logger.feedback.append_async(state.logger.feedback_records(accepted))
+            try:
+                await state.logger.feedback.append_async(state.logger.feedback_records(accepted))
+            except OSError as exc:
+                return error_response(LogUnwritable("feedback", exc))
         _count_feedback(state, judged)
         if judged.relabeled:
             await asyncio.to_thread(_audit_relabels, state, judged)
@@ -385,7 +389,10 @@ async def _answer(
     records = state.logger.prediction_records(
         ids, context, raw, labels=labels, probabilities=scores, redaction=runtime.redaction
     )
-    await state.logger.predictions.append_async(records)  # handed to the OS before we answer
+    try:  # handed to the OS before we answer
+        await state.logger.predictions.append_async(records)
+    except OSError as exc:
+        raise LogUnwritable("prediction", exc) from None
     state.label_gate().remember(ids, runtime.model, runtime.version)
     _count(state, context, 200, rows=len(labels), seconds=time.perf_counter() - started)
     return response, ids
@@ -430,26 +437,36 @@ async def _mirror(
     except Exception as exc:  # a failing shadow is recorded against the shadow only
         status = 504 if isinstance(exc, DeadlineExceeded) else 500
         state.metrics.shadow.labels(*names, "failed").inc()
-        await state.logger.predictions.append_async(
-            [state.logger.failure_record(context, status, f"{type(exc).__name__}: {exc}")]
-        )
+        failure = state.logger.failure_record(context, status, f"{type(exc).__name__}: {exc}")
+        await _log_shadow(state, names, [failure])
         return
     labels = shadow.outputs(probabilities)[0].array
     context.latency_ms = (time.perf_counter() - started) * 1000
     shadow_ids = [f"{pid}.s{shadow.version}" for pid in ids]
     scores = None if shadow.is_regression else probabilities
-    await state.logger.predictions.append_async(
-        state.logger.prediction_records(
-            shadow_ids,
-            context,
-            raw,
-            labels=labels,
-            probabilities=scores,
-            shadow_of=ids,
-            redaction=shadow.redaction,
-        )
+    records = state.logger.prediction_records(
+        shadow_ids,
+        context,
+        raw,
+        labels=labels,
+        probabilities=scores,
+        shadow_of=ids,
+        redaction=shadow.redaction,
     )
-    state.metrics.shadow.labels(*names, "ok").inc()
+    if await _log_shadow(state, names, records):
+        state.metrics.shadow.labels(*names, "ok").inc()
+
+
+async def _log_shadow(
+    state: ServerState, names: tuple[str, str, str], records: list[bytes]
+) -> bool:
+    """Log a shadow's records; a log that refuses the write (a full disk) drops the copy."""
+    try:
+        await state.logger.predictions.append_async(records)
+    except OSError:
+        state.metrics.shadow.labels(*names, "dropped").inc()
+        return False
+    return True
 
 
 def _count_feedback(state: ServerState, judged: FeedbackVerdicts) -> None:
@@ -514,16 +531,24 @@ def _attribute(
 async def _record_failure(state: ServerState, context: RequestContext, error: HttpError) -> None:
     _count(state, context, error.status, rows=0, seconds=0.0)
     names = context.names
+    if isinstance(error, LogUnwritable):
+        state.metrics.rejected.labels(*names, "log_unwritable").inc()
+        return  # the log it would go to refuses writes
     if error.status == 503:
         state.metrics.rejected.labels(*names, "overloaded").inc()
     elif error.status == 504:
         state.metrics.timed_out.labels(*names).inc()
     elif error.status in (400, 413, 422):
         state.metrics.rejected.labels(*names, "invalid").inc()
-    if error.status != 404:
+    if error.status == 404:
+        return
+    try:
         await state.logger.predictions.append_async(
             [state.logger.failure_record(context, error.status, error.message)]
         )
+    except OSError as exc:  # the answer still goes out; /metrics counts the loss
+        state.metrics.rejected.labels(*names, "log_unwritable").inc()
+        log.warning("could not log a failed request: %s", exc)
 
 
 def _route(

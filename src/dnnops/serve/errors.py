@@ -56,6 +56,19 @@ class Unavailable(HttpError):
     status = 503
 
 
+class LogUnwritable(Unavailable):
+    """The prediction or feedback log refused the write (a full disk): nothing is
+    acknowledged that is not logged, so the answer is withheld."""
+
+    def __init__(self, log: str, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(
+            f"the {log} log cannot be written ({reason}); nothing was acknowledged: "
+            "free space where the home's logs/ lives, then retry",
+            {"Retry-After": "5"},
+        )
+
+
 class GatewayTimeout(HttpError):
     status = 504
 
