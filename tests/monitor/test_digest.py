@@ -165,7 +165,7 @@ def test_a_grown_or_damaged_digest_is_computed_afresh(tmp_path: Path) -> None:
     _settle(segment)
     store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
     store.digest(segment, _build)
-    [summary] = (tmp_path / "digests").glob("*.json")
+    [summary] = (tmp_path / "digests").glob("*[0-9a-f].json")
     summary.write_bytes(b"{not json")
     assert sum(s.requests for s in store.digest(segment, _build).stats.values()) == 10
     assert store.built == 2
@@ -174,7 +174,39 @@ def test_a_grown_or_damaged_digest_is_computed_afresh(tmp_path: Path) -> None:
     _settle(segment)
     store.digest(segment, _build)
     assert store.built == 3
-    assert len(list((tmp_path / "digests").glob("*.json"))) == 1  # the stale one is gone
+    kept = sorted(p.name.split(".", 4)[-1] for p in (tmp_path / "digests").iterdir())
+    assert kept == ["counts.json", "json", "npz"], kept  # the stale ones are gone
+
+
+def test_a_counts_only_digest_carries_what_the_budgets_read(tmp_path: Path) -> None:
+    """Segments before a report's window are read as counts: a few KB instead of the
+    minutes' sketches and histograms; a damaged counts file is computed afresh."""
+    segment = _segment(tmp_path / "logs", _records(150))
+    _settle(segment)
+    store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
+    whole = store.digest(segment, _build)
+    light = store.digest(segment, _build, counts_only=True)
+    assert store.built == 1, "read from the kept counts, not the segment"
+    for minute, stats in whole.stats.items():
+        counted = light.stats[minute]
+        assert (counted.requests, counted.predictions, counted.server_errors) == (
+            stats.requests,
+            stats.predictions,
+            stats.server_errors,
+        )
+        assert counted.slower_than == stats.slower_than
+        assert counted.latency.count == 0, "no sketch was parsed"
+    assert [r.ids.tolist() for r in light.rows.values()] == [
+        r.ids.tolist() for r in whole.rows.values()
+    ]
+    assert store.digest(segment, _build, counts_only=True, rows=False).rows == {}
+    [counts] = (tmp_path / "digests").glob("*.counts.json")
+    counts.write_bytes(b"[1, 2")
+    assert (
+        sum(s.requests for s in store.digest(segment, _build, counts_only=True).stats.values())
+        == 150
+    )
+    assert store.built == 2
 
 
 def test_a_growing_segment_is_followed_frame_by_frame(tmp_path: Path) -> None:
@@ -206,7 +238,7 @@ def test_digests_of_deleted_segments_are_pruned(tmp_path: Path) -> None:
     store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
     store.digest(segment, _build)
     assert store.prune([segment]) == 0
-    assert len(list((tmp_path / "digests").iterdir())) == 2  # the JSON and its columns
+    assert len(list((tmp_path / "digests").iterdir())) == 3  # stats, counts and columns
     segment.unlink()
     assert store.prune([]) == 1
     assert list((tmp_path / "digests").iterdir()) == []

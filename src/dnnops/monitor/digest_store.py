@@ -5,6 +5,12 @@ a fingerprint of what was computed (the latency thresholds counted): if the segm
 or the objectives change, the name no longer matches and the digest is computed afresh.
 Segments still being written are digested in memory and not kept. Files are JSON and
 ``.npz`` loaded with ``allow_pickle=False``: a digest can never run code.
+
+Each kept digest has three files: the full per-minute stats (``.json``), the label rows
+(``.npz``) and the minutes' counts alone (``.counts.json``, a few KB). A report over a
+30-day SLO window needs the full stats of its own window only; for the older segments the
+counts feed the error budgets, which keeps a 30-day report from parsing ~250 KB of
+sketches and histograms per hour of traffic.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from dnnops.monitor.digest import BUCKET_S, Digest, LabelRows, Stats, merge_dige
 from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import predictions_of
 from dnnops.predlog.records import PredictionRecord
+from dnnops.vocabulary import GroupKey
 
 log = logging.getLogger("dnnops.monitor")
-FORMAT = 3
+FORMAT = 4
 SETTLED_S = 30.0
 """A segment untouched this long is kept as a digest (the writer flushes far more often)."""
 
@@ -54,13 +61,18 @@ class DigestStore:
         """Per segment still being written: bytes digested so far, and their digest."""
         self._lock = threading.Lock()  # reports run on worker threads
 
-    def digest(self, segment: Path, build: Build) -> Digest:
+    def digest(
+        self, segment: Path, build: Build, *, counts_only: bool = False, rows: bool = True
+    ) -> Digest:
+        """The segment's digest. ``counts_only``: a kept digest's stats carry the counts
+        the error budgets read and nothing else; ``rows=False`` leaves its label rows out
+        (no label to join). A digest computed now is always whole."""
         try:
             status = segment.stat()
         except FileNotFoundError:  # removed by retention since it was listed
             return Digest()
         name = f"{segment.stem}.{status.st_size}.{status.st_mtime_ns}.{self.fingerprint}"
-        kept = self._load(name)
+        kept = self._load_counts(name, rows=rows) if counts_only else self._load(name)
         if kept is not None:
             return kept
         with self._lock:
@@ -75,14 +87,14 @@ class DigestStore:
 
     def prune(self, segments: list[Path]) -> int:
         """Remove the digests of segments no longer in the log (deleted to save space);
-        returns how many files went."""
+        returns how many digests (each of three files) went."""
         alive = {segment.stem for segment in segments}
         removed = 0
         for path in self.folder.glob("*.json") if self.folder.is_dir() else []:
             stem = path.name.split(".", 1)[0]
-            if stem not in alive:
-                path.unlink(missing_ok=True)
-                path.with_suffix(".npz").unlink(missing_ok=True)
+            if stem not in alive and not path.name.endswith(".counts.json"):
+                for part in (path, path.with_suffix(".npz"), path.with_suffix(".counts.json")):
+                    part.unlink(missing_ok=True)
                 removed += 1
         with self._lock:
             for gone in [s for s in self._growing if s.stem not in alive]:
@@ -112,11 +124,7 @@ class DigestStore:
             return None
         try:
             data = orjson.loads(summary.read_bytes())
-            with np.load(columns, allow_pickle=False) as arrays:
-                rows = {
-                    tuple(key): LabelRows(arrays[f"ids{i}"], arrays[f"ts{i}"], arrays[f"p{i}"])
-                    for i, key in enumerate(data["row_groups"])
-                }
+            rows = self._load_rows(name, data["row_groups"])
             stats = {
                 (tuple(entry["key"]), float(entry["bucket"])): Stats.from_json(entry["stats"])
                 for entry in data["stats"]
@@ -124,6 +132,32 @@ class DigestStore:
         except (OSError, ValueError, KeyError, TypeError):  # damaged: computed afresh
             return None
         return Digest(stats, rows)
+
+    def _load_counts(self, name: str, *, rows: bool) -> Digest | None:
+        counts, summary = self.folder / f"{name}.counts.json", self.folder / f"{name}.json"
+        if not counts.exists() or not summary.exists():  # the summary is written last
+            return None
+        try:
+            data = orjson.loads(counts.read_bytes())
+            stats = {
+                (tuple(key), float(bucket)): Stats(
+                    requests=requests, predictions=answered, server_errors=failed, slower_than=slow
+                )
+                for key, bucket, requests, answered, failed, slow in data["minutes"]
+            }
+            label_rows = self._load_rows(name, data["row_groups"]) if rows else {}
+        except (OSError, ValueError, KeyError, TypeError):  # damaged: computed afresh
+            return None
+        return Digest(stats, label_rows)
+
+    def _load_rows(self, name: str, groups: list[list[str]]) -> dict[GroupKey, LabelRows]:
+        with np.load(self.folder / f"{name}.npz", allow_pickle=False) as arrays:
+            return {
+                (key[0], key[1], key[2], key[3]): LabelRows(
+                    arrays[f"ids{i}"], arrays[f"ts{i}"], arrays[f"p{i}"]
+                )
+                for i, key in enumerate(groups)
+            }
 
     def _save(self, stem: str, name: str, digest: Digest) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -143,8 +177,16 @@ class DigestStore:
                 for (key, bucket), stats in digest.stats.items()
             ],
         }
-        # the columns first: a summary without its columns is never read
+        counts = {
+            "row_groups": summary["row_groups"],
+            "minutes": [
+                [list(key), bucket, s.requests, s.predictions, s.server_errors, s.slower_than]
+                for (key, bucket), s in digest.stats.items()
+            ],
+        }
+        # the columns and counts first: a summary without them is never read
         _write_atomically(self.folder / f"{name}.npz", buffer.getvalue())
+        _write_atomically(self.folder / f"{name}.counts.json", orjson.dumps(counts))
         _write_atomically(self.folder / f"{name}.json", orjson.dumps(summary))
 
 

@@ -241,10 +241,17 @@ def _rollup(
     listed = segments(logs_dir / "predictions", "predictions")
     store.prune(listed)
     for segment in listed:
-        if segment_modified(segment) < bucket_start(oldest):
+        modified = segment_modified(segment)
+        if modified < bucket_start(oldest):
             continue  # last written before the oldest minute any window reaches
         rollup.add(
-            store.digest(segment, lambda rs: digest_records(rs, versions.reference, thresholds))
+            store.digest(
+                segment,
+                lambda rs: digest_records(rs, versions.reference, thresholds),
+                # before the report's window only the budgets' counts (and labels) are read
+                counts_only=modified < rollup.start,
+                rows=bool(labels),
+            )
         )
         rollup.segments += 1
     rollup.digested = store.built - built_before
@@ -437,19 +444,21 @@ def _counter(
         dtype=bool,
     )
 
+    buckets = np.array([m.bucket for m in history], dtype="float64")
+    answered = np.array([m.predictions for m in history], dtype="int64")
+    failed = np.array([m.server_errors for m in history], dtype="int64")
+    slow = np.array([m.slower_than.get(slower, 0) for m in history], dtype="int64")
+
     def counts(seconds: float) -> tuple[int, int]:
         """Availability judges what ``Stats.success_rate`` judges: the answered and the
         failed on the server's side; a client's bad request burns no budget. Latency
         judges the answered only, so one outage is one alert, not two."""
         start = bucket_start(now - seconds)
-        minutes = [m for m in history if m.bucket >= start]
-        failed = sum(m.server_errors for m in minutes)
-        judged = sum(m.predictions for m in minutes) + failed
-        if objective.kind == "success_rate":
-            return failed, judged
-        if objective.kind == "latency":  # answered ones only: a failure burns availability
-            answered = sum(m.predictions for m in minutes)
-            return sum(m.slower_than.get(slower, 0) for m in minutes), answered
+        if objective.kind != "accuracy":
+            within = buckets >= start
+            bad = failed if objective.kind == "success_rate" else slow
+            judged = answered[within].sum() + (failed[within].sum() if bad is failed else 0)
+            return int(bad[within].sum()), int(judged)
         recent = judged_ts >= start
         return int(wrong[recent].sum()), int(recent.sum())
 

@@ -1,0 +1,173 @@
+"""Soak: ``dnnops serve`` held at 80% of its measured saturation point for a long time.
+
+Trains the built-in digits MLP into a scratch home, serves it as a user would (prediction
+log, metrics and the monitor loop on), finds the saturation point with ``wrk`` (closed
+loop, 16 connections, 10 s), then paces 16 connections with ``wrk``'s per-request delay
+to 80% of it and keeps that up for ``--minutes``, one ``wrk`` run a minute. Per minute it
+prints the rate reached, P50/P99, non-2xx answers and the server's RSS. Verdict (issue
+15): after the warm-up minute, RSS stays within 10% of its first reading, the P99 of the
+last third is within 1.5x that of the first third, and no answer is non-2xx.
+
+    .venv/bin/python benchmarks/soak.py [--minutes 30]
+
+Needs ``wrk`` (apt-get install wrk). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "serving"))
+from run import free_port, run_wrk, wait_until_ready
+
+BIN = Path(sys.executable).parent
+PROJECT = """name: digits
+data: {source: "builtin:digits", preprocessing: {numeric: scale}}
+model: {arch: mlp, params: {hidden: [64], dropout: 0.0}}
+train: {epochs: 5, lr: 0.005, seed: 1}
+slo:
+  objectives:
+    - {name: fast, kind: latency, target: 0.99, threshold: 50ms}
+    - {name: available, kind: success_rate, target: 0.999}
+monitor: {evaluate_every: 60s}
+"""
+CONNECTIONS = 16
+LOAD_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Minute:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: float
+    rss_mb: float
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def paced_script(folder: Path, body: Path, delay_ms: float) -> Path:
+    """A wrk script: POST ``body``, each connection waiting ``delay_ms`` between requests."""
+    script = folder / f"paced-{delay_ms:.3f}.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'local f = io.open("{body}", "r")\nwrk.body = f:read("*all")\nf:close()\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"function delay() return {delay_ms:.3f} end\n"
+    )
+    return script
+
+
+def pace_for(folder: Path, body: Path, url: str, pid: int, target: float) -> Path:
+    """The delay that brings 16 connections to ``target`` req/s, found in short runs."""
+    delay_ms = max(1000 * CONNECTIONS / target - 1.0, 0.0)
+    for _ in range(4):
+        script = paced_script(folder, body, delay_ms)
+        reached = run_wrk(url, script, CONNECTIONS, 5, pid)["rps"]
+        if abs(reached - target) <= 0.05 * target:
+            break
+        # each connection's cycle is its latency plus the delay: scale the cycle
+        cycle_ms = 1000 * CONNECTIONS / max(reached, 1.0)
+        delay_ms = max(delay_ms + cycle_ms * (reached / target - 1.0), 0.0)
+    return script
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        home = folder / "home"
+        env = {**os.environ, "DNNOPS_HOME": str(home)}
+        (folder / "dnnops.yaml").write_text(PROJECT)
+        config = str(folder / "dnnops.yaml")
+        subprocess.run(
+            [str(BIN / "dnnops"), "train", "-c", config, "--quiet"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        body = folder / "body.json"
+        row = load_digits().data[0].astype(np.float64).tolist()
+        body.write_text(json.dumps({"instances": [row]}))
+        port = free_port()
+        server = subprocess.Popen(
+            [str(BIN / "dnnops"), "serve", "-c", config, "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}/v2/health/ready", server)
+            url = f"http://127.0.0.1:{port}/v1/models/digits:predict"
+            flat_out = paced_script(folder, body, 0.0)
+            run_wrk(url, flat_out, CONNECTIONS, 3, server.pid)  # warm-up
+            saturation = run_wrk(url, flat_out, CONNECTIONS, 10, server.pid)["rps"]
+            target = LOAD_SHARE * saturation
+            script = pace_for(folder, body, url, server.pid, target)
+            print(f"saturation {saturation:,.0f} req/s; soak at {target:,.0f} req/s")
+            print(f"{'minute':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'RSS MB':>9}")
+            minutes = []
+            for minute in range(1, args.minutes + 1):
+                figures = run_wrk(url, script, CONNECTIONS, 60, server.pid)
+                reading = Minute(
+                    figures["rps"],
+                    figures["p50_ms"],
+                    figures["p99_ms"],
+                    figures["non_2xx"],
+                    rss_mb(server.pid),
+                )
+                minutes.append(reading)
+                print(
+                    f"{minute:>6}{reading.rate:>9,.0f}{reading.p50_ms:>9.2f}"
+                    f"{reading.p99_ms:>9.2f}{reading.non_2xx:>9.0f}{reading.rss_mb:>9.0f}",
+                    flush=True,
+                )
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+    verdict(minutes)
+
+
+def verdict(minutes: list[Minute]) -> None:
+    settled = minutes[1:]  # the first minute is warm-up
+    if len(settled) < 3:
+        print("too short for a verdict: run at least 4 minutes")
+        return
+    baseline = settled[0].rss_mb
+    growth = max(m.rss_mb for m in settled) / baseline - 1.0
+    third = max(len(settled) // 3, 1)
+    early = statistics.median(m.p99_ms for m in settled[:third])
+    late = statistics.median(m.p99_ms for m in settled[-third:])
+    failures = sum(m.non_2xx for m in minutes)
+    checks = {
+        f"RSS within 10% after warm-up (grew {growth:+.1%})": growth <= 0.10,
+        f"P99 stable (last third {late:.2f} ms vs first {early:.2f} ms)": late <= 1.5 * early,
+        f"no non-2xx answers ({failures:.0f})": failures == 0,
+    }
+    for check, passed in checks.items():
+        print(f"{'PASS' if passed else 'FAIL'}  {check}")
+    print("verdict:", "met" if all(checks.values()) else "MISSED")
+
+
+if __name__ == "__main__":
+    main()
