@@ -4,15 +4,24 @@ checks that the bytes still hash to it.
 Keys are digests only (64 lowercase hex characters), so no caller-supplied name ever
 becomes a path: nothing can escape the store. A local folder is written atomically
 (temporary file, fsync, rename); any other fsspec URL (``s3://``, ``memory://``) goes
-through fsspec, whose object stores replace objects whole.
+through fsspec, with exclusive creation (S3's ``If-None-Match: *``): two writers of the
+same artifact never overwrite each other's object, and an object already there is kept
+(its bytes are checked on every read). An S3-compatible endpoint other than AWS is named
+by botocore's ``AWS_ENDPOINT_URL``.
+
+A store that cannot be reached (a network partition, credentials refused) raises
+``ArtifactStoreUnreachable`` (HTTP 503), distinct from an artifact that is missing or
+damaged (``ArtifactError``, 500).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import fsspec
 
@@ -26,6 +35,15 @@ class ArtifactError(DnnopsError):
     """An artifact is missing, tampered with or truncated."""
 
     http_status = 500
+
+
+class ArtifactStoreUnreachable(ArtifactError):
+    """The store did not answer: nothing is known about the artifact itself."""
+
+    http_status = 503
+
+
+T = TypeVar("T")
 
 
 class ArtifactStore(Protocol):
@@ -65,14 +83,30 @@ class FsspecArtifactStore:
         if self.is_local:
             atomic_write(Path(key), data)
         else:
-            self.fs.pipe_file(key, data)
+            self._reach(lambda: self._create(key, data), f"storing {digest[:12]}…")
         return digest
+
+    def _create(self, key: str, data: bytes) -> None:
+        with contextlib.suppress(FileExistsError):  # another writer stored it first
+            self.fs.pipe_file(key, data, mode="create")
+
+    def _reach(self, call: Callable[[], T], doing: str) -> T:
+        """``call`` on the store, a failure to reach it named as such."""
+        try:
+            return call()
+        except (FileNotFoundError, ArtifactError):
+            raise
+        except Exception as exc:  # each backend has its own errors (botocore's, OSError)
+            raise ArtifactStoreUnreachable(
+                f"the artifact store {self.url} could not be reached while {doing} "
+                f"({type(exc).__name__}: {exc}); versions already loaded keep serving"
+            ) from exc
 
     def get(self, digest: str, name: str = "artifact") -> bytes:
         """The bytes of ``digest``; ``name`` says which artifact in any error."""
         key = self._key(digest)
         try:
-            data: bytes = self.fs.cat_file(key)
+            data: bytes = self._reach(lambda: self.fs.cat_file(key), f"reading {name}")
         except FileNotFoundError:
             raise ArtifactError(
                 f"{name} ({digest[:12]}…) is missing from the artifact store {self.url}"
@@ -86,7 +120,8 @@ class FsspecArtifactStore:
         return data
 
     def exists(self, digest: str) -> bool:
-        return bool(self.fs.exists(self._key(digest)))
+        key = self._key(digest)
+        return bool(self._reach(lambda: self.fs.exists(key), f"looking up {digest[:12]}…"))
 
     def local_path(self, digest: str) -> Path | None:
         """The file's path when the store is a local folder (for tests and tools)."""
