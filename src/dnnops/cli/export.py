@@ -1,5 +1,6 @@
-"""``dnnops export grafana|prometheus-rules``: monitoring as code for teams that already
-run Grafana and Prometheus, generated from the same dnnops.yaml."""
+"""``dnnops export grafana|prometheus-rules|kubernetes``: monitoring and deployment as
+code for teams that already run Grafana, Prometheus and Kubernetes, generated from the
+same dnnops.yaml."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import typer
 
 from dnnops.config import load_config
 from dnnops.dashboard.grafana import grafana_dashboard
+from dnnops.errors import UsageError
 from dnnops.monitor.prometheus_rules import render_rules
+from dnnops.serve.kubernetes import Fleet, render_manifests
 
-export_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards and Prometheus rules.")
+export_app = typer.Typer(
+    no_args_is_help=True, help="Grafana dashboards, Prometheus rules, Kubernetes manifests."
+)
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The project file.")]
 
 
@@ -27,3 +32,46 @@ def export_grafana(config: ConfigOption = Path("dnnops.yaml")) -> None:
 def export_rules(config: ConfigOption = Path("dnnops.yaml")) -> None:
     """Print Prometheus recording and alerting rules for the project's SLOs."""
     typer.echo(render_rules(load_config(config)), nl=False)
+
+
+@export_app.command("kubernetes")
+def export_kubernetes(
+    config: ConfigOption = Path("dnnops.yaml"),
+    image: Annotated[str, typer.Option(help="The container image with dnnops.")] = Fleet.image,
+    replicas: Annotated[int, typer.Option(help="Replicas (the autoscaler's minimum).")] = 3,
+    max_replicas: Annotated[int, typer.Option(help="The autoscaler's maximum.")] = 10,
+    autoscale: Annotated[
+        str, typer.Option(help="cpu, or queue (dnnops_queue_depth via a metrics adapter).")
+    ] = "cpu",
+    namespace: Annotated[str | None, typer.Option(help="Namespace of every object.")] = None,
+    artifacts_url: Annotated[
+        str | None, typer.Option(help="DNNOPS_ARTIFACTS_URL shared by the replicas (s3://...).")
+    ] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="AWS_ENDPOINT_URL of an S3-compatible store.")
+    ] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="Secret holding the credentials (default NAME-secrets).")
+    ] = None,
+    cpu: Annotated[str, typer.Option(help="CPU request per replica.")] = Fleet.cpu,
+    memory: Annotated[str, typer.Option(help="Memory request and limit.")] = Fleet.memory,
+) -> None:
+    """Print a ConfigMap, Deployment, Service, HPA and PodDisruptionBudget (kubectl apply -f -)."""
+    if autoscale not in ("cpu", "queue"):
+        raise UsageError(f"--autoscale must be cpu or queue, not {autoscale!r}")
+    if replicas < 1 or max_replicas < 1:
+        raise UsageError("--replicas and --max-replicas must be at least 1")
+    fleet = Fleet(
+        image=image,
+        replicas=replicas,
+        max_replicas=max_replicas,
+        autoscale="cpu" if autoscale == "cpu" else "queue",
+        namespace=namespace,
+        artifacts_url=artifacts_url,
+        endpoint_url=endpoint_url,
+        secret=secret,
+        cpu=cpu,
+        memory=memory,
+    )
+    project = load_config(config)
+    typer.echo(render_manifests(project, config.read_text(), fleet), nl=False)

@@ -173,11 +173,25 @@ class LabelRows:
     a regressor."""
 
 
+@dataclass(frozen=True)
+class MinuteCounts:
+    """What the error budgets read of one minute: a few integers instead of its Stats."""
+
+    bucket: float
+    requests: int
+    predictions: int
+    server_errors: int
+    slower_than: dict[str, int]
+
+
 @dataclass
 class Digest:
     stats: dict[tuple[GroupKey, float], Stats] = field(default_factory=dict)
     """Keyed by group and the start of the minute."""
     rows: dict[GroupKey, LabelRows] = field(default_factory=dict)
+    counts: dict[GroupKey, list[MinuteCounts]] = field(default_factory=dict)
+    """A digest read for its counts only (``DigestStore.digest(counts_only=True)``) has
+    these instead of ``stats``."""
 
 
 def merge_digests(first: Digest, second: Digest) -> Digest:

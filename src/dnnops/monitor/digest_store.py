@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from dnnops.monitor.digest import BUCKET_S, Digest, LabelRows, Stats, merge_digests
+from dnnops.monitor.digest import (
+    BUCKET_S,
+    Digest,
+    LabelRows,
+    MinuteCounts,
+    Stats,
+    merge_digests,
+)
 from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import predictions_of
 from dnnops.predlog.records import PredictionRecord
@@ -139,16 +146,15 @@ class DigestStore:
             return None
         try:
             data = orjson.loads(counts.read_bytes())
-            stats = {
-                (tuple(key), float(bucket)): Stats(
-                    requests=requests, predictions=answered, server_errors=failed, slower_than=slow
+            minutes: dict[GroupKey, list[MinuteCounts]] = {}
+            for key, bucket, requests, answered, failed, slow in data["minutes"]:
+                minutes.setdefault((key[0], key[1], key[2], key[3]), []).append(
+                    MinuteCounts(float(bucket), requests, answered, failed, slow)
                 )
-                for key, bucket, requests, answered, failed, slow in data["minutes"]
-            }
             label_rows = self._load_rows(name, data["row_groups"]) if rows else {}
-        except (OSError, ValueError, KeyError, TypeError):  # damaged: computed afresh
+        except (OSError, ValueError, KeyError, TypeError, IndexError):  # damaged: afresh
             return None
-        return Digest(stats, label_rows)
+        return Digest(rows=label_rows, counts=minutes)
 
     def _load_rows(self, name: str, groups: list[list[str]]) -> dict[GroupKey, LabelRows]:
         with np.load(self.folder / f"{name}.npz", allow_pickle=False) as arrays:

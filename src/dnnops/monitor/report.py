@@ -21,7 +21,7 @@ from dnnops.config import MonitorConfig, ObjectiveConfig, SloConfig
 from dnnops.data.schema import category_key
 from dnnops.errors import DnnopsError
 from dnnops.monitor.dataset_drift import DatasetDrift, dataset_drift_from_counts
-from dnnops.monitor.digest import Reference, Stats, digest_records, threshold_key
+from dnnops.monitor.digest import MinuteCounts, Reference, Stats, digest_records, threshold_key
 from dnnops.monitor.digest_store import DigestStore, fingerprint
 from dnnops.monitor.drift import (
     DEFAULT_THRESHOLDS,
@@ -38,7 +38,7 @@ from dnnops.monitor.report_types import (
     SegmentCounts,
     VersionSection,
 )
-from dnnops.monitor.rollup import LabeledRows, MinuteCounts, Rollup, bucket_start
+from dnnops.monitor.rollup import LabeledRows, Rollup, bucket_start
 from dnnops.monitor.runbooks import runbook_url
 from dnnops.monitor.sli import (
     VersionSlis,
@@ -431,7 +431,29 @@ def _counter(
 ) -> CountsFor:
     """(bad, total) of ``objective`` in the window of a given length ending ``now``
     (whole minutes, as every window of the report)."""
+    if objective.kind == "accuracy":
+        return _accuracy_counter(labeled, classes=classes, now=now)
     slower = threshold_key((objective.threshold or 0.0) * 1000)
+    buckets = np.array([m.bucket for m in history], dtype="float64")
+    answered = np.array([m.predictions for m in history], dtype="int64")
+    failed = np.array([m.server_errors for m in history], dtype="int64")
+    bad = failed if objective.kind == "success_rate" else (
+        np.array([m.slower_than.get(slower, 0) for m in history], dtype="int64")
+    )  # fmt: skip
+
+    def counts(seconds: float) -> tuple[int, int]:
+        """Availability judges what ``Stats.success_rate`` judges: the answered and the
+        failed on the server's side; a client's bad request burns no budget. Latency
+        judges the answered only, so one outage is one alert, not two."""
+        within = buckets >= bucket_start(now - seconds)
+        judged = answered[within].sum() + (failed[within].sum() if bad is failed else 0)
+        return int(bad[within].sum()), int(judged)
+
+    return counts
+
+
+def _accuracy_counter(labeled: LabeledRows, *, classes: list[int | str], now: float) -> CountsFor:
+    """(wrong, labeled) among the predictions whose label arrived, by prediction time."""
     scored = [i for i, p in enumerate(labeled.outputs) if len(p) == len(classes)]
     judged_ts = np.array([labeled.ts[i] for i in scored], dtype="float64")
     predicted = np.vstack([labeled.outputs[i] for i in scored]).argmax(axis=1) if scored else []
@@ -444,22 +466,8 @@ def _counter(
         dtype=bool,
     )
 
-    buckets = np.array([m.bucket for m in history], dtype="float64")
-    answered = np.array([m.predictions for m in history], dtype="int64")
-    failed = np.array([m.server_errors for m in history], dtype="int64")
-    slow = np.array([m.slower_than.get(slower, 0) for m in history], dtype="int64")
-
     def counts(seconds: float) -> tuple[int, int]:
-        """Availability judges what ``Stats.success_rate`` judges: the answered and the
-        failed on the server's side; a client's bad request burns no budget. Latency
-        judges the answered only, so one outage is one alert, not two."""
-        start = bucket_start(now - seconds)
-        if objective.kind != "accuracy":
-            within = buckets >= start
-            bad = failed if objective.kind == "success_rate" else slow
-            judged = answered[within].sum() + (failed[within].sum() if bad is failed else 0)
-            return int(bad[within].sum()), int(judged)
-        recent = judged_ts >= start
+        recent = judged_ts >= bucket_start(now - seconds)
         return int(wrong[recent].sum()), int(recent.sum())
 
     return counts

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dnnops.monitor.digest import BUCKET_S, Digest, Stats
+from dnnops.monitor.digest import BUCKET_S, Digest, MinuteCounts, Stats
 from dnnops.predlog.records import FeedbackRecord
 from dnnops.vocabulary import GroupKey
 
@@ -23,15 +23,6 @@ from dnnops.vocabulary import GroupKey
 def bucket_start(moment: float) -> float:
     """Windows start on a minute: a report's window is its whole minutes up to now."""
     return moment // BUCKET_S * BUCKET_S
-
-
-@dataclass(frozen=True)
-class MinuteCounts:
-    bucket: float
-    requests: int
-    predictions: int
-    server_errors: int
-    slower_than: dict[str, int]
 
 
 @dataclass
@@ -97,14 +88,24 @@ class Rollup:
                     stats.slower_than,
                 )
             )
-        if not self.labels:
-            return
+        for key, minutes in digest.counts.items():
+            self.history[key].extend(
+                m for m in minutes if self.history_start <= m.bucket <= self.end
+            )
+        if self.labels:
+            self._join_labels(digest)
+
+    def _join_labels(self, digest: Digest) -> None:
+        """The digest's predictions that have a label, joined with it."""
         for key, rows in digest.rows.items():
+            labeled = self.labels.keys() & set(rows.ids.tolist())  # most have none: in C
+            if not labeled:
+                continue
             joined = self.labeled[key]
-            for index, prediction_id in enumerate(rows.ids.tolist()):
-                label = self.labels.get(prediction_id)
-                if label is None or not self.history_start <= rows.ts[index] <= self.end:
+            for index in np.flatnonzero(np.isin(rows.ids, list(labeled))):
+                if not self.history_start <= rows.ts[index] <= self.end:
                     continue
+                label = self.labels[str(rows.ids[index])]
                 joined.ts.append(float(rows.ts[index]))
                 joined.outputs.append(rows.outputs[index])
                 joined.labels.append(label.label)
