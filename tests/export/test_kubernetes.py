@@ -84,6 +84,10 @@ def test_autoscaling_on_queue_depth_and_bad_options(
     assert metric["pods"]["metric"]["name"] == "dnnops_queue_depth"
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 8)
     kubernetes_validate.validate(hpa, VERSIONS[-1], strict=True)
+    written = cli("export", "kubernetes", "-c", str(config), "--out", str(tmp_path / "k8s"))
+    assert written.code == 0, written.err
+    files = sorted(p.name for p in (tmp_path / "k8s").iterdir())
+    assert files[0] == "00-configmap.yaml" and len(files) == 5, files
     wrong = cli("export", "kubernetes", "-c", str(config), "--autoscale", "memory")
     assert wrong.code == 2 and "--autoscale must be cpu or queue" in wrong.err
     assert "Traceback" not in wrong.err

@@ -14,7 +14,7 @@ from dnnops.config import load_config
 from dnnops.dashboard.grafana import grafana_dashboard
 from dnnops.errors import UsageError
 from dnnops.monitor.prometheus_rules import render_rules
-from dnnops.serve.kubernetes import Fleet, render_manifests
+from dnnops.serve.kubernetes import Fleet, render_manifests, write_manifests
 
 export_app = typer.Typer(
     no_args_is_help=True, help="Grafana dashboards, Prometheus rules, Kubernetes manifests."
@@ -55,8 +55,12 @@ def export_kubernetes(
     ] = None,
     cpu: Annotated[str, typer.Option(help="CPU request per replica.")] = Fleet.cpu,
     memory: Annotated[str, typer.Option(help="Memory request and limit.")] = Fleet.memory,
+    out: Annotated[
+        Path | None, typer.Option(help="Write one file per object into this folder.")
+    ] = None,
 ) -> None:
-    """Print a ConfigMap, Deployment, Service, HPA and PodDisruptionBudget (kubectl apply -f -)."""
+    """Print a ConfigMap, Deployment, Service, HPA and PodDisruptionBudget (kubectl apply
+    -f -), or write them into --out (kubectl apply -f DIR)."""
     if autoscale not in ("cpu", "queue"):
         raise UsageError(f"--autoscale must be cpu or queue, not {autoscale!r}")
     if replicas < 1 or max_replicas < 1:
@@ -74,4 +78,8 @@ def export_kubernetes(
         memory=memory,
     )
     project = load_config(config)
-    typer.echo(render_manifests(project, config.read_text(), fleet), nl=False)
+    if out is None:
+        typer.echo(render_manifests(project, config.read_text(), fleet), nl=False)
+        return
+    written = write_manifests(out, project, project_text=config.read_text(), fleet=fleet)
+    typer.echo(f"wrote {len(written)} manifests to {out}: {', '.join(p.name for p in written)}")

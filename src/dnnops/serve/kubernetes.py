@@ -12,6 +12,7 @@ all but one serving through node drains.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -222,3 +223,16 @@ def render_manifests(project: ProjectConfig, project_text: str, fleet: Fleet) ->
         f"{', '.join(sorted(SECRET_KEYS.values()))}.\n"
     )
     return header + yaml.safe_dump_all(manifests(project, project_text, fleet), sort_keys=False)
+
+
+def write_manifests(
+    folder: Path, project: ProjectConfig, *, project_text: str, fleet: Fleet
+) -> list[Path]:
+    """One file per object, ``NN-kind.yaml`` in the order they apply (the ConfigMap first)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, manifest in enumerate(manifests(project, project_text, fleet)):
+        path = folder / f"{index:02d}-{manifest['kind'].lower()}.yaml"
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        written.append(path)
+    return written
