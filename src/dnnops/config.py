@@ -302,6 +302,9 @@ class ServeConfig(Section):
     warmup_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 64])
     drain_timeout: Duration = 10.0
     """On SIGTERM: how long queued requests may still run before the server exits."""
+    lease: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 10.0
+    """Replicas sharing a PostgreSQL database elect one leader with a lease this long:
+    a leader that dies is replaced within it."""
     sticky_header: str = "x-routing-key"
     """Requests with the same value of this header meet the same version during a canary."""
     tls: TlsConfig = Field(default_factory=TlsConfig)

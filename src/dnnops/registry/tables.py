@@ -148,3 +148,14 @@ class RolloutRow(Base):
     updated: Mapped[float] = mapped_column(Float)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class LeaseRow(Base):
+    """A named lease: who holds it, until when, and its epoch (one more at each change of
+    holder, so a write can be fenced against a holder that lost it)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[float] = mapped_column(Float)

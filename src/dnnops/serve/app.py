@@ -47,6 +47,7 @@ from dnnops.serve.errors import (
     http_error_of,
 )
 from dnnops.serve.feedback import FeedbackVerdicts, feedback_answer
+from dnnops.serve.fleet import FleetLeadership
 from dnnops.serve.http import (
     JSON,
     Answer,
@@ -91,11 +92,15 @@ def create_app(state: ServerState) -> InferenceFastPath:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.start()
+        if state.fleet is not None:
+            await state.fleet.renew()  # know whether this replica leads before the first tick
         await controller.tick()  # resume a rollout a restart interrupted before serving
         loops = [
             asyncio.create_task(controller.run(), name="rollout-controller"),
             asyncio.create_task(LoopLag(state.metrics.event_loop_lag.set).run(), name="loop-lag"),
         ]
+        if state.fleet is not None:
+            loops.append(asyncio.create_task(_hold_the_lease(state, state.fleet), name="lease"))
         if state.policies.monitor.evaluate_every:
             monitoring = MonitorLoop(control, AlertStore(state.registry.engine))
             loops.append(asyncio.create_task(monitoring.run(state.policies.monitor.evaluate_every)))
@@ -104,6 +109,8 @@ def create_app(state: ServerState) -> InferenceFastPath:
         yield
         for loop in loops:
             loop.cancel()
+        if state.fleet is not None:
+            await state.fleet.release()  # another replica leads at once, not a lease later
         await state.stop()
 
     app = FastAPI(title="dnnops", version=__version__, lifespan=lifespan)
@@ -115,6 +122,14 @@ def create_app(state: ServerState) -> InferenceFastPath:
     dashboard_routes(app, state)
     _monitor_routes(app, state)
     return InferenceFastPath(app, state)
+
+
+async def _hold_the_lease(state: ServerState, fleet: FleetLeadership) -> None:
+    """Renew the fleet's lease every third of its length; ``dnnops_leader`` says who leads."""
+    while True:
+        await fleet.renew()
+        state.metrics.leader.set(1.0 if state.leads() else 0.0)
+        await asyncio.sleep(fleet.lease.ttl_s / 3)
 
 
 async def _refresh_shared_metrics(state: ServerState, every_s: float = 1.0) -> None:

@@ -17,8 +17,10 @@ from dnnops.config import ProjectConfig, ServeConfig, TlsConfig
 from dnnops.console import make_console
 from dnnops.errors import UsageError
 from dnnops.home import Home, resolve_home
+from dnnops.registry.leases import Lease
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import parse_ref
+from dnnops.serve.fleet import LEASE_NAME, FleetLeadership, holder_name
 from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.state import AccessTokens, Policies, ServerState, Target
 
@@ -200,7 +202,7 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         policies = Policies(
             serve, project.monitor, project.slo, project.rollout, project.retrain, project.logs
         )
-    return ServerState(
+    state = ServerState(
         registry=open_registry(home),
         metrics=ServerMetrics(thresholds),
         logger=PredictionLogger(home.logs_dir, serve.log_inputs),
@@ -212,6 +214,11 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
             read=os.environ.get(READ_TOKEN_ENV) or None,
         ),
     )
+    engine = state.registry.engine
+    if engine.dialect.name == "postgresql":  # a shared database: replicas may be elsewhere
+        lease = Lease(engine, LEASE_NAME, holder_name(), ttl_s=serve.lease)
+        state.fleet = FleetLeadership(lease, contends=state.leads_here)
+    return state
 
 
 def _server_class() -> Any:

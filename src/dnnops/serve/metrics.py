@@ -178,6 +178,13 @@ class ServerMetrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self.leader = Gauge(
+            "dnnops_leader",
+            "1 while this process makes the server-wide decisions (rollout steps, alerts, "
+            "retraining) for its fleet: the holder of the fleet's lease.",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
         self.controller_errors = Counter(
             "dnnops_controller_errors",
             "Rollout controller ticks that failed (logged; the loop goes on).",

@@ -28,6 +28,7 @@ from dnnops.predlog.reader import FEEDBACK, read_labels
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.serve.feedback import LabelGate
+from dnnops.serve.fleet import FleetLeadership
 from dnnops.serve.group import WorkerGroup
 from dnnops.serve.metrics import ServerMetrics
 from dnnops.serve.predictions import PredictionLogger
@@ -107,6 +108,8 @@ class ServerState:
     """Shared by every report this server makes, so each reads only new log frames."""
     group: WorkerGroup | None = None
     """The siblings of this worker under ``dnnops serve --workers N``; None: one process."""
+    fleet: FleetLeadership | None = None
+    """The other replicas sharing this metadata database (PostgreSQL); None: this host."""
     labels: LabelGate | None = None
 
     def label_gate(self) -> LabelGate:
@@ -146,7 +149,12 @@ class ServerState:
 
     def leads(self) -> bool:
         """Whether this process makes the server-wide decisions (rollout steps, alerts,
-        retraining): always when alone, else only as the group's leader."""
+        retraining): always when alone, else only as the group's leader, and in a fleet
+        only while holding the fleet's lease."""
+        return self.leads_here() and (self.fleet is None or self.fleet.leads())
+
+    def leads_here(self) -> bool:
+        """The leader among this replica's workers (the one that contends for the fleet)."""
         return self.group is None or self.group.leads()
 
     def report_digests(self) -> DigestStore:
