@@ -1,13 +1,13 @@
 """The fleet's lease in the metadata database, on SQLite and on a real PostgreSQL: one
 holder at a time, renewals keep the epoch, a lapsed lease is taken with the next epoch,
-and a race between contenders has one winner."""
+and a race between contenders has one winner; the fleet's command log."""
 
 from __future__ import annotations
 
 import threading
 
 from dnnops.registry.db import open_engine
-from dnnops.registry.leases import Lease
+from dnnops.registry.leases import FleetCommands, Lease
 
 
 class Clock:
@@ -57,3 +57,21 @@ def test_contenders_racing_for_a_free_lease_have_one_winner(db_url: str) -> None
     assert len(winners) == 1, winners
     current = Lease(engine, "race", "observer", ttl_s=1.0).current()
     assert current is not None and current.holder == winners[0] and current.epoch == 1
+
+
+def test_the_fleet_command_log_reaches_other_replicas_from_where_they_started(
+    db_url: str,
+) -> None:
+    engine = open_engine(db_url)
+    early = FleetCommands(engine, "early")
+    assert early.new_commands() == []  # marks where it starts
+    early.publish({"op": "load", "endpoint": "digits", "version": 2, "live": True})
+    late = FleetCommands(engine, "late")
+    assert late.new_commands() == [], "a replica started later serves what the aliases say"
+    other = FleetCommands(engine, "other")
+    other.new_commands()
+    late.publish({"op": "load", "endpoint": "digits", "version": 3, "live": True})
+    assert [c["version"] for c in early.new_commands()] == [3]
+    assert [c["version"] for c in other.new_commands()] == [3]
+    assert late.new_commands() == [], "its own commands are not replayed to itself"
+    assert early.new_commands() == []

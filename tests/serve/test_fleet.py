@@ -1,7 +1,8 @@
 """A fleet on one machine: three ``dnnops serve`` replicas with their own homes and ports,
 one PostgreSQL and one artifact store. One leader at a time holds the fleet's lease; a
 canary started through any replica is decided once; the leader killed with SIGKILL is
-replaced within twice the lease, and nothing is decided twice."""
+replaced within twice the lease, and nothing is decided twice; an admin load through one
+replica reaches the others."""
 
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ def one_leader(replicas: list[Server], within_s: float) -> tuple[Server, float]:
             return leading[0], time.monotonic() - started
         assert time.monotonic() - started < within_s, f"{len(leading)} leaders"
         time.sleep(0.1)
+
+
+def served_version(replica: Server) -> str:
+    answered = httpx.post(
+        f"{replica.url}/v1/models/digits:predict", json={"instances": [[0.0] * 64]}, timeout=30
+    )
+    return str(answered.headers["x-model-version"])
 
 
 def promotions(db_url: str) -> list[str]:
@@ -116,13 +124,18 @@ def test_three_replicas_decide_a_canary_once_and_outlive_their_leader(tmp_path: 
             assert took <= 2 * LEASE_S, f"a new leader after {took:.1f} s"
             time.sleep(2 * LEASE_S)  # the new leader's ticks: nothing left to decide
             assert len(promotions(db_url)) == 1, promotions(db_url)
-            for replica in survivors:  # every replica serves what the fleet promoted
-                answered = httpx.post(
-                    f"{replica.url}/v1/models/digits:predict",
-                    json={"instances": [[0.0] * 64]},
-                    timeout=30,
-                )
-                assert answered.headers["x-model-version"] == "2"
+            assert {served_version(r) for r in survivors} == {"2"}, "all follow the promotion"
+            loaded = httpx.post(  # an admin load through one replica reaches the others
+                f"{survivors[0].url}/v1/endpoints/digits/versions",
+                json={"version": 1},
+                headers=ADMIN,
+                timeout=60,
+            )
+            assert loaded.status_code == 200, loaded.text
+            deadline = time.monotonic() + 20
+            while served_version(survivors[1]) != "1":
+                assert time.monotonic() < deadline, "the other replica never loaded version 1"
+                time.sleep(0.3)
         finally:
             for flow in traffic:
                 flow.finish()

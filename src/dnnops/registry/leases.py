@@ -1,5 +1,7 @@
-"""Leases in the metadata database: one holder at a time across every process that shares
-it, on any host, with no coordinator but the database.
+"""What a fleet of servers coordinates through the metadata database, with no coordinator
+but the database: the leader's lease and the log of admin commands.
+
+Leases: one holder at a time across every process that shares the database, on any host.
 
 A holder renews well within the lease's time to live; one that stops (killed, partitioned,
 stalled) loses the lease when it expires, and the next caller takes it with the epoch
@@ -13,12 +15,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dnnops.registry.tables import LeaseRow
+from dnnops.registry.tables import FleetCommandRow, LeaseRow
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,39 @@ class Lease:
         with Session(self.engine) as session:
             row = session.get(LeaseRow, self.name)
             return None if row is None else Held(row.holder, row.epoch, row.expires_at)
+
+
+class FleetCommands:
+    """The fleet's command log in the metadata database: what ``serve.group``'s file is to
+    the workers of one host, for replicas on many. Each reader follows the log by id from
+    where it was when the reader started: a replica started later serves what the
+    registry's aliases and the rollouts say, not a replay of old commands (an admin load
+    that should outlive the replicas running now moves an alias instead)."""
+
+    def __init__(self, engine: Engine, origin: str, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.origin = origin
+        self.clock = clock
+        self._seen: int | None = None
+        self.unreplayed: list[dict[str, Any]] = []
+        """Commands read from the log and not applied here yet."""
+
+    def publish(self, command: dict[str, Any]) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.add(FleetCommandRow(origin=self.origin, body=command, created=self.clock()))
+
+    def new_commands(self) -> list[dict[str, Any]]:
+        """Commands other replicas published since the last call, oldest first (none at
+        the first call, which only marks where this reader starts)."""
+        with Session(self.engine) as session:
+            if self._seen is None:
+                self._seen = session.scalar(select(func.max(FleetCommandRow.id))) or 0
+                return []
+            rows = session.scalars(
+                select(FleetCommandRow)
+                .where(FleetCommandRow.id > self._seen)
+                .order_by(FleetCommandRow.id)
+            ).all()
+            if rows:
+                self._seen = rows[-1].id
+            return [dict(row.body) for row in rows if row.origin != self.origin]

@@ -159,3 +159,14 @@ class LeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(128))
     epoch: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class FleetCommandRow(Base):
+    """An admin change made through one replica (load a version, make it live) that every
+    other replica of the fleet applies at its next controller tick."""
+
+    __tablename__ = "fleet_commands"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(128))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[float] = mapped_column(Float)

@@ -17,7 +17,7 @@ from dnnops.config import ProjectConfig, ServeConfig, TlsConfig
 from dnnops.console import make_console
 from dnnops.errors import UsageError
 from dnnops.home import Home, resolve_home
-from dnnops.registry.leases import Lease
+from dnnops.registry.leases import FleetCommands, Lease
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import parse_ref
 from dnnops.serve.fleet import LEASE_NAME, FleetLeadership, holder_name
@@ -216,8 +216,10 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
     )
     engine = state.registry.engine
     if engine.dialect.name == "postgresql":  # a shared database: replicas may be elsewhere
-        lease = Lease(engine, LEASE_NAME, holder_name(), ttl_s=serve.lease)
+        holder = holder_name()
+        lease = Lease(engine, LEASE_NAME, holder, ttl_s=serve.lease)
         state.fleet = FleetLeadership(lease, contends=state.leads_here)
+        state.fleet_commands = FleetCommands(engine, holder)
     return state
 
 

@@ -25,6 +25,7 @@ from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.report import digest_store, predictions_made
 from dnnops.predlog.labels_check import NUMBERS, LabelSpace
 from dnnops.predlog.reader import FEEDBACK, read_labels
+from dnnops.registry.leases import FleetCommands
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.serve.feedback import LabelGate
@@ -110,6 +111,8 @@ class ServerState:
     """The siblings of this worker under ``dnnops serve --workers N``; None: one process."""
     fleet: FleetLeadership | None = None
     """The other replicas sharing this metadata database (PostgreSQL); None: this host."""
+    fleet_commands: FleetCommands | None = None
+    """Their admin changes, as ``group`` holds this host's workers'."""
     labels: LabelGate | None = None
 
     def label_gate(self) -> LabelGate:
@@ -238,35 +241,38 @@ class ServerState:
     async def load_everywhere(
         self, endpoint_name: str, record: VersionRecord, make_live: bool
     ) -> VersionRuntime:
-        """``load`` here, and in every sibling worker at its next controller tick."""
+        """``load`` here, and in every sibling worker (and, in a fleet, every replica's
+        workers) at its next controller tick."""
         runtime = await self.load(endpoint_name, record, make_live)
-        if self.group is not None:
-            self.group.publish(
-                {
-                    "op": "load",
-                    "endpoint": endpoint_name,
-                    "model": record.model,
-                    "version": record.version,
-                    "live": make_live,
-                }
-            )
+        command = {
+            "op": "load",
+            "endpoint": endpoint_name,
+            "model": record.model,
+            "version": record.version,
+            "live": make_live,
+        }
+        if self.fleet_commands is not None:  # every worker of every replica reads it
+            await asyncio.to_thread(self.fleet_commands.publish, command)
+        elif self.group is not None:
+            self.group.publish(command)
         return runtime
 
     async def follow_siblings(self) -> None:
         """Replay, in order, the loads sibling workers published. One that fails (the
         registry unreachable for a moment) stays first in line for the next call, so a
         worker never skips a change its siblings made."""
-        group = self.group
-        if group is None:
+        source: FleetCommands | WorkerGroup | None = self.fleet_commands or self.group
+        if source is None:
             return
-        group.unreplayed.extend(c for c in group.new_commands() if c.get("op") == "load")
-        while group.unreplayed:
-            command = group.unreplayed[0]
+        news = await asyncio.to_thread(source.new_commands)
+        source.unreplayed.extend(c for c in news if c.get("op") == "load")
+        while source.unreplayed:
+            command = source.unreplayed[0]
             record = await asyncio.to_thread(
                 self.registry.resolve, command["model"], command["version"]
             )
             await self.load(command["endpoint"], record, make_live=bool(command["live"]))
-            group.unreplayed.pop(0)
+            source.unreplayed.pop(0)
 
     async def _retire(self, endpoint: Endpoint, version: str) -> None:
         await asyncio.sleep(RETIRE_GRACE_S)  # requests that picked it before the switch get queued

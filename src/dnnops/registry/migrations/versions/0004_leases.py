@@ -1,4 +1,4 @@
-"""leases
+"""leases and fleet commands
 
 Revision ID: 0004
 Revises: 0003
@@ -25,7 +25,16 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+    op.create_table(
+        "fleet_commands",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("origin", sa.String(length=128), nullable=False),
+        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("created", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("fleet_commands")
     op.drop_table("leases")
