@@ -62,16 +62,16 @@ def predict_file(
     """Write ``out`` (Parquet or CSV by its suffix): ``prediction_id``, ``prediction`` and,
     for a classifier, one ``probability_<class>`` column per class; one row per input row,
     in order. Logged inputs keep sensitive features as ``redact`` says, as the server's."""
-    _check_paths(loaded, source, out)
+    check_paths(loaded, source, out)
     predict = make_predictor(loaded, os.cpu_count() or 1)
     prefix = os.urandom(4).hex()
     result = BatchResult()
     started = time.perf_counter()
-    writer = _Writer(out)
+    writer = TableWriter(out)
     redaction = logger.redaction(loaded.schema.sensitive_names, redact) if logger else None
     try:
         for frame in _chunks(source, chunk_rows):
-            table, ids, labels, probabilities = _predict_chunk(
+            table, ids, labels, probabilities = predict_chunk(
                 loaded, frame, predict, policy=policy, prefix=prefix, result=result
             )
             writer.write(table)
@@ -96,7 +96,7 @@ def predict_file(
     return result
 
 
-def _predict_chunk(
+def predict_chunk(
     loaded: LoadedVersion,
     frame: pd.DataFrame,
     predict: Callable[[np.ndarray], np.ndarray],
@@ -153,7 +153,7 @@ def _log(
     )
 
 
-def _check_paths(loaded: LoadedVersion, source: Path, out: Path) -> None:
+def check_paths(loaded: LoadedVersion, source: Path, out: Path) -> None:
     if loaded.schema.kind != "table":
         raise UsageError(f"{loaded.record.ref} takes tensors; dnnops predict reads tables")
     if not source.is_file():
@@ -173,7 +173,7 @@ def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
     yield from pd.read_csv(source, chunksize=rows)
 
 
-class _Writer:
+class TableWriter:
     """Appends tables to one Parquet file (a row group each) or one CSV file."""
 
     def __init__(self, path: Path) -> None:

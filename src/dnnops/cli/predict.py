@@ -15,7 +15,9 @@ from dnnops.home import resolve_home
 
 
 def predict_command(
-    file: Annotated[Path, typer.Argument(help="CSV or Parquet rows to predict.")],
+    file: Annotated[
+        str, typer.Argument(help="CSV or Parquet rows to predict (--engine ray: or s3://...).")
+    ],
     model: Annotated[str, typer.Option(help="NAME@REF: a version number or an alias.")],
     out: Annotated[Path, typer.Option(help="Where to write: .parquet or .csv.")],
     log: Annotated[
@@ -25,7 +27,13 @@ def predict_command(
         Path | None, typer.Option("--config", "-c", help="Project file: its serve policy.")
     ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk (bounds memory).")] = 65536,
-    engine: Annotated[str, typer.Option(help="local (Ray: not yet).")] = "local",
+    engine: Annotated[
+        str, typer.Option(help="local, or ray (Ray Data map_batches on a cluster).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: the cluster (host:port); none starts a local one."),
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -40,30 +48,48 @@ def predict_command(
     from dnnops.registry.open import open_registry
     from dnnops.serve.predictions import PredictionLogger
 
-    if engine != "local":
-        raise UsageError(f"--engine {engine}: only 'local' is available in this version")
+    if engine not in ("local", "ray"):
+        raise UsageError(f"--engine must be local or ray, not {engine!r}")
+    if engine == "ray" and log:
+        raise UsageError("--log is for --engine local: logging happens on one machine")
+    if address is not None and engine != "ray":
+        raise UsageError("--address is for --engine ray")
     resolved = resolve_home(home)
     registry = open_registry(resolved)
     loaded = load_version(registry, registry.resolve_ref(model))
     serve = load_config(config).serve if config is not None else ServeConfig()
-    logger = PredictionLogger(resolved.logs_dir).start() if log else None
-    show = wants_progress(quiet or json_out)
-    try:
-        with Progress(console=make_console(), disable=not show, transient=True) as bar:
-            task = bar.add_task(f"predicting {file.name}", total=None)
-            result = predict_file(
-                loaded,
-                file,
-                out,
-                policy=InputPolicy.of(serve),
-                chunk_rows=chunk_rows,
-                logger=logger,
-                redact=serve.log.redact,
-                progress=lambda rows: bar.advance(task, rows),
-            )
-    finally:
-        if logger is not None:
-            logger.close()
+    policy = InputPolicy.of(serve)
+    if engine == "ray":
+        from dnnops.batch.ray_engine import predict_file_on_ray
+
+        result = predict_file_on_ray(
+            loaded,
+            file,
+            out,
+            home=resolved,
+            policy=policy,
+            address=address,
+            chunk_rows=chunk_rows,
+        )
+    else:
+        logger = PredictionLogger(resolved.logs_dir).start() if log else None
+        show = wants_progress(quiet or json_out)
+        try:
+            with Progress(console=make_console(), disable=not show, transient=True) as bar:
+                task = bar.add_task(f"predicting {Path(file).name}", total=None)
+                result = predict_file(
+                    loaded,
+                    Path(file),
+                    out,
+                    policy=policy,
+                    chunk_rows=chunk_rows,
+                    logger=logger,
+                    redact=serve.log.redact,
+                    progress=lambda rows: bar.advance(task, rows),
+                )
+        finally:
+            if logger is not None:
+                logger.close()
     summary = {
         "model": loaded.record.ref,
         "rows": result.rows,
@@ -71,6 +97,7 @@ def predict_command(
         "rows_per_second": round(result.rows_per_second),
         "out": str(out),
         "logged": log,
+        "engine": engine,
         "anomalies": {f"{f}:{k}": n for (f, k), n in sorted(result.anomalies.items())},
     }
     if json_out:
