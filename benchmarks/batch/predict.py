@@ -5,10 +5,13 @@ trains a small MLP on 5,000 rows with ``dnnops train``, writes ``--rows`` rows t
 and CSV, then times, each as a fresh process:
 - ``offline``: the ONNX graph alone on the preprocessed rows, batch 65,536, every core;
 - ``dnnops predict`` on Parquet and on CSV (reading, the input policy, encoding, the
-  graph, writing Parquet).
+  graph, writing Parquet);
+- ``dnnops predict --engine ray`` on the same Parquet file (issue 16: the two engines side
+  by side), on a Ray cluster the run starts on this machine (its start-up included, as a
+  user without a cluster pays it) or on ``--address``.
 The table prints rows/s and the ratio to offline against issue 13's target (70%).
 
-    .venv/bin/python benchmarks/batch/predict.py [--rows 1000000]
+    .venv/bin/python benchmarks/batch/predict.py [--rows 1000000] [--no-ray] [--address A]
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--hidden", default="64,64", help="The MLP's hidden widths.")
+    parser.add_argument("--no-ray", action="store_true", help="Leave --engine ray out.")
+    parser.add_argument("--address", help="A running Ray cluster for --engine ray.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -83,16 +88,20 @@ def main() -> None:
             ).stdout.strip()
         )
         timings = {}
-        for suffix in ("parquet", "csv"):
+        runs = {"parquet": ("parquet", []), "csv": ("csv", [])}
+        if not args.no_ray:
+            address = ["--address", args.address] if args.address else []
+            runs["parquet, --engine ray"] = ("parquet", ["--engine", "ray", *address])
+        for name, (suffix, options) in runs.items():
             started = time.perf_counter()
             subprocess.run(
                 [str(BIN / "dnnops"), "predict", str(folder / f"rows.{suffix}"), "--model",
-                 "penguins@1", "--out", str(folder / "out.parquet"), "--quiet"],
+                 "penguins@1", "--out", str(folder / "out.parquet"), "--quiet", *options],
                 env=env,
                 check=True,
                 capture_output=True,
             )  # fmt: skip
-            timings[suffix] = args.rows / (time.perf_counter() - started)
+            timings[name] = args.rows / (time.perf_counter() - started)
     print(f"| {args.rows:,} rows, MLP {args.hidden} | rows/s | / offline | target >= 70% |")
     print("| --- | --- | --- | --- |")
     print(f"| offline graph (preprocessed, every core) | {offline:,.0f} | 100% | |")

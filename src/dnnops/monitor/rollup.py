@@ -61,6 +61,7 @@ class Rollup:
         self._window: dict[GroupKey, list[Stats]] = defaultdict(list)
         self.history: dict[GroupKey, list[MinuteCounts]] = defaultdict(list)
         self.labeled: dict[GroupKey, LabeledRows] = defaultdict(LabeledRows)
+        self._index: IdIndex | None = None
         self.segments = 0
         self.digested = 0
         """Segments read and digested; the others' digests came from disk."""
@@ -96,17 +97,58 @@ class Rollup:
             self._join_labels(digest)
 
     def _join_labels(self, digest: Digest) -> None:
-        """The digest's predictions that have a label, joined with it."""
+        """The digest's predictions that have a label, joined with it: ids are matched by
+        a hash of their characters, in numpy (a 30-day report holds millions of rows)."""
+        index = self._label_index()
         for key, rows in digest.rows.items():
-            labeled = self.labels.keys() & set(rows.ids.tolist())  # most have none: in C
-            if not labeled:
+            found = index.find(rows.ids)
+            found &= (rows.ts >= self.history_start) & (rows.ts <= self.end)
+            picked = np.flatnonzero(found)
+            if not len(picked):
                 continue
+            labels = [self.labels[pid] for pid in rows.ids[picked].tolist()]
             joined = self.labeled[key]
-            for index in np.flatnonzero(np.isin(rows.ids, list(labeled))):
-                if not self.history_start <= rows.ts[index] <= self.end:
-                    continue
-                label = self.labels[str(rows.ids[index])]
-                joined.ts.append(float(rows.ts[index]))
-                joined.outputs.append(rows.outputs[index])
-                joined.labels.append(label.label)
-                joined.label_ts.append(label.ts)
+            joined.ts += rows.ts[picked].tolist()
+            joined.outputs += list(rows.outputs[picked])
+            joined.labels += [label.label for label in labels]
+            joined.label_ts += [label.ts for label in labels]
+
+    def _label_index(self) -> IdIndex:
+        if self._index is None:
+            self._index = IdIndex(np.array(list(self.labels), dtype=str))
+        return self._index
+
+
+class IdIndex:
+    """Which of many ids are in a set, in numpy: each id's characters hashed to 64 bits,
+    the set's hashes sorted and searched, and every hit confirmed on the id itself."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        hashes = id_hashes(ids)
+        order = np.argsort(hashes)
+        self.hashes, self.ids = hashes[order], ids[order]
+
+    def find(self, ids: np.ndarray) -> np.ndarray:
+        """A mask over ``ids``: True where the id is in the set."""
+        if not len(self.hashes) or not len(ids):
+            return np.zeros(len(ids), dtype=bool)
+        hashes = id_hashes(ids)
+        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
+        hit = self.hashes[at] == hashes
+        hit[hit] = self.ids[at[hit]] == ids[hit]  # a collision is not a match
+        return np.asarray(hit, dtype=bool)
+
+
+def id_hashes(ids: np.ndarray) -> np.ndarray:
+    """A 64-bit polynomial hash of each string's code points (the padding of numpy's
+    fixed-width strings adds nothing, so equal ids hash equal at any width)."""
+    if ids.dtype.kind != "U":
+        ids = ids.astype(str)
+    width = ids.dtype.itemsize // 4
+    if width == 0 or not len(ids):
+        return np.zeros(len(ids), dtype=np.uint64)
+    points = ids.view(np.uint32).reshape(len(ids), width).astype(np.uint64)
+    powers = np.full(width, 1_000_003, dtype=np.uint64) ** np.arange(width, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        hashes: np.ndarray = (points * powers).sum(axis=1, dtype=np.uint64)
+    return hashes

@@ -1,0 +1,43 @@
+"""The label join of a report in numpy: ids matched by hash and confirmed, at any string
+width, the newest label of an id winning, as the dict lookups it replaces did."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dnnops.monitor.digest import Digest, LabelRows
+from dnnops.monitor.rollup import IdIndex, Rollup, id_hashes
+from dnnops.predlog.records import FeedbackRecord
+
+ID = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=14)
+
+
+@given(st.sets(ID, max_size=40), st.lists(ID, max_size=60))
+def test_the_index_finds_exactly_the_ids_in_the_set(members: set[str], probes: list[str]) -> None:
+    index = IdIndex(np.array(sorted(members), dtype=str))
+    found = index.find(np.array(probes, dtype=str))
+    assert found.tolist() == [p in members for p in probes]
+
+
+def test_hashes_do_not_depend_on_the_arrays_width() -> None:
+    narrow = np.array(["ab", "c"], dtype="U2")
+    wide = np.array(["ab", "c"], dtype="U20")
+    assert id_hashes(narrow).tolist() == id_hashes(wide).tolist()
+    assert id_hashes(np.array(["ab", "ba"])).tolist()[0] != id_hashes(np.array(["ba"]))[0]
+
+
+def test_a_segments_labeled_rows_join_with_their_labels() -> None:
+    labels = {
+        "a-1": FeedbackRecord(prediction_id="a-1", label=3, ts=50.0),
+        "a-7": FeedbackRecord(prediction_id="a-7", label=1, ts=60.0),
+        "zz": FeedbackRecord(prediction_id="zz", label=0, ts=70.0),  # no such prediction
+    }
+    rollup = Rollup(0.0, 0.0, 100.0, labels=labels)
+    ids = np.array([f"a-{i}" for i in range(10)])
+    rows = LabelRows(ids, np.arange(10, dtype="float64"), np.eye(10)[:, :4])
+    rollup.add(Digest(rows={("e", "m", "1", "served"): rows}))
+    [joined] = rollup.labeled.values()
+    assert joined.ts == [1.0, 7.0] and joined.labels == [3, 1] and joined.label_ts == [50.0, 60.0]
+    assert [o.tolist() for o in joined.outputs] == [[0, 1, 0, 0], [0, 0, 0, 0]]
