@@ -1,13 +1,19 @@
 """The label join of a report in numpy: ids matched by hash and confirmed, at any string
-width, the newest label of an id winning, as the dict lookups it replaces did."""
+width, the newest label of an id winning, as the dict lookups it replaces did; the
+feedback log kept as columns, read once per settled segment."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dnnops.monitor.digest import Digest, LabelRows
+from dnnops.monitor.label_columns import FeedbackColumns, LabelColumns
 from dnnops.monitor.rollup import IdIndex, Rollup, id_hashes
 from dnnops.predlog.records import FeedbackRecord
 
@@ -29,11 +35,14 @@ def test_hashes_do_not_depend_on_the_arrays_width() -> None:
 
 
 def test_a_segments_labeled_rows_join_with_their_labels() -> None:
-    labels = {
-        "a-1": FeedbackRecord(prediction_id="a-1", label=3, ts=50.0),
-        "a-7": FeedbackRecord(prediction_id="a-7", label=1, ts=60.0),
-        "zz": FeedbackRecord(prediction_id="zz", label=0, ts=70.0),  # no such prediction
-    }
+    labels = LabelColumns.of(
+        [
+            FeedbackRecord(prediction_id="a-7", label=2, ts=40.0),  # relabeled below
+            FeedbackRecord(prediction_id="a-1", label=3, ts=50.0),
+            FeedbackRecord(prediction_id="a-7", label=1, ts=60.0),
+            FeedbackRecord(prediction_id="zz", label=0, ts=70.0),  # no such prediction
+        ]
+    ).newest()
     rollup = Rollup(0.0, 0.0, 100.0, labels=labels)
     ids = np.array([f"a-{i}" for i in range(10)])
     rows = LabelRows(ids, np.arange(10, dtype="float64"), np.eye(10)[:, :4])
@@ -41,3 +50,35 @@ def test_a_segments_labeled_rows_join_with_their_labels() -> None:
     [joined] = rollup.labeled.values()
     assert joined.ts == [1.0, 7.0] and joined.labels == [3, 1] and joined.label_ts == [50.0, 60.0]
     assert [o.tolist() for o in joined.outputs] == [[0, 1, 0, 0], [0, 0, 0, 0]]
+
+
+def test_settled_feedback_segments_are_kept_as_columns_and_equal_the_records(
+    tmp_path: Path,
+) -> None:
+    from dnnops.predlog.reader import read_feedback
+    from dnnops.serve.predictions import PredictionLogger
+
+    logger = PredictionLogger(tmp_path / "logs").start()
+    try:
+        records = [
+            {"prediction_id": f"p{i % 700}", "label": ["cat", 3, 2.5][i % 3], "ts": 10.0 + i}
+            for i in range(1000)
+        ]
+        logger.feedback.append([orjson.dumps(r) for r in records])
+    finally:
+        logger.close()
+    [segment] = (tmp_path / "logs" / "feedback").iterdir()
+    os.utime(segment, (1.0, 1.0))  # settled long ago
+    columns = FeedbackColumns(tmp_path / "logs" / "digests")
+    first = columns.read(tmp_path / "logs" / "feedback")
+    kept = sorted(p.suffix for p in (tmp_path / "logs" / "digests" / "labels").iterdir())
+    assert kept == [".json", ".npz"]
+    again = columns.read(tmp_path / "logs" / "feedback")
+    expected = read_feedback(tmp_path / "logs" / "feedback")
+    for read in (first, again):
+        rows = zip(read.ids.tolist(), read.labels, read.ts.tolist(), strict=True)
+        got = {pid: (label, ts) for pid, label, ts in rows}
+        assert got == {pid: (r.label, r.ts) for pid, r in expected.items()}
+    segment.unlink()  # retention deleted the segment: its columns go too
+    assert len(columns.read(tmp_path / "logs" / "feedback")) == 0
+    assert not list((tmp_path / "logs" / "digests" / "labels").iterdir())

@@ -29,6 +29,7 @@ from dnnops.monitor.drift import (
     drift_from_counts,
     jensen_shannon_distance,
 )
+from dnnops.monitor.label_columns import FeedbackColumns
 from dnnops.monitor.report_types import (
     ConfidenceShift,
     Cost,
@@ -57,7 +58,6 @@ from dnnops.monitor.slo import (
 from dnnops.predlog.reader import (
     FEEDBACK,
     PREDICTIONS,
-    read_feedback,
     segment_modified,
     segments,
 )
@@ -236,7 +236,7 @@ def _rollup(
     thresholds = latency_thresholds_ms(slo)
     built_before = store.built
     # a label comes after its prediction: older feedback segments cannot match any record
-    labels = read_feedback(logs_dir / FEEDBACK, oldest)
+    labels = FeedbackColumns(logs_dir / "digests").read(logs_dir / FEEDBACK, oldest)
     rollup = Rollup(moment - window_s, oldest, moment, labels=labels)
     listed = segments(logs_dir / "predictions", "predictions")
     store.prune(listed)
@@ -250,7 +250,7 @@ def _rollup(
                 lambda rs: digest_records(rs, versions.reference, thresholds),
                 # before the report's window only the budgets' counts (and labels) are read
                 counts_only=modified < rollup.start,
-                rows=bool(labels),
+                rows=len(labels) > 0,
             )
         )
         rollup.segments += 1
@@ -452,19 +452,30 @@ def _counter(
     return counts
 
 
+def _category_keys(labels: list[Any]) -> np.ndarray:
+    """``category_key`` of each label, computed once per distinct label (a million labels
+    hold a handful of classes)."""
+    known: dict[Any, str] = {}
+    out = np.empty(len(labels), dtype=object)
+    for index, label in enumerate(labels):
+        try:
+            key = known.get(label)
+            if key is None:
+                key = known[label] = category_key(label)
+        except TypeError:  # an unhashable label (a list): no cache
+            key = category_key(label)
+        out[index] = key
+    return out
+
+
 def _accuracy_counter(labeled: LabeledRows, *, classes: list[int | str], now: float) -> CountsFor:
     """(wrong, labeled) among the predictions whose label arrived, by prediction time."""
     scored = [i for i, p in enumerate(labeled.outputs) if len(p) == len(classes)]
     judged_ts = np.array([labeled.ts[i] for i in scored], dtype="float64")
     predicted = np.vstack([labeled.outputs[i] for i in scored]).argmax(axis=1) if scored else []
-    keys = [category_key(c) for c in classes]
-    wrong = np.array(
-        [
-            keys[p] != category_key(labeled.labels[i])
-            for p, i in zip(predicted, scored, strict=True)
-        ],
-        dtype=bool,
-    )
+    keys = np.array([category_key(c) for c in classes], dtype=object)
+    label_keys = _category_keys([labeled.labels[i] for i in scored])
+    wrong = np.asarray(keys[predicted] != label_keys, dtype=bool) if scored else np.array([], bool)
 
     def counts(seconds: float) -> tuple[int, int]:
         recent = judged_ts >= bucket_start(now - seconds)

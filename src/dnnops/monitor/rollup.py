@@ -9,14 +9,13 @@ predictions).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from dnnops.monitor.digest import BUCKET_S, Digest, MinuteCounts, Stats
-from dnnops.predlog.records import FeedbackRecord
+from dnnops.monitor.label_columns import LabelColumns
 from dnnops.vocabulary import GroupKey
 
 
@@ -52,7 +51,7 @@ class Rollup:
         history_start: float,
         end: float,
         *,
-        labels: Mapping[str, FeedbackRecord],
+        labels: LabelColumns,
     ) -> None:
         self.start = bucket_start(start)
         self.history_start = bucket_start(history_start)
@@ -93,7 +92,7 @@ class Rollup:
             self.history[key].extend(
                 m for m in minutes if self.history_start <= m.bucket <= self.end
             )
-        if self.labels:
+        if len(self.labels):
             self._join_labels(digest)
 
     def _join_labels(self, digest: Digest) -> None:
@@ -101,21 +100,21 @@ class Rollup:
         a hash of their characters, in numpy (a 30-day report holds millions of rows)."""
         index = self._label_index()
         for key, rows in digest.rows.items():
-            found = index.find(rows.ids)
-            found &= (rows.ts >= self.history_start) & (rows.ts <= self.end)
-            picked = np.flatnonzero(found)
+            at = index.positions(rows.ids)
+            within = (rows.ts >= self.history_start) & (rows.ts <= self.end)
+            picked = np.flatnonzero((at >= 0) & within)
             if not len(picked):
                 continue
-            labels = [self.labels[pid] for pid in rows.ids[picked].tolist()]
+            matched = at[picked]
             joined = self.labeled[key]
             joined.ts += rows.ts[picked].tolist()
             joined.outputs += list(rows.outputs[picked])
-            joined.labels += [label.label for label in labels]
-            joined.label_ts += [label.ts for label in labels]
+            joined.labels += [self.labels.labels[i] for i in matched.tolist()]
+            joined.label_ts += self.labels.ts[matched].tolist()
 
     def _label_index(self) -> IdIndex:
         if self._index is None:
-            self._index = IdIndex(np.array(list(self.labels), dtype=str))
+            self._index = IdIndex(self.labels.ids)
         return self._index
 
 
@@ -125,18 +124,24 @@ class IdIndex:
 
     def __init__(self, ids: np.ndarray) -> None:
         hashes = id_hashes(ids)
-        order = np.argsort(hashes)
-        self.hashes, self.ids = hashes[order], ids[order]
+        self.order = np.argsort(hashes, kind="stable")
+        self.hashes, self.ids = hashes[self.order], ids[self.order]
 
     def find(self, ids: np.ndarray) -> np.ndarray:
         """A mask over ``ids``: True where the id is in the set."""
+        return np.asarray(self.positions(ids) >= 0, dtype=bool)
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """For each of ``ids``, its position in the set's ids as given; -1 where absent."""
+        out = np.full(len(ids), -1, dtype=np.int64)
         if not len(self.hashes) or not len(ids):
-            return np.zeros(len(ids), dtype=bool)
+            return out
         hashes = id_hashes(ids)
         at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
         hit = self.hashes[at] == hashes
         hit[hit] = self.ids[at[hit]] == ids[hit]  # a collision is not a match
-        return np.asarray(hit, dtype=bool)
+        out[hit] = self.order[at[hit]]
+        return out
 
 
 def id_hashes(ids: np.ndarray) -> np.ndarray:
