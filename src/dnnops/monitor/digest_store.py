@@ -191,12 +191,13 @@ class DigestStore:
             ],
         }
         # the columns and counts first: a summary without them is never read
-        _write_atomically(self.folder / f"{name}.npz", buffer.getvalue())
-        _write_atomically(self.folder / f"{name}.counts.json", orjson.dumps(counts))
-        _write_atomically(self.folder / f"{name}.json", orjson.dumps(summary))
+        write_atomically(self.folder / f"{name}.npz", buffer.getvalue())
+        write_atomically(self.folder / f"{name}.counts.json", orjson.dumps(counts))
+        write_atomically(self.folder / f"{name}.json", orjson.dumps(summary))
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Whole or not at all (no fsync: a digest lost to a crash is computed again)."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     partial.write_bytes(data)
     os.replace(partial, path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from dnnops.monitor.digest_store import SETTLED_S
+from dnnops.monitor.digest_store import SETTLED_S, write_atomically
 from dnnops.predlog.frames import FrameStats, iter_frames
 from dnnops.predlog.reader import FEEDBACK, segment_modified, segments
 from dnnops.predlog.records import FeedbackRecord, UnreadableRecord
@@ -132,8 +131,8 @@ class FeedbackColumns:
             stale.unlink(missing_ok=True)
         buffer = io.BytesIO()
         np.savez(buffer, label_ids=columns.ids, label_times=columns.ts)
-        _write_atomically(self.folder / f"{name}.npz", buffer.getvalue())
-        _write_atomically(self.folder / f"{name}.json", orjson.dumps(columns.labels))  # last
+        write_atomically(self.folder / f"{name}.npz", buffer.getvalue())
+        write_atomically(self.folder / f"{name}.json", orjson.dumps(columns.labels))  # last
 
     def _prune(self, alive: set[str]) -> None:
         """Drop the columns of segments no longer in the log (retention deleted them)."""
@@ -152,9 +151,3 @@ def _records(data: bytes) -> list[FeedbackRecord]:
         except UnreadableRecord:  # damage: counted by the readers that report it
             continue
     return out
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_bytes(data)
-    os.replace(partial, path)
