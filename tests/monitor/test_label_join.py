@@ -23,8 +23,9 @@ ID = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=14)
 @given(st.sets(ID, max_size=40), st.lists(ID, max_size=60))
 def test_the_index_finds_exactly_the_ids_in_the_set(members: set[str], probes: list[str]) -> None:
     index = IdIndex(np.array(sorted(members), dtype=str))
-    found = index.find(np.array(probes, dtype=str))
-    assert found.tolist() == [p in members for p in probes]
+    ordered = sorted(members)
+    found = index.positions(np.array(probes, dtype=str))
+    assert found.tolist() == [ordered.index(p) if p in members else -1 for p in probes]
 
 
 def test_hashes_do_not_depend_on_the_arrays_width() -> None:

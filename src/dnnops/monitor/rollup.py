@@ -127,10 +127,6 @@ class IdIndex:
         self.order = np.argsort(hashes, kind="stable")
         self.hashes, self.ids = hashes[self.order], ids[self.order]
 
-    def find(self, ids: np.ndarray) -> np.ndarray:
-        """A mask over ``ids``: True where the id is in the set."""
-        return np.asarray(self.positions(ids) >= 0, dtype=bool)
-
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """For each of ``ids``, its position in the set's ids as given; -1 where absent."""
         out = np.full(len(ids), -1, dtype=np.int64)
