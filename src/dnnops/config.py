@@ -433,6 +433,10 @@ class LogsConfig(Section):
     """Delete prediction and feedback segments (with their digests) last written longer
     ago than this; the server applies it every monitor.evaluate_every. None keeps all.
     Shorter than slo.window, error budgets see only what is kept."""
+    ship_every: Annotated[Duration, Field(gt=0)] = 5.0
+    """In a fleet (``DNNOPS_LOGS_URL`` on an object store): how often each replica ships
+    what its segments gained and pulls its siblings'. Also the recovery point of a replica
+    lost for good."""
 
 
 class ProjectConfig(Section):

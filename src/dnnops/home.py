@@ -2,17 +2,16 @@
 
 Resolved when a command runs (never at import time) from ``--home``, then the
 environment (``DNNOPS_HOME``, ``DNNOPS_DB_URL``, ``DNNOPS_ARTIFACTS_URL``,
-``DNNOPS_LOGS_URL``), then the default ``.dnnops/`` in the current directory.
+``DNNOPS_LOGS_URL``, ``DNNOPS_REPLICA``), then the default ``.dnnops/`` in the current directory.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from dnnops.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -21,6 +20,9 @@ class Home:
     db_url: str
     artifacts_url: str
     logs_url: str
+    replica: str = ""
+    """This server's name in a fleet (``DNNOPS_REPLICA``, else the host name): its folder
+    in the fleet's log store, and the ``replica`` of its records."""
 
     @property
     def runs_dir(self) -> Path:
@@ -31,11 +33,19 @@ class Home:
 
     @property
     def logs_dir(self) -> Path:
-        """The prediction and feedback logs' folder (local; object storage is not yet)."""
+        """The prediction and feedback logs' local folder: ``DNNOPS_LOGS_URL`` when that
+        is a folder, else ``<home>/logs`` (the replica's own segments, and its siblings'
+        pulled from the fleet's store)."""
+        if self.fleet_logs_url is not None:
+            return self.root / "logs"
+        return Path(self.logs_url.removeprefix("file://"))
+
+    @property
+    def fleet_logs_url(self) -> str | None:
+        """Where a fleet's replicas ship their segments: ``DNNOPS_LOGS_URL`` when it names
+        an object store (``s3://…``, any fsspec URL but a local folder)."""
         url = self.logs_url
-        if "://" in url and not url.startswith("file://"):
-            raise UsageError(f"DNNOPS_LOGS_URL must be a local folder for now, got {url!r}")
-        return Path(url.removeprefix("file://"))
+        return url if "://" in url and not url.startswith("file://") else None
 
 
 def resolve_home(home: Path | None = None, environ: Mapping[str, str] | None = None) -> Home:
@@ -47,4 +57,5 @@ def resolve_home(home: Path | None = None, environ: Mapping[str, str] | None = N
         db_url=env.get("DNNOPS_DB_URL") or f"sqlite:///{root / 'dnnops.db'}",
         artifacts_url=env.get("DNNOPS_ARTIFACTS_URL") or str(root / "artifacts"),
         logs_url=env.get("DNNOPS_LOGS_URL") or str(root / "logs"),
+        replica=env.get("DNNOPS_REPLICA") or socket.gethostname(),
     )

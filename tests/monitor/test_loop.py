@@ -61,6 +61,9 @@ class FakeServer:
     def observe_monitor_tick(self, seconds: float, failed: bool) -> None:
         return None
 
+    def purge_shared_log(self, cutoff: float) -> int:
+        return 0
+
 
 def _failing_traffic(logs_dir: Path) -> None:
     now = time.time()

@@ -71,6 +71,9 @@ class MonitorLoop:
             purged = await asyncio.to_thread(purge_before, server.logs_dir, cutoff)
             if purged.segments:
                 log.info("logs.retention deleted %d segment(s)", len(purged.segments))
+            shared = await asyncio.to_thread(server.purge_shared_log, cutoff)
+            if shared:
+                log.info("logs.retention deleted %d segment(s) from the fleet's store", shared)
         report = await asyncio.to_thread(
             build_report,
             server.registry,

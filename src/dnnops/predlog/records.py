@@ -40,6 +40,8 @@ class RequestContext:
     """The model's share: its batches, without queueing or HTTP."""
     cpu_ms: float | None = None
     """Model CPU per instance: the cost of a prediction."""
+    replica: str = ""
+    """The fleet replica that answered (empty outside a fleet)."""
 
     @property
     def names(self) -> tuple[str, str, str]:
@@ -100,6 +102,8 @@ class PredictionRecord(LogRecord, frozen=True):
     model_ms: float | None = None
     cpu_ms: float | None = None
     error: str | None = None
+    replica: str = ""
+    """The fleet replica that answered: empty outside a fleet."""
 
     @property
     def answered(self) -> bool:
@@ -142,7 +146,7 @@ def prediction_records(
     """The encoded records of one answered request, one per instance (the server's hot
     path: the shared part of every record is built once)."""
     shared: dict[str, Any] = {"ts": ts}
-    for name in ("endpoint", "protocol", "model", "version", "shadow"):
+    for name in ("endpoint", "protocol", "model", "version", "shadow", "replica"):
         value = getattr(context, name)
         if value:
             shared[name] = value
@@ -174,4 +178,5 @@ def failure_record(context: RequestContext, *, ts: float, status: int, error: st
         shadow=context.shadow,
         latency_ms=context.latency_ms,
         error=error,
+        replica=context.replica,
     ).encode()

@@ -109,3 +109,7 @@ class ServerControl:
         if failed:
             self.state.metrics.controller_errors.inc()
         self.state.metrics.monitor_tick_seconds.observe(seconds)
+
+    def purge_shared_log(self, cutoff: float) -> int:
+        fleet_log = self.state.fleet_log
+        return 0 if fleet_log is None else fleet_log.purge_before(cutoff)

@@ -17,6 +17,7 @@ from dnnops.config import ProjectConfig, ServeConfig, TlsConfig
 from dnnops.console import make_console
 from dnnops.errors import UsageError
 from dnnops.home import Home, resolve_home
+from dnnops.predlog.fleet_log import FleetLog
 from dnnops.registry.leases import FleetCommands, Lease
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import parse_ref
@@ -220,6 +221,12 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         lease = Lease(engine, LEASE_NAME, holder, ttl_s=serve.lease)
         state.fleet = FleetLeadership(lease, contends=state.leads_here)
         state.fleet_commands = FleetCommands(engine, holder)
+    if home.fleet_logs_url is not None:
+        retention = project.logs.retention if project is not None else None
+        state.fleet_log = FleetLog(
+            home.fleet_logs_url, home.logs_dir, home.replica, retention_s=retention
+        )
+        state.replica = state.fleet_log.replica
     return state
 
 

@@ -23,6 +23,7 @@ from dnnops.config import (
 from dnnops.errors import DnnopsError
 from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.report import digest_store, predictions_made
+from dnnops.predlog.fleet_log import FleetLog
 from dnnops.predlog.labels_check import NUMBERS, LabelSpace
 from dnnops.predlog.reader import FEEDBACK, read_labels
 from dnnops.registry.leases import FleetCommands
@@ -113,6 +114,10 @@ class ServerState:
     """The other replicas sharing this metadata database (PostgreSQL); None: this host."""
     fleet_commands: FleetCommands | None = None
     """Their admin changes, as ``group`` holds this host's workers'."""
+    fleet_log: FleetLog | None = None
+    """Where the replicas' log segments meet (``DNNOPS_LOGS_URL`` on an object store)."""
+    replica: str = ""
+    """This replica's name in the fleet's log (empty outside a fleet)."""
     labels: LabelGate | None = None
 
     def label_gate(self) -> LabelGate:
@@ -198,6 +203,11 @@ class ServerState:
         runtimes = [r for e in self.endpoints.values() for r in e.versions.values()]
         await asyncio.gather(*(r.stop(self.serve.drain_timeout) for r in runtimes))
         self.logger.close()
+        if self.fleet_log is not None:  # every worker: what it logged last leaves with it
+            try:
+                await asyncio.to_thread(self.fleet_log.ship)
+            except Exception as exc:  # the store is away: the next start ships it
+                log.warning("fleet log: could not ship on drain (%s); the next start will", exc)
 
     async def load(
         self, endpoint_name: str, record: VersionRecord, make_live: bool
