@@ -57,10 +57,18 @@ class Minute:
 
 
 def rss_mb(pid: int) -> float:
+    """The resident memory of ``pid`` and all its children (the report worker included)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+            total += int(line.split()[1]) / 1024
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += rss_mb(int(child))
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # ended meanwhile
+    return total
 
 
 def paced_script(folder: Path, body: Path, delay_ms: float) -> Path:
@@ -92,6 +100,9 @@ def pace_for(folder: Path, body: Path, url: str, pid: int, target: float) -> Pat
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=int, default=30)
+    parser.add_argument(
+        "--server-log", type=Path, help="keep the server's log here (event-loop stall warnings)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -113,7 +124,7 @@ def main() -> None:
             [str(BIN / "dnnops"), "serve", "-c", config, "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=args.server_log.open("w") if args.server_log else subprocess.DEVNULL,
             start_new_session=True,
         )
         try:

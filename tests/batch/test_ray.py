@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def test_ray_answers_as_the_local_engine_on_a_two_node_cluster(
     rows.loc[7, "island"] = "Mars"  # unseen: the unknown bucket, on either engine
     parquet = tmp_path / "rows.parquet"
     rows.to_parquet(parquet, row_group_size=500)
-    outs = {}
+    outs, summaries = {}, {}
     for engine in ("local", "ray"):
         out = tmp_path / f"{engine}.parquet"
         extra = ["--address", ray_cluster] if engine == "ray" else []
@@ -69,13 +70,18 @@ def test_ray_answers_as_the_local_engine_on_a_two_node_cluster(
             timeout=300,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
-        assert '"rows": 3000' in done.stdout
+        summary = json.loads(done.stdout)
+        assert summary["rows"] == 3000
+        summaries[engine] = summary
         outs[engine] = pd.read_parquet(out)
     local, ray = outs["local"], outs["ray"]
     assert list(ray["prediction"]) == list(local["prediction"]), "same answers, same order"
     probabilities = [c for c in local.columns if c.startswith("probability_")]
     pd.testing.assert_frame_equal(ray[probabilities], local[probabilities], atol=1e-6)
     assert ray["prediction_id"].is_unique and len(ray) == 3000
+    # every actor's input anomalies reach the summary, as the local engine counts them
+    assert summaries["ray"]["anomalies"] == summaries["local"]["anomalies"]
+    assert summaries["ray"]["anomalies"].get("island:unseen_category") == 1
 
 
 def test_ray_options_are_refused_where_they_make_no_sense(

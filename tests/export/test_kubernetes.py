@@ -34,7 +34,16 @@ def test_the_manifests_pass_the_kubernetes_schemas(
 ) -> None:
     config = write_project(tmp_path)
     objects = exported(
-        cli, config, "--artifacts-url", "s3://models/dnnops", "--namespace", "ml", "--replicas", "2"
+        cli,
+        config,
+        "--artifacts-url",
+        "s3://models/dnnops",
+        "--logs-url",
+        "s3://models/fleet-logs",
+        "--namespace",
+        "ml",
+        "--replicas",
+        "2",
     )
     assert set(objects) == {
         "ConfigMap",
@@ -52,6 +61,10 @@ def test_the_manifests_pass_the_kubernetes_schemas(
         kubernetes_validate.validate(broken, VERSIONS[-1], strict=True)
     assert objects["ConfigMap"]["data"]["dnnops.yaml"] == config.read_text()
     assert {o["metadata"]["namespace"] for o in objects.values()} == {"ml"}
+    [container] = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DNNOPS_LOGS_URL"]["value"] == "s3://models/fleet-logs"
+    assert env["DNNOPS_REPLICA"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
 def test_the_deployment_probes_drains_and_reads_credentials_by_reference(

@@ -22,6 +22,7 @@ from dnnops.registry.loader import LoadedVersion
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import ModelRegistry
 from dnnops.serve.predictions import PredictionLogger
+from dnnops.serve.report_worker import ReportWorker
 
 SLO = SloConfig.model_validate(
     {"objectives": [{"name": "ok", "kind": "success_rate", "target": 0.999}]}
@@ -39,6 +40,11 @@ class FakeServer:
     logs: LogsConfig = field(default_factory=LogsConfig)
     project_file: Path | None = None
     reports: list[Report] = field(default_factory=list)
+    worker: ReportWorker | None = None
+
+    async def monitoring_report(self) -> Report:
+        assert self.worker is not None
+        return await self.worker.build(self.monitor.window, monitor=self.monitor, slo=self.slo)
 
     def leads(self) -> bool:
         return True
@@ -81,11 +87,13 @@ def test_a_server_alerts_on_the_endpoints_it_serves_only(tmp_path: Path) -> None
     home = resolve_home(tmp_path / "home")
     _failing_traffic(home.logs_dir)
     alerts = AlertStore(open_engine(home.db_url))
-    server = FakeServer(open_registry(home), home.logs_dir, served={"mine"})
+    worker = ReportWorker(home)  # the report is built in a child process, as the server's
+    server = FakeServer(open_registry(home), home.logs_dir, served={"mine"}, worker=worker)
     asyncio.run(MonitorLoop(server, alerts).tick())
     raised = {a["model"] for a in alerts.list(status="firing")}
     assert raised == {"mine"}, "the other server's endpoint in the same home is not ours"
     assert {v.slis.endpoint for v in server.reports[0].versions} == {"mine"}
     server.served = {"mine", "theirs"}
     asyncio.run(MonitorLoop(server, alerts).tick())
+    worker.close()
     assert {a["model"] for a in alerts.list(status="firing")} == {"mine", "theirs"}

@@ -14,13 +14,14 @@ import pytest
 
 from dnnops.errors import UsageError
 from dnnops.home import resolve_home
-from dnnops.predlog.fleet_log import FleetLog, replica_name
+from dnnops.predlog.fleet_log import FleetLog, StoredSegment, replica_name
 from dnnops.predlog.frames import encode_frame
 from dnnops.predlog.reader import PREDICTIONS, read_predictions
 from dnnops.predlog.records import PredictionRecord
 from dnnops.predlog.writer import segment_name
 
 HOUR = 3600.0
+FRESH = {"skip_instance_cache": True}
 
 
 def store_url() -> str:
@@ -141,3 +142,28 @@ def test_an_object_store_url_makes_a_fleet_log_beside_local_segments(tmp_path: P
     assert (alone.logs_dir, alone.fleet_logs_url) == (tmp_path / "elsewhere", None)
     named = resolve_home(environ={"DNNOPS_HOME": str(tmp_path), "DNNOPS_REPLICA": "web-2"})
     assert named.replica == "web-2"
+
+
+@pytest.mark.slow
+def test_on_s3_a_shipped_part_is_never_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shipper that believes the store empty (a restart whose disk lost a record, then
+    wrote another of the same length) ships other bytes for a range the store holds: S3
+    refuses the conditional create, and siblings keep what was shipped first."""
+    from tests.s3 import BUCKET, s3_server
+
+    with s3_server() as s3:  # s3fs caches clients by arguments: this test's stay its own
+        for name, value in s3.env.items():
+            monkeypatch.setenv(name, value)
+        url = f"s3://{BUCKET}/fleet"
+        written = segment(tmp_path / "a")
+        written.write_bytes(record("first"))
+        FleetLog(url, tmp_path / "a", "replica-a", storage_options=FRESH).ship()
+        written.write_bytes(record("other"))  # same length, other bytes
+        again = FleetLog(url, tmp_path / "a", "replica-a", storage_options=FRESH)
+        again._shipped[StoredSegment("replica-a", PREDICTIONS, written.stem)] = 0
+        again.ship()  # the same part's key: refused, and not an error
+        assert len([k for k in s3.keys("fleet/") if k.endswith(".part")]) == 1
+        FleetLog(url, tmp_path / "b", "replica-b", storage_options=FRESH).pull()
+        assert ids_in(tmp_path / "b") == ["first"]

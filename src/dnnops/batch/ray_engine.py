@@ -5,8 +5,9 @@ Each Ray worker loads the version itself from the registry (the same home, datab
 artifact store as the driver: a shared PostgreSQL and S3 on a real cluster, one folder on
 one machine), checks it as every load does, and predicts its batches under the same input
 policy as ``--engine local``. The driver streams the answers back in input order into the
-one output file, so memory stays bounded on the driver too. Ray is an optional extra
-(``pip install 'dnnops[ray]'``) imported only here.
+one output file, so memory stays bounded on the driver too; the actors' input anomalies
+are summed by one small tally actor, so the summary counts what the local engine's does.
+Ray is an optional extra (``pip install 'dnnops[ray]'``) imported only here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from dnnops.batch.predict import BatchResult, TableWriter, check_paths, predict_chunk
-from dnnops.data.policy import InputPolicy
+from dnnops.data.policy import Counts, InputPolicy
 from dnnops.errors import UsageError
 from dnnops.home import Home
 from dnnops.registry.loader import LoadedVersion
@@ -33,10 +35,26 @@ PASSED_ON = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "
 
 @dataclass(frozen=True)
 class VersionSpec:
-    """What a Ray worker needs to load the version on its own (small, picklable)."""
+    """What a Ray worker needs to load the version on its own (small, picklable), and the
+    tally its input anomalies go to."""
 
     ref: str
     policy: InputPolicy
+    tally: Any = None
+    """A ``_Tally`` actor's handle."""
+
+
+class _Tally:
+    """The run's input anomalies, summed over every actor (one small Ray actor)."""
+
+    def __init__(self) -> None:
+        self.counts: Counts = Counter()
+
+    def add(self, counts: Counts) -> None:
+        self.counts.update(counts)
+
+    def total(self) -> Counts:
+        return self.counts
 
 
 class _ChunkPredictor:
@@ -51,15 +69,22 @@ class _ChunkPredictor:
         self.loaded = load_version(registry, registry.resolve_ref(spec.ref))
         self.predict = make_predictor(self.loaded, 1)  # Ray gives each actor one core
         self.policy = spec.policy
+        self.tally = spec.tally
         self.prefix = f"{os.urandom(4).hex()}-r"  # ids unique across actors
         self.result = BatchResult()
 
     def __call__(self, frame: pd.DataFrame) -> pa.Table:
+        import ray
+
+        before = Counter(self.result.anomalies)
         table, _, _, _ = predict_chunk(
             self.loaded, frame, self.predict, policy=self.policy, prefix=self.prefix,
             result=self.result,
         )  # fmt: skip
         self.result.rows += len(frame)
+        if self.tally is not None and self.result.anomalies != before:
+            # waited for: counted before the batch's answers reach the driver
+            ray.get(self.tally.add.remote(self.result.anomalies - before))
         return table
 
 
@@ -97,9 +122,10 @@ def predict_file_on_ray(
         context.enable_progress_bars = False
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         read = ray.data.read_parquet if source.endswith(".parquet") else ray.data.read_csv
+        tally = ray.remote(num_cpus=0)(_Tally).remote()
         answers = read(source, override_num_blocks=2 * cpus).map_batches(
             _ChunkPredictor,
-            fn_constructor_args=(VersionSpec(loaded.record.ref, policy),),
+            fn_constructor_args=(VersionSpec(loaded.record.ref, policy, tally),),
             batch_size=chunk_rows,
             batch_format="pandas",
             # up to one actor per core but one (the reads need a core), spread over the nodes;
@@ -119,6 +145,7 @@ def predict_file_on_ray(
             writer.close(finished=False)
             raise
         writer.close(finished=True)
+        result.anomalies = Counter(ray.get(tally.total.remote()))  # type: ignore[attr-defined]
     finally:
         ray.shutdown()
     result.seconds = time.perf_counter() - started

@@ -47,6 +47,10 @@ def export_kubernetes(
     artifacts_url: Annotated[
         str | None, typer.Option(help="DNNOPS_ARTIFACTS_URL shared by the replicas (s3://...).")
     ] = None,
+    logs_url: Annotated[
+        str | None,
+        typer.Option(help="DNNOPS_LOGS_URL: where the replicas ship their logs (s3://...)."),
+    ] = None,
     endpoint_url: Annotated[
         str | None, typer.Option(help="AWS_ENDPOINT_URL of an S3-compatible store.")
     ] = None,
@@ -72,6 +76,7 @@ def export_kubernetes(
         autoscale="cpu" if autoscale == "cpu" else "queue",
         namespace=namespace,
         artifacts_url=artifacts_url,
+        logs_url=logs_url,
         endpoint_url=endpoint_url,
         secret=secret,
         cpu=cpu,

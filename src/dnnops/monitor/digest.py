@@ -19,6 +19,7 @@ import numpy as np
 from dnnops.data.pca import reconstruction_errors
 from dnnops.data.profile import Profile
 from dnnops.data.schema import category_key
+from dnnops.evaluate.calibration import Calibrator
 from dnnops.monitor.dataset_drift import as_feature_frame
 from dnnops.monitor.drift import percentile_counts
 from dnnops.monitor.scoring import finite_number
@@ -42,6 +43,8 @@ class Reference:
     """The version answers numbers: its outputs are scored against numeric labels."""
     sensitive: frozenset[str] = frozenset()
     """Features the log keeps hashed or not at all: never tested for drift."""
+    calibrator: Calibrator | None = None
+    """A classifier's confidence calibration: its accuracy is estimated from it."""
 
 
 @dataclass
@@ -71,6 +74,14 @@ class Stats:
     input_rows: int = 0
     predicted_values: list[int] = field(default_factory=list)
     """A regressor's predictions counted over its training target's percentile points."""
+    estimated_rows: int = 0
+    """Answered predictions of a calibrated classifier: what accuracy is estimated over."""
+    estimated_correct: float = 0.0
+    """Sum of their calibrated confidence: the expected number right (CBPE)."""
+    estimated_variance: float = 0.0
+    """Sum of c(1 - c): the variance of that number (a sum of independent Bernoullis)."""
+    atc_above: int = 0
+    """Predictions whose calibrated confidence is above the version's ATC threshold."""
 
     @property
     def success_rate(self) -> float | None:
@@ -116,6 +127,10 @@ class Stats:
             pca_rows=self.pca_rows + other.pca_rows,
             input_rows=self.input_rows + other.input_rows,
             predicted_values=_add_lists(self.predicted_values, other.predicted_values),
+            estimated_rows=self.estimated_rows + other.estimated_rows,
+            estimated_correct=self.estimated_correct + other.estimated_correct,
+            estimated_variance=self.estimated_variance + other.estimated_variance,
+            atc_above=self.atc_above + other.atc_above,
         )
 
     @classmethod
@@ -282,7 +297,21 @@ def stats_of(
     if reference is not None:
         _add_inputs(stats, records, reference)
         _add_predicted_values(stats, ok, reference)
+        _add_estimate(stats, ok, reference)
     return stats
+
+
+def _add_estimate(stats: Stats, answered: Sequence[PredictionRecord], reference: Reference) -> None:
+    """What the calibrated confidence says of these predictions' accuracy."""
+    calibrator = reference.calibrator
+    scored = [r.probabilities for r in answered if r.probabilities]
+    if calibrator is None or not scored or len({len(p) for p in scored}) != 1:
+        return
+    confidence = calibrator.confidence(np.array(scored, dtype="float64"))
+    stats.estimated_rows = len(confidence)
+    stats.estimated_correct = float(confidence.sum())
+    stats.estimated_variance = float((confidence * (1.0 - confidence)).sum())
+    stats.atc_above = int((confidence > calibrator.atc_threshold).sum())
 
 
 def _add_predicted_values(

@@ -41,7 +41,7 @@ from dnnops.predlog.records import PredictionRecord
 from dnnops.vocabulary import GroupKey
 
 log = logging.getLogger("dnnops.monitor")
-FORMAT = 4
+FORMAT = 5
 SETTLED_S = 30.0
 """A segment untouched this long is kept as a digest (the writer flushes far more often)."""
 

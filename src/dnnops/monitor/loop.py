@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 
 from dnnops.monitor.alerts import Alert, AlertStore, alerts_from_report, deliver
 from dnnops.monitor.ports import MonitoredServer
-from dnnops.monitor.report import build_report
 from dnnops.predlog.retention import purge_before
 
 log = logging.getLogger("dnnops.monitor")
@@ -74,17 +73,7 @@ class MonitorLoop:
             shared = await asyncio.to_thread(server.purge_shared_log, cutoff)
             if shared:
                 log.info("logs.retention deleted %d segment(s) from the fleet's store", shared)
-        report = await asyncio.to_thread(
-            build_report,
-            server.registry,
-            server.logs_dir,
-            server.monitor.window,
-            monitor=server.monitor,
-            slo=server.slo,
-            now=None,
-            loaded=server.loaded_versions(),
-            store=server.report_digests(),
-        )
+        report = await server.monitoring_report()
         report = report.of_endpoints(server.served_endpoints())
         candidates = (
             server.rollout_candidates() if server.monitor.suppress_during_rollout else set()

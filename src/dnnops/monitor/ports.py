@@ -51,6 +51,10 @@ class MonitoredServer(Protocol):
 
     def report_digests(self) -> DigestStore: ...
 
+    async def monitoring_report(self) -> Report:
+        """The report over ``monitor.window``, built where it cannot stall the event loop."""
+        ...
+
     def rollout_candidates(self) -> set[tuple[str, str]]:
         """(model, version) of every candidate of a rollout in progress."""
         ...

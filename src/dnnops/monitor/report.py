@@ -8,6 +8,7 @@ day of records. Each served version's reference profile and classes come from th
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from dnnops.monitor.label_columns import FeedbackColumns
 from dnnops.monitor.report_types import (
     ConfidenceShift,
     Cost,
+    EstimatedAccuracy,
     ObjectiveStatus,
     PredictionDrift,
     Report,
@@ -42,6 +44,7 @@ from dnnops.monitor.report_types import (
 from dnnops.monitor.rollup import LabeledRows, Rollup, bucket_start
 from dnnops.monitor.runbooks import runbook_url
 from dnnops.monitor.sli import (
+    Quality,
     VersionSlis,
     quality_of,
     regression_quality_of,
@@ -76,13 +79,18 @@ def build_report(
     now: float | None = None,
     loaded: Mapping[tuple[str, str], LoadedVersion] | None = None,
     store: DigestStore | None = None,
+    remember: dict[tuple[str, str], LoadedVersion | None] | None = None,
 ) -> Report:
     """``loaded`` holds versions already in memory (a server's), keyed by (model, version),
     so a report asked of a running server does not re-read and re-verify their artifacts;
-    ``store`` is the server's digest store, which follows the segments being written.
+    ``store`` is the server's digest store, which follows the segments being written;
+    ``remember`` keeps the versions this report loaded, for the next one.
     The window covers whole minutes: it starts at the minute ``window_s`` before now."""
     moment = time.time() if now is None else now
     versions = _Versions(registry, dict(loaded or {}))
+    if remember is not None:
+        versions.known = remember
+        remember.update({k: v for k, v in (loaded or {}).items() if k not in remember})
     store = store or digest_store(logs_dir, slo)
     rollup = _rollup(logs_dir, versions, store, slo=slo, moment=moment, window_s=window_s)
     served, served_predictions, endpoint_totals = _per_version(rollup)
@@ -204,6 +212,7 @@ class _Versions:
             schema.kind == "tensor",
             found.is_regression,
             schema.sensitive_names,
+            found.calibrator,
         )
 
     def classes(self, key: VersionKey) -> list[int | str]:
@@ -317,16 +326,47 @@ def _version_section(
         else quality_of(labeled, loaded.classes)
     )
     baseline_accuracy = loaded.record.metrics.get("accuracy")
+    drift = _drift(loaded, stats, monitor)
     return VersionSection(
         slis,
         quality=quality,
-        drift=_drift(loaded, stats, monitor),
+        drift=drift,
+        estimated_accuracy=estimated_accuracy(loaded, stats, drift=drift, quality=quality),
         feature_freshness_s=freshness(stats.feature_last_ts, loaded.schema.feature_names, now),
         explainability_coverage=0.0,  # no explanations are produced yet
         prediction_drift=_prediction_drift(loaded, stats),
         confidence=confidence_shift(slis, loaded.record.metrics),
         baseline_accuracy=float(baseline_accuracy) if baseline_accuracy is not None else None,
         cost=cost_per_prediction(stats, monitor.cpu_second_price, currency=monitor.currency),
+    )
+
+
+Z95 = 1.96
+"""Two-sided 95% normal quantile: the estimate's interval."""
+
+
+def estimated_accuracy(
+    loaded: LoadedVersion, stats: Stats, *, drift: DatasetDrift | None, quality: Quality | None
+) -> EstimatedAccuracy | None:
+    """CBPE and ATC over the window's answered predictions (needs the version's calibrator)."""
+    calibrator = loaded.calibrator
+    if calibrator is None or not stats.estimated_rows:
+        return None
+    rows = stats.estimated_rows
+    cbpe = stats.estimated_correct / rows
+    spread = Z95 * math.sqrt(stats.estimated_variance) / rows
+    observed = quality.metrics.get("accuracy") if quality is not None else None
+    shifted = drift is not None and drift.multivariate is not None and drift.multivariate.drifted
+    return EstimatedAccuracy(
+        predictions=rows,
+        cbpe=cbpe,
+        low=max(0.0, cbpe - spread),
+        high=min(1.0, cbpe + spread),
+        atc=stats.atc_above / rows,
+        calibration=calibrator.method,
+        reliable=not shifted,
+        observed=observed,
+        error=cbpe - observed if observed is not None else None,
     )
 
 

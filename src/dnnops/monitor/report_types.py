@@ -74,6 +74,29 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class EstimatedAccuracy:
+    """Accuracy estimated from calibrated confidence, before any label arrives: CBPE (the
+    mean calibrated confidence, NannyML's confidence-based performance estimation) with a
+    95% interval, and ATC (Garg et al. 2022: the share above a threshold chosen on held-out
+    rows)."""
+
+    predictions: int
+    cbpe: float
+    low: float
+    high: float
+    atc: float
+    calibration: str
+    """The calibrator fitted at registration: ``temperature`` or ``isotonic``."""
+    reliable: bool
+    """False when the inputs left the training support (multivariate drift): calibration
+    fitted on held-out rows says little about inputs unlike them."""
+    observed: float | None = None
+    """Accuracy on the labels that arrived for the window's predictions (None: none yet)."""
+    error: float | None = None
+    """``cbpe - observed``: how far the estimate was from the labels."""
+
+
+@dataclass(frozen=True)
 class VersionSection:
     """Everything the report says about one served version of one endpoint."""
 
@@ -90,6 +113,8 @@ class VersionSection:
     feature_freshness_s: dict[str, float | None] = field(default_factory=dict)
     explainability_coverage: float | None = None
     baseline_accuracy: float | None = None
+    estimated_accuracy: EstimatedAccuracy | None = None
+    """Before labels: what calibrated confidence says accuracy is (classifiers)."""
     error: str | None = None
     """Why the sections that need the registry's version are missing."""
 

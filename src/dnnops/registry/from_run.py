@@ -43,4 +43,7 @@ def candidate_from_run(outcome: TrainOutcome) -> Candidate:
         },
         onnx_parity=parity,
         evaluation=EvaluationData(prepared.test.x, prepared.test.y, test_part.inputs, groups),
+        calibration=EvaluationData(
+            prepared.valid.x, prepared.valid.y, prepared.dataset.take(prepared.split.valid).inputs
+        ),
     )

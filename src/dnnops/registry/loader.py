@@ -17,12 +17,14 @@ from dnnops.data.preprocess import Preprocessor
 from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
 from dnnops.errors import ModelError, UsageError
+from dnnops.evaluate.calibration import Calibrator
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 
 if TYPE_CHECKING:  # loading a version reads files; only running it needs torch or ONNX
     from dnnops.evaluate.report import PredictLogits
 
 Backend = Literal["onnx", "onnx-int8", "torch"]
+CALIBRATION = "calibration.json"
 GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torch": "weights.safetensors"}
 
 
@@ -36,6 +38,9 @@ class LoadedVersion:
     backend: Backend
     graph: bytes
     """ONNX bytes, or safetensors bytes for the torch backend."""
+    calibrator: Calibrator | None = None
+    """A classifier's confidence calibration (``calibration.json``): what its accuracy is
+    estimated from before labels arrive. None for regressors and older versions."""
 
     @property
     def classes(self) -> list[int | str]:
@@ -79,6 +84,9 @@ def load_version(
         profile=profile,
         backend=backend,
         graph=files[GRAPH_FILES[backend]],
+        calibrator=(
+            Calibrator.model_validate(read_json(CALIBRATION)) if CALIBRATION in files else None
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from dnnops.data.preprocess import Preprocessor, apply_preprocessing
 from dnnops.data.profile import Profile, numeric_profile
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
+from dnnops.evaluate.calibration import Calibrator, fit_calibrator
 from dnnops.evaluate.metrics import classification_metrics, regression_metrics, softmax
 from dnnops.evaluate.report import (
     EvaluationReport,
@@ -30,7 +31,7 @@ from dnnops.evaluate.report import (
 )
 from dnnops.models.build import ModelSpec
 from dnnops.registry.export import INPUT, OUTPUT, quantize_int8
-from dnnops.registry.loader import load_version, make_predictor
+from dnnops.registry.loader import CALIBRATION, load_version, make_predictor
 from dnnops.registry.onnx_runner import OnnxRunner
 from dnnops.registry.versions import ModelRegistry, Registration, VersionNotFound, VersionRecord
 
@@ -64,6 +65,9 @@ class Candidate:
     dataset: dict[str, Any] | None = None
     onnx_parity: float | None = None
     evaluation: EvaluationData | None = None
+    calibration: EvaluationData | None = None
+    """Held-out rows the confidence calibrator is fitted on (the validation split; the
+    evaluation rows when there is none, as for an imported model)."""
     input_name: str = INPUT
     """The v2 input tensor's name; an imported graph keeps its own."""
 
@@ -102,6 +106,9 @@ def publish(
         report = apply_gates(report, evaluate.gates)
         report = _with_champion(registry, candidate, report)
     files = _files(candidate, report)
+    calibrator = _calibrator(candidate, runner)
+    if calibrator is not None:
+        files[CALIBRATION] = calibrator.model_dump_json(indent=2).encode()
     fields = _manifest_fields(candidate, report)
     if int8:
         files["model.int8.onnx"], fields["int8"] = _int8(candidate, runner)
@@ -119,6 +126,14 @@ def publish(
     )
     moved = _move_aliases(registry, record, report)
     return Published(registry.resolve(record.model, record.version), report, moved)
+
+
+def _calibrator(candidate: Candidate, runner: OnnxRunner) -> Calibrator | None:
+    """A classifier's calibrator, fitted on its held-out rows (see evaluate/calibration)."""
+    data = candidate.calibration or candidate.evaluation
+    if candidate.is_regression or data is None:
+        return None
+    return fit_calibrator(softmax(runner(data.x)), data.y)
 
 
 def _with_predicted_values(candidate: Candidate, predicted: np.ndarray) -> Candidate:

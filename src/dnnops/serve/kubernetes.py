@@ -50,6 +50,9 @@ class Fleet:
     namespace: str | None = None
     artifacts_url: str | None = None
     """``DNNOPS_ARTIFACTS_URL``: the shared store every replica loads versions from."""
+    logs_url: str | None = None
+    """``DNNOPS_LOGS_URL``: the store the replicas ship their log segments to (the fleet's
+    log); each replica is named after its pod (``DNNOPS_REPLICA``)."""
     endpoint_url: str | None = None
     """``AWS_ENDPOINT_URL``: an S3-compatible store other than AWS."""
     secret: str | None = None
@@ -113,6 +116,10 @@ def _deployment(
     ]
     if fleet.artifacts_url:
         env.append({"name": "DNNOPS_ARTIFACTS_URL", "value": fleet.artifacts_url})
+    if fleet.logs_url:
+        env.append({"name": "DNNOPS_LOGS_URL", "value": fleet.logs_url})
+        pod = {"fieldRef": {"fieldPath": "metadata.name"}}
+        env.append({"name": "DNNOPS_REPLICA", "valueFrom": pod})
     if fleet.endpoint_url:
         env.append({"name": "AWS_ENDPOINT_URL", "value": fleet.endpoint_url})
     health = {"httpGet": {"path": "/v2/health/ready", "port": "http"}}

@@ -23,6 +23,7 @@ from dnnops.registry.open import open_registry
 from dnnops.registry.versions import parse_ref
 from dnnops.serve.fleet import LEASE_NAME, FleetLeadership, holder_name
 from dnnops.serve.predictions import PredictionLogger
+from dnnops.serve.report_worker import ReportWorker
 from dnnops.serve.state import AccessTokens, Policies, ServerState, Target
 
 ADMIN_TOKEN_ENV = "DNNOPS_ADMIN_TOKEN"
@@ -221,6 +222,8 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         lease = Lease(engine, LEASE_NAME, holder, ttl_s=serve.lease)
         state.fleet = FleetLeadership(lease, contends=state.leads_here)
         state.fleet_commands = FleetCommands(engine, holder)
+    if policies.monitor.evaluate_every:
+        state.report_worker = ReportWorker(home)
     if home.fleet_logs_url is not None:
         retention = project.logs.retention if project is not None else None
         state.fleet_log = FleetLog(

@@ -123,6 +123,14 @@ class ServerMetrics:
             [*version, "outcome"],
             registry=self.registry,
         )
+        self.estimated_accuracy = Gauge(
+            "dnnops_estimated_accuracy",
+            "Accuracy estimated without labels at the last evaluation (cbpe, cbpe_low, "
+            "cbpe_high, atc).",
+            [*version, "method"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
         self.drift_share = Gauge(
             "dnnops_drift_share",
             "Share of drifted features at the last monitoring evaluation.",
@@ -251,6 +259,16 @@ class ServerMetrics:
                 self.drift_share.labels(*names).set(drift.share)
                 for feature in drift.features:
                     self.drift_score.labels(*names, feature.feature).set(feature.score)
+            estimate = section.estimated_accuracy
+            if estimate is not None:
+                readings = {
+                    "cbpe": estimate.cbpe,
+                    "cbpe_low": estimate.low,
+                    "cbpe_high": estimate.high,
+                    "atc": estimate.atc,
+                }
+                for method, value in readings.items():
+                    self.estimated_accuracy.labels(*names, method).set(value)
             for objective in section.slo:
                 remaining = objective.error_budget_remaining
                 if remaining is not None:

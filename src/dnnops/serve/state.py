@@ -34,6 +34,7 @@ from dnnops.serve.fleet import FleetLeadership
 from dnnops.serve.group import WorkerGroup
 from dnnops.serve.metrics import ServerMetrics
 from dnnops.serve.predictions import PredictionLogger
+from dnnops.serve.report_worker import ReportWorker
 from dnnops.serve.runtime import Endpoint, VersionRuntime
 
 log = logging.getLogger("dnnops.serve")
@@ -118,6 +119,8 @@ class ServerState:
     """Where the replicas' log segments meet (``DNNOPS_LOGS_URL`` on an object store)."""
     replica: str = ""
     """This replica's name in the fleet's log (empty outside a fleet)."""
+    report_worker: ReportWorker | None = None
+    """The child process the monitoring loop's reports are built in."""
     labels: LabelGate | None = None
 
     def label_gate(self) -> LabelGate:
@@ -203,6 +206,8 @@ class ServerState:
         runtimes = [r for e in self.endpoints.values() for r in e.versions.values()]
         await asyncio.gather(*(r.stop(self.serve.drain_timeout) for r in runtimes))
         self.logger.close()
+        if self.report_worker is not None:
+            self.report_worker.close()
         if self.fleet_log is not None:  # every worker: what it logged last leaves with it
             try:
                 await asyncio.to_thread(self.fleet_log.ship)
