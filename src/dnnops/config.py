@@ -349,10 +349,19 @@ class MonitorConfig(Section):
 
 class ObjectiveConfig(Section):
     name: str
-    kind: Literal["latency", "success_rate", "accuracy"]
+    kind: Literal["latency", "success_rate", "accuracy", "label_coverage", "label_lag"]
+    """``label_coverage``: the share of answered predictions that receive a label;
+    ``label_lag``: the share of labels that arrive within ``threshold`` of their prediction."""
     target: Annotated[float, Field(gt=0.0, lt=1.0)]
     threshold: Duration | None = None
-    """Latency objectives: the share of requests faster than this."""
+    """Latency objectives: the share of requests faster than this; label_lag: the share of
+    labels arriving within this."""
+
+    @model_validator(mode="after")
+    def _lag_needs_a_threshold(self) -> ObjectiveConfig:
+        if self.kind == "label_lag" and self.threshold is None:
+            raise ValueError("a label_lag objective needs a threshold (e.g. threshold: 1d)")
+        return self
 
 
 class BurnRuleConfig(Section):
@@ -407,12 +416,19 @@ class RolloutConfig(Section):
     max_error_increase: float = Field(default=0.1, ge=0.0)
     """A regressor's mean absolute error on labels may grow this much (a share of the
     stable version's) before the canary fails."""
+    max_estimated_accuracy_drop: Fraction | None = None
+    """Before labels: fail a step when the candidate's accuracy, as its calibrated confidence
+    estimates it, is this much below the stable's (beyond noise). None: off."""
 
 
 class RetrainConfig(Section):
     drift_share: Fraction | None = 0.5
     drift_window: Duration = 3600.0
     accuracy_below: Fraction | None = None
+    estimated_accuracy_below: Fraction | None = None
+    """Before labels: retrain when the production version's accuracy, as its calibrated
+    confidence estimates it over ``drift_window``, is below this (and the estimate is
+    reliable: the inputs stayed within the training support)."""
     mae_above: Annotated[float, Field(gt=0.0)] | None = None
     """A regressor: retrain when its mean absolute error on labels exceeds this (in the
     target's units)."""

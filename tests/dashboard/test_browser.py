@@ -5,6 +5,7 @@ points, the tracer finds a prediction; a screenshot of each view is kept as an a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,8 @@ def test_the_executive_view_shows_health_traffic_accuracy_and_drift(
         assert _points(page, chart) > 0, chart
     assert "v1" in page.text_content("#exec-versions")
     assert "alias" in page.text_content("#exec-decisions")
+    # accuracy before labels: the calibrated estimate, a percentage with its interval
+    assert re.search(r"estimated accuracy\d+\.\d%", page.text_content("#exec-cards"))
     assert page.console_errors == []
 
 

@@ -76,6 +76,10 @@ def test_a_server_estimates_accuracy_before_labels_and_scores_the_estimate_after
             assert estimate["low"] < estimate["cbpe"] < estimate["high"]
             assert abs(estimate["atc"] - accuracy) < 0.08, (estimate, accuracy)
             assert estimate["observed"] is None, "no label has arrived"
+            queue = http.get("/v1/labels/queue/digits?budget=5").json()["items"]
+            assert len(queue) == 5 and all(item["label"] is None for item in queue)
+            margins = [item["margin"] for item in queue]
+            assert margins == sorted(margins), "the least certain first"
 
             labels = [
                 {"prediction_id": i, "label": int(t)}
@@ -84,6 +88,9 @@ def test_a_server_estimates_accuracy_before_labels_and_scores_the_estimate_after
             assert http.post("/v1/feedback", json={"labels": labels}).status_code == 200
             scored = http.get("/v1/monitor/digits?since=1h").json()["versions"][0]
             after = scored["estimated_accuracy"]
+            assert http.get("/v1/labels/queue/digits?budget=5").json()["items"] == []
+            refused = http.get("/v1/labels/queue/digits?strategy=loudest")
+            assert refused.status_code == 400 and "strategy" in refused.text
             assert after["observed"] == accuracy
             assert after["error"] == after["cbpe"] - accuracy
             deadline = time.monotonic() + 30  # the monitor loop's tick (every second)

@@ -38,3 +38,12 @@ def test_a_fired_trigger_waits_for_enough_new_labels() -> None:
     assert blocked.fired and blocked.blocked is not None
     assert "min_new_labels is 100" in blocked.blocked
     assert decide(observed(drift=0.8, labels=100), CONFIG).retrain
+
+
+def test_an_estimated_accuracy_fires_before_any_label() -> None:
+    config = RetrainConfig(drift_share=None, estimated_accuracy_below=0.9, min_new_labels=100)
+    unlabeled = Observed(0.0, None, 0, 60.0, estimated_accuracy=0.82)
+    decision = decide(unlabeled, config)
+    assert decision.fired == ["estimated accuracy 82.0% (no labels needed) is below 90.0%"]
+    assert not decision.retrain and decision.blocked, "it says so; training waits for labels"
+    assert fired_triggers(Observed(0.0, None, 0, 60.0, estimated_accuracy=None), config) == []

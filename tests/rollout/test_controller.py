@@ -123,9 +123,12 @@ def setup(registered: Path, tmp_path: Path) -> Iterator[Setup]:
     registry.engine.dispose()
 
 
-def traffic(logs: Path, version: str, requests: int, at: float, status: int = 200) -> None:
+def traffic(
+    logs: Path, version: str, requests: int, at: float, status: int = 200, sure: float = 1.0
+) -> None:
     """``requests`` answered (or failed) predictions of ``version`` made at ``at``, in the
-    records a server writes (the fake clock's time, not the machine's)."""
+    records a server writes (the fake clock's time, not the machine's), each giving its
+    class the probability ``sure``."""
     rng = np.random.default_rng(int(version))
     records = []
     for index in range(requests):
@@ -140,7 +143,9 @@ def traffic(logs: Path, version: str, requests: int, at: float, status: int = 20
         }
         if status == 200:
             label = int(rng.integers(0, 3))
-            record |= {"output": label, "probabilities": np.eye(3)[label].tolist()}
+            rest = (1.0 - sure) / 2
+            probabilities = [sure if c == label else rest for c in range(3)]
+            record |= {"output": label, "probabilities": probabilities}
         records.append(orjson.dumps(record))
     logger = PredictionLogger(logs).start()
     try:
@@ -216,3 +221,51 @@ def test_an_abort_elsewhere_is_followed_without_deciding_again(setup: Setup) -> 
     assert controller.store.get(rollout.id).status == "aborted"
     assert server.registry.resolve("toy", "2").status != "failed", "an abort is not a failure"
     assert AlertStore(server.registry.engine).list() == []
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two versions of one linear classifier logged with labels: each gets a calibrator
+    (fitted on the labelled reference rows), so its accuracy can be estimated."""
+    home = tmp_path_factory.mktemp("calibrated") / "home"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4)).astype("float32")
+    weights = rng.normal(size=(4, 3)).astype("float32")
+    y = (x @ weights + rng.normal(0, 0.5, (400, 3))).argmax(axis=1)
+    for aliases in (["production"], []):
+        module = torch.nn.Linear(4, 3)
+        with torch.no_grad():
+            module.weight.copy_(torch.from_numpy(weights.T.copy()))
+            module.bias.zero_()
+        dnnops.log_model(module, name="toy", reference=x, target=y, home=home, aliases=aliases)
+    return home
+
+
+def test_a_canary_less_sure_of_itself_is_rolled_back_before_any_label(
+    calibrated: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(calibrated, home)
+    registry = open_registry(resolve_home(home))
+    clock = Clock(time.time() - 1000.0)
+    server = FakeServer(registry, home / "logs")
+    server.routes["toy"] = Endpoint("toy", live="1")
+    server.routes["toy"].versions["1"] = LOADED
+    store = RolloutStore(registry.engine, clock=clock)
+    controller = RolloutController(server, store, AlertStore(registry.engine), clock=clock)
+    policy = POLICY.model_copy(
+        update={"max_estimated_accuracy_drop": 0.05, "max_prediction_divergence": 1.0}
+    )
+    rollout = begin_rollout(store, registry, "toy", model="toy", ref="2", policy=policy)
+    asyncio.run(controller.tick())
+    for _ in range(policy.failure_threshold):
+        traffic(server.logs_dir, "1", 60, at=clock.now + 1, sure=0.95)
+        traffic(server.logs_dir, "2", 60, at=clock.now + 1, sure=0.4)
+        clock.now += 11.0
+        asyncio.run(controller.tick())
+    ended = store.get(rollout.id)
+    assert ended.status == "rolled_back", ended.history
+    gates = {g["gate"]: g for g in ended.history[-1]["gates"]}
+    assert gates["estimated_accuracy_drop"]["outcome"] == "fail"
+    assert gates["accuracy_drop"]["outcome"] == "skip", "no label arrived"
+    registry.engine.dispose()

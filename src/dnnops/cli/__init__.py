@@ -83,6 +83,7 @@ COMMANDS: dict[str, Entry] = {
         "Write an incident bundle (report, drift, audit, inputs) to a zip.",
         None,
     ),
+    "labels": Entry("dnnops.cli.monitor", "labels_app", "Which predictions to label next.", None),
     "slo": Entry(
         "dnnops.cli.monitor", "slo_app", "Service level objectives and error budgets.", None
     ),

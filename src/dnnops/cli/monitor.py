@@ -344,3 +344,48 @@ def incident_command(
         f"wrote {bundle.path}: {len(bundle.parts)} files, {bundle.predictions} predictions "
         f"in the window, {bundle.alerts_firing} alert(s) firing"
     )
+
+
+labels_app = typer.Typer(no_args_is_help=True, help="Which predictions to label next.")
+
+
+@labels_app.command("queue")
+def labels_queue(
+    name: Annotated[str, typer.Argument(help="The endpoint (model name) to label for.")],
+    budget: Annotated[int, typer.Option(help="How many predictions to list.")],
+    strategy: Annotated[
+        str, typer.Option(help="uncertainty (nearest the boundary), random, or disagreement.")
+    ] = "uncertainty",
+    since: Annotated[str, typer.Option(help="Predictions made in this window: 1d, 6h.")] = "1d",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write .csv (fill in label, then dnnops feedback FILE) or .jsonl."),
+    ] = None,
+    json_out: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """List the unlabelled predictions most worth a label, with their inputs."""
+    import time
+
+    from dnnops.monitor.label_queue import label_queue, write_queue
+
+    resolved = resolve_home(home)
+    items = label_queue(
+        resolved.logs_dir,
+        name,
+        budget=budget,
+        strategy=strategy,
+        since=time.time() - parse_duration(since),
+    )
+    if out is not None:
+        write_queue(items, out)
+    if json_out:
+        print_json({"out": str(out) if out else None, "items": [i.to_json() for i in items]})
+        return
+    if out is not None:
+        make_console().print(f"wrote {len(items)} predictions to label to {out}")
+        return
+    rows = [[i.prediction_id, str(i.prediction), format_number(i.confidence), i.why] for i in items]
+    title = f"{len(items)} predictions of {name} to label ({strategy})"
+    columns = ["prediction_id", "prediction", "confidence", "why"]
+    make_console().print(rows_table(title, columns, rows))

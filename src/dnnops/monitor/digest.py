@@ -302,16 +302,36 @@ def stats_of(
 
 
 def _add_estimate(stats: Stats, answered: Sequence[PredictionRecord], reference: Reference) -> None:
-    """What the calibrated confidence says of these predictions' accuracy."""
-    calibrator = reference.calibrator
-    scored = [r.probabilities for r in answered if r.probabilities]
-    if calibrator is None or not scored or len({len(p) for p in scored}) != 1:
-        return
+    if reference.calibrator is not None:
+        estimate = estimate_of(answered, reference.calibrator)
+        stats.estimated_rows, stats.estimated_correct = estimate.rows, estimate.correct
+        stats.estimated_variance, stats.atc_above = estimate.variance, estimate.atc_above
+
+
+@dataclass(frozen=True)
+class EstimateSums:
+    """What calibrated confidence says of some predictions' accuracy, as sums that add up
+    across minutes and segments."""
+
+    rows: int = 0
+    correct: float = 0.0
+    """Expected number right: the sum of calibrated confidence (CBPE)."""
+    variance: float = 0.0
+    """Its variance: the sum of c(1 - c) (independent Bernoullis)."""
+    atc_above: int = 0
+
+
+def estimate_of(answered: Sequence[PredictionRecord], calibrator: Calibrator) -> EstimateSums:
+    scored = [r.probabilities for r in answered if r.answered and r.probabilities]
+    if not scored or len({len(p) for p in scored}) != 1:
+        return EstimateSums()
     confidence = calibrator.confidence(np.array(scored, dtype="float64"))
-    stats.estimated_rows = len(confidence)
-    stats.estimated_correct = float(confidence.sum())
-    stats.estimated_variance = float((confidence * (1.0 - confidence)).sum())
-    stats.atc_above = int((confidence > calibrator.atc_threshold).sum())
+    return EstimateSums(
+        rows=len(confidence),
+        correct=float(confidence.sum()),
+        variance=float((confidence * (1.0 - confidence)).sum()),
+        atc_above=int((confidence > calibrator.atc_threshold).sum()),
+    )
 
 
 def _add_predicted_values(

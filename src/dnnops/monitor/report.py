@@ -354,7 +354,8 @@ def estimated_accuracy(
         return None
     rows = stats.estimated_rows
     cbpe = stats.estimated_correct / rows
-    spread = Z95 * math.sqrt(stats.estimated_variance) / rows
+    # sampling noise of the window, plus how far the calibration was off on held-out rows
+    spread = Z95 * math.sqrt(stats.estimated_variance) / rows + calibrator.held_out_error
     observed = quality.metrics.get("accuracy") if quality is not None else None
     shifted = drift is not None and drift.multivariate is not None and drift.multivariate.drifted
     return EstimatedAccuracy(
@@ -473,6 +474,10 @@ def _counter(
     (whole minutes, as every window of the report)."""
     if objective.kind == "accuracy":
         return _accuracy_counter(labeled, classes=classes, now=now)
+    if objective.kind == "label_lag":
+        return _lag_counter(labeled, threshold_s=objective.threshold or 0.0, now=now)
+    if objective.kind == "label_coverage":
+        return _coverage_counter(history, labeled, now=now)
     slower = threshold_key((objective.threshold or 0.0) * 1000)
     buckets = np.array([m.bucket for m in history], dtype="float64")
     answered = np.array([m.predictions for m in history], dtype="int64")
@@ -488,6 +493,34 @@ def _counter(
         within = buckets >= bucket_start(now - seconds)
         judged = answered[within].sum() + (failed[within].sum() if bad is failed else 0)
         return int(bad[within].sum()), int(judged)
+
+    return counts
+
+
+def _lag_counter(labeled: LabeledRows, *, threshold_s: float, now: float) -> CountsFor:
+    """(late, labels) among the labels of predictions made in the window."""
+    made = np.array(labeled.ts, dtype="float64")
+    late = np.array(labeled.label_ts, dtype="float64") - made > threshold_s
+
+    def counts(seconds: float) -> tuple[int, int]:
+        within = made >= bucket_start(now - seconds)
+        return int(late[within].sum()), int(within.sum())
+
+    return counts
+
+
+def _coverage_counter(
+    history: list[MinuteCounts], labeled: LabeledRows, *, now: float
+) -> CountsFor:
+    """(unlabelled, answered) among the predictions made in the window."""
+    buckets = np.array([m.bucket for m in history], dtype="float64")
+    answered = np.array([m.predictions for m in history], dtype="int64")
+    made = np.array(labeled.ts, dtype="float64")
+
+    def counts(seconds: float) -> tuple[int, int]:
+        start = bucket_start(now - seconds)
+        total = int(answered[buckets >= start].sum())
+        return max(total - int((made >= start).sum()), 0), total
 
     return counts
 

@@ -76,8 +76,9 @@ class Cost:
 @dataclass(frozen=True)
 class EstimatedAccuracy:
     """Accuracy estimated from calibrated confidence, before any label arrives: CBPE (the
-    mean calibrated confidence, NannyML's confidence-based performance estimation) with a
-    95% interval, and ATC (Garg et al. 2022: the share above a threshold chosen on held-out
+    mean calibrated confidence, NannyML's confidence-based performance estimation) with an
+    interval (95% of the window's sampling noise, widened by the calibrator's own error on
+    held-out rows), and ATC (Garg et al. 2022: the share above a threshold chosen on held-out
     rows)."""
 
     predictions: int

@@ -90,6 +90,15 @@ def load_version(
     )
 
 
+def calibrator_of(registry: ModelRegistry, record: VersionRecord) -> Calibrator | None:
+    """A version's calibrator alone (its file integrity-checked), without loading the rest."""
+    manifest = registry.manifest(record)
+    if CALIBRATION not in manifest["files"]:
+        return None
+    data = registry.file(record, manifest, CALIBRATION)
+    return Calibrator.model_validate_json(data)
+
+
 def make_predictor(loaded: LoadedVersion, threads: int | None = None) -> PredictLogits:
     """Preprocessed inputs -> logits, on the version's backend."""
     if loaded.backend != "torch":

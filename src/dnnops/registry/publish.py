@@ -20,7 +20,7 @@ from dnnops.data.preprocess import Preprocessor, apply_preprocessing
 from dnnops.data.profile import Profile, numeric_profile
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
-from dnnops.evaluate.calibration import Calibrator, fit_calibrator
+from dnnops.evaluate.calibration import MIN_ROWS, Calibrator, fit_calibrator
 from dnnops.evaluate.metrics import classification_metrics, regression_metrics, softmax
 from dnnops.evaluate.report import (
     EvaluationReport,
@@ -129,11 +129,16 @@ def publish(
 
 
 def _calibrator(candidate: Candidate, runner: OnnxRunner) -> Calibrator | None:
-    """A classifier's calibrator, fitted on its held-out rows (see evaluate/calibration)."""
-    data = candidate.calibration or candidate.evaluation
-    if candidate.is_regression or data is None:
+    """A classifier's calibrator, fitted on its validation rows (with the test rows too
+    when there are fewer than ``MIN_ROWS`` of them; see evaluate/calibration)."""
+    held_out = [d for d in (candidate.calibration, candidate.evaluation) if d is not None]
+    if candidate.is_regression or not held_out:
         return None
-    return fit_calibrator(softmax(runner(data.x)), data.y)
+    if len(held_out[0].y) < MIN_ROWS:  # a small set's validation split: add the test rows
+        x, y = np.concatenate([d.x for d in held_out]), np.concatenate([d.y for d in held_out])
+    else:
+        x, y = held_out[0].x, held_out[0].y
+    return fit_calibrator(softmax(runner(x)), y)
 
 
 def _with_predicted_values(candidate: Candidate, predicted: np.ndarray) -> Candidate:

@@ -119,7 +119,15 @@ def observe(
     fresh = labeled_rows(
         home.logs_dir, config.name, loaded.schema, target=config.data.target, since=born
     )
-    return Observed(drift, metrics.get("accuracy"), len(fresh), now - born, metrics.get("mae"))
+    estimate = section.estimated_accuracy if section else None
+    return Observed(
+        drift,
+        metrics.get("accuracy"),
+        len(fresh),
+        now - born,
+        metrics.get("mae"),
+        estimated_accuracy=estimate.cbpe if estimate is not None and estimate.reliable else None,
+    )
 
 
 def _train_challenger(

@@ -21,6 +21,9 @@ class Observed:
     seconds_since_training: float | None
     mae: float | None = None
     """A regressor's mean absolute error on the labels that arrived (None: no labels)."""
+    estimated_accuracy: float | None = None
+    """Accuracy as calibrated confidence estimates it, no label needed (None: no estimate,
+    or an unreliable one: the inputs left the training support)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,6 +49,9 @@ def fired_triggers(observed: Observed, config: RetrainConfig) -> list[str]:
     below = config.accuracy_below
     if below is not None and accuracy is not None and accuracy < below:
         fired.append(f"accuracy {accuracy:.1%} on labels is below {below:.1%}")
+    estimated, floor = observed.estimated_accuracy, config.estimated_accuracy_below
+    if floor is not None and estimated is not None and estimated < floor:
+        fired.append(f"estimated accuracy {estimated:.1%} (no labels needed) is below {floor:.1%}")
     above = config.mae_above
     if above is not None and observed.mae is not None and observed.mae > above:
         fired.append(f"MAE {observed.mae:.4g} on labels is above {above:.4g}")

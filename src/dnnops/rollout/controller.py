@@ -15,8 +15,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from dnnops.config import RolloutConfig
+from dnnops.errors import DnnopsError
+from dnnops.evaluate.calibration import Calibrator
 from dnnops.monitor.alerts import Alert, AlertStore, deliver
 from dnnops.monitor.runbooks import runbook_url
+from dnnops.registry.loader import calibrator_of
 from dnnops.rollout.policy import (
     RolloutState,
     Transition,
@@ -51,6 +54,7 @@ class RolloutController:
         self.tick_s = tick_s
         self._running: dict[str, int] = {}
         """Endpoint -> id of the rollout this process applied to the router."""
+        self._calibrator_cache: dict[tuple[str, str], Calibrator | None] = {}
 
     async def run(self) -> None:
         """Tick until cancelled; a failing tick is logged and counted, never fatal."""
@@ -181,6 +185,11 @@ class RolloutController:
             shadow=rollout.weight == 0,
             start=rollout.step_started,
             end=now,
+            calibrators=(
+                self._calibrators(rollout.model, [str(rollout.candidate), live])
+                if policy.max_estimated_accuracy_drop is not None
+                else None
+            ),
         )
         gates = evaluate_gates(candidate, stable, policy)
         result = verdict(
@@ -189,6 +198,18 @@ class RolloutController:
         return advance(
             rollout, result, gates, now=now, failure_threshold=policy.failure_threshold
         ), result
+
+    def _calibrators(self, model: str, versions: list[str]) -> dict[str, Calibrator | None]:
+        """The versions' calibrators (read once each: a version's files never change)."""
+        registry = self.server.registry
+        for version in versions:
+            if (model, version) not in self._calibrator_cache:
+                try:
+                    found = calibrator_of(registry, registry.resolve(model, version))
+                except DnnopsError:
+                    found = None  # deleted or unreadable: this gate skips
+                self._calibrator_cache[(model, version)] = found
+        return {v: self._calibrator_cache[(model, v)] for v in versions}
 
     async def _act(self, endpoint: Traffic, transition: Transition) -> None:
         if transition.action == "set_traffic":

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dnnops.config import RolloutConfig
+from dnnops.monitor.digest import EstimateSums
 from dnnops.monitor.drift import jensen_shannon_distance
 from dnnops.monitor.significance import binom_sf, contingency_p_value
 
@@ -50,6 +51,8 @@ class ArmStats:
     from one slow request (empty: the gate compares the p99s alone)."""
     absolute_errors: tuple[float, ...] = ()
     """A regressor's |predicted - label| for each labeled prediction."""
+    estimate: EstimateSums = field(default_factory=EstimateSums)
+    """Accuracy as its calibrated confidence estimates it (no label needed)."""
 
     @property
     def success_rate(self) -> float:
@@ -229,7 +232,35 @@ def evaluate_gates(
         divergence,
         accuracy,
         error_gate(candidate, stable, policy.max_error_increase),
+        *(
+            [estimated_accuracy_gate(candidate, stable, policy.max_estimated_accuracy_drop)]
+            if policy.max_estimated_accuracy_drop is not None
+            else []
+        ),
     ]
+
+
+def estimated_accuracy_gate(
+    candidate: ArmStats, stable: ArmStats, max_drop: float, *, min_rows: int = MIN_LABELS
+) -> GateResult:
+    """Before labels: the candidate's estimated accuracy (mean calibrated confidence) below
+    the stable's by more than ``max_drop`` beyond the estimates' own noise (a one-sided
+    z-test at ``SIGNIFICANCE`` on the variances of both sums) fails the step."""
+    ours, theirs = candidate.estimate, stable.estimate
+    if min(ours.rows, theirs.rows) < min_rows:
+        message = (
+            f"calibrated predictions: candidate {ours.rows}, stable {theirs.rows} "
+            f"(each needs {min_rows}; versions registered before calibration have none)"
+        )
+        return GateResult("estimated_accuracy_drop", "skip", None, max_drop, message)
+    drop = theirs.correct / theirs.rows - ours.correct / ours.rows
+    error = math.sqrt(ours.variance / ours.rows**2 + theirs.variance / theirs.rows**2)
+    outcome: Outcome = "fail" if _beyond_noise(drop, max_drop, error) else "pass"
+    message = (
+        f"estimated accuracy {ours.correct / ours.rows:.2%} vs stable "
+        f"{theirs.correct / theirs.rows:.2%} (drop {drop:+.2%}, limit {max_drop:.2%}; no labels)"
+    )
+    return GateResult("estimated_accuracy_drop", outcome, drop, max_drop, message)
 
 
 def _more_accurate(candidate: ArmStats, stable: ArmStats, accuracy: GateResult) -> bool:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from dnnops.monitor.digest import Stats, stats_of
+from dnnops.evaluate.calibration import Calibrator
+from dnnops.monitor.digest import EstimateSums, Stats, estimate_of, stats_of
 from dnnops.monitor.scoring import score
 from dnnops.predlog.reader import PREDICTIONS, read_labels, read_predictions
 from dnnops.predlog.records import PredictionRecord
@@ -22,6 +23,7 @@ def arm_stats(
     *,
     version: str,
     shadow: bool,
+    calibrator: Calibrator | None = None,
 ) -> ArmStats:
     """Stats of ``version`` on ``endpoint`` from prediction records (already windowed);
     ``shadow`` picks its mirrored records instead of answered ones. ``labels`` maps a
@@ -56,6 +58,7 @@ def arm_stats(
         correct=correct,
         latencies_ms=tuple(latencies[np.isfinite(latencies)].tolist()),
         absolute_errors=tuple(absolute_errors),
+        estimate=estimate_of(mine, calibrator) if calibrator is not None else EstimateSums(),
     )
 
 
@@ -79,18 +82,29 @@ def compare_window(
     shadow: bool,
     start: float,
     end: float,
+    calibrators: Mapping[str, Calibrator | None] | None = None,
 ) -> tuple[ArmStats, ArmStats]:
     """Both sides over the same window. When the stable version took no traffic in it
     (blue-green runs the candidate at 100%), the stable side is read from the window of
     the same length just before."""
     records: Sequence[PredictionRecord] = window_records(logs_dir, start, end)
     labels = window_labels(logs_dir, start)
-    ours = arm_stats(records, labels, endpoint, version=candidate, shadow=shadow)
-    theirs = arm_stats(records, labels, endpoint, version=stable, shadow=False)
+    found = calibrators or {}
+    ours = arm_stats(
+        records, labels, endpoint, version=candidate, shadow=shadow, calibrator=found.get(candidate)
+    )
+    theirs = arm_stats(
+        records, labels, endpoint, version=stable, shadow=False, calibrator=found.get(stable)
+    )
     if theirs.requests == 0:
         before = start - (end - start)
         earlier = window_records(logs_dir, before, start)
         theirs = arm_stats(
-            earlier, window_labels(logs_dir, before), endpoint, version=stable, shadow=False
+            earlier,
+            window_labels(logs_dir, before),
+            endpoint,
+            version=stable,
+            shadow=False,
+            calibrator=found.get(stable),
         )
     return ours, theirs

@@ -26,8 +26,9 @@ from dnnops import __version__
 from dnnops.data.policy import Counts
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.durations import parse_duration
-from dnnops.errors import DnnopsError
+from dnnops.errors import DnnopsError, UsageError
 from dnnops.monitor.alerts import AlertStore
+from dnnops.monitor.label_queue import label_queue
 from dnnops.monitor.loop import MonitorLoop
 from dnnops.monitor.report import build_report
 from dnnops.predlog.records import RequestContext
@@ -701,6 +702,38 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
             store=state.report_digests(),
         )
         return json_response(report.of_endpoint(name).to_json())
+
+    @app.get("/v1/labels/queue/{name}")
+    async def labels_queue(
+        request: Request,
+        name: str,
+        *,
+        budget: int = 100,
+        strategy: str = "uncertainty",
+        since: str = "1d",
+    ) -> Response:
+        """The unlabelled predictions most worth a label, as ``dnnops labels queue``."""
+        try:
+            authorize_scope(state, request, "read")
+            if name not in state.endpoints:
+                raise NotFound(f"unknown endpoint {name!r}")
+            try:
+                window = parse_duration(since)
+            except ValueError as exc:
+                raise BadRequest(f"since: {exc}") from None
+            items = await asyncio.to_thread(
+                label_queue,
+                state.logger.logs_dir,
+                name,
+                budget=budget,
+                strategy=strategy,
+                since=time.time() - window,
+            )
+        except HttpError as error:
+            return error_response(error)
+        except UsageError as exc:
+            return error_response(BadRequest(str(exc).replace("--", "")))
+        return json_response({"items": [item.to_json() for item in items]})
 
 
 def _operations_routes(app: FastAPI, state: ServerState) -> None:

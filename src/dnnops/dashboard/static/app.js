@@ -24,6 +24,14 @@ function table(columns, rows) {
   return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
+function estimateCard(estimate) {
+  // accuracy before labels: calibrated confidence (CBPE) with its 95% interval
+  if (!estimate) return card("estimated accuracy", "–", "no calibrated predictions");
+  const note = `${pct(estimate.low)}–${pct(estimate.high)}, ATC ${pct(estimate.atc)}` +
+    (estimate.error === null ? "" : `; off by ${num(100 * estimate.error, 1)} pts on labels`);
+  return card("estimated accuracy", pct(estimate.cbpe), estimate.reliable ? note : `UNRELIABLE: inputs left the training support; ${note}`, estimate.reliable ? "good" : "bad");
+}
+
 function card(label, value, detail = "", tone = "") {
   return `<div class="card"><div class="label">${esc(label)}</div>` +
     `<div class="value ${tone}">${esc(value)}</div><div class="detail">${esc(detail)}</div></div>`;
@@ -107,6 +115,7 @@ function renderExecutive(doc) {
     regression(doc)
       ? card("MAE on labels", num(quality.mae, 3), section && section.quality ? `${section.quality.labels} labels, RMSE ${num(quality.rmse, 3)}` : "no labels yet")
       : card("accuracy on labels", pct(quality.accuracy), section && section.quality ? `${section.quality.labels} labels` : "no labels yet"),
+    regression(doc) ? "" : estimateCard(section && section.estimated_accuracy),
     card("drifted features", drift ? pct(drift.share, 0) : "–", drift && drift.drifted ? "DRIFT" : "", drift && drift.drifted ? "bad" : "good"),
     card(`cost / 1k predictions${section && section.cost ? " (" + esc(section.cost.currency) + ")" : ""}`, cost === null ? "–" : cost.toExponential(2), "model CPU x cpu_second_price"),
   ].join("");
