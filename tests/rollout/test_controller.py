@@ -106,11 +106,10 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-@pytest.fixture
-def setup(registered: Path, tmp_path: Path) -> Iterator[Setup]:
+def controlled(registered: Path, folder: Path) -> Setup:
     """A fresh copy of the registry, v1 live on endpoint ``toy``, and a clock well behind
     the machine's (log segments are listed by their real modification time)."""
-    home = tmp_path / "home"
+    home = folder / "home"
     shutil.copytree(registered, home)
     registry = open_registry(resolve_home(home))
     clock = Clock(time.time() - 1000.0)
@@ -119,8 +118,14 @@ def setup(registered: Path, tmp_path: Path) -> Iterator[Setup]:
     server.routes["toy"].versions["1"] = LOADED
     store = RolloutStore(registry.engine, clock=clock)
     controller = RolloutController(server, store, AlertStore(registry.engine), clock=clock)
-    yield server, controller, clock
-    registry.engine.dispose()
+    return server, controller, clock
+
+
+@pytest.fixture
+def setup(registered: Path, tmp_path: Path) -> Iterator[Setup]:
+    made = controlled(registered, tmp_path)
+    yield made
+    made[0].registry.engine.dispose()
 
 
 def traffic(
@@ -244,15 +249,8 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_canary_less_sure_of_itself_is_rolled_back_before_any_label(
     calibrated: Path, tmp_path: Path
 ) -> None:
-    home = tmp_path / "home"
-    shutil.copytree(calibrated, home)
-    registry = open_registry(resolve_home(home))
-    clock = Clock(time.time() - 1000.0)
-    server = FakeServer(registry, home / "logs")
-    server.routes["toy"] = Endpoint("toy", live="1")
-    server.routes["toy"].versions["1"] = LOADED
-    store = RolloutStore(registry.engine, clock=clock)
-    controller = RolloutController(server, store, AlertStore(registry.engine), clock=clock)
+    server, controller, clock = controlled(calibrated, tmp_path)
+    registry, store = server.registry, controller.store
     policy = POLICY.model_copy(
         update={"max_estimated_accuracy_drop": 0.05, "max_prediction_divergence": 1.0}
     )

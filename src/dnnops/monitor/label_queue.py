@@ -159,8 +159,9 @@ def write_queue(items: list[QueueItem], out: Path) -> None:
     with out.open("w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, [*COLUMNS, "ts", "why", "inputs"])
         writer.writeheader()
-        for item in items:
-            row = item.to_json()
-            row["label"] = ""
-            row["inputs"] = orjson.dumps(item.inputs).decode()
-            writer.writerow(row)
+        for item in items:  # an empty label to fill in, the inputs as one JSON cell
+            writer.writerow(item.to_json() | {"label": "", "inputs": _json_text(item.inputs)})
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()

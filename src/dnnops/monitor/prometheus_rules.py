@@ -126,11 +126,14 @@ def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
                     },
                 }
             )
-    alerts.extend(_operational(project))
+    # The burn alerts sit in the recording rules' group, after them: Prometheus evaluates
+    # a group's rules in order, but groups independently, so an alert in another group
+    # could read a ratio one evaluation old (promtool, under load, paged on a 30-minute
+    # window that had just recovered).
     return {
         "groups": [
-            {"name": f"dnnops-{model}-slo-recording", "rules": recording},
-            {"name": f"dnnops-{model}-alerts", "rules": alerts},
+            {"name": f"dnnops-{model}-slo", "rules": recording + alerts},
+            {"name": f"dnnops-{model}-server", "rules": _operational(project)},
         ]
     }
 
