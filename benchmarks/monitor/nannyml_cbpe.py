@@ -13,6 +13,7 @@ time taken.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -28,6 +29,7 @@ def frame(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
 
 
 def main() -> None:
+    os.environ["NML_DISABLE_USAGE_LOGGING"] = "1"  # NannyML phones home otherwise
     import nannyml as nml
 
     data = np.load(sys.argv[1])

@@ -70,11 +70,11 @@ def test_ray_answers_as_the_local_engine_on_a_two_node_cluster(
             timeout=300,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
-        # Ray may print its own lines to the driver's stdout: the summary is the JSON line
-        lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-        assert len(lines) == 1, done.stdout[-2000:]
-        [line] = lines
-        summary = json.loads(line)
+        # Ray may print its own lines to the driver's stdout before the (indented) summary
+        text = done.stdout
+        start = 0 if text.startswith("{") else text.find("\n{") + 1
+        assert start >= 0 and text[start:].startswith("{"), text[-2000:]
+        summary, _ = json.JSONDecoder().raw_decode(text[start:])
         assert summary["rows"] == 3000
         summaries[engine] = summary
         outs[engine] = pd.read_parquet(out)
