@@ -178,6 +178,13 @@ def verdict(minutes: list[Minute]) -> None:
     for check, passed in checks.items():
         print(f"{'PASS' if passed else 'FAIL'}  {check}")
     print("verdict:", "met" if all(checks.values()) else "MISSED")
+    trend = statistics.median(m.rss_mb for m in settled[-third:]) / statistics.median(
+        m.rss_mb for m in settled[:third]
+    )
+    print(
+        f"info  RSS median of the last third vs the first third: {trend - 1.0:+.1%} (a leak "
+        "moves it; a report child's peak caught in one reading moves the check above only)"
+    )
 
 
 if __name__ == "__main__":
