@@ -119,14 +119,19 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--days", type=int, default=1)
+    parser.add_argument(
+        "--keep", type=Path, help="a folder to write the traffic to once and reuse after"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        home = Path(scratch) / "home"
-        config = Path(scratch) / "dnnops.yaml"
-        config.write_text(PROJECT)
+    with tempfile.TemporaryDirectory() as temporary:
+        scratch = args.keep or Path(temporary)
+        home = scratch / "home"
+        config = scratch / "dnnops.yaml"
         env = {**os.environ, "DNNOPS_HOME": str(home)}
-        subprocess.run([DNNOPS, "train", "-c", str(config), "--quiet"], env=env, check=True)
-        write_days(home / "logs", args.records, time.time(), args.days)
+        if not (home / "logs").is_dir():
+            config.write_text(PROJECT)
+            subprocess.run([DNNOPS, "train", "-c", str(config), "--quiet"], env=env, check=True)
+            write_days(home / "logs", args.records, time.time(), args.days)
         digests = home / "logs" / "digests"
         report = [DNNOPS, "monitor", "report", "-c", str(config), "--json", "--since"]
         floor_fits = args.records <= 2_000_000

@@ -2,11 +2,11 @@
 
 A report over a 30-day SLO window reads every label of the window (a million at 10% of
 10M predictions). Parsing them as JSON records took most of such a report; instead, each
-settled feedback segment is kept as columns beside the log (``digests/labels/``: ids and
-times in ``.npz``, loaded with ``allow_pickle=False``, and the labels as a JSON list), so a
-segment is parsed once. A file is named after its segment's size and modification time:
-a segment that changed is read afresh. The newest label of an id wins, as in
-``predlog.reader.read_feedback``.
+settled feedback segment is kept as columns beside the log (``digests/labels/``: ids,
+label codes and times in ``.npz``, loaded with ``allow_pickle=False``, and the distinct
+labels as a JSON list), so a segment is parsed once. A file is named after its segment's
+size and modification time: a segment that changed is read afresh. The newest label of an
+id wins, as in ``predlog.reader.read_feedback``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +36,41 @@ FOLDER = "labels"
 
 @dataclass(frozen=True)
 class LabelColumns:
+    """Labels as codes into the few distinct labels they hold, so a million labels are
+    joined, compared and kept as integers, not as a million Python objects."""
+
     ids: np.ndarray
     """(N,) str: the prediction each label is for, unique."""
-    labels: list[Any]
+    codes: np.ndarray
+    """(N,) int64: each label's position in ``distinct``."""
+    distinct: list[Any]
     ts: np.ndarray
     """(N,) float64: when each label arrived."""
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def labels(self) -> list[Any]:
+        return [self.distinct[code] for code in self.codes.tolist()]
+
+    @cached_property
+    def hashes(self) -> np.ndarray:
+        """(N,) uint64: each id's hash (``rollup.id_hashes``), computed once."""
+        return id_hashes(self.ids)
+
     @classmethod
     def empty(cls) -> LabelColumns:
-        return cls(np.array([], dtype=str), [], np.array([], dtype="float64"))
+        return cls(np.array([], dtype=str), np.array([], dtype=np.int64), [], np.array([]))
 
     @classmethod
     def of(cls, records: list[FeedbackRecord]) -> LabelColumns:
         """In log order, so a later label of an id overrides an earlier one."""
+        codes, distinct = encode_labels([r.label for r in records])
         return cls(
             np.array([r.prediction_id for r in records], dtype=str),
-            [r.label for r in records],
+            codes,
+            distinct,
             np.array([r.ts for r in records], dtype="float64"),
         )
 
@@ -61,17 +78,42 @@ class LabelColumns:
         """One label per id: the last one written."""
         if not len(self):
             return self
-        keep = np.flatnonzero(~pd.Index(self.ids).duplicated(keep="last"))
-        return LabelColumns(self.ids[keep], [self.labels[i] for i in keep], self.ts[keep])
+        # by hash first (fast on a million ids), then exactly among the few hash repeats
+        repeated = pd.Index(self.hashes).duplicated(keep=False)
+        older = np.zeros(len(self), dtype=bool)
+        older[repeated] = pd.Index(self.ids[repeated]).duplicated(keep="last")
+        keep = np.flatnonzero(~older)
+        return LabelColumns(self.ids[keep], self.codes[keep], self.distinct, self.ts[keep])
+
+
+def encode_labels(labels: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    """Each label's code and the distinct labels. Labels of different JSON types stay
+    apart (1 and "1" and True), as they were written; an unhashable label (a list) gets a
+    code of its own."""
+    known: dict[tuple[str, Any], int] = {}
+    distinct: list[Any] = []
+    codes = np.empty(len(labels), dtype=np.int64)
+    for index, label in enumerate(labels):
+        try:
+            code = known.setdefault((type(label).__name__, label), len(distinct))
+        except TypeError:
+            code = len(distinct)
+        if code == len(distinct):
+            distinct.append(label)
+        codes[index] = code
+    return codes, distinct
 
 
 def concatenate(parts: list[LabelColumns]) -> LabelColumns:
     parts = [p for p in parts if len(p)]
     if not parts:
         return LabelColumns.empty()
+    codes, distinct = encode_labels([label for p in parts for label in p.distinct])
+    shifts = np.cumsum([0] + [len(p.distinct) for p in parts[:-1]])
     return LabelColumns(
         np.concatenate([p.ids for p in parts]),
-        [label for p in parts for label in p.labels],
+        np.concatenate([codes[shift + p.codes] for shift, p in zip(shifts, parts, strict=True)]),
+        distinct,
         np.concatenate([p.ts for p in parts]),
     )
 
@@ -117,22 +159,24 @@ class FeedbackColumns:
             return None
         try:
             with np.load(arrays, allow_pickle=False) as loaded:
-                ids, ts = loaded["label_ids"], loaded["label_times"]
-            values = orjson.loads(labels.read_bytes())
-        except (OSError, ValueError, KeyError):  # damaged: read from the segment again
+                ids, codes = loaded["label_ids"], loaded["label_codes"]
+                ts = loaded["label_times"]
+            distinct = orjson.loads(labels.read_bytes())
+        except (OSError, ValueError, KeyError):  # damaged or older: read the segment again
             return None
-        if not isinstance(values, list) or len(values) != len(ids):
+        valid = len(codes) == len(ids) and (not len(codes) or codes.min() >= 0)
+        if not isinstance(distinct, list) or not valid or codes.max(initial=-1) >= len(distinct):
             return None
-        return LabelColumns(ids, values, ts)
+        return LabelColumns(ids, codes.astype(np.int64), distinct, ts)
 
     def _save(self, stem: str, name: str, columns: LabelColumns) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         for stale in self.folder.glob(f"{stem}.*"):
             stale.unlink(missing_ok=True)
         buffer = io.BytesIO()
-        np.savez(buffer, label_ids=columns.ids, label_times=columns.ts)
+        np.savez(buffer, label_ids=columns.ids, label_codes=columns.codes, label_times=columns.ts)
         write_atomically(self.folder / f"{name}.npz", buffer.getvalue())
-        write_atomically(self.folder / f"{name}.json", orjson.dumps(columns.labels))  # last
+        write_atomically(self.folder / f"{name}.json", orjson.dumps(columns.distinct))  # last
 
     def _prune(self, alive: set[str]) -> None:
         """Drop the columns of segments no longer in the log (retention deleted them)."""
@@ -151,3 +195,18 @@ def _records(data: bytes) -> list[FeedbackRecord]:
         except UnreadableRecord:  # damage: counted by the readers that report it
             continue
     return out
+
+
+def id_hashes(ids: np.ndarray) -> np.ndarray:
+    """A 64-bit polynomial hash of each string's code points (the padding of numpy's
+    fixed-width strings adds nothing, so equal ids hash equal at any width)."""
+    if ids.dtype.kind != "U":
+        ids = ids.astype(str)
+    width = ids.dtype.itemsize // 4
+    if width == 0 or not len(ids):
+        return np.zeros(len(ids), dtype=np.uint64)
+    points = ids.view(np.uint32).reshape(len(ids), width).astype(np.uint64)
+    powers = np.full(width, 1_000_003, dtype=np.uint64) ** np.arange(width, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        hashes: np.ndarray = (points * powers).sum(axis=1, dtype=np.uint64)
+    return hashes

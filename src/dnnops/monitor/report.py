@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from dnnops.config import MonitorConfig, ObjectiveConfig, SloConfig
-from dnnops.data.schema import category_key
 from dnnops.errors import DnnopsError
 from dnnops.monitor.dataset_drift import DatasetDrift, dataset_drift_from_counts
 from dnnops.monitor.digest import MinuteCounts, Reference, Stats, digest_records, threshold_key
@@ -41,7 +40,7 @@ from dnnops.monitor.report_types import (
     SegmentCounts,
     VersionSection,
 )
-from dnnops.monitor.rollup import LabeledRows, Rollup, bucket_start
+from dnnops.monitor.rollup import LabeledRows, Rollup, bucket_start, class_positions
 from dnnops.monitor.runbooks import runbook_url
 from dnnops.monitor.sli import (
     Quality,
@@ -299,14 +298,14 @@ def predictions_made(
 
 
 def _labeled_of(rollup: Rollup, key: VersionKey) -> LabeledRows:
-    out = LabeledRows()
-    for (endpoint, model, version, _), rows in rollup.labeled.items():
-        if (endpoint, model, version) == key:
-            out.ts += rows.ts
-            out.outputs += rows.outputs
-            out.labels += rows.labels
-            out.label_ts += rows.label_ts
-    return out
+    return LabeledRows.joined(
+        [
+            part
+            for (endpoint, model, version, _), parts in rollup.labeled.items()
+            if (endpoint, model, version) == key
+            for part in parts
+        ]
+    )
 
 
 def _version_section(
@@ -499,8 +498,8 @@ def _counter(
 
 def _lag_counter(labeled: LabeledRows, *, threshold_s: float, now: float) -> CountsFor:
     """(late, labels) among the labels of predictions made in the window."""
-    made = np.array(labeled.ts, dtype="float64")
-    late = np.array(labeled.label_ts, dtype="float64") - made > threshold_s
+    made = labeled.ts
+    late = labeled.label_ts - made > threshold_s
 
     def counts(seconds: float) -> tuple[int, int]:
         within = made >= bucket_start(now - seconds)
@@ -515,7 +514,7 @@ def _coverage_counter(
     """(unlabelled, answered) among the predictions made in the window."""
     buckets = np.array([m.bucket for m in history], dtype="float64")
     answered = np.array([m.predictions for m in history], dtype="int64")
-    made = np.array(labeled.ts, dtype="float64")
+    made = labeled.ts
 
     def counts(seconds: float) -> tuple[int, int]:
         start = bucket_start(now - seconds)
@@ -525,30 +524,13 @@ def _coverage_counter(
     return counts
 
 
-def _category_keys(labels: list[Any]) -> np.ndarray:
-    """``category_key`` of each label, computed once per distinct label (a million labels
-    hold a handful of classes)."""
-    known: dict[Any, str] = {}
-    out = np.empty(len(labels), dtype=object)
-    for index, label in enumerate(labels):
-        try:
-            key = known.get(label)
-            if key is None:
-                key = known[label] = category_key(label)
-        except TypeError:  # an unhashable label (a list): no cache
-            key = category_key(label)
-        out[index] = key
-    return out
-
-
 def _accuracy_counter(labeled: LabeledRows, *, classes: list[int | str], now: float) -> CountsFor:
-    """(wrong, labeled) among the predictions whose label arrived, by prediction time."""
-    scored = [i for i, p in enumerate(labeled.outputs) if len(p) == len(classes)]
-    judged_ts = np.array([labeled.ts[i] for i in scored], dtype="float64")
-    predicted = np.vstack([labeled.outputs[i] for i in scored]).argmax(axis=1) if scored else []
-    keys = np.array([category_key(c) for c in classes], dtype=object)
-    label_keys = _category_keys([labeled.labels[i] for i in scored])
-    wrong = np.asarray(keys[predicted] != label_keys, dtype=bool) if scored else np.array([], bool)
+    """(wrong, labeled) among the predictions whose label arrived, by prediction time
+    (a label outside the classes is wrong)."""
+    scored = labeled.outputs.shape[1] == len(classes) and len(classes) > 0
+    judged_ts = labeled.ts if scored else np.array([], dtype="float64")
+    truth = class_positions(labeled, classes)
+    wrong = labeled.outputs.argmax(axis=1) != truth if scored else np.array([], dtype=bool)
 
     def counts(seconds: float) -> tuple[int, int]:
         recent = judged_ts >= bucket_start(now - seconds)

@@ -8,14 +8,19 @@ predictions).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from dnnops.data.schema import category_key
 from dnnops.monitor.digest import BUCKET_S, Digest, MinuteCounts, Stats
-from dnnops.monitor.label_columns import LabelColumns
+from dnnops.monitor.label_columns import LabelColumns, id_hashes
+from dnnops.monitor.scoring import finite_number
 from dnnops.vocabulary import GroupKey
 
 
@@ -24,24 +29,75 @@ def bucket_start(moment: float) -> float:
     return moment // BUCKET_S * BUCKET_S
 
 
-@dataclass
+@dataclass(frozen=True)
 class LabeledRows:
-    """Predictions joined with their labels (the newest label of an id wins)."""
+    """Predictions joined with their labels (the newest label of an id wins), as columns."""
 
-    ts: list[float] = field(default_factory=list)
-    outputs: list[np.ndarray] = field(default_factory=list)
-    """Each prediction's class probabilities, or its predicted value (a regressor's)."""
-    labels: list[Any] = field(default_factory=list)
-    label_ts: list[float] = field(default_factory=list)
+    ts: np.ndarray
+    """(N,) float64: when each prediction was made."""
+    outputs: np.ndarray
+    """(N, K) float32: each prediction's class probabilities, or (N, 1) its predicted value
+    (a regressor's)."""
+    codes: np.ndarray
+    """(N,) int64: each prediction's label, as its position in ``distinct``."""
+    distinct: list[Any]
+    label_ts: np.ndarray
+    """(N,) float64: when each label arrived."""
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @property
+    def labels(self) -> list[Any]:
+        return [self.distinct[code] for code in self.codes.tolist()]
+
+    @classmethod
+    def empty(cls, distinct: list[Any] | None = None) -> LabeledRows:
+        nothing = np.array([], dtype="float64")
+        return cls(nothing, np.zeros((0, 0), "float32"), np.array([], np.int64), [], nothing)
+
+    @classmethod
+    def joined(cls, parts: list[LabeledRows]) -> LabeledRows:
+        """The parts (sharing one ``distinct``) as one; a version's outputs have one width,
+        and parts of another width (none in practice) are left out rather than mixed."""
+        parts = [part for part in parts if len(part)]
+        if not parts:
+            return cls.empty()
+        rows_by_width: Counter[int] = Counter()
+        for part in parts:
+            rows_by_width[part.outputs.shape[1]] += len(part)
+        [(width, _)] = rows_by_width.most_common(1)
+        parts = [p for p in parts if p.outputs.shape[1] == width]
+        return cls(
+            np.concatenate([p.ts for p in parts]),
+            np.concatenate([p.outputs for p in parts]),
+            np.concatenate([p.codes for p in parts]),
+            parts[0].distinct,
+            np.concatenate([p.label_ts for p in parts]),
+        )
 
     def since(self, start: float) -> LabeledRows:
-        keep = [i for i, ts in enumerate(self.ts) if ts >= start]
+        keep = self.ts >= start
         return LabeledRows(
-            [self.ts[i] for i in keep],
-            [self.outputs[i] for i in keep],
-            [self.labels[i] for i in keep],
-            [self.label_ts[i] for i in keep],
+            self.ts[keep], self.outputs[keep], self.codes[keep], self.distinct, self.label_ts[keep]
         )
+
+
+def class_positions(labeled: LabeledRows, classes: Sequence[int | str]) -> np.ndarray:
+    """(N,) int64: each label's position among ``classes`` (3, 3.0 and "3" are one class),
+    -1 for a label outside them; computed once per distinct label."""
+    index = {category_key(c): i for i, c in enumerate(classes)}
+    lookup = [index.get(category_key(label), -1) for label in labeled.distinct]
+    positions: np.ndarray = np.array([*lookup, -1], dtype=np.int64)[labeled.codes]
+    return positions
+
+
+def label_values(labeled: LabeledRows) -> np.ndarray:
+    """(N,) float64: each label as a finite number (a regressor's), NaN where it is not."""
+    lookup = [finite_number(label) for label in labeled.distinct]
+    values = np.array([*(math.nan if v is None else v for v in lookup), math.nan])
+    out: np.ndarray = values[labeled.codes]
+    return out
 
 
 class Rollup:
@@ -59,7 +115,8 @@ class Rollup:
         self.labels = labels
         self._window: dict[GroupKey, list[Stats]] = defaultdict(list)
         self.history: dict[GroupKey, list[MinuteCounts]] = defaultdict(list)
-        self.labeled: dict[GroupKey, LabeledRows] = defaultdict(LabeledRows)
+        self.labeled: dict[GroupKey, list[LabeledRows]] = defaultdict(list)
+        """Per group, the joined rows of each digest (``LabeledRows.joined`` makes them one)."""
         self._index: IdIndex | None = None
         self.segments = 0
         self.digested = 0
@@ -106,50 +163,58 @@ class Rollup:
             if not len(picked):
                 continue
             matched = at[picked]
-            joined = self.labeled[key]
-            joined.ts += rows.ts[picked].tolist()
-            joined.outputs += list(rows.outputs[picked])
-            joined.labels += [self.labels.labels[i] for i in matched.tolist()]
-            joined.label_ts += self.labels.ts[matched].tolist()
+            self.labeled[key].append(
+                LabeledRows(
+                    rows.ts[picked],
+                    rows.outputs[picked],
+                    self.labels.codes[matched],
+                    self.labels.distinct,
+                    self.labels.ts[matched],
+                )
+            )
 
     def _label_index(self) -> IdIndex:
         if self._index is None:
-            self._index = IdIndex(self.labels.ids)
+            self._index = IdIndex(self.labels.ids, self.labels.hashes)
         return self._index
 
 
 class IdIndex:
     """Which of many ids are in a set, in numpy: each id's characters hashed to 64 bits,
-    the set's hashes sorted and searched, and every hit confirmed on the id itself."""
+    the set's hashes put in a hash table (pandas'), and every hit confirmed on the id."""
 
-    def __init__(self, ids: np.ndarray) -> None:
-        hashes = id_hashes(ids)
-        self.order = np.argsort(hashes, kind="stable")
-        self.hashes, self.ids = hashes[self.order], ids[self.order]
+    def __init__(self, ids: np.ndarray, hashes: np.ndarray | None = None) -> None:
+        self.ids = ids
+        hashes = id_hashes(ids) if hashes is None else hashes
+        self._table = pd.Index(hashes)
+        if not self._table.is_unique:  # two ids of one hash (~1e-8 in a million): sorted
+            self._order = np.argsort(hashes, kind="stable")
+            self._sorted = hashes[self._order]
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """For each of ``ids``, its position in the set's ids as given; -1 where absent."""
         out = np.full(len(ids), -1, dtype=np.int64)
-        if not len(self.hashes) or not len(ids):
+        if not len(self.ids) or not len(ids):
             return out
         hashes = id_hashes(ids)
-        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-        hit = self.hashes[at] == hashes
+        if self._table.is_unique:
+            at = self._table.get_indexer(hashes)
+            hit = at >= 0
+            at = np.where(hit, at, 0)
+        else:
+            return self._positions_among_collisions(ids, hashes)
         hit[hit] = self.ids[at[hit]] == ids[hit]  # a collision is not a match
-        out[hit] = self.order[at[hit]]
+        out[hit] = at[hit]
         return out
 
-
-def id_hashes(ids: np.ndarray) -> np.ndarray:
-    """A 64-bit polynomial hash of each string's code points (the padding of numpy's
-    fixed-width strings adds nothing, so equal ids hash equal at any width)."""
-    if ids.dtype.kind != "U":
-        ids = ids.astype(str)
-    width = ids.dtype.itemsize // 4
-    if width == 0 or not len(ids):
-        return np.zeros(len(ids), dtype=np.uint64)
-    points = ids.view(np.uint32).reshape(len(ids), width).astype(np.uint64)
-    powers = np.full(width, 1_000_003, dtype=np.uint64) ** np.arange(width, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        hashes: np.ndarray = (points * powers).sum(axis=1, dtype=np.uint64)
-    return hashes
+    def _positions_among_collisions(self, ids: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        """Each id compared with every member of its hash (a run in the sorted hashes)."""
+        first = np.searchsorted(self._sorted, hashes, side="left")
+        end = np.searchsorted(self._sorted, hashes, side="right")
+        out = np.full(len(ids), -1, dtype=np.int64)
+        for probe in np.flatnonzero(end > first).tolist():
+            for member in self._order[first[probe] : end[probe]].tolist():
+                if self.ids[member] == ids[probe]:
+                    out[probe] = member
+                    break
+        return out

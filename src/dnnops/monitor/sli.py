@@ -13,10 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from dnnops.data.schema import category_key
 from dnnops.monitor.digest import Stats
-from dnnops.monitor.rollup import LabeledRows
-from dnnops.monitor.scoring import finite_number
+from dnnops.monitor.rollup import LabeledRows, class_positions, label_values
 
 
 @dataclass(frozen=True)
@@ -104,25 +102,20 @@ class Quality:
 def quality_of(labeled: LabeledRows, classes: Sequence[int | str]) -> Quality | None:
     """Accuracy, AUC, FPR/FNR, calibration, the confusion matrix and the label lag of the
     predictions that received a label (labels outside the model's classes are not scored)."""
-    index = {category_key(c): i for i, c in enumerate(classes)}
-    rows, truth, lags = [], [], []
-    for ts, probabilities, label, label_ts in zip(
-        labeled.ts, labeled.outputs, labeled.labels, labeled.label_ts, strict=True
-    ):
-        position = index.get(category_key(label))
-        if position is None or len(probabilities) != len(classes):
-            continue
-        rows.append(probabilities)
-        truth.append(position)
-        lags.append(label_ts - ts)
-    if not rows:
+    if labeled.outputs.shape[1] != len(classes):
+        return None
+    truth = class_positions(labeled, classes)
+    scored = truth >= 0
+    if not scored.any():
         return None
     from dnnops.evaluate.metrics import classification_metrics  # sklearn: 1 s to import
 
-    computed = classification_metrics(np.array(truth), np.array(rows, dtype="float64"))
+    rows = labeled.outputs[scored].astype("float64")
+    computed = classification_metrics(truth[scored], rows)
     scalars = {k: float(v) for k, v in computed.items() if isinstance(v, float)}
+    lags = (labeled.label_ts - labeled.ts)[scored]
     return Quality(
-        len(rows),
+        int(scored.sum()),
         scalars,
         computed["confusion_matrix"],
         float(np.percentile(lags, 50)),
@@ -137,18 +130,15 @@ RESIDUAL_BINS = 20
 def regression_quality_of(labeled: LabeledRows) -> Quality | None:
     """MAE, RMSE, R², MAPE and bias (mean of predicted - label, in the target's units), the
     residual histogram and the label lag of the predictions that received a numeric label."""
-    predicted, truth, lags = [], [], []
-    for ts, output, label, label_ts in zip(
-        labeled.ts, labeled.outputs, labeled.labels, labeled.label_ts, strict=True
-    ):
-        value = finite_number(label)
-        if value is None or len(output) != 1:
-            continue
-        predicted.append(float(output[0]))
-        truth.append(value)
-        lags.append(label_ts - ts)
-    if not predicted:
+    if labeled.outputs.shape[1] != 1:
         return None
+    values = label_values(labeled)
+    scored = ~np.isnan(values)
+    if not scored.any():
+        return None
+    predicted = labeled.outputs[scored, 0].astype("float64")
+    truth = values[scored]
+    lags = (labeled.label_ts - labeled.ts)[scored]
     from dnnops.evaluate.metrics import regression_metrics
 
     residual = np.array(predicted) - np.array(truth)

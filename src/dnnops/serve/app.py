@@ -30,7 +30,6 @@ from dnnops.errors import DnnopsError, UsageError
 from dnnops.monitor.alerts import AlertStore
 from dnnops.monitor.label_queue import label_queue
 from dnnops.monitor.loop import MonitorLoop
-from dnnops.monitor.report import build_report
 from dnnops.predlog.records import RequestContext
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.store import RolloutStore
@@ -689,18 +688,7 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
             window = parse_duration(since)
         except ValueError as exc:
             return error_response(BadRequest(f"since: {exc}"))
-        in_memory = state.loaded_versions()
-        report = await asyncio.to_thread(
-            build_report,
-            state.registry,
-            state.logger.logs_dir,
-            window,
-            monitor=state.policies.monitor,
-            slo=state.policies.slo,
-            now=None,
-            loaded=in_memory,
-            store=state.report_digests(),
-        )
+        report = await state.report(window)
         return json_response(report.of_endpoint(name).to_json())
 
     @app.get("/v1/labels/queue/{name}")

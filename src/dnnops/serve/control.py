@@ -5,13 +5,11 @@ importing the server, which keeps the packages acyclic and the loops testable al
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
 from dnnops.monitor.digest_store import DigestStore
-from dnnops.monitor.report import build_report
 from dnnops.monitor.report_types import Report
 from dnnops.registry.loader import LoadedVersion
 from dnnops.registry.versions import ModelRegistry, VersionRecord
@@ -113,22 +111,7 @@ class ServerControl:
         self.state.metrics.monitor_tick_seconds.observe(seconds)
 
     async def monitoring_report(self) -> Report:
-        state = self.state
-        policies = state.policies
-        if state.report_worker is not None:
-            return await state.report_worker.build(
-                policies.monitor.window, monitor=policies.monitor, slo=policies.slo
-            )
-        return await asyncio.to_thread(
-            build_report,
-            state.registry,
-            state.logger.logs_dir,
-            policies.monitor.window,
-            monitor=policies.monitor,
-            slo=policies.slo,
-            loaded=state.loaded_versions(),
-            store=state.report_digests(),
-        )
+        return await self.state.report(self.state.policies.monitor.window)
 
     def purge_shared_log(self, cutoff: float) -> int:
         fleet_log = self.state.fleet_log

@@ -60,6 +60,16 @@ def dashboard_routes(app: FastAPI, state: ServerState) -> None:
             window = parse_duration(since)
         except ValueError as exc:
             return error_response(BadRequest(f"since: {exc}"))
+        policies = state.policies
+        if state.report_worker is not None:  # a report holds the GIL: never in this process
+            document = await state.report_worker.dashboard(
+                name,
+                window,
+                live=dict(endpoint.describe()),
+                monitor=policies.monitor,
+                slo=policies.slo,
+            )
+            return json_response(document)
         loaded = state.loaded_versions()
         document = await asyncio.to_thread(
             dashboard_data,

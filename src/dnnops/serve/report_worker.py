@@ -33,6 +33,16 @@ class ReportJob:
     slo: SloConfig
 
 
+@dataclass(frozen=True)
+class DashboardJob:
+    """Everything the dashboard's data of one endpoint needs."""
+
+    report: ReportJob
+    endpoint: str
+    live: dict[str, Any]
+    """The server's view of the endpoint (weights, rollout)."""
+
+
 class ReportWorker:
     """One child process (``spawn``: never a fork of a threaded server), started on the
     first report and started again if it dies."""
@@ -42,11 +52,30 @@ class ReportWorker:
         self._pool: ProcessPoolExecutor | None = None
 
     async def build(self, window_s: float, *, monitor: MonitorConfig, slo: SloConfig) -> Report:
+        """The report over ``window_s``, as ``dnnops monitor report`` (and ``/v1/monitor``)."""
+        job = ReportJob(self.home, window_s, monitor, slo)
+        report: Report = await self._run(build_in_child, job)
+        return report
+
+    async def dashboard(
+        self,
+        endpoint: str,
+        window_s: float,
+        *,
+        live: dict[str, Any],
+        monitor: MonitorConfig,
+        slo: SloConfig,
+    ) -> dict[str, Any]:
+        """What the dashboard shows for ``endpoint`` over ``window_s``."""
+        job = DashboardJob(ReportJob(self.home, window_s, monitor, slo), endpoint, live)
+        document: dict[str, Any] = await self._run(dashboard_in_child, job)
+        return document
+
+    async def _run(self, function: Any, job: Any) -> Any:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        job = ReportJob(self.home, window_s, monitor, slo)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, build_in_child, job)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, function, job)
         except BrokenProcessPool:
             self._pool = None  # killed (out of memory?): a fresh child next time
             raise
@@ -62,24 +91,53 @@ _CHILD: dict[str, Any] = {}
 
 
 def build_in_child(job: ReportJob) -> Report:
-    from dnnops.monitor.report import build_report, digest_store
+    from dnnops.monitor.report import build_report
+
+    return build_report(
+        _registry(job),
+        job.home.logs_dir,
+        job.window_s,
+        monitor=job.monitor,
+        slo=job.slo,
+        loaded=_CHILD["loaded"],
+        store=_store(job),
+        remember=_CHILD["loaded"],
+    )
+
+
+def dashboard_in_child(job: DashboardJob) -> dict[str, Any]:
+    from dnnops.dashboard.data import dashboard_data
+
+    report = job.report
+    return dashboard_data(
+        _registry(report),
+        report.home.logs_dir,
+        job.endpoint,
+        window_s=report.window_s,
+        monitor=report.monitor,
+        slo=report.slo,
+        loaded=_CHILD["loaded"],
+        live=job.live,
+        store=_store(report),
+    )
+
+
+def _registry(job: ReportJob) -> Any:
     from dnnops.registry.open import open_registry
 
     if "registry" not in _CHILD:
         _CHILD["registry"] = open_registry(job.home)
         _CHILD["loaded"] = {}
         _CHILD["stores"] = {}
+    return _CHILD["registry"]
+
+
+def _store(job: ReportJob) -> Any:
+    """One digest store per SLO (its latency thresholds name the digests)."""
+    from dnnops.monitor.report import digest_store
+
     stores = _CHILD["stores"]
-    store = stores.get(job.slo.model_dump_json())
-    if store is None:
-        store = stores[job.slo.model_dump_json()] = digest_store(job.home.logs_dir, job.slo)
-    return build_report(
-        _CHILD["registry"],
-        job.home.logs_dir,
-        job.window_s,
-        monitor=job.monitor,
-        slo=job.slo,
-        loaded=_CHILD["loaded"],
-        store=store,
-        remember=_CHILD["loaded"],
-    )
+    key = job.slo.model_dump_json()
+    if key not in stores:
+        stores[key] = digest_store(job.home.logs_dir, job.slo)
+    return stores[key]

@@ -22,7 +22,8 @@ from dnnops.config import (
 )
 from dnnops.errors import DnnopsError
 from dnnops.monitor.digest_store import DigestStore
-from dnnops.monitor.report import digest_store, predictions_made
+from dnnops.monitor.report import build_report, digest_store, predictions_made
+from dnnops.monitor.report_types import Report
 from dnnops.predlog.fleet_log import FleetLog
 from dnnops.predlog.labels_check import NUMBERS, LabelSpace
 from dnnops.predlog.reader import FEEDBACK, read_labels
@@ -172,6 +173,25 @@ class ServerState:
         if self.digests is None:
             self.digests = digest_store(self.logger.logs_dir, self.policies.slo)
         return self.digests
+
+    async def report(self, window_s: float) -> Report:
+        """The monitoring report over ``window_s``: in the report child when there is one
+        (a report holds the GIL for hundreds of ms), else on a worker thread."""
+        policies = self.policies
+        if self.report_worker is not None:
+            return await self.report_worker.build(
+                window_s, monitor=policies.monitor, slo=policies.slo
+            )
+        return await asyncio.to_thread(
+            build_report,
+            self.registry,
+            self.logger.logs_dir,
+            window_s,
+            monitor=policies.monitor,
+            slo=policies.slo,
+            loaded=self.loaded_versions(),
+            store=self.report_digests(),
+        )
 
     async def start(self) -> None:
         """Open the logs, load, verify and warm up every target, then turn ready."""
