@@ -2,8 +2,9 @@
 digests kept on disk), and the floor it replaces (parsing every record once).
 
 Trains the built-in wine model into a scratch home, writes ``--days`` of prediction
-records (one segment an hour, the last one still "being written") plus labels for a tenth
-of them, then runs each step as its own process under ``/usr/bin/time``, as a user would:
+records (one segment an hour) plus labels for a tenth of them a minute later (one feedback
+segment an hour); the newest segment of each is touched before every step, as if still
+being written. Runs each step as its own process under ``/usr/bin/time``, as a user would:
 
     .venv/bin/python benchmarks/monitor/report.py --records 200000 --repeat 3
     .venv/bin/python benchmarks/monitor/report.py --days 30 --records 10000000 --repeat 1
@@ -100,8 +101,18 @@ def write_days(logs: Path, records: int, now: float, days: int) -> None:
         segment.write_bytes(b"".join(frames))
         written = min(start + 3600, now)  # the last hour's segment is the live one
         os.utime(segment, (written, written))
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now - hours * 3600))
-    (logs / "feedback" / f"feedback-{stamp}-000000-bench.log").write_bytes(b"".join(labels))
+        # the labels arrive a minute after their predictions, in hourly segments too
+        feedback = logs / "feedback" / f"feedback-{stamp}-{hour:06d}-bench.log"
+        feedback.write_bytes(b"".join(labels))
+        labels.clear()
+        os.utime(feedback, (min(written + 60, now), min(written + 60, now)))
+
+
+def touch_live(logs: Path) -> None:
+    """The newest prediction and feedback segments are being written as the report runs."""
+    for log in ("predictions", "feedback"):
+        newest = sorted((logs / log).glob(f"{log}-*.log"))[-1]
+        os.utime(newest)
 
 
 def measured(command: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -148,6 +159,7 @@ def main() -> None:
             for name, (command, cold) in steps.items():
                 if cold:
                     subprocess.run(["rm", "-rf", str(digests)], check=True)
+                touch_live(home / "logs")
                 results[name].append(measured(command, env))
     print(f"\n{args.records:,} records over {args.days} day(s), median of {args.repeat}\n")
     print(f"{'step':32} {'wall s':>8} {'peak MB':>8}")

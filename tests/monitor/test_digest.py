@@ -175,7 +175,7 @@ def test_a_grown_or_damaged_digest_is_computed_afresh(tmp_path: Path) -> None:
     store.digest(segment, _build)
     assert store.built == 3
     kept = sorted(p.name.split(".", 4)[-1] for p in (tmp_path / "digests").iterdir())
-    assert kept == ["counts.json", "json", "npz"], kept  # the stale ones are gone
+    assert kept == ["counts.json", "ids.npy", "json", "npz"], kept  # the stale ones are gone
 
 
 def test_a_counts_only_digest_carries_what_the_budgets_read(tmp_path: Path) -> None:
@@ -240,7 +240,7 @@ def test_digests_of_deleted_segments_are_pruned(tmp_path: Path) -> None:
     store = DigestStore(tmp_path / "digests", fingerprint([100.0]))
     store.digest(segment, _build)
     assert store.prune([segment]) == 0
-    assert len(list((tmp_path / "digests").iterdir())) == 3  # stats, counts and columns
+    assert len(list((tmp_path / "digests").iterdir())) == 4  # stats, counts, columns, ids
     segment.unlink()
     assert store.prune([]) == 1
     assert list((tmp_path / "digests").iterdir()) == []

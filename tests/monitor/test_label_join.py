@@ -13,15 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dnnops.monitor.digest import Digest, LabelRows
-from dnnops.monitor.label_columns import FeedbackColumns, LabelColumns, concatenate, id_hashes
-from dnnops.monitor.rollup import (
-    IdIndex,
-    LabeledRows,
-    Rollup,
-    class_positions,
-    label_values,
-)
+from dnnops.monitor.digest import LabelRows
+from dnnops.monitor.ids import id_hashes
+from dnnops.monitor.label_columns import FeedbackColumns, LabelColumns, concatenate
+from dnnops.monitor.label_join import FeedbackSegment, IdIndex, LabelJoin, Segment
+from dnnops.monitor.labeled_rows import LabeledRows, class_positions, label_values
 from dnnops.predlog.records import FeedbackRecord
 
 ID = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=14)
@@ -39,7 +35,7 @@ def test_ids_whose_hashes_collide_are_still_told_apart(monkeypatch: pytest.Monke
     def colliding(ids: np.ndarray) -> np.ndarray:
         return np.zeros(len(ids), dtype=np.uint64)  # the worst hash: every id collides
 
-    monkeypatch.setattr("dnnops.monitor.rollup.id_hashes", colliding)
+    monkeypatch.setattr("dnnops.monitor.label_join.id_hashes", colliding)
     members = np.array(["a", "b", "c"])
     index = IdIndex(members, colliding(members))
     assert index.positions(np.array(["c", "zz", "a"])).tolist() == [2, -1, 0]
@@ -57,24 +53,70 @@ def test_hashes_do_not_depend_on_the_arrays_width() -> None:
     assert id_hashes(np.array(["ab", "ba"])).tolist()[0] != id_hashes(np.array(["ba"]))[0]
 
 
-def test_a_segments_labeled_rows_join_with_their_labels() -> None:
-    labels = LabelColumns.of(
-        [
-            FeedbackRecord(prediction_id="a-7", label=2, ts=40.0),  # relabeled below
-            FeedbackRecord(prediction_id="a-1", label=3, ts=50.0),
-            FeedbackRecord(prediction_id="a-7", label=1, ts=60.0),
-            FeedbackRecord(prediction_id="zz", label=0, ts=70.0),  # no such prediction
-        ]
+def _feedback(
+    key: str, modified: float, labels: list[tuple[str, object, float]]
+) -> FeedbackSegment:
+    columns = LabelColumns.of(
+        [FeedbackRecord(prediction_id=pid, label=label, ts=ts) for pid, label, ts in labels]
     ).newest()
-    rollup = Rollup(0.0, 0.0, 100.0, labels=labels)
-    ids = np.array([f"a-{i}" for i in range(10)])
-    rows = LabelRows(ids, np.arange(10, dtype="float64"), np.eye(10)[:, :4])
-    rollup.add(Digest(rows={("e", "m", "1", "served"): rows}))
-    [parts] = rollup.labeled.values()
-    joined = LabeledRows.joined(parts)
+    return FeedbackSegment(Segment(key, modified - 60, modified, settled=True), lambda: columns)
+
+
+GROUP = ("e", "m", "1", "served")
+P1 = Segment("p1", started=0.0, modified=10.0, settled=True)
+ROWS = {
+    GROUP: LabelRows(np.array([f"a-{i}" for i in range(10)]), np.arange(10.0), np.eye(10)[:, :4])
+}
+
+
+def _report(
+    folder: Path, feedback: list[FeedbackSegment], hashes: np.ndarray | None
+) -> tuple[LabeledRows, LabelJoin]:
+    join = LabelJoin(folder, feedback)
+    wanted = join.wanted(P1, lambda: hashes)
+    join.add(P1, wanted, ROWS if wanted else {})
+    return join.result(0.0, 100.0).get(GROUP, LabeledRows.empty()), join
+
+
+def test_the_join_is_kept_and_extended_only_with_what_is_new(tmp_path: Path) -> None:
+    first = _feedback(
+        "f1", 70.0, [("a-7", 2, 40.0), ("a-1", 3, 50.0), ("a-7", 1, 60.0), ("zz", 0, 70.0)]
+    )
+    joined, join = _report(tmp_path, [first], None)
+    assert join.rows_read == 1
     assert joined.ts.tolist() == [1.0, 7.0] and joined.labels == [3, 1]
     assert joined.label_ts.tolist() == [50.0, 60.0]
     assert joined.outputs.tolist() == [[0, 1, 0, 0], [0, 0, 0, 0]]
+
+    again, join = _report(tmp_path, [first], None)  # the ledger has the pair: no rows read
+    assert join.rows_read == 0 and again.labels == [3, 1] and again.ts.tolist() == [1.0, 7.0]
+
+    hashes = np.unique(id_hashes(ROWS[GROUP].ids))
+    elsewhere = _feedback("f2", 80.0, [("b-1", 5, 80.0)])  # names none of p1's ids
+    again, join = _report(tmp_path, [first, elsewhere], hashes)
+    assert join.rows_read == 0 and again.labels == [3, 1]
+
+    relabel = _feedback("f3", 90.0, [("a-7", 0, 90.0)])  # a newer segment relabels a-7
+    again, join = _report(tmp_path, [first, elsewhere, relabel], hashes)
+    assert join.rows_read == 1
+    assert again.ts.tolist() == [1.0, 7.0] and again.labels == [3, 0]
+
+    too_early = _feedback("f0", -1000.0, [("a-2", 9, -1000.0)])  # written before p1 opened
+    again, join = _report(tmp_path, [too_early, first, elsewhere, relabel], hashes)
+    assert join.rows_read == 0 and again.labels == [3, 0]
+
+    join = LabelJoin(tmp_path, [first, relabel])  # p1 deleted by retention: its rows go
+    assert join.result(0.0, 100.0) == {}
+    kept = LabelJoin(tmp_path, [first]).ledger
+    assert kept.predictions == set() and not any(kept.parts.values())
+
+
+def test_a_damaged_ledger_is_joined_afresh(tmp_path: Path) -> None:
+    first = _feedback("f1", 70.0, [("a-1", 3, 50.0)])
+    _report(tmp_path, [first], None)
+    (tmp_path / "joined" / "ledger.npz").write_bytes(b"not a zip")
+    joined, join = _report(tmp_path, [first], None)
+    assert join.rows_read == 1 and joined.labels == [3]
 
 
 def test_labels_of_any_json_type_keep_their_type_and_score_as_categories() -> None:

@@ -56,7 +56,7 @@ def test_purge_deletes_old_segments_and_their_digests(tmp_path: Path) -> None:
     assert sorted(listed.segments) == sorted([made["old"].name, made["old_labels"].name])
     assert made["old"].exists(), "a dry run deletes nothing"
     purged = purge_before(logs, time.time() - 2 * DAY)
-    assert (len(purged.segments), purged.digests) == (2, 3)  # .json, .counts.json, .npz
+    assert (len(purged.segments), purged.digests) == (2, 4)  # json, counts.json, npz, ids.npy
     assert not made["old"].exists() and not made["old_labels"].exists()
     assert not list((logs / DIGESTS).glob(f"{made['old'].stem}.*"))
     assert [r.id for r in read_predictions(logs / PREDICTIONS)] == ["new"]

@@ -6,8 +6,10 @@ or the objectives change, the name no longer matches and the digest is computed 
 Segments still being written are digested in memory and not kept. Files are JSON and
 ``.npz`` loaded with ``allow_pickle=False``: a digest can never run code.
 
-Each kept digest has three files: the full per-minute stats (``.json``), the label rows
-(``.npz``) and the minutes' counts alone (``.counts.json``, a few KB). A report over a
+Each kept digest has four files: the full per-minute stats (``.json``), the label rows
+(``.npz``), the sorted hashes of their ids (``.ids.npy``: a label join can skip a segment
+none of its labels names) and the minutes' counts alone (``.counts.json``, a few KB). A
+report over a
 30-day SLO window needs the full stats of its own window only; for the older segments the
 counts feed the error budgets, which keeps a 30-day report from parsing ~250 KB of
 sketches and histograms per hour of traffic.
@@ -35,6 +37,7 @@ from dnnops.monitor.digest import (
     Stats,
     merge_digests,
 )
+from dnnops.monitor.ids import id_hashes
 from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import predictions_of
 from dnnops.predlog.records import PredictionRecord
@@ -78,7 +81,7 @@ class DigestStore:
             status = segment.stat()
         except FileNotFoundError:  # removed by retention since it was listed
             return Digest()
-        name = f"{segment.stem}.{status.st_size}.{status.st_mtime_ns}.{self.fingerprint}"
+        name = f"{segment_key(segment.stem, status)}.{self.fingerprint}"
         kept = self._load_counts(name, rows=rows) if counts_only else self._load(name)
         if kept is not None:
             return kept
@@ -92,6 +95,21 @@ class DigestStore:
             self._growing.pop(segment, None)
         return digest
 
+    def id_hashes(self, segment: Path) -> np.ndarray | None:
+        """The sorted hashes of the ids a kept digest's label rows hold (``ids.npy``, a
+        few bytes an id), so a join can tell it needs none of them without reading them;
+        None when the segment has no kept digest."""
+        try:
+            status = segment.stat()
+        except FileNotFoundError:
+            return np.array([], dtype=np.uint64)
+        path = self.folder / f"{segment_key(segment.stem, status)}.{self.fingerprint}.ids.npy"
+        try:
+            hashes: np.ndarray = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        return hashes if hashes.dtype == np.uint64 and hashes.ndim == 1 else None
+
     def prune(self, segments: list[Path]) -> int:
         """Remove the digests of segments no longer in the log (deleted to save space);
         returns how many digests (each of three files) went."""
@@ -100,8 +118,9 @@ class DigestStore:
         for path in self.folder.glob("*.json") if self.folder.is_dir() else []:
             stem = path.name.split(".", 1)[0]
             if stem not in alive and not path.name.endswith(".counts.json"):
-                for part in (path, path.with_suffix(".npz"), path.with_suffix(".counts.json")):
-                    part.unlink(missing_ok=True)
+                for suffix in (".npz", ".counts.json", ".ids.npy"):
+                    path.with_suffix(suffix).unlink(missing_ok=True)
+                path.unlink()
                 removed += 1
         with self._lock:
             for gone in [s for s in self._growing if s.stem not in alive]:
@@ -190,10 +209,19 @@ class DigestStore:
                 for (key, bucket), s in digest.stats.items()
             ],
         }
+        ids = np.concatenate([rows.ids for rows in digest.rows.values()] or [np.array([], str)])
+        hashes = io.BytesIO()
+        np.save(hashes, np.unique(id_hashes(ids)))
         # the columns and counts first: a summary without them is never read
+        write_atomically(self.folder / f"{name}.ids.npy", hashes.getvalue())
         write_atomically(self.folder / f"{name}.npz", buffer.getvalue())
         write_atomically(self.folder / f"{name}.counts.json", orjson.dumps(counts))
         write_atomically(self.folder / f"{name}.json", orjson.dumps(summary))
+
+
+def segment_key(stem: str, status: os.stat_result) -> str:
+    """A segment's name, size and modification time: changes whenever the file does."""
+    return f"{stem}.{status.st_size}.{status.st_mtime_ns}"
 
 
 def write_atomically(path: Path, data: bytes) -> None:

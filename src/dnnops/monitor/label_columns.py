@@ -25,6 +25,7 @@ import orjson
 import pandas as pd
 
 from dnnops.monitor.digest_store import SETTLED_S, write_atomically
+from dnnops.monitor.ids import id_hashes
 from dnnops.predlog.frames import FrameStats, iter_frames
 from dnnops.predlog.reader import FEEDBACK, segment_modified, segments
 from dnnops.predlog.records import FeedbackRecord, UnreadableRecord
@@ -127,16 +128,22 @@ class FeedbackColumns:
 
     def read(self, feedback_dir: Path, since: float | None = None) -> LabelColumns:
         """The newest label per prediction id, from the segments written since ``since``."""
-        listed = segments(feedback_dir, FEEDBACK)
-        self._prune({s.stem for s in listed})
+        listed = self.listed(feedback_dir)
         parts = [
-            self._columns(segment)
+            self.columns(segment)
             for segment in listed
             if since is None or segment_modified(segment) >= since
         ]
         return concatenate(parts).newest()
 
-    def _columns(self, segment: Path) -> LabelColumns:
+    def listed(self, feedback_dir: Path) -> list[Path]:
+        """The log's feedback segments, oldest first; the columns of deleted ones go."""
+        found = segments(feedback_dir, FEEDBACK)
+        self._prune({s.stem for s in found})
+        return found
+
+    def columns(self, segment: Path) -> LabelColumns:
+        """The newest label per id of one segment (kept once it settled)."""
         try:
             status = segment.stat()
         except FileNotFoundError:  # removed by retention since it was listed
@@ -145,7 +152,7 @@ class FeedbackColumns:
         kept = self._load(name)
         if kept is not None:
             return kept
-        columns = LabelColumns.of(list(_records(segment.read_bytes())))
+        columns = LabelColumns.of(list(_records(segment.read_bytes()))).newest()
         if status.st_mtime < self.clock() - SETTLED_S:
             try:
                 self._save(segment.stem, name, columns)
@@ -195,18 +202,3 @@ def _records(data: bytes) -> list[FeedbackRecord]:
         except UnreadableRecord:  # damage: counted by the readers that report it
             continue
     return out
-
-
-def id_hashes(ids: np.ndarray) -> np.ndarray:
-    """A 64-bit polynomial hash of each string's code points (the padding of numpy's
-    fixed-width strings adds nothing, so equal ids hash equal at any width)."""
-    if ids.dtype.kind != "U":
-        ids = ids.astype(str)
-    width = ids.dtype.itemsize // 4
-    if width == 0 or not len(ids):
-        return np.zeros(len(ids), dtype=np.uint64)
-    points = ids.view(np.uint32).reshape(len(ids), width).astype(np.uint64)
-    powers = np.full(width, 1_000_003, dtype=np.uint64) ** np.arange(width, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        hashes: np.ndarray = (points * powers).sum(axis=1, dtype=np.uint64)
-    return hashes

@@ -9,10 +9,12 @@ day of records. Each served version's reference profile and classes come from th
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from dnnops.config import MonitorConfig, ObjectiveConfig, SloConfig
 from dnnops.errors import DnnopsError
 from dnnops.monitor.dataset_drift import DatasetDrift, dataset_drift_from_counts
 from dnnops.monitor.digest import MinuteCounts, Reference, Stats, digest_records, threshold_key
-from dnnops.monitor.digest_store import DigestStore, fingerprint
+from dnnops.monitor.digest_store import SETTLED_S, DigestStore, fingerprint, segment_key
 from dnnops.monitor.drift import (
     DEFAULT_THRESHOLDS,
     category_union,
@@ -30,6 +32,8 @@ from dnnops.monitor.drift import (
     jensen_shannon_distance,
 )
 from dnnops.monitor.label_columns import FeedbackColumns
+from dnnops.monitor.label_join import FeedbackSegment, LabelJoin, Segment
+from dnnops.monitor.labeled_rows import LabeledRows, class_positions
 from dnnops.monitor.report_types import (
     ConfidenceShift,
     Cost,
@@ -40,7 +44,7 @@ from dnnops.monitor.report_types import (
     SegmentCounts,
     VersionSection,
 )
-from dnnops.monitor.rollup import LabeledRows, Rollup, bucket_start, class_positions
+from dnnops.monitor.rollup import Rollup, bucket_start
 from dnnops.monitor.runbooks import runbook_url
 from dnnops.monitor.sli import (
     Quality,
@@ -63,6 +67,7 @@ from dnnops.predlog.reader import (
     segment_modified,
     segments,
 )
+from dnnops.predlog.writer import segment_started
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
 from dnnops.vocabulary import VersionKey
@@ -244,26 +249,61 @@ def _rollup(
     thresholds = latency_thresholds_ms(slo)
     built_before = store.built
     # a label comes after its prediction: older feedback segments cannot match any record
-    labels = FeedbackColumns(logs_dir / "digests").read(logs_dir / FEEDBACK, oldest)
-    rollup = Rollup(moment - window_s, oldest, moment, labels=labels)
+    join = LabelJoin(logs_dir / "digests", _feedback_segments(logs_dir, oldest, now=moment))
+    rollup = Rollup(moment - window_s, oldest, moment)
     listed = segments(logs_dir / "predictions", "predictions")
     store.prune(listed)
+
     for segment in listed:
-        modified = segment_modified(segment)
-        if modified < bucket_start(oldest):
+        try:
+            status = segment.stat()
+        except FileNotFoundError:  # removed by retention since it was listed
+            continue
+        if status.st_mtime < bucket_start(oldest):
             continue  # last written before the oldest minute any window reaches
-        rollup.add(
-            store.digest(
-                segment,
-                lambda rs: digest_records(rs, versions.reference, thresholds),
-                # before the report's window only the budgets' counts (and labels) are read
-                counts_only=modified < rollup.start,
-                rows=len(labels) > 0,
-            )
+        part = _segment(segment, status, now=moment)
+        wanted = join.wanted(part, partial(store.id_hashes, segment))
+        digest = store.digest(
+            segment,
+            lambda rs: digest_records(rs, versions.reference, thresholds),
+            # before the report's window only the budgets' counts (and label rows) are read
+            counts_only=status.st_mtime < rollup.start,
+            rows=bool(wanted),
         )
+        rollup.add(digest)
         rollup.segments += 1
+        join.add(part, wanted, digest.rows)
+    rollup.labeled = join.result(rollup.history_start, rollup.end)
     rollup.digested = store.built - built_before
     return rollup
+
+
+def _feedback_segments(logs_dir: Path, oldest: float, *, now: float) -> list[FeedbackSegment]:
+    """The feedback segments a label of the history can be in, their labels read lazily."""
+    columns = FeedbackColumns(logs_dir / "digests")
+    found = []
+    for path in columns.listed(logs_dir / FEEDBACK):
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            continue
+        if status.st_mtime >= oldest:
+            found.append(
+                FeedbackSegment(
+                    _segment(path, status, now=now),
+                    partial(columns.columns, path),
+                )
+            )
+    return found
+
+
+def _segment(path: Path, status: os.stat_result, *, now: float) -> Segment:
+    return Segment(
+        segment_key(path.stem, status),
+        segment_started(path),
+        status.st_mtime,
+        settled=status.st_mtime < now - SETTLED_S,
+    )
 
 
 def predictions_made(
@@ -300,10 +340,9 @@ def predictions_made(
 def _labeled_of(rollup: Rollup, key: VersionKey) -> LabeledRows:
     return LabeledRows.joined(
         [
-            part
-            for (endpoint, model, version, _), parts in rollup.labeled.items()
+            rows
+            for (endpoint, model, version, _), rows in rollup.labeled.items()
             if (endpoint, model, version) == key
-            for part in parts
         ]
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dnnops.monitor.digest import Stats
-from dnnops.monitor.rollup import LabeledRows, class_positions, label_values
+from dnnops.monitor.labeled_rows import LabeledRows, class_positions, label_values
 
 
 @dataclass(frozen=True)
