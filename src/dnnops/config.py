@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,6 +26,7 @@ from pydantic import (
 from dnnops.config_errors import format_validation_error
 from dnnops.durations import parse_duration
 from dnnops.errors import ConfigError
+from dnnops.gpu import check_device
 
 
 def _duration(value: object) -> object:
@@ -190,6 +192,9 @@ def _checkpoint_every(value: object) -> object:
     return value
 
 
+Device = Annotated[str, AfterValidator(check_device)]
+
+
 class TrainConfig(Section):
     epochs: Annotated[int, Field(ge=1)] = 20
     batch_size: Annotated[int, Field(ge=1)] = 64
@@ -202,7 +207,11 @@ class TrainConfig(Section):
     min_lr_ratio: Fraction = 0.0
     grad_clip: Annotated[float, Field(gt=0.0)] | None = 1.0
     grad_accum: Annotated[int, Field(ge=1)] = 1
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """bf16: autocast on CPU or CUDA; fp16: autocast with a gradient scaler, CUDA only."""
+    device: Device = "auto"
+    """auto (a CUDA device when torch sees one), cpu, cuda or cuda:N; under torchrun auto
+    and cuda take the local rank's GPU, with NCCL between them."""
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint_every: Annotated[CheckpointEvery, BeforeValidator(_checkpoint_every)] = (
         CheckpointEvery(unit="epochs", count=1)
@@ -270,6 +279,10 @@ class ServeLogConfig(Section):
 
 class ServeConfig(Section):
     backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
+    device: Device = "cpu"
+    """cpu, cuda, cuda:N, or auto (CUDA when the backend sees a GPU: onnxruntime-gpu for
+    onnx, a CUDA build of torch for torch). A batch that runs the GPU out of memory is
+    split in halves and retried."""
     max_batch_size: Annotated[int, Field(ge=1)] = 64
     max_delay: Duration = 0.002
     close_when_quiet: bool = False

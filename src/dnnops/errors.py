@@ -72,6 +72,10 @@ class CheckpointError(DnnopsError):
     """A checkpoint is missing, unreadable or does not match the run."""
 
 
+class TrainingError(DnnopsError):
+    """Training cannot go on as configured (a batch does not fit in the device's memory)."""
+
+
 class RunNotFound(UsageError):
     """The run id given on the command line does not exist in the metadata store."""
 

@@ -99,19 +99,23 @@ def calibrator_of(registry: ModelRegistry, record: VersionRecord) -> Calibrator 
     return Calibrator.model_validate_json(data)
 
 
-def make_predictor(loaded: LoadedVersion, threads: int | None = None) -> PredictLogits:
-    """Preprocessed inputs -> logits, on the version's backend."""
+def make_predictor(
+    loaded: LoadedVersion, threads: int | None = None, device: str = "cpu"
+) -> PredictLogits:
+    """Preprocessed inputs -> logits, on the version's backend and ``device``."""
     if loaded.backend != "torch":
+        from dnnops.gpu import onnx_providers
         from dnnops.registry.onnx_runner import OnnxRunner
 
-        return OnnxRunner(loaded.graph, threads)
-    return _torch_predictor(loaded)
+        return OnnxRunner(loaded.graph, threads, onnx_providers(device))
+    return _torch_predictor(loaded, device)
 
 
-def _torch_predictor(loaded: LoadedVersion) -> PredictLogits:
+def _torch_predictor(loaded: LoadedVersion, device: str) -> PredictLogits:
     import torch
     from safetensors.torch import load as load_safetensors
 
+    from dnnops.gpu import torch_device
     from dnnops.models import ModelSpec, build_model
 
     spec_data = loaded.manifest.get("spec")
@@ -122,13 +126,13 @@ def _torch_predictor(loaded: LoadedVersion) -> PredictLogits:
         )
     model = build_model(ModelSpec.from_dict(spec_data))
     model.load_state_dict(load_safetensors(loaded.graph))
-    model.eval()
+    on = torch_device(device, field="serve.device")
+    model.to(on).eval()
 
     def predict(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            logits: np.ndarray = model(
-                torch.from_numpy(np.ascontiguousarray(x, dtype="float32"))
-            ).numpy()
+            rows = torch.from_numpy(np.ascontiguousarray(x, dtype="float32")).to(on)
+            logits: np.ndarray = model(rows).cpu().numpy()
         return logits
 
     return predict

@@ -3,19 +3,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnxruntime as ort
 
 
 class OnnxRunner:
-    """An onnxruntime session over ONNX bytes; ``threads`` sets intra-op parallelism."""
+    """An onnxruntime session over ONNX bytes; ``threads`` sets intra-op parallelism,
+    ``providers`` where it runs (``gpu.onnx_providers``)."""
 
-    def __init__(self, data: bytes, threads: int | None = None) -> None:
+    def __init__(
+        self, data: bytes, threads: int | None = None, providers: list[Any] | None = None
+    ) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks (all cores)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            data, options, providers=providers or ["CPUExecutionProvider"]
+        )
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any
 from dnnops.config import ProjectConfig, ServeConfig, TlsConfig
 from dnnops.console import make_console
 from dnnops.errors import UsageError
+from dnnops.gpu import onnx_providers, torch_device
 from dnnops.home import Home, resolve_home
 from dnnops.predlog.fleet_log import FleetLog
 from dnnops.registry.leases import FleetCommands, Lease
@@ -80,17 +81,28 @@ def tls_files(tls: TlsConfig, config: Path | None) -> tuple[str, str] | None:
 def serve(launch: Launch) -> int:
     """Serve until SIGTERM, in this process or in ``launch.workers`` supervised ones; the
     exit code. Fails first, in one line, on what the server would fail on while starting
-    (an unknown model or alias, unreadable TLS files), not in a traceback from the ASGI
-    lifespan."""
+    (an unknown model or alias, unreadable TLS files, a device that is not there), not in
+    a traceback from the ASGI lifespan."""
     state = build_state(resolve_home(launch.home), launch.project, launch.refs)
     tls_files(state.serve.tls, launch.config)
     for target in state.targets:
         state.registry.resolve(target.model, target.ref)
+    check_serving_device(state.serve)
     if launch.workers == 1:
         run_server(launch)
         return 0
     state.registry.engine.dispose()
     return _supervise(state, launch)
+
+
+def check_serving_device(serve: ServeConfig) -> None:
+    """``serve.device`` is there for ``serve.backend`` (torch is imported only to ask)."""
+    if serve.device == "cpu":
+        return
+    if serve.backend == "torch":
+        torch_device(serve.device, field="serve.device")
+    else:
+        onnx_providers(serve.device)
 
 
 def run_server(launch: Launch, sockets: list[Any] | None = None, announce: Any = None) -> None:
@@ -204,9 +216,11 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         policies = Policies(
             serve, project.monitor, project.slo, project.rollout, project.retrain, project.logs
         )
+    metrics = ServerMetrics(thresholds)
+    metrics.watch_gpus = serve.device != "cpu"
     state = ServerState(
         registry=open_registry(home),
-        metrics=ServerMetrics(thresholds),
+        metrics=metrics,
         logger=PredictionLogger(home.logs_dir, serve.log_inputs),
         targets=targets,
         policies=policies,

@@ -20,6 +20,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from dnnops.gpu import gpu_readings
 from dnnops.monitor.report_types import Report
 from dnnops.serve.group import METRICS_ENV
 
@@ -210,6 +211,28 @@ class ServerMetrics:
             version,
             registry=self.registry,
         )
+        self.out_of_memory = Counter(
+            "dnnops_gpu_out_of_memory",
+            "Batches the GPU had no memory for, answered in two halves instead.",
+            version,
+            registry=self.registry,
+        )
+        self.gpu_utilization = Gauge(
+            "dnnops_gpu_utilization_ratio",
+            "Share of the last sample period a kernel ran on the GPU (NVML).",
+            ["gpu"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.gpu_memory_used = Gauge(
+            "dnnops_gpu_memory_used_bytes",
+            "GPU memory in use by every process on the GPU (NVML).",
+            ["gpu"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.watch_gpus = False
+        """Set when serving on a GPU: ``refresh`` reads NVML."""
 
     def request_done(
         self, names: tuple[str, str, str], status: int, rows: int, *, seconds: float
@@ -278,7 +301,15 @@ class ServerMetrics:
                         min(rule.long_rate, rule.short_rate)
                     )
 
+    def read_gpus(self) -> None:
+        """The GPUs' utilisation and memory, when serving on one (NVML, a few ms)."""
+        if self.watch_gpus:
+            for reading in gpu_readings():
+                self.gpu_utilization.labels(str(reading.index)).set(reading.utilization)
+                self.gpu_memory_used.labels(str(reading.index)).set(reading.memory_used_bytes)
+
     def exposition(self) -> bytes:
+        self.read_gpus()
         if self.shared_dir is None:
             return generate_latest(self.registry)
         self.refresh()

@@ -16,6 +16,7 @@ import numpy as np
 from dnnops.config import ServeConfig
 from dnnops.data.example import example_instance
 from dnnops.evaluate.metrics import softmax
+from dnnops.gpu import halving_on_out_of_memory
 from dnnops.predlog.redaction import Redaction
 from dnnops.registry.loader import LoadedVersion, make_predictor
 from dnnops.rollout.policy import RolloutState
@@ -64,8 +65,11 @@ class VersionRuntime:
         arriving: Callable[[], int] | None = None,
         redaction: Redaction | None = None,
     ) -> VersionRuntime:
-        logits = make_predictor(loaded, runner_threads(config))
         names = (endpoint, loaded.record.model, str(loaded.record.version))
+        logits = halving_on_out_of_memory(
+            make_predictor(loaded, runner_threads(config), config.device),
+            lambda rows: metrics.out_of_memory.labels(*names).inc(),
+        )
 
         regression = loaded.is_regression
 

@@ -55,7 +55,7 @@ def load_latest(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from None
     if hashlib.sha256(data).hexdigest() != pointer["sha256"]:
         raise CheckpointError(f"checkpoint {path} is corrupt: its SHA-256 differs from {POINTER}")
-    payload: dict[str, Any] = torch.load(io.BytesIO(data), weights_only=True)
+    payload: dict[str, Any] = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     return payload
 
 

@@ -26,14 +26,19 @@ class World:
         return self.size > 1
 
 
-def init_world() -> World:
-    """Join the process group torchrun describes (gloo: works on CPU), if any."""
+def init_world(*, gpus: bool = False) -> World:
+    """Join the process group torchrun describes, if any: NCCL between GPUs, gloo on CPU."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
     if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
+        dist.init_process_group(backend="nccl" if gpus else "gloo")
     return World(rank=dist.get_rank(), size=dist.get_world_size())
+
+
+def local_rank() -> int:
+    """This process's index on its host (torchrun's ``LOCAL_RANK``): which GPU it takes."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def broadcast_text(value: str, world: World) -> str:

@@ -24,7 +24,8 @@ from torch.utils.data import DistributedSampler
 
 from dnnops.config import TrainConfig
 from dnnops.data.prepare import Arrays
-from dnnops.errors import CheckpointError, TrainingInterrupted
+from dnnops.errors import CheckpointError, TrainingError, TrainingInterrupted
+from dnnops.gpu import gpu_readings, is_out_of_memory
 from dnnops.train.checkpoint import save_checkpoint
 from dnnops.train.distributed import World
 from dnnops.train.objective import Objective
@@ -62,6 +63,7 @@ class LoopContext:
     recorder: RunRecorder = field(default_factory=NullRecorder)
     progress: ProgressSink = field(default_factory=SilentProgress)
     stop: StopFlag = field(default_factory=StopFlag)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
 class Trainer:
@@ -75,7 +77,8 @@ class Trainer:
         ctx: LoopContext,
         objective: Objective | None = None,
     ) -> None:
-        self.model = model
+        self.device = ctx.device
+        self.model = model.to(self.device)
         self.config = config
         self.ctx = ctx
         self.x, self.y = torch.from_numpy(train.x), torch.from_numpy(train.y)
@@ -84,7 +87,12 @@ class Trainer:
         if config.class_weight == "balanced" and self.objective.task == "classification":
             weights = torch.from_numpy(balanced_weights(train.y, valid.y))
             self.objective = replace(self.objective, class_weight=weights)
-        self.wrapped: nn.Module = DistributedDataParallel(model) if ctx.world.distributed else model
+        self.wrapped: nn.Module = model
+        if ctx.world.distributed:
+            on_gpu = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = DistributedDataParallel(model, device_ids=on_gpu)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.precision == "fp16")
+        """fp16 gradients underflow without scaling; bf16 has fp32's range and needs none."""
         self.optimizer = _optimizer(model, config)
         self.sampler: DistributedSampler[int] = DistributedSampler(
             range(len(self.x)),  # type: ignore[arg-type]  # any Sized works
@@ -121,6 +129,7 @@ class Trainer:
                 break
         if self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
+        self.model.to("cpu")  # evaluation, export and the registry read CPU tensors
         return self.state
 
     # -- one epoch -------------------------------------------------------------------
@@ -151,25 +160,48 @@ class Trainer:
     def _forward_backward(self, rows: torch.Tensor, group_samples: int, sync: bool) -> None:
         no_sync = getattr(self.wrapped, "no_sync", None)
         context = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
-        with context:
-            with self._autocast():
-                logits = self.wrapped(self.x[rows])
-                loss = self.objective(logits, self.y[rows])
-            (loss * (len(rows) / group_samples)).backward()  # type: ignore[no-untyped-call]
+        x = self.x[rows].to(self.device, non_blocking=True)
+        y = self.y[rows].to(self.device, non_blocking=True)
+        try:
+            with context:
+                with self._autocast():
+                    logits = self.wrapped(x)
+                    loss = self.objective(logits, y)
+                scaled = self.scaler.scale(loss * (len(rows) / group_samples))
+                scaled.backward()  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise self._out_of_memory(len(rows)) from exc
+            raise
         self.state.loss_sum += float(loss.detach()) * len(rows)
         self.state.seen += len(rows)
 
+    def _out_of_memory(self, rows: int) -> TrainingError:
+        """What to change when a batch does not fit: the same effective batch in smaller
+        steps (``grad_accum``) trains the same model in less memory."""
+        size, accum = self.config.batch_size, self.config.grad_accum
+        return TrainingError(
+            f"{self.device} ran out of memory on a batch of {rows} rows "
+            f"(train.batch_size: {size}, train.grad_accum: {accum}); set "
+            f"train.batch_size: {max(1, size // 2)} and train.grad_accum: {accum * 2} for the "
+            "same effective batch in half the memory, or precision: bf16"
+        )
+
     def _optimizer_step(self) -> None:
+        self.scaler.unscale_(self.optimizer)  # clipping reads the true gradients
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.config.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.config.precision == "fp16":
+            return torch.autocast(self.device.type, dtype=torch.float16)
         return contextlib.nullcontext()
 
     # -- end of epoch ----------------------------------------------------------------
@@ -181,6 +213,7 @@ class Trainer:
             self.valid_y,
             autocast=self._autocast,
             objective=self.objective,
+            device=self.device,
         )
         self.model.train()
         return {
@@ -189,6 +222,7 @@ class Trainer:
             "valid_loss": valid_loss,
             f"valid_{self.objective.score_name}": valid_score,
             "lr": float(self.optimizer.param_groups[0]["lr"]),
+            **gpu_metrics(self.device),
         }
 
     def _update_early_stopping(self, epoch: int, metrics: dict[str, float]) -> None:
@@ -248,6 +282,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": torch.get_rng_state(),
+            "scaler": self.scaler.state_dict(),
             "state": asdict(self.state),
             "best_weights": self.best_weights,
         }
@@ -270,6 +305,8 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         torch.set_rng_state(payload["rng"])
+        if payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
         self.state = TrainState(**payload["state"])
         self.best_weights = payload["best_weights"]
 
@@ -293,6 +330,7 @@ def evaluate_arrays(
     autocast: Any = contextlib.nullcontext,
     batch_size: int = 1024,
     objective: Objective | None = None,
+    device: torch.device | None = None,
 ) -> tuple[float, float]:
     """Mean loss and score (accuracy, or MAE for regression) of ``model`` on ``(x, y)``,
     in eval mode."""
@@ -301,7 +339,7 @@ def evaluate_arrays(
     loss_sum, score_sum = 0.0, 0.0
     with torch.inference_mode():
         for outputs, truth in _batched_logits(
-            model, x, y, autocast=autocast, batch_size=batch_size
+            model, x, y, autocast=autocast, batch_size=batch_size, device=device
         ):
             loss_sum += float(judge.total(outputs, truth))
             score_sum += judge.score_sum(outputs, truth)
@@ -310,12 +348,34 @@ def evaluate_arrays(
 
 
 def _batched_logits(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, autocast: Any, batch_size: int
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    autocast: Any,
+    batch_size: int,
+    device: torch.device | None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for start in range(0, len(x), batch_size):
+        rows = x[start : start + batch_size]
         with autocast():
-            logits = model(x[start : start + batch_size])
-        yield logits.float(), y[start : start + batch_size]
+            logits = model(rows if device is None else rows.to(device))
+        yield logits.float().cpu(), y[start : start + batch_size]
+
+
+def gpu_metrics(device: torch.device) -> dict[str, float]:
+    """Peak memory this process allocated on ``device`` and the GPU's utilisation (NVML),
+    for the epoch's record; nothing on the CPU."""
+    if device.type != "cuda":
+        return {}
+    peak = torch.cuda.max_memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    metrics = {"gpu_peak_memory_mb": peak / 2**20}
+    for reading in gpu_readings():
+        if reading.index == device.index:
+            metrics["gpu_utilization"] = reading.utilization
+            metrics["gpu_memory_used_mb"] = reading.memory_used_bytes / 2**20
+    return metrics
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -8,6 +8,7 @@ preprocessing, reference profile), checkpoints, and finally ``model.safetensors`
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass, replace
@@ -20,12 +21,26 @@ from torch import nn
 
 from dnnops.config import ProjectConfig, parse_config
 from dnnops.data.prepare import PreparedData, prepare_data, save_data_artifacts
-from dnnops.errors import CheckpointError, RunNotFound, TrainingInterrupted, UsageError
+from dnnops.errors import (
+    CheckpointError,
+    ConfigError,
+    RunNotFound,
+    TrainingInterrupted,
+    UsageError,
+)
 from dnnops.files import atomic_write
+from dnnops.gpu import torch_device
 from dnnops.models.build import ModelSpec, build_model
 from dnnops.models.weights import save_weights
 from dnnops.train.checkpoint import load_latest
-from dnnops.train.distributed import World, barrier, broadcast_text, init_world, shutdown
+from dnnops.train.distributed import (
+    World,
+    barrier,
+    broadcast_text,
+    init_world,
+    local_rank,
+    shutdown,
+)
 from dnnops.train.loop import LoopContext, Trainer, TrainState, evaluate_arrays
 from dnnops.train.objective import Objective
 from dnnops.train.progress import ProgressSink, SilentProgress
@@ -95,12 +110,22 @@ def train_project(
     Under torchrun every rank calls this; only rank 0 writes files or records.
     """
     started = time.perf_counter()
-    world = init_world()
+    wanted = config.train.device if config is not None else "auto"  # a resume: its own
+    device = torch_device(wanted, field="train.device", local_rank=local_rank())
+    world = init_world(gpus=device.type == "cuda")
     try:
         active: RunCreator = (
             recorder if (recorder is not None and world.is_main) else _NullCreator()
         )
         run_id, run_dir, config = _open_run(config, runs_dir, resume, world=world)
+        device = torch_device(config.train.device, field="train.device", local_rank=local_rank())
+        if config.train.precision == "fp16" and device.type != "cuda":
+            raise ConfigError(
+                f"train.precision: fp16 needs a CUDA device (train.device is {device}); "
+                "use bf16 on the CPU"
+            )
+        if device.type == "cuda":  # deterministic cuBLAS (use_deterministic_algorithms)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         prepared = prepare_data(config.data, config.model, config.task)
@@ -121,7 +146,12 @@ def train_project(
             active.status(run_id, "running")
         barrier(world)
         ctx = LoopContext(
-            run_id, run_dir / "checkpoints", world, active, progress or SilentProgress()
+            run_id,
+            run_dir / "checkpoints",
+            world,
+            active,
+            progress or SilentProgress(),
+            device=device,
         )
         state, trainer = _fit(config, spec, prepared, ctx=ctx, resuming=resume is not None)
         return _finish(
