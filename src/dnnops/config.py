@@ -343,9 +343,32 @@ class DriftConfig(Section):
     reference's, so a negligible change in millions of rows is not an alert."""
 
 
+class ExplainConfig(Section):
+    """Explanations: ``POST /v1/models/NAME:explain`` and a background sample of live
+    predictions explained off the serving path (the explainability SLI)."""
+
+    sample: Fraction = 0.0
+    """Share of answered predictions explained in the background (0.01: one in a hundred);
+    0: none."""
+    max_per_minute: Annotated[int, Field(ge=1)] = 60
+    """At most this many background explanations a minute, whatever the traffic."""
+    every: Duration = 10.0
+    """How often the background sampler picks up the predictions logged since."""
+    timeout: Duration = 10.0
+    """An explain request that takes longer is answered 504."""
+    max_instances: Annotated[int, Field(ge=1)] = 64
+    """Instances one explain request may hold."""
+    min_explained: Annotated[int, Field(ge=1)] = 30
+    """Explanations a window needs before its attribution drift is judged."""
+    drift_threshold: Fraction = 0.2
+    """Attribution drift: the share of the attributions that moved to other features
+    (half the L1 distance between live and validation importance profiles)."""
+
+
 class MonitorConfig(Section):
     window: Duration = 3600.0
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
     cpu_second_price: Annotated[float, Field(ge=0.0)] = 0.00001
     currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
     """The unit of cpu_second_price, shown beside every cost."""

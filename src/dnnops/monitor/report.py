@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from dnnops.config import MonitorConfig, ObjectiveConfig, SloConfig
+from dnnops.config import ExplainConfig, MonitorConfig, ObjectiveConfig, SloConfig
 from dnnops.errors import DnnopsError
+from dnnops.evaluate.explain import importance_shift
 from dnnops.monitor.dataset_drift import DatasetDrift, dataset_drift_from_counts
 from dnnops.monitor.digest import MinuteCounts, Reference, Stats, digest_records, threshold_key
 from dnnops.monitor.digest_store import SETTLED_S, DigestStore, fingerprint, segment_key
@@ -31,6 +32,7 @@ from dnnops.monitor.drift import (
     drift_from_counts,
     jensen_shannon_distance,
 )
+from dnnops.monitor.explanations import ExplanationWindow, explanations_in_window, top
 from dnnops.monitor.label_columns import FeedbackColumns
 from dnnops.monitor.label_join import FeedbackSegment, LabelJoin, Segment
 from dnnops.monitor.labeled_rows import LabeledRows, class_positions
@@ -38,6 +40,7 @@ from dnnops.monitor.report_types import (
     ConfidenceShift,
     Cost,
     EstimatedAccuracy,
+    Explanations,
     ObjectiveStatus,
     PredictionDrift,
     Report,
@@ -98,6 +101,7 @@ def build_report(
     store = store or digest_store(logs_dir, slo)
     rollup = _rollup(logs_dir, versions, store, slo=slo, moment=moment, window_s=window_s)
     served, served_predictions, endpoint_totals = _per_version(rollup)
+    explained = explanations_in_window(logs_dir, rollup.start, moment)
     sections = []
     for key, stats in sorted(served.items()):
         slis = slis_from_stats(
@@ -125,6 +129,7 @@ def build_report(
             labeled=labeled.since(rollup.start),
             monitor=monitor,
             now=moment,
+            explained=explained.get(key),
         )
         sections.append(replace(section, slo=objectives, alerts=alerts))
     return Report(
@@ -355,6 +360,7 @@ def _version_section(
     labeled: LabeledRows,
     monitor: MonitorConfig,
     now: float,
+    explained: ExplanationWindow | None,
 ) -> VersionSection:
     if loaded is None:
         return VersionSection(slis, error=f"{slis.model}@{slis.version} is not in the registry")
@@ -371,11 +377,40 @@ def _version_section(
         drift=drift,
         estimated_accuracy=estimated_accuracy(loaded, stats, drift=drift, quality=quality),
         feature_freshness_s=freshness(stats.feature_last_ts, loaded.schema.feature_names, now),
-        explainability_coverage=0.0,  # no explanations are produced yet
+        explainability_coverage=(
+            (explained.explained if explained else 0) / slis.predictions
+            if slis.predictions
+            else None
+        ),
+        explanations=explanation_summary(loaded, slis, explained, config=monitor.explain),
         prediction_drift=_prediction_drift(loaded, stats),
         confidence=confidence_shift(slis, loaded.record.metrics),
         baseline_accuracy=float(baseline_accuracy) if baseline_accuracy is not None else None,
         cost=cost_per_prediction(stats, monitor.cpu_second_price, currency=monitor.currency),
+    )
+
+
+def explanation_summary(
+    loaded: LoadedVersion,
+    slis: VersionSlis,
+    explained: ExplanationWindow | None,
+    *,
+    config: ExplainConfig,
+) -> Explanations | None:
+    """The window's stored explanations against the version's validation profile."""
+    if explained is None or not explained.explained:
+        return None
+    reference = loaded.explanation_reference
+    shift = importance_shift(explained.importance, reference.importance) if reference else None
+    judged = shift is not None and explained.explained >= config.min_explained
+    return Explanations(
+        explained=explained.explained,
+        coverage=explained.explained / slis.predictions if slis.predictions else 0.0,
+        method=explained.method,
+        importance=top(explained.importance),
+        reference=top(reference.importance) if reference else None,
+        shift=shift,
+        drifted=(shift is not None and shift > config.drift_threshold) if judged else None,
     )
 
 

@@ -98,6 +98,27 @@ class EstimatedAccuracy:
 
 
 @dataclass(frozen=True)
+class Explanations:
+    """The window's predictions explained in the background (``monitor.explain.sample``):
+    how many, and where their attributions go against the validation split's."""
+
+    explained: int
+    coverage: float
+    """Explained / answered predictions of the window: what was actually stored."""
+    method: str | None
+    importance: dict[str, float]
+    """Each feature's share of the mean |attribution| (the top ten), live."""
+    reference: dict[str, float] | None
+    """The same on the validation split at registration (None: an older version)."""
+    shift: float | None
+    """Half the L1 distance between the live and validation profiles: the share of the
+    attributions that moved to other features."""
+    drifted: bool | None
+    """``shift`` above ``monitor.explain.drift_threshold``; None with fewer explanations
+    than ``monitor.explain.min_explained``."""
+
+
+@dataclass(frozen=True)
 class VersionSection:
     """Everything the report says about one served version of one endpoint."""
 
@@ -113,9 +134,11 @@ class VersionSection:
     cost: Cost | None = None
     feature_freshness_s: dict[str, float | None] = field(default_factory=dict)
     explainability_coverage: float | None = None
+    """The share of the window's answered predictions with a stored explanation."""
     baseline_accuracy: float | None = None
     estimated_accuracy: EstimatedAccuracy | None = None
     """Before labels: what calibrated confidence says accuracy is (classifiers)."""
+    explanations: Explanations | None = None
     error: str | None = None
     """Why the sections that need the registry's version are missing."""
 

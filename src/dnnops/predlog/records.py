@@ -1,4 +1,4 @@
-"""The two kinds of record the logs hold, encoded and decoded here and nowhere else.
+"""The kinds of record the logs hold, encoded and decoded here and nowhere else.
 
 A prediction record is what the server (or ``dnnops predict``) wrote about one instance,
 or about one refused request; a feedback record is one label for one prediction id. Every
@@ -128,6 +128,23 @@ class FeedbackRecord(LogRecord, frozen=True):
     label: Any
     """The ground truth: a class label as in training, or a number."""
     ts: float
+
+
+class ExplanationRecord(LogRecord, frozen=True):
+    """One live prediction explained in the background (``logs/explanations/``)."""
+
+    prediction_id: str
+    ts: float
+    """When it was explained."""
+    prediction_ts: float
+    endpoint: str
+    model: str
+    version: str
+    method: str
+    target: Any
+    """The output explained: the predicted class, or 0 for a regressor's value."""
+    attributions: dict[str, float]
+    """By feature (a table), or by flat input element index (a tensor)."""
 
 
 _ENCODER = msgspec.json.Encoder()

@@ -18,13 +18,16 @@ from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
 from dnnops.errors import ModelError, UsageError
 from dnnops.evaluate.calibration import Calibrator
+from dnnops.evaluate.explain import ExplanationReference
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 
 if TYPE_CHECKING:  # loading a version reads files; only running it needs torch or ONNX
+    from dnnops.evaluate.explain import Explainer
     from dnnops.evaluate.report import PredictLogits
 
 Backend = Literal["onnx", "onnx-int8", "torch"]
 CALIBRATION = "calibration.json"
+EXPLANATIONS = "explanations.json"
 GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torch": "weights.safetensors"}
 
 
@@ -41,6 +44,8 @@ class LoadedVersion:
     calibrator: Calibrator | None = None
     """A classifier's confidence calibration (``calibration.json``): what its accuracy is
     estimated from before labels arrive. None for regressors and older versions."""
+    explanation_reference: ExplanationReference | None = None
+    """Its importance profile on the validation split (``explanations.json``)."""
 
     @property
     def classes(self) -> list[int | str]:
@@ -87,7 +92,45 @@ def load_version(
         calibrator=(
             Calibrator.model_validate(read_json(CALIBRATION)) if CALIBRATION in files else None
         ),
+        explanation_reference=(
+            ExplanationReference.model_validate(read_json(EXPLANATIONS))
+            if EXPLANATIONS in files
+            else None
+        ),
     )
+
+
+def explainer_of(registry: ModelRegistry, record: VersionRecord) -> Explainer:
+    """The explainer of a version (``evaluate.explain.choose_explainer``), from its files,
+    each integrity-checked."""
+    from dnnops.evaluate.explain import choose_explainer
+    from dnnops.registry.onnx_runner import OnnxRunner
+
+    manifest = registry.manifest(record)
+    files = manifest["files"]
+    weights = (
+        registry.file(record, manifest, "weights.safetensors")
+        if "weights.safetensors" in files
+        else None
+    )
+    loaded = load_version(registry, record)
+    return choose_explainer(
+        loaded.preprocessor,
+        regression=loaded.is_regression,
+        onnx_predict=OnnxRunner(loaded.graph, 1),
+        spec=manifest.get("spec"),
+        weights=weights,
+    )
+
+
+def explanation_reference_of(
+    registry: ModelRegistry, record: VersionRecord
+) -> ExplanationReference | None:
+    """A version's importance profile on its validation split; None for older versions."""
+    manifest = registry.manifest(record)
+    if EXPLANATIONS not in manifest["files"]:
+        return None
+    return ExplanationReference.model_validate_json(registry.file(record, manifest, EXPLANATIONS))
 
 
 def calibrator_of(registry: ModelRegistry, record: VersionRecord) -> Calibrator | None:

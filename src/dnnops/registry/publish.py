@@ -21,6 +21,7 @@ from dnnops.data.profile import Profile, numeric_profile
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
 from dnnops.evaluate.calibration import MIN_ROWS, Calibrator, fit_calibrator
+from dnnops.evaluate.explain import ExplanationReference, choose_explainer, importance_profile
 from dnnops.evaluate.metrics import classification_metrics, regression_metrics, softmax
 from dnnops.evaluate.report import (
     EvaluationReport,
@@ -31,7 +32,7 @@ from dnnops.evaluate.report import (
 )
 from dnnops.models.build import ModelSpec
 from dnnops.registry.export import INPUT, OUTPUT, quantize_int8
-from dnnops.registry.loader import CALIBRATION, load_version, make_predictor
+from dnnops.registry.loader import CALIBRATION, EXPLANATIONS, load_version, make_predictor
 from dnnops.registry.onnx_runner import OnnxRunner
 from dnnops.registry.versions import ModelRegistry, Registration, VersionNotFound, VersionRecord
 
@@ -109,6 +110,9 @@ def publish(
     calibrator = _calibrator(candidate, runner)
     if calibrator is not None:
         files[CALIBRATION] = calibrator.model_dump_json(indent=2).encode()
+    reference = _explanation_reference(candidate, runner)
+    if reference is not None:
+        files[EXPLANATIONS] = reference.model_dump_json(indent=2).encode()
     fields = _manifest_fields(candidate, report)
     if int8:
         files["model.int8.onnx"], fields["int8"] = _int8(candidate, runner)
@@ -126,6 +130,29 @@ def publish(
     )
     moved = _move_aliases(registry, record, report)
     return Published(registry.resolve(record.model, record.version), report, moved)
+
+
+REFERENCE_ROWS = 256
+"""Validation rows explained at registration: the importance profile live explanations
+are compared with (attribution drift)."""
+
+
+def _explanation_reference(candidate: Candidate, runner: OnnxRunner) -> ExplanationReference | None:
+    """Each feature's share of the attributions on the validation split, with the method
+    the server will explain with (so live and reference are alike)."""
+    held_out = candidate.calibration or candidate.evaluation
+    if held_out is None or not len(held_out.x):
+        return None
+    explainer = choose_explainer(
+        candidate.preprocessor,
+        regression=candidate.is_regression,
+        onnx_predict=runner,
+        spec=candidate.spec.to_dict() if candidate.spec is not None else None,
+        weights=candidate.weights,
+    )
+    rows = held_out.x[:REFERENCE_ROWS]
+    importance = importance_profile(explainer, explainer.explain(rows))
+    return ExplanationReference(method=explainer.method, rows=len(rows), importance=importance)
 
 
 def _calibrator(candidate: Candidate, runner: OnnxRunner) -> Calibrator | None:

@@ -46,6 +46,7 @@ from dnnops.serve.errors import (
     Unavailable,
     http_error_of,
 )
+from dnnops.serve.explain_routes import explain_routes, sample_explanations
 from dnnops.serve.feedback import FeedbackVerdicts, feedback_answer
 from dnnops.serve.fleet import FleetLeadership
 from dnnops.serve.http import (
@@ -59,6 +60,7 @@ from dnnops.serve.http import (
     json_answer,
     json_response,
     read_body,
+    v1_instances,
 )
 from dnnops.serve.loop_lag import LoopLag
 from dnnops.serve.protocol import encode_response, parse_infer
@@ -109,6 +111,9 @@ def create_app(state: ServerState) -> InferenceFastPath:
             loops.append(asyncio.create_task(monitoring.run(state.policies.monitor.evaluate_every)))
         if state.metrics.shared_dir is not None:
             loops.append(asyncio.create_task(_refresh_shared_metrics(state)))
+        explain = state.policies.monitor.explain
+        if explain.sample > 0:
+            loops.append(asyncio.create_task(sample_explanations(state, explain.every)))
         yield
         for loop in loops:
             loop.cancel()
@@ -124,6 +129,7 @@ def create_app(state: ServerState) -> InferenceFastPath:
     rollout_routes(app, state, controller)
     dashboard_routes(app, state)
     _monitor_routes(app, state)
+    explain_routes(app, state)
     return InferenceFastPath(app, state)
 
 
@@ -272,7 +278,7 @@ async def _serve(
         body = await request.body(state.serve.max_body_bytes)
         with _span("decode", traced):
             parsed = (
-                parse_infer(body, _header_length(request)) if kind == "v2" else _v1_instances(body)
+                parse_infer(body, _header_length(request)) if kind == "v2" else v1_instances(body)
             )
             runtime, shadow = _route(state, name, version, request=request)
             context.model, context.version = runtime.model, runtime.version
@@ -634,16 +640,6 @@ def _header_length(request: RawRequest) -> int | None:
     if not value.isdigit():
         raise BadRequest(f"Inference-Header-Content-Length must be a number, got {value!r}")
     return int(value)
-
-
-def _v1_instances(body: bytes) -> Any:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict) or "instances" not in payload:
-        raise BadRequest("the body must be an object with 'instances': a list of instances")
-    return payload["instances"]
 
 
 def _feedback_labels(body: bytes) -> list[tuple[str, Any]]:

@@ -156,3 +156,14 @@ def authorize_scope(state: ServerState, request: Request, scope: Scope) -> None:
 
 def _matches(header: str, token: str) -> bool:
     return hmac.compare_digest(header.removeprefix("Bearer ").encode(), token.encode())
+
+
+def v1_instances(body: bytes) -> Any:
+    """The ``instances`` of a KServe V1 body (``:predict``, ``:explain``)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise BadRequest("the body must be an object with 'instances': a list of instances")
+    return payload["instances"]

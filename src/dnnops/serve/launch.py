@@ -238,6 +238,7 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         state.fleet_commands = FleetCommands(engine, holder)
     if policies.monitor.evaluate_every:
         state.report_worker = ReportWorker(home)
+    state.explain_worker = ReportWorker(home)  # started on the first explanation
     if home.fleet_logs_url is not None:
         retention = project.logs.retention if project is not None else None
         state.fleet_log = FleetLog(

@@ -231,6 +231,13 @@ class ServerMetrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self.explanations = Counter(
+            "dnnops_explanations",
+            "Live predictions the background sampler explained (stored) or could not "
+            "(skipped: inputs not logged or redacted).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.watch_gpus = False
         """Set when serving on a GPU: ``refresh`` reads NVML."""
 

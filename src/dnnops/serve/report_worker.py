@@ -18,8 +18,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
-from dnnops.config import MonitorConfig, SloConfig
+import numpy as np
+
+from dnnops.config import ExplainConfig, MonitorConfig, SloConfig
 from dnnops.home import Home
+from dnnops.monitor.explanations import SampleCounts
 from dnnops.monitor.report_types import Report
 
 
@@ -31,6 +34,24 @@ class ReportJob:
     window_s: float
     monitor: MonitorConfig
     slo: SloConfig
+
+
+@dataclass(frozen=True)
+class ExplainJob:
+    """Preprocessed rows of one version to explain (``:explain``)."""
+
+    home: Home
+    model: str
+    version: str
+    x: np.ndarray
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """One pass of the background explanation sampler."""
+
+    home: Home
+    config: ExplainConfig
 
 
 @dataclass(frozen=True)
@@ -70,6 +91,19 @@ class ReportWorker:
         job = DashboardJob(ReportJob(self.home, window_s, monitor, slo), endpoint, live)
         document: dict[str, Any] = await self._run(dashboard_in_child, job)
         return document
+
+    async def explain(self, model: str, version: str, x: np.ndarray) -> dict[str, Any]:
+        """``monitor.explanations.explain_rows`` in the child: torch and the gradients
+        stay out of the serving process."""
+        answer: dict[str, Any] = await self._run(
+            explain_in_child, ExplainJob(self.home, model, version, x)
+        )
+        return answer
+
+    async def sample(self, config: ExplainConfig) -> SampleCounts:
+        """Explain the sampled predictions logged since the last pass."""
+        counts: SampleCounts = await self._run(sample_in_child, SampleJob(self.home, config))
+        return counts
 
     async def _run(self, function: Any, job: Any) -> Any:
         if self._pool is None:
@@ -122,7 +156,28 @@ def dashboard_in_child(job: DashboardJob) -> dict[str, Any]:
     )
 
 
-def _registry(job: ReportJob) -> Any:
+def explain_in_child(job: ExplainJob) -> dict[str, Any]:
+    from dnnops.monitor.explanations import VersionExplainers, explain_rows
+
+    if "explainers" not in _CHILD:
+        _CHILD["explainers"] = VersionExplainers(_registry(job))
+    return explain_rows(_CHILD["explainers"], job.model, job.version, x=job.x)
+
+
+def sample_in_child(job: SampleJob) -> SampleCounts:
+    from dnnops.monitor.explanations import ExplanationSampler
+
+    sampler = _CHILD.get("sampler")
+    if sampler is None:
+        sampler = _CHILD["sampler"] = ExplanationSampler(
+            job.home.logs_dir, _registry(job), job.config
+        )
+    sampler.config = job.config
+    counts: SampleCounts = sampler.run_once()
+    return counts
+
+
+def _registry(job: ReportJob | ExplainJob | SampleJob) -> Any:
     from dnnops.registry.open import open_registry
 
     if "registry" not in _CHILD:

@@ -22,6 +22,7 @@ from dnnops.config import (
 )
 from dnnops.errors import DnnopsError
 from dnnops.monitor.digest_store import DigestStore
+from dnnops.monitor.explanations import VersionExplainers
 from dnnops.monitor.report import build_report, digest_store, predictions_made
 from dnnops.monitor.report_types import Report
 from dnnops.predlog.fleet_log import FleetLog
@@ -121,6 +122,10 @@ class ServerState:
     replica: str = ""
     """This replica's name in the fleet's log (empty outside a fleet)."""
     report_worker: ReportWorker | None = None
+    explain_worker: ReportWorker | None = None
+    """The side process explanations run in (its own: a report never delays one)."""
+    explainers: VersionExplainers | None = None
+    """Explainers in this process, when there is no side process (in-process servers)."""
     """The child process the monitoring loop's reports are built in."""
     labels: LabelGate | None = None
 
@@ -226,8 +231,9 @@ class ServerState:
         runtimes = [r for e in self.endpoints.values() for r in e.versions.values()]
         await asyncio.gather(*(r.stop(self.serve.drain_timeout) for r in runtimes))
         self.logger.close()
-        if self.report_worker is not None:
-            self.report_worker.close()
+        for worker in (self.report_worker, self.explain_worker):
+            if worker is not None:
+                worker.close()
         if self.fleet_log is not None:  # every worker: what it logged last leaves with it
             try:
                 await asyncio.to_thread(self.fleet_log.ship)

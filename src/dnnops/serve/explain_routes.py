@@ -1,0 +1,123 @@
+"""``POST /v1/models/NAME:explain`` and the background explanation sampler's loop.
+
+Explanations run in the server's side process (``report_worker.ReportWorker``, its own
+instance): gradients hold the GIL and torch is hundreds of MB, and neither belongs in a
+process that answers predictions. The route takes KServe's V1 shape (``{"instances":
+[...]}``), validates the instances exactly as ``:predict`` does, and answers the live
+version's predictions with each instance's attributions by feature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+
+from dnnops.data.preprocess import apply_preprocessing
+from dnnops.errors import DnnopsError
+from dnnops.monitor.explanations import VersionExplainers, explain_rows
+from dnnops.serve.errors import (
+    BadRequest,
+    GatewayTimeout,
+    HttpError,
+    NotFound,
+    Unavailable,
+    http_error_of,
+)
+from dnnops.serve.http import (
+    authorize_scope,
+    error_response,
+    json_response,
+    read_body,
+    v1_instances,
+)
+from dnnops.serve.state import ServerState
+
+log = logging.getLogger("dnnops.serve")
+
+
+def explain_routes(app: FastAPI, state: ServerState) -> None:
+    @app.post("/v1/models/{name}:explain")
+    async def explain_v1(request: Request, name: str) -> Response:
+        """The live version's predictions and each instance's attributions (read scope)."""
+        try:
+            authorize_scope(state, request, "read")
+            return json_response(await _explain(state, request, name))
+        except HttpError as error:
+            return error_response(error)
+        except DnnopsError as exc:
+            return error_response(http_error_of(exc))
+
+
+async def _explain(state: ServerState, request: Request, name: str) -> dict[str, Any]:
+    endpoint = state.endpoints.get(name)
+    if endpoint is None:
+        raise NotFound(f"unknown endpoint {name!r}; this server serves {sorted(state.endpoints)}")
+    runtime = endpoint.runtime()
+    if runtime is None or not runtime.ready:
+        raise Unavailable(f"{name} has no live version ready to explain yet")
+    body = await read_body(request, state.serve.max_body_bytes)
+    instances = v1_instances(body)
+    limit = state.policies.monitor.explain.max_instances
+    if isinstance(instances, list) and len(instances) > limit:
+        raise BadRequest(
+            f"instances: {len(instances)} in one request; explain at most {limit} "
+            "(monitor.explain.max_instances)"
+        )
+    checked = runtime.adapter.from_v1(instances)
+    x = apply_preprocessing(runtime.loaded.preprocessor, checked.raw)
+    timeout = state.policies.monitor.explain.timeout
+    try:
+        answer = await asyncio.wait_for(
+            _run(state, runtime.model, runtime.version, x=x), timeout=timeout
+        )
+    except TimeoutError:
+        raise GatewayTimeout(
+            f"the explanation took longer than {timeout:g} s (monitor.explain.timeout); "
+            "send fewer instances"
+        ) from None
+    outputs = np.asarray(answer["outputs"])
+    targets = answer["targets"]
+    if runtime.is_regression:
+        predictions: list[Any] = outputs[:, 0].tolist()
+        explained: list[Any] = [0] * len(targets)
+    else:
+        predictions = runtime.labels[np.asarray(targets, dtype=int)].tolist()
+        explained = predictions
+    return {
+        "model_name": runtime.model,
+        "model_version": runtime.version,
+        "predictions": predictions,
+        "explanations": [
+            {"method": answer["method"], "target": target, "attributions": attributions}
+            for target, attributions in zip(explained, answer["attributions"], strict=True)
+        ],
+    }
+
+
+async def _run(state: ServerState, model: str, version: str, *, x: np.ndarray) -> dict[str, Any]:
+    if state.explain_worker is not None:
+        return await state.explain_worker.explain(model, version, x)
+    if state.explainers is None:  # no side process (an in-process test server)
+        state.explainers = VersionExplainers(state.registry)
+    return await asyncio.to_thread(explain_rows, state.explainers, model, version, x=x)
+
+
+async def sample_explanations(state: ServerState, every_s: float) -> None:
+    """Every ``every_s``, explain the sampled predictions logged since (leader only: the
+    fleet's log holds every replica's)."""
+    config = state.policies.monitor.explain
+    while True:
+        await asyncio.sleep(every_s)
+        if not state.leads() or state.explain_worker is None:
+            continue
+        try:
+            counts = await state.explain_worker.sample(config)
+            if counts.explained or counts.skipped:
+                state.metrics.explanations.labels("stored").inc(counts.explained)
+                state.metrics.explanations.labels("skipped").inc(counts.skipped)
+        except Exception as exc:  # the sampler is best effort: serving goes on
+            log.warning("explanation sampler: %s: %s", type(exc).__name__, exc)
