@@ -74,6 +74,7 @@ def test_trained_model_is_registered_gated_aliased_and_verifiable(
         "config.yaml",
         "evaluation.json",
         "calibration.json",  # fitted on the validation split: accuracy estimated before labels
+        "explanations.json",  # the validation split's importance profile: attribution drift
     } == set(manifest["files"])
     assert manifest["spec"]["arch"] == "mlp"
     human = cli("models", "show", "digits@1")
