@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,12 @@ def server(
     _browser_or_skip()
     folder = built_folders.copy(one_digits_model, tmp_path_factory.mktemp("dashboard") / "p")
     home = folder / "home"
-    running = start_server(home, "--model", "digits@production")
+    config = folder / "explain.yaml"  # a tenth of the live predictions explained
+    config.write_text(
+        "name: digits\ndata: {source: 'builtin:digits'}\n"
+        "monitor: {explain: {sample: 0.1, every: 1s}}\n"
+    )
+    running = start_server(home, "-c", str(config))
     digits = load_digits()
     ids: list[str] = []
     with httpx.Client(base_url=running.url, timeout=30) as http:
@@ -64,6 +70,10 @@ def server(
             {"prediction_id": i, "label": int(y)} for i, y in zip(ids, digits.target, strict=False)
         ]
         assert http.post("/v1/feedback", json={"labels": labels}).status_code == 200
+        deadline = time.monotonic() + 60
+        while http.get("/v1/monitor/digits?since=1h").json()["versions"][0]["explanations"] is None:
+            assert time.monotonic() < deadline, "no explanation was stored"
+            time.sleep(0.5)
     yield running, ids
     running.stop()
 
@@ -124,6 +134,7 @@ def test_the_executive_view_shows_health_traffic_accuracy_and_drift(
     assert page.text_content("#exec-cards .value") not in ("", "\u2013")  # an en dash: no data
     for chart in ("chart-traffic", "chart-accuracy", "chart-drift", "chart-cost"):
         assert _points(page, chart) > 0, chart
+    assert _points(page, "chart-accuracy", series=2) > 0  # v1 estimated before labels
     assert "v1" in page.text_content("#exec-versions")
     assert "alias" in page.text_content("#exec-decisions")
     # accuracy before labels: the calibrated estimate, a percentage with its interval
@@ -154,6 +165,8 @@ def test_the_debug_view_shows_distributions_and_the_tracer_finds_a_prediction(
     assert page.locator("#debug-features figure").count() > 0
     assert page.locator("#debug-features rect.bar").count() > 0
     assert page.locator("#debug-confusion td").count() >= 100  # 10 x 10 plus row labels
+    assert page.locator("#debug-explanations rect.bar").count() > 0  # validation and live
+    assert "explained" in page.text_content("#debug-explanations")
     page.fill("#trace-id", ids[5])
     page.click("#tracer button")
     page.wait_for_selector("#trace-inputs", timeout=10_000)

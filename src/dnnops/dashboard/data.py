@@ -25,7 +25,7 @@ from dnnops.monitor.dataset_drift import as_feature_frame, dataset_drift
 from dnnops.monitor.digest import logged_inputs
 from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.drift import FeatureDrift, bin_counts
-from dnnops.monitor.report import build_report
+from dnnops.monitor.report import build_report, reference_lookup
 from dnnops.monitor.report_types import VersionSection
 from dnnops.monitor.timeseries import series, summarize
 from dnnops.predlog.reader import PREDICTIONS, read_predictions
@@ -80,7 +80,14 @@ def dashboard_data(
     model = sections[0].slis.model if sections else endpoint
     current = _current_version(registry, model, live)
     reference = _reference(registry, model, current, known=known)
-    summaries = summarize(records, labels, endpoint, start=start, bucket_s=bucket_s)
+    summaries = summarize(
+        records,
+        labels,
+        endpoint,
+        start=start,
+        bucket_s=bucket_s,
+        reference=reference_lookup(registry, known),
+    )
     timeline = series(summaries, start, moment, bucket_s=bucket_s)
     timeline["drift_share"] = _drift_series(
         records, reference, monitor, start=start, bucket_s=bucket_s, end=moment

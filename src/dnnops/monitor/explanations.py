@@ -97,13 +97,14 @@ class ExplanationSampler:
         registry: ModelRegistry,
         config: ExplainConfig,
         *,
+        since: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.logs_dir = logs_dir
         self.config = config
         self.clock = clock
         self.explainers = VersionExplainers(registry)
-        self.follower = LogFollower(logs_dir / PREDICTIONS, PREDICTIONS, since=clock())
+        self.follower = LogFollower(logs_dir / PREDICTIONS, PREDICTIONS, since=since)
         self.writer: SegmentWriter | None = None
         self._minute = (0.0, 0)
         """The minute being counted against ``max_per_minute``, and how many so far."""

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -196,6 +196,13 @@ def _budgets(
                 )
             )
     return objectives, alerts
+
+
+def reference_lookup(
+    registry: ModelRegistry, known: Mapping[tuple[str, str], LoadedVersion]
+) -> Callable[[str, str], Reference | None]:
+    """(model, version) -> its digest reference, each version loaded at most once."""
+    return _Versions(registry, dict(known)).reference
 
 
 class _Versions:

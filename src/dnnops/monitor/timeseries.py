@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from dnnops.monitor.digest import Stats, stats_of
+from dnnops.monitor.digest import Reference, Stats, stats_of
 from dnnops.monitor.scoring import score
 from dnnops.predlog.records import PredictionRecord
 
@@ -78,6 +78,9 @@ class Bucket:
             if stats.confidence_count
             else None,
             "accuracy": scored.correct / scored.labeled if scored.labeled else None,
+            "estimated_accuracy": stats.estimated_correct / stats.estimated_rows
+            if stats.estimated_rows
+            else None,
             "labels": float(scored.labeled + scored.valued),
             "mae": scored.abs_error_sum / scored.valued if scored.valued else None,
             "rmse": math.sqrt(scored.squared_error_sum / scored.valued) if scored.valued else None,
@@ -102,9 +105,11 @@ def summarize(
     *,
     start: float,
     bucket_s: float,
+    reference: Callable[[str, str], Reference | None] | None = None,
 ) -> dict[Key, Bucket]:
     """One bucket per version, role and bucket start for ``endpoint``'s records after
-    ``start``."""
+    ``start``; with ``reference`` (model, version -> its reference), the buckets also sum
+    the calibrated confidence the estimated accuracy is read from."""
     members: dict[Key, list[PredictionRecord]] = defaultdict(list)
     for record in records:
         if record.ts < start or record.endpoint != endpoint:
@@ -116,7 +121,8 @@ def summarize(
         scored = Scored()
         for record in group:
             scored.add(record, labels.get(record.label_id))
-        out[key] = Bucket(stats_of(group, None, ()), scored)
+        found = reference(group[0].model, key[0]) if reference is not None else None
+        out[key] = Bucket(stats_of(group, found, ()), scored)
     return out
 
 

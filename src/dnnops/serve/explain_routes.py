@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -110,12 +111,13 @@ async def sample_explanations(state: ServerState, every_s: float) -> None:
     """Every ``every_s``, explain the sampled predictions logged since (leader only: the
     fleet's log holds every replica's)."""
     config = state.policies.monitor.explain
+    since = time.time()
     while True:
         await asyncio.sleep(every_s)
         if not state.leads() or state.explain_worker is None:
             continue
         try:
-            counts = await state.explain_worker.sample(config)
+            counts = await state.explain_worker.sample(config, since=since)
             if counts.explained or counts.skipped:
                 state.metrics.explanations.labels("stored").inc(counts.explained)
                 state.metrics.explanations.labels("skipped").inc(counts.skipped)

@@ -52,6 +52,8 @@ class SampleJob:
 
     home: Home
     config: ExplainConfig
+    since: float
+    """The server's start: predictions logged since are sampled."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,11 @@ class ReportWorker:
         )
         return answer
 
-    async def sample(self, config: ExplainConfig) -> SampleCounts:
-        """Explain the sampled predictions logged since the last pass."""
-        counts: SampleCounts = await self._run(sample_in_child, SampleJob(self.home, config))
+    async def sample(self, config: ExplainConfig, *, since: float) -> SampleCounts:
+        """Explain the sampled predictions logged since the last pass (the first pass:
+        since ``since``)."""
+        job = SampleJob(self.home, config, since)
+        counts: SampleCounts = await self._run(sample_in_child, job)
         return counts
 
     async def _run(self, function: Any, job: Any) -> Any:
@@ -170,7 +174,7 @@ def sample_in_child(job: SampleJob) -> SampleCounts:
     sampler = _CHILD.get("sampler")
     if sampler is None:
         sampler = _CHILD["sampler"] = ExplanationSampler(
-            job.home.logs_dir, _registry(job), job.config
+            job.home.logs_dir, _registry(job), job.config, since=job.since
         )
     sampler.config = job.config
     counts: SampleCounts = sampler.run_once()

@@ -125,7 +125,10 @@ function renderExecutive(doc) {
     $("caption-quality").textContent = "Mean absolute error on labels, by version";
     lineChart("chart-accuracy", t, byVersion(doc, "mae"));
   } else {
-    lineChart("chart-accuracy", t, byVersion(doc, "accuracy"), { range: [0, 1] });
+    // on labels (solid) against estimated from calibrated confidence before labels
+    const estimated = byVersion(doc, "estimated_accuracy").map((line, i) => (
+      { ...line, label: `${line.label} estimated`, colour: COLOURS[(i + 3) % COLOURS.length] }));
+    lineChart("chart-accuracy", t, [...byVersion(doc, "accuracy"), ...estimated], { range: [0, 1] });
   }
   lineChart("chart-drift", t, [{ label: "drift share", values: doc.series.drift_share, colour: COLOURS[5] }], { range: [0, 1] });
   const price = doc.cpu_second_price;
@@ -197,9 +200,27 @@ function renderDebug(doc) {
   } else {
     $("debug-confusion").innerHTML = '<p class="empty">no labels in this window</p>';
   }
+  renderExplanations(section);
   const histogram = section ? section.slis.confidence_histogram : [];
   const labels = histogram.map((_, i) => `${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}`);
   $("debug-confidence").innerHTML = histogram.length ? bars(labels, [{ label: `v${section.slis.version}`, values: histogram, colour: COLOURS[2] }]) : '<p class="empty">no predictions</p>';
+}
+
+function renderExplanations(section) {
+  // global attributions of the sampled live predictions against the validation split's
+  const explained = section && section.explanations;
+  if (!explained) {
+    $("debug-explanations").innerHTML = '<p class="empty">no explanations stored in this window (monitor.explain.sample)</p>';
+    return;
+  }
+  const features = Object.keys(explained.importance);
+  const reference = explained.reference || {};
+  const verdict = explained.drifted === null ? "too few to judge" : explained.drifted ? '<span class="bad">attribution drift</span>' : "no attribution drift";
+  $("debug-explanations").innerHTML =
+    `<p>${explained.explained} explained (${pct(explained.coverage, 2)} of predictions), ${esc(explained.method)}; ` +
+    `shift from validation ${num(explained.shift, 3)}: ${verdict}</p>` +
+    bars(features, [{ label: "validation", values: features.map((f) => reference[f] || 0), colour: COLOURS[0] },
+      { label: "live", values: features.map((f) => explained.importance[f]), colour: COLOURS[1] }]);
 }
 
 function regression(doc) {
