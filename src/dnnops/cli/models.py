@@ -128,6 +128,78 @@ def models_audit(
     )
 
 
+@models_app.command("tier")
+def models_tier(
+    name: str,
+    tiers: Annotated[
+        str,
+        typer.Option(
+            "--tiers",
+            help="Registered classifiers, fastest first, e.g. small@production,large@production.",
+        ),
+    ],
+    max_accuracy_loss: Annotated[
+        float,
+        typer.Option(
+            help="Accuracy the tiers may give up against the last tier alone (0.001 = 0.1 point)."
+        ),
+    ] = 0.001,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labeled CSV/Parquet/NPZ to choose thresholds on (default: the first tier's "
+            "validation split)."
+        ),
+    ] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="Point this alias of NAME at the new version.")
+    ] = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register NAME's next version as tiers: the first answers, and hands each row it is
+    unsure of (calibrated confidence under a threshold chosen on held-out rows) to the next."""
+    from dnnops.registry.loader import TIERS
+    from dnnops.registry.tiering import register_tiers
+
+    registry = open_registry(resolve_home(home))
+    members = [registry.resolve_ref(ref.strip()) for ref in tiers.split(",") if ref.strip()]
+    record = register_tiers(registry, name, members, data=data, max_accuracy_loss=max_accuracy_loss)
+    if alias is not None:
+        registry.set_alias(name, alias, record.version, reason="dnnops models tier")
+    manifest = registry.manifest(record)
+    plan = json.loads(registry.file(record, manifest, TIERS))
+    if json_out:
+        print_json({**record.to_dict(), "tiers": plan})
+        return
+    console = make_console()
+    rows = [
+        [
+            f"{m['model']}@{m['version']}",
+            "-" if m["threshold"] is None else f"{m['threshold']:.4f}",
+            f"{share * 100:.1f}%",
+        ]
+        for m, share in zip(plan["members"], plan["chosen_on"]["shares"], strict=True)
+    ]
+    chosen = plan["chosen_on"]
+    console.print(
+        rows_table(
+            f"{record.ref}: tiers chosen on {chosen['rows']} rows ({chosen['source']})",
+            ["tier", "escalates under", "answers"],
+            rows,
+        )
+    )
+    for part in ("chosen_on", "tested_on"):
+        judged = plan.get(part)
+        if judged:
+            console.print(
+                f"{judged['source']}: accuracy {judged['accuracy']:.4f} against "
+                f"{judged['last_accuracy']:.4f} for the last tier alone ({judged['rows']} rows)"
+            )
+    if alias is not None:
+        console.print(f"{name}@{alias} -> version {record.version}")
+
+
 @models_app.command("verify")
 def models_verify(ref: str, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Check every artifact's SHA-256 and the signature (when signing is on); exit 1 on failure."""

@@ -134,6 +134,15 @@ def _print_report(report: Report, since: str) -> None:
                 f"model CPU each at {cost.cpu_second_price:g} {cost.currency} per "
                 "CPU-second, monitor.cpu_second_price)"
             )
+        split = version.tiers
+        if split is not None:
+            shares = ", ".join(f"{t.member} {format_number(t.share * 100)}%" for t in split.tiers)
+            rate = split.escalation_rate
+            console.print(
+                f"{name} tiers: {shares}; escalation "
+                f"{'-' if rate is None else format_number(rate * 100) + '%'} "
+                f"(on validation {format_number(split.expected_escalation_rate * 100)}%)"
+            )
 
 
 _CLASS_METRICS = ("accuracy", "roc_auc", "expected_calibration_error")

@@ -65,6 +65,8 @@ class Stats:
     cpu_ms_sum: float = 0.0
     cpu_ms_count: int = 0
     classes: dict[str, int] = field(default_factory=dict)
+    tiers: dict[str, int] = field(default_factory=dict)
+    """A tiered version's answered predictions by the tier that answered ("0", "1", ...)."""
     feature_last_ts: dict[str, float] = field(default_factory=dict)
     numeric: dict[str, list[int]] = field(default_factory=dict)
     """Counts over the reference's percentile points (``drift.percentile_counts``)."""
@@ -111,6 +113,7 @@ class Stats:
             cpu_ms_sum=self.cpu_ms_sum + other.cpu_ms_sum,
             cpu_ms_count=self.cpu_ms_count + other.cpu_ms_count,
             classes=_add_counts(self.classes, other.classes),
+            tiers=_add_counts(self.tiers, other.tiers),
             feature_last_ts={
                 name: max(self.feature_last_ts.get(name, 0.0), other.feature_last_ts.get(name, 0.0))
                 for name in self.feature_last_ts.keys() | other.feature_last_ts.keys()
@@ -293,6 +296,7 @@ def stats_of(
         # classes of classifiers only (their records carry probabilities): a regression's
         # numbers would make one key per prediction
         classes=_count_keys(category_key(r.output) for r in ok if r.probabilities is not None),
+        tiers=_count_keys(str(r.tier) for r in ok if r.tier is not None),
     )
     if reference is not None:
         _add_inputs(stats, records, reference)

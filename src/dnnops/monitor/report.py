@@ -45,6 +45,8 @@ from dnnops.monitor.report_types import (
     PredictionDrift,
     Report,
     SegmentCounts,
+    TierShare,
+    TierSplit,
     VersionSection,
 )
 from dnnops.monitor.rollup import Rollup, bucket_start
@@ -394,6 +396,30 @@ def _version_section(
         confidence=confidence_shift(slis, loaded.record.metrics),
         baseline_accuracy=float(baseline_accuracy) if baseline_accuracy is not None else None,
         cost=cost_per_prediction(stats, monitor.cpu_second_price, currency=monitor.currency),
+        tiers=tier_split(loaded, stats),
+    )
+
+
+def tier_split(loaded: LoadedVersion, stats: Stats) -> TierSplit | None:
+    """A tiered version's predictions by the tier that answered them."""
+    plan = loaded.tiers
+    if plan is None:
+        return None
+    counts = [stats.tiers.get(str(index), 0) for index in range(len(plan.members))]
+    total = sum(counts)
+    return TierSplit(
+        tiers=[
+            TierShare(
+                tier=index,
+                member=member.ref,
+                predictions=count,
+                share=count / total if total else 0.0,
+                threshold=member.threshold,
+            )
+            for index, (member, count) in enumerate(zip(plan.members, counts, strict=True))
+        ],
+        escalation_rate=1.0 - counts[0] / total if total else None,
+        expected_escalation_rate=1.0 - plan.chosen_on.shares[0],
     )
 
 

@@ -74,6 +74,30 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class TierShare:
+    tier: int
+    member: str
+    """The tier's model@version."""
+    predictions: int
+    share: float
+    """Of the version's answered predictions in the window."""
+    threshold: float | None
+    """Calibrated confidence under which it escalates; None for the last tier."""
+
+
+@dataclass(frozen=True)
+class TierSplit:
+    """Which tier of a tiered version answered the window's predictions."""
+
+    tiers: list[TierShare]
+    escalation_rate: float | None
+    """The share the first tier handed on; None before any prediction."""
+    expected_escalation_rate: float
+    """What it was on the rows the thresholds were chosen on: far above it, the inputs
+    are harder than those rows (or drifted); the cost per prediction grows with it."""
+
+
+@dataclass(frozen=True)
 class EstimatedAccuracy:
     """Accuracy estimated from calibrated confidence, before any label arrives: CBPE (the
     mean calibrated confidence, NannyML's confidence-based performance estimation) with an
@@ -139,6 +163,8 @@ class VersionSection:
     estimated_accuracy: EstimatedAccuracy | None = None
     """Before labels: what calibrated confidence says accuracy is (classifiers)."""
     explanations: Explanations | None = None
+    tiers: TierSplit | None = None
+    """A tiered version's split between its tiers."""
     error: str | None = None
     """Why the sections that need the registry's version are missing."""
 

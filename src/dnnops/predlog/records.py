@@ -104,6 +104,8 @@ class PredictionRecord(LogRecord, frozen=True):
     error: str | None = None
     replica: str = ""
     """The fleet replica that answered: empty outside a fleet."""
+    tier: int | None = None
+    """A tiered version's tier that answered (0: the first); None for one model."""
 
     @property
     def answered(self) -> bool:
@@ -158,6 +160,7 @@ def prediction_records(
     inputs: list[Any],
     outputs: list[Any],
     probabilities: Any | None,
+    tiers: list[int] | None = None,
     shadow_of: list[str] | None = None,
 ) -> list[bytes]:
     """The encoded records of one answered request, one per instance (the server's hot
@@ -179,6 +182,8 @@ def prediction_records(
             record["probabilities"] = probabilities[index]
         if shadow_of is not None:
             record["shadow_of"] = shadow_of[index]
+        if tiers is not None:
+            record["tier"] = tiers[index]
         out.append(orjson.dumps(record, option=_DUMP))
     return out
 

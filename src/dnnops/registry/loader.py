@@ -8,6 +8,7 @@ model, so nothing is imported or unpickled.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,6 +20,7 @@ from dnnops.data.schema import Schema
 from dnnops.errors import ModelError, UsageError
 from dnnops.evaluate.calibration import Calibrator
 from dnnops.evaluate.explain import ExplanationReference
+from dnnops.evaluate.tiers import CascadeAnswer, TierPlan, run_cascade
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 
 if TYPE_CHECKING:  # loading a version reads files; only running it needs torch or ONNX
@@ -28,6 +30,7 @@ if TYPE_CHECKING:  # loading a version reads files; only running it needs torch 
 Backend = Literal["onnx", "onnx-int8", "torch"]
 CALIBRATION = "calibration.json"
 EXPLANATIONS = "explanations.json"
+TIERS = "tiers.json"
 GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torch": "weights.safetensors"}
 
 
@@ -46,6 +49,10 @@ class LoadedVersion:
     estimated from before labels arrive. None for regressors and older versions."""
     explanation_reference: ExplanationReference | None = None
     """Its importance profile on the validation split (``explanations.json``)."""
+    tiers: TierPlan | None = None
+    """A tiered version's members and thresholds (``tiers.json``); None for one model."""
+    tier_graphs: tuple[bytes, ...] = ()
+    """The graphs of its tiers after the first (``graph`` is the first's), for ``backend``."""
 
     @property
     def classes(self) -> list[int | str]:
@@ -81,6 +88,7 @@ def load_version(
         return json.loads(files[name])
 
     profile = Profile.model_validate(read_json("profile.json")) if "profile.json" in files else None
+    tiers = TierPlan.model_validate(read_json(TIERS)) if TIERS in files else None
     return LoadedVersion(
         record=record,
         manifest=manifest,
@@ -97,7 +105,26 @@ def load_version(
             if EXPLANATIONS in files
             else None
         ),
+        tiers=tiers,
+        tier_graphs=_tier_graphs(record, tiers, files, backend=backend),
     )
+
+
+def _tier_graphs(
+    record: VersionRecord, tiers: TierPlan | None, files: dict[str, bytes], *, backend: Backend
+) -> tuple[bytes, ...]:
+    if tiers is None:
+        return ()
+    graphs = []
+    for member in tiers.members[1:]:
+        name = member.prefix + GRAPH_FILES[backend]
+        if name not in files:
+            raise UsageError(
+                f"tier {member.ref} of {record.ref} has no {GRAPH_FILES[backend]}; serve it "
+                "with backend onnx, or tier again after exporting that variant of the member"
+            )
+        graphs.append(files[name])
+    return tuple(graphs)
 
 
 def explainer_of(registry: ModelRegistry, record: VersionRecord) -> Explainer:
@@ -114,6 +141,14 @@ def explainer_of(registry: ModelRegistry, record: VersionRecord) -> Explainer:
         else None
     )
     loaded = load_version(registry, record)
+    if loaded.tiers is not None:  # no one set of weights answers: occlusion on the cascade
+        return choose_explainer(
+            loaded.preprocessor,
+            regression=False,
+            onnx_predict=make_predictor(loaded, 1),
+            spec=None,
+            weights=None,
+        )
     return choose_explainer(
         loaded.preprocessor,
         regression=loaded.is_regression,
@@ -145,30 +180,78 @@ def calibrator_of(registry: ModelRegistry, record: VersionRecord) -> Calibrator 
 def make_predictor(
     loaded: LoadedVersion, threads: int | None = None, device: str = "cpu"
 ) -> PredictLogits:
-    """Preprocessed inputs -> logits, on the version's backend and ``device``."""
+    """Preprocessed inputs -> logits, on the version's backend and ``device`` (a tiered
+    version's: each row's from the tier that answered it)."""
+    if loaded.tiers is not None:
+        cascade = make_cascade(loaded, threads, device=device)
+        return lambda x: cascade(x).logits
+    spec = loaded.manifest.get("spec")
+    return _graph_predictor(loaded, loaded.graph, spec_data=spec, threads=threads, device=device)
+
+
+def make_cascade(
+    loaded: LoadedVersion,
+    threads: int | None = None,
+    *,
+    device: str = "cpu",
+    wrap: Callable[[PredictLogits], PredictLogits] = lambda predict: predict,
+) -> Callable[[np.ndarray], CascadeAnswer]:
+    """A tiered version's predictor, answering which tier took each row and at what cost;
+    ``wrap`` is applied to each tier's own predictor (the server halves a batch a GPU has
+    no memory for)."""
+    plan = loaded.tiers
+    if plan is None:
+        raise UsageError(f"{loaded.record.ref} is not a tiered version")
+    graphs = (loaded.graph, *loaded.tier_graphs)
+    predictors = [
+        wrap(_graph_predictor(loaded, graph, spec_data=member.spec, threads=threads, device=device))
+        for member, graph in zip(plan.members, graphs, strict=True)
+    ]
+    confidences = [
+        member.calibrator.confidence if member.calibrator is not None else _top
+        for member in plan.members
+    ]
+    thresholds = plan.thresholds
+    return lambda x: run_cascade(predictors, confidences, thresholds, x=x)
+
+
+def _top(probabilities: np.ndarray) -> np.ndarray:
+    top: np.ndarray = probabilities.max(axis=1)
+    return top
+
+
+def _graph_predictor(
+    loaded: LoadedVersion,
+    graph: bytes,
+    *,
+    spec_data: dict[str, Any] | None,
+    threads: int | None,
+    device: str,
+) -> PredictLogits:
     if loaded.backend != "torch":
         from dnnops.gpu import onnx_providers
         from dnnops.registry.onnx_runner import OnnxRunner
 
-        return OnnxRunner(loaded.graph, threads, onnx_providers(device))
-    return _torch_predictor(loaded, device)
+        return OnnxRunner(graph, threads, onnx_providers(device))
+    return _torch_predictor(loaded, graph, spec_data=spec_data, device=device)
 
 
-def _torch_predictor(loaded: LoadedVersion, device: str) -> PredictLogits:
+def _torch_predictor(
+    loaded: LoadedVersion, weights: bytes, *, spec_data: dict[str, Any] | None, device: str
+) -> PredictLogits:
     import torch
     from safetensors.torch import load as load_safetensors
 
     from dnnops.gpu import torch_device
     from dnnops.models import ModelSpec, build_model
 
-    spec_data = loaded.manifest.get("spec")
     if spec_data is None or str(spec_data["arch"]).startswith("python:"):
         raise ModelError(
             f"{loaded.record.ref} cannot run on the torch backend without its source code; "
             "serve it with backend onnx"
         )
     model = build_model(ModelSpec.from_dict(spec_data))
-    model.load_state_dict(load_safetensors(loaded.graph))
+    model.load_state_dict(load_safetensors(weights))
     on = torch_device(device, field="serve.device")
     model.to(on).eval()
 

@@ -291,9 +291,10 @@ async def _serve(
         state.lifecycle.arriving -= 1
         arriving = False
         timing: dict[str, float] = {}
-        probabilities = await _infer_watching_client(
+        answers = await _infer_watching_client(
             runtime, x, state.serve.timeout, request=request, timing=timing
         )
+        probabilities, tiers = runtime.split_tiers(answers)
         _refuse_non_finite(probabilities)
         if "compute_s" in timing:  # model CPU per instance: the cost of a prediction
             threads = runtime.threads
@@ -310,6 +311,7 @@ async def _serve(
                 parsed,
                 raw=raw,
                 probabilities=probabilities,
+                tiers=tiers,
                 context=context,
                 started=started,
                 kind=kind,
@@ -393,6 +395,7 @@ async def _answer(
     *,
     raw: Any,
     probabilities: Any,
+    tiers: np.ndarray | None,
     context: RequestContext,
     started: float,
     kind: str,
@@ -428,7 +431,13 @@ async def _answer(
     context.latency_ms = (time.perf_counter() - started) * 1000
     scores = None if runtime.is_regression else probabilities
     records = state.logger.prediction_records(
-        ids, context, raw, labels=labels, probabilities=scores, redaction=runtime.redaction
+        ids,
+        context,
+        raw,
+        labels=labels,
+        probabilities=scores,
+        tiers=tiers,
+        redaction=runtime.redaction,
     )
     try:  # handed to the OS before we answer
         await state.logger.predictions.append_async(records)
@@ -471,7 +480,8 @@ async def _mirror(
     started = time.perf_counter()
     try:
         x = apply_preprocessing(shadow.loaded.preprocessor, raw)
-        probabilities = await shadow.batcher.submit(x, state.serve.timeout)
+        answers = await shadow.batcher.submit(x, state.serve.timeout)
+        probabilities, tiers = shadow.split_tiers(answers)
         _refuse_non_finite(probabilities)
     except (QueueFull, BatcherClosed):
         state.metrics.shadow.labels(*names, "dropped").inc()
@@ -492,6 +502,7 @@ async def _mirror(
         raw,
         labels=labels,
         probabilities=scores,
+        tiers=tiers,
         shadow_of=ids,
         redaction=shadow.redaction,
     )

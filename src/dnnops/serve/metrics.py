@@ -110,6 +110,20 @@ class ServerMetrics:
             [*version, "feature", "kind"],
             registry=self.registry,
         )
+        self.tier_predictions = Counter(
+            "dnnops_tier_predictions",
+            "Rows a tiered version's tier answered (tier: the member's model@version); the "
+            "escalation rate is 1 - the first tier's share.",
+            [*version, "tier"],
+            registry=self.registry,
+        )
+        self.tier_cpu_seconds = Counter(
+            "dnnops_tier_cpu_seconds",
+            "Model CPU time (wall time x intra-op threads) each tier spent; divided by "
+            "dnnops_instances_total: each tier's cost per prediction of the endpoint.",
+            [*version, "tier"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
         self.feedback = Counter(
             "dnnops_feedback_labels",

@@ -68,13 +68,15 @@ class PredictionLogger:
         *,
         labels: np.ndarray,
         probabilities: np.ndarray | None,
+        tiers: np.ndarray | None = None,
         shadow_of: Sequence[str] | None = None,
         redaction: Redaction | None = None,
     ) -> list[bytes]:
         """One record per instance; a shadow's records name the answered prediction they
         mirror (``shadow_of``), so labels sent for that id score the shadow too. A
-        regression's records carry its number as ``output`` and no probabilities; the
-        sensitive features of ``redaction`` are logged hashed or not at all."""
+        regression's records carry its number as ``output`` and no probabilities; a tiered
+        version's name the tier that answered each instance; the sensitive features of
+        ``redaction`` are logged hashed or not at all."""
         rows = _rows(raw) if redaction is None else redaction.rows(_records(raw))
         if self.log_inputs < 1.0:
             rows = [row if self._random.random() < self.log_inputs else None for row in rows]
@@ -85,6 +87,7 @@ class PredictionLogger:
             inputs=rows,
             outputs=list(labels),
             probabilities=probabilities,
+            tiers=None if tiers is None else tiers.tolist(),
             shadow_of=None if shadow_of is None else list(shadow_of),
         )
 

@@ -9,7 +9,7 @@ import random
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,12 +18,15 @@ from dnnops.data.example import example_instance
 from dnnops.evaluate.metrics import softmax
 from dnnops.gpu import halving_on_out_of_memory
 from dnnops.predlog.redaction import Redaction
-from dnnops.registry.loader import LoadedVersion, make_predictor
+from dnnops.registry.loader import LoadedVersion, make_cascade, make_predictor
 from dnnops.rollout.policy import RolloutState
 from dnnops.serve.batcher import BatchStats, DynamicBatcher
 from dnnops.serve.inputs import InputAdapter
 from dnnops.serve.metrics import ServerMetrics
 from dnnops.serve.protocol import OutputTensor
+
+if TYPE_CHECKING:
+    from dnnops.evaluate.report import PredictLogits
 
 
 def runner_threads(config: ServeConfig) -> int:
@@ -44,6 +47,7 @@ class VersionRuntime:
     """Intra-op threads of its runner: model time x threads = CPU time."""
     redaction: Redaction | None = None
     """What the prediction log hides of its inputs (its schema's sensitive features)."""
+    tier_counts: TierCounts = field(default_factory=lambda: TierCounts())
     ready: bool = False
 
     @property
@@ -66,17 +70,26 @@ class VersionRuntime:
         redaction: Redaction | None = None,
     ) -> VersionRuntime:
         names = (endpoint, loaded.record.model, str(loaded.record.version))
-        logits = halving_on_out_of_memory(
-            make_predictor(loaded, runner_threads(config), config.device),
-            lambda rows: metrics.out_of_memory.labels(*names).inc(),
-        )
+        threads = runner_threads(config)
+
+        def halving(predict: PredictLogits) -> PredictLogits:
+            return halving_on_out_of_memory(
+                predict, lambda rows: metrics.out_of_memory.labels(*names).inc()
+            )
 
         regression = loaded.is_regression
+        tier_counts = TierCounts()
+        if loaded.tiers is not None:
+            predict = _tiered(
+                loaded, config, metrics=metrics, names=names, wrap=halving, counts=tier_counts
+            )
+        else:
+            logits = halving(make_predictor(loaded, threads, config.device))
 
-        def predict(x: np.ndarray) -> np.ndarray:
-            if regression:  # the graph answers in the target's units: (N, 1)
-                return logits(x).astype("float32", copy=False)
-            return softmax(logits(x).astype("float64")).astype("float32")
+            def predict(x: np.ndarray) -> np.ndarray:
+                if regression:  # the graph answers in the target's units: (N, 1)
+                    return logits(x).astype("float32", copy=False)
+                return softmax(logits(x).astype("float64")).astype("float32")
 
         def observe(stats: BatchStats) -> None:
             metrics.batch_size.labels(*names).observe(stats.size)
@@ -104,9 +117,25 @@ class VersionRuntime:
             batcher=batcher,
             labels=np.array(classes, dtype="int64" if numeric else object),
             label_datatype="INT64" if numeric else "BYTES",
-            threads=runner_threads(config),
+            threads=threads,
             redaction=redaction,
+            tier_counts=tier_counts,
         )
+
+    @property
+    def tiered(self) -> bool:
+        return self.loaded.tiers is not None
+
+    def split_tiers(self, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """A batch's probabilities, and for a tiered version the tier that answered each
+        row (its batcher hands both back as one array: the tier in the last column)."""
+        if not self.tiered:
+            return answers, None
+        return answers[:, :-1], answers[:, -1].astype("int64")
+
+    def tier_refs(self) -> list[str]:
+        """The tiers' model@version, first tier first (empty for one model)."""
+        return [m.ref for m in self.loaded.tiers.members] if self.loaded.tiers else []
 
     async def start(self, warmup_batch_sizes: list[int]) -> None:
         """Start the batcher and run every warm-up batch size once before turning ready."""
@@ -114,6 +143,7 @@ class VersionRuntime:
         shape = [int(d) for d in self.loaded.preprocessor.input_shape]
         for size in warmup_batch_sizes:
             await self.batcher.warm_up(np.zeros((size, *shape), dtype="float32"))
+        self.tier_counts.counting = True
         self.ready = True
 
     async def stop(self, drain_timeout_s: float) -> None:
@@ -154,6 +184,46 @@ class VersionRuntime:
                 "example_instance": example_instance(self.loaded.schema, self.loaded.profile),
             },
         }
+
+
+@dataclass
+class TierCounts:
+    """Whether a tiered version's batches are counted in /metrics: not its warm-up's."""
+
+    counting: bool = False
+
+
+def _tiered(
+    loaded: LoadedVersion,
+    config: ServeConfig,
+    *,
+    metrics: ServerMetrics,
+    names: tuple[str, str, str],
+    wrap: Callable[[PredictLogits], PredictLogits],
+    counts: TierCounts,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A tiered version's batch function: probabilities with the answering tier appended
+    as a last column, each tier's rows and CPU counted in /metrics."""
+    threads = runner_threads(config)
+    cascade = make_cascade(loaded, threads, device=config.device, wrap=wrap)
+    assert loaded.tiers is not None
+    refs = [m.ref for m in loaded.tiers.members]
+    rows = [metrics.tier_predictions.labels(*names, ref) for ref in refs]
+    cpu = [metrics.tier_cpu_seconds.labels(*names, ref) for ref in refs]
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        answer = cascade(x)
+        if counts.counting:
+            answered = np.bincount(answer.tiers, minlength=len(refs))
+            for tier, seconds in enumerate(answer.seconds):
+                cpu[tier].inc(seconds * threads)
+            for tier, count in enumerate(answered.tolist()):
+                if count:
+                    rows[tier].inc(count)
+        probabilities = softmax(answer.logits.astype("float64")).astype("float32")
+        return np.column_stack([probabilities, answer.tiers.astype("float32")])
+
+    return predict
 
 
 def traffic_bucket(key: str | None) -> float:
