@@ -38,9 +38,11 @@ async def replay(
     clients: int = 4,
     rows_per_request: int = 2,
     seed: int = 0,
+    labeled: bool = True,
 ) -> Replayed:
-    """Send rows of ``x`` (labels ``y``) until ``instances`` were answered, or ``until()``
-    holds, or ``timeout_s`` passed."""
+    """Send rows of ``x`` (labels ``y``, unless not ``labeled``: traffic whose labels have
+    not arrived yet) until ``instances`` were answered, or ``until()`` holds, or
+    ``timeout_s`` passed."""
     done = Replayed()
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
@@ -57,7 +59,7 @@ async def replay(
         async def client() -> None:
             while not finished():
                 rows = rng.choice(len(y), rows_per_request, replace=False)
-                await _one(http, model, x[rows], y=y[rows], done=done)
+                await _one(http, model, x[rows], y=y[rows] if labeled else None, done=done)
 
         await asyncio.gather(*(client() for _ in range(clients)))
     done.seconds = time.perf_counter() - started
@@ -65,7 +67,12 @@ async def replay(
 
 
 async def _one(
-    http: httpx.AsyncClient, model: str, x: np.ndarray, *, y: np.ndarray, done: Replayed
+    http: httpx.AsyncClient,
+    model: str,
+    x: np.ndarray,
+    *,
+    y: np.ndarray | None,
+    done: Replayed,
 ) -> None:
     body = {
         "inputs": [
@@ -87,6 +94,8 @@ async def _one(
     ids = response.headers["x-prediction-id"].split(",")
     done.instances += len(ids)
     done.versions[response.headers["x-model-version"]] += len(ids)
+    if y is None:
+        return
     labels = [
         {"prediction_id": pid, "label": int(label)} for pid, label in zip(ids, y, strict=True)
     ]

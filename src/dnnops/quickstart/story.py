@@ -29,7 +29,7 @@ from dnnops.examples import example_text
 from dnnops.home import Home
 from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
 from dnnops.monitor.report import build_report
-from dnnops.monitor.report_types import Report
+from dnnops.monitor.report_types import EstimatedAccuracy, Report
 from dnnops.quickstart.camera import new_camera
 from dnnops.quickstart.replay import Replayed, replay
 from dnnops.registry.db import open_engine
@@ -83,6 +83,9 @@ class Story:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
     """The dashboard of the whole story as one offline HTML file."""
+    estimated_accuracy: dict[str, float | None] = field(default_factory=dict)
+    """CBPE from calibrated confidence: on the old camera, and on the new one before any
+    of its labels arrived."""
 
 
 @dataclass
@@ -97,12 +100,20 @@ class _Scene:
     home: Home
     live: tuple[np.ndarray, np.ndarray]
 
-    def replay(self, camera_seed: int | None, **until: Any) -> Replayed:
-        """Labeled traffic from the live digits, through the new camera when a seed is given."""
+    def replay(self, camera_seed: int | None, *, labeled: bool = True, **until: Any) -> Replayed:
+        """Traffic from the live digits (labeled unless told), through the new camera when a
+        seed is given."""
         x, y = self.live
         shown = x if camera_seed is None else new_camera(x, seed=camera_seed)
         return _replay(
-            self.url, self.config.name, shown, y=y, story=self.story, seed=camera_seed or 0, **until
+            self.url,
+            self.config.name,
+            shown,
+            y=y,
+            story=self.story,
+            seed=camera_seed or 0,
+            labeled=labeled,
+            **until,
         )
 
     def drive(self, rollout_id: int, camera_seed: int) -> None:
@@ -160,9 +171,18 @@ def _serve_and_drift(scene: _Scene) -> None:
     started = time.time()
     before = scene.replay(None, instances=500)
     chapter.note(_traffic_line(before) + "; " + _monitor_line(state, config, home, since=started))
+    old = _estimate(_report(state, config, home, since=started))
     chapter("the camera changes", "lower contrast, brighter background, sensor noise")
     shifted = time.time()
-    chapter.note(_traffic_line(scene.replay(1, instances=900)))
+    # the new camera's first predictions, their labels not back yet: only the estimate knows
+    unlabeled = scene.replay(1, instances=300, labeled=False)
+    new = _estimate(_report(state, config, home, since=shifted))
+    scene.story.estimated_accuracy = {
+        "old camera": old.cbpe if old else None,
+        "new camera, before labels": new.cbpe if new else None,
+    }
+    chapter.note(_traffic_line(unlabeled) + ", no labels yet; " + _estimate_line(old, new))
+    chapter.note(_traffic_line(scene.replay(1, instances=900)) + ", labels sent")
     report = _report(state, config, home, since=shifted)
     firing = alerts_from_report(report)
     deliver(AlertStore(open_engine(home.db_url)).record(firing), None)
@@ -211,6 +231,22 @@ def _report(state: ServerState, config: ProjectConfig, home: Home, *, since: flo
     window = max(time.time() - since, 1.0)
     return build_report(
         state.registry, home.logs_dir, window, monitor=config.monitor, slo=config.slo
+    )
+
+
+def _estimate(report: Report) -> EstimatedAccuracy | None:
+    section = report.versions[0] if report.versions else None
+    return section.estimated_accuracy if section else None
+
+
+def _estimate_line(old: EstimatedAccuracy | None, new: EstimatedAccuracy | None) -> str:
+    """Accuracy estimated from calibrated confidence, before and after the change."""
+    if old is None or new is None:
+        return "estimated accuracy: not enough predictions yet"
+    return (
+        f"estimated accuracy before labels {new.cbpe:.1%} ({new.low:.1%}-{new.high:.1%}), "
+        f"was {old.cbpe:.1%} on the old camera"
+        + ("" if new.reliable else "; flagged unreliable: the inputs left the training support")
     )
 
 
@@ -288,8 +324,11 @@ def _replay(
     instances: int | None = None,
     until: Callable[[], bool] | None = None,
     seed: int = 0,
+    labeled: bool = True,
 ) -> Replayed:
-    done = asyncio.run(replay(url, model, x, y=y, instances=instances, until=until, seed=seed))
+    done = asyncio.run(
+        replay(url, model, x, y=y, instances=instances, until=until, seed=seed, labeled=labeled)
+    )
     total = story.traffic
     total.requests += done.requests
     total.instances += done.instances
