@@ -21,6 +21,7 @@ from dnnops.predlog.reader import PREDICTIONS, read_records
 from dnnops.registry.loader import load_version, make_cascade
 from dnnops.registry.open import open_registry
 from tests.conftest import BuiltFolders, CliResult
+from tests.dashboard.test_browser import CHROMIUM, _browser_or_skip
 from tests.serve.conftest import start_server, two_digits_models
 
 DIGITS = load_digits().data.astype(float)
@@ -121,6 +122,7 @@ def test_served_tiers_answer_as_the_cascade_and_count_the_split(tiered_home: Pat
             report = http.get(
                 "/v1/monitor/digits", params={"since": "1h"}, headers={"Authorization": "Bearer r"}
             )
+        card = _tier_card(server.url)
     finally:
         server.stop()
     tiers = offline.tiers
@@ -141,6 +143,25 @@ def test_served_tiers_answer_as_the_cascade_and_count_the_split(tiered_home: Pat
     assert split["escalation_rate"] == pytest.approx(
         sum(1 for r in tiered if r["tier"] == 1) / len(tiered)
     )
+    # the dashboard's executive view: the canary's tier split
+    assert "tier split v3" in card and "digits@1" in card and "escalated" in card, card
+
+
+def _tier_card(url: str) -> str:
+    """The executive view's cards as Chromium renders them (a read token in the page)."""
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        page = browser.new_page()
+        page.goto(f"{url}/dashboard?view=executive#token=r")
+        page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+        text = str(page.text_content("#exec-cards"))
+        browser.close()
+    return text
 
 
 def _tier_counts(metrics: str) -> dict[str, float]:

@@ -32,12 +32,14 @@ function estimateCard(estimate) {
   return card("estimated accuracy", pct(estimate.cbpe), estimate.reliable ? note : `UNRELIABLE: inputs left the training support; ${note}`, estimate.reliable ? "good" : "bad");
 }
 
-// a tiered version: which tier answered, and how often the first handed on
-function tierCard(split) {
-  if (!split) return "";
-  const shares = split.tiers.map((t) => `${esc(t.member)} ${pct(t.share, 0)}`).join(" · ");
+// a tiered version (the current one, else a canary): which tier answered, how often the
+// first handed on
+function tierCard(section) {
+  if (!section) return "";
+  const split = section.tiers;
+  const shares = split.tiers.map((t) => `${t.member} ${pct(t.share, 0)}`).join(" · ");
   const rate = split.escalation_rate;
-  return card("tier split", rate === null ? "–" : `${pct(rate, 1)} escalated`,
+  return card(`tier split v${section.slis.version}`, rate === null ? "–" : `${pct(rate, 1)} escalated`,
     `${shares}; ${pct(split.expected_escalation_rate, 1)} on validation`,
     rate !== null && rate > 2 * split.expected_escalation_rate + 0.05 ? "warn" : "");
 }
@@ -128,7 +130,7 @@ function renderExecutive(doc) {
     regression(doc) ? "" : estimateCard(section && section.estimated_accuracy),
     card("drifted features", drift ? pct(drift.share, 0) : "–", drift && drift.drifted ? "DRIFT" : "", drift && drift.drifted ? "bad" : "good"),
     card(`cost / 1k predictions${section && section.cost ? " (" + esc(section.cost.currency) + ")" : ""}`, cost === null ? "–" : cost.toExponential(2), "model CPU x cpu_second_price"),
-    tierCard(section && section.tiers),
+    tierCard(section && section.tiers ? section : doc.sections.find((s) => s.tiers)),
   ].join("");
   const t = doc.series.t;
   lineChart("chart-traffic", t, byVersion(doc, "predictions"));
