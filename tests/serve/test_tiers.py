@@ -65,6 +65,8 @@ def test_tier_command_refuses_what_cannot_be_tiered(
     assert shown["source"] == "tiered" and shown["manifest"]["tiers"] == ["digits@1", "digits@2"]
     assert {"tiers.json", "tier1.model.onnx", "calibration.json"} <= set(shown["manifest"]["files"])
     assert cli("models", "verify", "digits@3").code == 0
+    exported = cli("models", "export", "digits@3")
+    assert exported.code == 2 and "export each member" in exported.err
     evaluated = cli("eval", "digits@3", "--json")
     assert evaluated.code == 0 and evaluated.json()["metrics"]["accuracy"] > 0.8
 

@@ -237,6 +237,12 @@ def models_export(
 
     registry = open_registry(resolve_home(home))
     record = registry.resolve_ref(ref)
+    tiers = registry.manifest(record).get("tiers")
+    if tiers:  # one file would hold its first tier only: a different model
+        raise UsageError(
+            f"{record.ref} is tiered ({', '.join(tiers)}): it is several graphs and the "
+            "thresholds between them; export each member instead"
+        )
     if format_ == "onnx-int8":
         labeled = _labeled_data(load_version(registry, record), data) if data else None
         record = int8_variant(registry, record, labeled)
