@@ -173,3 +173,39 @@ def _tier_counts(metrics: str) -> dict[str, float]:
             tier = line.split('tier="')[1].split('"')[0]
             counts[tier] = counts.get(tier, 0.0) + float(line.rsplit(" ", 1)[1])
     return counts
+
+
+def test_tiers_of_a_users_csv_with_string_labels_gaps_and_categories(
+    tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 600
+    frame = pd.DataFrame(
+        {"x1": rng.normal(size=n), "x2": rng.normal(size=n), "color": rng.choice(["r", "g"], n)}
+    )
+    score = frame.x1 + 0.5 * frame.x2 + (frame.color == "r")
+    frame["label"] = np.where(score > 0.8, "high", np.where(score < -0.3, "low", "mid"))
+    frame.loc[rng.choice(n, 40), "x2"] = np.nan
+    data = tmp_path / "data.csv"
+    frame.to_csv(data, index=False)
+    monkeypatch.setenv("DNNOPS_HOME", str(tmp_path / "home"))
+    for name, hidden in (("s", [4]), ("l", [64])):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(
+            f"name: {name}\ndata: {{source: '{data}', target: label}}\n"
+            f"model: {{arch: mlp, params: {{hidden: {hidden}}}}}\ntrain: {{epochs: 3, seed: 1}}\n"
+        )
+        assert cli("train", "-c", str(config), "--quiet").code == 0
+    made = cli("models", "tier", "t", "--tiers", "s@1,l@1", "--json")
+    assert made.code == 0, made.err
+    assert made.json()["tiers"]["chosen_on"]["source"] == f"validation split of {data}"
+    new = tmp_path / "new.csv"
+    new.write_text("x1,x2,color\n0.1,,purple\n2,1,r\n")  # a gap and an unseen category
+    out = tmp_path / "out.csv"
+    assert cli("predict", str(new), "--model", "t@1", "--out", str(out)).code == 0
+    assert set(pd.read_csv(out)["prediction"]) <= {"high", "low", "mid"}
+    data.unlink()  # the training file gone: the command names the way out
+    gone = cli("models", "tier", "t", "--tiers", "s@1,l@1")
+    assert gone.code == 2 and "pass --data FILE" in gone.err

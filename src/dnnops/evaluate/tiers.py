@@ -49,6 +49,14 @@ class TierMember(BaseModel):
     def ref(self) -> str:
         return f"{self.model}@{self.version}"
 
+    def confidence(self, probabilities: np.ndarray) -> np.ndarray:
+        """Its calibrated confidence in each row's top class (the top probability when
+        it has no calibrator: only the last tier, which never escalates, may lack one)."""
+        if self.calibrator is not None:
+            return self.calibrator.confidence(probabilities)
+        top: np.ndarray = probabilities.max(axis=1)
+        return top
+
 
 class TierValidation(BaseModel):
     """What the thresholds did on the rows they were chosen on (and on the test rows)."""

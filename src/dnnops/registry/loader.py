@@ -207,17 +207,9 @@ def make_cascade(
         wrap(_graph_predictor(loaded, graph, spec_data=member.spec, threads=threads, device=device))
         for member, graph in zip(plan.members, graphs, strict=True)
     ]
-    confidences = [
-        member.calibrator.confidence if member.calibrator is not None else _top
-        for member in plan.members
-    ]
+    confidences = [member.confidence for member in plan.members]
     thresholds = plan.thresholds
     return lambda x: run_cascade(predictors, confidences, thresholds, x=x)
-
-
-def _top(probabilities: np.ndarray) -> np.ndarray:
-    top: np.ndarray = probabilities.max(axis=1)
-    return top
 
 
 def _graph_predictor(

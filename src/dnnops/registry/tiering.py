@@ -22,7 +22,7 @@ from dnnops.data.prepare import label_indices, load_dataset
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.sources import load_source
 from dnnops.data.split import split_indices
-from dnnops.errors import UsageError
+from dnnops.errors import DnnopsError, UsageError
 from dnnops.evaluate.calibration import fit_calibrator
 from dnnops.evaluate.metrics import softmax
 from dnnops.evaluate.report import evaluate_predictions
@@ -166,7 +166,7 @@ def held_out_rows(
     config = parse_config(raw, f"config of {first.record.ref}")
     try:
         dataset = load_dataset(config.data)
-    except (OSError, UsageError) as exc:
+    except (OSError, DnnopsError) as exc:
         raise UsageError(
             f"cannot read {config.data.source}, the data {first.record.ref} was trained on "
             f"({exc}); pass --data FILE with labeled rows"
@@ -220,9 +220,10 @@ def _registration(
                 )
     files[TIERS] = plan.model_dump_json(indent=2).encode()
 
+    confidences = [member.confidence for member in plan.members]
+
     def cascade(x: np.ndarray) -> np.ndarray:
-        confidence = [m.calibrator.confidence if m.calibrator else _top for m in plan.members]
-        return run_cascade(predictors, confidence, plan.thresholds, x=x).logits
+        return run_cascade(predictors, confidences, plan.thresholds, x=x).logits
 
     chosen_on = plan.chosen_on
     metrics: dict[str, float] = {
@@ -249,8 +250,3 @@ def _registration(
         metrics=metrics,
         gates_passed=None,
     )
-
-
-def _top(probabilities: np.ndarray) -> np.ndarray:
-    top: np.ndarray = probabilities.max(axis=1)
-    return top

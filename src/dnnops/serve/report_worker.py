@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from dnnops.config import ExplainConfig, MonitorConfig, SloConfig
 from dnnops.home import Home
 from dnnops.monitor.explanations import SampleCounts
 from dnnops.monitor.report_types import Report
+
+J = TypeVar("J")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -129,42 +134,51 @@ _CHILD: dict[str, Any] = {}
 """The child's registry, digest stores and loaded versions, kept between reports."""
 
 
+def releasing_memory(work: Callable[[J], R]) -> Callable[[J], R]:
+    """``work``, then the heap it freed handed back to the OS (``give_back_memory``)."""
+
+    @functools.wraps(work)
+    def run(job: J) -> R:
+        try:
+            return work(job)
+        finally:
+            give_back_memory()
+
+    return run
+
+
+@releasing_memory
 def build_in_child(job: ReportJob) -> Report:
     from dnnops.monitor.report import build_report
 
-    try:
-        return build_report(
-            _registry(job),
-            job.home.logs_dir,
-            job.window_s,
-            monitor=job.monitor,
-            slo=job.slo,
-            loaded=_CHILD["loaded"],
-            store=_store(job),
-            remember=_CHILD["loaded"],
-        )
-    finally:
-        give_back_memory()
+    return build_report(
+        _registry(job),
+        job.home.logs_dir,
+        job.window_s,
+        monitor=job.monitor,
+        slo=job.slo,
+        loaded=_CHILD["loaded"],
+        store=_store(job),
+        remember=_CHILD["loaded"],
+    )
 
 
+@releasing_memory
 def dashboard_in_child(job: DashboardJob) -> dict[str, Any]:
     from dnnops.dashboard.data import dashboard_data
 
     report = job.report
-    try:
-        return dashboard_data(
-            _registry(report),
-            report.home.logs_dir,
-            job.endpoint,
-            window_s=report.window_s,
-            monitor=report.monitor,
-            slo=report.slo,
-            loaded=_CHILD["loaded"],
-            live=job.live,
-            store=_store(report),
-        )
-    finally:
-        give_back_memory()
+    return dashboard_data(
+        _registry(report),
+        report.home.logs_dir,
+        job.endpoint,
+        window_s=report.window_s,
+        monitor=report.monitor,
+        slo=report.slo,
+        loaded=_CHILD["loaded"],
+        live=job.live,
+        store=_store(report),
+    )
 
 
 def give_back_memory() -> None:
