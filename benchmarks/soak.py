@@ -71,15 +71,24 @@ class Minute:
     """The serving process alone (median)."""
     side_mb: float
     """Its children (the report child) together (median)."""
+    side_anon_mb: float
+    """The children's anonymous pages (median): their heaps."""
+    side_file_mb: float
+    """The children's file-backed and shared pages (median)."""
 
 
 class RssSampler:
-    """The process tree's RSS every ``every_s`` while the block runs (and once at its end)."""
+    """The process tree's memory every ``every_s`` while the block runs (and once at its
+    end): the serving process's RSS, and its children's RSS split into anonymous pages (the
+    heap: where a leak shows) and file pages (shared libraries and files mapped as they are
+    first touched: they grow to a ceiling, and the kernel can drop them)."""
 
     def __init__(self, pid: int, every_s: float = 2.0) -> None:
         self.pid, self.every_s = pid, every_s
         self.readings: list[float] = []
         self.own: list[float] = []
+        self.side_anon: list[float] = []
+        self.side_file: list[float] = []
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -97,28 +106,46 @@ class RssSampler:
             self._read()
 
     def _read(self) -> None:
-        self.readings.append(rss_mb(self.pid))
-        self.own.append(own_rss_mb(self.pid))
+        own = memory_mb(self.pid)
+        side = [memory_mb(child) for child in descendants(self.pid)]
+        self.own.append(own["VmRSS"])
+        self.readings.append(own["VmRSS"] + sum(s["VmRSS"] for s in side))
+        self.side_anon.append(sum(s["RssAnon"] for s in side))
+        self.side_file.append(sum(s["RssFile"] + s["RssShmem"] for s in side))
 
 
-def own_rss_mb(pid: int) -> float:
-    """The resident memory of ``pid`` alone."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+FIELDS = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
 
 
-def rss_mb(pid: int) -> float:
-    """The resident memory of ``pid`` and all its children (the report worker included)."""
-    total = own_rss_mb(pid)
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                total += rss_mb(int(child))
-            except (FileNotFoundError, ProcessLookupError):
-                continue  # ended meanwhile
-    return total
+def memory_mb(pid: int) -> dict[str, float]:
+    """``pid``'s resident memory in MB, whole and by kind (zeros once it has ended)."""
+    found = dict.fromkeys(FIELDS, 0.0)
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return found  # ended meanwhile
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name in found:
+            found[name] = int(value.split()[0]) / 1024
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the report worker, its resource tracker)."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return found
+    for task in tasks:
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
 
 
 def paced_script(folder: Path, body: Path, delay_ms: float) -> Path:
@@ -188,7 +215,7 @@ def main() -> None:
             print(f"saturation {saturation:,.0f} req/s; soak at {target:,.0f} req/s")
             print(
                 f"{'minute':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
-                f"{'RSS MB':>9}{'peak MB':>9}{'server':>9}{'side':>9}"
+                f"{'RSS MB':>9}{'peak MB':>9}{'server':>9}{'side':>9}{'s.anon':>9}{'s.file':>9}"
             )
             minutes = []
             for minute in range(1, args.minutes + 1):
@@ -203,13 +230,16 @@ def main() -> None:
                     max(rss.readings),
                     statistics.median(rss.own),
                     statistics.median(t - o for t, o in zip(rss.readings, rss.own, strict=True)),
+                    statistics.median(rss.side_anon),
+                    statistics.median(rss.side_file),
                 )
                 minutes.append(reading)
                 print(
                     f"{minute:>6}{reading.rate:>9,.0f}{reading.p50_ms:>9.2f}"
                     f"{reading.p99_ms:>9.2f}{reading.non_2xx:>9.0f}{reading.rss_mb:>9.0f}"
                     f"{reading.rss_peak_mb:>9.0f}{reading.server_mb:>9.0f}"
-                    f"{reading.side_mb:>9.0f}",
+                    f"{reading.side_mb:>9.0f}{reading.side_anon_mb:>9.0f}"
+                    f"{reading.side_file_mb:>9.0f}",
                     flush=True,
                 )
         finally:
@@ -247,6 +277,12 @@ def verdict(minutes: list[Minute]) -> None:
     print(
         f"info  the serving process: {min(server):.0f}-{max(server):.0f} MB; its side "
         f"processes: {min(m.side_mb for m in settled):.0f}-{max(m.side_mb for m in settled):.0f} MB"
+    )
+    anon = [m.side_anon_mb for m in settled]
+    files = [m.side_file_mb for m in settled]
+    print(
+        f"info  the side processes' heap (anonymous pages): {min(anon):.0f}-{max(anon):.0f} MB; "
+        f"their file-backed pages: {min(files):.0f}-{max(files):.0f} MB"
     )
     print(
         f"info  median RSS, last third vs first third: {trend - 1.0:+.1%}; highest single "
