@@ -234,6 +234,41 @@ def test_a_growing_segment_is_followed_frame_by_frame(tmp_path: Path) -> None:
     assert rows.ids.tolist() == [r.id for r in _records(100) + _records(70, start=100.0)]
 
 
+def test_a_segment_digested_in_chunks_equals_the_segment_digested_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks bound a report's memory (``CHUNK_RECORDS``); the digest must not change."""
+    import dnnops.monitor.digest_store as digest_store
+
+    records = _records(150) + _records(90, start=150.0)
+    mixed = [
+        PredictionRecord.from_json(
+            {**r.to_json(), "version": "2" if i % 3 else "1", "status": 503 if i % 11 == 0 else 200}
+        )
+        for i, r in enumerate(records)
+    ]
+    segment = _segment(tmp_path / "logs", mixed)
+    whole = DigestStore(tmp_path / "whole", fingerprint([100.0])).digest(segment, _build)
+    sizes: list[int] = []
+
+    def build(chunk: list[PredictionRecord]) -> Any:
+        sizes.append(len(chunk))
+        return _build(chunk)
+
+    monkeypatch.setattr(digest_store, "CHUNK_RECORDS", 7)
+    chunked = DigestStore(tmp_path / "chunked", fingerprint([100.0])).digest(segment, build)
+    assert max(sizes) == 7 and sum(sizes) == len(mixed)
+    assert len(whole.stats) == 8  # two versions over four minutes: chunks cut minutes
+    assert {k: _comparable(v) for k, v in chunked.stats.items()} == {
+        k: _comparable(v) for k, v in whole.stats.items()
+    }
+    assert whole.rows.keys() == chunked.rows.keys()
+    for group, rows in whole.rows.items():
+        assert chunked.rows[group].ids.tolist() == rows.ids.tolist()
+        assert np.array_equal(chunked.rows[group].outputs, rows.outputs)
+        assert np.array_equal(chunked.rows[group].ts, rows.ts)
+
+
 def test_digests_of_deleted_segments_are_pruned(tmp_path: Path) -> None:
     segment = _segment(tmp_path / "logs", _records(10))
     _settle(segment)

@@ -212,23 +212,31 @@ class Digest:
     these instead of ``stats``."""
 
 
-def merge_digests(first: Digest, second: Digest) -> Digest:
-    """The digest of both parts of a segment (the earlier one first)."""
-    stats = dict(first.stats)
-    for minute, part in second.stats.items():
-        stats[minute] = stats[minute].merge(part) if minute in stats else part
-    rows = dict(first.rows)
-    for group, more in second.rows.items():
-        mine = rows.get(group)
-        if mine is None or mine.outputs.shape[1:] != more.outputs.shape[1:]:
-            rows[group] = more if mine is None else mine
-            continue
-        rows[group] = LabelRows(
-            np.concatenate([mine.ids, more.ids]),
-            np.concatenate([mine.ts, more.ts]),
-            np.concatenate([mine.outputs, more.outputs]),
-        )
-    return Digest(stats, rows)
+def merge_digests(*parts: Digest) -> Digest:
+    """The digest of all ``parts`` of a segment, earliest first: each minute's stats
+    merged, each group's label rows joined in one copy (rows of another width than the
+    group's first are left out, as within one part)."""
+    stats: dict[tuple[GroupKey, float], Stats] = {}
+    for part in parts:
+        for minute, more in part.stats.items():
+            stats[minute] = stats[minute].merge(more) if minute in stats else more
+    joined: dict[GroupKey, list[LabelRows]] = {}
+    for part in parts:
+        for group, rows in part.rows.items():
+            mine = joined.setdefault(group, [rows])
+            if rows is not mine[0] and rows.outputs.shape[1:] == mine[0].outputs.shape[1:]:
+                mine.append(rows)
+    return Digest(stats, {group: _joined_rows(pieces) for group, pieces in joined.items()})
+
+
+def _joined_rows(pieces: list[LabelRows]) -> LabelRows:
+    if len(pieces) == 1:
+        return pieces[0]
+    return LabelRows(
+        np.concatenate([p.ids for p in pieces]),
+        np.concatenate([p.ts for p in pieces]),
+        np.concatenate([p.outputs for p in pieces]),
+    )
 
 
 References = Callable[[str, str], Reference | None]

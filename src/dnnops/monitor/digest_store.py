@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import logging
 import os
 import threading
@@ -47,6 +48,12 @@ log = logging.getLogger("dnnops.monitor")
 FORMAT = 5
 SETTLED_S = 30.0
 """A segment untouched this long is kept as a digest (the writer flushes far more often)."""
+
+CHUNK_RECORDS = 10_000
+"""Records decoded at a time. A record's inputs decode to Python objects (~2 KB for 64
+numbers), so a whole 64 MB segment at once took ~1 GB for a moment, and the long-lived
+objects a report keeps, allocated amid that garbage, held its pages: the report child
+grew ~40 MB over 10 minutes that ``malloc_trim`` could not return. Chunks bound both."""
 
 Build = Callable[[list[PredictionRecord]], Digest]
 
@@ -137,9 +144,12 @@ class DigestStore:
             file.seek(offset)
             data = file.read(max(0, size - offset))
         frames = FrameStats()
-        fresh = build(list(predictions_of(data, frames)))
+        records = predictions_of(data, frames)
+        parts = [before] if offset else []
+        while chunk := list(itertools.islice(records, CHUNK_RECORDS)):
+            parts.append(build(chunk))
         self.built += 1
-        digest = merge_digests(before, fresh) if offset else fresh
+        digest = merge_digests(*parts)
         read = offset + frames.end
         self._growing[segment] = (read, digest)
         return read, digest
