@@ -51,9 +51,11 @@ SETTLED_S = 30.0
 
 CHUNK_RECORDS = 10_000
 """Records decoded at a time. A record's inputs decode to Python objects (~2 KB for 64
-numbers), so a whole 64 MB segment at once took ~1 GB for a moment, and the long-lived
-objects a report keeps, allocated amid that garbage, held its pages: the report child
-grew ~40 MB over 10 minutes that ``malloc_trim`` could not return. Chunks bound both."""
+numbers), so a whole segment of 150,000 records took ~650 MB for a moment, and the
+objects a report keeps, allocated amid that garbage, pinned its pages: in the soak the
+report child's resident heap grew from 29 to 48 MB above what it held in 10 minutes,
+pages ``malloc_trim`` could not return. In chunks the peak is ~160 MB, in the same time
+(``benchmarks/monitor/digest_chunks.py``)."""
 
 Build = Callable[[list[PredictionRecord]], Digest]
 
