@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_memory import BIN, PROJECT, anonymous_rss_mb
+from report_memory import BIN, PROJECT, anonymous_rss_mb, digits_records
 
 WHOLE = 10**9
 CHUNKS = (WHOLE, 50_000, 10_000, 2_000)
@@ -41,30 +41,15 @@ CHUNKS = (WHOLE, 50_000, 10_000, 2_000)
 
 def write_segment(home: Path, records: int) -> None:
     """``records`` predictions in one segment, as the server logs them."""
-    from dnnops.predlog.records import RequestContext, prediction_records
     from dnnops.predlog.writer import RotationPolicy, SegmentWriter
 
     never = RotationPolicy(max_bytes=2**40, max_age_s=1e9)
     writer = SegmentWriter(home / "logs" / "predictions", "predictions", never).start()
     rng = np.random.default_rng(0)
-    prefix = os.urandom(4).hex()
+    prefix = f"{os.urandom(4).hex()}-"
     now = time.time() - 120
     for start in range(0, records, 64):
-        ids = [f"{prefix}-{start + i:x}" for i in range(64)]
-        probabilities = rng.dirichlet(np.ones(10), 64)
-        context = RequestContext(
-            "digits", "v1", "digits", "1", latency_ms=float(rng.gamma(2, 1.5)), cpu_ms=0.01
-        )
-        writer.append(
-            prediction_records(
-                ids,
-                context,
-                ts=now + start / records * 60,
-                inputs=rng.integers(0, 16, (64, 64)).tolist(),
-                outputs=probabilities.argmax(1).tolist(),
-                probabilities=probabilities.tolist(),
-            )
-        )
+        writer.append(digits_records(rng, prefix, start, ts=now + start / records * 60))
     writer.close()
 
 

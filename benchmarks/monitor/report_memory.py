@@ -74,9 +74,26 @@ class MallInfo(ctypes.Structure):
     ]
 
 
+def digits_records(rng: np.random.Generator, prefix: str, first: int, *, ts: float) -> list[bytes]:
+    """64 records as the server logs a batch of digits rows with probabilities."""
+    from dnnops.predlog.records import RequestContext, prediction_records
+
+    probabilities = rng.dirichlet(np.ones(10), 64)
+    context = RequestContext(
+        "digits", "v2", "digits", "1", latency_ms=float(rng.gamma(2, 1.5)), cpu_ms=0.01
+    )
+    return prediction_records(
+        [f"{prefix}{first + i:x}" for i in range(64)],
+        context,
+        ts=ts,
+        inputs=rng.integers(0, 16, (64, 64)).tolist(),
+        outputs=probabilities.argmax(1).tolist(),
+        probabilities=probabilities.tolist(),
+    )
+
+
 def write_log(home: Path, rate: int, stop: Any) -> None:
     """Records as the server logs them: batches of 64 digits rows with probabilities."""
-    from dnnops.predlog.records import RequestContext, prediction_records
     from dnnops.predlog.writer import RotationPolicy, SegmentWriter
 
     writer = SegmentWriter(
@@ -87,22 +104,8 @@ def write_log(home: Path, rate: int, stop: Any) -> None:
     while not stop.is_set():
         started = time.time()
         for _ in range(max(rate // 64 // 4, 1)):
-            ids = [f"{prefix}-{count + i:x}" for i in range(64)]
+            writer.append(digits_records(rng, f"{prefix}-", count, ts=time.time()))
             count += 64
-            probabilities = rng.dirichlet(np.ones(10), 64)
-            context = RequestContext(
-                "digits", "v2", "digits", "1", latency_ms=float(rng.gamma(2, 1.5)), cpu_ms=0.01
-            )
-            writer.append(
-                prediction_records(
-                    ids,
-                    context,
-                    ts=time.time(),
-                    inputs=rng.integers(0, 16, (64, 64)).tolist(),
-                    outputs=probabilities.argmax(1).tolist(),
-                    probabilities=probabilities.tolist(),
-                )
-            )
         time.sleep(max(0.0, 0.25 - (time.time() - started)))
     writer.close()
 

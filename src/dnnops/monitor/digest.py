@@ -223,9 +223,11 @@ def merge_digests(*parts: Digest) -> Digest:
     joined: dict[GroupKey, list[LabelRows]] = {}
     for part in parts:
         for group, rows in part.rows.items():
-            mine = joined.setdefault(group, [rows])
-            if rows is not mine[0] and rows.outputs.shape[1:] == mine[0].outputs.shape[1:]:
-                mine.append(rows)
+            pieces = joined.get(group)
+            if pieces is None:
+                joined[group] = [rows]
+            elif rows.outputs.shape[1:] == pieces[0].outputs.shape[1:]:
+                pieces.append(rows)
     return Digest(stats, {group: _joined_rows(pieces) for group, pieces in joined.items()})
 
 
