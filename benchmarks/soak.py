@@ -7,8 +7,9 @@ to 80% of it and keeps that up for ``--minutes``, one ``wrk`` run a minute. Per 
 prints the rate reached, P50/P99, non-2xx answers and the RSS of the server's process
 tree, read every 2 s: at rest (the median of the readings taken while the report child had
 been idle since the last one: what stays resident), the minute's median and its peak (a
-monitoring report being built in the report child, once a minute for 10-40 s under this
-load), and the medians of the serving process and of its side processes apart.
+monitoring report being built in the report child, once a minute), the seconds the
+report child was busy, and the medians of the serving process and of its side processes
+apart.
 
 The report child's working set grows with the monitor window's traffic until the window
 is full (a 1 h window never fills in a 30-minute soak, and a leak would look the same), so
@@ -19,10 +20,10 @@ peaks do not grow (the last third's median peak within 10% of the first third's)
 of the last third is within 1.5x that of the first third, and no answer is non-2xx.
 
 Why at rest and not the minute's median (the check until session 16): a report is built
-once a minute and takes 10-40 s when the two cores also carry the load, so whether half a
-minute's readings fall inside one depends on how long that report ran, not on what the
-process keeps: in session 15's run, 22 of 24 settled minutes' medians sat within 6 MB and
-two caught mid-report sat 40-50 MB above.
+once a minute and, when the two cores also carry the load, can take more than half a minute,
+so whether half a minute's readings fall inside one depends on how long that report ran,
+not on what the process keeps: in session 15's run, 22 of 24 settled minutes' medians sat
+within 6 MB and two caught mid-report sat 40-50 MB above.
 
     .venv/bin/python benchmarks/soak.py [--minutes 30]
 
@@ -76,6 +77,8 @@ class Minute:
     all minute: the minute's lowest reading, marked in the table)."""
     at_rest: int
     """How many of the minute's readings were at rest."""
+    busy_s: float
+    """Seconds between readings in which a side process was busy (building a report)."""
     rss_mb: float
     """The median of the minute's readings."""
     rss_peak_mb: float
@@ -98,8 +101,9 @@ class RssSampler:
     def __init__(self, pid: int, every_s: float = 2.0) -> None:
         self.pid, self.every_s = pid, every_s
         self.readings: list[float] = []
-        self.resting: list[bool] = []
-        """Per reading: had every side process been idle since the reading before?"""
+        self.resting: list[bool | None] = []
+        """Per reading: had every side process been idle since the reading before? (None
+        for the first: nothing to compare with.)"""
         self._side_cpu: dict[int, int] = {}
         self.own: list[float] = []
         self.side_anon: list[float] = []
@@ -126,8 +130,9 @@ class RssSampler:
         side = [memory_mb(child) for child in children]
         cpu = {child: cpu_ticks(child) for child in children}
         self.resting.append(
-            bool(self._side_cpu)
-            and all(cpu[c] - self._side_cpu.get(c, -IDLE_TICKS) < IDLE_TICKS for c in cpu)
+            all(cpu[c] - self._side_cpu.get(c, -IDLE_TICKS) < IDLE_TICKS for c in cpu)
+            if self._side_cpu
+            else None
         )
         self._side_cpu = cpu
         self.own.append(own["VmRSS"])
@@ -135,10 +140,12 @@ class RssSampler:
         self.side_anon.append(sum(s["RssAnon"] for s in side))
         self.side_file.append(sum(s["RssFile"] + s["RssShmem"] for s in side))
 
-    def at_rest(self) -> tuple[float, int]:
-        """The median reading at rest and how many there were (none: the lowest reading)."""
+    def at_rest(self) -> tuple[float, int, float]:
+        """The median reading at rest, how many there were (none: the lowest reading), and
+        the seconds the side processes were busy."""
         rest = [r for r, resting in zip(self.readings, self.resting, strict=True) if resting]
-        return (statistics.median(rest) if rest else min(self.readings)), len(rest)
+        busy = sum(1 for resting in self.resting if resting is False) * self.every_s
+        return (statistics.median(rest) if rest else min(self.readings)), len(rest), busy
 
 
 IDLE_TICKS = max(os.sysconf("SC_CLK_TCK") // 50, 1)
@@ -256,7 +263,7 @@ def main() -> None:
             print(f"saturation {saturation:,.0f} req/s; soak at {target:,.0f} req/s")
             print(
                 f"{'minute':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
-                f"{'rest MB':>10}{'median':>9}{'peak MB':>9}{'server':>9}{'side':>9}"
+                f"{'rest MB':>10}{'median':>9}{'peak MB':>9}{'busy s':>9}{'server':>9}{'side':>9}"
                 f"{'s.anon':>9}{'s.file':>9}"
             )
             minutes = []
@@ -281,7 +288,7 @@ def main() -> None:
                     f"{minute:>6}{reading.rate:>9,.0f}{reading.p50_ms:>9.2f}"
                     f"{reading.p99_ms:>9.2f}{reading.non_2xx:>9.0f}{reading.rest_mb:>9.0f}"
                     f"{' ' if reading.at_rest else '*'}{reading.rss_mb:>9.0f}"
-                    f"{reading.rss_peak_mb:>9.0f}{reading.server_mb:>9.0f}"
+                    f"{reading.rss_peak_mb:>9.0f}{reading.busy_s:>9.0f}{reading.server_mb:>9.0f}"
                     f"{reading.side_mb:>9.0f}{reading.side_anon_mb:>9.0f}"
                     f"{reading.side_file_mb:>9.0f}",
                     flush=True,
@@ -324,10 +331,16 @@ def verdict(minutes: list[Minute]) -> None:
     )
     strict = max(m.rss_mb for m in settled) / statistics.median(m.rss_mb for m in settled[:3])
     peak = max(m.rss_peak_mb for m in settled)
-    busy = sum(1 for m in settled if not m.at_rest)
+    restless = sum(1 for m in settled if not m.at_rest)
+    busy = [m.busy_s for m in settled]
     print(
-        f"info  minutes with no reading at rest (their lowest reading counted, * above): {busy}; "
-        f"the minutes' medians of all readings, highest vs the first three: {strict - 1.0:+.1%}"
+        f"info  minutes with no reading at rest (their lowest reading counted, * above): "
+        f"{restless}; the minutes' medians of all readings, highest vs the first three: "
+        f"{strict - 1.0:+.1%}"
+    )
+    print(
+        f"info  the report child busy {min(busy):.0f}-{max(busy):.0f} s a minute "
+        f"(median {statistics.median(busy):.0f} s)"
     )
     server = [m.server_mb for m in settled]
     print(
