@@ -214,7 +214,10 @@ def start_server(
         "BENCH_WEIGHTS": str(weights),
         "BENCH_HIDDEN": ",".join(map(str, hidden)),
         "BENCH_FEATURES": str(features),
-        "PYTHONPATH": str(HERE / "apps"),
+        # the apps folder after the caller's path: PYTHONPATH=OTHER/src serves another checkout
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [os.environ.get("PYTHONPATH"), str(HERE / "apps")])
+        ),
     }
     uvicorn = [
         str(BIN / "uvicorn"),

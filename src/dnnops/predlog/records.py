@@ -165,16 +165,7 @@ def prediction_records(
 ) -> list[bytes]:
     """The encoded records of one answered request, one per instance (the server's hot
     path: the shared part of every record is built once)."""
-    shared: dict[str, Any] = {"ts": ts}
-    for name in ("endpoint", "protocol", "model", "version", "shadow", "replica"):
-        value = getattr(context, name)
-        if value:
-            shared[name] = value
-    for name in ("latency_ms", "model_ms", "cpu_ms"):
-        value = getattr(context, name)
-        if value is not None:
-            shared[name] = value
-    shared["status"] = 200
+    shared = _shared_fields(context, ts)
     out = []
     for index, prediction_id in enumerate(ids):
         record = {"id": prediction_id, **shared, "inputs": inputs[index], "output": outputs[index]}
@@ -186,6 +177,34 @@ def prediction_records(
             record["tier"] = tiers[index]
         out.append(orjson.dumps(record, option=_DUMP))
     return out
+
+
+def _shared_fields(context: RequestContext, ts: float) -> dict[str, Any]:
+    """The fields every record of one request shares. Spelled out, not a loop over names:
+    this runs once per request on the event loop, where the loop's ``getattr`` calls cost
+    ~1 us of the ~100 us a small request takes."""
+    c = context
+    shared: dict[str, Any] = {"ts": ts}
+    if c.endpoint:
+        shared["endpoint"] = c.endpoint
+    if c.protocol:
+        shared["protocol"] = c.protocol
+    if c.model:
+        shared["model"] = c.model
+    if c.version:
+        shared["version"] = c.version
+    if c.shadow:
+        shared["shadow"] = c.shadow
+    if c.replica:
+        shared["replica"] = c.replica
+    if c.latency_ms is not None:
+        shared["latency_ms"] = c.latency_ms
+    if c.model_ms is not None:
+        shared["model_ms"] = c.model_ms
+    if c.cpu_ms is not None:
+        shared["cpu_ms"] = c.cpu_ms
+    shared["status"] = 200
+    return shared
 
 
 def failure_record(context: RequestContext, *, ts: float, status: int, error: str) -> bytes:
