@@ -180,29 +180,29 @@ def prediction_records(
 
 
 def _shared_fields(context: RequestContext, ts: float) -> dict[str, Any]:
-    """The fields every record of one request shares. Spelled out, not a loop over names:
-    this runs once per request on the event loop, where the loop's ``getattr`` calls cost
-    ~1 us of the ~100 us a small request takes."""
+    """The fields every record of one request shares. Spelled out, not a loop of
+    ``getattr`` over names: this runs once per request on the event loop, where that loop
+    cost ~1 us of the ~100 us a small request takes. An answered request always names its
+    endpoint, protocol, model and version."""
     c = context
-    shared: dict[str, Any] = {"ts": ts}
-    if c.endpoint:
-        shared["endpoint"] = c.endpoint
-    if c.protocol:
-        shared["protocol"] = c.protocol
-    if c.model:
-        shared["model"] = c.model
-    if c.version:
-        shared["version"] = c.version
+    shared: dict[str, Any] = {
+        "ts": ts,
+        "endpoint": c.endpoint,
+        "protocol": c.protocol,
+        "model": c.model,
+        "version": c.version,
+    }
     if c.shadow:
-        shared["shadow"] = c.shadow
+        shared["shadow"] = True
     if c.replica:
         shared["replica"] = c.replica
-    if c.latency_ms is not None:
-        shared["latency_ms"] = c.latency_ms
-    if c.model_ms is not None:
-        shared["model_ms"] = c.model_ms
-    if c.cpu_ms is not None:
-        shared["cpu_ms"] = c.cpu_ms
+    for name, value in (
+        ("latency_ms", c.latency_ms),
+        ("model_ms", c.model_ms),
+        ("cpu_ms", c.cpu_ms),
+    ):
+        if value is not None:
+            shared[name] = value
     shared["status"] = 200
     return shared
 
