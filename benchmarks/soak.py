@@ -48,7 +48,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "serving"))
-from run import free_port, run_wrk, wait_until_ready
+from run import cpu_ticks, free_port, run_wrk, stat_fields, wait_until_ready
 
 BIN = Path(sys.executable).parent
 PROJECT = """name: digits
@@ -104,7 +104,8 @@ class RssSampler:
         self.resting: list[bool | None] = []
         """Per reading: had every side process been idle since the reading before? (None
         for the first: nothing to compare with.)"""
-        self._side_cpu: dict[int, int] = {}
+        self._side_cpu: dict[int, int] | None = None
+        """Each side process's CPU ticks at the reading before (None before the first)."""
         self.own: list[float] = []
         self.side_anon: list[float] = []
         self.side_file: list[float] = []
@@ -128,11 +129,13 @@ class RssSampler:
         own = memory_mb(self.pid)
         children = descendants(self.pid)
         side = [memory_mb(child) for child in children]
-        cpu = {child: cpu_ticks(child) for child in children}
+        cpu = {child: cpu_used(child) for child in children}
+        before = self._side_cpu
+        # a process new since the reading before counts as busy: it is starting
         self.resting.append(
-            all(cpu[c] - self._side_cpu.get(c, -IDLE_TICKS) < IDLE_TICKS for c in cpu)
-            if self._side_cpu
-            else None
+            None
+            if before is None
+            else all(c in before and cpu[c] - before[c] < IDLE_TICKS for c in cpu)
         )
         self._side_cpu = cpu
         self.own.append(own["VmRSS"])
@@ -155,14 +158,12 @@ report being built (a report keeps the child busy for seconds)."""
 FIELDS = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
 
 
-def cpu_ticks(pid: int) -> int:
-    """CPU time ``pid`` has used, user and system, in clock ticks (0 once it has ended)."""
+def cpu_used(pid: int) -> int:
+    """CPU time ``pid`` has used, in clock ticks (0 once it has ended)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return cpu_ticks(stat_fields(Path(f"/proc/{pid}/stat").read_text()))
     except (FileNotFoundError, ProcessLookupError):
         return 0
-    fields = stat.rpartition(")")[2].split()  # the name, in parentheses, may hold spaces
-    return int(fields[11]) + int(fields[12])  # utime, stime: the stat's 14th and 15th
 
 
 def memory_mb(pid: int) -> dict[str, float]:

@@ -139,12 +139,23 @@ def cpu_seconds(group: int) -> float:
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(stat.read_text())
         except OSError:
             continue  # the process ended while we looked
         if int(fields[2]) == group:  # field 5 of stat: the process group id
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            total += cpu_ticks(fields) / CLOCK_TICKS
     return total
+
+
+def stat_fields(stat: str) -> list[str]:
+    """A ``/proc/PID/stat`` line's fields after the name (the name, in parentheses, may
+    hold spaces): index 0 is the stat's 3rd field."""
+    return stat.rsplit(")", 1)[1].split()
+
+
+def cpu_ticks(fields: list[str]) -> int:
+    """CPU time used, user and system (the stat's 14th and 15th fields), in clock ticks."""
+    return int(fields[11]) + int(fields[12])
 
 
 def run_wrk(
