@@ -260,6 +260,11 @@ def test_queue_full_is_503_with_retry_after_and_deadlines_are_504(
                 'dnnops_timed_out_total{endpoint="digits",model="digits",version="1"} 1.0'
                 in metrics
             )
-            assert "dnnops_batch_size_count" not in metrics  # neither ever reached the model
+            # neither ever reached the model: the version's batch series exist from its
+            # load (at zero, as Prometheus advises for known label sets) and stay there
+            assert (
+                'dnnops_batch_size_count{endpoint="digits",model="digits",version="1"} 0.0'
+                in metrics
+            )
     finally:
         tight.stop()

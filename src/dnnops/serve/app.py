@@ -67,7 +67,7 @@ from dnnops.serve.protocol import encode_response, parse_infer
 from dnnops.serve.rollout_routes import rollout_routes
 from dnnops.serve.runtime import VersionRuntime
 from dnnops.serve.state import ServerState
-from dnnops.serve.tracing import record_span, tracer, tracing_enabled
+from dnnops.serve.tracing import record_span, tracer
 
 
 def _span(name: str, traced: bool) -> contextlib.AbstractContextManager[Any]:
@@ -270,7 +270,7 @@ async def _serve(
 ) -> Answer:
     started = time.perf_counter()
     context = RequestContext(endpoint=name, protocol=kind, replica=state.replica)
-    traced = tracing_enabled()
+    traced = state.traced
     state.lifecycle.arriving += 1  # until queued: a batcher waits for requests still on their way
     arriving = True
     try:

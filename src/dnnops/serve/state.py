@@ -38,6 +38,7 @@ from dnnops.serve.metrics import ServerMetrics
 from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.report_worker import ReportWorker
 from dnnops.serve.runtime import Endpoint, VersionRuntime
+from dnnops.serve.tracing import tracing_enabled
 
 log = logging.getLogger("dnnops.serve")
 RETIRE_GRACE_S = 1.0
@@ -122,12 +123,16 @@ class ServerState:
     replica: str = ""
     """This replica's name in the fleet's log (empty outside a fleet)."""
     report_worker: ReportWorker | None = None
+    """The child process the monitoring loop's reports are built in."""
     explain_worker: ReportWorker | None = None
     """The side process explanations run in (its own: a report never delays one)."""
     explainers: VersionExplainers | None = None
     """Explainers in this process, when there is no side process (in-process servers)."""
-    """The child process the monitoring loop's reports are built in."""
     labels: LabelGate | None = None
+    traced: bool = field(default_factory=tracing_enabled)
+    """Whether an OpenTelemetry SDK tracer provider was installed before this server was
+    built (``opentelemetry-instrument`` installs it at start): asked once, since asking
+    costs 0.8 us, about 1% of a small request."""
 
     def label_gate(self) -> LabelGate:
         """What ``/v1/feedback`` accepts (made on first use)."""
