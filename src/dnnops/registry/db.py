@@ -118,8 +118,13 @@ def current_revision(connection: Connection) -> str | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade to head, one process at a time; a no-op when already there."""
-    with engine.connect() as connection:
+    """Upgrade to head, one process at a time; a no-op when already there.
+
+    On SQLite the first look is taken under the file lock too: a new file turns to WAL on
+    its first connection, and two processes doing that at once meet in SQLite's lock
+    upgrade, where one is answered "database is locked" at once, whatever the busy timeout
+    (torchrun's two ranks on a new home; 3 failures in 15 tries of 4 processes)."""
+    with _sqlite_lock(engine), engine.connect() as connection:
         if current_revision(connection) == head_revision():
             return
     from alembic import command
@@ -131,14 +136,21 @@ def migrate(engine: Engine) -> None:
 @contextlib.contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """A lock across processes: a file lock beside a SQLite file, an advisory lock on PostgreSQL."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+    if engine.dialect.name != "postgresql":
+        with _sqlite_lock(engine):
+            yield
         return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+
+
+@contextlib.contextmanager
+def _sqlite_lock(engine: Engine) -> Iterator[None]:
+    """A file lock beside a SQLite file (nothing for another database or one in memory)."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
