@@ -13,6 +13,7 @@ OPEN_AT = """
 import sys, time
 from dnnops.registry.db import open_engine
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+print("opening", flush=True)
 open_engine(sys.argv[1])
 """
 
@@ -45,10 +46,13 @@ def test_a_new_sqlite_file_is_first_opened_under_the_lock(tmp_path: Path) -> Non
         fcntl.flock(lock, fcntl.LOCK_EX)
         opening = subprocess.Popen(
             [sys.executable, "-c", OPEN_AT, f"sqlite:///{database}", "0"],
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(3.0)
+        assert opening.stdout is not None
+        assert opening.stdout.readline() == "opening\n"  # imported: the open itself takes ms
+        time.sleep(1.0)
         assert opening.poll() is None
         assert not database.exists()
         fcntl.flock(lock, fcntl.LOCK_UN)

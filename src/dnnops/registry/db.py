@@ -120,25 +120,26 @@ def current_revision(connection: Connection) -> str | None:
 def migrate(engine: Engine) -> None:
     """Upgrade to head, one process at a time; a no-op when already there.
 
-    On SQLite the first look is taken under the file lock too: a new file turns to WAL on
-    its first connection, and two processes doing that at once meet in SQLite's lock
-    upgrade, where one is answered "database is locked" at once, whatever the busy timeout
-    (torchrun's two ranks on a new home; 3 failures in 15 tries of 4 processes)."""
-    with _sqlite_lock(engine), engine.connect() as connection:
-        if current_revision(connection) == head_revision():
-            return
-    from alembic import command
+    On SQLite the whole of it, the first look included, runs under a file lock: a new file
+    turns to WAL on its first connection, and two processes doing that at once meet in
+    SQLite's lock upgrade, where one is answered "database is locked" at once, whatever the
+    busy timeout (torchrun's two ranks on a new home; 3 failures in 15 tries of 4
+    processes). PostgreSQL takes its advisory lock only to upgrade."""
+    with _sqlite_lock(engine):
+        with engine.connect() as connection:
+            if current_revision(connection) == head_revision():
+                return
+        from alembic import command
 
-    with _migration_lock(engine), engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "head")
+        with _postgres_lock(engine), engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
 
 
 @contextlib.contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
-    """A lock across processes: a file lock beside a SQLite file, an advisory lock on PostgreSQL."""
+def _postgres_lock(engine: Engine) -> Iterator[None]:
+    """An advisory lock across PostgreSQL clients (nothing for another database)."""
     if engine.dialect.name != "postgresql":
-        with _sqlite_lock(engine):
-            yield
+        yield
         return
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
