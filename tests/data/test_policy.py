@@ -12,7 +12,7 @@ import yaml
 
 from dnnops.config import PreprocessingConfig
 from dnnops.data.dataset import Dataset
-from dnnops.data.policy import InputPolicy, PolicyViolation, enforce_table
+from dnnops.data.policy import InputPolicy, PolicyViolation, enforce_frame, enforce_table
 from dnnops.data.preprocess import Preprocessor, apply_preprocessing, fit_preprocessor
 from dnnops.data.schema import Schema, infer_schema
 from dnnops.data.table import ColumnKind, ColumnValueError, TableBatch, from_values
@@ -129,3 +129,16 @@ def test_data_validate_agrees_with_the_server_policy(
     assert refused.code == 1
     rules = {f["rule"]: f["action"] for f in refused.json()["findings"]}
     assert rules["out_of_range"] == "refused" and rules["null"] == "refused"
+
+
+@pytest.mark.parametrize("rows", [3, 200])
+def test_a_missing_category_counts_as_missing_in_a_batch_of_any_size(rows: int) -> None:
+    """A request's few rows and a batch file's thousands take different lookups; both call
+    an empty category missing, never unseen (which ``unseen_category: reject`` refuses)."""
+    frame, schema, pre = _fitted()
+    part = frame[FEATURES].head(rows).copy()
+    part.loc[part.index[:2], "island"] = None
+    policy = InputPolicy(unseen_category="reject")
+    _, counts = enforce_frame(part, schema, pre, policy=policy)
+    assert counts[("island", "missing")] == int(part["island"].isna().sum())
+    assert ("island", "unseen_category") not in counts

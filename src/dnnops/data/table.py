@@ -133,14 +133,17 @@ beyond it, columns are factorized once and only their distinct values are looked
 
 
 def lookup(keys: np.ndarray, table: Mapping[Any, int], default: int = -1) -> np.ndarray:
-    """``table[key]`` for every key (``default`` where absent or None), as int64: per
-    distinct value for large columns (``pd.factorize``), so a million rows of a few
-    categories cost a few dictionary lookups."""
+    """``table[key]`` for every key (``default`` where absent; a missing key, None, gets
+    ``table[None]`` when the table has one), as int64: per distinct value for large
+    columns (``pd.factorize``), so a million rows of a few categories cost a few
+    dictionary lookups."""
     if len(keys) <= SMALL:
         return np.fromiter((table.get(k, default) for k in keys), dtype="int64", count=len(keys))
     codes, uniques = pd.factorize(keys, use_na_sentinel=True)
-    found = np.array([table.get(u, default) for u in uniques] + [default], dtype="int64")
-    result: np.ndarray = found[codes]  # code -1 (missing) takes the last entry: default
+    found = np.array(
+        [table.get(u, default) for u in uniques] + [table.get(None, default)], dtype="int64"
+    )
+    result: np.ndarray = found[codes]  # code -1 (missing) takes the last entry
     return result
 
 
