@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 
 import pytest
 
-from dnnops.serve.loop_lag import WINDOW_S, LoopLag
+from dnnops.serve.loop_lag import WINDOW_S, LoopLag, holding_frames
 
 
 def test_a_held_loop_shows_in_the_gauge_and_the_log_names_the_culprit(
@@ -25,6 +26,8 @@ def test_a_held_loop_shows_in_the_gauge_and_the_log_names_the_culprit(
         quiet = max(reported)
         hold_the_loop_for_a_while()
         await asyncio.sleep(0.2)
+        hold_the_loop_for_a_while()  # a second stall within the minute: counted, not logged
+        await asyncio.sleep(0.2)
         probe.cancel()
         assert quiet < 0.1, f"an idle loop lagged {quiet:.3f} s"
 
@@ -33,7 +36,24 @@ def test_a_held_loop_shows_in_the_gauge_and_the_log_names_the_culprit(
     assert max(reported) >= 0.3
     assert reported[-1] >= 0.3, "the worst lag of the window is still reported after it"
     [warning] = [r for r in caplog.records if "event loop has been held" in r.getMessage()]
-    assert "hold_the_loop_for_a_while" in warning.getMessage()
+    message = warning.getMessage()
+    assert "hold_the_loop_for_a_while" in message and "scenario" in message
+    assert "base_events.py" not in message and "pytest" not in message  # not the outer frames
+
+
+def test_a_stack_of_loop_machinery_only_says_so() -> None:
+    machinery = traceback.StackSummary.from_list(
+        [
+            ("/usr/lib/python3.11/site-packages/uvicorn/server.py", 68, "serve", "x"),
+            ("/usr/lib/python3.11/asyncio/base_events.py", 1922, "_run_once", "x"),
+        ]
+    )
+    assert "many short callbacks" in holding_frames(machinery)
+    mixed = traceback.StackSummary.from_list(
+        [*machinery, ("/srv/dnnops/serve/app.py", 10, "predict", "slow()")]
+    )
+    shown = holding_frames(mixed)
+    assert "app.py" in shown and "uvicorn" not in shown
 
 
 def test_the_gauge_forgets_a_stall_once_it_leaves_the_window() -> None:

@@ -145,13 +145,16 @@ def loadtest_command(
     body: Annotated[
         Path | None, typer.Option(help="A v2 request body to send (default: generated).")
     ] = None,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Client processes sharing the clients (a fast server).")
+    ] = 1,
     json_out: JsonOpt = False,
 ) -> None:
     """Load a server: requests/s, P50/P95/P99 latency and errors, with a live progress line."""
     import asyncio
     import sys
 
-    from dnnops.loadtest import LoadReport, run_load
+    from dnnops.loadtest import LoadReport, run_load, run_load_processes
 
     name = model or _only_endpoint(url)
     live = sys.stderr.isatty() and not json_out
@@ -167,11 +170,21 @@ def loadtest_command(
             sys.stderr.flush()
 
     payload = body.read_bytes() if body is not None else None
-    report = asyncio.run(
-        run_load(
-            url.rstrip("/"), name, concurrency, duration_s=duration, body=payload, on_tick=tick
+    if processes > 1:
+        report = run_load_processes(
+            url.rstrip("/"),
+            name,
+            concurrency,
+            processes=processes,
+            duration_s=duration,
+            body=payload,
         )
-    )
+    else:
+        report = asyncio.run(
+            run_load(
+                url.rstrip("/"), name, concurrency, duration_s=duration, body=payload, on_tick=tick
+            )
+        )
     if live:
         sys.stderr.write("\n")
     summary = report.summary()
@@ -194,6 +207,15 @@ def loadtest_command(
     )
     if summary["errors"]:
         typer.echo(f"errors by status: {summary['errors']}")
+    if summary["client_cpu_share"] > CLIENT_BUSY * processes:
+        typer.echo(
+            f"note: the client used {summary['client_cpu_share']:.0%} of a core per process: it "
+            f"may have set the rate, not the server; try --processes {processes + 1}"
+        )
+
+
+CLIENT_BUSY = 0.9
+"""A client process busier than this share of a core is the bottleneck, not the server."""
 
 
 def _only_endpoint(url: str) -> str:

@@ -63,17 +63,50 @@ class LoopLag:
         return max(value for _, value in self._recent)
 
     def _watch(self) -> None:
-        logged_for = -1.0
+        logged_for, last_log, quiet = -1.0, -LOG_EVERY_S, 0
         while not self._stop.wait(PROBE_S):
             beat = self.beat
             stalled = self.clock() - beat - PROBE_S
             if stalled < STALL_S or beat == logged_for or self._loop_thread is None:
                 continue
             logged_for = beat
+            if self.clock() - last_log < LOG_EVERY_S:
+                quiet += 1  # counted, said with the next log line
+                continue
             frame = sys._current_frames().get(self._loop_thread)
-            where = "".join(traceback.format_stack(frame)[-8:]) if frame else "(no frame)\n"
+            where = holding_frames(traceback.extract_stack(frame)) if frame else "(no frame)"
+            since = f" ({quiet} more stalls since the last report)" if quiet else ""
             log.warning(
-                "the event loop has been held for %.0f ms; requests wait meanwhile. It is at:\n%s",
+                "the event loop has been held for %.0f ms%s; requests wait meanwhile. "
+                "It is at:\n%s",
                 stalled * 1000,
-                where.rstrip(),
+                since,
+                where,
             )
+            last_log, quiet = self.clock(), 0
+
+
+LOG_EVERY_S = 60.0
+"""At most one stall report a minute: a slow stretch is one log entry, not hundreds."""
+FRAMES = 6
+LOOP_MODULES = ("asyncio", "uvicorn", "uvloop", "selectors", "threading", "starlette", "anyio")
+"""Frames of the machinery that runs the loop: the same for every stall, so left out."""
+
+
+def holding_frames(stack: traceback.StackSummary) -> str:
+    """The frames a loop callback runs (those below the innermost frame of the loop's
+    machinery: what holds the loop), innermost last; the server's outer frames (main,
+    uvicorn's startup) are left out. When nothing runs below the machinery, the loop is
+    busy with many short callbacks rather than one long call, and that is said instead."""
+    inner = max((i for i, f in enumerate(stack) if _machinery(f.filename)), default=-1)
+    own = [f for f in list(stack)[inner + 1 :] if not _machinery(f.filename)]
+    if not own:
+        innermost = stack[-1] if stack else None
+        at = f"{innermost.filename}:{innermost.lineno}" if innermost else "?"
+        return f"  in the loop's own machinery ({at}): many short callbacks, no single holder"
+    return "".join(traceback.format_list(own[-FRAMES:])).rstrip()
+
+
+def _machinery(filename: str) -> bool:
+    parts = filename.replace("\\", "/").split("/")
+    return filename.startswith("<frozen") or any(m in parts for m in LOOP_MODULES)
