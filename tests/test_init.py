@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from tests.conftest import CliResult
@@ -41,6 +42,65 @@ def test_init_infers_a_regression_target_and_names_a_missing_column(
     assert "task regression" in result.out
     assert yaml.safe_load((tmp_path / "p.yaml").read_text())["task"] == "regression"
     project = yaml.safe_load((tmp_path / "p.yaml").read_text())
-    assert project["evaluate"]["gates"] == [{"metric": "r2", "min": 0.5}]
+    [gate] = project["evaluate"]["gates"]  # half the way from the mean to gradient boosting
+    assert gate["metric"] == "r2" and 0.3 < gate["min"] < 0.5
     missing = cli("init", "--data", str(source), "--target", "cost", "--path", "q.yaml")
     assert missing.code == 2 and "has no column 'cost'" in missing.err
+
+
+def _credit_frame(rows: int = 3000, seed: int = 2) -> pd.DataFrame:
+    """3% defaults, a saved pandas index, a customer key and a column that leaks the label."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=rows), rng.normal(size=rows)
+    region = rng.choice(["north", "south", "east"], rows)
+    logit = -4.6 + 1.6 * x1 - 1.2 * x2 + 0.8 * (region == "north")
+    status = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "default", "ok")
+    income = rng.normal(50, 10, rows)
+    income[rng.random(rows) < 0.05] = np.nan
+    return pd.DataFrame(
+        {
+            "Unnamed: 0": np.arange(rows),
+            "customer": [f"C{i:06d}" for i in rng.permutation(rows)],
+            "x1": x1,
+            "x2": x2,
+            "region": region,
+            "income": income,
+            "collections": np.where(status == "default", "sent", "none"),
+            "status": status,
+        }
+    )
+
+
+def test_init_on_a_rare_class_weighs_it_and_gates_on_what_the_data_supports(
+    tmp_path: Path, home: Path, cli: Callable[..., CliResult]
+) -> None:
+    frame = _credit_frame()
+    assert 0.02 < (frame["status"] == "default").mean() < 0.05
+    source = write_csv(frame, tmp_path / "credit.csv")
+    result = cli("init", "--data", str(source), "--target", "status")
+    assert result.code == 0, result.err
+    assert "dropped 'Unnamed: 0'" in result.out and "dropped 'customer'" in result.out
+    assert "'collections' alone predicts the target" in result.out
+    project = yaml.safe_load((tmp_path / "dnnops.yaml").read_text())
+    assert project["data"]["schema"]["drop"] == ["Unnamed: 0", "customer"]
+    assert project["train"]["class_weight"] == "balanced"
+    gates = {g["metric"]: g["min"] for g in project["evaluate"]["gates"]}
+    assert set(gates) == {"balanced_accuracy", "min_recall", "roc_auc"}  # never accuracy
+    assert 0.5 < gates["balanced_accuracy"] < 0.99 and gates["min_recall"] < 0.99
+    # the leaking column is named, and once dropped the inferred project trains to
+    # gates it can reach, with a rare class it answers
+    project["data"]["schema"]["drop"].append("collections")
+    project["train"]["epochs"] = 30
+    (tmp_path / "dnnops.yaml").write_text(yaml.safe_dump(project))
+    trained = cli("train", "-c", "dnnops.yaml", "--json")
+    assert trained.code == 0, trained.err
+    evaluation = trained.json()["evaluation"]
+    assert trained.json()["gates_passed"] is True
+    assert evaluation["min_recall"] > 0.3  # the minority is predicted, not ignored
+    assert evaluation["balanced_accuracy"] > evaluation["min_recall"] > 0
+    shown = cli("models", "show", "credit@production")
+    for part in ("per class", "recall", "confusion matrix", "gradient boosting", "trivial"):
+        assert part in shown.out
+    # piped, a table keeps its rows whole instead of folding them at 80 columns
+    assert any(len(line) > 100 for line in shown.out.splitlines())
+    assert not any("…" in line for line in shown.out.splitlines() if "roc_auc" in line)

@@ -68,8 +68,10 @@ class Model:
         if self._loaded.is_regression:
             values: np.ndarray = self._outputs(rows).reshape(-1)
             return values
+        from dnnops.evaluate.decision import decide
+
         labels = np.asarray(self.classes, dtype=object)
-        predicted: np.ndarray = labels[self.predict_proba(rows).argmax(axis=1)]
+        predicted: np.ndarray = labels[decide(self.predict_proba(rows), self._loaded.decision)]
         return predicted
 
     def _outputs(self, rows: Rows) -> np.ndarray:
@@ -193,13 +195,14 @@ class Project:
 
     def train(self) -> Published:
         """Train and register; the returned record says the version and whether gates passed."""
-        from dnnops.registry.from_run import candidate_from_run
+        from dnnops.registry.from_run import candidate_from_run, check_before_training
         from dnnops.registry.open import open_registry, open_runs
         from dnnops.registry.publish import publish
         from dnnops.train.pipeline import train_project
 
         home = resolve_home(Path(self.home) if self.home is not None else None)
         config = self.config
+        check_before_training(config)
         outcome = train_project(config, home.runs_dir, open_runs(home))
         return publish(open_registry(home), candidate_from_run(outcome), config.evaluate)
 
@@ -208,7 +211,7 @@ class Project:
         from dnnops.data.prepare import label_indices
         from dnnops.data.preprocess import apply_preprocessing
         from dnnops.data.sources import load_source
-        from dnnops.evaluate.report import apply_gates, evaluate_predictions
+        from dnnops.evaluate.report import apply_gates, evaluate_predictions, evaluate_regression
         from dnnops.registry.loader import load_version, make_predictor
         from dnnops.registry.open import open_registry
 
@@ -219,7 +222,14 @@ class Project:
         dataset = load_source(str(data), target, drop=loaded.schema.ignored)
         x = apply_preprocessing(loaded.preprocessor, dataset.inputs)
         y = label_indices(dataset.target, loaded.schema)
-        report = evaluate_predictions(make_predictor(loaded), x, y, classes=loaded.classes)
+        predictor = make_predictor(loaded)
+        report = (
+            evaluate_regression(predictor, x, y)
+            if loaded.is_regression
+            else evaluate_predictions(
+                predictor, x, y, classes=loaded.classes, decision=loaded.decision
+            )
+        )
         return apply_gates(report, self.config.evaluate.gates).model_dump(mode="json")
 
 

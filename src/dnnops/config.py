@@ -51,12 +51,25 @@ class SplitConfig(Section):
     test: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     seed: int = 0
     stratify: bool = True
+    by: str | None = None
+    """A time column: train on the oldest rows, validate on the next, test on the newest
+    (a forecast never learns from what it predicts). The column orders the rows and is not
+    a feature; numbers or dates."""
+    folds: Annotated[int, Field(ge=2)] | None = None
+    """K-fold cross-validation (``dnnops eval --cv K`` sets it): the rows are dealt into
+    ``folds`` folds (stratified for classes); fold ``fold`` is the test part and ``valid``
+    of the rest validates."""
+    fold: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitConfig:
         total = self.train + self.valid + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"train + valid + test must add up to 1.0, got {total:g}")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} is not one of the {self.folds} folds (0-based)")
+        if self.folds is not None and self.by is not None:
+            raise ValueError("folds and by exclude each other: a time split has one future")
         return self
 
 
@@ -76,6 +89,11 @@ class PreprocessingConfig(Section):
     numeric: Literal["standardize", "scale", "none"] = "standardize"
     """standardize: (x - mean) / std per column; scale: x / max|x| over all numeric columns
     (images: keeps pixels comparable); none: as is."""
+    one_hot_max: Annotated[int, Field(ge=1)] = 50
+    """A category column with more distinct training values than this (an identifier, a
+    zip code, free text) is hashed into ``hash_buckets`` inputs instead of one input per
+    value."""
+    hash_buckets: Annotated[int, Field(ge=2, le=4096)] = 64
 
 
 class DataConfig(Section):
@@ -84,6 +102,9 @@ class DataConfig(Section):
     group: str | None = None
     """A column kept out of the features and used for per-group (fairness) metrics."""
     split: SplitConfig = Field(default_factory=SplitConfig)
+    keep: list[str] = Field(default_factory=list)
+    """Columns to keep as features although they look like row numbers or identifiers
+    (training drops those by default, saying why)."""
     schema_: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
 
@@ -195,6 +216,15 @@ def _checkpoint_every(value: object) -> object:
 Device = Annotated[str, AfterValidator(check_device)]
 
 
+class ThresholdCosts(Section):
+    """What one error costs, for ``train.threshold: cost`` (any unit, only ratios matter)."""
+
+    false_positive: Annotated[float, Field(ge=0.0)] = 1.0
+    """Answering the rarer class when the truth is the other."""
+    false_negative: Annotated[float, Field(ge=0.0)] = 1.0
+    """Missing the rarer class."""
+
+
 class TrainConfig(Section):
     epochs: Annotated[int, Field(ge=1)] = 20
     batch_size: Annotated[int, Field(ge=1)] = 64
@@ -225,6 +255,12 @@ class TrainConfig(Section):
     class_weight: Literal["none", "balanced"] = "none"
     """balanced: weigh each class's loss by n / (classes x its count), as scikit-learn's
     class_weight="balanced", so a rare class is not ignored."""
+    threshold: Literal["none", "f1", "balanced", "cost"] = "none"
+    """Two classes: answer the rarer class when its probability passes a threshold chosen
+    on the validation split for the F1 of that class, balanced accuracy, or the least cost
+    (``threshold_costs``), instead of argmax; stored with the version and used by every
+    path that answers (server, dnnops predict, the Python API, evaluation)."""
+    threshold_costs: ThresholdCosts = Field(default_factory=lambda: ThresholdCosts())
 
     @field_validator("checkpoint_every")
     @classmethod
@@ -248,6 +284,10 @@ class GateConfig(Section):
 
 class EvaluateConfig(Section):
     gates: list[GateConfig] = Field(default_factory=list)
+    baseline: Literal["hist_gradient_boosting", "trivial", "none"] = "hist_gradient_boosting"
+    """What the model is scored beside on the same rows: the trivial baseline (majority
+    class or mean) and scikit-learn's HistGradientBoosting fitted on the same training
+    split (its metric ``beats_baseline`` can be gated); ``trivial``: the first only."""
     noise_std: Annotated[float, Field(ge=0.0)] = 0.1
     """Gaussian noise, in units of each feature's std, for the robustness metric."""
 
@@ -305,6 +345,9 @@ class ServeConfig(Section):
     non_finite: Literal["reject", "impute", "accept"] = "reject"
     """Infinity in an input (NaN in a tensor model): 422, or imputed like a missing value
     (``accept`` is the older spelling of ``impute``)."""
+    coerce: Literal["strict", "lenient"] = "strict"
+    """A value of the wrong JSON type: strict refuses ``true`` for a number and ``3`` for a
+    text category with 422 naming the feature; lenient reads them as 1 and "3"."""
     threads: Annotated[int, Field(ge=1)] | None = None
     """Intra-op threads of each model runner; default: the machine's cores minus one,
     shared among the workers."""
@@ -491,6 +534,51 @@ class LogsConfig(Section):
     lost for good."""
 
 
+class ParamSpace(Section):
+    """One tuned key: a range (``low``/``high``, ``log`` for scales like a learning rate,
+    ``step`` or whole numbers with ``int``) or a list of ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    int_: bool = Field(default=False, alias="int")
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> ParamSpace:
+        ranged = self.low is not None and self.high is not None
+        if ranged == (self.choices is not None):
+            raise ValueError("give either low and high, or choices")
+        if ranged and not (self.low or 0) < (self.high or 0):
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if ranged and self.log and (self.low or 0) <= 0:
+            raise ValueError("a log range needs low > 0")
+        if self.choices is not None and not self.choices:
+            raise ValueError("choices must not be empty")
+        return self
+
+
+class TuneConfig(Section):
+    """``dnnops tune``: Optuna's TPE over ``space`` (keys are dotted paths into this file,
+    e.g. ``train.lr``, ``model.params.hidden``), pruning trials whose validation score
+    trails the median of earlier trials at the same epoch."""
+
+    space: dict[str, ParamSpace] | None = None
+    """None: lr, batch size, weight decay, and an MLP's width, depth and dropout."""
+    metric: Literal["valid_loss", "valid_accuracy", "valid_mae"] = "valid_loss"
+    """The validation score a trial is judged on (its best epoch's)."""
+    pruner: Literal["median", "none"] = "median"
+    startup_trials: Annotated[int, Field(ge=0)] = 5
+    """Trials run in full (and sampled at random) before TPE and pruning start."""
+    warmup_epochs: Annotated[int, Field(ge=0)] = 3
+    """Epochs a trial always runs before it can be pruned."""
+    seed: int = 0
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        return "maximize" if self.metric == "valid_accuracy" else "minimize"
+
+
 class ProjectConfig(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
     task: Literal["classification", "regression"] = "classification"
@@ -505,6 +593,7 @@ class ProjectConfig(Section):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
 
 def parse_config(raw: object, origin: str = "dnnops.yaml") -> ProjectConfig:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+PIPED_WIDTH = 1000
+"""Columns of output that is not a terminal: a table piped to a file or ``grep`` keeps its
+rows whole instead of Rich's default 80 columns (``COLUMNS`` still wins)."""
+
 
 def make_console() -> Console:
-    return Console(highlight=False)
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, width=PIPED_WIDTH if piped else None)
 
 
 def errors_console() -> Console:
@@ -59,6 +66,48 @@ class EpochProgress:
     def close(self) -> None:
         if self.task is not None:
             self.progress.stop()
+
+
+class EpochLines:
+    """A ``ProgressSink`` for output that is not a terminal (a log file, CI, ``nohup``):
+    one line per epoch with its metrics, the time so far and the time left."""
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+        self.console = console
+        self.clock = clock
+        self.started: float | None = None
+        self.first_epoch = 0
+        self.epochs = 0
+
+    def start_epoch(self, epoch: int, epochs: int, batches: int, *, done: int) -> None:
+        if self.started is None:
+            self.started, self.first_epoch = self.clock(), epoch
+        self.epochs = epochs
+
+    def advance(self, batches: int) -> None:
+        return None
+
+    def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        elapsed = self.clock() - (self.started or 0.0)
+        finished = epoch + 1 - self.first_epoch
+        left = elapsed / finished * (self.epochs - epoch - 1) if finished else 0.0
+        shown = ", ".join(f"{k} {format_number(v)}" for k, v in metrics.items() if k != "epoch")
+        self.console.print(
+            f"epoch {epoch + 1}/{self.epochs}: {shown} ({elapsed:.1f} s, ETA {left:.0f} s)",
+            soft_wrap=True,
+        )
+
+    def close(self) -> None:
+        return None
+
+
+def progress_sink(quiet: bool) -> EpochProgress | EpochLines | None:
+    """Bars on a terminal, a line per epoch on anything else, nothing with --quiet."""
+    if quiet:
+        return None
+    if sys.stderr.isatty():
+        return EpochProgress(make_console())
+    return EpochLines(errors_console())
 
 
 def format_number(value: object) -> str:

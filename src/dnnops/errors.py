@@ -76,6 +76,10 @@ class TrainingError(DnnopsError):
     """Training cannot go on as configured (a batch does not fit in the device's memory)."""
 
 
+class RegistrationFailed(DnnopsError):
+    """A run finished but its version could not be registered; the run stays registrable."""
+
+
 class RunNotFound(UsageError):
     """The run id given on the command line does not exist in the metadata store."""
 

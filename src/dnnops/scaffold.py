@@ -13,19 +13,25 @@ What is inferred, and why:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import yaml
 
+from dnnops.config import PreprocessingConfig
+from dnnops.data.leaks import Finding, Labeled, Leak, identifier_columns, single_feature_leaks
 from dnnops.errors import UsageError
+from dnnops.evaluate.baseline import Rows, strong_baseline, trivial_baseline
 
 Task = Literal["classification", "regression"]
 FEW_VALUES = 10
 """Integer columns with at most this many distinct values may be categories."""
 MAX_CLASSES = 50
+ONE_HOT_MAX = PreprocessingConfig().one_hot_max
 
 
 @dataclass(frozen=True)
@@ -36,13 +42,41 @@ class Inferred:
     task: Task
     task_reason: str
     rows: int
-    drop: list[str]
+    drop: list[Finding]
     categories: list[str]
     category_candidates: list[str]
     missing: dict[str, int]
     hidden: list[int]
     epochs: int
     majority_share: float | None
+    minority_share: float | None
+    """The rarest class's share of the rows (classification)."""
+    leaks: list[Leak]
+    yardstick: Yardstick | None
+    distinct: dict[str, int]
+    """Distinct values per kept column."""
+    """What the data supports: the trivial and the strong baseline on a held-out fifth."""
+
+    @property
+    def imbalanced(self) -> bool:
+        return self.minority_share is not None and self.minority_share < MINORITY_SHARE
+
+
+MINORITY_SHARE = 0.2
+"""A class rarer than this makes accuracy a poor judge: class weights and balanced gates."""
+YARDSTICK_ROWS = 50_000
+"""Rows the init-time baselines see at most: a quick estimate, not the evaluation."""
+
+
+@dataclass(frozen=True)
+class Yardstick:
+    """One split of the file scored by the baselines: what gates can reasonably ask for."""
+
+    held_out_rows: int
+    classes: int
+    """0 for a regressor."""
+    trivial: dict[str, float]
+    strong: dict[str, float]
 
 
 def infer_project(source: Path, target: str, task: Task | None = None) -> Inferred:
@@ -56,16 +90,19 @@ def infer_project(source: Path, target: str, task: Task | None = None) -> Inferr
         )
     labels = frame[target]
     inferred_task, reason = _task(labels)
+    chosen = task or inferred_task
     features = frame.drop(columns=[target])
-    drop = [str(c) for c in features.columns if _is_identifier(features[c])]
-    kept = features.drop(columns=drop)
+    drop = identifier_columns(features)
+    kept = features.drop(columns=[f.column for f in drop])
+    labeled = labels.notna().to_numpy()
     rows = len(frame)
     counts = labels.value_counts(normalize=True)
+    leaks, yardstick = _check_rows(kept[labeled], labels[labeled], chosen)
     return Inferred(
         name=_project_name(source),
         source=source,
         target=target,
-        task=task or inferred_task,
+        task=chosen,
         task_reason=reason if task is None else f"given with --task (inferred: {inferred_task})",
         rows=rows,
         drop=drop,
@@ -79,7 +116,53 @@ def infer_project(source: Path, target: str, task: Task | None = None) -> Inferr
         hidden=_hidden(rows),
         epochs=60 if rows < 5_000 else 30 if rows < 100_000 else 10,
         majority_share=float(counts.iloc[0]) if len(counts) else None,
+        minority_share=float(counts.iloc[-1])
+        if chosen == "classification" and len(counts)
+        else None,
+        leaks=leaks,
+        yardstick=yardstick,
+        distinct={str(c): int(kept[c].nunique()) for c in kept.columns},
     )
+
+
+def _check_rows(
+    features: pd.DataFrame, labels: pd.Series, task: Task
+) -> tuple[list[Leak], Yardstick | None]:
+    """Single-feature leaks and the baselines (without the leaking features, which a
+    gate must not be set from), on a random fifth held out of (at most
+    ``YARDSTICK_ROWS``) rows."""
+    if len(features) < 50:
+        return [], None
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(features))[:YARDSTICK_ROWS]
+    cut = len(order) * 4 // 5
+    train, test = order[:cut], order[cut:]
+    regression = task == "regression"
+    leaks = single_feature_leaks(
+        Labeled(features.iloc[train], labels.iloc[train]),
+        Labeled(features.iloc[test], labels.iloc[test]),
+        regression=regression,
+    )
+    features = features.drop(columns=[leak.column for leak in leaks])  # gates it can reach
+    if regression:
+        y = pd.to_numeric(labels, errors="coerce").to_numpy(dtype="float64")
+        if np.isnan(y).any():
+            return leaks, None
+        classes = 0
+    else:
+        names, y = np.unique(labels.astype(str).to_numpy(), return_inverse=True)
+        classes = len(names)
+        if classes < 2:
+            return leaks, None
+    trivial = trivial_baseline(y[train], y[test], classes=classes)
+    shares = np.bincount(y.astype("int64")) / len(y) if classes else np.ones(1)
+    strong = strong_baseline(
+        Rows(features.iloc[train], y[train]),
+        Rows(features.iloc[test], y[test]),
+        classes=classes,
+        balanced=bool(classes) and float(shares.min()) < MINORITY_SHARE,
+    )
+    return leaks, Yardstick(len(test), classes, trivial, strong)
 
 
 def _task(labels: pd.Series) -> tuple[Task, str]:
@@ -91,18 +174,6 @@ def _task(labels: pd.Series) -> tuple[Task, str]:
     if fractional or distinct > max(MAX_CLASSES, len(values) // 10):
         return "regression", f"{distinct} distinct numbers{' with fractions' if fractional else ''}"
     return "classification", f"{distinct} distinct integer labels"
-
-
-def _is_identifier(column: pd.Series) -> bool:
-    values = column.dropna()
-    if len(values) < 20 or values.nunique() != len(values):
-        return False
-    if not pd.api.types.is_numeric_dtype(values):
-        return True  # distinct text on every row: a name or a key, nothing to learn from
-    named = str(column.name).lower()
-    return pd.api.types.is_integer_dtype(values) and (
-        named == "id" or named.endswith(("_id", "id"))
-    )
 
 
 def _hidden(rows: int) -> list[int]:
@@ -145,13 +216,24 @@ def project_text(inferred: Inferred) -> str:
         f"    categorical: {_flow([])}   # text columns are categories already: "
         + (", ".join(inferred.categories) or "none"),
     ]
+    many = {
+        c: int(inferred.distinct.get(c, 0))
+        for c in inferred.categories
+        if inferred.distinct.get(c, 0) > ONE_HOT_MAX
+    }
+    if many:
+        shown = ", ".join(f"{c} ({n} values)" for c, n in many.items())
+        lines.append(f"    # hashed into preprocessing.hash_buckets inputs, not one-hot: {shown}")
     if inferred.category_candidates:
         lines.append(
             "    # integer columns with few values that may be categories: "
             + ", ".join(inferred.category_candidates)
         )
     lines += [
-        f"    drop: {_flow(inferred.drop)}   # identifiers: one distinct value per row",
+        f"    drop: {_flow([f.column for f in inferred.drop])}"
+        + ("   # not features (training drops such columns anyway):" if inferred.drop else ""),
+        *[f"    #   {f.column}: {f.reason}" for f in inferred.drop],
+        *[f"    # WARNING: {leak.message()}" for leak in inferred.leaks],
         "    range_tolerance: 0.1          # serving counts values 10% beyond the training range",
         "  preprocessing:",
         "    numeric: standardize          # missing numbers are imputed with the training mean",
@@ -171,6 +253,15 @@ def project_text(inferred: Inferred) -> str:
         "  lr: 0.003",
         "  early_stopping: {metric: valid_loss, patience: 8, restore_best: true}",
         "  seed: 0",
+        *(
+            [
+                f"  class_weight: balanced         # the rarest class is "
+                f"{inferred.minority_share or 0:.1%} of the rows: weigh it up, or the",
+                "                                  # network learns to never answer it",
+            ]
+            if inferred.imbalanced
+            else []
+        ),
         "",
         *_gates(inferred),
         "",
@@ -188,22 +279,45 @@ def project_text(inferred: Inferred) -> str:
     return "\n".join(lines) + "\n"
 
 
+GATE_SHARE = 0.5
+"""Inferred gates ask for this share of the way from the trivial baseline to the strong
+one on a held-out fifth: reachable by construction, yet never passed by a model that
+learned nothing."""
+
+
 def _gates(inferred: Inferred) -> list[str]:
-    if inferred.task == "regression":
-        return [
-            "evaluate:                         # metrics: mae, rmse, r2, mape, robust_mae",
-            "  gates:                          # a failed gate: registered, no alias moves, exit 1",
-            "    - {metric: r2, min: 0.5}      # explains at least half the target's variance",
-        ]
-    if inferred.majority_share is None:
-        return ["evaluate:", "  gates: []"]
-    floor = min(0.99, round(inferred.majority_share + 0.05, 2))
-    return [
+    """Gates the data supports: each set from the baselines measured at init, on the
+    metrics that stay honest for this task (balanced ones when a class is rare)."""
+    yardstick = inferred.yardstick
+    head = [
         "evaluate:",
+        "  baseline: hist_gradient_boosting   # each evaluation scores it beside the model",
         "  gates:                          # a failed gate: registered, no alias moves, exit 1",
-        f"    - {{metric: accuracy, min: {floor}}}   # always answering the most common class "
-        f"scores {inferred.majority_share:.2f}",
     ]
+    if yardstick is None:
+        return [*head[:2], "  gates: []   # too few labeled rows to set a reachable gate"]
+    metrics = _gate_metrics(inferred)
+    lines = [*head]
+    for metric in metrics:
+        low, high = yardstick.trivial.get(metric, 0.0), yardstick.strong.get(metric, 0.0)
+        floor = math.floor((low + GATE_SHARE * max(0.0, high - low)) * 100) / 100
+        lines.append(
+            f"    - {{metric: {metric}, min: {floor}}}   # trivial {low:.3f}, "
+            f"gradient boosting {high:.3f} on {yardstick.held_out_rows} held-out rows"
+        )
+    lines.append(
+        "    # - {metric: beats_baseline, min: 1}   # ask the network to match gradient boosting"
+    )
+    return lines
+
+
+def _gate_metrics(inferred: Inferred) -> list[str]:
+    if inferred.task == "regression":
+        return ["r2"]
+    binary = inferred.yardstick is not None and inferred.yardstick.classes == 2
+    if inferred.imbalanced:
+        return ["balanced_accuracy", "min_recall"] + (["roc_auc"] if binary else [])
+    return ["accuracy"]
 
 
 def _quote(text: str) -> str:

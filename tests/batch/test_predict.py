@@ -28,22 +28,32 @@ def test_predict_writes_every_row_in_order_and_logs_them(
     _trained(tmp_path)
     rows = penguins_frame(rows=1000, seed=9).drop(columns=["species"])
     rows.loc[3, "island"] = "Mars"  # unseen: the unknown bucket, as the server does
+    rows.insert(0, "order_id", [f"o-{i}" for i in range(1000)])  # not a feature: carried
     source = write_csv(rows, tmp_path / "new.csv")
     for out in (tmp_path / "out.parquet", tmp_path / "out.csv"):
         result = cli(
             "predict", str(source), "--model", "penguins@1", "--out", str(out),
-            "--chunk-rows", "256", "--log", "--json",
+            "--chunk-rows", "256", "--log", "--json", "--keep", "order_id,island",
         )  # fmt: skip
         assert result.code == 0, result.err
         summary = result.json()
         assert summary["rows"] == 1000 and summary["anomalies"]["island:unseen_category"] == 1
         written = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
         assert len(written) == 1000 and written["prediction_id"].is_unique
-        expected = dnnops.load("penguins@1").predict(rows)
+        assert list(written.columns[:3]) == ["order_id", "island", "prediction_id"]
+        assert list(written["order_id"]) == list(rows["order_id"])
+        assert list(written["island"]) == list(rows["island"])
+        expected = dnnops.load("penguins@1").predict(rows.drop(columns=["order_id"]))
         assert list(written["prediction"]) == list(expected)
         assert set(written["prediction"]) <= set(SPECIES)
         probabilities = written[[f"probability_{s}" for s in SPECIES]].to_numpy()
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    unknown = cli(
+        "predict", str(source), "--model", "penguins@1", "--out", str(tmp_path / "x.csv"),
+        "--keep", "order",
+    )  # fmt: skip
+    assert unknown.code == 2 and "--keep 'order': the file has no such column" in unknown.err
+    assert not (tmp_path / "x.csv").exists()
     logged = cli("logs", "show", "--endpoint", "penguins", "--jsonl", "--limit", "5000")
     records = [json.loads(line) for line in logged.out.splitlines()]
     assert len(records) == 2000 and {r["protocol"] for r in records} == {"batch"}

@@ -72,3 +72,25 @@ def test_profiles_match_numpy_percentiles_and_a_direct_count(
         np.searchsorted(profile.bin_edges, x, side="right"), minlength=len(profile.bin_edges) + 1
     )
     assert profile.bin_counts == direct.tolist()
+
+
+def test_an_identifier_like_category_is_hashed_not_one_hot_encoded() -> None:
+    rng = np.random.default_rng(0)
+    zips = [f"{z:05d}" for z in rng.integers(10_000, 99_999, 800)]
+    frame = pd.DataFrame({"zip": zips, "amount": rng.normal(size=800)})
+    frame.loc[::50, "zip"] = None
+    dataset = Dataset(frame, pd.Series(rng.integers(0, 2, 800)), None, "t")
+    schema = infer_schema(dataset)
+    pre = fit_preprocessor(dataset, schema, PreprocessingConfig(hash_buckets=32))
+    assert pre.input_shape == [33]  # 32 buckets and one number, not ~800 one-hot inputs
+    many = apply_preprocessing(pre, frame)
+    assert (many[:, :32].sum(axis=1) == np.where(frame["zip"].isna(), 0, 1)).all()
+    for row in (1, 2, 3):  # one request's rows land where the batch's did
+        alone = apply_preprocessing(pre, frame.iloc[[row]])
+        assert np.array_equal(alone[0], many[row])
+    unseen = apply_preprocessing(pre, pd.DataFrame({"zip": ["00000"], "amount": [0.0]}))
+    assert unseen[0, :32].sum() == 1  # an unseen value still has a bucket
+    restored = type(pre).model_validate_json(pre.model_dump_json())
+    assert np.array_equal(apply_preprocessing(restored, frame), many)
+    few = fit_preprocessor(dataset, schema, PreprocessingConfig(one_hot_max=1000))
+    assert few.input_shape[0] > 700  # below the limit: one-hot as before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,6 +11,10 @@ from hypothesis import strategies as st
 from sklearn import metrics
 
 from dnnops.evaluate.metrics import classification_metrics
+
+
+def present_labels(y_true: np.ndarray) -> list[int]:
+    return [int(c) for c in np.unique(y_true)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -30,6 +36,12 @@ def test_metrics_match_scikit_learn(classes: int, rows: int, seed: int, coarse: 
     assert ours["macro_f1"] == pytest.approx(
         metrics.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
     )
+    with warnings.catch_warnings():  # scikit-learn warns when a class is never true
+        warnings.simplefilter("ignore")
+        balanced = metrics.balanced_accuracy_score(y_true, y_pred)
+    assert ours["balanced_accuracy"] == pytest.approx(balanced)
+    recalls = metrics.recall_score(y_true, y_pred, labels=present_labels(y_true), average=None)
+    assert ours["min_recall"] == pytest.approx(recalls.min())
     clipped = np.clip(proba, 1e-7, 1.0)
     clipped /= clipped.sum(axis=1, keepdims=True)
     assert ours["log_loss"] == pytest.approx(metrics.log_loss(y_true, clipped, labels=labels))

@@ -112,7 +112,9 @@ def test_a_failing_gate_registers_but_leaves_candidate_alone(
     assert forced.code == 0, forced.err
     audit = cli("models", "audit", "digits", "--json").json()
     assert any(e["action"] == "rollout_forced" and e["details"]["version"] == 2 for e in audit)
-    assert cli("models", "alias", "digits", "2", "production").code == 0
+    unforced = cli("models", "alias", "digits", "2", "production")
+    assert unforced.code == 1 and "alias it anyway with --force" in unforced.err
+    assert cli("models", "alias", "digits", "2", "production", "--force").code == 0
     moves = [e["details"] for e in registry.audit_log("digits") if e["action"] == "alias"]
     assert moves[0] == {"alias": "production", "from": 1, "to": 2, "reason": "dnnops models alias"}
     audit = cli("models", "audit", "digits", "--json").json()

@@ -4,6 +4,8 @@ server keeps serving; plus overload (503), deadlines (504) and admin auth."""
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -244,16 +246,29 @@ def test_queue_full_is_503_with_retry_after_and_deadlines_are_504(
     config = tmp_path / "tight.yaml"
     config.write_text(
         "name: digits\ndata: {source: builtin:digits}\n"
-        "serve: {queue_limit: 8, max_batch_size: 64, max_delay: 200ms, timeout: 20ms}\n"
+        "serve: {queue_limit: 8, max_batch_size: 64, max_delay: 300ms, timeout: 20ms}\n"
     )
     tight = start_server(trained_home, "-c", str(config))
     try:
         with httpx.Client(base_url=tight.url, timeout=30) as http:
+            # more rows than the whole queue holds can never be served: 413 naming the
+            # limit, not a 503 that invites a retry which always fails
             too_many = http.post(INFER, content=_tensor(shape=[16, 64], data=ROW * 16))
-            assert too_many.status_code == 503
-            assert too_many.headers["retry-after"] == "1"
-            late = http.post(INFER, content=_tensor())  # waits 200 ms for a batch; deadline 20 ms
-            assert late.status_code == 504
+            assert too_many.status_code == 413
+            assert "serve.queue_limit" in too_many.json()["error"]
+            assert "16 rows" in too_many.json()["error"]
+            # eight rows fill the queue for 300 ms (the batch waits for max_delay): the
+            # next row meanwhile is a 503 with Retry-After
+            with ThreadPoolExecutor(1) as pool:
+                filling = pool.submit(
+                    http.post, INFER, content=_tensor(shape=[8, 64], data=ROW * 8)
+                )
+                time.sleep(0.1)
+                full = http.post(INFER, content=_tensor())
+                late = filling.result()
+            assert full.status_code == 503
+            assert full.headers["retry-after"] == "1"
+            assert late.status_code == 504  # waited 300 ms for a batch; deadline 20 ms
             assert "deadline" in late.json()["error"]
             metrics = http.get("/metrics").text
             assert (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from dnnops.data.policy import Counts, InputPolicy, PolicyViolation, enforce_fra
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.table import ColumnValueError
 from dnnops.errors import DataError, UsageError
+from dnnops.evaluate.decision import decide
 from dnnops.evaluate.metrics import softmax
 from dnnops.predlog.records import RequestContext
 from dnnops.predlog.redaction import Mode, Redaction
@@ -58,10 +59,12 @@ def predict_file(
     logger: PredictionLogger | None = None,
     redact: Mode = "hash",
     progress: Callable[[int], None] | None = None,
+    keep: Sequence[str] = (),
 ) -> BatchResult:
-    """Write ``out`` (Parquet or CSV by its suffix): ``prediction_id``, ``prediction`` and,
-    for a classifier, one ``probability_<class>`` column per class; one row per input row,
-    in order. Logged inputs keep sensitive features as ``redact`` says, as the server's."""
+    """Write ``out`` (Parquet or CSV by its suffix): the ``keep`` columns of the input,
+    ``prediction_id``, ``prediction`` and, for a classifier, one ``probability_<class>``
+    column per class; one row per input row, in order. Logged inputs keep sensitive
+    features as ``redact`` says, as the server's."""
     check_paths(loaded, source, out)
     predict = make_predictor(loaded, os.cpu_count() or 1)
     prefix = os.urandom(4).hex()
@@ -72,7 +75,7 @@ def predict_file(
     try:
         for frame in _chunks(source, chunk_rows):
             table, ids, labels, probabilities = predict_chunk(
-                loaded, frame, predict, policy=policy, prefix=prefix, result=result
+                loaded, frame, predict, policy=policy, prefix=prefix, result=result, keep=keep
             )
             writer.write(table)
             if logger is not None:
@@ -104,6 +107,32 @@ def predict_chunk(
     policy: InputPolicy,
     prefix: str,
     result: BatchResult,
+    keep: Sequence[str] = (),
+) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray | None]:
+    """One chunk's answers, after the ``keep`` columns of the input carried through as
+    they were (an order id, a customer key), so the output joins back to its source."""
+    table, ids, labels, probabilities = _answer_chunk(
+        loaded, frame, predict, policy=policy, prefix=prefix, result=result
+    )
+    for position, name in enumerate(keep):
+        if name not in frame.columns:
+            raise UsageError(
+                f"--keep {name!r}: the file has no such column; it has {list(frame.columns)[:20]}"
+            )
+        if name in table.column_names:
+            raise UsageError(f"--keep {name!r} clashes with an output column of that name")
+        table = table.add_column(position, name, pa.array(frame[name].to_numpy(), from_pandas=True))
+    return table, ids, labels, probabilities
+
+
+def _answer_chunk(
+    loaded: LoadedVersion,
+    frame: pd.DataFrame,
+    predict: Callable[[np.ndarray], np.ndarray],
+    *,
+    policy: InputPolicy,
+    prefix: str,
+    result: BatchResult,
 ) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray | None]:
     try:
         batch, counts = enforce_frame(frame, loaded.schema, loaded.preprocessor, policy=policy)
@@ -121,7 +150,7 @@ def predict_chunk(
         return pa.table({"prediction_id": ids, "prediction": values}), ids, values, None
     probabilities = softmax(outputs)
     classes = np.asarray(loaded.classes, dtype=object)
-    labels = classes[probabilities.argmax(axis=1)]
+    labels = classes[decide(probabilities, loaded.decision)]
     columns: dict[str, Any] = {"prediction_id": ids, "prediction": labels.tolist()}
     for position, name in enumerate(loaded.classes):
         columns[f"probability_{name}"] = probabilities[:, position].astype("float32")

@@ -42,6 +42,8 @@ class VersionSpec:
     policy: InputPolicy
     tally: Any = None
     """A ``_Tally`` actor's handle."""
+    keep: tuple[str, ...] = ()
+    """Input columns carried through to the output."""
 
 
 class _Tally:
@@ -70,6 +72,7 @@ class _ChunkPredictor:
         self.predict = make_predictor(self.loaded, 1)  # Ray gives each actor one core
         self.policy = spec.policy
         self.tally = spec.tally
+        self.keep = spec.keep
         self.prefix = f"{os.urandom(4).hex()}-r"  # ids unique across actors
         self.result = BatchResult()
 
@@ -79,7 +82,7 @@ class _ChunkPredictor:
         before = Counter(self.result.anomalies)
         table, _, _, _ = predict_chunk(
             self.loaded, frame, self.predict, policy=self.policy, prefix=self.prefix,
-            result=self.result,
+            result=self.result, keep=self.keep,
         )  # fmt: skip
         self.result.rows += len(frame)
         if self.tally is not None and self.result.anomalies != before:
@@ -97,6 +100,7 @@ def predict_file_on_ray(
     policy: InputPolicy,
     address: str | None,
     chunk_rows: int = 65_536,
+    keep: tuple[str, ...] = (),
 ) -> BatchResult:
     """Predict ``source`` (a Parquet or CSV path or URL, ``s3://`` included) on the Ray
     cluster at ``address`` (None: a local one started for this run) into ``out``; the
@@ -125,7 +129,7 @@ def predict_file_on_ray(
         tally = ray.remote(num_cpus=0)(_Tally).remote()
         answers = read(source, override_num_blocks=2 * cpus).map_batches(
             _ChunkPredictor,
-            fn_constructor_args=(VersionSpec(loaded.record.ref, policy, tally),),
+            fn_constructor_args=(VersionSpec(loaded.record.ref, policy, tally, keep),),
             batch_size=chunk_rows,
             batch_format="pandas",
             # up to one actor per core but one (the reads need a core), spread over the nodes;

@@ -11,6 +11,7 @@ Each command's module is imported only when that command runs (``LazyGroup``), s
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -48,6 +49,12 @@ COMMANDS: dict[str, Entry] = {
     ),
     "train": Entry(
         "dnnops.cli.lifecycle", "app", "Train, evaluate and register the project's model.", "train"
+    ),
+    "tune": Entry(
+        "dnnops.cli.tune",
+        "tune_command",
+        "Search hyperparameters (Optuna); register the best trial.",
+        None,
     ),
     "runs": Entry("dnnops.cli.runs", "runs_app", "Training runs in the metadata store.", None),
     "data": Entry("dnnops.cli.lifecycle", "data_app", "Profile and validate data files.", None),
@@ -162,8 +169,27 @@ def root(
     """Take a DNN from data to production."""
 
 
+class _StderrWarnings(logging.Handler):
+    """The library's warnings (a dropped row-number column, a suspected leak) as
+    ``warning: ...`` lines on whatever ``sys.stderr`` is when they are emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"{record.levelname.lower()}: {record.getMessage()}\n")
+        except Exception:  # a closed stream must not fail the command
+            self.handleError(record)
+
+
+def show_warnings() -> None:
+    """Print the ``dnnops`` loggers' warnings to stderr, once per process."""
+    logger = logging.getLogger("dnnops")
+    if not any(isinstance(h, _StderrWarnings) for h in logger.handlers):
+        logger.addHandler(_StderrWarnings(logging.WARNING))
+
+
 def main() -> None:
     """Console entry point: run the app and turn ``DnnopsError`` into an exit code."""
+    show_warnings()
     try:
         app(prog_name="dnnops")
     except DnnopsError as exc:

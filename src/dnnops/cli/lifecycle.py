@@ -4,6 +4,7 @@ commands of the first stages (data, training, registration)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,22 +14,22 @@ from dnnops.cli.common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.cli.models import print_published, raise_if_gates_failed
 from dnnops.config import ProjectConfig, ServeConfig, load_config
 from dnnops.console import (
-    EpochProgress,
+    errors_console,
     key_value_table,
     make_console,
+    progress_sink,
     rows_table,
-    wants_progress,
 )
 from dnnops.data.policy import InputPolicy
-from dnnops.data.prepare import load_dataset, load_schema
+from dnnops.data.prepare import PreparedData, load_dataset, load_schema
 from dnnops.data.profile import build_profile
 from dnnops.data.schema import Schema, infer_schema
 from dnnops.data.sources import load_source
 from dnnops.data.validate import validate_file
-from dnnops.errors import UsageError
+from dnnops.errors import RegistrationFailed, UsageError
 from dnnops.examples import example_text
 from dnnops.home import Home, resolve_home
-from dnnops.registry.from_run import candidate_from_run
+from dnnops.registry.from_run import candidate_from_run, check_before_training
 from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import Published, publish
 from dnnops.registry.runs import RunStore
@@ -86,8 +87,19 @@ def _init_from_data(data: Path, target: str | None, task: str | None, path: Path
     console.print(
         f"wrote {path}: task [bold]{inferred.task}[/] ({inferred.task_reason}; override with "
         f"--task or the task key), {inferred.rows} rows, categories: "
-        f"{', '.join(inferred.categories) or 'none'}, dropped: {', '.join(inferred.drop) or 'none'}"
+        f"{', '.join(inferred.categories) or 'none'}",
+        soft_wrap=True,
     )
+    for finding in inferred.drop:
+        console.print(f"dropped {finding.column!r}: {finding.reason}", soft_wrap=True)
+    for leak in inferred.leaks:
+        console.print(f"[yellow]warning:[/] {leak.message()}", soft_wrap=True)
+    if inferred.imbalanced:
+        console.print(
+            f"the rarest class is {inferred.minority_share:.1%} of the rows: class weights "
+            "on, gates on balanced accuracy and the worst class's recall",
+            soft_wrap=True,
+        )
     console.print(
         "next:\n"
         f"  dnnops train -c {path}\n"
@@ -152,8 +164,36 @@ def train(
 
 
 def _publish(outcome: TrainOutcome, home: Home, int8: bool) -> Published:
+    """Register the run; a failure here leaves the run finished and says how to retry."""
     registry = open_registry(home)
-    return publish(registry, candidate_from_run(outcome), outcome.config.evaluate, int8=int8)
+    try:
+        return publish(registry, candidate_from_run(outcome), outcome.config.evaluate, int8=int8)
+    except Exception as exc:
+        raise RegistrationFailed(
+            f"run {outcome.run_id} finished (weights in {outcome.run_dir}) but was not "
+            f"registered: {type(exc).__name__}: {exc}. Once fixed, register it with: "
+            f"dnnops models register {outcome.run_id}"
+        ) from exc
+
+
+def _warn_if_incomparable(
+    home: Home, console: Any
+) -> Callable[[ProjectConfig, PreparedData], None]:
+    """Before the first step: say when production cannot be judged beside the new
+    version (a dropped column, other classes), instead of learning it after training."""
+
+    def check(config: ProjectConfig, prepared: PreparedData) -> None:
+        from dnnops.registry.compatibility import production_mismatch
+
+        mismatch = production_mismatch(open_registry(home), config.name, prepared.schema)
+        if mismatch is not None:
+            console.print(
+                f"[yellow]note:[/] {mismatch}; the new version will be registered and gated "
+                "on its own, without a side-by-side comparison",
+                soft_wrap=True,
+            )
+
+    return check
 
 
 def _train(
@@ -162,9 +202,18 @@ def _train(
     store = _store(home)
     if resume is not None:
         store.get(resume)  # a clear error for an unknown run id
-    progress = EpochProgress(make_console()) if wants_progress(quiet) else None
+    if config is not None:
+        check_before_training(config)
+    progress = progress_sink(quiet)
     try:
-        return train_project(config, home.runs_dir, store, resume=resume, progress=progress)
+        return train_project(
+            config,
+            home.runs_dir,
+            store,
+            resume=resume,
+            progress=progress,
+            before_fit=_warn_if_incomparable(home, errors_console()),
+        )
     finally:
         if progress is not None:
             progress.close()

@@ -19,7 +19,7 @@ from dnnops.evaluate.report import EvaluationReport
 from dnnops.files import atomic_write
 from dnnops.home import resolve_home
 from dnnops.registry.open import open_registry
-from dnnops.registry.versions import ModelRegistry, VersionRecord, parse_ref
+from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord, parse_ref
 
 if TYPE_CHECKING:  # listing and showing versions must not import torch, onnx or pandas
     from dnnops.data.schema import Schema
@@ -101,11 +101,51 @@ def _inputs(
 
 
 @models_app.command("alias")
-def models_alias(name: str, version: int, alias: str, home: HomeOpt = None) -> None:
-    """Point ALIAS (production, candidate, ...) at VERSION; the move is audited."""
+def models_alias(
+    name: str,
+    version: int,
+    alias: str,
+    force: Annotated[
+        bool, typer.Option(help="Move it onto a version that failed its gates (audited).")
+    ] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Point ALIAS (production, candidate, ...) at VERSION; the move is audited. A version
+    that failed its evaluation gates takes no alias without --force, as rollout refuses it."""
+    from dnnops.rollout.begin import check_gates_passed
+
     registry = open_registry(resolve_home(home))
+    check_gates_passed(registry, registry.resolve(name, str(version)), force, action="alias")
     registry.set_alias(name, alias, version, reason="dnnops models alias")
     typer.echo(f"{name}@{alias} -> version {version}")
+
+
+@models_app.command("register")
+def models_register(
+    run: Annotated[str, typer.Argument(help="A finished run's id (dnnops runs list).")],
+    int8: Annotated[bool, typer.Option(help="Also register a dynamic-INT8 graph.")] = False,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a finished run as a new version (evaluated and gated like a training):
+    for a run whose registration failed, or one trained with a registry elsewhere."""
+    from dnnops.registry.from_run import candidate_from_run
+    from dnnops.registry.publish import publish
+    from dnnops.train.pipeline import finished_run
+
+    resolved = resolve_home(home)
+    registry = open_registry(resolved)
+    outcome = finished_run(resolved.runs_dir, run)
+    try:
+        existing = registry.versions(outcome.config.name)
+    except VersionNotFound:
+        existing = []
+    for record in existing:
+        if record.run_id == run:
+            raise UsageError(f"run {run} is registered already, as {record.ref}")
+    published = publish(registry, candidate_from_run(outcome), outcome.config.evaluate, int8=int8)
+    print_published(published, json_out)
+    raise_if_gates_failed(published)
 
 
 @models_app.command("audit")
@@ -373,16 +413,28 @@ def eval_command(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Gates from this project file.")
     ] = None,
+    cv: Annotated[
+        int | None,
+        typer.Option(
+            "--cv",
+            min=2,
+            help="K-fold: train the version's recipe K times (on --data or its own data), "
+            "each fold the test part once; mean and spread of each metric.",
+        ),
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate NAME@REF on a labeled file, or print its stored evaluation report."""
-    from dnnops.evaluate.report import apply_gates, evaluate_predictions
+    from dnnops.evaluate.report import apply_gates, evaluate_predictions, evaluate_regression
     from dnnops.registry.loader import load_version, make_predictor
 
     registry = open_registry(resolve_home(home))
     record = registry.resolve_ref(ref)
     loaded = load_version(registry, record)
+    if cv is not None:
+        _cross_validate(registry, loaded, cv, data=data, home=home, json_out=json_out)
+        return
     if data is None:
         if "evaluation.json" not in loaded.manifest["files"]:
             raise UsageError(f"{record.ref} has no stored evaluation; pass --data FILE with labels")
@@ -391,8 +443,13 @@ def eval_command(
         )
     else:
         labeled = _labeled_data(loaded, data)
-        report = evaluate_predictions(
-            make_predictor(loaded), labeled.x, labeled.y, classes=loaded.classes
+        predictor = make_predictor(loaded)
+        report = (
+            evaluate_regression(predictor, labeled.x, labeled.y)
+            if loaded.is_regression
+            else evaluate_predictions(
+                predictor, labeled.x, labeled.y, classes=loaded.classes, decision=loaded.decision
+            )
         )
         report = apply_gates(report, _gates(config, registry, loaded))
     if json_out:
@@ -401,6 +458,54 @@ def eval_command(
         make_console().print(report_view(report))
     if report.gates_passed is False:
         raise typer.Exit(1)
+
+
+def _cross_validate(
+    registry: ModelRegistry,
+    loaded: LoadedVersion,
+    folds: int,
+    *,
+    data: Path | None,
+    home: Path | None,
+    json_out: bool,
+) -> None:
+    """``eval --cv K``: the version's recipe (its config.yaml) trained K times."""
+    from dnnops.console import progress_sink
+    from dnnops.tune.crossval import cross_validate
+
+    if "config.yaml" not in loaded.manifest["files"]:
+        raise UsageError(
+            f"{loaded.record.ref} was not trained by dnnops (no config.yaml): there is no "
+            "recipe to cross-validate; evaluate it on a file with --data"
+        )
+    raw = yaml.safe_load(registry.file(loaded.record, loaded.manifest, "config.yaml"))
+    recipe = parse_config(raw, f"config of {loaded.record.ref}")
+    progress = progress_sink(json_out)
+    try:
+        result = cross_validate(recipe, resolve_home(home), folds, data=data, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    summary = result.summary()
+    if json_out:
+        print_json(
+            {
+                "model": loaded.record.ref,
+                "folds": folds,
+                "summary": summary,
+                "per_fold": [f.__dict__ for f in result.folds],
+            }
+        )
+        return
+    rows = [
+        [name, s["mean"], s["std"], s["min"], s["max"], loaded.record.metrics.get(name, "")]
+        for name, s in summary.items()
+    ]
+    title = f"{loaded.record.ref}: {folds}-fold cross-validation of its recipe"
+    header = ["metric", "mean", "std", "min", "max", "the version's test split"]
+    make_console().print(rows_table(title, header, rows))
+    runs = ", ".join(f.run_id for f in result.folds)
+    make_console().print(f"runs: {runs}", soft_wrap=True)
 
 
 def _gates(config: Path | None, registry: ModelRegistry, loaded: LoadedVersion) -> list[Any]:

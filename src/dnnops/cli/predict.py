@@ -34,6 +34,10 @@ def predict_command(
         str | None,
         typer.Option(help="--engine ray: the cluster (host:port); none starts a local one."),
     ] = None,
+    keep: Annotated[
+        str | None,
+        typer.Option(help="Input columns to carry into the output, comma-separated: id,region."),
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -54,6 +58,7 @@ def predict_command(
         raise UsageError("--log is for --engine local: logging happens on one machine")
     if address is not None and engine != "ray":
         raise UsageError("--address is for --engine ray")
+    kept = tuple(c.strip() for c in (keep or "").split(",") if c.strip())
     resolved = resolve_home(home)
     registry = open_registry(resolved)
     loaded = load_version(registry, registry.resolve_ref(model))
@@ -70,6 +75,7 @@ def predict_command(
             policy=policy,
             address=address,
             chunk_rows=chunk_rows,
+            keep=kept,
         )
     else:
         logger = PredictionLogger(resolved.logs_dir).start() if log else None
@@ -86,6 +92,7 @@ def predict_command(
                     logger=logger,
                     redact=serve.log.redact,
                     progress=lambda rows: bar.advance(task, rows),
+                    keep=kept,
                 )
         finally:
             if logger is not None:

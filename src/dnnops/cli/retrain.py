@@ -9,7 +9,7 @@ import typer
 
 from dnnops.cli.common import HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.config import load_config
-from dnnops.console import EpochProgress, key_value_table, make_console, wants_progress
+from dnnops.console import key_value_table, make_console, progress_sink
 from dnnops.home import resolve_home
 from dnnops.retrain.pipeline import RetrainOutcome, retrain
 
@@ -25,9 +25,7 @@ def retrain_command(
 ) -> None:
     """Check the triggers; retrain, judge the challenger on the newest labels, start a canary."""
     project = load_config(config)
-    progress = (
-        None if (quiet or json_out or not wants_progress(quiet)) else EpochProgress(make_console())
-    )
+    progress = progress_sink(quiet or json_out)
     try:
         outcome = retrain(project, resolve_home(home), force=force, progress=progress)
     finally:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dnnops.cli.common import HomeOpt, JsonOpt, print_json
-from dnnops.console import key_value_table, make_console, rows_table
+from dnnops.console import format_number, key_value_table, make_console, rows_table
 from dnnops.home import Home, resolve_home
 from dnnops.registry.runs import RunRecord, RunStore
 
@@ -35,7 +35,7 @@ def runs_list(
         return
     table = rows_table(
         "runs",
-        ["id", "project", "status", "created", "test_accuracy", "weights"],
+        ["id", "project", "status", "created", "test score", "weights"],
         [_run_row(r) for r in runs],
     )
     make_console().print(table)
@@ -47,9 +47,18 @@ def _run_row(run: RunRecord) -> list[object]:
         run.project,
         run.status,
         run.created_at[:19],
-        run.metrics.get("test_accuracy", ""),
+        _test_score(run.metrics),
         (run.weights_sha256 or "")[:12],
     ]
+
+
+def _test_score(metrics: dict[str, object]) -> str:
+    """``accuracy 0.97`` for a classifier's run, ``mae 244.2`` for a regressor's."""
+    for name in ("test_accuracy", "test_mae"):
+        value = metrics.get(name)
+        if isinstance(value, int | float):
+            return f"{name.removeprefix('test_')} {format_number(value)}"
+    return ""
 
 
 @runs_app.command("show")

@@ -12,7 +12,14 @@ from dnnops.evaluate.report import EvaluationReport
 from dnnops.registry.versions import VersionRecord
 
 HEADLINE = (
+    "mae",
+    "rmse",
+    "r2",
+    "mape",
+    "robust_mae",
     "accuracy",
+    "balanced_accuracy",
+    "min_recall",
     "macro_f1",
     "roc_auc",
     "expected_calibration_error",
@@ -26,25 +33,61 @@ HEADLINE = (
     "latency_p50_ms_b64",
     "latency_p99_ms_b64",
 )
+COMPARISONS = ("beats_baseline", "baseline_mae_ratio", "baseline_gap")
+
+
+BASELINE_HEADERS = {"trivial": "trivial baseline", "hist_gradient_boosting": "gradient boosting"}
 
 
 def report_view(report: EvaluationReport) -> Group:
+    """The metrics beside the baselines' and the champion's, per-class tables, gates."""
     champion = report.champion
-    columns = ["metric", "value"] + (
+    baselines = list(report.baselines.items())
+    columns = ["metric", "value", *(BASELINE_HEADERS.get(n, n) for n, _ in baselines)] + (
         [f"champion v{champion.version}", "change"] if champion else []
     )
     rows = []
-    for name in HEADLINE:
+    for name in (*HEADLINE, *COMPARISONS):
         if name not in report.metrics:
             continue
         row: list[object] = [name, report.metrics[name]]
+        row += [scores.get(name, "") for _, scores in baselines]
         if champion:
             row += [champion.metrics.get(name, ""), _signed(champion.delta.get(name))]
         rows.append(row)
     parts: list[Any] = [rows_table(f"evaluation on {report.samples} held-out rows", columns, rows)]
+    if report.confusion_matrix:
+        parts += class_views(report.classes, report.confusion_matrix)
     if report.gates:
         parts.append(gates_view(report.gates))
+    parts += [f"note: {note}" for note in report.notes]
     return Group(*parts)
+
+
+MATRIX_MAX_CLASSES = 20
+"""A confusion matrix wider than this is left to --json: it no longer fits a terminal."""
+
+
+def class_views(classes: list[int | str], matrix: list[list[int]]) -> list[Table]:
+    """Per class: its rows, recall and precision; then the confusion matrix (small ones)."""
+    rows = []
+    for i, name in enumerate(classes):
+        support = sum(matrix[i])
+        predicted = sum(row[i] for row in matrix)
+        rows.append(
+            [
+                name,
+                support,
+                matrix[i][i] / support if support else "-",
+                matrix[i][i] / predicted if predicted else "-",
+            ]
+        )
+    views = [rows_table("per class", ["class", "rows", "recall", "precision"], rows)]
+    if len(classes) <= MATRIX_MAX_CLASSES:
+        header = ["true (row) / predicted", *[str(c) for c in classes]]
+        cells = [[name, *matrix[i]] for i, name in enumerate(classes)]
+        views.append(rows_table("confusion matrix", header, cells))
+    return views
 
 
 def gates_view(gates: list[dict[str, Any]]) -> Table:

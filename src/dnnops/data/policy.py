@@ -49,6 +49,9 @@ class InputPolicy:
     unseen_category: Literal["unknown", "reject"] = "unknown"
     out_of_range: Literal["accept", "clip", "reject"] = "accept"
     non_finite: Literal["reject", "impute"] = "reject"
+    coerce: Literal["strict", "lenient"] = "strict"
+    """strict: a JSON boolean is no number and a JSON number no text category (refused,
+    naming the feature); lenient: ``true`` reads as 1 and ``3`` as the category "3"."""
 
     @classmethod
     def of(cls, serve: ServeConfig) -> InputPolicy:
@@ -59,6 +62,7 @@ class InputPolicy:
             unseen_category=serve.unseen_category,
             out_of_range=serve.out_of_range,
             non_finite="reject" if serve.non_finite == "reject" else "impute",
+            coerce=serve.coerce,
         )
 
     def refuses(self, anomaly: Anomaly) -> bool:

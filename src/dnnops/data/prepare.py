@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -18,11 +18,13 @@ import pandas as pd
 from dnnops.config import DataConfig, ModelConfig
 from dnnops.data.dataset import Dataset
 from dnnops.data.fingerprint import fingerprint
+from dnnops.data.leaks import Finding, Labeled, Leak, identifier_columns, single_feature_leaks
 from dnnops.data.preprocess import Preprocessor, apply_preprocessing, fit_preprocessor
 from dnnops.data.profile import Profile, build_profile
 from dnnops.data.schema import Schema, category_key, infer_schema
-from dnnops.data.sources import load_source
+from dnnops.data.sources import load_frame, load_source
 from dnnops.data.split import Split, split_indices
+from dnnops.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +49,70 @@ class PreparedData:
     train: Arrays
     valid: Arrays
     test: Arrays
+    dropped: list[Finding] = field(default_factory=list)
+    """Columns left out as row numbers or identifiers, with the reason."""
+    leaks: list[Leak] = field(default_factory=list)
+    """Features that alone predict the target on held-out rows (warned, kept)."""
+
+
+@dataclass(frozen=True)
+class ProjectData:
+    """The project's rows as training sees them, and what was set aside on the way."""
+
+    dataset: Dataset
+    times: pd.Series | None
+    """``data.split.by``'s values, row for row (not a feature)."""
+    dropped: list[Finding]
+    """Row numbers and identifiers left out of the features, with the reason."""
+
+    @property
+    def ignored(self) -> list[str]:
+        return [f.column for f in self.dropped]
 
 
 def load_dataset(data: DataConfig) -> Dataset:
-    """The project's data; rows without a label cannot be learned from and are left out."""
-    dataset = load_source(data.source, data.target, group=data.group, drop=data.schema_.drop)
+    """The project's features and labels (see ``load_project_data``)."""
+    return load_project_data(data).dataset
+
+
+def load_project_data(data: DataConfig) -> ProjectData:
+    """The project's data without its row numbers and identifiers (``data.keep`` keeps
+    one) and without the time column that orders the split; rows without a label cannot
+    be learned from and are left out."""
+    drop = [*data.schema_.drop, *([data.split.by] if data.split.by else [])]
+    dataset = load_source(data.source, data.target, group=data.group, drop=drop)
+    times = None
+    if data.split.by is not None:
+        frame = load_frame(data.source)
+        if data.split.by not in frame.columns:
+            raise DataError(
+                f"data.split.by names {data.split.by!r}, a column {data.source} lacks; its "
+                f"columns are {list(frame.columns)[:20]}"
+            )
+        times = frame[data.split.by].reset_index(drop=True)
+    dropped: list[Finding] = []
+    if isinstance(dataset.inputs, pd.DataFrame):
+        dropped = identifier_columns(dataset.inputs, keep=[*data.keep, *data.schema_.categorical])
+        for finding in dropped:
+            log.warning(
+                "%s: column %r is not a feature: %s (keep it with data.keep: [%s])",
+                data.source,
+                finding.column,
+                finding.reason,
+                finding.column,
+            )
+        if dropped:
+            inputs = dataset.inputs.drop(columns=[f.column for f in dropped])
+            dataset = Dataset(inputs, dataset.target, dataset.groups, dataset.origin)
+    labeled_only, times = _labeled_rows(data, dataset, times)
+    return ProjectData(labeled_only, times, dropped)
+
+
+def _labeled_rows(
+    data: DataConfig, dataset: Dataset, times: pd.Series | None
+) -> tuple[Dataset, pd.Series | None]:
     if dataset.target is None or not dataset.target.isna().any():
-        return dataset
+        return dataset, times
     labeled = np.flatnonzero(dataset.target.notna().to_numpy())
     log.warning(
         "%s: %d of %d rows have no %r label; training uses the other %d",
@@ -64,7 +123,7 @@ def load_dataset(data: DataConfig) -> Dataset:
         len(labeled),
     )
     taken = dataset.take(labeled)
-    return Dataset(
+    kept = Dataset(
         taken.inputs.reset_index(drop=True)
         if isinstance(taken.inputs, pd.DataFrame)
         else taken.inputs,
@@ -72,6 +131,7 @@ def load_dataset(data: DataConfig) -> Dataset:
         taken.groups.reset_index(drop=True) if taken.groups is not None else None,
         taken.origin,
     )
+    return kept, None if times is None else times.iloc[labeled].reset_index(drop=True)
 
 
 def prepare_data(
@@ -80,8 +140,10 @@ def prepare_data(
     task: Literal["classification", "regression"] = "classification",
 ) -> PreparedData:
     """Load, describe, split and transform the project's data source."""
-    dataset = load_dataset(data)
-    ignored = [c for c in (data.group, *data.schema_.drop) if c is not None]
+    loaded = load_project_data(data)
+    dataset = loaded.dataset
+    ignored = [c for c in (data.group, *data.schema_.drop, data.split.by) if c is not None]
+    ignored += loaded.ignored
     schema = infer_schema(
         dataset,
         categorical=data.schema_.categorical,
@@ -92,19 +154,36 @@ def prepare_data(
         sensitive=data.schema_.sensitive,
     )
     stratify_by = dataset.target if task == "classification" else None
-    split = split_indices(len(dataset), data.split, stratify_by)
+    split = split_indices(len(dataset), data.split, stratify_by, times=loaded.times)
     train_part = dataset.take(split.train)
+    leaks = _leaks(train_part, dataset.take(split.valid), task == "regression")
+    for leak in leaks:
+        log.warning("%s: %s", data.source, leak.message())
     pre = fit_preprocessor(train_part, schema, data.preprocessing, input_shape=model.input_shape)
     return PreparedData(
         dataset=dataset,
         schema=schema,
         preprocessor=pre,
         profile=build_profile(train_part, schema),
+        dropped=loaded.dropped,
+        leaks=leaks,
         fingerprint=fingerprint(dataset),
         split=split,
         train=to_arrays(train_part, pre, schema),
         valid=to_arrays(dataset.take(split.valid), pre, schema),
         test=to_arrays(dataset.take(split.test), pre, schema),
+    )
+
+
+def _leaks(train: Dataset, valid: Dataset, regression: bool) -> list[Leak]:
+    if not isinstance(train.inputs, pd.DataFrame) or train.target is None:
+        return []
+    if not isinstance(valid.inputs, pd.DataFrame) or valid.target is None or not len(valid):
+        return []
+    return single_feature_leaks(
+        Labeled(train.inputs, train.target),
+        Labeled(valid.inputs, valid.target),
+        regression=regression,
     )
 
 

@@ -6,6 +6,7 @@ the server cannot drift from what training did (no train/serve skew).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,7 +24,9 @@ from dnnops.errors import DataError
 
 class ColumnTransform(BaseModel):
     """Numeric and bool columns: ``(x - offset) / scale``, missing -> ``fill``.
-    Category columns: one-hot over ``categories``; unseen or missing -> all zeros."""
+    Category columns: one-hot over ``categories`` (unseen or missing -> all zeros), or,
+    with ``hash_buckets``, one-hot over the CRC-32 of the value modulo that many buckets
+    (an identifier-like column with thousands of values; missing -> all zeros)."""
 
     model_config = ConfigDict(frozen=True)
     name: str
@@ -32,10 +35,18 @@ class ColumnTransform(BaseModel):
     scale: float = 1.0
     fill: float = 0.0
     categories: list[str] | None = None
+    hash_buckets: int | None = None
 
     @property
     def width(self) -> int:
+        if self.hash_buckets is not None:
+            return self.hash_buckets
         return len(self.categories) if self.categories is not None else 1
+
+
+def hash_bucket(key: str, buckets: int) -> int:
+    """A category's bucket: stable across processes and releases (CRC-32, not ``hash``)."""
+    return zlib.crc32(key.encode("utf-8")) % buckets
 
 
 class Preprocessor(BaseModel):
@@ -116,7 +127,9 @@ class _Layout:
     offset: np.ndarray
     scale: np.ndarray
     categories: list[tuple[str, int, dict[str, int]]]
-    """(column, first position, category -> index) per category column."""
+    """(column, first position, category -> index) per one-hot category column."""
+    hashed: list[tuple[str, int, int]]
+    """(column, first position, buckets) per hashed category column."""
     width: int
 
 
@@ -137,7 +150,12 @@ def _layout(pre: Preprocessor) -> _Layout:
         categories=[
             (c.name, where[c.name], {k: i for i, k in enumerate(c.categories or [])})
             for c in pre.columns
-            if c.type == "category"
+            if c.type == "category" and c.hash_buckets is None
+        ],
+        hashed=[
+            (c.name, where[c.name], c.hash_buckets)
+            for c in pre.columns
+            if c.type == "category" and c.hash_buckets is not None
         ],
         width=int(starts[-1]),
     )
@@ -166,7 +184,21 @@ def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
         found = lookup(keys, index)
         rows = np.flatnonzero(found >= 0)
         out[rows, start + found[rows]] = 1.0
+    for name, start, buckets in layout.hashed:
+        found = _buckets(batch.columns[name], buckets)
+        rows = np.flatnonzero(found >= 0)
+        out[rows, start + found[rows]] = 1.0
     return out
+
+
+def _buckets(keys: np.ndarray, buckets: int) -> np.ndarray:
+    """Each key's hash bucket (-1 for a missing value), hashing each distinct key once."""
+    if len(keys) <= SMALL_BATCH:
+        return np.array([-1 if k is None else hash_bucket(k, buckets) for k in keys], "int64")
+    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+    found = np.array([hash_bucket(str(u), buckets) for u in uniques] + [-1], dtype="int64")
+    result: np.ndarray = found[codes]
+    return result
 
 
 SMALL_BATCH = 16
@@ -209,7 +241,11 @@ def _fit_columns(
         shared_scale = _fit_affine(values.ravel(), config)[1]
     out = []
     for column in schema.columns:
-        if column.type == "category":
+        if column.type == "category" and len(column.categories or []) > config.one_hot_max:
+            out.append(
+                ColumnTransform(name=column.name, type="category", hash_buckets=config.hash_buckets)
+            )
+        elif column.type == "category":
             out.append(
                 ColumnTransform(name=column.name, type="category", categories=column.categories)
             )

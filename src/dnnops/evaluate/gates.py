@@ -43,5 +43,34 @@ def check_gates(metrics: Mapping[str, float], gates: Sequence[GateConfig]) -> li
     return results
 
 
+LATENCY = tuple(f"latency_{q}_ms_b{size}" for size in (1, 64) for q in ("p50", "p99"))
+CLASSIFICATION = (
+    "accuracy", "balanced_accuracy", "min_recall", "macro_f1", "roc_auc", "log_loss",
+    "expected_calibration_error", "confidence_mean", "max_fpr", "max_fnr", "robust_accuracy",
+)  # fmt: skip
+REGRESSION = ("mae", "rmse", "r2", "mape", "robust_mae")
+
+
+def gate_metrics(*, regression: bool, groups: bool, baseline: str) -> frozenset[str]:
+    """The metrics a trained version's evaluation will have, known before training: gates
+    naming anything else are refused before the first step, not after the last."""
+    names = {*LATENCY, *(REGRESSION if regression else CLASSIFICATION)}
+    if groups and not regression:
+        names.add("group_accuracy_gap")
+    if baseline == "hist_gradient_boosting":
+        names |= {"beats_baseline", "baseline_mae_ratio" if regression else "baseline_gap"}
+    return frozenset(names)
+
+
+def check_gate_names(gates: Sequence[GateConfig], available: frozenset[str]) -> None:
+    """``ConfigError`` naming gates on metrics the evaluation will not have."""
+    unknown = [g.metric for g in gates if g.metric not in available]
+    if unknown:
+        raise ConfigError(
+            f"evaluate.gates name metrics this model's evaluation will not have: {unknown}; "
+            f"available: {', '.join(sorted(available))}"
+        )
+
+
 def all_passed(results: Sequence[GateResult]) -> bool:
     return all(r.passed for r in results)

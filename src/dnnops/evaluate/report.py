@@ -9,6 +9,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from dnnops.config import GateConfig
+from dnnops.evaluate.baseline import STRONG, comparison, primary_metric
+from dnnops.evaluate.decision import Decision, decide
 from dnnops.evaluate.gates import check_gates
 from dnnops.evaluate.latency import measure_latency
 from dnnops.evaluate.metrics import (
@@ -42,6 +44,13 @@ class EvaluationReport(BaseModel):
     gates: list[dict[str, Any]] = []
     gates_passed: bool | None = None
     champion: ChampionComparison | None = None
+    decision: Decision | None = None
+    """A binary classifier's tuned threshold (``train.threshold``), which the metrics use."""
+    baselines: dict[str, dict[str, float]] = {}
+    """The same metrics for the baselines on the same rows (``trivial``, and
+    ``hist_gradient_boosting`` unless ``evaluate.baseline`` turned it off)."""
+    notes: list[str] = []
+    """What the reader should know about how it was judged (a skipped comparison)."""
 
 
 def evaluate_predictions(
@@ -54,21 +63,25 @@ def evaluate_predictions(
     noise_std: float = 0.1,
     seed: int = 0,
     latency: bool = True,
+    decision: Decision | None = None,
 ) -> EvaluationReport:
-    """Every metric of the report (gates and champion are added by the caller)."""
+    """Every metric of the report (gates and champion are added by the caller), with the
+    answered class as ``decision`` has it (argmax without one)."""
     proba = softmax(predict(x).astype("float64"))
-    computed = classification_metrics(y, proba)
+    computed = classification_metrics(y, proba, decision)
     scalars = {k: v for k, v in computed.items() if isinstance(v, float)}
     noisy = x + np.random.default_rng(seed).normal(0.0, noise_std, x.shape).astype("float32")
-    scalars["robust_accuracy"] = float((predict(noisy).argmax(axis=1) == y).mean())
+    noisy_proba = softmax(predict(noisy).astype("float64"))
+    scalars["robust_accuracy"] = float((decide(noisy_proba, decision) == y).mean())
     by_group = None
     if groups is not None:
-        by_group = group_accuracies(y, proba.argmax(axis=1), groups)
+        by_group = group_accuracies(y, decide(proba, decision), groups)
         scalars["group_accuracy_gap"] = max(by_group.values()) - min(by_group.values())
     if latency:
         scalars.update(measure_latency(predict, x))
     return EvaluationReport(
         samples=len(y),
+        decision=decision,
         classes=list(classes),
         metrics=scalars,
         fpr_per_class=computed["fpr_per_class"],
@@ -122,3 +135,18 @@ def compare_champion(
     delta = {k: report.metrics[k] - champion_metrics[k] for k in shared}
     comparison = ChampionComparison(version=version, metrics=champion_metrics, delta=delta)
     return report.model_copy(update={"champion": comparison})
+
+
+def with_baselines(
+    report: EvaluationReport, baselines: dict[str, dict[str, float]]
+) -> EvaluationReport:
+    """The report with its baselines' scores, and (with the strong one) ``beats_baseline``
+    and the gap on the task's primary metric among the metrics gates can name."""
+    if not baselines:
+        return report
+    metrics = dict(report.metrics)
+    strong = baselines.get(STRONG)
+    if strong is not None:
+        metric = primary_metric(report.task, len(report.classes))
+        metrics.update(comparison(report.metrics, strong, metric))
+    return report.model_copy(update={"baselines": baselines, "metrics": metrics})

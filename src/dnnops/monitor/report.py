@@ -22,6 +22,7 @@ import numpy as np
 
 from dnnops.config import ExplainConfig, MonitorConfig, ObjectiveConfig, SloConfig
 from dnnops.errors import DnnopsError
+from dnnops.evaluate.decision import Decision, decide
 from dnnops.evaluate.explain import importance_shift
 from dnnops.monitor.dataset_drift import DatasetDrift, dataset_drift_from_counts
 from dnnops.monitor.digest import MinuteCounts, Reference, Stats, digest_records, threshold_key
@@ -120,6 +121,7 @@ def build_report(
             key,
             labeled,
             classes=versions.classes(key),
+            decision=versions.decision(key),
             slo=slo,
             now=moment,
             runbooks=monitor.runbook_url,
@@ -167,6 +169,7 @@ def _budgets(
     labeled: LabeledRows,
     *,
     classes: list[int | str],
+    decision: Decision | None,
     slo: SloConfig,
     now: float,
     runbooks: str,
@@ -178,7 +181,7 @@ def _budgets(
     alerts: list[BurnAlert] = []
     rules = burn_rules(slo)
     for objective in slo.objectives:
-        counts = _counter(objective, history, labeled, classes=classes, now=now)
+        counts = _counter(objective, history, labeled, classes=classes, decision=decision, now=now)
         bad, total = counts(slo.window)
         rates = burn_rates(objective.target, counts, rules=rules, min_events=slo.min_events)
         objectives.append(_objective(objective, bad, total, window_s=slo.window, rates=rates))
@@ -236,6 +239,10 @@ class _Versions:
     def classes(self, key: VersionKey) -> list[int | str]:
         found = self.get(key[1], key[2])
         return list(found.classes) if found is not None else []
+
+    def decision(self, key: VersionKey) -> Decision | None:
+        found = self.get(key[1], key[2])
+        return found.decision if found is not None else None
 
 
 def digest_store(logs_dir: Path, slo: SloConfig) -> DigestStore:
@@ -376,7 +383,7 @@ def _version_section(
     quality = (
         regression_quality_of(labeled)
         if loaded.is_regression
-        else quality_of(labeled, loaded.classes)
+        else quality_of(labeled, loaded.classes, loaded.decision)
     )
     baseline_accuracy = loaded.record.metrics.get("accuracy")
     drift = _drift(loaded, stats, monitor)
@@ -574,12 +581,13 @@ def _counter(
     labeled: LabeledRows,
     *,
     classes: list[int | str],
+    decision: Decision | None,
     now: float,
 ) -> CountsFor:
     """(bad, total) of ``objective`` in the window of a given length ending ``now``
     (whole minutes, as every window of the report)."""
     if objective.kind == "accuracy":
-        return _accuracy_counter(labeled, classes=classes, now=now)
+        return _accuracy_counter(labeled, classes=classes, decision=decision, now=now)
     if objective.kind == "label_lag":
         return _lag_counter(labeled, threshold_s=objective.threshold or 0.0, now=now)
     if objective.kind == "label_coverage":
@@ -631,13 +639,16 @@ def _coverage_counter(
     return counts
 
 
-def _accuracy_counter(labeled: LabeledRows, *, classes: list[int | str], now: float) -> CountsFor:
+def _accuracy_counter(
+    labeled: LabeledRows, *, classes: list[int | str], decision: Decision | None, now: float
+) -> CountsFor:
     """(wrong, labeled) among the predictions whose label arrived, by prediction time
-    (a label outside the classes is wrong)."""
+    (a label outside the classes is wrong; the answered class as the version decides)."""
     scored = labeled.outputs.shape[1] == len(classes) and len(classes) > 0
     judged_ts = labeled.ts if scored else np.array([], dtype="float64")
     truth = class_positions(labeled, classes)
-    wrong = labeled.outputs.argmax(axis=1) != truth if scored else np.array([], dtype=bool)
+    answered = decide(labeled.outputs, decision) if scored else np.array([], dtype="int64")
+    wrong = answered != truth if scored else np.array([], dtype=bool)
 
     def counts(seconds: float) -> tuple[int, int]:
         recent = judged_ts >= bucket_start(now - seconds)

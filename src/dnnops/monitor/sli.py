@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dnnops.evaluate.decision import Decision
 from dnnops.monitor.digest import Stats
 from dnnops.monitor.labeled_rows import LabeledRows, class_positions, label_values
 
@@ -99,7 +100,9 @@ class Quality:
         return asdict(self)
 
 
-def quality_of(labeled: LabeledRows, classes: Sequence[int | str]) -> Quality | None:
+def quality_of(
+    labeled: LabeledRows, classes: Sequence[int | str], decision: Decision | None = None
+) -> Quality | None:
     """Accuracy, AUC, FPR/FNR, calibration, the confusion matrix and the label lag of the
     predictions that received a label (labels outside the model's classes are not scored)."""
     if labeled.outputs.shape[1] != len(classes):
@@ -111,7 +114,7 @@ def quality_of(labeled: LabeledRows, classes: Sequence[int | str]) -> Quality | 
     from dnnops.evaluate.metrics import classification_metrics  # sklearn: 1 s to import
 
     rows = labeled.outputs[scored].astype("float64")
-    computed = classification_metrics(truth[scored], rows)
+    computed = classification_metrics(truth[scored], rows, decision)
     scalars = {k: float(v) for k, v in computed.items() if isinstance(v, float)}
     lags = (labeled.label_ts - labeled.ts)[scored]
     return Quality(

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
+from dnnops.config import ProjectConfig
+from dnnops.data.dataset import Inputs
 from dnnops.data.schema import category_key
+from dnnops.evaluate.baseline import STRONG, TRIVIAL, Rows, strong_baseline, trivial_baseline
+from dnnops.evaluate.decision import rarer_class
+from dnnops.evaluate.gates import check_gate_names, gate_metrics
 from dnnops.models.weights import weights_bytes
 from dnnops.registry.export import check_parity, export_onnx
-from dnnops.registry.publish import Candidate, EvaluationData
+from dnnops.registry.publish import Candidate, EvaluationData, ThresholdRequest
 from dnnops.train.pipeline import TrainOutcome
+
+
+def check_before_training(config: ProjectConfig) -> None:
+    """What would fail the registration after training, checked before the first step:
+    gates on metrics the evaluation will not have."""
+    available = gate_metrics(
+        regression=config.task == "regression",
+        groups=config.data.group is not None,
+        baseline=config.evaluate.baseline,
+    )
+    check_gate_names(config.evaluate.gates, available)
 
 
 def candidate_from_run(outcome: TrainOutcome) -> Candidate:
@@ -42,8 +59,50 @@ def candidate_from_run(outcome: TrainOutcome) -> Candidate:
             "schema": schema.model_dump(mode="json"),
         },
         onnx_parity=parity,
+        baselines=baselines_of(outcome),
+        threshold=_threshold(outcome),
         evaluation=EvaluationData(prepared.test.x, prepared.test.y, test_part.inputs, groups),
         calibration=EvaluationData(
             prepared.valid.x, prepared.valid.y, prepared.dataset.take(prepared.split.valid).inputs
         ),
     )
+
+
+def _threshold(outcome: TrainOutcome) -> ThresholdRequest | None:
+    train = outcome.config.train
+    if train.threshold == "none" or outcome.prepared.schema.output_width != 2:
+        return None
+    costs = (train.threshold_costs.false_positive, train.threshold_costs.false_negative)
+    positive = rarer_class(outcome.prepared.train.y)
+    return ThresholdRequest(train.threshold, positive, costs)
+
+
+def baselines_of(outcome: TrainOutcome) -> dict[str, dict[str, float]]:
+    """The trivial and (unless ``evaluate.baseline`` says otherwise) the strong baseline,
+    trained on the run's training split and scored on its test split."""
+    wanted = outcome.config.evaluate.baseline
+    prepared = outcome.prepared
+    target = prepared.schema.target
+    if wanted == "none" or target is None:
+        return {}
+    classes = 0 if target.is_regression else len(target.classes)
+    out = {TRIVIAL: trivial_baseline(prepared.train.y, prepared.test.y, classes=classes)}
+    if wanted == "hist_gradient_boosting":
+        train = Rows(_table(prepared.dataset.take(prepared.split.train).inputs), prepared.train.y)
+        test = Rows(_table(prepared.dataset.take(prepared.split.test).inputs), prepared.test.y)
+        out[STRONG] = strong_baseline(
+            train,
+            test,
+            classes=classes,
+            seed=outcome.config.data.split.seed,
+            balanced=outcome.config.train.class_weight == "balanced",
+        )
+    return out
+
+
+def _table(inputs: Inputs) -> pd.DataFrame:
+    """Tensor instances flattened to one column per value (what a tree model can take)."""
+    if isinstance(inputs, pd.DataFrame):
+        return inputs
+    flat = np.asarray(inputs).reshape(len(inputs), -1)
+    return pd.DataFrame(flat, columns=[f"x{i}" for i in range(flat.shape[1])])

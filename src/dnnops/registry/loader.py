@@ -19,6 +19,7 @@ from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
 from dnnops.errors import ModelError, UsageError
 from dnnops.evaluate.calibration import Calibrator
+from dnnops.evaluate.decision import Decision
 from dnnops.evaluate.explain import ExplanationReference
 from dnnops.evaluate.tiers import CascadeAnswer, TierPlan, run_cascade
 from dnnops.registry.versions import ModelRegistry, VersionRecord
@@ -61,6 +62,12 @@ class LoadedVersion:
     @property
     def is_regression(self) -> bool:
         return self.manifest.get("task") == "regression"
+
+    @property
+    def decision(self) -> Decision | None:
+        """A binary classifier's tuned threshold (``train.threshold``); None: argmax."""
+        stored = self.manifest.get("decision")
+        return Decision.model_validate(stored) if stored else None
 
     @property
     def input_name(self) -> str:

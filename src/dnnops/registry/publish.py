@@ -21,6 +21,7 @@ from dnnops.data.profile import Profile, numeric_profile
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
 from dnnops.evaluate.calibration import MIN_ROWS, Calibrator, fit_calibrator
+from dnnops.evaluate.decision import Decision, Rule, choose_threshold
 from dnnops.evaluate.explain import ExplanationReference, choose_explainer, importance_profile
 from dnnops.evaluate.metrics import classification_metrics, regression_metrics, softmax
 from dnnops.evaluate.report import (
@@ -29,8 +30,10 @@ from dnnops.evaluate.report import (
     compare_champion,
     evaluate_predictions,
     evaluate_regression,
+    with_baselines,
 )
 from dnnops.models.build import ModelSpec
+from dnnops.registry.compatibility import champion_mismatch
 from dnnops.registry.export import INPUT, OUTPUT, quantize_int8
 from dnnops.registry.loader import CALIBRATION, EXPLANATIONS, load_version, make_predictor
 from dnnops.registry.onnx_runner import OnnxRunner
@@ -48,6 +51,16 @@ class EvaluationData:
     y: np.ndarray
     raw: Inputs
     groups: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ThresholdRequest:
+    """Tune a binary classifier's threshold for ``rule`` on class ``positive``."""
+
+    rule: Rule
+    positive: int
+    costs: tuple[float, float] = (1.0, 1.0)
+    """(a false positive's, a false negative's), for the ``cost`` rule."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,10 @@ class Candidate:
     evaluation rows when there is none, as for an imported model)."""
     input_name: str = INPUT
     """The v2 input tensor's name; an imported graph keeps its own."""
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Baselines' scores on the evaluation rows (``evaluate.baseline``), by name."""
+    threshold: ThresholdRequest | None = None
+    """A binary classifier's threshold to tune on ``calibration`` (``train.threshold``)."""
 
     @property
     def is_regression(self) -> bool:
@@ -89,6 +106,7 @@ def publish(
 ) -> Published:
     """Evaluate, gate, compare with the champion, register and alias ``candidate``."""
     runner = OnnxRunner(candidate.onnx)
+    decision = _decision(candidate, runner)
     report = None
     if candidate.evaluation is not None:
         data = candidate.evaluation
@@ -103,7 +121,9 @@ def publish(
                 classes=candidate.classes,
                 groups=data.groups,
                 noise_std=evaluate.noise_std,
+                decision=decision,
             )
+        report = with_baselines(report, candidate.baselines)
         report = apply_gates(report, evaluate.gates)
         report = _with_champion(registry, candidate, report)
     files = _files(candidate, report)
@@ -153,6 +173,19 @@ def _explanation_reference(candidate: Candidate, runner: OnnxRunner) -> Explanat
     rows = held_out.x[:REFERENCE_ROWS]
     importance = importance_profile(explainer, explainer.explain(rows))
     return ExplanationReference(method=explainer.method, rows=len(rows), importance=importance)
+
+
+def _decision(candidate: Candidate, runner: OnnxRunner) -> Decision | None:
+    """The tuned threshold, chosen on the validation rows (the evaluation rows when there
+    are none: an imported model's)."""
+    request = candidate.threshold
+    held_out = candidate.calibration or candidate.evaluation
+    if request is None or held_out is None or len(candidate.classes) != 2 or not len(held_out.y):
+        return None
+    probabilities = softmax(runner(held_out.x).astype("float64"))
+    return choose_threshold(
+        probabilities, held_out.y, rule=request.rule, positive=request.positive, costs=request.costs
+    )
 
 
 def _calibrator(candidate: Candidate, runner: OnnxRunner) -> Calibrator | None:
@@ -212,6 +245,7 @@ def _manifest_fields(candidate: Candidate, report: EvaluationReport | None) -> d
         "metrics": report.metrics if report else {},
         "gates": report.gates if report else [],
         "gates_passed": report.gates_passed if report else None,
+        "decision": report.decision.model_dump() if report and report.decision else None,
     }
 
 
@@ -264,18 +298,28 @@ def _with_champion(
     except VersionNotFound:
         return report
     except DnnopsError as exc:
-        log.warning("champion comparison skipped: %s", exc)
-        return report
-    if loaded.classes != candidate.classes or loaded.is_regression != candidate.is_regression:
-        return report
-    x = apply_preprocessing(loaded.preprocessor, candidate.evaluation.raw)
+        return _without_champion(report, f"production cannot be loaded: {exc}")
+    mismatch = champion_mismatch(loaded, candidate.schema)
+    if mismatch is not None:
+        return _without_champion(report, mismatch)
+    try:
+        x = apply_preprocessing(loaded.preprocessor, candidate.evaluation.raw)
+    except DnnopsError as exc:
+        return _without_champion(report, f"production {champion.ref} cannot read these rows: {exc}")
     outputs = make_predictor(loaded)(x).astype("float64")
     if candidate.is_regression:
         scalars = regression_metrics(candidate.evaluation.y, outputs)
     else:
-        computed = classification_metrics(candidate.evaluation.y, softmax(outputs))
+        computed = classification_metrics(candidate.evaluation.y, softmax(outputs), loaded.decision)
         scalars = {k: v for k, v in computed.items() if isinstance(v, float)}
     return compare_champion(report, champion.version, scalars)
+
+
+def _without_champion(report: EvaluationReport, reason: str) -> EvaluationReport:
+    """The report as is, saying why the production version was not judged beside it: a
+    registration never fails on the comparison."""
+    note = f"no comparison with production: {reason}"
+    return report.model_copy(update={"notes": [*report.notes, note]})
 
 
 def _move_aliases(

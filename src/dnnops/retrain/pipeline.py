@@ -22,10 +22,12 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.schema import category_key
 from dnnops.data.sources import load_frame
 from dnnops.errors import DnnopsError
+from dnnops.evaluate.decision import decide as answered_classes
+from dnnops.evaluate.metrics import softmax
 from dnnops.home import Home
 from dnnops.monitor.report import build_report
 from dnnops.registry.db import open_engine
-from dnnops.registry.from_run import candidate_from_run
+from dnnops.registry.from_run import candidate_from_run, check_before_training
 from dnnops.registry.loader import load_version, make_predictor
 from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import publish
@@ -147,6 +149,7 @@ def _train_challenger(
     next_config = config.model_copy(
         update={"data": config.data.model_copy(update={"source": str(data_file)})}
     )
+    check_before_training(next_config)
     trained = train_project(
         next_config, home.runs_dir, open_runs(home), resume=None, progress=progress
     )
@@ -214,7 +217,8 @@ def _score(
     if loaded.is_regression:
         values = rows[target].to_numpy(dtype="float64")
         return float(np.abs(outputs.reshape(-1).astype("float64") - values).mean())
-    predicted = np.asarray(loaded.classes, dtype=object)[outputs.argmax(1)]
+    answered = answered_classes(softmax(outputs.astype("float64")), loaded.decision)
+    predicted = np.asarray(loaded.classes, dtype=object)[answered]
     truth = [category_key(v) for v in rows[target]]
     return float(np.mean([category_key(p) == t for p, t in zip(predicted, truth, strict=True)]))
 

@@ -33,7 +33,7 @@ from dnnops.monitor.loop import MonitorLoop
 from dnnops.predlog.records import RequestContext
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.store import RolloutStore
-from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull
+from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull, TooManyRows
 from dnnops.serve.control import ServerControl
 from dnnops.serve.dashboard_routes import dashboard_routes
 from dnnops.serve.errors import (
@@ -43,6 +43,7 @@ from dnnops.serve.errors import (
     InvalidOutput,
     LogUnwritable,
     NotFound,
+    PayloadTooLarge,
     Unavailable,
     http_error_of,
 )
@@ -354,6 +355,8 @@ async def _infer_watching_client(
         work = runtime.batcher.submit(x, timeout, timing, gone=gone)
     except (QueueFull, BatcherClosed) as exc:
         raise Unavailable(f"{exc}; retry shortly", {"Retry-After": "1"}) from None
+    except TooManyRows as exc:
+        raise PayloadTooLarge(str(exc)) from None
     if gone is not None:
         return await _result(work, gone)
     watcher: list[asyncio.Future[Any]] = []
@@ -483,7 +486,7 @@ async def _mirror(
         answers = await shadow.batcher.submit(x, state.serve.timeout)
         probabilities, tiers = shadow.split_tiers(answers)
         _refuse_non_finite(probabilities)
-    except (QueueFull, BatcherClosed):
+    except (QueueFull, BatcherClosed, TooManyRows):
         state.metrics.shadow.labels(*names, "dropped").inc()
         return
     except Exception as exc:  # a failing shadow is recorded against the shadow only

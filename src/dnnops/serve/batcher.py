@@ -35,6 +35,11 @@ class QueueFull(Exception):
     """The queue holds ``queue_limit`` rows already: answer 503 with Retry-After."""
 
 
+class TooManyRows(Exception):
+    """One request holds more rows than the whole queue may: answer 413, since waiting
+    can never make room for it (a 503 would invite a retry that always fails)."""
+
+
 class DeadlineExceeded(Exception):
     """The request waited past its deadline: answer 504."""
 
@@ -169,6 +174,12 @@ class DynamicBatcher:
         cancelled)."""
         if self.closed:
             raise BatcherClosed("this model version is shutting down")
+        if len(x) > self.queue_limit:
+            raise TooManyRows(
+                f"the request holds {len(x)} rows; at most {self.queue_limit} fit "
+                "(serve.queue_limit): split it into smaller requests, or predict a file "
+                "with dnnops predict"
+            )
         if self._queued_rows + len(x) > self.queue_limit:
             raise QueueFull(f"{self._queued_rows} rows are queued (limit {self.queue_limit})")
         now = self.clock()

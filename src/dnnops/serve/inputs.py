@@ -10,6 +10,7 @@ naming the tensor or feature and the rule.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from dnnops.config import ServeConfig
 from dnnops.data.policy import Counts, InputPolicy, PolicyViolation, enforce_table, enforce_tensor
 from dnnops.data.preprocess import Preprocessor
-from dnnops.data.schema import Schema
+from dnnops.data.schema import ColumnSchema, Schema
 from dnnops.data.table import (
     ColumnKind,
     ColumnValueError,
@@ -71,6 +72,15 @@ class InputAdapter:
         self.number_names = [n for n, k in self.kinds.items() if k != "category"]
         self.category_names = [n for n, k in self.kinds.items() if k == "category"]
         self.tensor_fill = pre.tensor_offset  # what preprocessing maps to 0
+        strict = self.policy.coerce == "strict"
+        self.no_bools = [
+            i for i, c in enumerate(schema.columns) if strict and c.type in ("float", "int")
+        ]
+        """Positions (in schema order) where a JSON boolean is refused: the number columns."""
+        self.text_categories = frozenset(
+            c.name for c in schema.columns if strict and c.type == "category" and not _numeric(c)
+        )
+        """Category columns whose training values were text: a JSON number is refused."""
         if schema.kind == "tensor" and schema.tensor is not None:
             self.instance_shape = list(schema.tensor.shape)
         else:
@@ -194,6 +204,11 @@ class InputAdapter:
 
     def _mixed(self, numbers: list[list[Any]], categories: dict[str, list[Any]]) -> TableBatch:
         """Numbers (and bools) as one block, categories as keys: no per-column arrays."""
+        if self.no_bools:
+            positions = [i for i, n in enumerate(self.number_names) if self.kinds[n] == "numeric"]
+            _refuse_bools(self.number_names, numbers, positions)
+        for name in self.text_categories:
+            _refuse_numbers(name, categories[name])
         try:
             block = number_matrix(self.number_names, numbers) if self.number_names else None
         except ColumnValueError:
@@ -227,12 +242,18 @@ class InputAdapter:
     # -- checks -------------------------------------------------------------------------
 
     def _column(self, name: str, kind: ColumnKind, values: Any) -> np.ndarray:
+        if name in self.text_categories:
+            _refuse_numbers(name, values)
+        elif kind == "numeric" and self.no_bools and isinstance(values, list):
+            _refuse_bools([name] * len(values), [values], list(range(len(values))))
         try:
             return from_values(name, kind, values)
         except ColumnValueError as exc:
             raise SchemaViolation(str(exc)) from None
 
     def _matrix(self, rows: list[Any]) -> np.ndarray:
+        if self.no_bools:
+            _refuse_bools(self.names, rows, self.no_bools)
         try:
             return number_matrix(self.names, rows)
         except ColumnValueError as exc:
@@ -260,3 +281,42 @@ class InputAdapter:
         except PolicyViolation as exc:
             raise SchemaViolation(str(exc)) from None
         return Checked(checked, counts)
+
+
+COERCE_FIX = "or set serve.coerce: lenient to accept it"
+
+
+def _numeric(column: ColumnSchema) -> bool:
+    """Whether every training value of a category column reads as a number (an integer
+    code forced categorical), so a JSON number names a category as well as a string."""
+    for value in column.categories or []:
+        try:
+            float(value)
+        except ValueError:
+            return False
+    return True
+
+
+def _refuse_bools(names: list[str], rows: list[Any], positions: list[int]) -> None:
+    """A JSON ``true`` or ``false`` where a number column expects a number: 422 naming it.
+    One set of types per row (C speed): the common row holds no boolean at all."""
+    everywhere = len(positions) == len(names)
+    for row in rows:
+        if not isinstance(row, list) or bool not in set(map(type, row)):
+            continue
+        for i in positions if not everywhere else range(len(row)):
+            if i < len(row) and type(row[i]) is bool:
+                raise SchemaViolation(
+                    f"feature {names[i]!r}: got {json.dumps(row[i])}, a boolean, where a "
+                    f"number is expected (serve.coerce: strict); send 1 or 0, {COERCE_FIX}"
+                )
+
+
+def _refuse_numbers(name: str, values: list[Any]) -> None:
+    """A JSON number (or boolean) for a category whose training values were text."""
+    for value in values:
+        if value is not None and type(value) is not str:
+            raise SchemaViolation(
+                f"feature {name!r}: got {json.dumps(value)}, a {type(value).__name__}, for a "
+                f"text category (serve.coerce: strict); send it as a string, {COERCE_FIX}"
+            )

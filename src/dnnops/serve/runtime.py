@@ -15,6 +15,7 @@ import numpy as np
 
 from dnnops.config import ServeConfig
 from dnnops.data.example import example_instance
+from dnnops.evaluate.decision import Decision, decide
 from dnnops.evaluate.metrics import softmax
 from dnnops.gpu import halving_on_out_of_memory
 from dnnops.predlog.redaction import Redaction
@@ -49,6 +50,11 @@ class VersionRuntime:
     """What the prediction log hides of its inputs (its schema's sensitive features)."""
     tier_counts: TierCounts = field(default_factory=lambda: TierCounts())
     ready: bool = False
+    decision: Decision | None = None
+    """A binary classifier's tuned threshold, read from the manifest once at load."""
+
+    def __post_init__(self) -> None:
+        self.decision = self.loaded.decision
 
     @property
     def model(self) -> str:
@@ -163,7 +169,7 @@ class VersionRuntime:
         """v2 output tensors: ``label`` and ``probabilities``, or one ``prediction``."""
         if self.is_regression:
             return [OutputTensor("prediction", "FP32", probabilities.reshape(-1))]
-        labels = self.labels[probabilities.argmax(axis=1)]
+        labels = self.labels[decide(probabilities, self.decision)]
         return [
             OutputTensor("label", self.label_datatype, labels),
             OutputTensor("probabilities", "FP32", probabilities),

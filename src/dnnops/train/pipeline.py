@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,10 +29,10 @@ from dnnops.errors import (
     TrainingInterrupted,
     UsageError,
 )
-from dnnops.files import atomic_write
+from dnnops.files import atomic_write, sha256_file
 from dnnops.gpu import torch_device
 from dnnops.models.build import ModelSpec, build_model
-from dnnops.models.weights import save_weights
+from dnnops.models.weights import load_weights, save_weights
 from dnnops.train.checkpoint import load_latest
 from dnnops.train.distributed import (
     World,
@@ -103,9 +104,11 @@ def train_project(
     *,
     resume: str | None = None,
     progress: ProgressSink | None = None,
+    before_fit: Callable[[ProjectConfig, PreparedData], None] | None = None,
 ) -> TrainOutcome:
     """Train ``config`` (or continue run ``resume`` with its own saved config) and return
-    what it produced.
+    what it produced. ``before_fit`` sees the prepared data before the first step: checks
+    that would otherwise only fail after training (compatibility with production).
 
     Under torchrun every rank calls this; only rank 0 writes files or records.
     """
@@ -129,6 +132,8 @@ def train_project(
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         prepared = prepare_data(config.data, config.model, config.task)
+        if before_fit is not None and world.is_main:
+            before_fit(config, prepared)
         target = prepared.schema.target
         scale = (target.mean or 0.0, target.std or 1.0) if target and target.is_regression else None
         spec = ModelSpec.from_config(
@@ -201,7 +206,10 @@ def _open_run(
     if not snapshot.is_file():
         raise RunNotFound(f"no run {resume!r} under {runs_dir}; list runs with: dnnops runs list")
     if (run_dir / "model.safetensors").is_file():
-        raise CheckpointError(f"run {resume} already finished; there is nothing to resume")
+        raise CheckpointError(
+            f"run {resume} already finished; there is nothing to resume. If it has no "
+            f"version yet, register it with: dnnops models register {resume}"
+        )
     saved = parse_config(yaml.safe_load(snapshot.read_text(encoding="utf-8")), str(snapshot))
     return resume, run_dir, saved
 
@@ -239,12 +247,13 @@ def _start_files(
     )
 
 
-def _check_same_data(run_dir: Path, fingerprint: str) -> None:
+def _check_same_data(run_dir: Path, fingerprint: str, *, action: str = "resuming") -> None:
     recorded = json.loads((run_dir / "run.json").read_text())["dataset_sha256"]
     if recorded != fingerprint:
         raise CheckpointError(
             f"the data changed since run {run_dir.name} started (SHA-256 {fingerprint[:12]}… "
-            f"instead of {recorded[:12]}…); resuming would not reproduce the run: start a new one"
+            f"instead of {recorded[:12]}…); {action} would not reproduce the run: "
+            "start a new one"
         )
 
 
@@ -322,5 +331,42 @@ def _finish(
         stopped_early=state.stopped_early,
         seconds=seconds,
         model=trainer.model.eval(),
+        prepared=prepared,
+    )
+
+
+def finished_run(runs_dir: Path, run_id: str) -> TrainOutcome:
+    """A finished run rebuilt from its folder (config snapshot, data, final weights), so it
+    can be registered later: a failure at registration never loses the training."""
+    run_dir = runs_dir / run_id
+    snapshot, weights = run_dir / "config.yaml", run_dir / "model.safetensors"
+    if not snapshot.is_file():
+        raise RunNotFound(f"no run {run_id!r} under {runs_dir}; list runs with: dnnops runs list")
+    if not weights.is_file():
+        raise CheckpointError(
+            f"run {run_id} has no final weights (it did not finish); "
+            f"continue it with: dnnops train --resume {run_id}"
+        )
+    config = parse_config(yaml.safe_load(snapshot.read_text(encoding="utf-8")), str(snapshot))
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    prepared = prepare_data(config.data, config.model, config.task)
+    _check_same_data(run_dir, prepared.fingerprint, action="registering it")
+    spec = ModelSpec.from_dict(info["spec"])
+    model = build_model(spec)
+    load_weights(model, weights)
+    metrics_file = run_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    return TrainOutcome(
+        run_id=run_id,
+        run_dir=run_dir,
+        config=config,
+        spec=spec,
+        metrics=metrics,
+        history=[],
+        dataset_sha256=prepared.fingerprint,
+        weights_sha256=sha256_file(weights),
+        stopped_early=False,
+        seconds=0.0,
+        model=model.eval(),
         prepared=prepared,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-RunStatus = Literal["running", "finished", "failed", "interrupted"]
+RunStatus = Literal["running", "finished", "failed", "interrupted", "pruned"]
 
 
 class RunRecorder(Protocol):

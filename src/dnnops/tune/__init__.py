@@ -1,0 +1,1 @@
+"""``dnnops tune``: hyperparameter search on Optuna, each trial a run, the best registered."""
