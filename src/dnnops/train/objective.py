@@ -44,11 +44,15 @@ class Objective:
             return nn.functional.cross_entropy(
                 outputs.float(), y, weight=weight, reduction=reduction
             )
-        error = (outputs.float().reshape(-1) - y.float()) / self.scale
-        zeros = torch.zeros_like(error)
-        if self.loss == "huber":
-            return nn.functional.huber_loss(error, zeros, reduction=reduction)
-        return nn.functional.mse_loss(error, zeros, reduction=reduction)
+        if self.loss == "huber":  # its bend is in standardized units: scale first
+            error = (outputs.float().reshape(-1) - y.float()) / self.scale
+            return nn.functional.huber_loss(error, torch.zeros_like(error), reduction=reduction)
+        # mean(((o - y) / s)^2) = mean((o - y)^2) / s^2: one kernel and one scalar product
+        # instead of four elementwise steps (a tenth of a small regressor's step)
+        squared = nn.functional.mse_loss(
+            outputs.float().reshape(-1), y.float(), reduction=reduction
+        )
+        return squared / (self.scale * self.scale)
 
     def score_sum(self, outputs: torch.Tensor, y: torch.Tensor) -> float:
         """Correct answers (classification) or the sum of absolute errors (regression)."""
