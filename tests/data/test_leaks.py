@@ -37,6 +37,11 @@ def _frame(seed: int = 0) -> pd.DataFrame:
         ("line", np.random.default_rng(2).permutation(ROWS) + 500, "consecutive integers"),
         ("customer_id", np.random.default_rng(3).permutation(ROWS) * 13, "named like an id"),
         ("email", [f"user{i}@example.com" for i in range(ROWS)], "distinct text"),
+        (
+            "ordered",
+            pd.date_range("2024-01-01", periods=ROWS, freq="h").astype(str),
+            "data.split.by: ordered",
+        ),
     ],
 )
 def test_row_numbers_and_identifiers_are_found_by_what_they_hold(

@@ -50,6 +50,11 @@ def _identifier_reason(name: str, column: pd.Series) -> str | None:
     if named in ROW_NUMBER_NAMES:
         return f"named like a row number ({name!r}) and distinct on every row"
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        if _dates(values):
+            return (
+                f"a timestamp, distinct on every row: no feature a model can carry into the "
+                f"future; to train on the past and test on the future: data.split.by: {name}"
+            )
         return "an identifier: a distinct text on every row, nothing to learn from"
     numbers = values.to_numpy(dtype="float64")
     if not np.all(numbers == np.round(numbers)):
@@ -61,6 +66,13 @@ def _identifier_reason(name: str, column: pd.Series) -> str | None:
     if named == "id" or named.endswith(("_id", "id")):
         return "an identifier: named like an id and distinct on every row"
     return None
+
+
+def _dates(values: pd.Series) -> bool:
+    """Whether (nearly) every value of a text column reads as a date or a time."""
+    sample = values.astype(str).head(200)
+    parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
+    return bool(parsed.notna().mean() >= 0.95)
 
 
 LEAK_SCORE = 0.99
