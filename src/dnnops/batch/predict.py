@@ -111,29 +111,6 @@ def predict_chunk(
 ) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray | None]:
     """One chunk's answers, after the ``keep`` columns of the input carried through as
     they were (an order id, a customer key), so the output joins back to its source."""
-    table, ids, labels, probabilities = _answer_chunk(
-        loaded, frame, predict, policy=policy, prefix=prefix, result=result
-    )
-    for position, name in enumerate(keep):
-        if name not in frame.columns:
-            raise UsageError(
-                f"--keep {name!r}: the file has no such column; it has {list(frame.columns)[:20]}"
-            )
-        if name in table.column_names:
-            raise UsageError(f"--keep {name!r} clashes with an output column of that name")
-        table = table.add_column(position, name, pa.array(frame[name].to_numpy(), from_pandas=True))
-    return table, ids, labels, probabilities
-
-
-def _answer_chunk(
-    loaded: LoadedVersion,
-    frame: pd.DataFrame,
-    predict: Callable[[np.ndarray], np.ndarray],
-    *,
-    policy: InputPolicy,
-    prefix: str,
-    result: BatchResult,
-) -> tuple[pa.Table, list[str], np.ndarray, np.ndarray | None]:
     try:
         batch, counts = enforce_frame(frame, loaded.schema, loaded.preprocessor, policy=policy)
     except (PolicyViolation, ColumnValueError) as exc:
@@ -145,16 +122,32 @@ def _answer_chunk(
     outputs = predict(apply_preprocessing(loaded.preprocessor, batch))
     numbers = np.arange(result.rows, result.rows + len(frame)).astype("U")
     ids = np.char.add(f"{prefix}-b", numbers).tolist()
+    columns: dict[str, Any] = {name: _kept(frame, name) for name in keep}
     if loaded.is_regression:
         values = outputs.reshape(-1).astype("float32")
-        return pa.table({"prediction_id": ids, "prediction": values}), ids, values, None
+        columns |= {"prediction_id": ids, "prediction": values}
+        return pa.table(columns), ids, values, None
     probabilities = softmax(outputs)
     classes = np.asarray(loaded.classes, dtype=object)
     labels = classes[decide(probabilities, loaded.decision)]
-    columns: dict[str, Any] = {"prediction_id": ids, "prediction": labels.tolist()}
+    columns |= {"prediction_id": ids, "prediction": labels.tolist()}
     for position, name in enumerate(loaded.classes):
         columns[f"probability_{name}"] = probabilities[:, position].astype("float32")
     return pa.table(columns), ids, labels, probabilities
+
+
+RESERVED = ("prediction_id", "prediction")
+
+
+def _kept(frame: pd.DataFrame, name: str) -> pa.Array:
+    """An input column carried to the output as it was (``--keep``)."""
+    if name not in frame.columns:
+        raise UsageError(
+            f"--keep {name!r}: the file has no such column; it has {list(frame.columns)[:20]}"
+        )
+    if name in RESERVED or name.startswith("probability_"):
+        raise UsageError(f"--keep {name!r} clashes with an output column of that name")
+    return pa.array(frame[name].to_numpy(), from_pandas=True)
 
 
 def _log(

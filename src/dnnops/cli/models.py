@@ -12,7 +12,7 @@ import yaml
 
 from dnnops.cli.common import HomeOpt, JsonOpt, print_json
 from dnnops.cli.views import inputs_view, lineage_view, report_view, versions_view
-from dnnops.config import EvaluateConfig, load_config, parse_config
+from dnnops.config import EvaluateConfig, load_config
 from dnnops.console import make_console, rows_table
 from dnnops.errors import GatesFailed, UsageError, failed_gates_text
 from dnnops.evaluate.report import EvaluationReport
@@ -471,15 +471,12 @@ def _cross_validate(
 ) -> None:
     """``eval --cv K``: the version's recipe (its config.yaml) trained K times."""
     from dnnops.console import progress_sink
+    from dnnops.registry.loader import version_config
     from dnnops.tune.crossval import cross_validate
 
-    if "config.yaml" not in loaded.manifest["files"]:
-        raise UsageError(
-            f"{loaded.record.ref} was not trained by dnnops (no config.yaml): there is no "
-            "recipe to cross-validate; evaluate it on a file with --data"
-        )
-    raw = yaml.safe_load(registry.file(loaded.record, loaded.manifest, "config.yaml"))
-    recipe = parse_config(raw, f"config of {loaded.record.ref}")
+    recipe = version_config(
+        registry, loaded, missing="no recipe to cross-validate; evaluate it with --data FILE"
+    )
     progress = progress_sink(json_out)
     try:
         result = cross_validate(recipe, resolve_home(home), folds, data=data, progress=progress)
@@ -511,9 +508,10 @@ def _cross_validate(
 def _gates(config: Path | None, registry: ModelRegistry, loaded: LoadedVersion) -> list[Any]:
     if config is not None:
         return list(load_config(config).evaluate.gates)
-    if "config.yaml" in loaded.manifest["files"]:
-        raw = yaml.safe_load(registry.file(loaded.record, loaded.manifest, "config.yaml"))
-        return list(parse_config(raw, f"config of {loaded.record.ref}").evaluate.gates)
+    from dnnops.registry.loader import CONFIG, version_config
+
+    if CONFIG in loaded.manifest["files"]:
+        return list(version_config(registry, loaded, missing="").evaluate.gates)
     return []
 
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import yaml
 
+from dnnops.config import ProjectConfig, parse_config
 from dnnops.data.preprocess import Preprocessor
 from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
@@ -32,6 +34,7 @@ Backend = Literal["onnx", "onnx-int8", "torch"]
 CALIBRATION = "calibration.json"
 EXPLANATIONS = "explanations.json"
 TIERS = "tiers.json"
+CONFIG = "config.yaml"
 GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torch": "weights.safetensors"}
 
 
@@ -73,6 +76,19 @@ class LoadedVersion:
     def input_name(self) -> str:
         """The v2 input tensor's name: ``input``, or an imported graph's own."""
         return str((self.manifest.get("input") or {}).get("name") or "input")
+
+
+def version_config(
+    registry: ModelRegistry, loaded: LoadedVersion, *, missing: str
+) -> ProjectConfig:
+    """The project file a trained version was trained with (its ``config.yaml``); a
+    version without one (imported) is a ``UsageError`` ending in ``missing``."""
+    if CONFIG not in loaded.manifest["files"]:
+        raise UsageError(
+            f"{loaded.record.ref} was not trained here (no stored project file); {missing}"
+        )
+    raw = yaml.safe_load(registry.file(loaded.record, loaded.manifest, CONFIG))
+    return parse_config(raw, f"config of {loaded.record.ref}")
 
 
 def load_version(

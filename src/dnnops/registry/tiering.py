@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from dnnops.config import parse_config
 from dnnops.data.prepare import label_indices, load_dataset
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.sources import load_source
@@ -41,6 +39,7 @@ from dnnops.registry.loader import (
     LoadedVersion,
     load_version,
     make_predictor,
+    version_config,
 )
 from dnnops.registry.versions import ModelRegistry, Registration, VersionRecord
 
@@ -157,13 +156,9 @@ def held_out_rows(
         dataset = load_source(str(data), target, drop=first.schema.ignored)
         x = apply_preprocessing(first.preprocessor, dataset.inputs)
         return HeldOut(x, label_indices(dataset.target, first.schema), str(data)), None
-    if "config.yaml" not in first.manifest["files"]:
-        raise UsageError(
-            f"{first.record.ref} was not trained here (no stored project file); "
-            "pass --data FILE with labeled rows to choose the thresholds on"
-        )
-    raw = yaml.safe_load(registry.file(first.record, first.manifest, "config.yaml"))
-    config = parse_config(raw, f"config of {first.record.ref}")
+    config = version_config(
+        registry, first, missing="pass --data FILE with labeled rows to choose the thresholds on"
+    )
     try:
         dataset = load_dataset(config.data)
     except (OSError, DnnopsError) as exc:
