@@ -89,11 +89,12 @@ class PreprocessingConfig(Section):
     numeric: Literal["standardize", "scale", "none"] = "standardize"
     """standardize: (x - mean) / std per column; scale: x / max|x| over all numeric columns
     (images: keeps pixels comparable); none: as is."""
-    one_hot_max: Annotated[int, Field(ge=1)] = 50
+    one_hot_max: Annotated[int, Field(ge=1)] = 500
     """A category column with more distinct training values than this (an identifier, a
-    zip code, free text) is hashed into ``hash_buckets`` inputs instead of one input per
-    value."""
-    hash_buckets: Annotated[int, Field(ge=2, le=4096)] = 64
+    free-text field) is hashed into ``hash_buckets`` inputs instead of one input per value.
+    Measured (benchmarks/defaults_vs_gbm.py, a price with 300 zip codes): one-hot MAE 0.96x
+    gradient boosting's, 512 buckets 1.05x, 64 buckets 1.30x."""
+    hash_buckets: Annotated[int, Field(ge=2, le=4096)] = 512
 
 
 class DataConfig(Section):
