@@ -60,6 +60,7 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int]] = [
     ("huge shape", INFER, _tensor(shape=[10**9, 10**9]), {}, 400),
     ("data count mismatch", INFER, _tensor(data=[0.0] * 63), {}, 400),
     ("strings in FP32", INFER, _tensor(data=["a"] * 64), {}, 400),
+    ("booleans in FP32", INFER, _tensor(data=[True] + [0.0] * 63), {}, 400),
     ("ragged nested data", INFER, _tensor(data=[[0.0], 1.0] + [0.0] * 62), {}, 400),
     (
         "no data",

@@ -140,6 +140,10 @@ def _checked_shape(shape: Any, where: str) -> list[int]:
     return shape
 
 
+NUMBERS = (int, float)
+NUMBERS_AND_BOOLS = (int, float, bool)
+
+
 def _from_json(data: Any, datatype: str, shape: list[int], *, index: int) -> np.ndarray:
     flat = _flatten(data)
     if len(flat) != math.prod(shape):
@@ -151,7 +155,13 @@ def _from_json(data: Any, datatype: str, shape: list[int], *, index: int) -> np.
         if not all(isinstance(v, bytes) for v in values):
             raise BadRequest(f"inputs[{index}] is BYTES but holds non-string values")
         return np.array(values, dtype=object).reshape(shape)
-    if not all(isinstance(v, int | float) for v in flat):
+    allowed = NUMBERS_AND_BOOLS if datatype == "BOOL" else NUMBERS
+    if not all(type(v) in allowed for v in flat):  # JSON gives exactly these types
+        if any(type(v) is bool for v in flat):
+            raise BadRequest(
+                f"inputs[{index}] is {datatype} but holds true/false: send numbers, or "
+                "declare the tensor BOOL"
+            )
         raise BadRequest(f"inputs[{index}] is {datatype} but holds non-numeric values")
     try:
         return np.array(flat, dtype=DATATYPES[datatype]).reshape(shape)
