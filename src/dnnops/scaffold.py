@@ -277,7 +277,7 @@ def project_text(inferred: Inferred) -> str:
         "",
         *_gates(inferred),
         "",
-        "serve:                            # the input policy (README: Data)",
+        "serve:                            # the input policy (docs/input-policy.md)",
         "  missing: impute                 # impute | reject",
         "  unseen_category: unknown        # unknown | reject",
         "  out_of_range: accept            # accept | clip | reject",
