@@ -72,8 +72,10 @@ def test_a_study_prunes_trials_resumes_and_registers_its_best(
     assert again.code == 0, again.err
     resumed = again.json()
     assert [t["number"] for t in resumed["trials"]] == list(range(8))  # the same study
-    if resumed["best"]["run_id"] == best["run_id"]:
+    if resumed["best"]["run_id"] == best["run_id"]:  # the same best: not registered twice
         assert resumed["registered"] is None and "registered already" in resumed["note"]
+    else:  # a better trial: registered as the next version
+        assert resumed["registered"] == "prices@2"
 
 
 def runs_show(cli: Callable[..., CliResult], run_id: str) -> list[dict[str, float]]:

@@ -22,7 +22,7 @@ from dnnops.data.leaks import Finding, Labeled, Leak, identifier_columns, single
 from dnnops.data.preprocess import Preprocessor, apply_preprocessing, fit_preprocessor
 from dnnops.data.profile import Profile, build_profile
 from dnnops.data.schema import Schema, category_key, infer_schema
-from dnnops.data.sources import load_frame, load_source
+from dnnops.data.sources import load_frame, load_source, split_columns
 from dnnops.data.split import Split, split_indices
 from dnnops.errors import DataError
 
@@ -79,17 +79,7 @@ def load_project_data(data: DataConfig) -> ProjectData:
     """The project's data without its row numbers and identifiers (``data.keep`` keeps
     one) and without the time column that orders the split; rows without a label cannot
     be learned from and are left out."""
-    drop = [*data.schema_.drop, *([data.split.by] if data.split.by else [])]
-    dataset = load_source(data.source, data.target, group=data.group, drop=drop)
-    times = None
-    if data.split.by is not None:
-        frame = load_frame(data.source)
-        if data.split.by not in frame.columns:
-            raise DataError(
-                f"data.split.by names {data.split.by!r}, a column {data.source} lacks; its "
-                f"columns are {list(frame.columns)[:20]}"
-            )
-        times = frame[data.split.by].reset_index(drop=True)
+    dataset, times = _load_with_times(data)
     dropped: list[Finding] = []
     if isinstance(dataset.inputs, pd.DataFrame):
         dropped = identifier_columns(dataset.inputs, keep=[*data.keep, *data.schema_.categorical])
@@ -106,6 +96,25 @@ def load_project_data(data: DataConfig) -> ProjectData:
             dataset = Dataset(inputs, dataset.target, dataset.groups, dataset.origin)
     labeled_only, times = _labeled_rows(data, dataset, times)
     return ProjectData(labeled_only, times, dropped)
+
+
+def _load_with_times(data: DataConfig) -> tuple[Dataset, pd.Series | None]:
+    """The source's features and labels, and ``data.split.by``'s column apart (the file
+    read once either way)."""
+    if data.split.by is None:
+        drop = data.schema_.drop
+        return load_source(data.source, data.target, group=data.group, drop=drop), None
+    frame = load_frame(data.source)
+    if data.split.by not in frame.columns:
+        raise DataError(
+            f"data.split.by names {data.split.by!r}, a column {data.source} lacks; its "
+            f"columns are {list(frame.columns)[:20]}"
+        )
+    drop = [*data.schema_.drop, data.split.by]
+    dataset = split_columns(
+        frame, data.source, data.target, group=data.group, drop=drop, require_target=True
+    )
+    return dataset, frame[data.split.by].reset_index(drop=True)
 
 
 def _labeled_rows(

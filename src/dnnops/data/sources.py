@@ -39,7 +39,7 @@ def load_source(
         if path.suffix.lower() == ".npz":
             return _load_npz(path, require_target)
         frame = _read_table(path)
-    return _split_columns(
+    return split_columns(
         frame, source, target, group=group, drop=drop, require_target=require_target
     )
 
@@ -107,7 +107,7 @@ def _load_npz(path: Path, require_target: bool) -> Dataset:
     return Dataset(inputs=x, target=target, groups=None, origin=str(path))
 
 
-def _split_columns(
+def split_columns(
     frame: pd.DataFrame,
     origin: str,
     target: str,

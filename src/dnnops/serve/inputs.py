@@ -300,11 +300,10 @@ def _numeric(column: ColumnSchema) -> bool:
 def _refuse_bools(names: list[str], rows: list[Any], positions: list[int]) -> None:
     """A JSON ``true`` or ``false`` where a number column expects a number: 422 naming it.
     One set of types per row (C speed): the common row holds no boolean at all."""
-    everywhere = len(positions) == len(names)
     for row in rows:
         if not isinstance(row, list) or bool not in set(map(type, row)):
             continue
-        for i in positions if not everywhere else range(len(row)):
+        for i in positions:
             if i < len(row) and type(row[i]) is bool:
                 raise SchemaViolation(
                     f"feature {names[i]!r}: got {json.dumps(row[i])}, a boolean, where a "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dnnops.config import ParamSpace, ProjectConfig
@@ -167,38 +166,26 @@ class _Objective:
         return min(finite) if self.config.tune.direction == "minimize" else max(finite)
 
 
-class _TrialRecorder:
+class _TrialRecorder(RunStore):
     """The run store, plus each epoch's validation score reported to the trial; a trial
     the pruner stops ends here, between two epochs, and its run is marked ``pruned``."""
 
     def __init__(self, store: RunStore, trial: optuna.Trial, metric: str) -> None:
-        self.store = store
+        super().__init__(store.engine, store.clock)
         self.trial = trial
         self.metric = metric
         self.run_id: str | None = None
         self.pruned = False
 
-    def create(
-        self,
-        run_id: str,
-        project: str,
-        params: dict[str, Any],
-        *,
-        dataset_sha256: str,
-        run_dir: Path,
-        world_size: int = 1,
-    ) -> None:
+    def create(self, run_id: str, *args: Any, **kwargs: Any) -> None:
         self.run_id = run_id
         self.trial.set_user_attr("run_id", run_id)
-        self.store.create(
-            run_id, project, params, dataset_sha256=dataset_sha256, run_dir=run_dir,
-            world_size=world_size,
-        )  # fmt: skip
+        super().create(run_id, *args, **kwargs)
 
     def epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         import optuna
 
-        self.store.epoch(run_id, epoch, metrics)
+        super().epoch(run_id, epoch, metrics)
         value = metrics.get(self.metric)
         if value is None or not math.isfinite(value):
             return
@@ -208,11 +195,8 @@ class _TrialRecorder:
             self.trial.set_user_attr("pruned_at", epoch + 1)
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}: {self.metric} {value:.4g}")
 
-    def checkpoint(self, run_id: str, step: int, epoch: int, *, path: Path, sha256: str) -> None:
-        self.store.checkpoint(run_id, step, epoch, path=path, sha256=sha256)
-
     def status(self, run_id: str, status: RunStatus, **fields: Any) -> None:
-        self.store.status(run_id, "pruned" if self.pruned else status, **fields)
+        super().status(run_id, "pruned" if self.pruned else status, **fields)
 
 
 def _result(trial: optuna.trial.FrozenTrial) -> TrialResult:
@@ -232,11 +216,10 @@ def _outcome(
 ) -> TuneOutcome:
     import optuna
 
-    trials = [_result(t) for t in study.get_trials(deepcopy=False)]
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    best = None
-    if any(t.state == optuna.trial.TrialState.COMPLETE for t in complete):
-        best = _result(study.best_trial)
+    frozen = study.get_trials(deepcopy=False)
+    trials = [_result(t) for t in frozen]
+    complete = any(t.state == optuna.trial.TrialState.COMPLETE for t in frozen)
+    best = _result(study.best_trial) if complete else None
     published, note = _register_best(best, home)
     return TuneOutcome(
         study=study.study_name,
