@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
+from dnnops.scaffold import infer_task
 from tests.conftest import CliResult
 from tests.userdata import penguins_frame, prices_frame, write_csv
 
@@ -104,3 +106,20 @@ def test_init_on_a_rare_class_weighs_it_and_gates_on_what_the_data_supports(
     # piped, a table keeps its rows whole instead of folding them at 80 columns
     assert any(len(line) > 100 for line in shown.out.splitlines())
     assert not any("…" in line for line in shown.out.splitlines() if "roc_auc" in line)
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        (np.random.default_rng(0).poisson(190, 8645), "regression"),  # bikes an hour: counts
+        (np.arange(1797) % 10, "classification"),  # digits' labels
+        (np.random.default_rng(1).integers(3, 10, 4898), "classification"),  # wine quality
+        (np.random.default_rng(2).integers(18, 80, 300), "regression"),  # ages
+        (np.random.default_rng(3).integers(0, 15, 200), "regression"),  # 15 scores, 200 rows
+        (np.random.default_rng(4).normal(size=50).round(2), "regression"),
+        (np.array(["yes", "no"] * 40), "classification"),
+        (np.array([True, False] * 40), "classification"),
+    ],
+)
+def test_the_task_is_inferred_from_what_the_target_holds(values: np.ndarray, task: str) -> None:
+    assert infer_task(pd.Series(values))[0] == task

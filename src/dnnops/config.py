@@ -170,6 +170,10 @@ class ModelConfig(Section):
     input_shape: list[Annotated[int, Field(ge=1)]] | None = None
     """View each row as this shape (digits: [1, 8, 8] for the cnn)."""
     params: dict[str, Any] = Field(default_factory=dict)
+    ensemble: Annotated[int, Field(ge=1, le=16)] = 1
+    """Networks of this architecture trained side by side from different initial weights,
+    each on its own loss, and answered as one: their mean for a regressor, the mean of
+    their probabilities for a classifier (one graph to serve)."""
 
     @field_validator("arch")
     @classmethod
@@ -262,6 +266,10 @@ class TrainConfig(Section):
     (``threshold_costs``), instead of argmax; stored with the version and used by every
     path that answers (server, dnnops predict, the Python API, evaluation)."""
     threshold_costs: ThresholdCosts = Field(default_factory=lambda: ThresholdCosts())
+    preset: Literal["auto", "fast", "best"] = "auto"
+    """auto: this file as written. fast: a first model in seconds (at most 10 epochs, one
+    network). best: 4 networks averaged (``model.ensemble``, unless set) and early stopping
+    on the validation loss with the best weights kept (unless ``early_stopping`` is set)."""
 
     @field_validator("checkpoint_every")
     @classmethod
@@ -606,7 +614,30 @@ def parse_config(raw: object, origin: str = "dnnops.yaml") -> ProjectConfig:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, ProjectConfig, origin)) from None
     check_arch_params(config.model, origin)
-    return config
+    return apply_preset(config)
+
+
+FAST_EPOCHS = 10
+BEST_ENSEMBLE = 4
+BEST_PATIENCE = 8
+
+
+def apply_preset(config: ProjectConfig) -> ProjectConfig:
+    """The project with ``train.preset``'s values in place of what the file left unset (or,
+    for ``fast``, capped). Idempotent, so a run's saved config resumes to the same run."""
+    train, model = config.train, config.model
+    if train.preset == "fast":
+        train = train.model_copy(update={"epochs": min(train.epochs, FAST_EPOCHS)})
+        model = model.model_copy(update={"ensemble": 1})
+    elif train.preset == "best":
+        if "ensemble" not in model.model_fields_set:
+            model = model.model_copy(update={"ensemble": BEST_ENSEMBLE})
+        if train.early_stopping is None:
+            stopping = EarlyStoppingConfig(patience=BEST_PATIENCE, restore_best=True)
+            train = train.model_copy(update={"early_stopping": stopping})
+    if train is config.train and model is config.model:
+        return config
+    return config.model_copy(update={"train": train, "model": model})
 
 
 def check_arch_params(model: ModelConfig, origin: str = "dnnops.yaml") -> Section | None:

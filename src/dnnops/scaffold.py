@@ -31,6 +31,8 @@ Task = Literal["classification", "regression"]
 FEW_VALUES = 10
 """Integer columns with at most this many distinct values may be categories."""
 MAX_CLASSES = 50
+FEW_CLASSES = 10
+CLASS_SHARE = 0.05
 ONE_HOT_MAX = PreprocessingConfig().one_hot_max
 
 
@@ -89,7 +91,7 @@ def infer_project(source: Path, target: str, task: Task | None = None) -> Inferr
             f"{source} has no column {target!r}; its columns are {list(frame.columns)[:20]}"
         )
     labels = frame[target]
-    inferred_task, reason = _task(labels)
+    inferred_task, reason = infer_task(labels)
     chosen = task or inferred_task
     features = frame.drop(columns=[target])
     drop = identifier_columns(features)
@@ -165,14 +167,20 @@ def _check_rows(
     return leaks, Yardstick(len(test), classes, trivial, strong)
 
 
-def _task(labels: pd.Series) -> tuple[Task, str]:
+def infer_task(labels: pd.Series) -> tuple[Task, str]:
+    """Classification for text, booleans and a few distinct integers; regression for
+    fractions and for integers too many to be classes: over ``MAX_CLASSES``, or over
+    ``FEW_CLASSES`` and ``CLASS_SHARE`` of the rows (a count of bikes an hour has 572
+    values in 8,645 rows; scikit-learn's gradient boosting would grow a tree per value
+    per round, and the user meant a number). With the reason, for init's message."""
     values = labels.dropna()
     distinct = values.nunique()
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
         return "classification", f"{distinct} distinct labels"
-    fractional = not (values == values.round()).all()
-    if fractional or distinct > max(MAX_CLASSES, len(values) // 10):
-        return "regression", f"{distinct} distinct numbers{' with fractions' if fractional else ''}"
+    if not (values == values.round()).all():
+        return "regression", f"{distinct} distinct numbers with fractions"
+    if distinct > MAX_CLASSES or (distinct > FEW_CLASSES and distinct > CLASS_SHARE * len(values)):
+        return "regression", f"{distinct} distinct integers, too many to be classes"
     return "classification", f"{distinct} distinct integer labels"
 
 
@@ -265,6 +273,7 @@ def project_text(inferred: Inferred) -> str:
         "  lr: 0.003",
         "  early_stopping: {metric: valid_loss, patience: 8, restore_best: true}",
         "  seed: 0",
+        "  preset: auto                   # fast: <= 10 epochs; best: 4 networks averaged",
         *(
             [
                 f"  class_weight: balanced         # the rarest class is "

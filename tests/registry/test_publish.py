@@ -20,10 +20,11 @@ from tests.conftest import CliResult, write_project
 
 TRAIN = {"epochs": 12, "lr": 0.005, "seed": 7}
 GATES = {
+    "baseline": "trivial",  # see tests/conftest.TRIVIAL_BASELINE
     "gates": [
         {"metric": "accuracy", "min": 0.8},
         {"metric": "expected_calibration_error", "max": 0.2},
-    ]
+    ],
 }
 
 
@@ -85,7 +86,7 @@ def test_a_failing_gate_registers_but_leaves_candidate_alone(
     home: Path, cli: Callable[..., CliResult]
 ) -> None:
     _train(cli, write_project(home.parent, train=TRAIN, evaluate=GATES))
-    strict = {"gates": [{"metric": "accuracy", "min": 0.9999}]}
+    strict = {"baseline": "trivial", "gates": [{"metric": "accuracy", "min": 0.9999}]}
     failed = cli("train", "-c", str(write_project(home.parent, train=TRAIN, evaluate=strict)))
     assert failed.code == 1  # INTERFACE.md: a check failed
     assert "digits@2 is registered but failed its gates (accuracy" in failed.err
@@ -236,7 +237,7 @@ def test_group_column_gives_per_group_accuracy_and_the_gap(
     csv = home.parent / "people.csv"
     frame.to_csv(csv, index=False)
     data = {"source": str(csv), "target": "label", "group": "region"}
-    gates = {"gates": [{"metric": "group_accuracy_gap", "max": 1.0}]}
+    gates = {"baseline": "trivial", "gates": [{"metric": "group_accuracy_gap", "max": 1.0}]}
     payload = _train(cli, write_project(home.parent, data=data, train=TRAIN, evaluate=gates))
     assert 0.0 <= payload["evaluation"]["group_accuracy_gap"] <= 1.0
     registry = open_registry(resolve_home(home))

@@ -23,7 +23,7 @@ from tests.conftest import CliResult, subprocess_env, write_project
 RESUMABLE = {
     "model": {"arch": "mlp", "params": {"hidden": [64], "dropout": 0.2}},
     "train": {
-        "epochs": 60,
+        "epochs": 20,
         "batch_size": 64,
         "lr": 0.002,
         "seed": 11,
@@ -105,7 +105,7 @@ def test_sigkill_then_resume_gives_identical_weights_and_metrics(
     assert resumed["metrics"] == reference["metrics"]
     record = cli("runs", "show", run_id, "--json").json()
     assert record["status"] == "finished"
-    assert [e["epoch"] for e in record["epochs"]] == [float(i) for i in range(60)]
+    assert [e["epoch"] for e in record["epochs"]] == [float(i) for i in range(20)]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from torch import nn
 
 from dnnops.config import CnnParams, MlpParams, ModelConfig, TransformerParams, check_arch_params
 from dnnops.models.cnn import CNN
+from dnnops.models.ensemble import Ensemble
 from dnnops.models.mlp import MLP
 from dnnops.models.transformer import FeatureTransformer
 from dnnops.models.user import build_user_model
@@ -26,6 +27,8 @@ class ModelSpec:
     target_scale: tuple[float, float] | None = None
     """Regression: (mean, std) of the training target; the model answers ``raw * std +
     mean``, so its output is in the target's units (in ONNX too)."""
+    ensemble: int = 1
+    """Networks trained side by side and averaged (``model.ensemble``)."""
 
     @classmethod
     def from_config(
@@ -36,7 +39,14 @@ class ModelSpec:
         *,
         target_scale: tuple[float, float] | None = None,
     ) -> ModelSpec:
-        return cls(model.arch, tuple(input_shape), num_classes, dict(model.params), target_scale)
+        return cls(
+            model.arch,
+            tuple(input_shape),
+            num_classes,
+            dict(model.params),
+            target_scale,
+            model.ensemble,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -52,6 +62,7 @@ class ModelSpec:
             num_classes=int(data["num_classes"]),
             params=dict(data.get("params", {})),
             target_scale=_scale(data.get("target_scale")),
+            ensemble=int(data.get("ensemble", 1)),
         )
 
 
@@ -78,7 +89,12 @@ class Regressor(nn.Module):
 
 def build_model(spec: ModelSpec) -> nn.Module:
     """A freshly initialised module; the caller seeds torch first for repeatable weights."""
-    net = _network(spec)
+    net: nn.Module
+    if spec.ensemble > 1:
+        classifier = spec.target_scale is None
+        net = Ensemble(lambda: _network(spec), spec.ensemble, classifier=classifier)
+    else:
+        net = _network(spec)
     if spec.target_scale is None:
         return net
     return Regressor(net, *spec.target_scale)

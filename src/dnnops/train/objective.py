@@ -40,6 +40,12 @@ class Objective:
         *,
         reduction: Literal["mean", "sum"] = "sum",
     ) -> torch.Tensor:
+        if outputs.dim() == 3:  # an ensemble in training, (B, members, C): each member's loss
+            members = outputs.shape[1]
+            outputs = outputs.reshape(-1, outputs.shape[2])
+            y = y.repeat_interleave(members)
+            total = self.total(outputs, y, weight, reduction=reduction)
+            return total if reduction == "mean" else total / members
         if self.task == "classification":
             return nn.functional.cross_entropy(
                 outputs.float(), y, weight=weight, reduction=reduction
