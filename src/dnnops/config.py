@@ -95,6 +95,11 @@ class PreprocessingConfig(Section):
     Measured (benchmarks/defaults_vs_gbm.py, a price with 300 zip codes): one-hot MAE 0.96x
     gradient boosting's, 512 buckets 1.05x, 64 buckets 1.30x."""
     hash_buckets: Annotated[int, Field(ge=2, le=4096)] = 512
+    numeric_bins: Annotated[int, Field(ge=0, le=64)] = 0
+    """0: numbers enter as one standardized input each. N: each number with more than two
+    distinct training values also enters as a piecewise-linear encoding over up to N
+    quantile bins of its training values (Gorishniy et al., 2022): the network can bend
+    at every bin edge, as a tree splits, where one input would need many units."""
 
 
 class DataConfig(Section):

@@ -32,6 +32,8 @@ FEW_VALUES = 10
 """Integer columns with at most this many distinct values may be categories."""
 MAX_CLASSES = 50
 FEW_CLASSES = 10
+NUMERIC_BINS = 16
+"""Bins per number in the inferred project (see ``PreprocessingConfig.numeric_bins``)."""
 CLASS_SHARE = 0.05
 ONE_HOT_MAX = PreprocessingConfig().one_hot_max
 
@@ -256,6 +258,8 @@ def project_text(inferred: Inferred) -> str:
         "    range_tolerance: 0.1          # serving counts values 10% beyond the training range",
         "  preprocessing:",
         "    numeric: standardize          # missing numbers are imputed with the training mean",
+        f"    numeric_bins: {NUMERIC_BINS}              # and a piecewise-linear encoding over "
+        "quantile bins (0: off)",
     ]
     if inferred.missing:
         shown = ", ".join(f"{k} ({v})" for k, v in inferred.missing.items())

@@ -94,3 +94,31 @@ def test_an_identifier_like_category_is_hashed_not_one_hot_encoded() -> None:
     assert np.array_equal(apply_preprocessing(restored, frame), many)
     few = fit_preprocessor(dataset, schema, PreprocessingConfig(one_hot_max=1000))
     assert few.input_shape[0] > 700  # below the limit: one-hot as before
+
+
+def test_numbers_with_bins_add_a_piecewise_linear_encoding_fitted_on_training_values() -> None:
+    rng = np.random.default_rng(1)
+    hours = rng.integers(0, 24, 1000).astype("float64")
+    hours[::40] = np.nan
+    frame = pd.DataFrame({"hour": hours, "holiday": rng.integers(0, 2, 1000).astype("float64")})
+    dataset = Dataset(frame, pd.Series(rng.integers(0, 2, 1000)), None, "t")
+    schema = infer_schema(dataset)
+    pre = fit_preprocessor(dataset, schema, PreprocessingConfig(numeric_bins=4))
+    [hour, holiday] = pre.columns
+    assert holiday.bins is None  # two values: nothing to bend
+    assert hour.bins is not None and len(hour.bins) == 5
+    assert pre.input_shape == [1 + 4 + 1]
+    encoded = apply_preprocessing(pre, frame)
+    bins = encoded[:, 1:5]
+    assert ((bins >= 0) & (bins <= 1)).all()
+    order = np.argsort(np.nan_to_num(hours, nan=hour.fill), kind="stable")
+    assert (np.diff(bins[order].sum(axis=1)) >= -1e-6).all()  # monotone in the hour
+    assert np.array_equal(bins[hours == 0].max(axis=0), np.zeros(4))
+    assert np.array_equal(bins[hours == 23].min(axis=0), np.ones(4))
+    gap = apply_preprocessing(pre, pd.DataFrame({"hour": [np.nan], "holiday": [0.0]}))
+    filled = apply_preprocessing(pre, pd.DataFrame({"hour": [hour.fill], "holiday": [0.0]}))
+    assert np.array_equal(gap, filled)  # a missing number is the training mean, binned too
+    restored = type(pre).model_validate_json(pre.model_dump_json())
+    assert np.array_equal(apply_preprocessing(restored, frame), encoded)
+    for row in (0, 1, 2):  # one request's rows land where the batch's did
+        assert np.array_equal(apply_preprocessing(pre, frame.iloc[[row]])[0], encoded[row])

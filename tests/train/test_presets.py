@@ -1,4 +1,5 @@
-"""train.preset and model.ensemble: several networks trained side by side, served as one."""
+"""train.preset and model.ensemble: several networks trained side by side, served as one;
+with numbers binned (``data.preprocessing.numeric_bins``), as init writes."""
 
 from __future__ import annotations
 
@@ -75,12 +76,14 @@ def test_best_preset_trains_registers_and_serves_one_averaged_graph(
     task: str,
 ) -> None:
     source = write_csv(frame, home.parent / "data.csv")
+    data = {"source": str(source), "target": target, "preprocessing": {"numeric_bins": 8}}
     config = project_file(
         home.parent / "dnnops.yaml",
         "table",
         source,
         target,
         task=task,
+        data=data,
         train={"epochs": 6, "batch_size": 32, "lr": 0.01, "seed": 1, "preset": "best"},
         evaluate={"baseline": "trivial"},
     )

@@ -23,10 +23,12 @@ from dnnops.errors import DataError
 
 
 class ColumnTransform(BaseModel):
-    """Numeric and bool columns: ``(x - offset) / scale``, missing -> ``fill``.
-    Category columns: one-hot over ``categories`` (unseen or missing -> all zeros), or,
-    with ``hash_buckets``, one-hot over the CRC-32 of the value modulo that many buckets
-    (an identifier-like column with thousands of values; missing -> all zeros)."""
+    """Numeric and bool columns: ``(x - offset) / scale``, missing -> ``fill``; with
+    ``bins`` (ascending edges), a number is followed by its piecewise-linear encoding: per
+    bin, how far the value has come through it, from 0 to 1. Category columns: one-hot
+    over ``categories`` (unseen or missing -> all zeros), or, with ``hash_buckets``,
+    one-hot over the CRC-32 of the value modulo that many buckets (an identifier-like
+    column with thousands of values; missing -> all zeros)."""
 
     model_config = ConfigDict(frozen=True)
     name: str
@@ -36,11 +38,14 @@ class ColumnTransform(BaseModel):
     fill: float = 0.0
     categories: list[str] | None = None
     hash_buckets: int | None = None
+    bins: list[float] | None = None
 
     @property
     def width(self) -> int:
         if self.hash_buckets is not None:
             return self.hash_buckets
+        if self.bins is not None:
+            return len(self.bins)  # the number, then one input per bin (edges - 1)
         return len(self.categories) if self.categories is not None else 1
 
 
@@ -130,6 +135,8 @@ class _Layout:
     """(column, first position, category -> index) per one-hot category column."""
     hashed: list[tuple[str, int, int]]
     """(column, first position, buckets) per hashed category column."""
+    binned: list[tuple[int, int, np.ndarray]]
+    """(index among ``numeric``, first position, edges) per number with bins."""
     width: int
 
 
@@ -157,6 +164,11 @@ def _layout(pre: Preprocessor) -> _Layout:
             for c in pre.columns
             if c.type == "category" and c.hash_buckets is not None
         ],
+        binned=[
+            (i, where[c.name] + 1, np.array(c.bins, dtype="float64"))
+            for i, c in enumerate(numeric)
+            if c.bins is not None
+        ],
         width=int(starts[-1]),
     )
     pre._layout = layout
@@ -173,6 +185,8 @@ def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
         filled = np.where(np.isfinite(values), values, layout.fill)
         scaled = np.where(layout.is_bool, filled != 0, (filled - layout.offset) / layout.scale)
         out[:, layout.positions] = scaled
+        for number, start, edges in layout.binned:
+            out[:, start : start + len(edges) - 1] = piecewise_linear(filled[:, number], edges)
     for name, start, index in layout.categories:
         keys = batch.columns[name]
         if batch.rows <= SMALL_BATCH:  # a request's few rows: no array round trips
@@ -189,6 +203,23 @@ def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
         rows = np.flatnonzero(found >= 0)
         out[rows, start + found[rows]] = 1.0
     return out
+
+
+def piecewise_linear(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(N, bins): 0 before a bin, 1 past it, the fraction of the way through inside it."""
+    low, width = edges[:-1], np.diff(edges)
+    encoded: np.ndarray = np.clip((values[:, None] - low) / width, 0.0, 1.0)
+    return encoded
+
+
+def quantile_edges(values: np.ndarray, bins: int) -> list[float] | None:
+    """Up to ``bins`` bins' edges at the quantiles of the finite ``values`` (equal edges
+    merged), or None for a column too plain to bin (two distinct values or fewer)."""
+    finite = values[np.isfinite(values)]
+    if bins < 1 or len(np.unique(finite[:100_000])) <= 2:
+        return None
+    edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)))
+    return [float(e) for e in edges] if len(edges) >= 3 else None
 
 
 def _buckets(keys: np.ndarray, buckets: int) -> np.ndarray:
@@ -260,7 +291,12 @@ def _fit_columns(
             mean = float(column_values[finite].mean()) if finite.any() else 0.0
             out.append(
                 ColumnTransform(
-                    name=column.name, type="numeric", offset=offset, scale=scale, fill=mean
+                    name=column.name,
+                    type="numeric",
+                    offset=offset,
+                    scale=scale,
+                    fill=mean,
+                    bins=quantile_edges(column_values, config.numeric_bins),
                 )
             )
     return out

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from dnnops.data.preprocess import Preprocessor
+from dnnops.data.preprocess import Preprocessor, piecewise_linear
 from dnnops.evaluate.metrics import softmax
 
 Method = Literal["integrated_gradients", "occlusion"]
@@ -86,8 +86,11 @@ def baseline_of(pre: Preprocessor) -> np.ndarray:
     for column in pre.columns:
         if column.type == "category":
             values += [0.0] * column.width
-        else:
-            values.append((column.fill - column.offset) / (column.scale or 1.0))
+            continue
+        values.append((column.fill - column.offset) / (column.scale or 1.0))
+        if column.bins is not None:  # the mean's place in the bins, as apply_preprocessing
+            edges = np.array(column.bins, dtype="float64")
+            values += piecewise_linear(np.array([column.fill]), edges)[0].tolist()
     return np.array(values, dtype="float32").reshape(pre.input_shape)
 
 
