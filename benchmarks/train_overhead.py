@@ -76,7 +76,7 @@ def dnnops_loop(
     """dnnops's Trainer with per-epoch checkpoints and a SQLite run record; returns seconds."""
     store = RunStore(open_engine(f"sqlite:///{folder / 'bench.db'}"))
     run_id = f"bench-{time.monotonic_ns()}"
-    store.create(run_id, "bench", {}, metrics="0" * 64, arriving=folder)
+    store.create(run_id, "bench", {}, dataset_sha256="0" * 64, run_dir=folder)
     config = TrainConfig(
         epochs=epochs, batch_size=batch, lr=1e-3, checkpoint_every=1, grad_clip=clip
     )
