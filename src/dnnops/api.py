@@ -76,9 +76,10 @@ class Model:
 
     def _outputs(self, rows: Rows) -> np.ndarray:
         from dnnops.data.preprocess import apply_preprocessing
+        from dnnops.models.outputs import refuse_non_finite
 
         x = apply_preprocessing(self._loaded.preprocessor, self._checked(rows))
-        return self._logits(x)
+        return refuse_non_finite(self._logits(x))
 
     def _checked(self, rows: Rows) -> Any:
         """``rows`` held to the server's schema and input policy: a DataFrame column by

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 import torch
 
 import dnnops
@@ -53,3 +54,20 @@ def test_a_nan_output_is_a_server_error_not_a_class(tmp_path: Path) -> None:
     )
     slis = report["versions"][0]["slis"]
     assert slis["predictions"] == 1 and slis["success_rate"] == 0.5
+
+
+def test_the_python_api_refuses_a_nan_output_as_the_server_does(tmp_path: Path) -> None:
+    from dnnops.models.outputs import NonFiniteOutput
+
+    home = tmp_path / "home"
+    reference = np.random.default_rng(0).normal(size=(100, 4)).astype("float32")
+    torch.manual_seed(0)
+    dnnops.log_model(NanAboveTen(), name="nan", reference=reference, home=home)
+    model = dnnops.load("nan@1", home=home)
+    good = np.array([[0.1, 0.2, 0.3, 0.4]], dtype="float32")
+    assert len(model.predict(good)) == 1
+    broken = np.array([[0.1, 0.2, 0.3, 0.4], [50.0, 0.0, 0.0, 0.0]], dtype="float32")
+    with pytest.raises(NonFiniteOutput, match=r"NaN or infinity for row\(s\) \[1\] of 2"):
+        model.predict(broken)
+    with pytest.raises(NonFiniteOutput):
+        model.predict_proba(broken)

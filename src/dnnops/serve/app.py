@@ -27,6 +27,7 @@ from dnnops.data.policy import Counts
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError, UsageError
+from dnnops.models.outputs import non_finite_message, non_finite_rows
 from dnnops.monitor.alerts import AlertStore
 from dnnops.monitor.label_queue import label_queue
 from dnnops.monitor.loop import MonitorLoop
@@ -554,30 +555,12 @@ def _count(
     state.metrics.request_done(names, status, rows, seconds=seconds)
 
 
-SMALL_OUTPUT = 64
-"""Outputs up to this many numbers are checked in Python, past it in numpy."""
-
-
 def _refuse_non_finite(outputs: np.ndarray) -> None:
     """A NaN or infinite output is the model failing: answered 500 and counted against
-    availability, where argmax would have answered class 0 and counted a success. One sum
-    tells the common case (a third of the cost of a per-row check); only a sum that is not
-    finite (a NaN, an infinity, or finite outputs large enough to overflow) looks per row.
-    A few outputs (one instance's) are summed as Python floats: 0.3 us against numpy's 0.7."""
-    total = (
-        sum(outputs.ravel().tolist())
-        if outputs.size <= SMALL_OUTPUT
-        else np.add.reduce(outputs, axis=None)
-    )
-    if math.isfinite(float(total)):
-        return
-    finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
-    if not finite.all():
-        rows = np.flatnonzero(~finite).tolist()
-        raise InvalidOutput(
-            f"the model answered NaN or infinity for row(s) {rows[:10]} of {len(outputs)}; "
-            "nothing was predicted"
-        )
+    availability, where argmax would have answered class 0 and counted a success."""
+    rows = non_finite_rows(outputs)
+    if rows:
+        raise InvalidOutput(non_finite_message(rows, len(outputs)))
 
 
 def _attribute(
