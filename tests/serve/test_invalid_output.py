@@ -3,14 +3,17 @@ never answered as class 0 and counted as a success."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import dnnops
+from tests.conftest import CliResult
 from tests.serve.conftest import start_server
 
 
@@ -67,7 +70,24 @@ def test_the_python_api_refuses_a_nan_output_as_the_server_does(tmp_path: Path) 
     good = np.array([[0.1, 0.2, 0.3, 0.4]], dtype="float32")
     assert len(model.predict(good)) == 1
     broken = np.array([[0.1, 0.2, 0.3, 0.4], [50.0, 0.0, 0.0, 0.0]], dtype="float32")
-    with pytest.raises(NonFiniteOutput, match=r"NaN or infinity for row\(s\) \[1\] of 2"):
+    with pytest.raises(NonFiniteOutput, match=r"NaN or infinity for row\(s\) \[1\] \(1 of 2\)"):
         model.predict(broken)
     with pytest.raises(NonFiniteOutput):
         model.predict_proba(broken)
+
+
+def test_batch_prediction_refuses_a_nan_output_naming_the_file_row(
+    home: Path, cli: Callable[..., CliResult]
+) -> None:
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame(rng.normal(size=(100, 4)), columns=["a", "b", "c", "d"])
+    torch.manual_seed(0)
+    dnnops.log_model(NanAboveTen(), name="nan", reference=reference, home=home)
+    rows = reference.head(8).copy()
+    rows.loc[6, "a"] = 500.0  # standardized, still far above 10
+    rows.to_csv(home.parent / "rows.csv", index=False)
+    out = home.parent / "answers.parquet"
+    done = cli("predict", str(home.parent / "rows.csv"), "--model", "nan@1", "--out", str(out))
+    assert done.code != 0
+    assert "NaN or infinity for row(s) [6] (1 of 8)" in done.err
+    assert not out.exists()  # no answers written beside the refused ones

@@ -29,7 +29,7 @@ from dnnops.data.table import ColumnValueError
 from dnnops.errors import DataError, UsageError
 from dnnops.evaluate.decision import decide
 from dnnops.evaluate.metrics import softmax
-from dnnops.models.outputs import NonFiniteOutput, non_finite_message, non_finite_rows
+from dnnops.models.outputs import refuse_non_finite
 from dnnops.predlog.records import RequestContext
 from dnnops.predlog.redaction import Mode, Redaction
 from dnnops.registry.loader import LoadedVersion, make_predictor
@@ -122,13 +122,7 @@ def predict_chunk(
         ) from None
     result.anomalies.update(counts)
     outputs = predict(apply_preprocessing(loaded.preprocessor, batch))
-    bad = non_finite_rows(outputs)
-    if bad:
-        first = [result.rows + row for row in bad]
-        raise NonFiniteOutput(
-            f"{non_finite_message(first, len(frame))} (file rows, from 0); no output was "
-            "written for this chunk"
-        )
+    refuse_non_finite(outputs, first_row=result.rows)  # rows of the file, from 0
     ids = row_ids(prefix, result.rows, len(frame))
     columns: dict[str, Any] = {name: _kept(frame, name) for name in keep}
     if loaded.is_regression:

@@ -27,7 +27,7 @@ from dnnops.data.policy import Counts
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError, UsageError
-from dnnops.models.outputs import non_finite_message, non_finite_rows
+from dnnops.models.outputs import NonFiniteOutput, refuse_non_finite
 from dnnops.monitor.alerts import AlertStore
 from dnnops.monitor.label_queue import label_queue
 from dnnops.monitor.loop import MonitorLoop
@@ -558,9 +558,10 @@ def _count(
 def _refuse_non_finite(outputs: np.ndarray) -> None:
     """A NaN or infinite output is the model failing: answered 500 and counted against
     availability, where argmax would have answered class 0 and counted a success."""
-    rows = non_finite_rows(outputs)
-    if rows:
-        raise InvalidOutput(non_finite_message(rows, len(outputs)))
+    try:
+        refuse_non_finite(outputs)
+    except NonFiniteOutput as exc:
+        raise InvalidOutput(str(exc)) from None
 
 
 def _attribute(
