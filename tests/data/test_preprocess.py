@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from dnnops.config import PreprocessingConfig
 from dnnops.data.dataset import Dataset
-from dnnops.data.preprocess import apply_preprocessing, fit_preprocessor
+from dnnops.data.preprocess import apply_preprocessing, fit_preprocessor, typical_row
 from dnnops.data.schema import infer_schema
 from tests.data.conftest import people_frame
 
@@ -118,6 +118,8 @@ def test_numbers_with_bins_add_a_piecewise_linear_encoding_fitted_on_training_va
     gap = apply_preprocessing(pre, pd.DataFrame({"hour": [np.nan], "holiday": [0.0]}))
     filled = apply_preprocessing(pre, pd.DataFrame({"hour": [hour.fill], "holiday": [0.0]}))
     assert np.array_equal(gap, filled)  # a missing number is the training mean, binned too
+    means = pd.DataFrame({"hour": [hour.fill], "holiday": [holiday.fill]})
+    assert np.array_equal(typical_row(pre), apply_preprocessing(pre, means)[0])
     restored = type(pre).model_validate_json(pre.model_dump_json())
     assert np.array_equal(apply_preprocessing(restored, frame), encoded)
     for row in (0, 1, 2):  # one request's rows land where the batch's did

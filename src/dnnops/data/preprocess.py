@@ -181,12 +181,7 @@ def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
     layout = _layout(pre)
     out = np.zeros((batch.rows, layout.width), dtype="float32")
     if layout.numeric and batch.rows:
-        values = batch.numeric_block(layout.numeric)
-        filled = np.where(np.isfinite(values), values, layout.fill)
-        scaled = np.where(layout.is_bool, filled != 0, (filled - layout.offset) / layout.scale)
-        out[:, layout.positions] = scaled
-        for number, start, edges in layout.binned:
-            out[:, start : start + len(edges) - 1] = piecewise_linear(filled[:, number], edges)
+        _encode_numbers(layout, batch.numeric_block(layout.numeric), out)
     for name, start, index in layout.categories:
         keys = batch.columns[name]
         if batch.rows <= SMALL_BATCH:  # a request's few rows: no array round trips
@@ -205,7 +200,27 @@ def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
     return out
 
 
-def piecewise_linear(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def _encode_numbers(layout: _Layout, values: np.ndarray, out: np.ndarray) -> None:
+    """The numeric and bool columns of ``values`` (rows, numbers) into ``out``'s places."""
+    filled = np.where(np.isfinite(values), values, layout.fill)
+    scaled = np.where(layout.is_bool, filled != 0, (filled - layout.offset) / layout.scale)
+    out[:, layout.positions] = scaled
+    for number, start, edges in layout.binned:
+        out[:, start : start + len(edges) - 1] = _piecewise_linear(filled[:, number], edges)
+
+
+def typical_row(pre: Preprocessor) -> np.ndarray:
+    """The model input of a typical instance of a table, shaped ``pre.input_shape``: each
+    number at its training mean, encoded as ``apply_preprocessing`` would, and no
+    category (the reference point of an explanation)."""
+    layout = _layout(pre)
+    out = np.zeros((1, layout.width), dtype="float32")
+    if layout.numeric:
+        _encode_numbers(layout, layout.fill[None, :], out)
+    return out.reshape(pre.input_shape)
+
+
+def _piecewise_linear(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """(N, bins): 0 before a bin, 1 past it, the fraction of the way through inside it."""
     low, width = edges[:-1], np.diff(edges)
     encoded: np.ndarray = np.clip((values[:, None] - low) / width, 0.0, 1.0)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from dnnops.data.preprocess import Preprocessor, piecewise_linear
+from dnnops.data.preprocess import Preprocessor, typical_row
 from dnnops.evaluate.metrics import softmax
 
 Method = Literal["integrated_gradients", "occlusion"]
@@ -82,16 +82,7 @@ def baseline_of(pre: Preprocessor) -> np.ndarray:
     tensors (the preprocessed form of the training mean for a table's numeric columns)."""
     if pre.kind == "tensor":
         return np.zeros(pre.input_shape, dtype="float32")
-    values: list[float] = []
-    for column in pre.columns:
-        if column.type == "category":
-            values += [0.0] * column.width
-            continue
-        values.append((column.fill - column.offset) / (column.scale or 1.0))
-        if column.bins is not None:  # the mean's place in the bins, as apply_preprocessing
-            edges = np.array(column.bins, dtype="float64")
-            values += piecewise_linear(np.array([column.fill]), edges)[0].tolist()
-    return np.array(values, dtype="float32").reshape(pre.input_shape)
+    return typical_row(pre)
 
 
 def feature_groups(pre: Preprocessor) -> list[tuple[str, slice]]:
