@@ -231,7 +231,7 @@ def quantile_edges(values: np.ndarray, bins: int) -> list[float] | None:
     """Up to ``bins`` bins' edges at the quantiles of the finite ``values`` (equal edges
     merged), or None for a column too plain to bin (two distinct values or fewer)."""
     finite = values[np.isfinite(values)]
-    if bins < 1 or len(np.unique(finite[:100_000])) <= 2:
+    if bins < 1 or len(np.unique(finite)) <= 2:
         return None
     edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)))
     return [float(e) for e in edges] if len(edges) >= 3 else None
