@@ -108,6 +108,7 @@ def run(
     target: str,
     preset: str = "auto",
     bins: int | None = None,
+    embedding: int | None = None,
 ) -> dict[str, object]:
     """``init`` with nothing edited but ``train.preset``, then ``train``: the evaluation."""
     env = {**os.environ, "DNNOPS_HOME": str(folder / "home")}
@@ -122,6 +123,8 @@ def run(
     text = text.replace("preset: auto", f"preset: {preset}", 1)
     if bins is not None:
         text = re.sub(r"numeric_bins: \d+", f"numeric_bins: {bins}", text, count=1)
+    if embedding is not None:
+        text = re.sub(r"embedding_dim: \d+", f"embedding_dim: {embedding}", text, count=1)
     project.write_text(text, encoding="utf-8")
     started = time.perf_counter()
     done = subprocess.run(
@@ -162,6 +165,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--numeric-bins", type=int, help="data.preprocessing.numeric_bins instead of init's"
+    )
+    parser.add_argument(
+        "--embedding-dim", type=int, help="model.params.embedding_dim instead of init's"
     )
     args = parser.parse_args()
     pool = {"generated": GENERATED, "public": PUBLIC_TABLES, "all": GENERATED + PUBLIC_TABLES}

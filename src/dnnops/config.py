@@ -139,6 +139,11 @@ class MlpParams(Section):
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default=[256, 128])
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     activation: Literal["relu", "gelu"] = "relu"
+    embedding_dim: Annotated[int, Field(ge=0, le=256)] = 0
+    """0: category inputs (one-hot or hashed) feed the first layer as they are. N: each
+    category column with more than N inputs first passes through its own learned N-wide
+    embedding (a linear map of its one-hot block): 300 zip codes cost 300 x N weights
+    instead of 300 x ``hidden[0]``, and values can share what they learn."""
 
 
 class CnnParams(Section):

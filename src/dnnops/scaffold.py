@@ -34,6 +34,8 @@ MAX_CLASSES = 50
 FEW_CLASSES = 10
 NUMERIC_BINS = 16
 """Bins per number in the inferred project (see ``PreprocessingConfig.numeric_bins``)."""
+EMBEDDING_DIM = 8
+"""The inferred MLP's width per embedded category column (``MlpParams.embedding_dim``)."""
 CLASS_SHARE = 0.05
 ONE_HOT_MAX = PreprocessingConfig().one_hot_max
 
@@ -268,7 +270,9 @@ def project_text(inferred: Inferred) -> str:
         "",
         "model:",
         "  arch: mlp",
-        f"  params: {{hidden: {inferred.hidden}, dropout: 0.1}}   # sized for {inferred.rows} rows",
+        f"  params: {{hidden: {inferred.hidden}, dropout: 0.1, embedding_dim: {EMBEDDING_DIM}}}"
+        f"   # sized for {inferred.rows} rows; a category with more values than "
+        "embedding_dim is embedded",
         "",
         "train:",
         f"  epochs: {inferred.epochs}",

@@ -66,3 +66,22 @@ def test_user_module_gets_shape_and_classes(
     with pytest.raises(ModelError, match="PYTHONPATH"):
         build_model(ModelSpec("python:nosuchmodule:Net", (2,), 2))
     sys.modules.pop("mynets", None)
+
+
+def test_an_mlp_embeds_each_wide_category_block_and_passes_the_rest_through() -> None:
+    # inputs: 2 numbers, a 300-value category at 2..301, a 3-value category at 302..304
+    spec = ModelSpec(
+        "mlp", (305,), 2, {"hidden": [16], "embedding_dim": 4}, category_blocks=((2, 300), (302, 3))
+    )
+    model = build_model(spec)
+    first = model.net[1]  # type: ignore[index]
+    assert first.in_features == 2 + 3 + 4  # kept inputs, then one 4-wide embedding
+    assert [tuple(e.weight.shape) for e in model.embeddings] == [(4, 300)]  # type: ignore[union-attr]
+    x = torch.zeros(3, 305)
+    x[0, 2 + 7] = x[1, 2 + 7] = 1.0  # the same zip code in rows 0 and 1
+    x[2, 2 + 9] = 1.0
+    out = model.eval()(x)
+    assert torch.equal(out[0], out[1]) and not torch.equal(out[0], out[2])
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    plain = build_model(ModelSpec("mlp", (305,), 2, {"hidden": [16]}, category_blocks=((2, 300),)))
+    assert plain.net[1].in_features == 305  # type: ignore[index]  # embedding_dim 0: as is

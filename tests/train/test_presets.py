@@ -84,13 +84,17 @@ def test_best_preset_trains_registers_and_serves_one_averaged_graph(
         target,
         task=task,
         data=data,
+        model={"arch": "mlp", "params": {"hidden": [32], "embedding_dim": 2}},
         train={"epochs": 6, "batch_size": 32, "lr": 0.01, "seed": 1, "preset": "best"},
         evaluate={"baseline": "trivial"},
     )
     trained = cli("train", "-c", str(config), "--json")
     assert trained.code == 0, trained.err
     shown = cli("models", "show", "table@1", "--json").json()
-    assert shown["manifest"]["spec"]["ensemble"] == 4
+    spec = shown["manifest"]["spec"]
+    assert spec["ensemble"] == 4
+    widths = [width for _, width in spec["category_blocks"]]
+    assert 3 in widths  # island or district: wider than embedding_dim 2, so embedded
     model = dnnops.load("table@1")
     rows = frame.drop(columns=[target]).head(20)
     answers = model.predict(rows)  # the ONNX graph (parity with torch checked at register)

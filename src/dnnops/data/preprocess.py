@@ -68,6 +68,16 @@ class Preprocessor(BaseModel):
     def feature_width(self) -> int:
         return int(np.prod(self.input_shape))
 
+    @property
+    def category_blocks(self) -> tuple[tuple[int, int], ...]:
+        """(first input, inputs) of each category column in the encoded row."""
+        blocks, start = [], 0
+        for column in self.columns:
+            if column.type == "category":
+                blocks.append((start, column.width))
+            start += column.width
+        return tuple(blocks)
+
 
 def fit_preprocessor(
     dataset: Dataset,

@@ -29,6 +29,9 @@ class ModelSpec:
     mean``, so its output is in the target's units (in ONNX too)."""
     ensemble: int = 1
     """Networks trained side by side and averaged (``model.ensemble``)."""
+    category_blocks: tuple[tuple[int, int], ...] = ()
+    """(first input, inputs) of each category column in the preprocessed row, for an MLP
+    that embeds them (``embedding_dim``)."""
 
     @classmethod
     def from_config(
@@ -38,6 +41,7 @@ class ModelSpec:
         num_classes: int,
         *,
         target_scale: tuple[float, float] | None = None,
+        category_blocks: tuple[tuple[int, int], ...] = (),
     ) -> ModelSpec:
         return cls(
             model.arch,
@@ -46,12 +50,14 @@ class ModelSpec:
             dict(model.params),
             target_scale,
             model.ensemble,
+            category_blocks,
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["input_shape"] = list(self.input_shape)
         out["target_scale"] = list(self.target_scale) if self.target_scale else None
+        out["category_blocks"] = [list(block) for block in self.category_blocks]
         return out
 
     @classmethod
@@ -63,6 +69,9 @@ class ModelSpec:
             params=dict(data.get("params", {})),
             target_scale=_scale(data.get("target_scale")),
             ensemble=int(data.get("ensemble", 1)),
+            category_blocks=tuple(
+                (int(start), int(width)) for start, width in data.get("category_blocks", [])
+            ),
         )
 
 
@@ -110,6 +119,8 @@ def _network(spec: ModelSpec) -> nn.Module:
             params.hidden,
             dropout=params.dropout,
             activation=params.activation,
+            embedding_dim=params.embedding_dim,
+            category_blocks=spec.category_blocks,
         )
     if isinstance(params, CnnParams):
         return CNN(

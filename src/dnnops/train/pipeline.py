@@ -141,6 +141,7 @@ def train_project(
             prepared.preprocessor.input_shape,
             prepared.schema.output_width,
             target_scale=scale,
+            category_blocks=prepared.preprocessor.category_blocks,
         )
         if resume is None:
             _start_files(
