@@ -213,7 +213,12 @@ def test_admin_routes_need_the_token(server: Server) -> None:
     with server.client() as http:
         wrong = http.post(route, json={"version": 1}, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 403
-        right = http.post(route, json={"version": 1}, headers={"Authorization": "Bearer s3cret"})
+        admin = {"Authorization": "Bearer s3cret"}
+        listed = http.post(route, json=[{"version": 1}], headers=admin)  # not an object
+        assert listed.status_code == 400 and "must be a JSON object" in listed.json()["error"]
+        broken = http.post(route, content=b"{version", headers=admin)
+        assert broken.status_code == 400 and "not valid JSON" in broken.json()["error"]
+        right = http.post(route, json={"version": 1}, headers=admin)
         assert right.status_code == 200, right.text
         assert http.get("/v1/endpoints/digits").json()["live_version"] == "1"
 

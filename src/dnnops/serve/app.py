@@ -60,6 +60,7 @@ from dnnops.serve.http import (
     error_answer,
     error_response,
     json_answer,
+    json_object,
     json_response,
     read_body,
     v1_instances,
@@ -749,21 +750,15 @@ def _operations_routes(app: FastAPI, state: ServerState) -> None:
         """Admin: load NAME's version (number or alias), warm it up, and make it live."""
         try:
             authorize(state, request)
-            payload = orjson.loads(await read_body(request, 64 * 1024) or b"{}")
-            model = payload.get("model", name) if isinstance(payload, dict) else name
-            ref = (
-                str(payload.get("version", "production"))
-                if isinstance(payload, dict)
-                else "production"
-            )
+            payload = json_object(await read_body(request, 64 * 1024))
+            model = str(payload.get("model", name))
+            ref = str(payload.get("version", "production"))
             record = await asyncio.to_thread(state.registry.resolve, model, ref)
             runtime = await state.load_everywhere(
                 name, record, make_live=bool(payload.get("live", True))
             )
         except HttpError as error:
             return error_response(error)
-        except orjson.JSONDecodeError:
-            return error_response(BadRequest("the body must be JSON: {'version': 3, 'live': true}"))
         except DnnopsError as exc:
             return error_response(http_error_of(exc))
         return json_response(
