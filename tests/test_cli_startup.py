@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import dnnops
 from tests.conftest import subprocess_env
 
 PROBE = """
@@ -48,4 +50,7 @@ def test_version_flag(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0 and result.stdout.startswith("dnnops ")
+    assert result.returncode == 0
+    installed = importlib.metadata.version("dnnops")  # pyproject.toml's, the one source
+    assert result.stdout.strip() == f"dnnops {installed}"
+    assert dnnops.__version__ == installed

@@ -10,9 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _LAZY = {
+    "__version__": "dnnops.version",
     "DnnopsError": "dnnops.errors",
     "ProjectConfig": "dnnops.config",
     "load_config": "dnnops.config",
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from dnnops.api import Client, Model, Project, load, log_model
     from dnnops.config import ProjectConfig, load_config, parse_config
     from dnnops.errors import DnnopsError
+    from dnnops.version import __version__
 
 
 def __getattr__(name: str) -> Any:

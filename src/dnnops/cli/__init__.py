@@ -153,7 +153,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from dnnops import __version__
+        from dnnops.version import __version__
 
         typer.echo(f"dnnops {__version__}")
         raise typer.Exit()

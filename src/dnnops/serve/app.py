@@ -22,7 +22,6 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from dnnops import __version__
 from dnnops.data.policy import Counts
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.durations import parse_duration
@@ -71,6 +70,7 @@ from dnnops.serve.rollout_routes import rollout_routes
 from dnnops.serve.runtime import VersionRuntime
 from dnnops.serve.state import ServerState
 from dnnops.serve.tracing import record_span, tracer
+from dnnops.version import __version__
 
 
 def _span(name: str, traced: bool) -> contextlib.AbstractContextManager[Any]:
