@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-from typer._click.core import Context  # typer 0.2x ships click as typer._click
 from typer.core import TyperCommand, TyperGroup
 
 from dnnops.console import errors_console
 from dnnops.errors import DnnopsError
+
+ClickContext = Any
+"""The click context typer passes to a group's methods. Typer 0.2x vendors click as the
+private ``typer._click`` and exports no name for its base ``Context`` (``typer.Context`` is
+a subclass, too narrow for an override), so the methods take it untyped."""
 
 
 @dataclass(frozen=True)
@@ -113,17 +117,17 @@ class LazyGroup(TyperGroup):
     listing = False
     """True while the group's own help is written: commands are then stubs with their help."""
 
-    def list_commands(self, ctx: Context) -> list[str]:
+    def list_commands(self, ctx: ClickContext) -> list[str]:
         return list(COMMANDS)
 
-    def format_help(self, ctx: Context, formatter: Any) -> None:
+    def format_help(self, ctx: ClickContext, formatter: Any) -> None:
         LazyGroup.listing = True
         try:
             super().format_help(ctx, formatter)
         finally:
             LazyGroup.listing = False
 
-    def get_command(self, ctx: Context, cmd_name: str) -> Any:
+    def get_command(self, ctx: ClickContext, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
             return None
         entry = COMMANDS[cmd_name]
