@@ -534,12 +534,13 @@ class RetrainConfig(Section):
     min_new_labels: Annotated[int, Field(ge=0)] = 200
     approval: bool = False
     holdout: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.25
+    """Newest share of the captured labeled rows kept out of training: the window on which
+    the challenger must beat the champion."""
     background: bool = False
     """Let a server started with ``-c dnnops.yaml`` check the triggers every
     ``check_every`` and run ``dnnops retrain`` in a child process when one fires."""
     check_every: Duration = 300.0
-    """Newest share of the captured labeled rows kept out of training: the window on which
-    the challenger must beat the champion."""
+    """How often a server with ``background: true`` checks the retraining triggers."""
 
 
 class LogsConfig(Section):
