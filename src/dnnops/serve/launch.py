@@ -11,7 +11,7 @@ import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dnnops.config import ProjectConfig, ServeConfig, TlsConfig
 from dnnops.console import make_console
@@ -26,6 +26,9 @@ from dnnops.serve.fleet import LEASE_NAME, FleetLeadership, holder_name
 from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.report_worker import ReportWorker
 from dnnops.serve.state import AccessTokens, Policies, ServerState, Target
+
+if TYPE_CHECKING:  # uvicorn is imported when a server starts, not with the CLI
+    import uvicorn
 
 ADMIN_TOKEN_ENV = "DNNOPS_ADMIN_TOKEN"
 LABELS_TOKEN_ENV = "DNNOPS_LABELS_TOKEN"
@@ -108,8 +111,6 @@ def check_serving_device(serve: ServeConfig) -> None:
 def run_server(launch: Launch, sockets: list[Any] | None = None, announce: Any = None) -> None:
     """Build the server state and app, and serve until SIGTERM: the whole server when
     ``launch.workers`` is 1, else one worker on the supervisor's ``sockets``."""
-    import uvicorn
-
     from dnnops.serve.app import create_app
     from dnnops.serve.group import WorkerGroup
 
@@ -129,15 +130,10 @@ def run_server(launch: Launch, sockets: list[Any] | None = None, announce: Any =
     scheme = "https" if tls else "http"
     server = _server_class()(
         state,
-        uvicorn.Config(
+        uvicorn_config(
             app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,  # per-request lines cost ~3% of the CPU; the prediction log has them
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
+            host,
+            port,
             timeout_graceful_shutdown=int(state.serve.drain_timeout) + 1,
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,
@@ -278,6 +274,25 @@ def _server_class() -> Any:
     return Server
 
 
+def uvicorn_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """How every dnnops server runs under uvicorn: uvloop and httptools, no access log
+    (per-request lines cost ~3% of the CPU; the prediction log has them), the lifespan on;
+    ``options`` adds what differs (TLS, the drain time)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        **options,
+    )
+
+
 class BackgroundServer:
     """A dnnops server on a free loopback port in a thread of this process (quickstart)."""
 
@@ -289,17 +304,7 @@ class BackgroundServer:
         from dnnops.serve.app import create_app
 
         self.state = state
-        config = uvicorn.Config(
-            create_app(state),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,  # per-request lines cost ~3% of the CPU; the prediction log has them
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(uvicorn_config(create_app(state), "127.0.0.1", 0))
         self.thread = threading.Thread(target=self.server.run, name="dnnops-server", daemon=True)
 
     def __enter__(self) -> str:
