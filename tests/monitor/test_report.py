@@ -132,6 +132,14 @@ def test_report_shows_slis_quality_and_drift(
     assert objectives["accuracy"]["met"] is False
     human = cli("monitor", "report", "--since", "1h", "-c", str(project))
     assert human.code == 0 and "DRIFT" in human.out
+    page = tmp_path / "report.html"
+    written = cli(
+        "monitor", "report", "--since", "1h", "-c", str(project), "--html", str(page), "--json"
+    ).json()
+    embedded = page.read_text().split("window.DNNOPS_DATA = ", 1)[1].split(";\n", 1)[0]
+    document = json.loads(embedded.replace("<\\/", "</"))["endpoints"]["digits"]
+    assert document["generated_at"] == written["generated_at"]  # the page is the same report
+    assert document["sections"][0]["slis"]["predictions"] == version["slis"]["predictions"]
     stored = cli(
         "monitor", "report", "--since", "1h", "-c", str(project), "--alert", "--json"
     ).json()

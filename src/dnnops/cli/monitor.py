@@ -72,6 +72,7 @@ def monitor_report(
             window_s=parse_duration(since),
             monitor=monitor,
             slo=project.slo if project else SloConfig(),
+            report=report,
         )
         shown["html"] = str(html)
     if json_out:

@@ -26,7 +26,7 @@ from dnnops.monitor.digest import logged_inputs
 from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.drift import FeatureDrift, bin_counts
 from dnnops.monitor.report import build_report, reference_lookup
-from dnnops.monitor.report_types import VersionSection
+from dnnops.monitor.report_types import Report, VersionSection
 from dnnops.monitor.timeseries import series, summarize
 from dnnops.predlog.reader import PREDICTIONS, read_predictions
 from dnnops.predlog.records import PredictionRecord
@@ -53,23 +53,26 @@ def dashboard_data(
     live: Mapping[str, Any] | None = None,
     now: float | None = None,
     store: DigestStore | None = None,
+    report: Report | None = None,
 ) -> dict[str, Any]:
     """``live`` is the server's view of the endpoint (weights, rollout); without a server
-    (the static report) it is rebuilt from the registry."""
-    moment = time.time() if now is None else now
+    (the static report) it is rebuilt from the registry. ``report``: one already built
+    for this window (its time is the page's), so a page of several endpoints builds one."""
+    known = dict(loaded or {})
+    if report is None:
+        report = build_report(
+            registry,
+            logs_dir,
+            window_s,
+            monitor=monitor,
+            slo=slo,
+            now=time.time() if now is None else now,
+            loaded=known,
+            store=store,
+        )
+    moment = report.generated_at
     start = moment - window_s
     bucket_s = _bucket(window_s)
-    known = dict(loaded or {})
-    report = build_report(
-        registry,
-        logs_dir,
-        window_s,
-        monitor=monitor,
-        slo=slo,
-        now=moment,
-        loaded=known,
-        store=store,
-    )
     sections = report.of_endpoint(endpoint).versions
     records = [
         r

@@ -13,6 +13,8 @@ import orjson
 from dnnops.config import MonitorConfig, SloConfig
 from dnnops.dashboard.data import dashboard_data
 from dnnops.files import atomic_write
+from dnnops.monitor.report import build_report
+from dnnops.monitor.report_types import Report
 from dnnops.registry.versions import ModelRegistry
 
 
@@ -45,9 +47,22 @@ def write_static_report(
     window_s: float,
     monitor: MonitorConfig,
     slo: SloConfig,
+    report: Report | None = None,
 ) -> Path:
+    """The page for ``endpoints``, all from one report of the window (``report``, or one
+    built here): each endpoint's section used to build the whole report again."""
+    if report is None:
+        report = build_report(registry, logs_dir, window_s, monitor=monitor, slo=slo)
     documents = {
-        name: dashboard_data(registry, logs_dir, name, window_s=window_s, monitor=monitor, slo=slo)
+        name: dashboard_data(
+            registry,
+            logs_dir,
+            name,
+            window_s=window_s,
+            monitor=monitor,
+            slo=slo,
+            report=report,
+        )
         for name in endpoints
     }
     atomic_write(path, render_static(documents).encode())
