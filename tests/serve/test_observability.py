@@ -96,3 +96,15 @@ def test_requests_on_their_way_are_counted_until_queued_or_refused(trained_home:
         assert http.post("/v2/models/digits/infer", content=BODY).status_code == 200
         assert time.monotonic() - started < 2.0  # not the 5 s delay: nothing else was coming
         assert state.lifecycle.arriving == 0
+
+
+def test_each_background_loop_counts_its_failed_ticks_apart() -> None:
+    from prometheus_client import generate_latest
+
+    from dnnops.serve.metrics import ServerMetrics
+
+    metrics = ServerMetrics()
+    metrics.controller_errors.labels("monitor").inc()
+    text = generate_latest(metrics.registry).decode()
+    assert 'dnnops_controller_errors_total{loop="monitor"} 1.0' in text
+    assert 'dnnops_controller_errors_total{loop="rollout"} 0.0' in text  # there from the start

@@ -156,7 +156,7 @@ def _operational(project: ProjectConfig) -> list[dict[str, Any]]:
         },
         {
             "alert": "DnnopsRolloutControllerFailing",
-            "expr": "increase(dnnops_controller_errors_total[10m]) > 3",
+            "expr": 'increase(dnnops_controller_errors_total{loop="rollout"}[10m]) > 3',
             "labels": {"model": model, "severity": "ticket"},
             "annotations": {
                 "summary": "the rollout controller keeps failing; see the server log",

@@ -83,7 +83,7 @@ class ServerControl:
 
     def observe_tick(self, seconds: float, failed: bool) -> None:
         if failed:
-            self.state.metrics.controller_errors.inc()
+            self.state.metrics.controller_errors.labels("rollout").inc()
         self.state.metrics.controller_tick_seconds.observe(seconds)
 
     def loaded_versions(self) -> Mapping[tuple[str, str], LoadedVersion]:
@@ -106,8 +106,8 @@ class ServerControl:
         self.state.metrics.observe_report(report)
 
     def observe_monitor_tick(self, seconds: float, failed: bool) -> None:
-        if failed:
-            self.state.metrics.controller_errors.inc()
+        if failed:  # its own series: a failing report is not a failing rollout controller
+            self.state.metrics.controller_errors.labels("monitor").inc()
         self.state.metrics.monitor_tick_seconds.observe(seconds)
 
     async def monitoring_report(self) -> Report:

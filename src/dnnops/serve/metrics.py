@@ -32,6 +32,10 @@ def latency_buckets(slo_thresholds: Iterable[float]) -> tuple[float, ...]:
     return tuple(sorted({*LATENCY_BUCKETS, *(t for t in slo_thresholds if t > 0)}))
 
 
+CONTROL_LOOPS = ("rollout", "monitor")
+"""The server's background loops whose failed ticks ``dnnops_controller_errors`` counts."""
+
+
 class ServerMetrics:
     """Every metric of one server. Under ``--workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set
     by the supervisor) each worker writes its values to files there and ``exposition``
@@ -210,9 +214,13 @@ class ServerMetrics:
         )
         self.controller_errors = Counter(
             "dnnops_controller_errors",
-            "Rollout controller ticks that failed (logged; the loop goes on).",
+            "Background loop ticks that failed, by loop: rollout (the controller) or "
+            "monitor (reports and alerts); logged, and the loop goes on.",
+            ["loop"],
             registry=self.registry,
         )
+        for loop in CONTROL_LOOPS:  # both series from the start: an alert sees the first
+            self.controller_errors.labels(loop)
         self.routed = Counter(
             "dnnops_routed_requests",
             "Requests routed by the traffic router, by role (stable or canary).",
