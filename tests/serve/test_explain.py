@@ -33,7 +33,14 @@ def explaining(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 "name": "digits",
                 "data": {"source": "builtin:digits"},
                 "monitor": {
-                    "explain": {"sample": 1.0, "every": "1s", "max_per_minute": 1000},
+                    # the first explanation imports captum; a loaded test machine took over
+                    # the 10 s default (the timeout itself is not what this module tests)
+                    "explain": {
+                        "sample": 1.0,
+                        "every": "1s",
+                        "max_per_minute": 1000,
+                        "timeout": "60s",
+                    },
                     "evaluate_every": None,
                 },
             }
