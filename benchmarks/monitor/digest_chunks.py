@@ -55,12 +55,12 @@ def write_segment(home: Path, records: int) -> None:
 
 def digest_once(home: Path, config: Path, chunk: int) -> dict[str, Any]:
     """In this (fresh) process: one digest of the segment, with its cost."""
-    import dnnops.monitor.digest_store as digest_store
+    import dnnops.monitor.segments.digest_store as digest_store
     from dnnops.config import load_config
     from dnnops.home import resolve_home
-    from dnnops.monitor.digest import digest_records
     from dnnops.monitor.report import _Versions, latency_thresholds_ms
     from dnnops.monitor.report import digest_store as store_of
+    from dnnops.monitor.segments.digest import digest_records
     from dnnops.predlog.reader import PREDICTIONS, segments
     from dnnops.registry.open import open_registry
 

@@ -38,9 +38,9 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.evaluate.calibration import MIN_ROWS
 from dnnops.evaluate.metrics import softmax
 from dnnops.home import resolve_home
-from dnnops.monitor.digest import Reference, estimate_of, stats_of
 from dnnops.monitor.report import _drift as report_drift
 from dnnops.monitor.report import estimated_accuracy
+from dnnops.monitor.segments.digest import Reference, estimate_of, stats_of
 from dnnops.predlog.records import PredictionRecord
 from dnnops.quickstart.camera import new_camera
 from dnnops.registry.loader import LoadedVersion, load_version, make_predictor

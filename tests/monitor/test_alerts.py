@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
-from dnnops.monitor.dataset_drift import DatasetDrift
-from dnnops.monitor.drift import FeatureDrift
-from dnnops.monitor.report_types import Report, SegmentCounts, VersionSection
-from dnnops.monitor.sli import VersionSlis
-from dnnops.monitor.slo import BurnAlert
+from dnnops.monitor.judgements.alerts import AlertStore, alerts_from_report, deliver
+from dnnops.monitor.judgements.report_types import Report, SegmentCounts, VersionSection
+from dnnops.monitor.judgements.sli import VersionSlis
+from dnnops.monitor.judgements.slo import BurnAlert
+from dnnops.monitor.stats.dataset_drift import DatasetDrift
+from dnnops.monitor.stats.drift import FeatureDrift
 from dnnops.registry.db import open_engine
 
 

@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnnops.data.profile import profile_features
-from dnnops.monitor.dataset_drift import reference_from_frame
-from dnnops.monitor.digest import Reference, Stats, digest_records, stats_of
-from dnnops.monitor.digest_store import DigestStore, fingerprint
-from dnnops.monitor.drift import drift_from_counts, feature_drift, percentile_counts
-from dnnops.monitor.sketch import RELATIVE_ACCURACY, QuantileSketch
+from dnnops.monitor.segments.digest import Reference, Stats, digest_records, stats_of
+from dnnops.monitor.segments.digest_store import DigestStore, fingerprint
+from dnnops.monitor.stats.dataset_drift import reference_from_frame
+from dnnops.monitor.stats.drift import drift_from_counts, feature_drift, percentile_counts
+from dnnops.monitor.stats.sketch import RELATIVE_ACCURACY, QuantileSketch
 from dnnops.predlog.records import PredictionRecord
 from dnnops.predlog.writer import SegmentWriter
 
@@ -238,7 +238,7 @@ def test_a_segment_digested_in_chunks_equals_the_segment_digested_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Chunks bound a report's memory (``CHUNK_RECORDS``); the digest must not change."""
-    import dnnops.monitor.digest_store as digest_store
+    import dnnops.monitor.segments.digest_store as digest_store
 
     records = _records(150) + _records(90, start=150.0)
     mixed = [

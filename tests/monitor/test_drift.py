@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnnops.data.profile import numeric_profile, profile_features
-from dnnops.monitor.drift import (
+from dnnops.monitor.stats.drift import (
     feature_drift,
     jensen_shannon_distance,
     ks_p_value,
@@ -76,7 +76,7 @@ def test_jensen_shannon_is_a_bounded_symmetric_distance(a: list[int], b: list[in
 
 def test_a_broken_correlation_is_caught_where_marginals_see_nothing() -> None:
     from dnnops.config import DriftConfig
-    from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
+    from dnnops.monitor.stats.dataset_drift import dataset_drift, reference_from_frame
 
     rng = np.random.default_rng(5)
     base = rng.normal(0, 1, 4000)
@@ -107,7 +107,7 @@ def test_decile_counts_derived_from_the_percentile_pass_equal_a_direct_count(
     reference: list[int], current: list[float]
 ) -> None:
     from dnnops.data.profile import numeric_profile
-    from dnnops.monitor.drift import bin_counts, decile_counts, percentile_counts
+    from dnnops.monitor.stats.drift import bin_counts, decile_counts, percentile_counts
 
     profile = numeric_profile("x", np.asarray(reference, dtype="float64"))
     values = np.asarray(current, dtype="float64")

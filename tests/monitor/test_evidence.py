@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from dnnops.config import DriftConfig, MonitorConfig, SloConfig
-from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
-from dnnops.monitor.slo import burn_alerts, burn_rules
+from dnnops.monitor.judgements.slo import burn_alerts, burn_rules
+from dnnops.monitor.stats.dataset_drift import dataset_drift, reference_from_frame
 
 WORKBOOK = burn_rules(SloConfig())
 
@@ -127,7 +127,7 @@ def test_a_discrete_feature_with_tied_percentiles_is_judged_on_its_values() -> N
     """A pixel that is 0 in 90% of images has 90 of its 101 percentile points at 0; the
     CDFs are compared at each value, not at each (tied) point."""
     from dnnops.data.profile import numeric_profile
-    from dnnops.monitor.drift import feature_drift
+    from dnnops.monitor.stats.drift import feature_drift
 
     rng = np.random.default_rng(3)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from dnnops.config import DriftConfig
-from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
 from dnnops.monitor.file_drift import parquet_drift
+from dnnops.monitor.stats.dataset_drift import dataset_drift, reference_from_frame
 from tests.conftest import CliResult
 
 

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dnnops.monitor.digest import LabelRows
-from dnnops.monitor.ids import id_hashes
-from dnnops.monitor.label_columns import FeedbackColumns, LabelColumns, concatenate
-from dnnops.monitor.label_join import FeedbackSegment, IdIndex, LabelJoin, Segment
-from dnnops.monitor.labeled_rows import LabeledRows, class_positions, label_values
+from dnnops.monitor.segments.digest import LabelRows
+from dnnops.monitor.segments.label_columns import FeedbackColumns, LabelColumns, concatenate
+from dnnops.monitor.segments.label_join import FeedbackSegment, IdIndex, LabelJoin, Segment
+from dnnops.monitor.segments.labeled_rows import LabeledRows, class_positions, label_values
+from dnnops.monitor.stats.ids import id_hashes
 from dnnops.predlog.records import FeedbackRecord
 
 ID = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=14)
@@ -35,7 +35,7 @@ def test_ids_whose_hashes_collide_are_still_told_apart(monkeypatch: pytest.Monke
     def colliding(ids: np.ndarray) -> np.ndarray:
         return np.zeros(len(ids), dtype=np.uint64)  # the worst hash: every id collides
 
-    monkeypatch.setattr("dnnops.monitor.label_join.id_hashes", colliding)
+    monkeypatch.setattr("dnnops.monitor.segments.label_join.id_hashes", colliding)
     members = np.array(["a", "b", "c"])
     index = IdIndex(members, colliding(members))
     assert index.positions(np.array(["c", "zz", "a"])).tolist() == [2, -1, 0]

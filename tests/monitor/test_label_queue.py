@@ -15,8 +15,8 @@ import pytest
 from dnnops.config import MonitorConfig, SloConfig
 from dnnops.errors import UsageError
 from dnnops.home import resolve_home
-from dnnops.monitor.label_queue import label_queue
 from dnnops.monitor.report import build_report
+from dnnops.monitor.segments.label_queue import label_queue
 from dnnops.predlog.records import FeedbackRecord, PredictionRecord
 from dnnops.registry.open import open_registry
 from dnnops.serve.predictions import PredictionLogger

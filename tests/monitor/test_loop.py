@@ -11,11 +11,11 @@ from pathlib import Path
 
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
 from dnnops.home import resolve_home
-from dnnops.monitor.alerts import AlertStore
-from dnnops.monitor.digest_store import DigestStore
+from dnnops.monitor.judgements.alerts import AlertStore
+from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.loop import MonitorLoop
 from dnnops.monitor.report import digest_store
-from dnnops.monitor.report_types import Report
+from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.predlog.records import PredictionRecord
 from dnnops.registry.db import open_engine
 from dnnops.registry.loader import LoadedVersion

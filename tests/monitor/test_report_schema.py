@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from dnnops.monitor.report_types import SCHEMA_FILE, report_schema
+from dnnops.monitor.judgements.report_types import SCHEMA_FILE, report_schema
 
 
 def check_report(report: dict[str, Any]) -> None:
@@ -21,7 +21,7 @@ def test_the_schema_file_matches_the_report_types() -> None:
     written = json.loads(SCHEMA_FILE.read_text())
     assert written == report_schema(), (
         "the report's types changed: if on purpose, run "
-        "`python -m dnnops.monitor.report_types` and commit report.schema.json"
+        "`python -m dnnops.monitor.judgements.report_types` and commit report.schema.json"
     )
 
 

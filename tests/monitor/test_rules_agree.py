@@ -15,7 +15,7 @@ import yaml
 
 from dnnops.config import MonitorConfig, ProjectConfig
 from dnnops.home import resolve_home
-from dnnops.monitor.prometheus_rules import prometheus_rules
+from dnnops.monitor.judgements.prometheus_rules import prometheus_rules
 from dnnops.monitor.report import build_report
 from dnnops.registry.open import open_registry
 from dnnops.serve.predictions import PredictionLogger

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dnnops.monitor.significance import (
+from dnnops.monitor.stats.significance import (
     binom_sf,
     chi2_sf,
     contingency_p_value,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from dnnops.config import MonitorConfig, SloConfig
 from dnnops.errors import ConfigError
-from dnnops.monitor.slo import budget_remaining, burn_alerts, burn_rate, burn_rules
+from dnnops.monitor.judgements.slo import budget_remaining, burn_alerts, burn_rate, burn_rules
 
 WORKBOOK_RULES = burn_rules(SloConfig())
 
@@ -145,8 +145,8 @@ def test_uniform_burn_fires_exactly_the_rules_it_exceeds(share: float, target: f
 
 
 def test_feature_freshness_is_the_age_of_the_last_value_seen() -> None:
-    from dnnops.monitor.digest import last_seen
     from dnnops.monitor.report import freshness
+    from dnnops.monitor.segments.digest import last_seen
     from dnnops.predlog.records import PredictionRecord
 
     records = [

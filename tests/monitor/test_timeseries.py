@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnnops.monitor.digest import Stats, stats_of
-from dnnops.monitor.timeseries import Bucket, merged, series, summarize
+from dnnops.monitor.segments.digest import Stats, stats_of
+from dnnops.monitor.segments.timeseries import Bucket, merged, series, summarize
 from dnnops.predlog.records import PredictionRecord
 from dnnops.rollout.window import arm_stats
 

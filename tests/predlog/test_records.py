@@ -142,7 +142,7 @@ def test_no_reader_of_the_logs_spells_a_record_key() -> None:
         text = path.read_text()
         if relative in REQUEST_PAYLOADS or relative.startswith("predlog/"):
             continue
-        if "dnnops.predlog" not in text and "dnnops.monitor.digest" not in text:
+        if "dnnops.predlog" not in text and "dnnops.monitor.segments.digest" not in text:
             continue
         for number, line in enumerate(text.splitlines(), 1):
             if KEY_SPELLING.search(line):

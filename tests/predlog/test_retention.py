@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dnnops.monitor.digest import digest_records
-from dnnops.monitor.digest_store import DigestStore
+from dnnops.monitor.segments.digest import digest_records
+from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, read_predictions, segments
 from dnnops.predlog.records import FeedbackRecord, PredictionRecord
 from dnnops.predlog.retention import DIGESTS, purge_before

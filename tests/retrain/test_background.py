@@ -14,7 +14,7 @@ import httpx
 import yaml
 from sklearn.datasets import load_digits
 
-from dnnops.monitor.alerts import Alert
+from dnnops.monitor.judgements.alerts import Alert
 from dnnops.monitor.loop import suppress_rollout_candidates
 from dnnops.quickstart.camera import new_camera
 from tests.conftest import subprocess_env

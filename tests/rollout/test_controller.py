@@ -20,7 +20,7 @@ import torch
 import dnnops
 from dnnops.config import RolloutConfig
 from dnnops.home import resolve_home
-from dnnops.monitor.alerts import AlertStore
+from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.rollout.begin import begin_rollout

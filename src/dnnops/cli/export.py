@@ -13,7 +13,7 @@ import typer
 from dnnops.config import load_config
 from dnnops.dashboard.grafana import grafana_dashboard
 from dnnops.errors import UsageError
-from dnnops.monitor.prometheus_rules import render_rules
+from dnnops.monitor.judgements.prometheus_rules import render_rules
 from dnnops.serve.kubernetes import Fleet, render_manifests, write_manifests
 
 export_app = typer.Typer(

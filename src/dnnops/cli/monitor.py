@@ -16,7 +16,7 @@ from dnnops.errors import UsageError
 from dnnops.home import resolve_home
 
 if TYPE_CHECKING:
-    from dnnops.monitor.report_types import Report
+    from dnnops.monitor.judgements.report_types import Report
 
 monitor_app = typer.Typer(no_args_is_help=True, help="SLIs, drift, quality and SLO budgets.")
 
@@ -35,7 +35,7 @@ def monitor_report(
     json_out: JsonOpt = False,
 ) -> None:
     """SLIs per served version, drift against the reference profile, quality on labels."""
-    from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
+    from dnnops.monitor.judgements.alerts import AlertStore, alerts_from_report, deliver
     from dnnops.monitor.report import build_report
     from dnnops.registry.db import open_engine
     from dnnops.registry.open import open_registry
@@ -190,7 +190,7 @@ def monitor_alerts(
     json_out: JsonOpt = False,
 ) -> None:
     """Alerts in the metadata store, newest first."""
-    from dnnops.monitor.alerts import AlertStore
+    from dnnops.monitor.judgements.alerts import AlertStore
     from dnnops.registry.db import open_engine
 
     rows = AlertStore(open_engine(resolve_home(home).db_url)).list(status)
@@ -226,7 +226,7 @@ def monitor_drift(
 ) -> None:
     """Drift between two data files (CSV or Parquet), offline; exit 1 when the dataset drifted."""
     from dnnops.data.sources import load_table
-    from dnnops.monitor.dataset_drift import dataset_drift, reference_from_frame
+    from dnnops.monitor.stats.dataset_drift import dataset_drift, reference_from_frame
 
     config = DriftConfig.model_validate({"method": method, "threshold": threshold, "share": share})
     if {reference.suffix.lower(), current.suffix.lower()} == {".parquet"}:
@@ -377,7 +377,7 @@ def labels_queue(
     """List the unlabelled predictions most worth a label, with their inputs."""
     import time
 
-    from dnnops.monitor.label_queue import label_queue, write_queue
+    from dnnops.monitor.segments.label_queue import label_queue, write_queue
 
     resolved = resolve_home(home)
     items = label_queue(

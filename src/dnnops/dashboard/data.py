@@ -20,14 +20,14 @@ from dnnops.config import MonitorConfig, SloConfig
 from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
-from dnnops.monitor.alerts import AlertStore
-from dnnops.monitor.dataset_drift import as_feature_frame, dataset_drift
-from dnnops.monitor.digest import logged_inputs
-from dnnops.monitor.digest_store import DigestStore
-from dnnops.monitor.drift import FeatureDrift, bin_counts
+from dnnops.monitor.judgements.alerts import AlertStore
+from dnnops.monitor.judgements.report_types import Report, VersionSection
 from dnnops.monitor.report import build_report, reference_lookup
-from dnnops.monitor.report_types import Report, VersionSection
-from dnnops.monitor.timeseries import series, summarize
+from dnnops.monitor.segments.digest import logged_inputs
+from dnnops.monitor.segments.digest_store import DigestStore
+from dnnops.monitor.segments.timeseries import series, summarize
+from dnnops.monitor.stats.dataset_drift import as_feature_frame, dataset_drift
+from dnnops.monitor.stats.drift import FeatureDrift, bin_counts
 from dnnops.predlog.reader import PREDICTIONS, read_predictions
 from dnnops.predlog.records import PredictionRecord
 from dnnops.registry.loader import LoadedVersion, load_version

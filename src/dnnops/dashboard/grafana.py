@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dnnops.config import ProjectConfig
-from dnnops.monitor.prometheus_rules import error_ratio
+from dnnops.monitor.judgements.prometheus_rules import error_ratio
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

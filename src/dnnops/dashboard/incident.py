@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 
 from dnnops.config import MonitorConfig, SloConfig
-from dnnops.monitor.alerts import AlertStore
+from dnnops.monitor.judgements.alerts import AlertStore
+from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.report import build_report
-from dnnops.monitor.report_types import Report
 from dnnops.predlog.reader import PREDICTIONS, read_predictions
 from dnnops.registry.versions import ModelRegistry
 from dnnops.rollout.store import RolloutStore

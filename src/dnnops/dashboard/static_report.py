@@ -13,8 +13,8 @@ import orjson
 from dnnops.config import MonitorConfig, SloConfig
 from dnnops.dashboard.data import dashboard_data
 from dnnops.files import atomic_write
+from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.report import build_report
-from dnnops.monitor.report_types import Report
 from dnnops.registry.versions import ModelRegistry
 
 

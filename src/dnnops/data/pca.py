@@ -1,5 +1,5 @@
 """A PCA of the reference's numeric features, kept with the reference profile so that
-monitoring can test the joint distribution (see ``dnnops.monitor.multivariate``)."""
+monitoring can test the joint distribution (see ``dnnops.monitor.stats.multivariate``)."""
 
 from __future__ import annotations
 

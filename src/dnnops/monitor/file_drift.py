@@ -19,9 +19,14 @@ import pyarrow.parquet as pq
 from dnnops.config import DriftConfig
 from dnnops.data.pca import MAX_FIT_ROWS, fit_pca_profile
 from dnnops.data.profile import profile_features
-from dnnops.monitor.dataset_drift import DatasetDrift, judged
-from dnnops.monitor.drift import FeatureDrift, category_counts, drift_from_counts, feature_drift
-from dnnops.monitor.multivariate import MAX_TEST_ROWS, multivariate_drift
+from dnnops.monitor.stats.dataset_drift import DatasetDrift, judged
+from dnnops.monitor.stats.drift import (
+    FeatureDrift,
+    category_counts,
+    drift_from_counts,
+    feature_drift,
+)
+from dnnops.monitor.stats.multivariate import MAX_TEST_ROWS, multivariate_drift
 from dnnops.parallel import column_map
 
 

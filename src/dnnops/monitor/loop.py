@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from dnnops.monitor.alerts import Alert, AlertStore, alerts_from_report, deliver
+from dnnops.monitor.judgements.alerts import Alert, AlertStore, alerts_from_report, deliver
 from dnnops.monitor.ports import MonitoredServer
 from dnnops.predlog.retention import purge_before
 

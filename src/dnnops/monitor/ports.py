@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Protocol
 
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
-from dnnops.monitor.digest_store import DigestStore
-from dnnops.monitor.report_types import Report
+from dnnops.monitor.judgements.report_types import Report
+from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.registry.loader import LoadedVersion
 from dnnops.registry.versions import ModelRegistry
 

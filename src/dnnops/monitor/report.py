@@ -1,6 +1,6 @@
 """The monitoring report: SLIs, drift, quality on labels and SLO budgets for a window.
 
-Built from per-minute digests of the prediction log (``monitor.digest``), kept on disk for
+Built from per-minute digests of the prediction log (``monitor.segments.digest``), kept on disk for
 every settled segment, so a report over a day merges a day of minutes instead of parsing a
 day of records. Each served version's reference profile and classes come from the registry
 (verified like every load).
@@ -24,20 +24,8 @@ from dnnops.config import ExplainConfig, MonitorConfig, ObjectiveConfig, SloConf
 from dnnops.errors import DnnopsError
 from dnnops.evaluate.decision import Decision, decide
 from dnnops.evaluate.explain import importance_shift
-from dnnops.monitor.dataset_drift import DatasetDrift, dataset_drift_from_counts
-from dnnops.monitor.digest import MinuteCounts, Reference, Stats, digest_records, threshold_key
-from dnnops.monitor.digest_store import SETTLED_S, DigestStore, fingerprint, segment_key
-from dnnops.monitor.drift import (
-    DEFAULT_THRESHOLDS,
-    category_union,
-    drift_from_counts,
-    jensen_shannon_distance,
-)
 from dnnops.monitor.explanations import ExplanationWindow, explanations_in_window, top
-from dnnops.monitor.label_columns import FeedbackColumns
-from dnnops.monitor.label_join import FeedbackSegment, LabelJoin, Segment
-from dnnops.monitor.labeled_rows import LabeledRows, class_positions
-from dnnops.monitor.report_types import (
+from dnnops.monitor.judgements.report_types import (
     ConfidenceShift,
     Cost,
     EstimatedAccuracy,
@@ -50,22 +38,40 @@ from dnnops.monitor.report_types import (
     TierSplit,
     VersionSection,
 )
-from dnnops.monitor.rollup import Rollup, bucket_start
-from dnnops.monitor.runbooks import runbook_url
-from dnnops.monitor.sli import (
+from dnnops.monitor.judgements.runbooks import runbook_url
+from dnnops.monitor.judgements.sli import (
     Quality,
     VersionSlis,
     quality_of,
     regression_quality_of,
     slis_from_stats,
 )
-from dnnops.monitor.slo import (
+from dnnops.monitor.judgements.slo import (
     BurnAlert,
     BurnRate,
     CountsFor,
     burn_rates,
     burn_rules,
     longest_window_s,
+)
+from dnnops.monitor.segments.digest import (
+    MinuteCounts,
+    Reference,
+    Stats,
+    digest_records,
+    threshold_key,
+)
+from dnnops.monitor.segments.digest_store import SETTLED_S, DigestStore, fingerprint, segment_key
+from dnnops.monitor.segments.label_columns import FeedbackColumns
+from dnnops.monitor.segments.label_join import FeedbackSegment, LabelJoin, Segment
+from dnnops.monitor.segments.labeled_rows import LabeledRows, class_positions
+from dnnops.monitor.segments.rollup import Rollup, bucket_start
+from dnnops.monitor.stats.dataset_drift import DatasetDrift, dataset_drift_from_counts
+from dnnops.monitor.stats.drift import (
+    DEFAULT_THRESHOLDS,
+    category_union,
+    drift_from_counts,
+    jensen_shannon_distance,
 )
 from dnnops.predlog.reader import (
     FEEDBACK,

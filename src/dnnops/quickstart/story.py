@@ -27,9 +27,9 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.errors import UsageError
 from dnnops.examples import example_text
 from dnnops.home import Home
-from dnnops.monitor.alerts import AlertStore, alerts_from_report, deliver
+from dnnops.monitor.judgements.alerts import AlertStore, alerts_from_report, deliver
+from dnnops.monitor.judgements.report_types import EstimatedAccuracy, Report
 from dnnops.monitor.report import build_report
-from dnnops.monitor.report_types import EstimatedAccuracy, Report
 from dnnops.quickstart.camera import new_camera
 from dnnops.quickstart.replay import Replayed, replay
 from dnnops.registry.db import open_engine

@@ -1,6 +1,6 @@
 """SQLAlchemy tables of the metadata store: runs, model versions, aliases, audit, alerts,
 rollouts, leases and fleet commands. Rows become plain entities in the store modules that
-own them (``runs.py``, ``versions.py``, ``leases.py`` here; ``monitor/alerts.py``,
+own them (``runs.py``, ``versions.py``, ``leases.py`` here; ``monitor/judgements/alerts.py``,
 ``rollout/store.py``), never leaking ORM objects."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pandas as pd
 
 from dnnops.data.schema import Schema, category_key
 from dnnops.errors import UsageError
-from dnnops.monitor.scoring import finite_number
+from dnnops.monitor.segments.scoring import finite_number
 from dnnops.predlog.reader import PREDICTIONS, read_labels, read_predictions
 from dnnops.predlog.records import PredictionRecord
 from dnnops.predlog.redaction import HASH_PREFIX

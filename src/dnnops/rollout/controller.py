@@ -17,8 +17,8 @@ from dataclasses import replace
 from dnnops.config import RolloutConfig
 from dnnops.errors import DnnopsError
 from dnnops.evaluate.calibration import Calibrator
-from dnnops.monitor.alerts import Alert, AlertStore, deliver
-from dnnops.monitor.runbooks import runbook_url
+from dnnops.monitor.judgements.alerts import Alert, AlertStore, deliver
+from dnnops.monitor.judgements.runbooks import runbook_url
 from dnnops.registry.loader import calibrator_of
 from dnnops.rollout.policy import (
     RolloutState,

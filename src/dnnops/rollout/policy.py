@@ -15,9 +15,9 @@ from typing import Any, Literal
 import numpy as np
 
 from dnnops.config import RolloutConfig
-from dnnops.monitor.digest import EstimateSums
-from dnnops.monitor.drift import jensen_shannon_distance
-from dnnops.monitor.significance import binom_sf, contingency_p_value
+from dnnops.monitor.segments.digest import EstimateSums
+from dnnops.monitor.stats.drift import jensen_shannon_distance
+from dnnops.monitor.stats.significance import binom_sf, contingency_p_value
 
 Outcome = Literal["pass", "fail", "skip"]
 Verdict = Literal["pass", "fail", "wait"]

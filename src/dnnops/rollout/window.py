@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from dnnops.evaluate.calibration import Calibrator
-from dnnops.monitor.digest import EstimateSums, Stats, estimate_of, stats_of
-from dnnops.monitor.scoring import score
+from dnnops.monitor.segments.digest import EstimateSums, Stats, estimate_of, stats_of
+from dnnops.monitor.segments.scoring import score
 from dnnops.predlog.reader import PREDICTIONS, read_labels, read_predictions
 from dnnops.predlog.records import PredictionRecord
 from dnnops.rollout.policy import ArmStats

@@ -27,9 +27,9 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.models.outputs import NonFiniteOutput, refuse_non_finite
-from dnnops.monitor.alerts import AlertStore
-from dnnops.monitor.label_queue import label_queue
+from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.monitor.loop import MonitorLoop
+from dnnops.monitor.segments.label_queue import label_queue
 from dnnops.predlog.records import RequestContext
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.store import RolloutStore

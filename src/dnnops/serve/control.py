@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
-from dnnops.monitor.digest_store import DigestStore
-from dnnops.monitor.report_types import Report
+from dnnops.monitor.judgements.report_types import Report
+from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.registry.loader import LoadedVersion
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.rollout.ports import Traffic

@@ -21,7 +21,7 @@ from prometheus_client import (
 )
 
 from dnnops.gpu import gpu_readings
-from dnnops.monitor.report_types import Report
+from dnnops.monitor.judgements.report_types import Report
 from dnnops.serve.group import METRICS_ENV
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

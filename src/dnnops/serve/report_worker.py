@@ -28,7 +28,7 @@ import numpy as np
 from dnnops.config import ExplainConfig, MonitorConfig, SloConfig
 from dnnops.home import Home
 from dnnops.monitor.explanations import SampleCounts
-from dnnops.monitor.report_types import Report
+from dnnops.monitor.judgements.report_types import Report
 
 J = TypeVar("J")
 R = TypeVar("R")

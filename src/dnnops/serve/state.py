@@ -21,10 +21,10 @@ from dnnops.config import (
     SloConfig,
 )
 from dnnops.errors import DnnopsError
-from dnnops.monitor.digest_store import DigestStore
 from dnnops.monitor.explanations import VersionExplainers
+from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.report import build_report, digest_store, predictions_made
-from dnnops.monitor.report_types import Report
+from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.predlog.fleet_log import FleetLog
 from dnnops.predlog.labels_check import NUMBERS, LabelSpace
 from dnnops.predlog.reader import FEEDBACK, read_labels

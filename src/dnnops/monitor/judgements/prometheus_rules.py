@@ -24,8 +24,8 @@ from prometheus_client.utils import floatToGoString
 
 from dnnops.config import ObjectiveConfig, ProjectConfig
 from dnnops.durations import format_duration
-from dnnops.monitor.runbooks import runbook_url
-from dnnops.monitor.slo import burn_rules
+from dnnops.monitor.judgements.runbooks import runbook_url
+from dnnops.monitor.judgements.slo import burn_rules
 
 REQUESTS = "dnnops_requests_total"
 INSTANCES = "dnnops_instances_total"

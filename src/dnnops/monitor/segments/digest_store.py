@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from dnnops.monitor.digest import (
+from dnnops.monitor.segments.digest import (
     BUCKET_S,
     Digest,
     LabelRows,
@@ -38,7 +38,7 @@ from dnnops.monitor.digest import (
     Stats,
     merge_digests,
 )
-from dnnops.monitor.ids import id_hashes
+from dnnops.monitor.stats.ids import id_hashes
 from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import predictions_of
 from dnnops.predlog.records import PredictionRecord

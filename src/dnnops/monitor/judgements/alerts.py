@@ -19,8 +19,8 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from dnnops.monitor.report_types import Report
-from dnnops.monitor.runbooks import DEFAULT_TEMPLATE, runbook_url
+from dnnops.monitor.judgements.report_types import Report
+from dnnops.monitor.judgements.runbooks import DEFAULT_TEMPLATE, runbook_url
 from dnnops.registry.runs import Clock, iso_utc, utc_now
 from dnnops.registry.tables import AlertRow
 

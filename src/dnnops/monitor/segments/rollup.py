@@ -3,15 +3,15 @@ counts for the burn-rate windows.
 
 Memory holds one segment's digest at a time plus what is merged: per group one ``Stats``
 and a few integers per minute of history. The labels are joined apart
-(``monitor.label_join``).
+(``monitor.segments.label_join``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from dnnops.monitor.digest import BUCKET_S, Digest, MinuteCounts, Stats
-from dnnops.monitor.labeled_rows import LabeledRows
+from dnnops.monitor.segments.digest import BUCKET_S, Digest, MinuteCounts, Stats
+from dnnops.monitor.segments.labeled_rows import LabeledRows
 from dnnops.vocabulary import GroupKey
 
 
@@ -33,7 +33,7 @@ class Rollup:
         self._window: dict[GroupKey, list[Stats]] = defaultdict(list)
         self.history: dict[GroupKey, list[MinuteCounts]] = defaultdict(list)
         self.labeled: dict[GroupKey, LabeledRows] = {}
-        """The predictions of the history that received a label (``monitor.label_join``)."""
+        """The predictions of the history that received a label (``segments.label_join``)."""
         self.segments = 0
         self.digested = 0
         """Segments read and digested; the others' digests came from disk."""

@@ -21,7 +21,7 @@ import pandas as pd
 from dnnops.data.profile import FeatureProfile
 from dnnops.data.schema import category_key
 from dnnops.data.selection import counts_in_bins
-from dnnops.monitor.significance import goodness_of_fit_p_value
+from dnnops.monitor.stats.significance import goodness_of_fit_p_value
 
 Method = Literal["psi", "ks", "wasserstein", "ks_wasserstein", "chi2", "jensen_shannon"]
 DEFAULT_THRESHOLDS: dict[str, float] = {

@@ -1,6 +1,6 @@
 """Service-level indicators from prediction and feedback records, as pure functions.
 
-They are read off the stats merged from the log's digests (``monitor.digest``): one record
+They are read off the stats merged from the log's digests (``monitor.segments.digest``): one record
 per predicted instance (status 200) and one per refused request (its status).
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from dnnops.evaluate.decision import Decision
-from dnnops.monitor.digest import Stats
-from dnnops.monitor.labeled_rows import LabeledRows, class_positions, label_values
+from dnnops.monitor.segments.digest import Stats
+from dnnops.monitor.segments.labeled_rows import LabeledRows, class_positions, label_values
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from dnnops.data.pca import reconstruction_errors
 from dnnops.data.profile import Profile
 from dnnops.data.schema import category_key
 from dnnops.evaluate.calibration import Calibrator
-from dnnops.monitor.dataset_drift import as_feature_frame
-from dnnops.monitor.drift import percentile_counts
-from dnnops.monitor.scoring import finite_number
-from dnnops.monitor.sketch import QuantileSketch
+from dnnops.monitor.segments.scoring import finite_number
+from dnnops.monitor.stats.dataset_drift import as_feature_frame
+from dnnops.monitor.stats.drift import percentile_counts
+from dnnops.monitor.stats.sketch import QuantileSketch
 from dnnops.predlog.records import PredictionRecord
 from dnnops.vocabulary import GroupKey
 

@@ -24,8 +24,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from dnnops.monitor.digest_store import SETTLED_S, write_atomically
-from dnnops.monitor.ids import id_hashes
+from dnnops.monitor.segments.digest_store import SETTLED_S, write_atomically
+from dnnops.monitor.stats.ids import id_hashes
 from dnnops.predlog.frames import FrameStats, iter_frames
 from dnnops.predlog.reader import FEEDBACK, segment_modified, segments
 from dnnops.predlog.records import FeedbackRecord, UnreadableRecord

@@ -16,8 +16,8 @@ import pandas as pd
 from dnnops.config import DriftConfig
 from dnnops.data.pca import fit_pca_profile
 from dnnops.data.profile import FeatureProfile, Profile, profile_features, tensor_summaries
-from dnnops.monitor.drift import FeatureDrift, drift_from_counts, feature_drift
-from dnnops.monitor.multivariate import MultivariateDrift, multivariate_drift, ratio_drift
+from dnnops.monitor.stats.drift import FeatureDrift, drift_from_counts, feature_drift
+from dnnops.monitor.stats.multivariate import MultivariateDrift, multivariate_drift, ratio_drift
 from dnnops.parallel import column_map
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from dnnops.data.schema import category_key
-from dnnops.monitor.label_columns import encode_labels
-from dnnops.monitor.scoring import finite_number
+from dnnops.monitor.segments.label_columns import encode_labels
+from dnnops.monitor.segments.scoring import finite_number
 
 
 @dataclass(frozen=True)

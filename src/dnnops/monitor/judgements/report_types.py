@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dnnops.monitor.dataset_drift import DatasetDrift
-from dnnops.monitor.sli import Quality, VersionSlis
-from dnnops.monitor.slo import BurnAlert, BurnRate
+from dnnops.monitor.judgements.sli import Quality, VersionSlis
+from dnnops.monitor.judgements.slo import BurnAlert, BurnRate
+from dnnops.monitor.stats.dataset_drift import DatasetDrift
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 
@@ -244,7 +244,7 @@ def _nullable_numbers(node: Any) -> Any:
 
 
 def write_schema(path: Path = SCHEMA_FILE) -> None:
-    """Rewrite the schema file (``python -m dnnops.monitor.report_types`` after changing
+    """Rewrite the schema file (``python -m dnnops.monitor.judgements.report_types`` after changing
     the report's types on purpose)."""
     path.write_text(json.dumps(report_schema(), indent=2, sort_keys=True) + "\n")
 

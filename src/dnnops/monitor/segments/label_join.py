@@ -33,11 +33,11 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from dnnops.monitor.digest import LabelRows
-from dnnops.monitor.digest_store import write_atomically
-from dnnops.monitor.ids import id_hashes
-from dnnops.monitor.label_columns import LabelColumns
-from dnnops.monitor.labeled_rows import LabeledRows, common_codes
+from dnnops.monitor.segments.digest import LabelRows
+from dnnops.monitor.segments.digest_store import write_atomically
+from dnnops.monitor.segments.label_columns import LabelColumns
+from dnnops.monitor.segments.labeled_rows import LabeledRows, common_codes
+from dnnops.monitor.stats.ids import id_hashes
 from dnnops.vocabulary import GroupKey
 
 log = logging.getLogger("dnnops.monitor")

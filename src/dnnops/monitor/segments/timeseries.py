@@ -2,7 +2,7 @@
 
 Each (version, role, bucket) holds the ``Stats`` the report is made of (``stats_of``: the
 same counts, the same success definition, the same quantile sketch) plus the labels that
-scored its predictions (``monitor.scoring``, as the rollout gates score them), so a chart,
+scored its predictions (``monitor.segments.scoring``, as the rollout gates score them), so a chart,
 the report and a canary check never disagree on the same traffic. Both parts merge
 exactly: the bucket of a union is the merge of its parts'.
 """
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from dnnops.monitor.digest import Reference, Stats, stats_of
-from dnnops.monitor.scoring import score
+from dnnops.monitor.segments.digest import Reference, Stats, stats_of
+from dnnops.monitor.segments.scoring import score
 from dnnops.predlog.records import PredictionRecord
 
 
