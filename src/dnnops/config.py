@@ -27,6 +27,7 @@ from dnnops.config_errors import format_validation_error
 from dnnops.durations import parse_duration
 from dnnops.errors import ConfigError
 from dnnops.gpu import check_device
+from dnnops.plugins import DRIFT_METHODS, SLO_KINDS
 
 
 def _duration(value: object) -> object:
@@ -386,10 +387,23 @@ class ServeConfig(Section):
     log: ServeLogConfig = Field(default_factory=ServeLogConfig)
 
 
+def _drift_method(name: str) -> str:
+    if name != "auto":
+        DRIFT_METHODS.get(name)  # an unknown name raises, listing the registered ones
+    return name
+
+
+def _slo_kind(name: str) -> str:
+    SLO_KINDS.get(name)
+    return name
+
+
 class DriftConfig(Section):
-    method: Literal[
-        "auto", "psi", "ks", "wasserstein", "ks_wasserstein", "chi2", "jensen_shannon"
-    ] = "auto"
+    method: Annotated[str, AfterValidator(_drift_method)] = "auto"
+    """``auto`` (a KS test then the Wasserstein distance for numbers, a chi-square test
+    then the Jensen-Shannon distance for categories) or a registered method: ``psi``,
+    ``ks``, ``wasserstein``, ``ks_wasserstein``, ``chi2``, ``jensen_shannon``, or your own
+    (``dnnops.plugins.DRIFT_METHODS``)."""
     threshold: Annotated[float, Field(gt=0.0)] | None = None
     """None: the method's default (PSI 0.2, KS p 0.05, Wasserstein 0.1, JS 0.1)."""
     share: Fraction = 0.5
@@ -447,18 +461,22 @@ class MonitorConfig(Section):
 
 class ObjectiveConfig(Section):
     name: str
-    kind: Literal["latency", "success_rate", "accuracy", "label_coverage", "label_lag"]
-    """``label_coverage``: the share of answered predictions that receive a label;
-    ``label_lag``: the share of labels that arrive within ``threshold`` of their prediction."""
+    kind: Annotated[str, AfterValidator(_slo_kind)]
+    """A registered SLO kind (``dnnops.plugins.SLO_KINDS``): ``latency``, ``success_rate``,
+    ``accuracy``, ``label_coverage`` (the share of answered predictions that receive a
+    label), ``label_lag`` (the share of labels that arrive within ``threshold`` of their
+    prediction), or your own."""
     target: Annotated[float, Field(gt=0.0, lt=1.0)]
     threshold: Duration | None = None
     """Latency objectives: the share of requests faster than this; label_lag: the share of
     labels arriving within this."""
 
     @model_validator(mode="after")
-    def _lag_needs_a_threshold(self) -> ObjectiveConfig:
-        if self.kind == "label_lag" and self.threshold is None:
-            raise ValueError("a label_lag objective needs a threshold (e.g. threshold: 1d)")
+    def _threshold_if_needed(self) -> ObjectiveConfig:
+        kind = SLO_KINDS.get(self.kind)
+        if kind.threshold == "required" and self.threshold is None:
+            example = f" (e.g. threshold: {kind.threshold_example})" * bool(kind.threshold_example)
+            raise ValueError(f"a {self.kind} objective needs a threshold{example}")
         return self
 
 

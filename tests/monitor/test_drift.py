@@ -107,7 +107,7 @@ def test_decile_counts_derived_from_the_percentile_pass_equal_a_direct_count(
     reference: list[int], current: list[float]
 ) -> None:
     from dnnops.data.profile import numeric_profile
-    from dnnops.monitor.stats.drift import bin_counts, decile_counts, percentile_counts
+    from dnnops.monitor.stats.drift.scores import bin_counts, decile_counts, percentile_counts
 
     profile = numeric_profile("x", np.asarray(reference, dtype="float64"))
     values = np.asarray(current, dtype="float64")

@@ -22,7 +22,7 @@ import numpy as np
 
 from dnnops.config import ExplainConfig, MonitorConfig, ObjectiveConfig, SloConfig
 from dnnops.errors import DnnopsError
-from dnnops.evaluate.decision import Decision, decide
+from dnnops.evaluate.decision import Decision
 from dnnops.evaluate.explain import importance_shift
 from dnnops.monitor.explanations import ExplanationWindow, explanations_in_window, top
 from dnnops.monitor.judgements.report_types import (
@@ -38,7 +38,7 @@ from dnnops.monitor.judgements.report_types import (
     TierSplit,
     VersionSection,
 )
-from dnnops.monitor.judgements.runbooks import runbook_url
+from dnnops.monitor.judgements.runbooks import page_url
 from dnnops.monitor.judgements.sli import (
     Quality,
     VersionSlis,
@@ -54,25 +54,25 @@ from dnnops.monitor.judgements.slo import (
     burn_rules,
     longest_window_s,
 )
+from dnnops.monitor.judgements.slo_kinds.kind import Events
 from dnnops.monitor.segments.digest import (
     MinuteCounts,
     Reference,
     Stats,
     digest_records,
-    threshold_key,
 )
 from dnnops.monitor.segments.digest_store import SETTLED_S, DigestStore, fingerprint, segment_key
 from dnnops.monitor.segments.label_columns import FeedbackColumns
 from dnnops.monitor.segments.label_join import FeedbackSegment, LabelJoin, Segment
-from dnnops.monitor.segments.labeled_rows import LabeledRows, class_positions
+from dnnops.monitor.segments.labeled_rows import LabeledRows
 from dnnops.monitor.segments.rollup import Rollup, bucket_start
 from dnnops.monitor.stats.dataset_drift import DatasetDrift, dataset_drift_from_counts
 from dnnops.monitor.stats.drift import (
-    DEFAULT_THRESHOLDS,
     category_union,
     drift_from_counts,
     jensen_shannon_distance,
 )
+from dnnops.plugins import DRIFT_METHODS, SLO_KINDS
 from dnnops.predlog.reader import (
     FEEDBACK,
     PREDICTIONS,
@@ -203,7 +203,7 @@ def _budgets(
                     worst.short_window_s,
                     worst.long_rate,
                     worst.short_rate,
-                    runbook_url=runbook_url(objective.kind, runbooks),
+                    runbook_url=page_url(SLO_KINDS.get(objective.kind).runbook_page, runbooks),
                 )
             )
     return objectives, alerts
@@ -257,7 +257,9 @@ def digest_store(logs_dir: Path, slo: SloConfig) -> DigestStore:
 
 
 def latency_thresholds_ms(slo: SloConfig) -> list[float]:
-    return [(o.threshold or 0.0) * 1000 for o in slo.objectives if o.kind == "latency"]
+    return [
+        (o.threshold or 0.0) * 1000 for o in slo.objectives if SLO_KINDS.get(o.kind).slower_than
+    ]
 
 
 def _rollup(
@@ -551,7 +553,7 @@ def _prediction_drift(loaded: LoadedVersion, stats: Stats) -> PredictionDrift | 
         return None
     names, reference, current = category_union(loaded.profile.target, stats.classes)
     score = jensen_shannon_distance(reference, current)
-    threshold = DEFAULT_THRESHOLDS["jensen_shannon"]
+    threshold = DRIFT_METHODS.get("jensen_shannon").default_threshold
     return PredictionDrift(
         method="jensen_shannon",
         score=score,
@@ -591,76 +593,9 @@ def _counter(
     now: float,
 ) -> CountsFor:
     """(bad, total) of ``objective`` in the window of a given length ending ``now``
-    (whole minutes, as every window of the report)."""
-    if objective.kind == "accuracy":
-        return _accuracy_counter(labeled, classes=classes, decision=decision, now=now)
-    if objective.kind == "label_lag":
-        return _lag_counter(labeled, threshold_s=objective.threshold or 0.0, now=now)
-    if objective.kind == "label_coverage":
-        return _coverage_counter(history, labeled, now=now)
-    slower = threshold_key((objective.threshold or 0.0) * 1000)
-    buckets = np.array([m.bucket for m in history], dtype="float64")
-    answered = np.array([m.predictions for m in history], dtype="int64")
-    failed = np.array([m.server_errors for m in history], dtype="int64")
-    bad = failed if objective.kind == "success_rate" else (
-        np.array([m.slower_than.get(slower, 0) for m in history], dtype="int64")
-    )  # fmt: skip
-
-    def counts(seconds: float) -> tuple[int, int]:
-        """Availability judges what ``Stats.success_rate`` judges: the answered and the
-        failed on the server's side; a client's bad request burns no budget. Latency
-        judges the answered only, so one outage is one alert, not two."""
-        within = buckets >= bucket_start(now - seconds)
-        judged = answered[within].sum() + (failed[within].sum() if bad is failed else 0)
-        return int(bad[within].sum()), int(judged)
-
-    return counts
-
-
-def _lag_counter(labeled: LabeledRows, *, threshold_s: float, now: float) -> CountsFor:
-    """(late, labels) among the labels of predictions made in the window."""
-    made = labeled.ts
-    late = labeled.label_ts - made > threshold_s
-
-    def counts(seconds: float) -> tuple[int, int]:
-        within = made >= bucket_start(now - seconds)
-        return int(late[within].sum()), int(within.sum())
-
-    return counts
-
-
-def _coverage_counter(
-    history: list[MinuteCounts], labeled: LabeledRows, *, now: float
-) -> CountsFor:
-    """(unlabelled, answered) among the predictions made in the window."""
-    buckets = np.array([m.bucket for m in history], dtype="float64")
-    answered = np.array([m.predictions for m in history], dtype="int64")
-    made = labeled.ts
-
-    def counts(seconds: float) -> tuple[int, int]:
-        start = bucket_start(now - seconds)
-        total = int(answered[buckets >= start].sum())
-        return max(total - int((made >= start).sum()), 0), total
-
-    return counts
-
-
-def _accuracy_counter(
-    labeled: LabeledRows, *, classes: list[int | str], decision: Decision | None, now: float
-) -> CountsFor:
-    """(wrong, labeled) among the predictions whose label arrived, by prediction time
-    (a label outside the classes is wrong; the answered class as the version decides)."""
-    scored = labeled.outputs.shape[1] == len(classes) and len(classes) > 0
-    judged_ts = labeled.ts if scored else np.array([], dtype="float64")
-    truth = class_positions(labeled, classes)
-    answered = decide(labeled.outputs, decision) if scored else np.array([], dtype="int64")
-    wrong = answered != truth if scored else np.array([], dtype=bool)
-
-    def counts(seconds: float) -> tuple[int, int]:
-        recent = judged_ts >= bucket_start(now - seconds)
-        return int(wrong[recent].sum()), int(recent.sum())
-
-    return counts
+    (whole minutes, as every window of the report), counted as its kind counts."""
+    events = Events(history, labeled, classes, decision, now)
+    return SLO_KINDS.get(objective.kind).counter(objective, events)
 
 
 def _objective(

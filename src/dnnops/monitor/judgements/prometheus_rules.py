@@ -2,17 +2,12 @@
 multi-burn-rate alerts ``dnnops monitor report --alert`` raises, evaluated by a team's own
 Prometheus on the server's ``/metrics``.
 
-Events are counted as the report counts them. Success-rate objectives judge each
-predicted instance and each request failed on the server's side (5xx, which includes a
-model's invalid output), the failures being bad; a client's bad request (4xx) is not
-judged at all. Latency objectives judge the answered requests, the ones slower than the
-objective's threshold being bad (read from the request-duration histogram, where the
-server puts every threshold as an exact bucket bound): a failure burns the availability
-budget only, so one outage is one alert. The latency counts agree with the report's
-exactly when each request carries one instance: the histogram times requests, the report
-instances. Accuracy objectives need labels
-that arrive after the fact, so they stay with ``dnnops monitor report`` (a comment in
-the output says so).
+Events are counted as the report counts them: each SLO kind that Prometheus can judge
+from the server's own metrics carries its PromQL (``SloKind.promql``, beside its
+counter in ``slo_kinds/``). Latency counts agree with the report's exactly when each
+request carries one instance: the histogram times requests, the report instances. Kinds
+that need labels (accuracy, label coverage and lag) stay with ``dnnops monitor report``
+(a comment in the output says so).
 """
 
 from __future__ import annotations
@@ -20,16 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from prometheus_client.utils import floatToGoString
 
 from dnnops.config import ObjectiveConfig, ProjectConfig
 from dnnops.durations import format_duration
-from dnnops.monitor.judgements.runbooks import runbook_url
+from dnnops.monitor.judgements.runbooks import page_url, runbook_url
 from dnnops.monitor.judgements.slo import burn_rules
-
-REQUESTS = "dnnops_requests_total"
-INSTANCES = "dnnops_instances_total"
-DURATION = "dnnops_request_duration_seconds"
+from dnnops.monitor.judgements.slo_kinds.kind import Query
+from dnnops.plugins import SLO_KINDS
 
 
 def window(seconds: float) -> str:
@@ -40,41 +32,28 @@ def window(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
-def _events(objective: ObjectiveConfig, model: str, range_: str, *, over: str) -> tuple[str, str]:
+def _events(
+    objective: ObjectiveConfig, model: str, range_: str, *, over: str
+) -> tuple[str, str] | None:
     """PromQL for (bad, judged) events of ``objective`` over ``range_``, each summed with
-    ``over`` (``rate`` or ``increase``), counted as the report counts them: a judged
-    event is a predicted instance or a request failed on the server's side (5xx, an
-    invalid output included); a client's bad request (4xx) is not judged at all."""
-    selector = f'model="{model}"'
-    failed = f'(sum({over}({REQUESTS}{{{selector},status=~"5.."}}[{range_}])) or vector(0))'
-    if objective.kind == "success_rate":
-        answered = f"(sum({over}({INSTANCES}{{{selector}}}[{range_}])) or vector(0))"
-        return failed, f"({answered} + {failed})"
-    # latency: the answered requests slower than the threshold (a failure burns availability)
-    bound = floatToGoString(objective.threshold)  # type: ignore[no-untyped-call]  # the exact le label the client writes
-    answered = f"(sum({over}({DURATION}_count{{{selector}}}[{range_}])) or vector(0))"
-    fast = f'(sum({over}({DURATION}_bucket{{{selector},le="{bound}"}}[{range_}])) or vector(0))'
-    return f"({answered} - {fast})", answered
+    ``over`` (``rate`` or ``increase``), counted as the report counts them (the kind's own
+    ``promql``); None for an objective Prometheus cannot judge (accuracy needs labels)."""
+    promql = SLO_KINDS.get(objective.kind).promql
+    return None if promql is None else promql(objective, Query(f'model="{model}"', range_, over))
 
 
 def error_ratio(objective: ObjectiveConfig, model: str, range_: str) -> str | None:
     """PromQL for the share of bad events of ``objective`` over ``range_``; None for an
     objective Prometheus cannot judge (accuracy needs labels)."""
-    if not _judged_here(objective):
-        return None
-    bad, judged = _events(objective, model, range_, over="rate")
-    return f"{bad} / {judged}"
+    events = _events(objective, model, range_, over="rate")
+    return None if events is None else f"{events[0]} / {events[1]}"
 
 
 def event_count(objective: ObjectiveConfig, model: str, range_: str) -> str:
     """PromQL for how many events ``objective`` judged over ``range_``."""
-    return _events(objective, model, range_, over="increase")[1]
-
-
-def _judged_here(objective: ObjectiveConfig) -> bool:
-    return objective.kind == "success_rate" or (
-        objective.kind == "latency" and objective.threshold is not None
-    )
+    events = _events(objective, model, range_, over="increase")
+    assert events is not None, "asked only of objectives with an error ratio"
+    return events[1]
 
 
 def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
@@ -88,6 +67,7 @@ def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
         if error_ratio(objective, model, "5m") is None:
             continue
         labels = {"model": model, "objective": objective.name}
+        kind = SLO_KINDS.get(objective.kind)
         for seconds in ranges:
             recording.append(
                 {
@@ -122,7 +102,7 @@ def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
                             f"target {objective.target:.3%} over "
                             f"{format_duration(project.slo.window)}; see dnnops monitor report"
                         ),
-                        "runbook_url": runbook_url(objective.kind, runbooks),
+                        "runbook_url": page_url(kind.runbook_page, runbooks),
                     },
                 }
             )

@@ -7,11 +7,6 @@ from __future__ import annotations
 from typing import Literal
 
 Topic = Literal[
-    "latency",
-    "success_rate",
-    "accuracy",
-    "label_coverage",
-    "label_lag",
     "drift",
     "rollout",
     "invalid_output",
@@ -20,11 +15,6 @@ Topic = Literal[
     "controller",
 ]
 PAGES: dict[Topic, str] = {
-    "latency": "latency",
-    "success_rate": "availability",
-    "accuracy": "accuracy",
-    "label_coverage": "labels",
-    "label_lag": "labels",
     "drift": "drift",
     "rollout": "rollback",
     "invalid_output": "invalid-outputs",
@@ -36,4 +26,9 @@ DEFAULT_TEMPLATE = "docs/runbooks/{page}.md"
 
 
 def runbook_url(topic: Topic, template: str = DEFAULT_TEMPLATE) -> str:
-    return template.format(page=PAGES[topic])
+    return page_url(PAGES[topic], template)
+
+
+def page_url(page: str, template: str = DEFAULT_TEMPLATE) -> str:
+    """The runbook page's address (an SLO kind names its own page: ``SloKind.runbook_page``)."""
+    return template.format(page=page)

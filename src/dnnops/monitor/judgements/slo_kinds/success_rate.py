@@ -1,0 +1,45 @@
+"""Availability: the share of judged requests that did not fail on the server's side."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dnnops.config import ObjectiveConfig
+from dnnops.monitor.judgements.slo import CountsFor
+from dnnops.monitor.judgements.slo_kinds.kind import INSTANCES, REQUESTS, Events, Query, SloKind
+from dnnops.plugins import SLO_KINDS
+
+
+def counter(objective: ObjectiveConfig, events: Events) -> CountsFor:
+    """Availability judges what ``Stats.success_rate`` judges: the answered and the failed
+    on the server's side; a client's bad request burns no budget."""
+    from dnnops.monitor.segments.rollup import bucket_start
+
+    buckets = np.array([m.bucket for m in events.history], dtype="float64")
+    answered = np.array([m.predictions for m in events.history], dtype="int64")
+    failed = np.array([m.server_errors for m in events.history], dtype="int64")
+
+    def counts(seconds: float) -> tuple[int, int]:
+        within = buckets >= bucket_start(events.now - seconds)
+        return int(failed[within].sum()), int(answered[within].sum() + failed[within].sum())
+
+    return counts
+
+
+def promql(_: ObjectiveConfig, q: Query) -> tuple[str, str]:
+    """A judged event is a predicted instance or a request failed on the server's side (5xx,
+    an invalid output included); a client's bad request (4xx) is not judged at all."""
+    failed = f'(sum({q.over}({REQUESTS}{{{q.selector},status=~"5.."}}[{q.range}])) or vector(0))'
+    answered = f"(sum({q.over}({INSTANCES}{{{q.selector}}}[{q.range}])) or vector(0))"
+    return failed, f"({answered} + {failed})"
+
+
+SLO_KINDS.register(
+    SloKind(
+        name="success_rate",
+        summary="the share of requests that did not fail on the server's side (5xx)",
+        counter=counter,
+        runbook_page="availability",
+        promql=promql,
+    )
+)
