@@ -145,7 +145,7 @@ def test_uniform_burn_fires_exactly_the_rules_it_exceeds(share: float, target: f
 
 
 def test_feature_freshness_is_the_age_of_the_last_value_seen() -> None:
-    from dnnops.monitor.report import freshness
+    from dnnops.monitor.judgements.signals import freshness
     from dnnops.monitor.segments.digest import last_seen
     from dnnops.predlog.records import PredictionRecord
 

@@ -29,6 +29,7 @@ from dnnops.config import ExplainConfig
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.errors import DnnopsError
 from dnnops.evaluate.explain import Explainer, mean_abs_importance
+from dnnops.monitor.judgements.signals import ExplanationWindow
 from dnnops.predlog.follower import LogFollower
 from dnnops.predlog.reader import PREDICTIONS, read_records
 from dnnops.predlog.records import ExplanationRecord, PredictionRecord, UnreadableRecord
@@ -227,15 +228,6 @@ def _flat(attributions: Any) -> dict[str, float]:
     return {str(i): float(v) for i, v in enumerate(flat)}
 
 
-@dataclass(frozen=True)
-class ExplanationWindow:
-    """A version's explanations over a report's window."""
-
-    explained: int
-    method: str | None
-    importance: dict[str, float]
-
-
 def explanations_in_window(
     logs_dir: Path, start: float, end: float
 ) -> dict[tuple[str, str, str], ExplanationWindow]:
@@ -256,7 +248,3 @@ def explanations_in_window(
         key: ExplanationWindow(len(named), methods.get(key), mean_abs_importance(named))
         for key, named in rows.items()
     }
-
-
-def top(importance: dict[str, float], count: int = 10) -> dict[str, float]:
-    return dict(sorted(importance.items(), key=lambda item: -item[1])[:count])
