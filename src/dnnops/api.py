@@ -35,12 +35,12 @@ class Model:
     """A registered version, loaded and verified, ready to predict in this process."""
 
     def __init__(self, loaded: LoadedVersion, policy: ServeConfig | None = None) -> None:
-        from dnnops.registry.loader import make_predictor
-        from dnnops.serve.inputs import InputAdapter
+        from dnnops.inference.inputs import InputAdapter
+        from dnnops.inference.predictor import Predictor
 
         self._loaded = loaded
         self._adapter = InputAdapter(loaded.schema, policy or ServeConfig(), loaded.preprocessor)
-        self._logits = make_predictor(loaded)
+        self._predictor = Predictor.create(loaded)
         self.name = loaded.record.model
         self.version = loaded.record.version
         self.classes = loaded.classes
@@ -55,38 +55,27 @@ class Model:
 
     def predict_proba(self, rows: Rows) -> np.ndarray:
         """Class probabilities, (N, classes), columns in ``classes`` order."""
-        from dnnops.evaluate.metrics import softmax
-
         if self._loaded.is_regression:
             raise UsageError(f"{self.name}@{self.version} is a regression: use predict()")
-        probabilities: np.ndarray = softmax(self._outputs(rows).astype("float64"))
-        return probabilities
+        return self._outputs(rows)
 
     def predict(self, rows: Rows) -> np.ndarray:
         """Predicted labels, as they were in the training data (strings stay strings), or
         numbers for a regression."""
-        if self._loaded.is_regression:
-            values: np.ndarray = self._outputs(rows).reshape(-1)
-            return values
-        from dnnops.evaluate.decision import decide
-
-        labels = np.asarray(self.classes, dtype=object)
-        predicted: np.ndarray = labels[decide(self.predict_proba(rows), self._loaded.decision)]
-        return predicted
+        return self._predictor.answers(self._outputs(rows))
 
     def _outputs(self, rows: Rows) -> np.ndarray:
+        """Probabilities or values (``inference.predictor``): never logits, never NaN."""
         from dnnops.data.preprocess import apply_preprocessing
-        from dnnops.models.outputs import refuse_non_finite
 
         x = apply_preprocessing(self._loaded.preprocessor, self._checked(rows))
-        return refuse_non_finite(self._logits(x))
+        return self._predictor(x)
 
     def _checked(self, rows: Rows) -> Any:
         """``rows`` held to the server's schema and input policy: a DataFrame column by
         column (as batch prediction does), anything else as the v1 route's instances."""
         from dnnops.data.policy import PolicyViolation, enforce_frame
         from dnnops.data.table import ColumnValueError
-        from dnnops.serve.errors import HttpError
 
         loaded = self._loaded
         try:
@@ -94,8 +83,6 @@ class Model:
                 policy = self._adapter.policy
                 return enforce_frame(rows, loaded.schema, loaded.preprocessor, policy=policy)[0]
             return self._adapter.from_v1(_instances(rows)).raw
-        except HttpError as exc:
-            raise UsageError(exc.message) from None
         except (PolicyViolation, ColumnValueError, DnnopsError) as exc:
             raise UsageError(str(exc)) from None
 

@@ -39,6 +39,18 @@ class DataValidationFailed(DnnopsError):
         self.findings = findings
 
 
+class MalformedInput(DnnopsError):
+    """A prediction request is not the shape any model takes (``instances`` is not a list,
+    rows mix objects and lists): HTTP 400."""
+
+
+class InputViolation(DnnopsError):
+    """Well-formed inputs that break the version's schema or input policy: HTTP 422, and
+    the message names the tensor or feature and the rule."""
+
+    http_status = 422
+
+
 class GatesFailed(DnnopsError):
     """A version failed its evaluation gates and was asked to serve traffic."""
 

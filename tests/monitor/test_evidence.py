@@ -93,10 +93,10 @@ def test_burn_rate_alerts_need_a_minimum_of_events() -> None:
 
 def test_the_report_raises_one_alert_per_condition(tmp_path: Path) -> None:
     from dnnops.home import resolve_home
+    from dnnops.inference.logger import PredictionLogger
     from dnnops.monitor.report import build_report
     from dnnops.predlog.records import PredictionRecord
     from dnnops.registry.open import open_registry
-    from dnnops.serve.predictions import PredictionLogger
 
     now = time.time()
     records = [

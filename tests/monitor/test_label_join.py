@@ -139,8 +139,8 @@ def test_labels_of_any_json_type_keep_their_type_and_score_as_categories() -> No
 def test_settled_feedback_segments_are_kept_as_columns_and_equal_the_records(
     tmp_path: Path,
 ) -> None:
+    from dnnops.inference.logger import PredictionLogger
     from dnnops.predlog.reader import read_feedback
-    from dnnops.serve.predictions import PredictionLogger
 
     logger = PredictionLogger(tmp_path / "logs").start()
     try:

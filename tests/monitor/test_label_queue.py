@@ -15,11 +15,11 @@ import pytest
 from dnnops.config import MonitorConfig, SloConfig
 from dnnops.errors import UsageError
 from dnnops.home import resolve_home
+from dnnops.inference.logger import PredictionLogger
 from dnnops.monitor.report import build_report
 from dnnops.monitor.segments.label_queue import label_queue
 from dnnops.predlog.records import FeedbackRecord, PredictionRecord
 from dnnops.registry.open import open_registry
-from dnnops.serve.predictions import PredictionLogger
 from tests.conftest import CliResult
 
 NOW = time.time()

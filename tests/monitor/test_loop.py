@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
 from dnnops.home import resolve_home
+from dnnops.inference.logger import PredictionLogger
 from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.loop import MonitorLoop
@@ -21,7 +22,6 @@ from dnnops.registry.db import open_engine
 from dnnops.registry.loader import LoadedVersion
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import ModelRegistry
-from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.report_worker import ReportWorker
 
 SLO = SloConfig.model_validate(

@@ -18,13 +18,13 @@ import pytest
 from dnnops.config import DriftConfig, MonitorConfig, ProjectConfig, SloConfig
 from dnnops.data.profile import numeric_profile, profile_features
 from dnnops.home import resolve_home
+from dnnops.inference.logger import PredictionLogger
 from dnnops.monitor.judgements.prometheus_rules import prometheus_rules
 from dnnops.monitor.report import build_report
 from dnnops.monitor.stats.dataset_drift import dataset_drift, reference_from_frame
 from dnnops.monitor.stats.drift import drift_from_counts, percentile_counts
 from dnnops.plugins import DRIFT_METHODS, SLO_KINDS, UnknownName
 from dnnops.registry.open import open_registry
-from dnnops.serve.predictions import PredictionLogger
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ import yaml
 
 from dnnops.config import MonitorConfig, ProjectConfig
 from dnnops.home import resolve_home
+from dnnops.inference.logger import PredictionLogger
 from dnnops.monitor.judgements.prometheus_rules import prometheus_rules
 from dnnops.monitor.report import build_report
 from dnnops.registry.open import open_registry
-from dnnops.serve.predictions import PredictionLogger
 from tests.export.test_export import promtool
 
 MINUTES = 120

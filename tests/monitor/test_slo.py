@@ -167,9 +167,9 @@ def test_the_error_budget_covers_the_whole_slo_window(tmp_path: Path) -> None:
     """50 server errors ten days ago spend a 30-day budget; a 3-day reading would miss them."""
     from dnnops.config import SloConfig
     from dnnops.home import resolve_home
+    from dnnops.inference.logger import PredictionLogger
     from dnnops.monitor.report import build_report
     from dnnops.registry.open import open_registry
-    from dnnops.serve.predictions import PredictionLogger
 
     now = time.time()
     context = {"endpoint": "toy", "model": "toy", "version": "1"}

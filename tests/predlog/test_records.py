@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
+from dnnops.inference.logger import PredictionLogger
 from dnnops.predlog.frames import FrameStats
 from dnnops.predlog.reader import (
     FEEDBACK,
@@ -25,7 +26,6 @@ from dnnops.predlog.records import (
     UnreadableRecord,
 )
 from dnnops.predlog.writer import SegmentWriter
-from dnnops.serve.predictions import PredictionLogger
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "dnnops"
 

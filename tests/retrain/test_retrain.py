@@ -12,9 +12,9 @@ import pandas as pd
 import yaml
 from sklearn.datasets import load_digits
 
+from dnnops.inference.logger import PredictionLogger
 from dnnops.predlog.records import RequestContext
 from dnnops.quickstart.camera import new_camera
-from dnnops.serve.predictions import PredictionLogger
 from tests.conftest import CliResult
 
 POLICY = {

@@ -20,6 +20,7 @@ import torch
 import dnnops
 from dnnops.config import RolloutConfig
 from dnnops.home import resolve_home
+from dnnops.inference.logger import PredictionLogger
 from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import ModelRegistry, VersionRecord
@@ -27,7 +28,6 @@ from dnnops.rollout.begin import begin_rollout
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.ports import Traffic
 from dnnops.rollout.store import RolloutStore
-from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.runtime import Endpoint
 
 LOADED: Any = object()

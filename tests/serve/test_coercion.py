@@ -13,8 +13,8 @@ from dnnops.config import PreprocessingConfig, ServeConfig
 from dnnops.data.dataset import Dataset
 from dnnops.data.preprocess import fit_preprocessor
 from dnnops.data.schema import infer_schema
-from dnnops.serve.errors import SchemaViolation
-from dnnops.serve.inputs import InputAdapter
+from dnnops.errors import InputViolation
+from dnnops.inference.inputs import InputAdapter
 from tests.userdata import penguins_frame
 
 
@@ -47,13 +47,13 @@ def test_strict_refuses_the_wrong_json_type_naming_the_feature(
     adapter = _adapter()
     instance = {**ROW, "rooms": 2, **change}
     for instances in ([instance], [dict(ROW, rooms=1)] * 70 + [instance]):  # small and large
-        with pytest.raises(SchemaViolation) as raised:
+        with pytest.raises(InputViolation) as raised:
             adapter.from_v1(instances)
         message = str(raised.value)
         assert repr(feature) in message and said in message
         assert "serve.coerce: lenient" in message
     as_row = [instance[n] for n in adapter.names]  # a list in schema order too
-    with pytest.raises(SchemaViolation, match=re.escape(repr(feature))):
+    with pytest.raises(InputViolation, match=re.escape(repr(feature))):
         adapter.from_v1([as_row])
 
 
@@ -80,7 +80,7 @@ def test_a_tensor_model_refuses_null_by_default() -> None:
     adapter = InputAdapter(schema, ServeConfig(), pre)
     instance = x[0].tolist()
     instance[1][2] = None
-    with pytest.raises(SchemaViolation, match=r"serve\.non_finite"):
+    with pytest.raises(InputViolation, match=r"serve\.non_finite"):
         adapter.from_v1([instance])
     lenient = InputAdapter(schema, ServeConfig(non_finite="impute"), pre)
     assert lenient.from_v1([instance]).raw.shape == (1, 2, 3)

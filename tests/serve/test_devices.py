@@ -91,7 +91,7 @@ def test_a_served_version_splits_on_out_of_memory_and_counts_it(
 
         return predict
 
-    monkeypatch.setattr("dnnops.serve.runtime.make_predictor", on_a_small_gpu)
+    monkeypatch.setattr("dnnops.inference.predictor.make_predictor", on_a_small_gpu)
     metrics = ServerMetrics()
     runtime = VersionRuntime.create("lin", loaded, ServeConfig(max_batch_size=16), metrics=metrics)
 

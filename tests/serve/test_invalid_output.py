@@ -91,3 +91,37 @@ def test_batch_prediction_refuses_a_nan_output_naming_the_file_row(
     assert done.code != 0
     assert "NaN or infinity for row(s) [6] (1 of 8)" in done.err
     assert not out.exists()  # no answers written beside the refused ones
+
+
+def test_the_api_and_batch_prediction_answer_from_one_predictor_contract(tmp_path: Path) -> None:
+    """Probabilities (rows summing to 1), never logits, the same numbers on both paths."""
+    from dnnops.batch.predict import predict_file
+    from dnnops.data.policy import InputPolicy
+    from dnnops.home import resolve_home
+    from dnnops.inference.predictor import Predictor
+    from dnnops.registry.loader import load_version
+    from dnnops.registry.open import open_registry
+
+    home = tmp_path / "home"
+    reference = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(100, 4)), columns=["a", "b", "c", "d"]
+    )
+    torch.manual_seed(0)
+    dnnops.log_model(NanAboveTen(), name="nan", reference=reference, home=home)
+    registry = open_registry(resolve_home(home))
+    predictor = Predictor.create(load_version(registry, registry.resolve_ref("nan@1")))
+    x = reference.head(5).to_numpy("float32")
+    outputs = predictor(x)
+    assert outputs.dtype == np.float32 and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-6)
+    assert (outputs >= 0).all(), "probabilities, not logits"
+    model = dnnops.load("nan@1", home=home)
+    np.testing.assert_allclose(model.predict_proba(reference.head(5)), outputs, rtol=1e-6)
+    assert list(model.predict(reference.head(5))) == list(predictor.answers(outputs))
+    reference.head(5).to_csv(tmp_path / "rows.csv", index=False)
+    predict_file(
+        predictor.loaded, tmp_path / "rows.csv", tmp_path / "out.parquet", policy=InputPolicy()
+    )
+    written = pd.read_parquet(tmp_path / "out.parquet")
+    probabilities = written[[f"probability_{c}" for c in model.classes]].to_numpy()
+    np.testing.assert_allclose(probabilities, outputs, rtol=1e-6)
+    assert list(written["prediction"]) == list(predictor.answers(outputs))

@@ -27,15 +27,13 @@ from dnnops.data.policy import Counts, InputPolicy, PolicyViolation, enforce_fra
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.table import ColumnValueError
 from dnnops.errors import DataError, UsageError
-from dnnops.evaluate.decision import decide
-from dnnops.evaluate.metrics import softmax
-from dnnops.models.outputs import refuse_non_finite
+from dnnops.inference.predictor import Predictor
 from dnnops.predlog.records import RequestContext
 from dnnops.predlog.redaction import Mode, Redaction
-from dnnops.registry.loader import LoadedVersion, make_predictor
+from dnnops.registry.loader import LoadedVersion
 
 if TYPE_CHECKING:
-    from dnnops.serve.predictions import PredictionLogger
+    from dnnops.inference.logger import PredictionLogger
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -68,7 +66,7 @@ def predict_file(
     column per class; one row per input row, in order. Logged inputs keep sensitive
     features as ``redact`` says, as the server's."""
     check_paths(loaded, source, out)
-    predict = make_predictor(loaded, os.cpu_count() or 1)
+    predictor = Predictor.create(loaded, os.cpu_count() or 1)
     prefix = os.urandom(4).hex()
     result = BatchResult()
     started = time.perf_counter()
@@ -77,7 +75,7 @@ def predict_file(
     try:
         for frame in _chunks(source, chunk_rows):
             table, ids, labels, probabilities = predict_chunk(
-                loaded, frame, predict, policy=policy, prefix=prefix, result=result, keep=keep
+                loaded, frame, predictor, policy=policy, prefix=prefix, result=result, keep=keep
             )
             writer.write(table)
             if logger is not None:
@@ -104,7 +102,7 @@ def predict_file(
 def predict_chunk(
     loaded: LoadedVersion,
     frame: pd.DataFrame,
-    predict: Callable[[np.ndarray], np.ndarray],
+    predictor: Predictor,
     *,
     policy: InputPolicy,
     prefix: str,
@@ -121,17 +119,16 @@ def predict_chunk(
             "refuse them too: clean the file, or change the policy in dnnops.yaml (-c)"
         ) from None
     result.anomalies.update(counts)
-    outputs = predict(apply_preprocessing(loaded.preprocessor, batch))
-    refuse_non_finite(outputs, first_row=result.rows)  # rows of the file, from 0
+    x = apply_preprocessing(loaded.preprocessor, batch)
+    outputs = predictor(x, first_row=result.rows)  # a NaN names its rows in the file
     ids = row_ids(prefix, result.rows, len(frame))
     columns: dict[str, Any] = {name: _kept(frame, name) for name in keep}
     if loaded.is_regression:
         values = outputs.reshape(-1).astype("float32")
         columns |= {"prediction_id": ids, "prediction": values}
         return pa.table(columns), ids, values, None
-    probabilities = softmax(outputs)
-    classes = np.asarray(loaded.classes, dtype=object)
-    labels = classes[decide(probabilities, loaded.decision)]
+    probabilities = outputs
+    labels = predictor.answers(probabilities)
     columns |= {"prediction_id": ids, "prediction": pa.array(labels, from_pandas=True)}
     for position, name in enumerate(loaded.classes):
         columns[f"probability_{name}"] = probabilities[:, position].astype("float32")

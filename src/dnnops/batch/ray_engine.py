@@ -64,12 +64,13 @@ class _ChunkPredictor:
 
     def __init__(self, spec: VersionSpec) -> None:
         from dnnops.home import resolve_home
-        from dnnops.registry.loader import load_version, make_predictor
+        from dnnops.inference.predictor import Predictor
+        from dnnops.registry.loader import load_version
         from dnnops.registry.open import open_registry
 
         registry = open_registry(resolve_home(None))
         self.loaded = load_version(registry, registry.resolve_ref(spec.ref))
-        self.predict = make_predictor(self.loaded, 1)  # Ray gives each actor one core
+        self.predictor = Predictor.create(self.loaded, 1)  # Ray gives each actor one core
         self.policy = spec.policy
         self.tally = spec.tally
         self.keep = spec.keep
@@ -81,7 +82,7 @@ class _ChunkPredictor:
 
         before = Counter(self.result.anomalies)
         table, _, _, _ = predict_chunk(
-            self.loaded, frame, self.predict, policy=self.policy, prefix=self.prefix,
+            self.loaded, frame, self.predictor, policy=self.policy, prefix=self.prefix,
             result=self.result, keep=self.keep,
         )  # fmt: skip
         self.result.rows += len(frame)

@@ -48,9 +48,9 @@ def predict_command(
 
     from dnnops.batch.predict import predict_file
     from dnnops.data.policy import InputPolicy
+    from dnnops.inference.logger import PredictionLogger
     from dnnops.registry.loader import load_version
     from dnnops.registry.open import open_registry
-    from dnnops.serve.predictions import PredictionLogger
 
     if engine not in ("local", "ray"):
         raise UsageError(f"--engine must be local or ray, not {engine!r}")

@@ -17,9 +17,9 @@ from dnnops.config import (
 from dnnops.console import make_console, rows_table
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.home import Home, resolve_home
+from dnnops.inference.logger import PredictionLogger
 from dnnops.registry.open import open_registry
 from dnnops.serve.launch import Launch, refuse_open_bind, serve
-from dnnops.serve.predictions import PredictionLogger
 
 
 def serve_command(

@@ -27,6 +27,7 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.errors import UsageError
 from dnnops.examples import example_text
 from dnnops.home import Home
+from dnnops.inference.predictor import Predictor
 from dnnops.monitor.judgements.alerts import AlertStore, alerts_from_report, deliver
 from dnnops.monitor.judgements.report_types import EstimatedAccuracy, Report
 from dnnops.monitor.report import build_report
@@ -34,7 +35,7 @@ from dnnops.quickstart.camera import new_camera
 from dnnops.quickstart.replay import Replayed, replay
 from dnnops.registry.db import open_engine
 from dnnops.registry.from_run import candidate_from_run
-from dnnops.registry.loader import load_version, make_predictor
+from dnnops.registry.loader import load_version
 from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import Published, publish
 from dnnops.retrain.pipeline import RetrainOutcome, retrain
@@ -386,8 +387,8 @@ def offline_accuracy(
     registry = open_registry(home)
     loaded = load_version(registry, registry.resolve(model, version))
     frame = pd.DataFrame(x, columns=loaded.schema.feature_names)
-    logits = make_predictor(loaded, 1)(apply_preprocessing(loaded.preprocessor, frame))
-    predicted = np.asarray(loaded.classes)[logits.argmax(axis=1)]
+    predictor = Predictor.create(loaded, 1)
+    predicted = predictor.answers(predictor(apply_preprocessing(loaded.preprocessor, frame)))
     return float((predicted.astype("int64") == y).mean())
 
 

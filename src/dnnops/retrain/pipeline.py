@@ -22,13 +22,12 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.data.schema import category_key
 from dnnops.data.sources import load_frame
 from dnnops.errors import DnnopsError
-from dnnops.evaluate.decision import decide as answered_classes
-from dnnops.evaluate.metrics import softmax
 from dnnops.home import Home
+from dnnops.inference.predictor import Predictor
 from dnnops.monitor.report import build_report
 from dnnops.registry.db import open_engine
 from dnnops.registry.from_run import candidate_from_run, check_before_training
-from dnnops.registry.loader import load_version, make_predictor
+from dnnops.registry.loader import load_version
 from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import publish
 from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord
@@ -213,12 +212,12 @@ def _score(
     loaded = load_version(registry, record)
     features = rows[loaded.schema.feature_names]
     x = apply_preprocessing(loaded.preprocessor, features)
-    outputs = make_predictor(loaded, 1)(x)
+    predictor = Predictor.create(loaded, 1)
+    outputs = predictor(x)
     if loaded.is_regression:
         values = rows[target].to_numpy(dtype="float64")
         return float(np.abs(outputs.reshape(-1).astype("float64") - values).mean())
-    answered = answered_classes(softmax(outputs.astype("float64")), loaded.decision)
-    predicted = np.asarray(loaded.classes, dtype=object)[answered]
+    predicted = predictor.answers(outputs)
     truth = [category_key(v) for v in rows[target]]
     return float(np.mean([category_key(p) == t for p, t in zip(predicted, truth, strict=True)]))
 

@@ -325,6 +325,10 @@ async def _serve(
     except HttpError as error:
         await _record_failure(state, context, error)
         return error_answer(error)
+    except DnnopsError as exc:  # the inference core's: inputs refused (422), ...
+        refused = http_error_of(exc)
+        await _record_failure(state, context, refused)
+        return error_answer(refused)
     except Exception as exc:  # a bug, or a model that fails: 500 for this request only
         log.exception("request to %s failed", name)
         internal = HttpError(f"internal error: {type(exc).__name__}: {exc}")

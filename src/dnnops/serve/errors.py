@@ -40,12 +40,6 @@ class PayloadTooLarge(HttpError):
     status = 413
 
 
-class SchemaViolation(HttpError):
-    """The request is well formed but breaks the model's input schema."""
-
-    status = 422
-
-
 class InvalidOutput(HttpError):
     """The model answered NaN or infinity: a server error, never a class or a number."""
 

@@ -18,12 +18,12 @@ from dnnops.console import make_console
 from dnnops.errors import UsageError
 from dnnops.gpu import onnx_providers, torch_device
 from dnnops.home import Home, resolve_home
+from dnnops.inference.logger import PredictionLogger
 from dnnops.predlog.fleet_log import FleetLog
 from dnnops.registry.leases import FleetCommands, Lease
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import parse_ref
 from dnnops.serve.fleet import LEASE_NAME, FleetLeadership, holder_name
-from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.report_worker import ReportWorker
 from dnnops.serve.state import AccessTokens, Policies, ServerState, Target
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from dnnops.inference.inputs import InferInput
 from dnnops.serve.errors import BadRequest
 
 DATATYPES: dict[str, np.dtype[Any]] = {
@@ -36,14 +37,6 @@ DATATYPES: dict[str, np.dtype[Any]] = {
     "BYTES": np.dtype("object"),
 }
 MAX_ELEMENTS = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class InferInput:
-    name: str
-    datatype: str
-    array: np.ndarray
-    """Shaped as the request's ``shape``; BYTES as an object array of ``bytes``."""
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,13 @@ import numpy as np
 from dnnops.config import ServeConfig
 from dnnops.data.example import example_instance
 from dnnops.evaluate.decision import Decision, decide
-from dnnops.evaluate.metrics import softmax
 from dnnops.gpu import halving_on_out_of_memory
+from dnnops.inference.inputs import InputAdapter
+from dnnops.inference.predictor import Predictor, probabilities_of
 from dnnops.predlog.redaction import Redaction
-from dnnops.registry.loader import LoadedVersion, make_cascade, make_predictor
+from dnnops.registry.loader import LoadedVersion, make_cascade
 from dnnops.rollout.policy import RolloutState
 from dnnops.serve.batcher import BatchStats, DynamicBatcher
-from dnnops.serve.inputs import InputAdapter
 from dnnops.serve.metrics import ServerMetrics
 from dnnops.serve.protocol import OutputTensor
 
@@ -83,19 +83,13 @@ class VersionRuntime:
                 predict, lambda rows: metrics.out_of_memory.labels(*names).inc()
             )
 
-        regression = loaded.is_regression
         tier_counts = TierCounts()
         if loaded.tiers is not None:
             predict = _tiered(
                 loaded, config, metrics=metrics, names=names, wrap=halving, counts=tier_counts
             )
-        else:
-            logits = halving(make_predictor(loaded, threads, config.device))
-
-            def predict(x: np.ndarray) -> np.ndarray:
-                if regression:  # the graph answers in the target's units: (N, 1)
-                    return logits(x).astype("float32", copy=False)
-                return softmax(logits(x).astype("float64")).astype("float32")
+        else:  # each request's rows are checked for NaN after the batch (app.py)
+            predict = Predictor.create(loaded, threads, device=config.device, wrap=halving).outputs
 
         # A series' child looked up once, not per batch and per queued request (~1 us each)
         batch_size = metrics.batch_size.labels(*names)
@@ -231,7 +225,7 @@ def _tiered(
             for tier, count in enumerate(answered.tolist()):
                 if count:
                     rows[tier].inc(count)
-        probabilities = softmax(answer.logits.astype("float64")).astype("float32")
+        probabilities = probabilities_of(answer.logits)
         return np.column_stack([probabilities, answer.tiers.astype("float32")])
 
     return predict

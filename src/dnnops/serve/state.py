@@ -21,6 +21,7 @@ from dnnops.config import (
     SloConfig,
 )
 from dnnops.errors import DnnopsError
+from dnnops.inference.logger import PredictionLogger
 from dnnops.monitor.explanations import VersionExplainers
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.report import build_report, digest_store, predictions_made
@@ -35,7 +36,6 @@ from dnnops.serve.feedback import LabelGate
 from dnnops.serve.fleet import FleetLeadership
 from dnnops.serve.group import WorkerGroup
 from dnnops.serve.metrics import ServerMetrics
-from dnnops.serve.predictions import PredictionLogger
 from dnnops.serve.report_worker import ReportWorker
 from dnnops.serve.runtime import Endpoint, VersionRuntime
 from dnnops.serve.tracing import tracing_enabled

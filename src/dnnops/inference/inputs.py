@@ -5,7 +5,9 @@ A model whose inputs are all numbers takes one tensor ``input`` shaped ``[N, col
 (tables) or ``[N, *shape]`` (tensors). A table with category columns takes one tensor per
 column, named after it (BYTES for categories). Tables become a ``TableBatch`` straight
 from the parsed JSON, one list per column (no DataFrame per request). Violations are 422s
-naming the tensor or feature and the rule.
+naming the tensor or feature and the rule (``InputViolation``, answered 422 by the
+server and raised as a usage error by the Python API). The server, batch prediction and the
+Python API all hold their inputs here.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ from dnnops.data.table import (
     from_values,
     number_matrix,
 )
-from dnnops.serve.errors import BadRequest, SchemaViolation
-from dnnops.serve.protocol import InferInput
+from dnnops.errors import InputViolation, MalformedInput
 
 NUMERIC_TYPES = {
     "BOOL",
@@ -47,6 +48,18 @@ NUMERIC_TYPES = {
     "FP64",
 }
 INPUT = "input"
+
+
+@dataclass(frozen=True)
+class InferInput:
+    """One input tensor of a v2 request (``serve/protocol.py`` parses it)."""
+
+    name: str
+    datatype: str
+    array: np.ndarray
+    """Shaped as the request's ``shape``; BYTES as an object array of ``bytes``."""
+
+
 ServedInputs = np.ndarray | TableBatch
 
 
@@ -106,15 +119,15 @@ class InputAdapter:
         name = self.input_name
         if len(inputs) != 1 or inputs[0].name != name:
             names = [i.name for i in inputs]
-            raise SchemaViolation(f"this model takes one input tensor named {name!r}, got {names}")
+            raise InputViolation(f"this model takes one input tensor named {name!r}, got {names}")
         tensor = inputs[0]
         if tensor.datatype not in NUMERIC_TYPES:
-            raise SchemaViolation(f"input {name!r} must be numeric (FP32), got {tensor.datatype}")
+            raise InputViolation(f"input {name!r} must be numeric (FP32), got {tensor.datatype}")
         array = tensor.array
         if array.ndim == len(self.instance_shape):  # a single instance without the batch axis
             array = array[None]
         if list(array.shape[1:]) != self.instance_shape or len(array) == 0:
-            raise SchemaViolation(
+            raise InputViolation(
                 f"input {name!r} has shape {list(tensor.array.shape)}; this model takes "
                 f"[N, {', '.join(map(str, self.instance_shape))}] with N >= 1"
             )
@@ -125,13 +138,13 @@ class InputAdapter:
         missing = [n for n in self.names if n not in given]
         extra = sorted(set(given) - set(self.names))
         if missing or extra:
-            raise SchemaViolation(f"input tensors: missing {missing}, unexpected {extra}")
+            raise InputViolation(f"input tensors: missing {missing}, unexpected {extra}")
         columns: dict[str, np.ndarray] = {}
         for name, kind in self.kinds.items():
             tensor = given[name]
             values = tensor.array.reshape(-1)
             if kind != "category" and tensor.datatype not in NUMERIC_TYPES:
-                raise SchemaViolation(f"input {name!r} must be numeric, got {tensor.datatype}")
+                raise InputViolation(f"input {name!r} must be numeric, got {tensor.datatype}")
             if kind == "category":
                 texts = [v.decode() if isinstance(v, bytes) else v for v in values]
                 columns[name] = self._column(name, kind, texts)
@@ -139,30 +152,28 @@ class InputAdapter:
                 columns[name] = self._column(name, kind, values)
         lengths = {len(v) for v in columns.values()}
         if len(lengths) != 1 or 0 in lengths:
-            raise SchemaViolation(
-                f"input tensors have different or zero lengths: {sorted(lengths)}"
-            )
+            raise InputViolation(f"input tensors have different or zero lengths: {sorted(lengths)}")
         return self._table(TableBatch(columns, lengths.pop()))
 
     # -- v1 -----------------------------------------------------------------------------
 
     def from_v1(self, instances: Any) -> Checked:
         if not isinstance(instances, list) or not instances:
-            raise BadRequest("'instances' must be a non-empty list")
+            raise MalformedInput("'instances' must be a non-empty list")
         if all(isinstance(i, dict) for i in instances):
             return self._from_objects(instances)
         if any(isinstance(i, dict) for i in instances):
-            raise BadRequest("'instances' mixes objects and lists")
+            raise MalformedInput("'instances' mixes objects and lists")
         if self.schema.kind == "table":
             return self._from_rows(instances)
         try:
             array = np.array(instances, dtype="float64")
         except (ValueError, TypeError):
-            raise SchemaViolation(
+            raise InputViolation(
                 f"instances must be numbers shaped {self.instance_shape}"
             ) from None
         if list(array.shape[1:]) != self.instance_shape:
-            raise SchemaViolation(
+            raise InputViolation(
                 f"instances have shape {list(array.shape[1:])}; "
                 f"this model takes {self.instance_shape}"
             )
@@ -173,7 +184,7 @@ class InputAdapter:
         width = len(self.names)
         for position, row in enumerate(instances):
             if not isinstance(row, list) or len(row) != width:
-                raise SchemaViolation(
+                raise InputViolation(
                     f"instances[{position}]: each instance needs {width} values in schema order "
                     f"({', '.join(self.names[:5])}{', ...' if width > 5 else ''}) "
                     "or an object keyed by feature"
@@ -188,7 +199,7 @@ class InputAdapter:
 
     def _from_objects(self, instances: list[dict[str, Any]]) -> Checked:
         if self.schema.kind == "tensor":
-            raise SchemaViolation("this model takes tensors: send nested lists, not objects")
+            raise InputViolation("this model takes tensors: send nested lists, not objects")
         width = len(self.names)
         try:
             if any(len(i) != width for i in instances):
@@ -228,16 +239,16 @@ class InputAdapter:
         columns.update({n: block[:, i] for i, n in enumerate(self.number_names)})
         return TableBatch(columns, len(block), block, tuple(self.number_names))
 
-    def _key_error(self, instances: list[dict[str, Any]]) -> SchemaViolation:
+    def _key_error(self, instances: list[dict[str, Any]]) -> InputViolation:
         for position, instance in enumerate(instances):
             missing = [n for n in self.names if n not in instance]
             extra = sorted(set(instance) - set(self.names))
             if missing or extra:
-                return SchemaViolation(
+                return InputViolation(
                     f"instances[{position}]: missing features {missing[:5]}, "
                     f"unknown features {extra[:5]}"
                 )
-        return SchemaViolation("every instance needs exactly the schema's features")
+        return InputViolation("every instance needs exactly the schema's features")
 
     # -- checks -------------------------------------------------------------------------
 
@@ -249,7 +260,7 @@ class InputAdapter:
         try:
             return from_values(name, kind, values)
         except ColumnValueError as exc:
-            raise SchemaViolation(str(exc)) from None
+            raise InputViolation(str(exc)) from None
 
     def _matrix(self, rows: list[Any]) -> np.ndarray:
         if self.no_bools:
@@ -257,7 +268,7 @@ class InputAdapter:
         try:
             return number_matrix(self.names, rows)
         except ColumnValueError as exc:
-            raise SchemaViolation(str(exc)) from None
+            raise InputViolation(str(exc)) from None
 
     def _numbers(self, array: np.ndarray) -> Checked:
         """All-number inputs: a tensor instance, or table rows in schema order."""
@@ -271,7 +282,7 @@ class InputAdapter:
                     fill=self.tensor_fill,
                 )
             except PolicyViolation as exc:
-                raise SchemaViolation(str(exc)) from None
+                raise InputViolation(str(exc)) from None
             return Checked(checked, counts)
         return self._table(TableBatch.of_matrix(self.names, array))
 
@@ -279,7 +290,7 @@ class InputAdapter:
         try:
             checked, counts = enforce_table(batch, self.schema, self.policy)
         except PolicyViolation as exc:
-            raise SchemaViolation(str(exc)) from None
+            raise InputViolation(str(exc)) from None
         return Checked(checked, counts)
 
 
@@ -305,7 +316,7 @@ def _refuse_bools(names: list[str], rows: list[Any], positions: list[int]) -> No
             continue
         for i in positions:
             if i < len(row) and type(row[i]) is bool:
-                raise SchemaViolation(
+                raise InputViolation(
                     f"feature {names[i]!r}: got {json.dumps(row[i])}, a boolean, where a "
                     f"number is expected (serve.coerce: strict); send 1 or 0, {COERCE_FIX}"
                 )
@@ -315,7 +326,7 @@ def _refuse_numbers(name: str, values: list[Any]) -> None:
     """A JSON number (or boolean) for a category whose training values were text."""
     for value in values:
         if value is not None and type(value) is not str:
-            raise SchemaViolation(
+            raise InputViolation(
                 f"feature {name!r}: got {json.dumps(value)}, a {type(value).__name__}, for a "
                 f"text category (serve.coerce: strict); send it as a string, {COERCE_FIX}"
             )
