@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test static lint typecheck unit docs clean
+.PHONY: demo test static lint typecheck unit docs reference clean
 
 # The story needs an empty home: it starts over in .dnnops-demo/ each time.
 demo: $(VENV)/.installed
@@ -30,8 +30,13 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 # The documentation site (docs/, the API reference from docstrings); warnings are errors.
+# docs/reference/ is generated from the code (make reference); a stale page fails.
 docs: $(VENV)/.installed-dev
+	$(BIN)/python -m dnnops.cli.reference --check
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+reference: $(VENV)/.installed-dev
+	$(BIN)/python -m dnnops.cli.reference
 
 # Two workers, a file each at a time (module fixtures stay whole), one compute thread
 # each: the suite is half waiting on the servers and subprocesses it starts, and a second

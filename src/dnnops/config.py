@@ -43,15 +43,28 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 class Section(BaseModel):
     """Base for every section: unknown keys are errors and values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        defer_build=True,
+        use_attribute_docstrings=True,
+    )
 
 
 class SplitConfig(Section):
+    """How the rows are split into training, validation and test parts."""
+
     train: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
+    """Share of the rows trained on."""
     valid: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    """Share of the rows that validate each epoch (early stopping, the threshold, calibration)."""
     test: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    """Share of the rows held out for the evaluation and its gates."""
     seed: int = 0
+    """Seed of the shuffle, so a split is the same on every run."""
     stratify: bool = True
+    """Keep each class's share alike in the three parts (classification)."""
     by: str | None = None
     """A time column: train on the oldest rows, validate on the next, test on the newest
     (a forecast never learns from what it predicts). The column orders the rows and is not
@@ -61,6 +74,7 @@ class SplitConfig(Section):
     ``folds`` folds (stratified for classes); fold ``fold`` is the test part and ``valid``
     of the rest validates."""
     fold: Annotated[int, Field(ge=0)] = 0
+    """Which of the ``folds`` folds is the test part (0-based)."""
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitConfig:
@@ -75,6 +89,8 @@ class SplitConfig(Section):
 
 
 class SchemaConfig(Section):
+    """What the columns are, where inference would guess wrong."""
+
     categorical: list[str] = Field(default_factory=list)
     """Columns to treat as categories even when they hold numbers."""
     drop: list[str] = Field(default_factory=list)
@@ -87,6 +103,9 @@ class SchemaConfig(Section):
 
 
 class PreprocessingConfig(Section):
+    """How numbers and categories become the network's inputs (fitted on the training split,
+    stored with the version)."""
+
     numeric: Literal["standardize", "scale", "none"] = "standardize"
     """standardize: (x - mean) / std per column; scale: x / max|x| over all numeric columns
     (images: keeps pixels comparable); none: as is."""
@@ -96,6 +115,7 @@ class PreprocessingConfig(Section):
     Measured (benchmarks/defaults_vs_gbm.py, a price with 300 zip codes): one-hot MAE 0.96x
     gradient boosting's, 512 buckets 1.05x, 64 buckets 1.30x."""
     hash_buckets: Annotated[int, Field(ge=2, le=4096)] = 512
+    """Inputs a hashed category column (over ``one_hot_max`` values) is spread over."""
     numeric_bins: Annotated[int, Field(ge=0, le=64)] = 0
     """0: numbers enter as one standardized input each. N: each number with more than two
     distinct training values also enters as a piecewise-linear encoding over up to N
@@ -104,8 +124,13 @@ class PreprocessingConfig(Section):
 
 
 class DataConfig(Section):
+    """Where the data is and what it holds."""
+
     source: str
+    """A CSV, Parquet or .npz file (relative to the project file), an fsspec URL, or a built-in
+    set such as ``builtin:digits``."""
     target: str = "target"
+    """The column to predict."""
     group: str | None = None
     """A column kept out of the features and used for per-group (fairness) metrics."""
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -137,9 +162,14 @@ DATA_SUFFIXES = (".csv", ".parquet", ".npz")
 
 
 class MlpParams(Section):
+    """``arch: mlp``: a multilayer perceptron over the encoded features."""
+
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default=[256, 128])
+    """Widths of the hidden layers, first to last."""
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Dropout after each hidden layer."""
     activation: Literal["relu", "gelu"] = "relu"
+    """The hidden layers' activation."""
     embedding_dim: Annotated[int, Field(ge=0, le=256)] = 0
     """0: category inputs (one-hot or hashed) feed the first layer as they are. N: each
     category column with more than N inputs first passes through its own learned N-wide
@@ -148,18 +178,32 @@ class MlpParams(Section):
 
 
 class CnnParams(Section):
+    """``arch: cnn``: a small convolutional network over ``model.input_shape``."""
+
     channels: list[Annotated[int, Field(ge=1)]] = Field(default=[32, 64], min_length=1)
+    """Channels of each convolution block (a convolution, ReLU and 2x2 max pooling)."""
     kernel_size: Annotated[int, Field(ge=1)] = 3
+    """Side of each convolution's kernel."""
     hidden: Annotated[int, Field(ge=1)] = 128
+    """Width of the dense layer after the convolutions."""
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Dropout before the output layer."""
 
 
 class TransformerParams(Section):
+    """``arch: transformer``: a transformer encoder over one token per feature (FT-
+    Transformer)."""
+
     d_model: Annotated[int, Field(ge=2)] = 32
+    """Width of each feature's token embedding."""
     heads: Annotated[int, Field(ge=1)] = 4
+    """Attention heads (must divide d_model)."""
     layers: Annotated[int, Field(ge=1)] = 2
+    """Encoder layers."""
     ff_dim: Annotated[int, Field(ge=1)] = 64
+    """Width of each layer's feed-forward block."""
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Dropout inside the encoder."""
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> TransformerParams:
@@ -176,11 +220,15 @@ ARCH_PARAMS: dict[str, type[Section]] = {
 
 
 class ModelConfig(Section):
+    """The network: an architecture and its parameters."""
+
     arch: str = "mlp"
     """mlp, cnn, transformer, or a user module as python:pkg.mod:Class."""
     input_shape: list[Annotated[int, Field(ge=1)]] | None = None
     """View each row as this shape (digits: [1, 8, 8] for the cnn)."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """The architecture's own keys (an MLP's ``hidden``, ``dropout``, ...): checked against it
+    after this file is read; a user module's go to its constructor."""
     ensemble: Annotated[int, Field(ge=1, le=16)] = 1
     """Networks of this architecture trained side by side from different initial weights,
     each on its own loss, and answered as one: their mean for a regressor, the mean of
@@ -198,10 +246,16 @@ class ModelConfig(Section):
 
 
 class EarlyStoppingConfig(Section):
+    """Stop when the validation score stops improving."""
+
     metric: Literal["valid_loss", "valid_accuracy"] = "valid_loss"
+    """The validation score watched."""
     patience: Annotated[int, Field(ge=1)] = 5
+    """Epochs without improvement before training stops."""
     min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    """The least change that counts as an improvement."""
     restore_best: bool = True
+    """Keep the best epoch's weights, not the last's."""
 
     @property
     def mode(self) -> Literal["min", "max"]:
@@ -209,9 +263,14 @@ class EarlyStoppingConfig(Section):
 
 
 class CheckpointEvery(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """How often a resumable checkpoint is written."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
     unit: Literal["epochs", "steps"]
+    """``epochs`` or ``steps``."""
     count: int
+    """How many of them between checkpoints."""
+    """How many of them between checkpoints."""
 
 
 def _checkpoint_every(value: object) -> object:
@@ -242,29 +301,48 @@ class ThresholdCosts(Section):
 
 
 class TrainConfig(Section):
+    """The training loop: optimizer, schedule, precision, checkpoints."""
+
     epochs: Annotated[int, Field(ge=1)] = 20
+    """Passes over the training split (fewer with early stopping)."""
     batch_size: Annotated[int, Field(ge=1)] = 64
+    """Rows per optimizer step (``dnnops init`` sizes it to the data)."""
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    """adamw (decoupled weight decay) or sgd (with ``momentum``)."""
     lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    """The peak learning rate."""
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    """L2 penalty on the weights (decoupled for adamw)."""
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    """SGD's momentum (unused by adamw)."""
     schedule: Literal["cosine", "constant"] = "cosine"
+    """cosine: decay to ``min_lr_ratio`` x lr over the run; constant: lr throughout."""
     warmup_steps: Annotated[int, Field(ge=0)] = 0
+    """Steps of linear warm-up from zero to lr."""
     min_lr_ratio: Fraction = 0.0
+    """Where the cosine schedule ends, as a share of lr."""
     grad_clip: Annotated[float, Field(gt=0.0)] | None = 1.0
+    """Clip the gradients' global norm to this; null: no clipping."""
     grad_accum: Annotated[int, Field(ge=1)] = 1
+    """Batches whose gradients add up before one optimizer step."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """bf16: autocast on CPU or CUDA; fp16: autocast with a gradient scaler, CUDA only."""
     device: Device = "auto"
     """auto (a CUDA device when torch sees one), cpu, cuda or cuda:N; under torchrun auto
     and cuda take the local rank's GPU, with NCCL between them."""
     early_stopping: EarlyStoppingConfig | None = None
+    """Stop when the validation score stops improving; null: train every epoch."""
     checkpoint_every: Annotated[CheckpointEvery, BeforeValidator(_checkpoint_every)] = (
         CheckpointEvery(unit="epochs", count=1)
     )
+    """``3`` (epochs), ``'3 epochs'`` or ``'200 steps'``: how often a resumable checkpoint is
+    written."""
     keep_checkpoints: Annotated[int, Field(ge=1)] = 2
+    """The newest this many checkpoints are kept."""
     seed: int = 0
+    """Seed of the weights and the shuffling: a rerun is bit-exact."""
     threads: Annotated[int, Field(ge=1)] | None = None
+    """torch's intra-op threads; null: torch's default."""
     loss: Literal["auto", "cross_entropy", "mse", "huber"] = "auto"
     """auto: cross_entropy for classification, mse for regression (huber: robust to
     outliers in the target)."""
@@ -277,6 +355,7 @@ class TrainConfig(Section):
     (``threshold_costs``), instead of argmax; stored with the version and used by every
     path that answers (server, dnnops predict, the Python API, evaluation)."""
     threshold_costs: ThresholdCosts = Field(default_factory=lambda: ThresholdCosts())
+    """What a false positive and a false negative cost, for ``threshold: cost``."""
     preset: Literal["auto", "fast", "best"] = "auto"
     """auto: this file as written. fast: a first model in seconds (at most 10 epochs, one
     network). best: 4 networks averaged (``model.ensemble``, unless set) and early stopping
@@ -291,9 +370,15 @@ class TrainConfig(Section):
 
 
 class GateConfig(Section):
+    """One bound on one evaluation metric."""
+
     metric: str
+    """A metric of the evaluation (``accuracy``, ``roc_auc``, ``mae``, ``beats_baseline``,
+    ``latency_p99_ms_b1``, ...)."""
     min: float | None = None
+    """The metric must be at least this."""
     max: float | None = None
+    """The metric must be at most this."""
 
     @model_validator(mode="after")
     def _has_bound(self) -> GateConfig:
@@ -303,7 +388,11 @@ class GateConfig(Section):
 
 
 class EvaluateConfig(Section):
+    """How a trained model is scored before it may serve."""
+
     gates: list[GateConfig] = Field(default_factory=list)
+    """Bounds a version must meet on the test split before it may serve (``dnnops models
+    alias`` and rollouts refuse it otherwise)."""
     baseline: Literal["hist_gradient_boosting", "trivial", "none"] = "hist_gradient_boosting"
     """What the model is scored beside on the same rows: the trivial baseline (majority
     class or mean) and scikit-learn's HistGradientBoosting fitted on the same training
@@ -317,7 +406,9 @@ class TlsConfig(Section):
     Relative paths are read from the project file's folder."""
 
     certfile: Path | None = None
+    """PEM certificate, its chain after it."""
     keyfile: Path | None = None
+    """PEM private key of the certificate."""
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> TlsConfig:
@@ -331,6 +422,8 @@ class TlsConfig(Section):
 
 
 class ServeLogConfig(Section):
+    """What the prediction log keeps of sensitive features."""
+
     redact: Literal["hash", "drop"] = "hash"
     """How the prediction log keeps a feature marked data.schema.sensitive: as a keyed
     hash (HMAC-SHA256 with the home's key or DNNOPS_REDACT_KEY; equal values stay equal),
@@ -338,20 +431,29 @@ class ServeLogConfig(Section):
 
 
 class ServeConfig(Section):
+    """The inference server: batching, limits, input policy, workers, TLS."""
+
     backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
+    """onnx (onnxruntime), onnx-int8 (the dynamic-INT8 graph) or torch (the safetensors weights
+    in torch)."""
     device: Device = "cpu"
     """cpu, cuda, cuda:N, or auto (CUDA when the backend sees a GPU: onnxruntime-gpu for
     onnx, a CUDA build of torch for torch). A batch that runs the GPU out of memory is
     split in halves and retried."""
     max_batch_size: Annotated[int, Field(ge=1)] = 64
+    """Rows the dynamic batcher puts in one batch at most."""
     max_delay: Duration = 0.002
+    """How long the first request of a batch waits for others (Triton's ``max_queue_delay``)."""
     close_when_quiet: bool = False
     """Close a batch before ``max_delay`` when every request the server has received is
     queued (none is still being read or validated): waiting longer only adds latency for
     clients that send their next request after this answer."""
     queue_limit: Annotated[int, Field(ge=1)] = 2048
+    """Rows queued per version before new requests are refused with 503."""
     timeout: Duration = 1.0
+    """A request still queued after this is answered 504."""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
+    """A larger request body is refused with 413 before it is read."""
     log_inputs: Fraction = 1.0
     """Share of predictions whose inputs are written to the prediction log."""
     missing: Literal["impute", "reject"] = "impute"
@@ -376,6 +478,7 @@ class ServeConfig(Section):
     answers HTTP on one core; more workers use more cores, each with its own copy of the
     models and its own batches."""
     warmup_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 64])
+    """Batch sizes run once at startup, before the version turns ready."""
     drain_timeout: Duration = 10.0
     """On SIGTERM: how long queued requests may still run before the server exits."""
     lease: Annotated[float, BeforeValidator(_duration), Field(gt=0)] = 10.0
@@ -384,7 +487,9 @@ class ServeConfig(Section):
     sticky_header: str = "x-routing-key"
     """Requests with the same value of this header meet the same version during a canary."""
     tls: TlsConfig = Field(default_factory=TlsConfig)
+    """HTTPS: the certificate and key the server answers with."""
     log: ServeLogConfig = Field(default_factory=ServeLogConfig)
+    """How the prediction log keeps sensitive features."""
 
 
 def _drift_method(name: str) -> str:
@@ -399,6 +504,8 @@ def _slo_kind(name: str) -> str:
 
 
 class DriftConfig(Section):
+    """How input drift is judged, per feature and for the whole dataset."""
+
     method: Annotated[str, AfterValidator(_drift_method)] = "auto"
     """``auto`` (a KS test then the Wasserstein distance for numbers, a chi-square test
     then the Jensen-Shannon distance for categories) or a registered method: ``psi``,
@@ -442,13 +549,20 @@ class ExplainConfig(Section):
 
 
 class MonitorConfig(Section):
+    """Monitoring: the report's window, drift, explanations, cost and alerts."""
+
     window: Duration = 3600.0
+    """The report's default window."""
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    """How input drift is judged, per feature and for the dataset."""
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    """Explanations: on request and a background sample of live predictions."""
     cpu_second_price: Annotated[float, Field(ge=0.0)] = 0.00001
+    """The price of one CPU-second, for the cost per prediction."""
     currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
     """The unit of cpu_second_price, shown beside every cost."""
     webhook_url: str | None = None
+    """New alerts are posted here as JSON, one ``{"model", "alerts"}`` per model."""
     runbook_url: Annotated[str, Field(pattern=r"\{page\}")] = "docs/runbooks/{page}.md"
     """Where alerts point for what to do: a template with ``{page}`` (drift, latency,
     availability, accuracy, rollback, ...), e.g. your published docs site's runbooks."""
@@ -460,13 +574,17 @@ class MonitorConfig(Section):
 
 
 class ObjectiveConfig(Section):
+    """One service-level objective."""
+
     name: str
+    """The objective's name in the report, alerts and rules."""
     kind: Annotated[str, AfterValidator(_slo_kind)]
     """A registered SLO kind (``dnnops.plugins.SLO_KINDS``): ``latency``, ``success_rate``,
     ``accuracy``, ``label_coverage`` (the share of answered predictions that receive a
     label), ``label_lag`` (the share of labels that arrive within ``threshold`` of their
     prediction), or your own."""
     target: Annotated[float, Field(gt=0.0, lt=1.0)]
+    """The share of good events the objective promises (0.999: three nines)."""
     threshold: Duration | None = None
     """Latency objectives: the share of requests faster than this; label_lag: the share of
     labels arriving within this."""
@@ -487,10 +605,15 @@ class BurnRuleConfig(Section):
     states its table ("2% of the budget in an hour" is factor 14.4 over 30 days)."""
 
     severity: Literal["page", "ticket"]
+    """page or ticket."""
     long: Duration
+    """The long window: the alert needs its burn rate over the speed."""
     short: Duration
+    """The short window: it must burn fast too, so the alert stops fast."""
     factor: Annotated[float, Field(gt=0.0)] | None = None
+    """The speed as times the rate that spends the budget exactly over ``slo.window``."""
     budget: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    """The speed as the share of the budget spent within ``long``."""
 
     @model_validator(mode="after")
     def _one_speed(self) -> BurnRuleConfig:
@@ -508,8 +631,12 @@ within 6 h, a ticket when half goes within 3 days (fewer, later, surer alerts)."
 
 
 class SloConfig(Section):
+    """Service-level objectives, their error budgets and burn-rate alerts."""
+
     window: Duration = 30 * 86400.0
+    """The error budget's period (the SRE Workbook's 30 days)."""
     objectives: list[ObjectiveConfig] = Field(default_factory=list)
+    """The service-level objectives, each of a registered kind."""
     burn_rules: BurnPreset | list[BurnRuleConfig] = "workbook"
     """The burn-rate alerts: a preset's name, or the rules themselves."""
     min_events: Annotated[int, Field(ge=0)] = 100
@@ -518,17 +645,30 @@ class SloConfig(Section):
 
 
 class RolloutConfig(Section):
+    """How a new version takes traffic, and the gates that judge it."""
+
     mode: Literal["canary", "blue_green", "shadow"] = "canary"
+    """canary (traffic in steps), blue_green (all at once, then a verification window) or
+    shadow (a copy of traffic, never answered)."""
     steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default=[5, 25, 50, 100])
+    """The canary's traffic percentages, in order."""
     interval: Duration = 30.0
+    """How long each step runs before it is judged."""
     min_requests: Annotated[int, Field(ge=0)] = 100
+    """Requests the candidate needs in a step before it is judged."""
     failure_threshold: Annotated[int, Field(ge=1)] = 2
+    """Failed checks in a row that roll the candidate back."""
     min_success_rate: Fraction = 0.99
+    """The candidate's success rate must be at least this."""
     max_p99_latency_ratio: Annotated[float, Field(gt=0.0)] = 1.5
+    """The candidate's p99 latency may be at most this many times the stable's."""
     latency_slack: Duration = 0.005
     """p99 differences below this are noise, not a regression (millisecond models)."""
     max_prediction_divergence: Fraction = 0.1
+    """Share of requests where the candidate's answer may differ from the stable's."""
     max_accuracy_drop: Fraction = 0.02
+    """With labels: the candidate's accuracy may be at most this below the stable's (beyond
+    noise)."""
     max_error_increase: float = Field(default=0.1, ge=0.0)
     """A regressor's mean absolute error on labels may grow this much (a share of the
     stable version's) before the canary fails."""
@@ -538,9 +678,15 @@ class RolloutConfig(Section):
 
 
 class RetrainConfig(Section):
+    """When the production version is retrained, and how the challenger is judged."""
+
     drift_share: Fraction | None = 0.5
+    """Retrain when at least this share of features drift over ``drift_window``; null: never on
+    drift."""
     drift_window: Duration = 3600.0
+    """The window the drift and estimated-accuracy triggers read."""
     accuracy_below: Fraction | None = None
+    """Retrain when the production version's accuracy on labels falls below this."""
     estimated_accuracy_below: Fraction | None = None
     """Before labels: retrain when the production version's accuracy, as its calibrated
     confidence estimates it over ``drift_window``, is below this (and the estimate is
@@ -549,8 +695,12 @@ class RetrainConfig(Section):
     """A regressor: retrain when its mean absolute error on labels exceeds this (in the
     target's units)."""
     every: Duration | None = None
+    """Retrain on a schedule as well; null: only on a trigger."""
     min_new_labels: Annotated[int, Field(ge=0)] = 200
+    """Labels that arrived since the last training before a retrain may run."""
     approval: bool = False
+    """Hold the challenger's rollout for a person to release (``dnnops rollout start`` on
+    the held version)."""
     holdout: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.25
     """Newest share of the captured labeled rows kept out of training: the window on which
     the challenger must beat the champion."""
@@ -562,6 +712,8 @@ class RetrainConfig(Section):
 
 
 class LogsConfig(Section):
+    """How long the prediction and feedback logs are kept, and a fleet's shipping."""
+
     retention: Duration | None = None
     """Delete prediction and feedback segments (with their digests) last written longer
     ago than this; the server applies it every monitor.evaluate_every. None keeps all.
@@ -577,10 +729,15 @@ class ParamSpace(Section):
     ``step`` or whole numbers with ``int``) or a list of ``choices``."""
 
     low: float | None = None
+    """The range's lower end."""
     high: float | None = None
+    """The range's upper end."""
     log: bool = False
+    """Sample on a log scale (learning rates, weight decay)."""
     int_: bool = Field(default=False, alias="int")
+    """Whole numbers only."""
     choices: list[Any] | None = None
+    """The values to choose from, instead of a range."""
 
     @model_validator(mode="after")
     def _range_or_choices(self) -> ParamSpace:
@@ -606,11 +763,14 @@ class TuneConfig(Section):
     metric: Literal["valid_loss", "valid_accuracy", "valid_mae"] = "valid_loss"
     """The validation score a trial is judged on (its best epoch's)."""
     pruner: Literal["median", "none"] = "median"
+    """median: stop a trial trailing the median of earlier trials at the same epoch; none: run
+    every trial in full."""
     startup_trials: Annotated[int, Field(ge=0)] = 5
     """Trials run in full (and sampled at random) before TPE and pruning start."""
     warmup_epochs: Annotated[int, Field(ge=0)] = 3
     """Epochs a trial always runs before it can be pruned."""
     seed: int = 0
+    """Seed of the sampler, so a study is repeatable."""
 
     @property
     def direction(self) -> Literal["minimize", "maximize"]:
@@ -618,7 +778,10 @@ class TuneConfig(Section):
 
 
 class ProjectConfig(Section):
+    """One project: its data, model, training, evaluation, serving and operations."""
+
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+    """The model's name in the registry, the endpoint and every metric."""
     task: Literal["classification", "regression"] = "classification"
     """classification: labels of any type; regression: a number to predict."""
     data: DataConfig

@@ -36,7 +36,7 @@ def logs_show(
         str | None, typer.Option(help="Only records newer than this (1h, 30m).")
     ] = None,
     feedback: Annotated[bool, typer.Option(help="Show the feedback log instead.")] = False,
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(help="Show at most this many records (newest).")] = 50,
     jsonl: Annotated[bool, typer.Option(help="One JSON record per line.")] = False,
     home: HomeOpt = None,
 ) -> None:

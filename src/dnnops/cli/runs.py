@@ -25,7 +25,7 @@ def _store(home: Home) -> RunStore:
 def runs_list(
     home: HomeOpt = None,
     project: Annotated[str | None, typer.Option(help="Only this project's runs.")] = None,
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(help="Show at most this many runs.")] = 50,
     json_out: JsonOpt = False,
 ) -> None:
     """Runs, newest first."""

@@ -201,15 +201,19 @@ class InferenceFastPath:
 def _health_routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/v2/health/live")
     async def live() -> Response:
+        """Liveness (KServe v2): the process answers; never checks a model."""
         return json_response({"live": True})
 
     @app.get("/v2/health/ready")
     async def ready() -> Response:
+        """Readiness (KServe v2): 200 once every version is loaded and warmed up, 503 while
+        starting or draining."""
         ready = state.lifecycle.ready
         return json_response({"ready": ready}, 200 if ready else 503)
 
     @app.get("/v2")
     async def server_metadata() -> Response:
+        """Server metadata (KServe v2): name, version and protocol extensions."""
         return json_response(
             {"name": "dnnops", "version": __version__, "extensions": ["binary_tensor_data"]}
         )
@@ -217,6 +221,7 @@ def _health_routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/v2/models/{name}")
     @app.get("/v2/models/{name}/versions/{version}")
     async def model_metadata(name: str, version: str | None = None) -> Response:
+        """Model metadata (KServe v2): inputs, outputs, classes and an example instance."""
         try:
             return json_response(_runtime(state, name, version).metadata())
         except HttpError as error:
@@ -225,6 +230,7 @@ def _health_routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/v2/models/{name}/ready")
     @app.get("/v2/models/{name}/versions/{version}/ready")
     async def model_ready(name: str, version: str | None = None) -> Response:
+        """Whether this endpoint (or version) answers now: 200, or 503."""
         try:
             runtime = _runtime(state, name, version, need_ready=False)
         except HttpError as error:
@@ -240,16 +246,22 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v2/models/{name}/infer")
     @app.post("/v2/models/{name}/versions/{version}/infer")
     async def infer_v2(request: Request, name: str, version: str | None = None) -> Response:
+        """Inference (Open Inference Protocol v2): JSON or binary tensors in and out,
+        routed to the stable, canary or shadow version."""
         raw = RawRequest(request.scope, request.receive)
         return (await _serve(state, raw, name, version=version, kind="v2")).response()
 
     @app.post("/v1/models/{name}:predict")
     async def predict_v1(request: Request, name: str) -> Response:
+        """Inference, plainly: ``{"instances": [...]}`` in; predictions, probabilities and
+        prediction ids out."""
         raw = RawRequest(request.scope, request.receive)
         return (await _serve(state, raw, name, version=None, kind="v1")).response()
 
     @app.post("/v1/feedback")
     async def feedback(request: Request) -> Response:
+        """Labels for earlier predictions, by prediction id (labels scope); each label's
+        status is answered, and only accepted ones are logged."""
         try:
             authorize_scope(state, request, "labels")
             labels = _feedback_labels(await read_body(request, state.serve.max_body_bytes))
@@ -736,14 +748,17 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
 def _operations_routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/metrics")
     async def metrics() -> Response:
+        """Prometheus metrics ([Metrics](metrics.md)), every worker's added up."""
         return Response(state.metrics.exposition(), 200, media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/endpoints")
     async def endpoints() -> Response:
+        """The endpoints this server serves."""
         return json_response({"endpoints": sorted(state.endpoints)})
 
     @app.get("/v1/endpoints/{name}")
     async def endpoint(name: str) -> Response:
+        """One endpoint: its versions, traffic split and rollout with its last check."""
         found = state.endpoints.get(name)
         if found is None:
             return error_response(NotFound(f"unknown endpoint {name!r}"))

@@ -40,6 +40,7 @@ def dashboard_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get("/dashboard/static/{name}")
     async def dashboard_static(name: str) -> Response:
+        """The dashboard's scripts and styles (bundled: it works offline)."""
         media = STATIC.get(name)
         if media is None:
             return error_response(NotFound(f"no dashboard file {name!r}"))
