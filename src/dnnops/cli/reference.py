@@ -39,6 +39,7 @@ def pages() -> dict[str, str]:
         "routes.md": routes_page(),
         "metrics.md": metrics_page(),
         "report.md": report_page(),
+        "records.md": records_page(),
         "monitoring.md": monitoring_page(),
     }
 
@@ -313,6 +314,57 @@ def _json_type(spec: dict[str, Any], target: dict[str, Any] | None) -> str:
     kinds = [_json_type(option, None) for option in spec.get("anyOf", [])]
     parts = dict.fromkeys(part for kind in kinds for part in kind.split(" \\| "))
     return " \\| ".join(parts)
+
+
+# --- log records ----------------------------------------------------------------------------
+
+
+def records_page() -> str:
+    import msgspec
+
+    from dnnops.predlog.records import ExplanationRecord, FeedbackRecord, PredictionRecord
+
+    lines = [
+        HEADER,
+        "# Log records",
+        "",
+        "One JSON object per record in the home's `logs/` (`dnnops logs show --jsonl` prints",
+        "them; `predlog/records.py` is the only code that spells their keys).",
+        "",
+    ]
+    for record in (PredictionRecord, FeedbackRecord, ExplanationRecord):
+        documented = _attribute_docs(record)
+        lines += [f"## `{record.__name__}`", "", _cell(record.__doc__), ""]
+        lines += ["| field | type | meaning |", "| --- | --- | --- |"]
+        for field in msgspec.structs.fields(record):
+            meaning = documented.get(field.name)
+            if not meaning:
+                raise Undocumented(f"{record.__name__}.{field.name} has no docstring")
+            kind = _type_text(field.type).replace("Any", "any")
+            lines.append(f"| `{field.encode_name}` | {kind} | {_cell(meaning)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """The docstring under each annotated attribute of ``cls``'s own body."""
+    import ast
+    import inspect
+    import textwrap
+
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(body, ast.ClassDef)
+    found: dict[str, str] = {}
+    for current, following in zip(body.body, body.body[1:], strict=False):
+        if (
+            isinstance(current, ast.AnnAssign)
+            and isinstance(current.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            found[current.target.id] = following.value.value
+    return found
 
 
 # --- the monitoring registries ----------------------------------------------------------

@@ -79,16 +79,24 @@ class LogRecord(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class PredictionRecord(LogRecord, frozen=True):
+    """One answered instance, or one refused request (``logs/predictions/``)."""
+
     ts: float
+    """When the request arrived (Unix seconds)."""
     status: int
     """200 for an answered instance; the HTTP status a refused request got otherwise."""
     endpoint: str = ""
+    """The endpoint the request was sent to."""
     model: str = ""
+    """The model of the version that answered."""
     version: str = ""
+    """The version that answered (the canary's during a rollout)."""
     protocol: str = ""
+    """``v2``, ``v1`` or ``batch``."""
     id: str | None = None
     """None for a refused request: nothing was predicted, so nothing can be labelled."""
     shadow: bool = False
+    """A shadow's copy: its answer was recorded, never sent to the client."""
     shadow_of: str | None = None
     """A shadow's record names the answered prediction it mirrors: its label scores both."""
     inputs: Any = None
@@ -99,9 +107,13 @@ class PredictionRecord(LogRecord, frozen=True):
     probabilities: list[float] | None = None
     """A classifier's class probabilities; None for a regressor."""
     latency_ms: float | None = None
+    """Time inside the server, from the request's arrival to its answer."""
     model_ms: float | None = None
+    """Model-only time: from the first batch's start to the last batch's end."""
     cpu_ms: float | None = None
+    """The instance's share of its batches' model time x the runner's threads."""
     error: str | None = None
+    """Why a refused request was refused (the answer's error message)."""
     replica: str = ""
     """The fleet replica that answered: empty outside a fleet."""
     tier: int | None = None
@@ -126,23 +138,33 @@ class PredictionRecord(LogRecord, frozen=True):
 
 
 class FeedbackRecord(LogRecord, frozen=True):
+    """One label for an earlier prediction (``logs/feedback/``)."""
+
     prediction_id: str
+    """The id the prediction was answered with."""
     label: Any
     """The ground truth: a class label as in training, or a number."""
     ts: float
+    """When the label arrived."""
 
 
 class ExplanationRecord(LogRecord, frozen=True):
     """One live prediction explained in the background (``logs/explanations/``)."""
 
     prediction_id: str
+    """The explained prediction's id."""
     ts: float
     """When it was explained."""
     prediction_ts: float
+    """When the prediction was made."""
     endpoint: str
+    """The endpoint that answered it."""
     model: str
+    """The model of the version that answered it."""
     version: str
+    """The version that answered it."""
     method: str
+    """``integrated_gradients`` or ``occlusion``."""
     target: Any
     """The output explained: the predicted class, or 0 for a regressor's value."""
     attributions: dict[str, float]
