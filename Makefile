@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test static lint typecheck unit docs reference clean
+.PHONY: demo test static lint typecheck unit docs reference smoke clean
 
 # The story needs an empty home: it starts over in .dnnops-demo/ each time.
 demo: $(VENV)/.installed
@@ -26,8 +26,11 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports --no-cache
 
+# src/ strictly; benchmarks/ loosely (benchmarks/mypy.ini), for the calls into dnnops that
+# would otherwise break only at the next measurement.
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file benchmarks/mypy.ini
 
 # The documentation site (docs/, the API reference from docstrings); warnings are errors.
 # docs/reference/ is generated from the code (make reference); a stale page fails.
@@ -37,6 +40,11 @@ docs: $(VENV)/.installed-dev
 
 reference: $(VENV)/.installed-dev
 	$(BIN)/python -m dnnops.cli.reference
+
+# Every benchmark at tiny sizes (benchmarks/smoke.py): about 10 minutes here, so CI runs it
+# after make test (.ci/run) rather than inside it.
+smoke: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/smoke.py
 
 # Two workers, a file each at a time (module fixtures stay whole), one compute thread
 # each: the suite is half waiting on the servers and subprocesses it starts, and a second

@@ -9,6 +9,8 @@ from pathlib import Path
 from tests.conftest import CliResult
 
 
+# Slow (40-55 s here): it is `make demo`, the README's story end to end (three versions
+# trained, served, drifted, retrained, canaried and rolled back).
 def test_quickstart_story_catches_drift_promotes_v2_and_rolls_back_v3(
     home: Path, cli: Callable[..., CliResult]
 ) -> None:

@@ -155,7 +155,7 @@ def main() -> None:
             )  # fmt: skip
             plain[suffix] = args.rows / (time.perf_counter() - started)
         timings = {}
-        runs = {"parquet": ("parquet", []), "csv": ("csv", [])}
+        runs: dict[str, tuple[str, list[str]]] = {"parquet": ("parquet", []), "csv": ("csv", [])}
         if not args.no_ray:
             address = ["--address", args.address] if args.address else []
             runs["parquet, --engine ray"] = ("parquet", ["--engine", "ray", *address])

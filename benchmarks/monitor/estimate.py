@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,8 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.evaluate.calibration import MIN_ROWS
 from dnnops.evaluate.metrics import softmax
 from dnnops.home import resolve_home
-from dnnops.monitor.report import _drift as report_drift
-from dnnops.monitor.report import estimated_accuracy
+from dnnops.monitor.judgements.signals import estimated_accuracy
+from dnnops.monitor.judgements.signals import input_drift as report_drift
 from dnnops.monitor.segments.digest import Reference, estimate_of, stats_of
 from dnnops.predlog.records import PredictionRecord
 from dnnops.quickstart.camera import new_camera
@@ -158,9 +159,13 @@ def main() -> None:
             held_y = (
                 np.concatenate([prepared.valid.y, prepared.test.y]) if small else prepared.valid.y
             )
-            held_inputs = pd.concat([valid.inputs, test.inputs]) if small else valid.inputs
+            valid_inputs, test_inputs = (
+                cast(pd.DataFrame, valid.inputs),
+                cast(pd.DataFrame, test.inputs),
+            )
+            held_inputs = pd.concat([valid_inputs, test_inputs]) if small else valid_inputs
             held_out = probabilities_of(loaded, held_inputs)
-            test_x = test.inputs[features].to_numpy(dtype="float64")
+            test_x = test_inputs[features].to_numpy(dtype="float64")
             test_y = prepared.test.y
             windows = Windows()
             rng = np.random.default_rng(1)
@@ -276,13 +281,13 @@ def report(frame: pd.DataFrame) -> None:
     ):
         mae = 100 * (reliable[column] - reliable["accuracy"]).abs().mean()
         print(f"| {label} | {mae:.2f} | {reliable[covered].mean():.0%} |")
-    mae = (reliable["cbpe"] - reliable["accuracy"]).abs().mean()
-    coverage = reliable["cbpe_in"].mean()
+    overall = float((reliable["cbpe"] - reliable["accuracy"]).abs().mean())
+    covered_share = float(reliable["cbpe_in"].mean())
     print(
         f"\ntarget (issue 17, on windows called reliable): MAE <= {100 * TARGET_MAE:.0f} points: "
-        f"{'met' if mae <= TARGET_MAE else 'MISSED'} ({100 * mae:.2f}); coverage >= "
-        f"{TARGET_COVERAGE:.0%}: {'met' if coverage >= TARGET_COVERAGE else 'MISSED'} "
-        f"({coverage:.0%})"
+        f"{'met' if overall <= TARGET_MAE else 'MISSED'} ({100 * overall:.2f}); coverage >= "
+        f"{TARGET_COVERAGE:.0%}: {'met' if covered_share >= TARGET_COVERAGE else 'MISSED'} "
+        f"({covered_share:.0%})"
     )
 
 

@@ -37,6 +37,7 @@ def main() -> None:
     analysis = frame(data["probabilities"], data["labels"])
     window = int(data["window"])
     classes = data["reference_probabilities"].shape[1]
+    proba: str | dict[int, str]
     if classes == 2:
         problem, proba = "classification_binary", "p1"
     else:

@@ -137,7 +137,9 @@ def pymalloc_arenas() -> tuple[int, float] | None:
     return int(arenas.group(1).replace(",", "")), int(used.group(1).replace(",", "")) / 2**20
 
 
-def reporter(home: Path, config: Path, minutes: float, rate: int) -> None:
+def reporter(
+    home: Path, config: Path, minutes: float, rate: int, *, window_s: float, every_s: float
+) -> None:
     """The child's loop: a report every 15 s while the log grows; one JSON line each."""
     from dnnops.config import load_config
     from dnnops.home import resolve_home
@@ -150,7 +152,7 @@ def reporter(home: Path, config: Path, minutes: float, rate: int) -> None:
     writer = context.Process(target=write_log, args=(home, rate, stop))
     writer.start()
     project = load_config(config)
-    job = ReportJob(resolve_home(home), WINDOW_S, project.monitor, project.slo)
+    job = ReportJob(resolve_home(home), window_s, project.monitor, project.slo)
     began = time.time()
     try:
         while time.time() - began < minutes * 60:
@@ -167,7 +169,7 @@ def reporter(home: Path, config: Path, minutes: float, rate: int) -> None:
                 "objects_mb": arenas[1] if arenas else None,
             }
             print(json.dumps(line), flush=True)
-            time.sleep(max(0.0, EVERY_S - (time.time() - started)))
+            time.sleep(max(0.0, every_s - (time.time() - started)))
     finally:
         stop.set()
         writer.join()
@@ -189,8 +191,11 @@ class Summary:
         return self.end_mb / self.settled_mb - 1.0
 
 
-def summarise(allocator: str, lines: list[dict[str, Any]]) -> Summary:
-    settled = [line for line in lines if line["minute"] > WINDOW_S / 60 + 1]
+def summarise(
+    allocator: str, lines: list[dict[str, Any]], *, window_s: float, every_s: float
+) -> Summary:
+    """Settled: four reports after the window first filled (a minute at the defaults)."""
+    settled = [line for line in lines if line["minute"] > (window_s + 4 * every_s) / 60]
     if len(settled) < 6:
         raise SystemExit(f"{allocator}: too few reports after the window filled: more --minutes")
     first, last = settled[:3], settled[-3:]
@@ -212,10 +217,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--rate", type=int, default=4000, help="records logged a second")
+    parser.add_argument("--window-s", type=float, default=WINDOW_S, help="the report's window")
+    parser.add_argument("--every-s", type=float, default=EVERY_S, help="seconds between reports")
     parser.add_argument("--child", nargs=2, metavar=("HOME", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    timing = {"window_s": args.window_s, "every_s": args.every_s}
     if args.child:
-        reporter(Path(args.child[0]), Path(args.child[1]), args.minutes, args.rate)
+        reporter(Path(args.child[0]), Path(args.child[1]), args.minutes, args.rate, **timing)
         return
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -246,18 +254,26 @@ def main() -> None:
                     str(args.minutes),
                     "--rate",
                     str(args.rate),
+                    "--window-s",
+                    str(args.window_s),
+                    "--every-s",
+                    str(args.every_s),
                 ],
                 env=env,
                 stdout=subprocess.PIPE,
                 text=True,
             )
-        print(f"{args.minutes:g} minutes, {args.rate:,} records/s, a report every {EVERY_S:g} s")
+        print(
+            f"{args.minutes:g} minutes, {args.rate:,} records/s, a report every {args.every_s:g} s"
+        )
         summaries = []
         for name, process in runs.items():
             output, _ = process.communicate()
             if process.returncode:
                 raise SystemExit(f"{name}: the reporting process failed ({process.returncode})")
-            summaries.append(summarise(name, [json.loads(line) for line in output.splitlines()]))
+            summaries.append(
+                summarise(name, [json.loads(line) for line in output.splitlines()], **timing)
+            )
     print(
         f"{'allocator':<10}{'settled MB':>11}{'end MB':>9}{'growth':>8}{'MB/min':>8}"
         f"{'report s':>10}  pymalloc arenas"

@@ -45,6 +45,8 @@ def ray_cluster() -> Iterator[str]:
                 os.environ[name] = value
 
 
+# Slow (50-80 s here): Ray's own start of a two-node cluster (head and worker processes)
+# is most of it; the file prediction on it takes seconds.
 @pytest.mark.slow
 def test_ray_answers_as_the_local_engine_on_a_two_node_cluster(
     tmp_path: Path, home: Path, ray_cluster: str

@@ -31,6 +31,8 @@ def test_alerts_of_a_rollout_candidate_are_held_back() -> None:
     assert [a.key for a in held] == ["digits@2/drift/ticket"]
 
 
+# Slow (30-60 s here): a real server notices drift, alerts, and runs `dnnops retrain` in a
+# child process (a whole training) before it starts the challenger's canary.
 def test_the_server_alerts_and_retrains_on_its_own(tmp_path: Path) -> None:
     frame = load_digits(as_frame=True).frame.sample(frac=1.0, random_state=2)
     source = tmp_path / "old-camera.parquet"

@@ -89,6 +89,9 @@ def promotions(db_url: str) -> list[str]:
         ]
 
 
+# Slow (55-80 s here) by what it tests: three server processes on one PostgreSQL and one
+# object store elect a leader, walk a canary, and outlive the leader's SIGKILL; each step
+# waits on real leases and controller ticks. Every other fleet test shares its setup.
 @pytest.mark.slow
 def test_three_replicas_decide_a_canary_once_and_outlive_their_leader(tmp_path: Path) -> None:
     from tests.postgres import create_database, postgres_server
