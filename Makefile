@@ -26,11 +26,8 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports --no-cache
 
-# src/ strictly; benchmarks/ loosely (benchmarks/mypy.ini), for the calls into dnnops that
-# would otherwise break only at the next measurement.
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
-	$(BIN)/mypy --config-file benchmarks/mypy.ini
 
 # The documentation site (docs/, the API reference from docstrings); warnings are errors.
 # docs/reference/ is generated from the code (make reference); a stale page fails.
@@ -41,9 +38,11 @@ docs: $(VENV)/.installed-dev
 reference: $(VENV)/.installed-dev
 	$(BIN)/python -m dnnops.cli.reference
 
-# Every benchmark at tiny sizes (benchmarks/smoke.py): about 10 minutes here, so CI runs it
-# after make test (.ci/run) rather than inside it.
+# Benchmarks that cannot rot: mypy over them (benchmarks/mypy.ini: every call into dnnops
+# checked), then each at tiny sizes (benchmarks/smoke.py). About 10 minutes here, which
+# make test cannot spare, so CI runs it after make test (.ci/run).
 smoke: $(VENV)/.installed-dev
+	$(BIN)/mypy --config-file benchmarks/mypy.ini
 	$(BIN)/python benchmarks/smoke.py
 
 # Two workers, a file each at a time (module fixtures stay whole), one compute thread
