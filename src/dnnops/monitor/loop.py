@@ -49,20 +49,6 @@ class MonitorLoop:
         self.retraining: subprocess.Popen[bytes] | None = None
         self._last_retrain_check = 0.0
 
-    async def run(self, every_s: float) -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            if not self.server.leads():
-                continue  # a sibling worker evaluates: one alert and one retraining, not N
-            started = time.perf_counter()
-            failed = False
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("monitoring tick failed; retrying next tick")
-                failed = True
-            self.server.observe_monitor_tick(time.perf_counter() - started, failed)
-
     async def tick(self) -> None:
         server = self.server
         if server.logs.retention is not None:

@@ -63,8 +63,6 @@ class MonitoredServer(Protocol):
         """Publish a report's numbers on ``/metrics``."""
         ...
 
-    def observe_monitor_tick(self, seconds: float, failed: bool) -> None: ...
-
     def purge_shared_log(self, cutoff: float) -> int:
         """Apply ``logs.retention`` to the fleet's shared log store too (blocking); the
         segments removed, 0 outside a fleet."""

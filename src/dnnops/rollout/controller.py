@@ -35,6 +35,7 @@ from dnnops.rollout.window import compare_window
 
 log = logging.getLogger("dnnops.rollout")
 SLOW_TICK_S = 5.0
+"""A tick this long is logged (``serve/loops.py`` runs the ticks)."""
 
 
 class RolloutController:
@@ -55,22 +56,6 @@ class RolloutController:
         self._running: dict[str, int] = {}
         """Endpoint -> id of the rollout this process applied to the router."""
         self._calibrator_cache: dict[tuple[str, str], Calibrator | None] = {}
-
-    async def run(self) -> None:
-        """Tick until cancelled; a failing tick is logged and counted, never fatal."""
-        while True:
-            started = time.perf_counter()
-            failed = False
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("rollout controller tick failed; retrying next tick")
-                failed = True
-            elapsed = time.perf_counter() - started
-            self.server.observe_tick(elapsed, failed)
-            if elapsed > SLOW_TICK_S:
-                log.warning("rollout controller tick took %.1f s", elapsed)
-            await asyncio.sleep(self.tick_s)
 
     async def tick(self) -> None:
         await self.server.follow_siblings()

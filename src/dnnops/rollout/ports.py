@@ -79,7 +79,3 @@ class ServerPort(Protocol):
     def observe_weight(self, endpoint: str, weight: float) -> None:
         """The canary's share of traffic, for ``/metrics``."""
         ...
-
-    def observe_tick(self, seconds: float, failed: bool) -> None:
-        """How long a controller tick took, and whether it failed."""
-        ...

@@ -31,7 +31,7 @@ from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.monitor.loop import MonitorLoop
 from dnnops.monitor.segments.label_queue import label_queue
 from dnnops.predlog.records import RequestContext
-from dnnops.rollout.controller import RolloutController
+from dnnops.rollout.controller import SLOW_TICK_S, RolloutController
 from dnnops.rollout.store import RolloutStore
 from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull, TooManyRows
 from dnnops.serve.control import ServerControl
@@ -47,9 +47,8 @@ from dnnops.serve.errors import (
     Unavailable,
     http_error_of,
 )
-from dnnops.serve.explain_routes import explain_routes, sample_explanations
+from dnnops.serve.explain_routes import explain_routes, explanation_sampler
 from dnnops.serve.feedback import FeedbackVerdicts, feedback_answer
-from dnnops.serve.fleet import FleetLeadership
 from dnnops.serve.http import (
     JSON,
     Answer,
@@ -64,7 +63,8 @@ from dnnops.serve.http import (
     read_body,
     v1_instances,
 )
-from dnnops.serve.loop_lag import LoopLag
+from dnnops.serve.loop_lag import PROBE_S, LoopLag
+from dnnops.serve.loops import BackgroundLoop, LoopRunner
 from dnnops.serve.protocol import encode_response, parse_infer
 from dnnops.serve.rollout_routes import rollout_routes
 from dnnops.serve.runtime import VersionRuntime
@@ -100,26 +100,11 @@ def create_app(state: ServerState) -> InferenceFastPath:
         if state.fleet is not None:
             await state.fleet.renew()  # know whether this replica leads before the first tick
         await controller.tick()  # resume a rollout a restart interrupted before serving
-        loops = [
-            asyncio.create_task(controller.run(), name="rollout-controller"),
-            asyncio.create_task(LoopLag(state.metrics.event_loop_lag.set).run(), name="loop-lag"),
-        ]
-        if state.fleet is not None:
-            loops.append(asyncio.create_task(_hold_the_lease(state, state.fleet), name="lease"))
-        if state.fleet_log is not None:
-            every = state.policies.logs.ship_every
-            loops.append(asyncio.create_task(_share_the_log(state, every), name="fleet-log"))
-        if state.policies.monitor.evaluate_every:
-            monitoring = MonitorLoop(control, AlertStore(state.registry.engine))
-            loops.append(asyncio.create_task(monitoring.run(state.policies.monitor.evaluate_every)))
-        if state.metrics.shared_dir is not None:
-            loops.append(asyncio.create_task(_refresh_shared_metrics(state)))
-        explain = state.policies.monitor.explain
-        if explain.sample > 0:
-            loops.append(asyncio.create_task(sample_explanations(state, explain.every)))
+        runner = LoopRunner(state.metrics.observe_loop, state.leads)
+        tasks = runner.start(background_loops(state, control, controller))
         yield
-        for loop in loops:
-            loop.cancel()
+        for task in tasks:
+            task.cancel()
         if state.fleet is not None:
             await state.fleet.release()  # another replica leads at once, not a lease later
         await state.stop()
@@ -136,36 +121,60 @@ def create_app(state: ServerState) -> InferenceFastPath:
     return InferenceFastPath(app, state)
 
 
-async def _hold_the_lease(state: ServerState, fleet: FleetLeadership) -> None:
-    """Renew the fleet's lease every third of its length; ``dnnops_leader`` says who leads."""
-    while True:
-        await fleet.renew()
-        state.metrics.leader.set(1.0 if state.leads() else 0.0)
-        await asyncio.sleep(fleet.lease.ttl_s / 3)
+def background_loops(
+    state: ServerState, control: ServerControl, controller: RolloutController
+) -> list[BackgroundLoop]:
+    """What runs beside the requests, each under ``serve/loops.py``'s one guarded runner."""
+    policies = state.policies
+    lag = LoopLag(state.metrics.event_loop_lag.set)
+    loops = [
+        BackgroundLoop("rollout", controller.tick_s, controller.tick, slow_s=SLOW_TICK_S),
+        BackgroundLoop("loop_lag", PROBE_S, lag.run),  # its tick probes until cancelled
+    ]
+    fleet, fleet_log = state.fleet, state.fleet_log
+    if fleet is not None:
 
+        async def hold_the_lease() -> None:
+            """Renew the fleet's lease; ``dnnops_leader`` says who leads."""
+            await fleet.renew()
+            state.metrics.leader.set(1.0 if state.leads() else 0.0)
 
-async def _share_the_log(state: ServerState, every_s: float) -> None:
-    """Ship this replica's new log frames and pull its siblings' every ``every_s``; on one
-    host only the workers' leader does (its siblings write to the same folder)."""
-    fleet_log = state.fleet_log
-    assert fleet_log is not None
-    while True:
-        if state.leads_here():
-            try:
+        loops.append(BackgroundLoop("lease", fleet.lease.ttl_s / 3, hold_the_lease))
+    if fleet_log is not None:
+
+        async def share_the_log() -> None:
+            """Ship this replica's new log frames and pull its siblings'; on one host only
+            the workers' leader does (its siblings write to the same folder)."""
+            if state.leads_here():
                 await asyncio.to_thread(fleet_log.ship)
                 await asyncio.to_thread(fleet_log.pull)
-            except Exception as exc:  # the store is away: local logging goes on, retried
-                log.warning(
-                    "fleet log: %s: %s; retrying in %.0f s", type(exc).__name__, exc, every_s
-                )
-        await asyncio.sleep(every_s)
 
+        loops.append(BackgroundLoop("fleet_log", policies.logs.ship_every, share_the_log))
+    if policies.monitor.evaluate_every:
+        monitoring = MonitorLoop(control, AlertStore(state.registry.engine))
+        every = policies.monitor.evaluate_every
+        loops.append(
+            BackgroundLoop("monitor", every, monitoring.tick, leader_only=True, wait_first=True)
+        )
+    if state.metrics.shared_dir is not None:
 
-async def _refresh_shared_metrics(state: ServerState, every_s: float = 1.0) -> None:
-    """A worker's queue depths and CPU, copied to the shared metric files each second."""
-    while True:
-        state.metrics.refresh()
-        await asyncio.sleep(every_s)
+        async def refresh_shared_metrics() -> None:
+            """A worker's queue depths and CPU, copied to the shared metric files."""
+            state.metrics.refresh()
+
+        loops.append(BackgroundLoop("shared_metrics", 1.0, refresh_shared_metrics))
+    explain = policies.monitor.explain
+    if explain.sample > 0:
+        loops.append(
+            BackgroundLoop(
+                "explanations",
+                explain.every,
+                explanation_sampler(state),
+                leader_only=True,
+                wait_first=True,
+            )
+        )
+    return loops
 
 
 class InferenceFastPath:

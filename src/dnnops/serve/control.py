@@ -81,11 +81,6 @@ class ServerControl:
     def observe_weight(self, endpoint: str, weight: float) -> None:
         self.state.metrics.canary_weight.labels(endpoint).set(weight)
 
-    def observe_tick(self, seconds: float, failed: bool) -> None:
-        if failed:
-            self.state.metrics.controller_errors.labels("rollout").inc()
-        self.state.metrics.controller_tick_seconds.observe(seconds)
-
     def loaded_versions(self) -> Mapping[tuple[str, str], LoadedVersion]:
         return self.state.loaded_versions()
 
@@ -104,11 +99,6 @@ class ServerControl:
 
     def observe_report(self, report: Report) -> None:
         self.state.metrics.observe_report(report)
-
-    def observe_monitor_tick(self, seconds: float, failed: bool) -> None:
-        if failed:  # its own series: a failing report is not a failing rollout controller
-            self.state.metrics.controller_errors.labels("monitor").inc()
-        self.state.metrics.monitor_tick_seconds.observe(seconds)
 
     async def monitoring_report(self) -> Report:
         return await self.state.report(self.state.policies.monitor.window)

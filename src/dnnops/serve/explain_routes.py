@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -107,19 +108,19 @@ async def _run(state: ServerState, model: str, version: str, *, x: np.ndarray) -
     return await asyncio.to_thread(explain_rows, state.explainers, model, version, x=x)
 
 
-async def sample_explanations(state: ServerState, every_s: float) -> None:
-    """Every ``every_s``, explain the sampled predictions logged since (leader only: the
-    fleet's log holds every replica's)."""
+def explanation_sampler(state: ServerState) -> Callable[[], Awaitable[None]]:
+    """A tick that explains the sampled predictions logged since the server started (the
+    runner calls it every ``monitor.explain.every``, in the leader only: the fleet's log
+    holds every replica's)."""
     config = state.policies.monitor.explain
     since = time.time()
-    while True:
-        await asyncio.sleep(every_s)
-        if not state.leads() or state.explain_worker is None:
-            continue
-        try:
-            counts = await state.explain_worker.sample(config, since=since)
-            if counts.explained or counts.skipped:
-                state.metrics.explanations.labels("stored").inc(counts.explained)
-                state.metrics.explanations.labels("skipped").inc(counts.skipped)
-        except Exception as exc:  # the sampler is best effort: serving goes on
-            log.warning("explanation sampler: %s: %s", type(exc).__name__, exc)
+
+    async def sample() -> None:
+        if state.explain_worker is None:
+            return
+        counts = await state.explain_worker.sample(config, since=since)
+        if counts.explained or counts.skipped:
+            state.metrics.explanations.labels("stored").inc(counts.explained)
+            state.metrics.explanations.labels("skipped").inc(counts.skipped)
+
+    return sample

@@ -32,8 +32,16 @@ def latency_buckets(slo_thresholds: Iterable[float]) -> tuple[float, ...]:
     return tuple(sorted({*LATENCY_BUCKETS, *(t for t in slo_thresholds if t > 0)}))
 
 
-CONTROL_LOOPS = ("rollout", "monitor")
-"""The server's background loops whose failed ticks ``dnnops_controller_errors`` counts."""
+CONTROL_LOOPS = (
+    "rollout",
+    "monitor",
+    "lease",
+    "fleet_log",
+    "shared_metrics",
+    "explanations",
+    "loop_lag",
+)
+"""The server's background loops (``serve/loops.py``): the ``loop`` label's values."""
 
 
 class ServerMetrics:
@@ -188,13 +196,10 @@ class ServerMetrics:
         )
         self.controller_tick_seconds = Histogram(
             "dnnops_controller_tick_seconds",
-            "Time per rollout controller tick.",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.monitor_tick_seconds = Histogram(
-            "dnnops_monitor_tick_seconds",
-            "Time per monitoring evaluation (report, alerts, retraining check).",
+            "Time per background loop tick, by loop: rollout (the controller), monitor "
+            "(report, alerts, retraining check), lease, fleet_log, shared_metrics, "
+            "explanations.",
+            ["loop"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -214,12 +219,12 @@ class ServerMetrics:
         )
         self.controller_errors = Counter(
             "dnnops_controller_errors",
-            "Background loop ticks that failed, by loop: rollout (the controller) or "
-            "monitor (reports and alerts); logged, and the loop goes on.",
+            "Background loop ticks that failed, by loop (as dnnops_controller_tick_seconds); "
+            "logged with the stack, and the loop retries with backoff.",
             ["loop"],
             registry=self.registry,
         )
-        for loop in CONTROL_LOOPS:  # both series from the start: an alert sees the first
+        for loop in CONTROL_LOOPS:  # every series from the start: an alert sees the first
             self.controller_errors.labels(loop)
         self.routed = Counter(
             "dnnops_routed_requests",
@@ -299,6 +304,12 @@ class ServerMetrics:
             used = times.user + times.system
             self.cpu_seconds.inc(max(used - self._cpu_counted, 0.0))
             self._cpu_counted = used
+
+    def observe_loop(self, loop: str, seconds: float, failed: bool) -> None:
+        """One background loop tick (``serve/loops.py``'s runner reports every one)."""
+        if failed:
+            self.controller_errors.labels(loop).inc()
+        self.controller_tick_seconds.labels(loop).observe(seconds)
 
     def observe_report(self, report: Report) -> None:
         """Gauges from a monitoring evaluation, for Prometheus and Grafana: drift per
