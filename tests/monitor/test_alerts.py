@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from dnnops.monitor.judgements.alerts import AlertStore, alerts_from_report, deliver
+from dnnops.monitor.judgements.alerts import (
+    AlertStore,
+    alerts_from_report,
+    deliver,
+    evaluate_alerts,
+)
 from dnnops.monitor.judgements.report_types import Report, SegmentCounts, VersionSection
 from dnnops.monitor.judgements.sli import VersionSlis
 from dnnops.monitor.judgements.slo import BurnAlert
@@ -95,3 +100,17 @@ def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
 def test_a_broken_webhook_is_logged_not_raised(tmp_path: Path) -> None:
     alerts = alerts_from_report(_report(burning=True, drifting=False))
     assert deliver(alerts, "http://127.0.0.1:9/nowhere") == 1
+
+
+def test_the_alert_evaluation_holds_back_a_rollout_candidates_alerts() -> None:
+    """Pure: a report in, what fires and what is held out (no store, no server)."""
+    from dataclasses import replace
+
+    calm = _report(burning=False, drifting=True)
+    [section] = calm.versions
+    candidate = replace(section, slis=replace(section.slis, version="4"))
+    report = replace(calm, versions=[section, candidate])
+    decided = evaluate_alerts(report, {("m", "4")})
+    assert [a.key for a in decided.firing] == ["m@3/drift/ticket"]
+    assert [a.key for a in decided.held] == ["m@4/drift/ticket"]
+    assert evaluate_alerts(report, set()).held == []

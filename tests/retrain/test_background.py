@@ -14,21 +14,9 @@ import httpx
 import yaml
 from sklearn.datasets import load_digits
 
-from dnnops.monitor.judgements.alerts import Alert
-from dnnops.monitor.loop import suppress_rollout_candidates
 from dnnops.quickstart.camera import new_camera
 from tests.conftest import subprocess_env
 from tests.serve.conftest import start_server
-
-
-def test_alerts_of_a_rollout_candidate_are_held_back() -> None:
-    alerts = [
-        Alert("digits@2/drift/ticket", "digits", "ticket", "drift", "v2 drifts", {}),
-        Alert("digits@1/drift/ticket", "digits", "ticket", "drift", "v1 drifts", {}),
-    ]
-    kept, held = suppress_rollout_candidates(alerts, {("digits", "2")})
-    assert [a.key for a in kept] == ["digits@1/drift/ticket"]
-    assert [a.key for a in held] == ["digits@2/drift/ticket"]
 
 
 # Slow (30-60 s here): a real server notices drift, alerts, and runs `dnnops retrain` in a

@@ -14,26 +14,13 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from dnnops.monitor.judgements.alerts import Alert, AlertStore, alerts_from_report, deliver
+from dnnops.monitor.judgements.alerts import AlertStore, deliver, evaluate_alerts
 from dnnops.monitor.ports import MonitoredServer
 from dnnops.predlog.retention import purge_before
 
 log = logging.getLogger("dnnops.monitor")
-
-
-def suppress_rollout_candidates(
-    alerts: Sequence[Alert], candidates: set[tuple[str, str]]
-) -> tuple[list[Alert], list[Alert]]:
-    """(alerts to raise, alerts held back) given the (model, version) pairs in rollout."""
-    kept: list[Alert] = []
-    held: list[Alert] = []
-    for alert in alerts:
-        where = alert.key.split("/", 1)[0]  # "model@version/..."
-        model, _, version = where.partition("@")
-        (held if (model, version) in candidates else kept).append(alert)
-    return kept, held
 
 
 class MonitorLoop:
@@ -59,20 +46,17 @@ class MonitorLoop:
             shared = await asyncio.to_thread(server.purge_shared_log, cutoff)
             if shared:
                 log.info("logs.retention deleted %d segment(s) from the fleet's store", shared)
-        report = await server.monitoring_report()
-        report = report.of_endpoints(server.served_endpoints())
+        report = (await server.monitoring_report()).of_endpoints(server.served_endpoints())
+        server.observe_report(report)
         candidates = (
             server.rollout_candidates() if server.monitor.suppress_during_rollout else set()
         )
-        server.observe_report(report)
-        firing, held = suppress_rollout_candidates(
-            alerts_from_report(report, runbooks=server.monitor.runbook_url), candidates
-        )
-        fresh = await asyncio.to_thread(self.alerts.record, firing)
+        decided = evaluate_alerts(report, candidates, runbooks=server.monitor.runbook_url)
+        fresh = await asyncio.to_thread(self.alerts.record, decided.firing)
         if fresh:
             await asyncio.to_thread(deliver, fresh, server.monitor.webhook_url)
-        if held:
-            log.info("held back during a rollout: %s", ", ".join(a.key for a in held))
+        if decided.held:
+            log.info("held back during a rollout: %s", ", ".join(a.key for a in decided.held))
         self._maybe_retrain()
 
     def _maybe_retrain(self) -> None:

@@ -43,6 +43,28 @@ class Alert:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class AlertDecision:
+    """What one monitoring evaluation raises, and what it holds back."""
+
+    firing: list[Alert]
+    held: list[Alert]
+    """A rollout candidate's: its rollout's gates judge it (and page)."""
+
+
+def evaluate_alerts(
+    report: Report, in_rollout: set[tuple[str, str]], *, runbooks: str = DEFAULT_TEMPLATE
+) -> AlertDecision:
+    """The pure step of a monitoring tick: the report's alerts, those of a (model, version)
+    in rollout held back. No I/O: the loop records the firing ones and delivers them."""
+    firing: list[Alert] = []
+    held: list[Alert] = []
+    for alert in alerts_from_report(report, runbooks=runbooks):
+        model, _, version = alert.key.split("/", 1)[0].partition("@")  # "model@version/..."
+        (held if (model, version) in in_rollout else firing).append(alert)
+    return AlertDecision(firing, held)
+
+
 def alerts_from_report(
     report: Report,
     drift_severity: Severity = "ticket",
