@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from dnnops.errors import RunNotFound
+from dnnops.registry.clock import Clock, iso_utc, utc_now
 from dnnops.registry.tables import CheckpointRow, EpochRow, RunRow
-from dnnops.train.recorder import RunStatus
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+if TYPE_CHECKING:  # a name only: the server reads runs' rows, never training's code
+    from dnnops.train.recorder import RunStatus
 
 
 @dataclass(frozen=True)
@@ -157,14 +152,6 @@ class RunStore:
 
     def _touch(self, session: Session, run_id: str) -> None:
         self._row(session, run_id).updated_at = self.clock()
-
-
-def iso_utc(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat()
 
 
 def _entity(

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.registry.artifacts import ArtifactError, ArtifactStore
-from dnnops.registry.runs import Clock, iso_utc, utc_now
+from dnnops.registry.clock import Clock, iso_utc, utc_now
 from dnnops.registry.tables import AliasRow, AuditRow, DatasetRow, ModelRow, VersionRow
 
 MANIFEST_FORMAT = 1

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.judgements.runbooks import DEFAULT_TEMPLATE, runbook_url
-from dnnops.registry.runs import Clock, iso_utc, utc_now
+from dnnops.registry.clock import Clock, iso_utc, utc_now
 from dnnops.registry.tables import AlertRow
 
 log = logging.getLogger("dnnops.alerts")
