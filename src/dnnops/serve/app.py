@@ -24,7 +24,6 @@ from fastapi.responses import Response
 
 from dnnops.data.policy import Counts
 from dnnops.data.preprocess import apply_preprocessing
-from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.models.outputs import NonFiniteOutput, refuse_non_finite
 from dnnops.monitor.judgements.alerts import AlertStore
@@ -55,13 +54,15 @@ from dnnops.serve.http import (
     RawRequest,
     authorize,
     authorize_scope,
+    endpoint_of,
     error_answer,
-    error_response,
+    install_error_path,
     json_answer,
     json_object,
     json_response,
     read_body,
     v1_instances,
+    window_of,
 )
 from dnnops.serve.loop_lag import PROBE_S, LoopLag
 from dnnops.serve.loops import BackgroundLoop, LoopRunner
@@ -111,6 +112,7 @@ def create_app(state: ServerState) -> InferenceFastPath:
 
     app = FastAPI(title="dnnops", version=__version__, lifespan=lifespan)
     app.state.dnnops = state
+    install_error_path(app)
     _health_routes(app, state)
     _inference_routes(app, state)
     _operations_routes(app, state)
@@ -231,19 +233,13 @@ def _health_routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/v2/models/{name}/versions/{version}")
     async def model_metadata(name: str, version: str | None = None) -> Response:
         """Model metadata (KServe v2): inputs, outputs, classes and an example instance."""
-        try:
-            return json_response(_runtime(state, name, version).metadata())
-        except HttpError as error:
-            return error_response(error)
+        return json_response(_runtime(state, name, version).metadata())
 
     @app.get("/v2/models/{name}/ready")
     @app.get("/v2/models/{name}/versions/{version}/ready")
     async def model_ready(name: str, version: str | None = None) -> Response:
         """Whether this endpoint (or version) answers now: 200, or 503."""
-        try:
-            runtime = _runtime(state, name, version, need_ready=False)
-        except HttpError as error:
-            return error_response(error)
+        runtime = _runtime(state, name, version, need_ready=False)
         ok = runtime.ready and state.lifecycle.ready
         return json_response({"name": name, "ready": ok}, 200 if ok else 503)
 
@@ -271,18 +267,15 @@ def _inference_routes(app: FastAPI, state: ServerState) -> None:
     async def feedback(request: Request) -> Response:
         """Labels for earlier predictions, by prediction id (labels scope); each label's
         status is answered, and only accepted ones are logged."""
-        try:
-            authorize_scope(state, request, "labels")
-            labels = _feedback_labels(await read_body(request, state.serve.max_body_bytes))
-        except HttpError as error:
-            return error_response(error)
+        authorize_scope(state, request, "labels")
+        labels = _feedback_labels(await read_body(request, state.serve.max_body_bytes))
         judged = await asyncio.to_thread(state.label_gate().judge, labels)
         accepted = judged.verdicts.accepted
         if accepted:  # logged before the answer says so
             try:
                 await state.logger.feedback.append_async(state.logger.feedback_records(accepted))
             except OSError as exc:
-                return error_response(LogUnwritable("feedback", exc))
+                raise LogUnwritable("feedback", exc) from None
         _count_feedback(state, judged)
         if judged.relabeled:
             await asyncio.to_thread(_audit_relabels, state, judged)
@@ -708,16 +701,9 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/v1/monitor/{name}")
     async def monitor(request: Request, name: str, since: str = "1h") -> Response:
         """SLIs, drift, quality and SLO budgets of an endpoint, as ``dnnops monitor report``."""
-        try:
-            authorize_scope(state, request, "read")
-        except HttpError as error:
-            return error_response(error)
-        if name not in state.endpoints:
-            return error_response(NotFound(f"unknown endpoint {name!r}"))
-        try:
-            window = parse_duration(since)
-        except ValueError as exc:
-            return error_response(BadRequest(f"since: {exc}"))
+        authorize_scope(state, request, "read")
+        endpoint_of(state, name)
+        window = window_of(since)
         report = await state.report(window)
         return json_response(report.of_endpoint(name).to_json())
 
@@ -731,14 +717,10 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
         since: str = "1d",
     ) -> Response:
         """The unlabelled predictions most worth a label, as ``dnnops labels queue``."""
+        authorize_scope(state, request, "read")
+        endpoint_of(state, name)
+        window = window_of(since)
         try:
-            authorize_scope(state, request, "read")
-            if name not in state.endpoints:
-                raise NotFound(f"unknown endpoint {name!r}")
-            try:
-                window = parse_duration(since)
-            except ValueError as exc:
-                raise BadRequest(f"since: {exc}") from None
             items = await asyncio.to_thread(
                 label_queue,
                 state.logger.logs_dir,
@@ -747,10 +729,8 @@ def _monitor_routes(app: FastAPI, state: ServerState) -> None:
                 strategy=strategy,
                 since=time.time() - window,
             )
-        except HttpError as error:
-            return error_response(error)
-        except UsageError as exc:
-            return error_response(BadRequest(str(exc).replace("--", "")))
+        except UsageError as exc:  # its message names CLI options: --budget is budget here
+            raise BadRequest(str(exc).replace("--", "")) from None
         return json_response({"items": [item.to_json() for item in items]})
 
 
@@ -768,27 +748,19 @@ def _operations_routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/v1/endpoints/{name}")
     async def endpoint(name: str) -> Response:
         """One endpoint: its versions, traffic split and rollout with its last check."""
-        found = state.endpoints.get(name)
-        if found is None:
-            return error_response(NotFound(f"unknown endpoint {name!r}"))
-        return json_response(found.describe())
+        return json_response(endpoint_of(state, name).describe())
 
     @app.post("/v1/endpoints/{name}/versions")
     async def load_version_route(request: Request, name: str) -> Response:
         """Admin: load NAME's version (number or alias), warm it up, and make it live."""
-        try:
-            authorize(state, request)
-            payload = json_object(await read_body(request, 64 * 1024))
-            model = str(payload.get("model", name))
-            ref = str(payload.get("version", "production"))
-            record = await asyncio.to_thread(state.registry.resolve, model, ref)
-            runtime = await state.load_everywhere(
-                name, record, make_live=bool(payload.get("live", True))
-            )
-        except HttpError as error:
-            return error_response(error)
-        except DnnopsError as exc:
-            return error_response(http_error_of(exc))
+        authorize(state, request)
+        payload = json_object(await read_body(request, 64 * 1024))
+        model = str(payload.get("model", name))
+        ref = str(payload.get("version", "production"))
+        record = await asyncio.to_thread(state.registry.resolve, model, ref)
+        runtime = await state.load_everywhere(
+            name, record, make_live=bool(payload.get("live", True))
+        )
         return json_response(
             {"endpoint": name, "loaded": runtime.version, "live": state.endpoints[name].live}
         )

@@ -11,10 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from dnnops.dashboard.data import dashboard_data
-from dnnops.durations import parse_duration
 from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, read_feedback, read_predictions
-from dnnops.serve.errors import BadRequest, HttpError, NotFound
-from dnnops.serve.http import authorize_scope, error_response, json_response
+from dnnops.serve.errors import BadRequest, NotFound
+from dnnops.serve.http import authorize_scope, endpoint_of, json_response, window_of
 from dnnops.serve.state import ServerState
 
 STATIC = {
@@ -43,24 +42,16 @@ def dashboard_routes(app: FastAPI, state: ServerState) -> None:
         """The dashboard's scripts and styles (bundled: it works offline)."""
         media = STATIC.get(name)
         if media is None:
-            return error_response(NotFound(f"no dashboard file {name!r}"))
+            raise NotFound(f"no dashboard file {name!r}")
         headers = {"Cache-Control": "max-age=300"}
         return Response(static_file(name), 200, headers, media_type=media)
 
     @app.get("/v1/dashboard/{name}")
     async def data(request: Request, name: str, since: str = "1h") -> Response:
         """Everything the dashboard shows for endpoint ``name`` over ``since``."""
-        try:
-            authorize_scope(state, request, "read")
-        except HttpError as error:
-            return error_response(error)
-        endpoint = state.endpoints.get(name)
-        if endpoint is None:
-            return error_response(NotFound(f"unknown endpoint {name!r}"))
-        try:
-            window = parse_duration(since)
-        except ValueError as exc:
-            return error_response(BadRequest(f"since: {exc}"))
+        authorize_scope(state, request, "read")
+        endpoint = endpoint_of(state, name)
+        window = window_of(since)
         policies = state.policies
         if state.report_worker is not None:  # a report holds the GIL: never in this process
             document = await state.report_worker.dashboard(
@@ -94,15 +85,12 @@ def _tracer_route(app: FastAPI, state: ServerState) -> None:
     @app.get("/v1/predictions/{prediction_id}")
     async def trace(request: Request, prediction_id: str) -> Response:
         """One prediction by id: inputs, output, version, latency, its label and shadows."""
-        try:
-            authorize_scope(state, request, "read")
-        except HttpError as error:
-            return error_response(error)
+        authorize_scope(state, request, "read")
         if not PREDICTION_ID.match(prediction_id):
-            return error_response(BadRequest("prediction_id: letters, digits, '.', '-', '_'"))
+            raise BadRequest("prediction_id: letters, digits, '.', '-', '_'")
         found = await asyncio.to_thread(find_prediction, state, prediction_id)
         if found is None:
-            return error_response(NotFound(f"no prediction {prediction_id!r} in the log"))
+            raise NotFound(f"no prediction {prediction_id!r} in the log")
         return json_response(found)
 
 

@@ -19,19 +19,15 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 
 from dnnops.data.preprocess import apply_preprocessing
-from dnnops.errors import DnnopsError
 from dnnops.monitor.explanations import VersionExplainers, explain_rows
 from dnnops.serve.errors import (
     BadRequest,
     GatewayTimeout,
-    HttpError,
-    NotFound,
     Unavailable,
-    http_error_of,
 )
 from dnnops.serve.http import (
     authorize_scope,
-    error_response,
+    endpoint_of,
     json_response,
     read_body,
     v1_instances,
@@ -45,19 +41,12 @@ def explain_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v1/models/{name}:explain")
     async def explain_v1(request: Request, name: str) -> Response:
         """The live version's predictions and each instance's attributions (read scope)."""
-        try:
-            authorize_scope(state, request, "read")
-            return json_response(await _explain(state, request, name))
-        except HttpError as error:
-            return error_response(error)
-        except DnnopsError as exc:
-            return error_response(http_error_of(exc))
+        authorize_scope(state, request, "read")
+        return json_response(await _explain(state, request, name))
 
 
 async def _explain(state: ServerState, request: Request, name: str) -> dict[str, Any]:
-    endpoint = state.endpoints.get(name)
-    if endpoint is None:
-        raise NotFound(f"unknown endpoint {name!r}; this server serves {sorted(state.endpoints)}")
+    endpoint = endpoint_of(state, name)
     runtime = endpoint.runtime()
     if runtime is None or not runtime.ready:
         raise Unavailable(f"{name} has no live version ready to explain yet")

@@ -8,10 +8,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from dnnops.serve.errors import BadRequest, Forbidden, HttpError, PayloadTooLarge, Unauthorized
+from dnnops.durations import parse_duration
+from dnnops.errors import DnnopsError
+from dnnops.serve.errors import (
+    BadRequest,
+    Forbidden,
+    HttpError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    http_error_of,
+)
+from dnnops.serve.runtime import Endpoint
 from dnnops.serve.state import ServerState
 
 JSON = "application/json"
@@ -167,3 +178,37 @@ def v1_instances(body: bytes) -> Any:
     if not isinstance(payload, dict) or "instances" not in payload:
         raise BadRequest("the body must be an object with 'instances': a list of instances")
     return payload["instances"]
+
+
+def install_error_path(app: FastAPI) -> None:
+    """One mapping from exceptions to answers for every FastAPI route: an ``HttpError``
+    answers its own status, a library error (``DnnopsError``) the status its class declares
+    (``http_error_of``). Routes raise; none catches to answer. (The inference fast path
+    records each failure in the log, so it answers its own.)"""
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HttpError)
+        return error_response(exc)
+
+    async def library_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DnnopsError)
+        return error_response(http_error_of(exc))
+
+    app.add_exception_handler(HttpError, http_error)
+    app.add_exception_handler(DnnopsError, library_error)
+
+
+def endpoint_of(state: ServerState, name: str) -> Endpoint:
+    """The endpoint ``name`` serves, or 404 naming the ones this server has."""
+    found = state.endpoints.get(name)
+    if found is None:
+        raise NotFound(f"unknown endpoint {name!r}; this server serves {sorted(state.endpoints)}")
+    return found
+
+
+def window_of(since: str) -> float:
+    """A route's ``since`` in seconds (``1h``, ``30m``), or 400 naming it."""
+    try:
+        return parse_duration(since)
+    except ValueError as exc:
+        raise BadRequest(f"since: {exc}") from None

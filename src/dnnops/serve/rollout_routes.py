@@ -10,12 +10,17 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from dnnops.config import RolloutConfig
-from dnnops.errors import DnnopsError
 from dnnops.rollout.begin import begin_rollout
 from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.policy import RolloutState
-from dnnops.serve.errors import BadRequest, Conflict, HttpError, NotFound, http_error_of
-from dnnops.serve.http import authorize, error_response, json_object, json_response, read_body
+from dnnops.serve.errors import BadRequest, Conflict
+from dnnops.serve.http import (
+    authorize,
+    endpoint_of,
+    json_object,
+    json_response,
+    read_body,
+)
 from dnnops.serve.runtime import Endpoint
 from dnnops.serve.state import ServerState
 
@@ -28,33 +33,23 @@ def rollout_routes(app: FastAPI, state: ServerState, controller: RolloutControll
     async def start_rollout(request: Request, name: str) -> Response:
         """Admin: start a rollout of a version on this endpoint (policy from dnnops.yaml,
         ``steps``, ``mode``, ``interval``... overridable in the body)."""
-        try:
-            authorize(state, request)
-            endpoint = _endpoint(state, name)
-            payload = json_object(await read_body(request, BODY_LIMIT))
-            rollout = await _begin(state, controller, endpoint, payload=payload)
-            await controller.start(rollout)
-        except HttpError as error:
-            return error_response(error)
-        except DnnopsError as exc:
-            return error_response(http_error_of(exc))
+        authorize(state, request)
+        endpoint = endpoint_of(state, name)
+        payload = json_object(await read_body(request, BODY_LIMIT))
+        rollout = await _begin(state, controller, endpoint, payload=payload)
+        await controller.start(rollout)
         return json_response(rollout.to_dict(), 201)
 
     @app.post("/v1/endpoints/{name}/rollback")
     async def rollback(request: Request, name: str) -> Response:
         """Admin: all traffic back to the last good version, now."""
-        try:
-            authorize(state, request)
-            endpoint = _endpoint(state, name)
-            payload = json_object(await read_body(request, BODY_LIMIT))
-            reason = str(payload.get("reason", "rolled back by an operator"))
-            rolled = await controller.rollback(endpoint, reason)
-            if rolled is None:
-                raise Conflict(f"endpoint {name!r} has no rollout to undo and no earlier version")
-        except HttpError as error:
-            return error_response(error)
-        except DnnopsError as exc:
-            return error_response(http_error_of(exc))
+        authorize(state, request)
+        endpoint = endpoint_of(state, name)
+        payload = json_object(await read_body(request, BODY_LIMIT))
+        reason = str(payload.get("reason", "rolled back by an operator"))
+        rolled = await controller.rollback(endpoint, reason)
+        if rolled is None:
+            raise Conflict(f"endpoint {name!r} has no rollout to undo and no earlier version")
         return json_response({"endpoint": name, "live": endpoint.live, "rollout": rolled.to_dict()})
 
 
@@ -87,10 +82,3 @@ async def _begin(
         approval=bool(payload.get("approval", False)),
         force=bool(payload.get("force", False)),
     )
-
-
-def _endpoint(state: ServerState, name: str) -> Endpoint:
-    found = state.endpoints.get(name)
-    if found is None:
-        raise NotFound(f"unknown endpoint {name!r}; this server serves {sorted(state.endpoints)}")
-    return found
