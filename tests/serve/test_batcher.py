@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dnnops.serve import app
+from dnnops.serve import hot_path
 from dnnops.serve.batcher import BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
 from dnnops.serve.errors import BadRequest
 from dnnops.serve.http import RawRequest
@@ -243,14 +243,14 @@ def test_a_server_without_a_disconnect_flag_watches_for_the_client_leaving() -> 
         await asyncio.sleep(0.05)
 
         async def receive() -> dict[str, str]:  # a plain function: no uvicorn flag to read
-            await asyncio.sleep(app.WATCH_AFTER_S * 2)
+            await asyncio.sleep(hot_path.WATCH_AFTER_S * 2)
             return {"type": "http.disconnect"}
 
         request = RawRequest({"headers": []}, receive)
         assert request.client_gone() is None
         runtime = SimpleNamespace(batcher=batcher)
         with pytest.raises(BadRequest, match="disconnected"):
-            await app._infer_watching_client(runtime, _rows(99), 5, request=request, timing={})  # type: ignore[arg-type]
+            await hot_path._infer_watching_client(runtime, _rows(99), 5, request=request, timing={})  # type: ignore[arg-type]
         model.release.set()
         await blocker
         await batcher.infer(_rows(2), 5)

@@ -212,3 +212,25 @@ def window_of(since: str) -> float:
         return parse_duration(since)
     except ValueError as exc:
         raise BadRequest(f"since: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route as data (as Starlette's ``Route``): each route module lists its own in a
+    ``ROUTES`` table, and ``create_app`` adds every table. A handler finds what the server
+    holds through ``state_of(request)``."""
+
+    method: str
+    path: str
+    endpoint: Callable[..., Awaitable[Response]]
+
+
+def add_routes(app: FastAPI, routes: list[Route]) -> None:
+    for route in routes:
+        app.add_api_route(route.path, route.endpoint, methods=[route.method])
+
+
+def state_of(request: Request) -> ServerState:
+    """The ``ServerState`` of the app that received ``request``."""
+    state: ServerState = request.app.state.dnnops
+    return state
