@@ -15,10 +15,17 @@ from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.monitor.loop import MonitorLoop
 from dnnops.rollout.controller import SLOW_TICK_S, RolloutController
 from dnnops.rollout.store import RolloutStore
-from dnnops.serve import feedback_routes, health_routes, hot_path, operations_routes
+from dnnops.serve import (
+    dashboard_routes,
+    explain_routes,
+    feedback_routes,
+    health_routes,
+    hot_path,
+    operations_routes,
+    rollout_routes,
+)
 from dnnops.serve.control import ServerControl
-from dnnops.serve.dashboard_routes import dashboard_routes
-from dnnops.serve.explain_routes import explain_routes, explanation_sampler
+from dnnops.serve.explain_routes import explanation_sampler
 from dnnops.serve.hot_path import InferenceFastPath
 from dnnops.serve.http import (
     add_routes,
@@ -26,7 +33,6 @@ from dnnops.serve.http import (
 )
 from dnnops.serve.loop_lag import PROBE_S, LoopLag
 from dnnops.serve.loops import BackgroundLoop, LoopRunner
-from dnnops.serve.rollout_routes import rollout_routes
 from dnnops.serve.state import ServerState
 from dnnops.version import __version__
 
@@ -38,6 +44,9 @@ ROUTE_TABLES = [
     hot_path.ROUTES,
     feedback_routes.ROUTES,
     operations_routes.ROUTES,
+    rollout_routes.ROUTES,
+    dashboard_routes.ROUTES,
+    explain_routes.ROUTES,
 ]
 """Every route module's table, in the order the reference lists them."""
 
@@ -66,11 +75,9 @@ def create_app(state: ServerState) -> InferenceFastPath:
     app = FastAPI(title="dnnops", version=__version__, lifespan=lifespan)
     app.state.dnnops = state
     install_error_path(app)
+    app.state.controller = controller  # the rollout routes start and undo rollouts with it
     for routes in ROUTE_TABLES:
         add_routes(app, routes)
-    rollout_routes(app, state, controller)
-    dashboard_routes(app, state)
-    explain_routes(app, state)
     return InferenceFastPath(app, state)
 
 

@@ -7,13 +7,20 @@ import re
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from dnnops.dashboard.data import dashboard_data
 from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, read_feedback, read_predictions
 from dnnops.serve.errors import BadRequest, NotFound
-from dnnops.serve.http import authorize_scope, endpoint_of, json_response, window_of
+from dnnops.serve.http import (
+    Route,
+    authorize_scope,
+    endpoint_of,
+    json_response,
+    state_of,
+    window_of,
+)
 from dnnops.serve.state import ServerState
 
 STATIC = {
@@ -30,70 +37,6 @@ def static_file(name: str) -> bytes:
     return resources.files("dnnops.dashboard").joinpath("static", name).read_bytes()
 
 
-def dashboard_routes(app: FastAPI, state: ServerState) -> None:
-    @app.get("/dashboard")
-    async def dashboard() -> Response:
-        """The web dashboard: executive, on-call and debug views (works offline)."""
-        page = static_file("index.html")
-        return Response(page, 200, media_type="text/html; charset=utf-8")
-
-    @app.get("/dashboard/static/{name}")
-    async def dashboard_static(name: str) -> Response:
-        """The dashboard's scripts and styles (bundled: it works offline)."""
-        media = STATIC.get(name)
-        if media is None:
-            raise NotFound(f"no dashboard file {name!r}")
-        headers = {"Cache-Control": "max-age=300"}
-        return Response(static_file(name), 200, headers, media_type=media)
-
-    @app.get("/v1/dashboard/{name}")
-    async def data(request: Request, name: str, since: str = "1h") -> Response:
-        """Everything the dashboard shows for endpoint ``name`` over ``since``."""
-        authorize_scope(state, request, "read")
-        endpoint = endpoint_of(state, name)
-        window = window_of(since)
-        policies = state.policies
-        if state.report_worker is not None:  # a report holds the GIL: never in this process
-            document = await state.report_worker.dashboard(
-                name,
-                window,
-                live=dict(endpoint.describe()),
-                monitor=policies.monitor,
-                slo=policies.slo,
-            )
-            return json_response(document)
-        loaded = state.loaded_versions()
-        document = await asyncio.to_thread(
-            dashboard_data,
-            state.registry,
-            state.logger.logs_dir,
-            name,
-            window_s=window,
-            monitor=state.policies.monitor,
-            slo=state.policies.slo,
-            loaded=loaded,
-            live=endpoint.describe(),
-            now=None,
-            store=state.report_digests(),
-        )
-        return json_response(document)
-
-    _tracer_route(app, state)
-
-
-def _tracer_route(app: FastAPI, state: ServerState) -> None:
-    @app.get("/v1/predictions/{prediction_id}")
-    async def trace(request: Request, prediction_id: str) -> Response:
-        """One prediction by id: inputs, output, version, latency, its label and shadows."""
-        authorize_scope(state, request, "read")
-        if not PREDICTION_ID.match(prediction_id):
-            raise BadRequest("prediction_id: letters, digits, '.', '-', '_'")
-        found = await asyncio.to_thread(find_prediction, state, prediction_id)
-        if found is None:
-            raise NotFound(f"no prediction {prediction_id!r} in the log")
-        return json_response(found)
-
-
 def find_prediction(state: ServerState, prediction_id: str) -> dict[str, Any] | None:
     logs = state.logger.logs_dir
     record, shadows = None, []
@@ -107,3 +50,71 @@ def find_prediction(state: ServerState, prediction_id: str) -> dict[str, Any] | 
     feedback = read_feedback(logs / FEEDBACK).get(prediction_id)
     label = None if feedback is None else feedback.label
     return {"prediction": record.to_json(), "label": label, "shadows": shadows}
+
+
+async def dashboard(request: Request) -> Response:
+    """The web dashboard: executive, on-call and debug views (works offline)."""
+    page = static_file("index.html")
+    return Response(page, 200, media_type="text/html; charset=utf-8")
+
+
+async def dashboard_static(request: Request, name: str) -> Response:
+    """The dashboard's scripts and styles (bundled: it works offline)."""
+    media = STATIC.get(name)
+    if media is None:
+        raise NotFound(f"no dashboard file {name!r}")
+    headers = {"Cache-Control": "max-age=300"}
+    return Response(static_file(name), 200, headers, media_type=media)
+
+
+async def data(request: Request, name: str, since: str = "1h") -> Response:
+    """Everything the dashboard shows for endpoint ``name`` over ``since``."""
+    state = state_of(request)
+    authorize_scope(state, request, "read")
+    endpoint = endpoint_of(state, name)
+    window = window_of(since)
+    policies = state.policies
+    if state.report_worker is not None:  # a report holds the GIL: never in this process
+        document = await state.report_worker.dashboard(
+            name,
+            window,
+            live=dict(endpoint.describe()),
+            monitor=policies.monitor,
+            slo=policies.slo,
+        )
+        return json_response(document)
+    loaded = state.loaded_versions()
+    document = await asyncio.to_thread(
+        dashboard_data,
+        state.registry,
+        state.logger.logs_dir,
+        name,
+        window_s=window,
+        monitor=state.policies.monitor,
+        slo=state.policies.slo,
+        loaded=loaded,
+        live=endpoint.describe(),
+        now=None,
+        store=state.report_digests(),
+    )
+    return json_response(document)
+
+
+async def trace(request: Request, prediction_id: str) -> Response:
+    """One prediction by id: inputs, output, version, latency, its label and shadows."""
+    state = state_of(request)
+    authorize_scope(state, request, "read")
+    if not PREDICTION_ID.match(prediction_id):
+        raise BadRequest("prediction_id: letters, digits, '.', '-', '_'")
+    found = await asyncio.to_thread(find_prediction, state, prediction_id)
+    if found is None:
+        raise NotFound(f"no prediction {prediction_id!r} in the log")
+    return json_response(found)
+
+
+ROUTES = [
+    Route("GET", "/dashboard", dashboard),
+    Route("GET", "/dashboard/static/{name}", dashboard_static),
+    Route("GET", "/v1/dashboard/{name}", data),
+    Route("GET", "/v1/predictions/{prediction_id}", trace),
+]

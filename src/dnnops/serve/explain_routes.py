@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request, Response
+from fastapi import Request, Response
 
 from dnnops.data.preprocess import apply_preprocessing
 from dnnops.monitor.explanations import VersionExplainers, explain_rows
@@ -26,23 +26,17 @@ from dnnops.serve.errors import (
     Unavailable,
 )
 from dnnops.serve.http import (
+    Route,
     authorize_scope,
     endpoint_of,
     json_response,
     read_body,
+    state_of,
     v1_instances,
 )
 from dnnops.serve.state import ServerState
 
 log = logging.getLogger("dnnops.serve")
-
-
-def explain_routes(app: FastAPI, state: ServerState) -> None:
-    @app.post("/v1/models/{name}:explain")
-    async def explain_v1(request: Request, name: str) -> Response:
-        """The live version's predictions and each instance's attributions (read scope)."""
-        authorize_scope(state, request, "read")
-        return json_response(await _explain(state, request, name))
 
 
 async def _explain(state: ServerState, request: Request, name: str) -> dict[str, Any]:
@@ -113,3 +107,15 @@ def explanation_sampler(state: ServerState) -> Callable[[], Awaitable[None]]:
             state.metrics.explanations.labels("skipped").inc(counts.skipped)
 
     return sample
+
+
+async def explain_v1(request: Request, name: str) -> Response:
+    """The live version's predictions and each instance's attributions (read scope)."""
+    state = state_of(request)
+    authorize_scope(state, request, "read")
+    return json_response(await _explain(state, request, name))
+
+
+ROUTES = [
+    Route("POST", "/v1/models/{name}:explain", explain_v1),
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -15,42 +15,19 @@ from dnnops.rollout.controller import RolloutController
 from dnnops.rollout.policy import RolloutState
 from dnnops.serve.errors import BadRequest, Conflict
 from dnnops.serve.http import (
+    Route,
     authorize,
     endpoint_of,
     json_object,
     json_response,
     read_body,
+    state_of,
 )
 from dnnops.serve.runtime import Endpoint
 from dnnops.serve.state import ServerState
 
 BODY_LIMIT = 64 * 1024
 POLICY_FIELDS = ("steps", "mode", "interval", "min_requests", "failure_threshold")
-
-
-def rollout_routes(app: FastAPI, state: ServerState, controller: RolloutController) -> None:
-    @app.post("/v1/endpoints/{name}/rollout")
-    async def start_rollout(request: Request, name: str) -> Response:
-        """Admin: start a rollout of a version on this endpoint (policy from dnnops.yaml,
-        ``steps``, ``mode``, ``interval``... overridable in the body)."""
-        authorize(state, request)
-        endpoint = endpoint_of(state, name)
-        payload = json_object(await read_body(request, BODY_LIMIT))
-        rollout = await _begin(state, controller, endpoint, payload=payload)
-        await controller.start(rollout)
-        return json_response(rollout.to_dict(), 201)
-
-    @app.post("/v1/endpoints/{name}/rollback")
-    async def rollback(request: Request, name: str) -> Response:
-        """Admin: all traffic back to the last good version, now."""
-        authorize(state, request)
-        endpoint = endpoint_of(state, name)
-        payload = json_object(await read_body(request, BODY_LIMIT))
-        reason = str(payload.get("reason", "rolled back by an operator"))
-        rolled = await controller.rollback(endpoint, reason)
-        if rolled is None:
-            raise Conflict(f"endpoint {name!r} has no rollout to undo and no earlier version")
-        return json_response({"endpoint": name, "live": endpoint.live, "rollout": rolled.to_dict()})
 
 
 async def _begin(
@@ -82,3 +59,36 @@ async def _begin(
         approval=bool(payload.get("approval", False)),
         force=bool(payload.get("force", False)),
     )
+
+
+async def start_rollout(request: Request, name: str) -> Response:
+    """Admin: start a rollout of a version on this endpoint (policy from dnnops.yaml,
+    ``steps``, ``mode``, ``interval``... overridable in the body)."""
+    state = state_of(request)
+    controller: RolloutController = request.app.state.controller
+    authorize(state, request)
+    endpoint = endpoint_of(state, name)
+    payload = json_object(await read_body(request, BODY_LIMIT))
+    rollout = await _begin(state, controller, endpoint, payload=payload)
+    await controller.start(rollout)
+    return json_response(rollout.to_dict(), 201)
+
+
+async def rollback(request: Request, name: str) -> Response:
+    """Admin: all traffic back to the last good version, now."""
+    state = state_of(request)
+    controller: RolloutController = request.app.state.controller
+    authorize(state, request)
+    endpoint = endpoint_of(state, name)
+    payload = json_object(await read_body(request, BODY_LIMIT))
+    reason = str(payload.get("reason", "rolled back by an operator"))
+    rolled = await controller.rollback(endpoint, reason)
+    if rolled is None:
+        raise Conflict(f"endpoint {name!r} has no rollout to undo and no earlier version")
+    return json_response({"endpoint": name, "live": endpoint.live, "rollout": rolled.to_dict()})
+
+
+ROUTES = [
+    Route("POST", "/v1/endpoints/{name}/rollout", start_rollout),
+    Route("POST", "/v1/endpoints/{name}/rollback", rollback),
+]
