@@ -13,5 +13,8 @@ VersionKey = tuple[str, str, str]
 Role = Literal["served", "shadow"]
 """Whether a record answered a client or mirrored a request to a shadow."""
 
+Task = Literal["classification", "regression"]
+"""What a model predicts: a class (labels of any type) or a number."""
+
 GroupKey = tuple[str, str, str, str]
 """(endpoint, model, version, role): what the digests keep apart."""

@@ -128,7 +128,8 @@ KEY_SPELLING = re.compile(
 )
 REQUEST_PAYLOADS = {
     # these also read request bodies and CSV rows of labels (the API's shape, not the log's)
-    "serve/app.py",
+    "serve/hot_path.py",
+    "serve/feedback_routes.py",
     "cli/serve.py",
 }
 

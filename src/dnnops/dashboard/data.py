@@ -28,12 +28,11 @@ from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.monitor.segments.timeseries import series, summarize
 from dnnops.monitor.stats.dataset_drift import as_feature_frame, dataset_drift
 from dnnops.monitor.stats.drift import FeatureDrift, bin_counts
-from dnnops.predlog.reader import PREDICTIONS, read_predictions
+from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, read_labels, read_predictions
 from dnnops.predlog.records import PredictionRecord
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
 from dnnops.rollout.store import RolloutStore
-from dnnops.rollout.window import window_labels
 
 MAX_BUCKETS = 60
 MIN_DRIFT_ROWS = 20
@@ -79,7 +78,7 @@ def dashboard_data(
         for r in read_predictions(logs_dir / PREDICTIONS, since=start)
         if r.ts >= start and r.endpoint == endpoint
     ]
-    labels = window_labels(logs_dir, start)
+    labels = read_labels(logs_dir / FEEDBACK, since=start)  # a label never predates its prediction
     model = sections[0].slis.model if sections else endpoint
     current = _current_version(registry, model, live)
     reference = _reference(registry, model, current, known=known)

@@ -19,6 +19,7 @@ from dnnops.evaluate.metrics import (
     regression_metrics,
     softmax,
 )
+from dnnops.vocabulary import Task
 
 PredictLogits = Callable[[np.ndarray], np.ndarray]
 """Preprocessed inputs (N, *input_shape) float32 -> logits (N, classes)."""
@@ -33,7 +34,7 @@ class ChampionComparison(BaseModel):
 
 class EvaluationReport(BaseModel):
     samples: int
-    task: str = "classification"
+    task: Task = "classification"
     classes: list[int | str]
     metrics: dict[str, float]
     """Scalars that gates can name."""

@@ -18,6 +18,8 @@ from typing import Any, Self
 import msgspec
 import orjson
 
+from dnnops.vocabulary import Role
+
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -129,7 +131,7 @@ class PredictionRecord(LogRecord, frozen=True):
         return str(self.shadow_of or self.id)
 
     @property
-    def role(self) -> str:
+    def role(self) -> Role:
         return "shadow" if self.shadow else "served"
 
     @property

@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -52,6 +52,8 @@ from dnnops.serve.state import ServerState
 from dnnops.serve.tracing import record_span, tracer
 
 log = logging.getLogger("dnnops.serve")
+Wire = Literal["v1", "v2"]
+"""Which protocol a request came in: the answer is encoded the same way."""
 INFER_V2 = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
 PREDICT_V1 = re.compile(r"^/v1/models/([^/:]+):predict$")
 
@@ -96,7 +98,7 @@ class InferenceFastPath:
 
 
 async def _serve(
-    state: ServerState, request: RawRequest, name: str, *, version: str | None, kind: str
+    state: ServerState, request: RawRequest, name: str, *, version: str | None, kind: Wire
 ) -> Answer:
     started = time.perf_counter()
     context = RequestContext(endpoint=name, protocol=kind, replica=state.replica)
@@ -234,7 +236,7 @@ async def _answer(
     tiers: np.ndarray | None,
     context: RequestContext,
     started: float,
-    kind: str,
+    kind: Wire,
 ) -> tuple[Answer, list[str]]:
     outputs = runtime.outputs(probabilities)
     labels = outputs[0].array

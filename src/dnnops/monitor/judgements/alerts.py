@@ -26,7 +26,9 @@ from dnnops.registry.tables import AlertRow
 
 log = logging.getLogger("dnnops.alerts")
 Severity = Literal["page", "ticket"]
-MONITOR_KINDS = ("burn_rate", "drift")
+AlertKind = Literal["burn_rate", "drift", "rollout"]
+"""burn_rate and drift: raised and resolved by monitoring; rollout: a rollback's page."""
+MONITOR_KINDS: tuple[AlertKind, ...] = ("burn_rate", "drift")
 """Alerts a monitoring evaluation raises and resolves."""
 
 
@@ -34,8 +36,8 @@ MONITOR_KINDS = ("burn_rate", "drift")
 class Alert:
     key: str
     model: str
-    severity: str
-    kind: str
+    severity: Severity
+    kind: AlertKind
     summary: str
     details: dict[str, Any]
 

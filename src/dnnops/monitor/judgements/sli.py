@@ -16,6 +16,7 @@ import numpy as np
 from dnnops.evaluate.decision import Decision
 from dnnops.monitor.segments.digest import Stats
 from dnnops.monitor.segments.labeled_rows import LabeledRows, class_positions, label_values
+from dnnops.vocabulary import Task
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Quality:
     label_lag_p95_s: float
     classes: list[int | str]
     """The confusion matrix's rows (truth) and columns (predicted), by name."""
-    task: str = "classification"
+    task: Task = "classification"
     residuals: dict[str, list[float]] | None = None
     """A regressor's residuals (predicted - label): ``edges`` and ``counts``."""
 
