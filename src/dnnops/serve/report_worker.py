@@ -20,8 +20,8 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,12 @@ from dnnops.config import ExplainConfig, MonitorConfig, SloConfig
 from dnnops.home import Home
 from dnnops.monitor.explanations import SampleCounts
 from dnnops.monitor.judgements.report_types import Report
+
+if TYPE_CHECKING:  # the child imports these when it first needs them
+    from dnnops.monitor.explanations import ExplanationSampler, VersionExplainers
+    from dnnops.monitor.segments.digest_store import DigestStore
+    from dnnops.registry.loader import LoadedVersion
+    from dnnops.registry.versions import ModelRegistry
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -85,8 +91,7 @@ class ReportWorker:
     async def build(self, window_s: float, *, monitor: MonitorConfig, slo: SloConfig) -> Report:
         """The report over ``window_s``, as ``dnnops monitor report`` (and ``/v1/monitor``)."""
         job = ReportJob(self.home, window_s, monitor, slo)
-        report: Report = await self._run(build_in_child, job)
-        return report
+        return await self._run(build_in_child, job)
 
     async def dashboard(
         self,
@@ -99,25 +104,22 @@ class ReportWorker:
     ) -> dict[str, Any]:
         """What the dashboard shows for ``endpoint`` over ``window_s``."""
         job = DashboardJob(ReportJob(self.home, window_s, monitor, slo), endpoint, live)
-        document: dict[str, Any] = await self._run(dashboard_in_child, job)
-        return document
+        return await self._run(dashboard_in_child, job)
 
     async def explain(self, model: str, version: str, x: np.ndarray) -> dict[str, Any]:
         """``monitor.explanations.explain_rows`` in the child: torch and the gradients
         stay out of the serving process."""
-        answer: dict[str, Any] = await self._run(
-            explain_in_child, ExplainJob(self.home, model, version, x)
-        )
-        return answer
+        return await self._run(explain_in_child, ExplainJob(self.home, model, version, x))
 
     async def sample(self, config: ExplainConfig, *, since: float) -> SampleCounts:
         """Explain the sampled predictions logged since the last pass (the first pass:
         since ``since``)."""
         job = SampleJob(self.home, config, since)
-        counts: SampleCounts = await self._run(sample_in_child, job)
-        return counts
+        return await self._run(sample_in_child, job)
 
-    async def _run(self, function: Any, job: Any) -> Any:
+    async def _run(self, function: Callable[[J], R], job: J) -> R:
+        """``function(job)`` in the child: each job type and what it answers are typed
+        end to end (``ReportJob`` -> ``Report``, ``SampleJob`` -> ``SampleCounts``...)."""
         loop = asyncio.get_running_loop()
         if self._pool is None:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
@@ -165,8 +167,19 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-_CHILD: dict[str, Any] = {}
-"""The child's registry, digest stores and loaded versions, kept between reports."""
+@dataclass
+class ChildState:
+    """What the child keeps between jobs: its registry, the versions it loaded, one digest
+    store per SLO, its explainers and the background sampler."""
+
+    registry: ModelRegistry | None = None
+    loaded: dict[tuple[str, str], LoadedVersion | None] = field(default_factory=dict)
+    stores: dict[str, DigestStore] = field(default_factory=dict)
+    explainers: VersionExplainers | None = None
+    sampler: ExplanationSampler | None = None
+
+
+_CHILD = ChildState()
 
 
 def releasing_memory(work: Callable[[J], R]) -> Callable[[J], R]:
@@ -192,9 +205,9 @@ def build_in_child(job: ReportJob) -> Report:
         job.window_s,
         monitor=job.monitor,
         slo=job.slo,
-        loaded=_CHILD["loaded"],
+        loaded={k: v for k, v in _CHILD.loaded.items() if v is not None},
         store=_store(job),
-        remember=_CHILD["loaded"],
+        remember=_CHILD.loaded,
     )
 
 
@@ -210,7 +223,7 @@ def dashboard_in_child(job: DashboardJob) -> dict[str, Any]:
         window_s=report.window_s,
         monitor=report.monitor,
         slo=report.slo,
-        loaded=_CHILD["loaded"],
+        loaded={k: v for k, v in _CHILD.loaded.items() if v is not None},
         live=job.live,
         store=_store(report),
     )
@@ -234,48 +247,45 @@ def explain_in_child(job: ExplainJob) -> dict[str, Any]:
     return explain_rows(_explainers(job), job.model, job.version, x=job.x)
 
 
-def _explainers(job: ExplainJob | SampleJob) -> Any:
+def _explainers(job: ExplainJob | SampleJob) -> VersionExplainers:
     """The child's explainers, shared by ``:explain`` and the sampler. One torch thread:
     explanations are small batches, and idle OpenMP threads spin on a core after each."""
     from dnnops.monitor.explanations import VersionExplainers
 
-    if "explainers" not in _CHILD:
+    if _CHILD.explainers is None:
         import torch
 
         torch.set_num_threads(1)
-        _CHILD["explainers"] = VersionExplainers(_registry(job))
-    return _CHILD["explainers"]
+        _CHILD.explainers = VersionExplainers(_registry(job))
+    return _CHILD.explainers
 
 
 def sample_in_child(job: SampleJob) -> SampleCounts:
     from dnnops.monitor.explanations import ExplanationSampler
 
-    sampler = _CHILD.get("sampler")
+    sampler = _CHILD.sampler
     if sampler is None:
-        sampler = _CHILD["sampler"] = ExplanationSampler(
+        sampler = _CHILD.sampler = ExplanationSampler(
             job.home.logs_dir, _registry(job), job.config, since=job.since
         )
         sampler.explainers = _explainers(job)
     sampler.config = job.config
-    counts: SampleCounts = sampler.run_once()
-    return counts
+    return sampler.run_once()
 
 
-def _registry(job: ReportJob | ExplainJob | SampleJob) -> Any:
+def _registry(job: ReportJob | ExplainJob | SampleJob) -> ModelRegistry:
     from dnnops.registry.open import open_registry
 
-    if "registry" not in _CHILD:
-        _CHILD["registry"] = open_registry(job.home)
-        _CHILD["loaded"] = {}
-        _CHILD["stores"] = {}
-    return _CHILD["registry"]
+    if _CHILD.registry is None:
+        _CHILD.registry = open_registry(job.home)
+    return _CHILD.registry
 
 
-def _store(job: ReportJob) -> Any:
+def _store(job: ReportJob) -> DigestStore:
     """One digest store per SLO (its latency thresholds name the digests)."""
     from dnnops.monitor.report import digest_store
 
-    stores = _CHILD["stores"]
+    stores = _CHILD.stores
     key = job.slo.model_dump_json()
     if key not in stores:
         stores[key] = digest_store(job.home.logs_dir, job.slo)
