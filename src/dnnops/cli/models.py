@@ -18,6 +18,7 @@ from dnnops.errors import GatesFailed, UsageError, failed_gates_text
 from dnnops.evaluate.report import EvaluationReport
 from dnnops.files import atomic_write
 from dnnops.home import resolve_home
+from dnnops.registry.manifest import Manifest
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord, parse_ref
 
@@ -72,7 +73,7 @@ def models_show(ref: str, home: HomeOpt = None, json_out: JsonOpt = False) -> No
         return
     console = make_console()
     console.print(lineage_view(record, manifest))
-    if "evaluation.json" in manifest["files"]:
+    if manifest.has("evaluation.json"):
         report = EvaluationReport.model_validate_json(
             registry.file(record, manifest, "evaluation.json")
         )
@@ -87,7 +88,7 @@ def models_show(ref: str, home: HomeOpt = None, json_out: JsonOpt = False) -> No
 
 
 def _inputs(
-    registry: ModelRegistry, record: VersionRecord, manifest: dict[str, Any]
+    registry: ModelRegistry, record: VersionRecord, manifest: Manifest
 ) -> tuple[Schema, Any]:
     from dnnops.data.example import example_instance
     from dnnops.data.profile import Profile
@@ -95,7 +96,7 @@ def _inputs(
 
     schema = Schema.model_validate_json(registry.file(record, manifest, "schema.json"))
     profile = None
-    if "profile.json" in manifest["files"]:
+    if manifest.has("profile.json"):
         profile = Profile.model_validate_json(registry.file(record, manifest, "profile.json"))
     return schema, example_instance(schema, profile)
 
@@ -290,7 +291,7 @@ def models_export(
     suffix = ".int8.onnx" if format_ == "onnx-int8" else ".onnx"
     target = out or Path(f"{record.model}-v{record.version}{suffix}")
     atomic_write(target, loaded.graph)
-    details = loaded.manifest.get("int8") if format_ == "onnx-int8" else None
+    details = loaded.manifest.int8 if format_ == "onnx-int8" else None
     typer.echo(
         f"wrote {target} ({len(loaded.graph)} bytes) from {record.ref}"
         + (f"; int8: {json.dumps(details)}" if details else "")
@@ -436,7 +437,7 @@ def eval_command(
         _cross_validate(registry, loaded, cv, data=data, home=home, json_out=json_out)
         return
     if data is None:
-        if "evaluation.json" not in loaded.manifest["files"]:
+        if not loaded.manifest.has("evaluation.json"):
             raise UsageError(f"{record.ref} has no stored evaluation; pass --data FILE with labels")
         report = EvaluationReport.model_validate_json(
             registry.file(record, loaded.manifest, "evaluation.json")
@@ -510,7 +511,7 @@ def _gates(config: Path | None, registry: ModelRegistry, loaded: LoadedVersion) 
         return list(load_config(config).evaluate.gates)
     from dnnops.registry.loader import CONFIG, version_config
 
-    if CONFIG in loaded.manifest["files"]:
+    if loaded.manifest.has(CONFIG):
         return list(version_config(registry, loaded, missing="").evaluate.gates)
     return []
 

@@ -100,9 +100,9 @@ def _judged(labels: list[tuple[str, Any]], home: Home) -> Any:
         except DnnopsError:
             return None  # a version deleted since: its labels cannot be judged here
         manifest = registry.manifest(record)
-        if manifest.get("task") == "regression":
+        if manifest.task == "regression":
             return NUMBERS
-        return list(manifest.get("classes") or []) or None
+        return manifest.classes or None
 
     wanted = {pid for pid, _ in labels}
     made_by = made_by_of(read_predictions(home.logs_dir / PREDICTIONS), wanted)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from dnnops.console import format_number, key_value_table, rows_table
 from dnnops.evaluate.report import EvaluationReport
+from dnnops.registry.manifest import Manifest
 from dnnops.registry.versions import VersionRecord
 
 HEADLINE = (
@@ -95,7 +96,7 @@ def gates_view(gates: list[dict[str, Any]]) -> Table:
     return rows_table("gates", ["metric", "value", "bound", "result"], rows)
 
 
-def lineage_view(record: VersionRecord, manifest: dict[str, Any]) -> Table:
+def lineage_view(record: VersionRecord, manifest: Manifest) -> Table:
     rows: dict[str, object] = {
         "version": record.ref,
         "aliases": ", ".join(record.aliases) or "-",
@@ -105,12 +106,12 @@ def lineage_view(record: VersionRecord, manifest: dict[str, Any]) -> Table:
         "parent version": record.parent_version or "-",
         "dataset sha256": record.dataset_sha256 or "-",
         "manifest sha256": record.manifest_sha256,
-        "onnx parity (max abs diff)": manifest.get("onnx_parity_max_abs_diff") or "-",
-        "files": ", ".join(sorted(manifest.get("files", {}))),
-        "signed": "yes" if manifest.get("signature") else "no",
+        "onnx parity (max abs diff)": manifest.onnx_parity or "-",
+        "files": ", ".join(sorted(manifest.files)),
+        "signed": "yes" if manifest.signature else "no",
     }
-    if manifest.get("int8"):
-        rows["int8"] = ", ".join(f"{k} {format_number(v)}" for k, v in manifest["int8"].items())
+    if manifest.int8:
+        rows["int8"] = ", ".join(f"{k} {format_number(v)}" for k, v in manifest.int8.items())
     return key_value_table(f"lineage of {record.ref}", rows)
 
 

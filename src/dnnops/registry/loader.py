@@ -24,6 +24,7 @@ from dnnops.evaluate.calibration import Calibrator
 from dnnops.evaluate.decision import Decision
 from dnnops.evaluate.explain import ExplanationReference
 from dnnops.evaluate.tiers import CascadeAnswer, TierPlan, run_cascade
+from dnnops.registry.manifest import Manifest
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 
 if TYPE_CHECKING:  # loading a version reads files; only running it needs torch or ONNX
@@ -41,7 +42,7 @@ GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torch": "w
 @dataclass(frozen=True)
 class LoadedVersion:
     record: VersionRecord
-    manifest: dict[str, Any]
+    manifest: Manifest
     schema: Schema
     preprocessor: Preprocessor
     profile: Profile | None
@@ -60,22 +61,22 @@ class LoadedVersion:
 
     @property
     def classes(self) -> list[int | str]:
-        return list(self.manifest["classes"])
+        return self.manifest.classes
 
     @property
     def is_regression(self) -> bool:
-        return self.manifest.get("task") == "regression"
+        return self.manifest.task == "regression"
 
     @property
     def decision(self) -> Decision | None:
         """A binary classifier's tuned threshold (``train.threshold``); None: argmax."""
-        stored = self.manifest.get("decision")
+        stored = self.manifest.decision
         return Decision.model_validate(stored) if stored else None
 
     @property
     def input_name(self) -> str:
         """The v2 input tensor's name: ``input``, or an imported graph's own."""
-        return str((self.manifest.get("input") or {}).get("name") or "input")
+        return self.manifest.input_name
 
 
 def version_config(
@@ -83,7 +84,7 @@ def version_config(
 ) -> ProjectConfig:
     """The project file a trained version was trained with (its ``config.yaml``); a
     version without one (imported) is a ``UsageError`` ending in ``missing``."""
-    if CONFIG not in loaded.manifest["files"]:
+    if not loaded.manifest.has(CONFIG):
         raise UsageError(
             f"{loaded.record.ref} was not trained here (no stored project file); {missing}"
         )
@@ -97,7 +98,7 @@ def load_version(
     manifest = registry.manifest(record)
     if backend not in GRAPH_FILES:
         raise UsageError(f"unknown backend {backend!r}; use onnx, onnx-int8 or torch")
-    if backend == "onnx-int8" and GRAPH_FILES[backend] not in manifest["files"]:
+    if backend == "onnx-int8" and not manifest.has(GRAPH_FILES[backend]):
         raise UsageError(
             f"{record.ref} has no INT8 variant; create it with: "
             f"dnnops models export {record.ref} --format onnx-int8"
@@ -105,7 +106,7 @@ def load_version(
 
     # Every file is read, so every digest is checked: a version loads only when it is intact,
     # not just the parts this backend happens to use.
-    files = {name: registry.file(record, manifest, name) for name in manifest["files"]}
+    files = {name: registry.file(record, manifest, name) for name in manifest.files}
 
     def read_json(name: str) -> Any:
         return json.loads(files[name])
@@ -157,7 +158,7 @@ def explainer_of(registry: ModelRegistry, record: VersionRecord) -> Explainer:
     from dnnops.registry.onnx_runner import OnnxRunner
 
     manifest = registry.manifest(record)
-    files = manifest["files"]
+    files = manifest.files
     weights = (
         registry.file(record, manifest, "weights.safetensors")
         if "weights.safetensors" in files
@@ -176,7 +177,7 @@ def explainer_of(registry: ModelRegistry, record: VersionRecord) -> Explainer:
         loaded.preprocessor,
         regression=loaded.is_regression,
         onnx_predict=OnnxRunner(loaded.graph, 1),
-        spec=manifest.get("spec"),
+        spec=manifest.spec,
         weights=weights,
     )
 
@@ -186,7 +187,7 @@ def explanation_reference_of(
 ) -> ExplanationReference | None:
     """A version's importance profile on its validation split; None for older versions."""
     manifest = registry.manifest(record)
-    if EXPLANATIONS not in manifest["files"]:
+    if not manifest.has(EXPLANATIONS):
         return None
     return ExplanationReference.model_validate_json(registry.file(record, manifest, EXPLANATIONS))
 
@@ -194,7 +195,7 @@ def explanation_reference_of(
 def calibrator_of(registry: ModelRegistry, record: VersionRecord) -> Calibrator | None:
     """A version's calibrator alone (its file integrity-checked), without loading the rest."""
     manifest = registry.manifest(record)
-    if CALIBRATION not in manifest["files"]:
+    if not manifest.has(CALIBRATION):
         return None
     data = registry.file(record, manifest, CALIBRATION)
     return Calibrator.model_validate_json(data)
@@ -208,7 +209,7 @@ def make_predictor(
     if loaded.tiers is not None:
         cascade = make_cascade(loaded, threads, device=device)
         return lambda x: cascade(x).logits
-    spec = loaded.manifest.get("spec")
+    spec = loaded.manifest.spec
     return _graph_predictor(loaded, loaded.graph, spec_data=spec, threads=threads, device=device)
 
 

@@ -271,7 +271,7 @@ def int8_variant(
     """Attach a dynamic-INT8 graph to an existing version (``models export --format
     onnx-int8``), recording its accuracy change on ``data`` when labeled rows are given."""
     manifest = registry.manifest(record)
-    if "model.int8.onnx" in manifest["files"]:
+    if manifest.has("model.int8.onnx"):
         return record
     graph = registry.file(record, manifest, "model.onnx")
     probe = Candidate(

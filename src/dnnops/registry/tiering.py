@@ -88,7 +88,7 @@ def register_tiers(
                 model=version.record.model,
                 version=version.record.version,
                 prefix="" if index == 0 else f"tier{index}.",
-                spec=version.manifest.get("spec"),
+                spec=version.manifest.spec,
                 calibrator=version.calibrator,
                 threshold=thresholds[index] if index < len(thresholds) else None,
             )
@@ -122,7 +122,7 @@ def _check_compatible(loaded: list[LoadedVersion]) -> None:
         ref = version.record.ref
         if version.is_regression:
             raise UsageError(f"{ref} is a regressor; tiers escalate on a classifier's confidence")
-        if version.manifest.get("tiers"):
+        if version.manifest.tiers:
             raise UsageError(f"{ref} is itself tiered; list its members instead")
         if version.classes != first.classes:
             raise UsageError(
@@ -130,8 +130,8 @@ def _check_compatible(loaded: list[LoadedVersion]) -> None:
                 "tiers must share their classes"
             )
         for shared in ("schema.json", "preprocessing.json"):
-            digest = version.manifest["files"][shared]["sha256"]
-            if digest != first.manifest["files"][shared]["sha256"]:
+            digest = version.manifest.digest(shared)
+            if digest != first.manifest.digest(shared):
                 raise UsageError(
                     f"{ref} and {first.record.ref} differ in {shared}: tiers must read the same "
                     "inputs the same way; train them on one data.source with one "
@@ -204,12 +204,12 @@ def _registration(
     first = loaded[0]
     files = {
         file: registry.file(first.record, first.manifest, file)
-        for file in first.manifest["files"]
+        for file in first.manifest.files
         if file not in NOT_COPIED
     }
     for member, version in zip(plan.members[1:], loaded[1:], strict=True):
         for graph in GRAPH_FILES.values():
-            if graph in version.manifest["files"]:
+            if version.manifest.has(graph):
                 files[member.prefix + graph] = registry.file(
                     version.record, version.manifest, graph
                 )

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.registry.artifacts import ArtifactError, ArtifactStore
 from dnnops.registry.clock import Clock, iso_utc, utc_now
+from dnnops.registry.manifest import Manifest
 from dnnops.registry.tables import AliasRow, AuditRow, DatasetRow, ModelRow, VersionRow
 
 MANIFEST_FORMAT = 1
@@ -335,13 +336,13 @@ class ModelRegistry:
                 for r in session.scalars(query).all()
             ]
 
-    def manifest(self, record: VersionRecord) -> dict[str, Any]:
+    def manifest(self, record: VersionRecord) -> Manifest:
         """The verified manifest: digest checked, and the signature when signing is on."""
         data = self.store.get(record.manifest_sha256, f"manifest of {record.ref}")
-        manifest: dict[str, Any] = json.loads(data)
+        manifest = Manifest(json.loads(data))
         if self.signing_key is not None:
-            signature = manifest.get("signature")
-            if not isinstance(signature, str):
+            signature = manifest.signature
+            if signature is None:
                 raise IntegrityFailure(
                     f"{record.ref} is unsigned but DNNOPS_SIGNING_KEY is set; refusing to load it"
                 )
@@ -351,11 +352,11 @@ class ModelRegistry:
                 )
         return manifest
 
-    def file(self, record: VersionRecord, manifest: Mapping[str, Any], name: str) -> bytes:
-        entry = manifest["files"].get(name)
+    def file(self, record: VersionRecord, manifest: Manifest, name: str) -> bytes:
+        entry = manifest.files.get(name)
         if entry is None:
             raise VersionNotFound(
-                f"{record.ref} has no file {name!r}; it has {sorted(manifest['files'])}"
+                f"{record.ref} has no file {name!r}; it has {sorted(manifest.files)}"
             )
         return self.store.get(entry["sha256"], f"{name} of {record.ref}")
 
@@ -366,7 +367,7 @@ class ModelRegistry:
         except (ArtifactError, IntegrityFailure) as exc:
             return VerifyReport(record.ref, False, ["manifest"], [str(exc)])
         checked, problems = ["manifest"], []
-        for name in sorted(manifest["files"]):
+        for name in sorted(manifest.files):
             checked.append(name)
             try:
                 self.file(record, manifest, name)
