@@ -57,25 +57,6 @@ class GatesFailed(DnnopsError):
     http_status = 409
 
 
-def failed_gates_text(gates: list[dict[str, object]]) -> str:
-    """``accuracy 0.71 < 0.9, expected_calibration_error 0.39 > 0.05``: each failed gate."""
-    parts = []
-    for gate in gates:
-        if gate.get("passed"):
-            continue
-        value, low, high = gate.get("value"), gate.get("min"), gate.get("max")
-        bound = f"< {low:g}" if isinstance(low, float | int) and _below(value, low) else ""
-        if not bound and isinstance(high, float | int):
-            bound = f"> {high:g}"
-        shown = f"{value:.4g}" if isinstance(value, float | int) else str(value)
-        parts.append(f"{gate.get('metric')} {shown} {bound}".strip())
-    return ", ".join(parts)
-
-
-def _below(value: object, low: float | int) -> bool:
-    return not isinstance(value, float | int) or value != value or value < low
-
-
 class ModelError(DnnopsError):
     """A model architecture cannot be built from its spec."""
 

@@ -14,7 +14,8 @@ from dnnops.cli.common import HomeOpt, JsonOpt, print_json
 from dnnops.cli.views import inputs_view, lineage_view, report_view, versions_view
 from dnnops.config import EvaluateConfig, load_config
 from dnnops.console import make_console, rows_table
-from dnnops.errors import GatesFailed, UsageError, failed_gates_text
+from dnnops.errors import GatesFailed, UsageError
+from dnnops.evaluate.gates import failed_gates_text
 from dnnops.evaluate.report import EvaluationReport
 from dnnops.files import atomic_write
 from dnnops.home import resolve_home
@@ -375,7 +376,7 @@ def print_published(published: Published, json_out: bool) -> None:
                 "aliases": record.aliases,
                 "gates_passed": record.gates_passed,
                 "metrics": record.metrics,
-                "gates": published.report.gates if published.report else [],
+                "gates": [g.to_dict() for g in published.report.gates] if published.report else [],
             }
         )
         return

@@ -8,6 +8,7 @@ from rich.console import Group
 from rich.table import Table
 
 from dnnops.console import format_number, key_value_table, rows_table
+from dnnops.evaluate.gates import GateResult
 from dnnops.evaluate.report import EvaluationReport
 from dnnops.registry.manifest import Manifest
 from dnnops.registry.versions import VersionRecord
@@ -91,8 +92,8 @@ def class_views(classes: list[int | str], matrix: list[list[int]]) -> list[Table
     return views
 
 
-def gates_view(gates: list[dict[str, Any]]) -> Table:
-    rows = [[g["metric"], g["value"], _bound(g), "pass" if g["passed"] else "FAIL"] for g in gates]
+def gates_view(gates: list[GateResult]) -> Table:
+    rows = [[g.metric, g.value, _bound(g), "pass" if g.passed else "FAIL"] for g in gates]
     return rows_table("gates", ["metric", "value", "bound", "result"], rows)
 
 
@@ -136,12 +137,12 @@ def versions_view(model: str, records: list[VersionRecord]) -> Table:
     )
 
 
-def _bound(gate: dict[str, Any]) -> str:
+def _bound(gate: GateResult) -> str:
     parts = []
-    if gate.get("min") is not None:
-        parts.append(f">= {format_number(gate['min'])}")
-    if gate.get("max") is not None:
-        parts.append(f"<= {format_number(gate['max'])}")
+    if gate.min is not None:
+        parts.append(f">= {format_number(gate.min)}")
+    if gate.max is not None:
+        parts.append(f"<= {format_number(gate.max)}")
     return " and ".join(parts)
 
 

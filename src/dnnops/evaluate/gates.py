@@ -22,6 +22,31 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> GateResult:
+        """A result as a manifest or an evaluation.json keeps it."""
+        return cls(
+            str(stored["metric"]),
+            float(stored["value"]),
+            stored.get("min"),
+            stored.get("max"),
+            bool(stored["passed"]),
+        )
+
+
+def failed_gates_text(gates: Sequence[GateResult]) -> str:
+    """``accuracy 0.71 < 0.9, expected_calibration_error 0.39 > 0.05``: each failed gate."""
+    parts = []
+    for gate in gates:
+        if gate.passed:
+            continue
+        below = gate.min is not None and (math.isnan(gate.value) or gate.value < gate.min)
+        bound = f"< {gate.min:g}" if below else ""
+        if not bound and gate.max is not None:
+            bound = f"> {gate.max:g}"
+        parts.append(f"{gate.metric} {gate.value:.4g} {bound}".strip())
+    return ", ".join(parts)
+
 
 def check_gates(metrics: Mapping[str, float], gates: Sequence[GateConfig]) -> list[GateResult]:
     """One result per gate; a NaN metric fails its gate (it cannot show it is good enough)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -11,7 +10,7 @@ from pydantic import BaseModel
 from dnnops.config import GateConfig
 from dnnops.evaluate.baseline import STRONG, comparison, primary_metric
 from dnnops.evaluate.decision import Decision, decide
-from dnnops.evaluate.gates import check_gates
+from dnnops.evaluate.gates import GateResult, check_gates
 from dnnops.evaluate.latency import measure_latency
 from dnnops.evaluate.metrics import (
     classification_metrics,
@@ -42,7 +41,7 @@ class EvaluationReport(BaseModel):
     fnr_per_class: list[float]
     confusion_matrix: list[list[int]]
     group_accuracy: dict[str, float] | None = None
-    gates: list[dict[str, Any]] = []
+    gates: list[GateResult] = []
     gates_passed: bool | None = None
     champion: ChampionComparison | None = None
     decision: Decision | None = None
@@ -122,7 +121,7 @@ def apply_gates(report: EvaluationReport, gates: Sequence[GateConfig]) -> Evalua
     results = check_gates(report.metrics, gates)
     return report.model_copy(
         update={
-            "gates": [r.to_dict() for r in results],
+            "gates": results,
             # no gates: nothing was passed, so None ("evaluated, no gates"), never True
             "gates_passed": all(r.passed for r in results) if results else None,
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from dnnops.evaluate.gates import GateResult
 from dnnops.vocabulary import Task
 
 
@@ -68,6 +69,11 @@ class Manifest(dict[str, Any]):
         """The largest difference between the ONNX graph and torch at registration."""
         found = self.get("onnx_parity_max_abs_diff")
         return float(found) if found is not None else None
+
+    @property
+    def gates(self) -> list[GateResult]:
+        """The evaluation gates the version was registered with."""
+        return [GateResult.from_dict(stored) for stored in self.get("gates") or []]
 
     @property
     def metrics(self) -> dict[str, Any]:

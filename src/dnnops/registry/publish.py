@@ -243,7 +243,7 @@ def _manifest_fields(candidate: Candidate, report: EvaluationReport | None) -> d
         "dataset_sha256": candidate.dataset["sha256"] if candidate.dataset else None,
         "onnx_parity_max_abs_diff": candidate.onnx_parity,
         "metrics": report.metrics if report else {},
-        "gates": report.gates if report else [],
+        "gates": [gate.to_dict() for gate in report.gates] if report else [],
         "gates_passed": report.gates_passed if report else None,
         "decision": report.decision.model_dump() if report and report.decision else None,
     }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dnnops.config import RolloutConfig
-from dnnops.errors import GatesFailed, UsageError, failed_gates_text
+from dnnops.errors import GatesFailed, UsageError
+from dnnops.evaluate.gates import failed_gates_text
 from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord
 from dnnops.rollout.policy import RolloutState, plan_steps
 from dnnops.rollout.store import RolloutStore
@@ -57,7 +58,7 @@ def check_gates_passed(
     """Refuse to put a version that failed its gates in front of traffic, unless forced."""
     if record.gates_passed is not False:
         return
-    failed = failed_gates_text(list(registry.manifest(record).get("gates") or []))
+    failed = failed_gates_text(registry.manifest(record).gates)
     if not force:
         raise GatesFailed(
             f"{record.ref} failed its evaluation gates ({failed}); train a better version, "
