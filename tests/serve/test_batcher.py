@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from dnnops.serve import hot_path
-from dnnops.serve.batcher import BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
+from dnnops.serve.batcher import (
+    BatchStats,
+    DeadlineExceeded,
+    DynamicBatcher,
+    QueueFull,
+    RequestTiming,
+)
 from dnnops.serve.errors import BadRequest
 from dnnops.serve.http import RawRequest
 
@@ -250,7 +256,9 @@ def test_a_server_without_a_disconnect_flag_watches_for_the_client_leaving() -> 
         assert request.client_gone() is None
         runtime = SimpleNamespace(batcher=batcher)
         with pytest.raises(BadRequest, match="disconnected"):
-            await hot_path._infer_watching_client(runtime, _rows(99), 5, request=request, timing={})  # type: ignore[arg-type]
+            await hot_path._infer_watching_client(
+                runtime, _rows(99), 5, request=request, timing=RequestTiming()
+            )  # type: ignore[arg-type]
         model.release.set()
         await blocker
         await batcher.infer(_rows(2), 5)

@@ -48,6 +48,17 @@ class BatcherClosed(Exception):
     """The version is shutting down: answer 503 (another version or replica takes it)."""
 
 
+@dataclass(slots=True)
+class RequestTiming:
+    """When a request's rows were queued, first batched and last finished, and their share
+    of the model time of the batches they ran in (tracing, model latency, cost)."""
+
+    enqueued: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    compute_s: float = 0.0
+
+
 @dataclass(frozen=True)
 class BatchStats:
     size: int
@@ -66,9 +77,8 @@ class _Request:
     parts: dict[int, np.ndarray] = field(default_factory=dict)
     gone: Callable[[], bool] | None = None
     """True once the client hung up: its rows are dropped when the next batch forms."""
-    timing: dict[str, float] | None = None
-    """Filled for tracing and cost: when its first batch started and its last one finished,
-    and ``compute_s``, its rows' share of the model time of the batches they ran in."""
+    timing: RequestTiming | None = None
+    """Filled for tracing and cost (``RequestTiming``)."""
 
     @property
     def rows(self) -> int:
@@ -155,7 +165,7 @@ class DynamicBatcher:
         return self.typical_batch_s < INLINE_BELOW_S
 
     async def infer(
-        self, x: np.ndarray, timeout_s: float, timing: dict[str, float] | None = None
+        self, x: np.ndarray, timeout_s: float, timing: RequestTiming | None = None
     ) -> np.ndarray:
         """Model outputs for the rows of ``x``, in order; ``timing`` receives the clock
         readings ``enqueued``, ``started`` and ``finished`` (for queue and infer spans)."""
@@ -165,7 +175,7 @@ class DynamicBatcher:
         self,
         x: np.ndarray,
         timeout_s: float,
-        timing: dict[str, float] | None = None,
+        timing: RequestTiming | None = None,
         *,
         gone: Callable[[], bool] | None = None,
     ) -> asyncio.Future[np.ndarray]:
@@ -186,7 +196,7 @@ class DynamicBatcher:
         loop = self._loop_ref or asyncio.get_running_loop()
         request = _Request(x, loop.create_future(), now + timeout_s, now, gone=gone)
         if timing is not None:
-            timing["enqueued"] = now
+            timing.enqueued = now
             request.timing = timing
         self._queue.append(request)
         self._queued_rows += len(x)
@@ -289,8 +299,9 @@ class DynamicBatcher:
     def _started(self, slices: list[_Slice]) -> float:
         started = self.clock()
         for s in slices:
-            if s.request.timing is not None:
-                s.request.timing.setdefault("started", started)
+            timing = s.request.timing
+            if timing is not None and timing.started is None:
+                timing.started = started
         return started
 
     def _finish(
@@ -304,10 +315,10 @@ class DynamicBatcher:
         offset = 0
         for s in slices:
             count = s.stop - s.start
-            if s.request.timing is not None:
-                s.request.timing["finished"] = finished
-                share = (finished - started) * count / len(batch)  # its rows' part of the batch
-                s.request.timing["compute_s"] = s.request.timing.get("compute_s", 0.0) + share
+            timing = s.request.timing
+            if timing is not None:
+                timing.finished = finished
+                timing.compute_s += (finished - started) * count / len(batch)  # its rows' part
             _deliver(s.request, s.start, outputs[offset : offset + count])
             offset += count
 

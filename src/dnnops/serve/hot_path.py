@@ -24,7 +24,13 @@ from dnnops.data.preprocess import apply_preprocessing
 from dnnops.errors import DnnopsError
 from dnnops.models.outputs import NonFiniteOutput, refuse_non_finite
 from dnnops.predlog.records import RequestContext
-from dnnops.serve.batcher import BatcherClosed, DeadlineExceeded, QueueFull, TooManyRows
+from dnnops.serve.batcher import (
+    BatcherClosed,
+    DeadlineExceeded,
+    QueueFull,
+    RequestTiming,
+    TooManyRows,
+)
 from dnnops.serve.errors import (
     BadRequest,
     GatewayTimeout,
@@ -122,20 +128,20 @@ async def _serve(
             _count_anomalies(state, runtime, checked.anomalies)
         state.lifecycle.arriving -= 1
         arriving = False
-        timing: dict[str, float] = {}
+        timing = RequestTiming()
         answers = await _infer_watching_client(
             runtime, x, state.serve.timeout, request=request, timing=timing
         )
         probabilities, tiers = runtime.split_tiers(answers)
         _refuse_non_finite(probabilities)
-        if "compute_s" in timing:  # model CPU per instance: the cost of a prediction
-            threads = runtime.threads
-            context.cpu_ms = timing["compute_s"] * 1000 * threads / max(len(x), 1)
-        if "finished" in timing:  # model-only latency: its batches, without queue or HTTP
-            context.model_ms = (timing["finished"] - timing["started"]) * 1000
-        if "finished" in timing and traced:
-            record_span("queue", timing["enqueued"], timing["started"])
-            record_span("infer", timing["started"], timing["finished"])
+        if timing.finished is not None and timing.started is not None:
+            # model CPU per instance (the cost of a prediction), and model-only latency: its
+            # batches, without queue or HTTP
+            context.cpu_ms = timing.compute_s * 1000 * runtime.threads / max(len(x), 1)
+            context.model_ms = (timing.finished - timing.started) * 1000
+            if traced:
+                record_span("queue", timing.enqueued, timing.started)
+                record_span("infer", timing.started, timing.finished)
         with _span("encode", traced):
             response, ids = await _answer(
                 state,
@@ -179,7 +185,7 @@ async def _infer_watching_client(
     timeout: float,
     *,
     request: RawRequest,
-    timing: dict[str, float],
+    timing: RequestTiming,
 ) -> Any:
     """Queue ``x``; if the client disconnects first, withdraw it so the model never runs it.
 
