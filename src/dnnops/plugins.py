@@ -41,7 +41,8 @@ class Registry(Generic[T]):
         self.builtins = builtins
         self._entries: dict[str, T] = {}
         self._loaded = False
-        self._lock = threading.Lock()
+        self._loading = False
+        self._lock = threading.RLock()
 
     def register(self, entry: T, *, replace: bool = False) -> T:
         """Add ``entry`` under its name; a second entry of the same name is an error
@@ -78,10 +79,15 @@ class Registry(Generic[T]):
     def _load(self) -> None:
         if self._loaded:
             return
-        with self._lock:
-            if not self._loaded:
-                self._loaded = True  # first: the built-ins' own lookups must not recurse
+        with self._lock:  # reentrant: a built-in's own lookup while importing returns here
+            if self._loaded or self._loading:
+                return
+            self._loading = True
+            try:
                 importlib.import_module(self.builtins)
+            finally:
+                self._loading = False
+            self._loaded = True  # only once they imported: a failed import fails again, named
 
 
 DRIFT_METHODS: Registry[DriftMethod] = Registry(

@@ -205,9 +205,8 @@ def build_in_child(job: ReportJob) -> Report:
         job.window_s,
         monitor=job.monitor,
         slo=job.slo,
-        loaded={k: v for k, v in _CHILD.loaded.items() if v is not None},
         store=_store(job),
-        remember=_CHILD.loaded,
+        remember=_CHILD.loaded,  # what it loads stays for the next report
     )
 
 
