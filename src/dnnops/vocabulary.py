@@ -18,3 +18,14 @@ Task = Literal["classification", "regression"]
 
 GroupKey = tuple[str, str, str, str]
 """(endpoint, model, version, role): what the digests keep apart."""
+
+RolloutStatus = Literal["awaiting_approval", "running", "promoted", "rolled_back", "aborted"]
+"""Where a rollout stands; the first two are in progress (``ACTIVE_ROLLOUT``)."""
+
+ACTIVE_ROLLOUT: tuple[RolloutStatus, ...] = ("awaiting_approval", "running")
+"""The statuses of a rollout in progress: an endpoint has at most one."""
+
+AlertSeverity = Literal["page", "ticket"]
+"""A page wakes someone; a ticket waits for working hours."""
+
+AlertStatus = Literal["firing", "resolved"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dnnops.monitor.judgements.alerts import (
-    AlertStore,
+    MONITOR_KINDS,
     alerts_from_report,
     deliver,
     evaluate_alerts,
@@ -22,6 +22,7 @@ from dnnops.monitor.judgements.sli import VersionSlis
 from dnnops.monitor.judgements.slo import BurnAlert
 from dnnops.monitor.stats.dataset_drift import DatasetDrift
 from dnnops.monitor.stats.drift import FeatureDrift
+from dnnops.registry.alerts import AlertStore
 from dnnops.registry.db import open_engine
 
 
@@ -79,21 +80,27 @@ def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
     drift = next(a for a in firing if a.kind == "drift")
     assert drift.details["runbook_url"] == "docs/runbooks/drift.md"
 
-    fresh = store.record(firing)
+    fresh = store.record(firing, MONITOR_KINDS)
     assert deliver(fresh, url) == 0
     assert len(received) == 1  # one POST per model, both alerts inside
     assert {a["kind"] for a in received[0]["alerts"]} == {"burn_rate", "drift"}
 
-    again = store.record(alerts_from_report(_report(burning=True, drifting=True)))
+    again = store.record(alerts_from_report(_report(burning=True, drifting=True)), MONITOR_KINDS)
     assert again == []  # still firing: not delivered twice
     deliver(again, url)
     assert len(received) == 1
-    rows = {r["kind"]: r for r in store.list()}
-    assert rows["burn_rate"]["count"] == 2 and rows["burn_rate"]["status"] == "firing"
+    rows = {r.kind: r for r in store.list()}
+    assert rows["burn_rate"].count == 2 and rows["burn_rate"].status == "firing"
+    assert store.list(model="elsewhere") == []
+    assert {r.kind for r in store.list(status="firing", model=rows["drift"].model)} == {
+        "burn_rate",
+        "drift",
+    }
 
-    store.record(alerts_from_report(_report(burning=False, drifting=True)))
-    assert {r["kind"]: r["status"] for r in store.list()}["burn_rate"] == "resolved"
-    refired = store.record(alerts_from_report(_report(burning=True, drifting=True)))
+    store.record(alerts_from_report(_report(burning=False, drifting=True)), MONITOR_KINDS)
+    assert {r.kind: r.status for r in store.list()}["burn_rate"] == "resolved"
+    assert [r.kind for r in store.list(status="resolved")] == ["burn_rate"]
+    refired = store.record(alerts_from_report(_report(burning=True, drifting=True)), MONITOR_KINDS)
     assert [a.kind for a in refired] == ["burn_rate"]  # firing again after resolving: deliver
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
 from dnnops.home import resolve_home
 from dnnops.inference.logger import PredictionLogger
-from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.loop import MonitorLoop
 from dnnops.monitor.report import digest_store
 from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.predlog.records import PredictionRecord
+from dnnops.registry.alerts import AlertStore
 from dnnops.registry.db import open_engine
 from dnnops.registry.loader import LoadedVersion
 from dnnops.registry.open import open_registry
@@ -90,10 +90,10 @@ def test_a_server_alerts_on_the_endpoints_it_serves_only(tmp_path: Path) -> None
     worker = ReportWorker(home)  # the report is built in a child process, as the server's
     server = FakeServer(open_registry(home), home.logs_dir, served={"mine"}, worker=worker)
     asyncio.run(MonitorLoop(server, alerts).tick())
-    raised = {a["model"] for a in alerts.list(status="firing")}
+    raised = {a.model for a in alerts.list(status="firing")}
     assert raised == {"mine"}, "the other server's endpoint in the same home is not ours"
     assert {v.slis.endpoint for v in server.reports[0].versions} == {"mine"}
     server.served = {"mine", "theirs"}
     asyncio.run(MonitorLoop(server, alerts).tick())
     worker.close()
-    assert {a["model"] for a in alerts.list(status="firing")} == {"mine", "theirs"}
+    assert {a.model for a in alerts.list(status="firing")} == {"mine", "theirs"}

@@ -95,11 +95,11 @@ def test_points_and_series_line_up_with_the_buckets() -> None:
     records = [PredictionRecord.from_json(r) for r in given]
     buckets = summarize(records, {"a": 1, "c": 1}, "digits", start=0.0, bucket_s=10.0)
     columns = series(buckets, 0.0, 30.0, bucket_s=10.0)
-    assert columns["t"] == [0.0, 10.0, 20.0]
-    first = columns["versions"]["1"]
+    assert columns.t == [0.0, 10.0, 20.0]
+    first = columns.versions["1"]
     assert first["success_rate"] == [0.5, None, None], "the 422 was the client's fault"
     assert first["latency_p99_ms"][0] == pytest.approx(4.0, rel=0.01)  # the sketch: within 1%
     assert first["accuracy"] == [1.0, None, None]
-    assert columns["versions"]["2"]["accuracy"] == [None, None, 0.0]
-    assert columns["endpoint"]["predictions"] == [1.0, None, 1.0]
+    assert columns.versions["2"]["accuracy"] == [None, None, 0.0]
+    assert columns.endpoint["predictions"] == [1.0, None, 1.0]
     assert Bucket().point()["success_rate"] is None

@@ -21,7 +21,7 @@ import dnnops
 from dnnops.config import RolloutConfig
 from dnnops.home import resolve_home
 from dnnops.inference.logger import PredictionLogger
-from dnnops.monitor.judgements.alerts import AlertStore
+from dnnops.registry.alerts import AlertStore
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.rollout.begin import begin_rollout
@@ -206,8 +206,8 @@ def test_a_failing_canary_is_rolled_back_with_a_page(setup: Setup) -> None:
     assert server.registry.resolve("toy", "2").status == "failed"
     assert server.registry.resolve("toy", "production").version == 1
     [page] = AlertStore(server.registry.engine).list()
-    assert page["kind"] == "rollout"
-    assert page["details"]["runbook_url"] == "https://runbooks.example/rollback"
+    assert page.kind == "rollout" and page.severity == "page"
+    assert page.details["runbook_url"] == "https://runbooks.example/rollback"
     assert ("toy", "2") in server.retired
 
 

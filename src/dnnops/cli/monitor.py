@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -17,6 +17,7 @@ from dnnops.home import resolve_home
 
 if TYPE_CHECKING:
     from dnnops.monitor.judgements.report_types import Report
+    from dnnops.vocabulary import AlertStatus
 
 monitor_app = typer.Typer(no_args_is_help=True, help="SLIs, drift, quality and SLO budgets.")
 
@@ -35,8 +36,9 @@ def monitor_report(
     json_out: JsonOpt = False,
 ) -> None:
     """SLIs per served version, drift against the reference profile, quality on labels."""
-    from dnnops.monitor.judgements.alerts import AlertStore, alerts_from_report, deliver
+    from dnnops.monitor.judgements.alerts import MONITOR_KINDS, alerts_from_report, deliver
     from dnnops.monitor.report import build_report
+    from dnnops.registry.alerts import AlertStore
     from dnnops.registry.db import open_engine
     from dnnops.registry.open import open_registry
 
@@ -53,7 +55,7 @@ def monitor_report(
     shown = report.to_json()
     if alert:
         firing = alerts_from_report(report, runbooks=monitor.runbook_url)
-        fresh = AlertStore(open_engine(resolved.db_url)).record(firing)
+        fresh = AlertStore(open_engine(resolved.db_url)).record(firing, MONITOR_KINDS)
         failed = deliver(fresh, monitor.webhook_url)
         shown["alerts"] = {
             "firing": len(firing),
@@ -190,21 +192,21 @@ def monitor_alerts(
     json_out: JsonOpt = False,
 ) -> None:
     """Alerts in the metadata store, newest first."""
-    from dnnops.monitor.judgements.alerts import AlertStore
+    from dnnops.registry.alerts import AlertStore
     from dnnops.registry.db import open_engine
 
-    rows = AlertStore(open_engine(resolve_home(home).db_url)).list(status)
+    if status not in (None, "firing", "resolved"):
+        raise typer.BadParameter(f"{status!r}: firing or resolved", param_hint="--status")
+    wanted = cast("AlertStatus | None", status)
+    rows = AlertStore(open_engine(resolve_home(home).db_url)).list(wanted)
     if json_out:
-        print_json(rows)
+        print_json([r.to_dict() for r in rows])
         return
     make_console().print(
         rows_table(
             "alerts",
             ["last seen", "severity", "status", "count", "summary"],
-            [
-                [r["last_seen"][:19], r["severity"], r["status"], r["count"], r["summary"]]
-                for r in rows
-            ],
+            [[r.last_seen[:19], r.severity, r.status, r.count, r.summary] for r in rows],
         )
     )
 

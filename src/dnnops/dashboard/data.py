@@ -1,4 +1,5 @@
-"""Everything the dashboard's three views show for one endpoint, as one JSON document.
+"""Everything the dashboard's three views show for one endpoint, as one document
+(``document.py`` types it).
 
 The same document feeds the live page (polled from ``/v1/dashboard/NAME``) and the static
 report (``dnnops monitor report --html``), so both always agree.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,16 @@ import numpy as np
 import pandas as pd
 
 from dnnops.config import MonitorConfig, SloConfig
+from dnnops.dashboard.document import (
+    DashboardDocument,
+    DashboardSeries,
+    FeatureDistribution,
+    Health,
+    VersionRow,
+)
 from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
-from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.monitor.judgements.report_types import Report, VersionSection
 from dnnops.monitor.report import build_report, reference_lookup
 from dnnops.monitor.segments.digest import logged_inputs
@@ -30,6 +37,7 @@ from dnnops.monitor.stats.dataset_drift import as_feature_frame, dataset_drift
 from dnnops.monitor.stats.drift import FeatureDrift, bin_counts
 from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, read_labels, read_predictions
 from dnnops.predlog.records import PredictionRecord
+from dnnops.registry.alerts import AlertStore
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
 from dnnops.rollout.store import RolloutStore
@@ -53,7 +61,7 @@ def dashboard_data(
     now: float | None = None,
     store: DigestStore | None = None,
     report: Report | None = None,
-) -> dict[str, Any]:
+) -> DashboardDocument:
     """``live`` is the server's view of the endpoint (weights, rollout); without a server
     (the static report) it is rebuilt from the registry. ``report``: one already built
     for this window (its time is the page's), so a page of several endpoints builds one."""
@@ -91,40 +99,39 @@ def dashboard_data(
         reference=reference_lookup(registry, known),
     )
     timeline = series(summaries, start, moment, bucket_s=bucket_s)
-    timeline["drift_share"] = _drift_series(
+    drift_share = _drift_series(
         records, reference, monitor, start=start, bucket_s=bucket_s, end=moment
     )
-    return {
-        "endpoint": endpoint,
-        "model": model,
-        "generated_at": moment,
-        "window_s": window_s,
-        "current_version": current,
-        "task": "regression"
+    columns = {f.name: getattr(timeline, f.name) for f in fields(timeline)}
+    return DashboardDocument(
+        endpoint=endpoint,
+        model=model,
+        generated_at=moment,
+        window_s=window_s,
+        current_version=current,
+        task="regression"
         if reference is not None and reference.is_regression
         else "classification",
-        "cpu_second_price": monitor.cpu_second_price,
-        "versions": _versions(registry, model),
-        "sections": [asdict(s) for s in sections],
-        "series": timeline,
-        "features": _feature_distributions(sections, reference, records, current=current),
-        "health": health_score(sections, current),
-        "live": dict(live) if live is not None else None,
-        "rollouts": [
-            r.summary() for r in RolloutStore(registry.engine).history(endpoint, limit=10)
-        ],
-        "decisions": registry.audit_log(model, limit=30),
-        "alerts": [a for a in AlertStore(registry.engine).list(limit=50) if a["model"] == model],
-    }
+        cpu_second_price=monitor.cpu_second_price,
+        versions=_versions(registry, model),
+        sections=list(sections),
+        series=DashboardSeries(**columns, drift_share=drift_share),
+        features=_feature_distributions(sections, reference, records, current=current),
+        health=health_score(sections, current),
+        live=dict(live) if live is not None else None,
+        rollouts=[r.summary() for r in RolloutStore(registry.engine).history(endpoint, limit=10)],
+        decisions=registry.audit_log(model, limit=30),
+        alerts=AlertStore(registry.engine).list(limit=50, model=model),
+    )
 
 
-def health_score(sections: Sequence[VersionSection], current: str | None) -> dict[str, Any]:
+def health_score(sections: Sequence[VersionSection], current: str | None) -> Health:
     """0-100 for the version taking the traffic: the share of its SLOs met (40), how little
     of its input drifted (30), and its accuracy on labels against its own test accuracy, or
     its live confidence against its test confidence before labels arrive (30)."""
     section = next((s for s in sections if s.slis.version == current), None)
     if section is None:
-        return {"score": None, "parts": {}}
+        return Health(None)
     objectives = section.slo
     met = [o for o in objectives if o.met is not False]
     slo_part = len(met) / len(objectives) if objectives else 1.0
@@ -138,7 +145,7 @@ def health_score(sections: Sequence[VersionSection], current: str | None) -> dic
     else:
         quality_part = 1.0
     parts = {"slo": 40 * slo_part, "drift": 30 * drift_part, "quality": 30 * quality_part}
-    return {"score": round(sum(parts.values())), "parts": parts}
+    return Health(round(sum(parts.values())), parts)
 
 
 def _bucket(window_s: float) -> float:
@@ -213,7 +220,7 @@ def _feature_distributions(
     records: Sequence[PredictionRecord],
     *,
     current: str | None,
-) -> list[dict[str, Any]]:
+) -> list[FeatureDistribution]:
     """Reference and live shares over the reference's bins for the most drifted features."""
     section = next((s for s in sections if s.slis.version == current), None)
     if reference is None or reference.profile is None or section is None:
@@ -232,7 +239,9 @@ def _feature_distributions(
     ]
 
 
-def _distribution(profile: Profile, feature: FeatureDrift, frame: Any) -> dict[str, Any] | None:
+def _distribution(
+    profile: Profile, feature: FeatureDrift, frame: pd.DataFrame
+) -> FeatureDistribution | None:
     name = feature.feature
     try:
         reference = profile.feature(name)
@@ -254,32 +263,32 @@ def _distribution(profile: Profile, feature: FeatureDrift, frame: Any) -> dict[s
         live = np.asarray([observed.get(b, 0) for b in bins], dtype="float64")
     else:
         return None
-    return {
-        "feature": name,
-        "method": feature.method,
-        "score": feature.score,
-        "drifted": feature.drifted,
-        "bins": bins,
-        "reference": (ref_counts / max(ref_counts.sum(), 1)).tolist(),
-        "live": (np.asarray(live, dtype="float64") / max(float(np.sum(live)), 1)).tolist(),
-    }
+    return FeatureDistribution(
+        feature=name,
+        method=feature.method,
+        score=feature.score,
+        drifted=feature.drifted,
+        bins=bins,
+        reference=(ref_counts / max(ref_counts.sum(), 1)).tolist(),
+        live=(np.asarray(live, dtype="float64") / max(float(np.sum(live)), 1)).tolist(),
+    )
 
 
-def _versions(registry: ModelRegistry, model: str) -> list[dict[str, Any]]:
+def _versions(registry: ModelRegistry, model: str) -> list[VersionRow]:
     try:
         records = registry.versions(model)
     except DnnopsError:
         return []
     return [
-        {
-            "version": r.version,
-            "created_at": r.created_at,
-            "status": r.status,
-            "aliases": r.aliases,
-            "accuracy": r.metrics.get("accuracy"),
-            "mae": r.metrics.get("mae"),
-            "gates_passed": r.gates_passed,
-        }
+        VersionRow(
+            version=r.version,
+            created_at=r.created_at,
+            status=r.status,
+            aliases=r.aliases,
+            accuracy=r.metrics.get("accuracy"),
+            mae=r.metrics.get("mae"),
+            gates_passed=r.gates_passed,
+        )
         for r in records
     ]
 

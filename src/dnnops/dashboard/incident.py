@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 
 from dnnops.config import MonitorConfig, SloConfig
-from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.report import build_report
 from dnnops.predlog.reader import PREDICTIONS, read_predictions
+from dnnops.registry.alerts import AlertStore, StoredAlert
 from dnnops.registry.versions import ModelRegistry
 from dnnops.rollout.store import RolloutStore
 
@@ -56,15 +56,15 @@ def write_incident(
     report = build_report(registry, logs_dir, window_s, monitor=monitor, slo=slo, now=moment)
     mine = report.of_endpoint(name)
     store = AlertStore(registry.engine)
-    alerts = [a for a in store.list(limit=500) if a["model"] == name]
-    firing = [a for a in store.list(status="firing", limit=500) if a["model"] == name]
+    alerts = store.list(limit=500, model=name)
+    firing = store.list(status="firing", limit=500, model=name)
     parts: dict[str, Any] = {
         "versions.json": [v.to_dict() for v in registry.versions(name)],
         "traffic.json": _traffic(mine),
         "report.json": mine.to_json(),
         "drift.json": {v.slis.version: v.drift for v in mine.versions},
         "rollouts.json": [r.to_dict() for r in RolloutStore(registry.engine).history(name)],
-        "alerts.json": alerts,
+        "alerts.json": [a.to_dict() for a in alerts],
         "audit.json": registry.audit_log(name, limit=500),
         "inputs.json": _sample(logs_dir, name, since=moment - window_s),
     }
@@ -110,7 +110,7 @@ def _sample(logs_dir: Path, name: str, *, since: float) -> list[dict[str, Any]]:
     return kept
 
 
-def _readme(name: str, report: Report, firing: list[dict[str, Any]], *, window_s: float) -> str:
+def _readme(name: str, report: Report, firing: list[StoredAlert], *, window_s: float) -> str:
     lines = [
         f"# Incident bundle: {name}",
         "",
@@ -132,10 +132,9 @@ def _readme(name: str, report: Report, firing: list[dict[str, Any]], *, window_s
         lines.append("- no traffic in the window")
     lines += ["", "## Alerts firing", ""]
     for alert in firing:
-        details = alert.get("details") or {}
-        page = details.get("runbook_url") if isinstance(details, dict) else None
+        page = alert.details.get("runbook_url")
         shown = f" (runbook: {page})" if page else ""
-        lines.append(f"- [{alert['severity']}] {alert['summary']}{shown}")
+        lines.append(f"- [{alert.severity}] {alert.summary}{shown}")
     if not firing:
         lines.append("- none")
     lines += [

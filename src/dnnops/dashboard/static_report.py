@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from dnnops.config import MonitorConfig, SloConfig
 from dnnops.dashboard.data import dashboard_data
+from dnnops.dashboard.document import DashboardDocument
 from dnnops.files import atomic_write
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.report import build_report
@@ -22,13 +22,14 @@ def _static(name: str) -> str:
     return resources.files("dnnops.dashboard").joinpath("static", name).read_text("utf-8")
 
 
-def render_static(documents: Mapping[str, Mapping[str, Any]]) -> str:
+def render_static(documents: Mapping[str, DashboardDocument]) -> str:
     """The page with ``documents`` (endpoint -> dashboard data) embedded."""
     page = _static("index.html")
     for name in ("uPlot.min.css", "style.css"):
         tag = f'<link rel="stylesheet" href="/dashboard/static/{name}">'
         page = page.replace(tag, f"<style>\n{_static(name)}\n</style>")
-    data = orjson.dumps({"endpoints": documents}, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    shown = {name: document.to_dict() for name, document in documents.items()}
+    data = orjson.dumps({"endpoints": shown}, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     data = data.replace("</", "<\\/")  # the data can never close its <script> element
     scripts = [f"window.DNNOPS_DATA = {data};"]
     for name in ("uPlot.iife.min.js", "app.js"):

@@ -16,9 +16,10 @@ import sys
 import time
 from collections.abc import Callable
 
-from dnnops.monitor.judgements.alerts import AlertStore, deliver, evaluate_alerts
+from dnnops.monitor.judgements.alerts import MONITOR_KINDS, deliver, evaluate_alerts
 from dnnops.monitor.ports import MonitoredServer
 from dnnops.predlog.retention import purge_before
+from dnnops.registry.alerts import AlertStore
 
 log = logging.getLogger("dnnops.monitor")
 
@@ -52,7 +53,7 @@ class MonitorLoop:
             server.rollout_candidates() if server.monitor.suppress_during_rollout else set()
         )
         decided = evaluate_alerts(report, candidates, runbooks=server.monitor.runbook_url)
-        fresh = await asyncio.to_thread(self.alerts.record, decided.firing)
+        fresh = await asyncio.to_thread(self.alerts.record, decided.firing, MONITOR_KINDS)
         if fresh:
             await asyncio.to_thread(deliver, fresh, server.monitor.webhook_url)
         if decided.held:

@@ -28,11 +28,12 @@ from dnnops.errors import UsageError
 from dnnops.examples import example_text
 from dnnops.home import Home
 from dnnops.inference.predictor import Predictor
-from dnnops.monitor.judgements.alerts import AlertStore, alerts_from_report, deliver
+from dnnops.monitor.judgements.alerts import MONITOR_KINDS, alerts_from_report, deliver
 from dnnops.monitor.judgements.report_types import EstimatedAccuracy, Report
 from dnnops.monitor.report import build_report
 from dnnops.quickstart.camera import new_camera
 from dnnops.quickstart.replay import Replayed, replay
+from dnnops.registry.alerts import AlertStore, StoredAlert
 from dnnops.registry.db import open_engine
 from dnnops.registry.from_run import candidate_from_run
 from dnnops.registry.loader import load_version
@@ -93,7 +94,7 @@ class Story:
     traffic: Replayed = field(default_factory=Replayed)
     retrained: RetrainOutcome | None = None
     rollouts: list[RolloutState] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[StoredAlert] = field(default_factory=list)
     report: Path | None = None
     """The dashboard of the whole story as one offline HTML file."""
     estimated_accuracy: dict[str, float | None] = field(default_factory=dict)
@@ -198,7 +199,7 @@ def _serve_and_drift(scene: _Scene) -> None:
     chapter.note(_traffic_line(scene.replay(1, instances=900)) + ", labels sent")
     report = _report(state, config, home, since=shifted)
     firing = alerts_from_report(report)
-    deliver(AlertStore(open_engine(home.db_url)).record(firing), None)
+    deliver(AlertStore(open_engine(home.db_url)).record(firing, MONITOR_KINDS), None)
     chapter.note(_monitor_line(state, config, home, since=shifted) + f"; {len(firing)} alert(s)")
 
 
@@ -433,7 +434,7 @@ def _print_summary(
             0, ["retrain", "triggers", "ran", "; ".join(story.retrained.decision.fired)]
         )
     console.print(rows_table("decisions", ["what", "subject", "result", "why"], decisions))
-    alerts = [[a["severity"], a["kind"], a["status"], a["summary"]] for a in story.alerts]
+    alerts = [[a.severity, a.kind, a.status, a.summary] for a in story.alerts]
     console.print(rows_table("alerts", ["severity", "kind", "status", "summary"], alerts))
     console.print(f"the story's dashboard: {story.report} (offline HTML, three views)")
     where = f"--home {home.root}"

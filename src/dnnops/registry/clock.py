@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import overload
 
 Clock = Callable[[], datetime]
 
@@ -15,7 +16,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def iso_utc(moment: datetime) -> str: ...
+@overload
+def iso_utc(moment: None) -> None: ...
+@overload
+def iso_utc(moment: datetime | None) -> str | None: ...
 def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC; ``None`` stays ``None`` (a time not reached yet)."""
     if moment is None:
         return None
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC

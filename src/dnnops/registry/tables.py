@@ -1,7 +1,7 @@
 """SQLAlchemy tables of the metadata store: runs, model versions, aliases, audit, alerts,
 rollouts, leases and fleet commands. Rows become plain entities in the store modules that
-own them (``runs.py``, ``versions.py``, ``leases.py`` here; ``monitor/judgements/alerts.py``,
-``rollout/store.py``), never leaking ORM objects."""
+own them (``runs.py``, ``versions.py``, ``leases.py``, ``alerts.py``, ``rollouts.py``), never
+leaking ORM objects; SQL stays in this package (an import contract)."""
 
 from __future__ import annotations
 

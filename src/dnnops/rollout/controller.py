@@ -17,8 +17,9 @@ from dataclasses import replace
 from dnnops.config import RolloutConfig
 from dnnops.errors import DnnopsError
 from dnnops.evaluate.calibration import Calibrator
-from dnnops.monitor.judgements.alerts import Alert, AlertStore, deliver
+from dnnops.monitor.judgements.alerts import Alert, deliver
 from dnnops.monitor.judgements.runbooks import runbook_url
+from dnnops.registry.alerts import AlertStore
 from dnnops.registry.loader import calibrator_of
 from dnnops.rollout.policy import (
     RolloutState,

@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dnnops.monitor.judgements.alerts import AlertStore
 from dnnops.monitor.loop import MonitorLoop
+from dnnops.registry.alerts import AlertStore
 from dnnops.rollout.controller import SLOW_TICK_S, RolloutController
 from dnnops.rollout.store import RolloutStore
 from dnnops.serve import (

@@ -82,7 +82,7 @@ async def data(request: Request, name: str, since: str = "1h") -> Response:
             monitor=policies.monitor,
             slo=policies.slo,
         )
-        return json_response(document)
+        return json_response(document.to_dict())
     loaded = state.loaded_versions()
     document = await asyncio.to_thread(
         dashboard_data,
@@ -97,7 +97,7 @@ async def data(request: Request, name: str, since: str = "1h") -> Response:
         now=None,
         store=state.report_digests(),
     )
-    return json_response(document)
+    return json_response(document.to_dict())
 
 
 async def trace(request: Request, prediction_id: str) -> Response:

@@ -31,6 +31,7 @@ from dnnops.monitor.explanations import SampleCounts
 from dnnops.monitor.judgements.report_types import Report
 
 if TYPE_CHECKING:  # the child imports these when it first needs them
+    from dnnops.dashboard.document import DashboardDocument
     from dnnops.monitor.explanations import ExplanationSampler, VersionExplainers
     from dnnops.monitor.segments.digest_store import DigestStore
     from dnnops.registry.loader import LoadedVersion
@@ -101,7 +102,7 @@ class ReportWorker:
         live: dict[str, Any],
         monitor: MonitorConfig,
         slo: SloConfig,
-    ) -> dict[str, Any]:
+    ) -> DashboardDocument:
         """What the dashboard shows for ``endpoint`` over ``window_s``."""
         job = DashboardJob(ReportJob(self.home, window_s, monitor, slo), endpoint, live)
         return await self._run(dashboard_in_child, job)
@@ -211,7 +212,7 @@ def build_in_child(job: ReportJob) -> Report:
 
 
 @releasing_memory
-def dashboard_in_child(job: DashboardJob) -> dict[str, Any]:
+def dashboard_in_child(job: DashboardJob) -> DashboardDocument:
     from dnnops.dashboard.data import dashboard_data
 
     report = job.report

@@ -20,12 +20,13 @@ from dnnops.registry.from_run import candidate_from_run, check_before_training
 from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import Published, publish
 from dnnops.registry.runs import RunStore
+from dnnops.registry.study_db import study_location
 from dnnops.registry.versions import VersionNotFound
 from dnnops.train.pipeline import finished_run, train_project
 from dnnops.train.progress import ProgressSink
 from dnnops.train.recorder import RunStatus
 from dnnops.tune.space import apply_values, check_space, default_space, sample
-from dnnops.tune.storage import shown, tuning_storage
+from dnnops.tune.storage import tuning_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -223,7 +224,7 @@ def _outcome(
     published, note = _register_best(best, home)
     return TuneOutcome(
         study=study.study_name,
-        storage=shown(home.db_url, request.storage_url),
+        storage=study_location(home.db_url, request.storage_url),
         metric=config.tune.metric,
         trials=trials,
         best=best,

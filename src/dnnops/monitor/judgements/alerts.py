@@ -1,5 +1,6 @@
-"""Alerts: derived from a monitoring report, deduplicated in the metadata store, grouped
-per model into one delivery, and sent to a webhook (POST JSON) and the log.
+"""Alerts: derived from a monitoring report, deduplicated in the metadata store (the
+ledger, ``registry/alerts.py``), grouped per model into one delivery, and sent to a
+webhook (POST JSON) and the log.
 
 An alert is identified by its key (model, version, kind, name, severity). While it keeps
 firing, later sightings only bump its count and ``last_seen``: it is delivered once. When
@@ -12,20 +13,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import httpx
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.judgements.runbooks import DEFAULT_TEMPLATE, runbook_url
-from dnnops.registry.clock import Clock, iso_utc, utc_now
-from dnnops.registry.tables import AlertRow
+from dnnops.vocabulary import AlertSeverity
 
 log = logging.getLogger("dnnops.alerts")
-Severity = Literal["page", "ticket"]
+Severity = AlertSeverity
 AlertKind = Literal["burn_rate", "drift", "rollout"]
 """burn_rate and drift: raised and resolved by monitoring; rollout: a rollback's page."""
 MONITOR_KINDS: tuple[AlertKind, ...] = ("burn_rate", "drift")
@@ -107,86 +104,6 @@ def alerts_from_report(
                 )
             )
     return out
-
-
-class AlertStore:
-    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
-        self.engine = engine
-        self.clock = clock
-
-    def record(self, firing: Sequence[Alert], kinds: Sequence[str] = MONITOR_KINDS) -> list[Alert]:
-        """Store this evaluation's alerts; return the ones that are new (to deliver).
-        Alerts of ``kinds`` firing before and absent now are resolved; other kinds (a
-        rollback, raised once by the rollout controller) are left as they are."""
-        now = self.clock()
-        fresh = []
-        with Session(self.engine) as session, session.begin():
-            open_rows = {
-                r.key: r
-                for r in session.scalars(
-                    select(AlertRow).where(AlertRow.status == "firing", AlertRow.kind.in_(kinds))
-                )
-            }
-            for alert in firing:
-                row = open_rows.pop(alert.key, None)
-                if row is not None:
-                    row.count, row.last_seen, row.details = row.count + 1, now, alert.details
-                    continue
-                session.add(_firing_row(alert, now))
-                fresh.append(alert)
-            for row in open_rows.values():
-                row.status = "resolved"
-        return fresh
-
-    def event(self, alert: Alert) -> bool:
-        """Record a one-off alert (a rollback) that no evaluation resolves; False when the
-        same key is already firing (then only its count moves)."""
-        now = self.clock()
-        with Session(self.engine) as session, session.begin():
-            row = session.scalars(
-                select(AlertRow).where(AlertRow.key == alert.key, AlertRow.status == "firing")
-            ).first()
-            if row is not None:
-                row.count, row.last_seen = row.count + 1, now
-                return False
-            session.add(_firing_row(alert, now))
-            return True
-
-    def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        query = select(AlertRow).order_by(AlertRow.last_seen.desc()).limit(limit)
-        if status is not None:
-            query = query.where(AlertRow.status == status)
-        with Session(self.engine) as session:
-            return [
-                {
-                    "key": r.key,
-                    "model": r.model,
-                    "severity": r.severity,
-                    "kind": r.kind,
-                    "summary": r.summary,
-                    "status": r.status,
-                    "count": r.count,
-                    "first_seen": iso_utc(r.first_seen),
-                    "last_seen": iso_utc(r.last_seen),
-                    "details": r.details,
-                }
-                for r in session.scalars(query).all()
-            ]
-
-
-def _firing_row(alert: Alert, now: datetime) -> AlertRow:
-    return AlertRow(
-        key=alert.key,
-        model=alert.model,
-        severity=alert.severity,
-        kind=alert.kind,
-        summary=alert.summary,
-        details=alert.details,
-        status="firing",
-        first_seen=now,
-        last_seen=now,
-        count=1,
-    )
 
 
 Post = Callable[[str, dict[str, Any]], None]

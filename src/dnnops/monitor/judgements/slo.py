@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from dnnops.config import BurnRuleConfig, SloConfig
+from dnnops.vocabulary import AlertSeverity
 
-Severity = Literal["page", "ticket"]
+Severity = AlertSeverity
 HOUR, DAY = 3600.0, 86400.0
 
 

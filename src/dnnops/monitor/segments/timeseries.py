@@ -126,15 +126,23 @@ def summarize(
     return out
 
 
-def series(
-    buckets: Mapping[Key, Bucket], start: float, end: float, *, bucket_s: float
-) -> dict[str, Any]:
-    """Aligned columns per served version (and the endpoint as a whole): x is the bucket
-    start, each metric a list with None where nothing happened."""
+@dataclass(frozen=True)
+class Timeline:
+    """Aligned columns: ``t`` the bucket starts, each metric a list with None where
+    nothing happened, per served version and for the endpoint as a whole."""
+
+    t: list[float]
+    bucket_s: float
+    versions: dict[str, dict[str, list[float | None]]]
+    endpoint: dict[str, list[float | None]]
+
+
+def series(buckets: Mapping[Key, Bucket], start: float, end: float, *, bucket_s: float) -> Timeline:
+    """The buckets as aligned columns per served version and for the endpoint."""
     count = max(1, int(np.ceil((end - start) / bucket_s)))
     times = [start + i * bucket_s for i in range(count)]
     versions = sorted({v for v, role, _ in buckets if role == "served"}, key=_version_order)
-    out: dict[str, Any] = {"t": times, "bucket_s": bucket_s, "versions": {}}
+    per_version: dict[str, dict[str, list[float | None]]] = {}
     total: dict[float, Bucket] = defaultdict(Bucket)
     for version in versions:
         columns: dict[str, list[float | None]] = defaultdict(list)
@@ -143,14 +151,13 @@ def series(
             total[moment] = total[moment].merge(bucket)
             for name, value in bucket.point().items():
                 columns[name].append(value if bucket.stats.requests else None)
-        out["versions"][version] = dict(columns)
+        per_version[version] = dict(columns)
     endpoint: dict[str, list[float | None]] = defaultdict(list)
     for moment in times:
         bucket = total.get(moment, Bucket())
         for name, value in bucket.point().items():
             endpoint[name].append(value if bucket.stats.requests else None)
-    out["endpoint"] = dict(endpoint)
-    return out
+    return Timeline(times, bucket_s, per_version, dict(endpoint))
 
 
 def merged(buckets: Iterable[Bucket]) -> Bucket:

@@ -1,0 +1,157 @@
+"""The alert ledger in the metadata store: one row per alert key while it fires, its
+count and ``last_seen`` moving on each sighting, resolved when its condition clears.
+
+What an alert means (its kinds, its evidence, how it is delivered) is monitoring's
+business (``monitor/judgements/alerts.py``); this module only keeps the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from dnnops.registry.clock import Clock, iso_utc, utc_now
+from dnnops.registry.tables import AlertRow
+from dnnops.vocabulary import AlertSeverity, AlertStatus
+
+
+class AlertFacts(Protocol):
+    """What the ledger stores of an alert (monitoring's ``Alert`` has these)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def severity(self) -> AlertSeverity: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+
+
+A = TypeVar("A", bound=AlertFacts)
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """One alert as the ledger holds it."""
+
+    key: str
+    model: str
+    severity: AlertSeverity
+    kind: str
+    summary: str
+    status: AlertStatus
+    count: int
+    first_seen: str
+    """ISO 8601, UTC."""
+    last_seen: str
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "model": self.model,
+            "severity": self.severity,
+            "kind": self.kind,
+            "summary": self.summary,
+            "status": self.status,
+            "count": self.count,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "details": self.details,
+        }
+
+
+class AlertStore:
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def record(self, firing: Sequence[A], kinds: Sequence[str]) -> list[A]:
+        """Store this evaluation's alerts; return the ones that are new (to deliver).
+        Alerts of ``kinds`` firing before and absent now are resolved; other kinds (a
+        rollback, raised once by the rollout controller) are left as they are."""
+        now = self.clock()
+        fresh = []
+        with Session(self.engine) as session, session.begin():
+            open_rows = {
+                r.key: r
+                for r in session.scalars(
+                    select(AlertRow).where(AlertRow.status == "firing", AlertRow.kind.in_(kinds))
+                )
+            }
+            for alert in firing:
+                row = open_rows.pop(alert.key, None)
+                if row is not None:
+                    row.count, row.last_seen, row.details = row.count + 1, now, alert.details
+                    continue
+                session.add(_firing_row(alert, now))
+                fresh.append(alert)
+            for row in open_rows.values():
+                row.status = "resolved"
+        return fresh
+
+    def event(self, alert: AlertFacts) -> bool:
+        """Record a one-off alert (a rollback) that no evaluation resolves; False when the
+        same key is already firing (then only its count moves)."""
+        now = self.clock()
+        with Session(self.engine) as session, session.begin():
+            row = session.scalars(
+                select(AlertRow).where(AlertRow.key == alert.key, AlertRow.status == "firing")
+            ).first()
+            if row is not None:
+                row.count, row.last_seen = row.count + 1, now
+                return False
+            session.add(_firing_row(alert, now))
+            return True
+
+    def list(
+        self, status: AlertStatus | None = None, limit: int = 100, *, model: str | None = None
+    ) -> list[StoredAlert]:
+        """The latest alerts first, of one ``status`` and one ``model`` when given."""
+        query = select(AlertRow).order_by(AlertRow.last_seen.desc()).limit(limit)
+        if status is not None:
+            query = query.where(AlertRow.status == status)
+        if model is not None:
+            query = query.where(AlertRow.model == model)
+        with Session(self.engine) as session:
+            return [_stored(r) for r in session.scalars(query).all()]
+
+
+def _stored(row: AlertRow) -> StoredAlert:
+    return StoredAlert(
+        key=row.key,
+        model=row.model,
+        severity=row.severity,  # type: ignore[arg-type]
+        kind=row.kind,
+        summary=row.summary,
+        status=row.status,  # type: ignore[arg-type]
+        count=row.count,
+        first_seen=iso_utc(row.first_seen),
+        last_seen=iso_utc(row.last_seen),
+        details=row.details,
+    )
+
+
+def _firing_row(alert: AlertFacts, now: datetime) -> AlertRow:
+    return AlertRow(
+        key=alert.key,
+        model=alert.model,
+        severity=alert.severity,
+        kind=alert.kind,
+        summary=alert.summary,
+        details=alert.details,
+        status="firing",
+        first_seen=now,
+        last_seen=now,
+        count=1,
+    )
