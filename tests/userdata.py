@@ -67,3 +67,62 @@ def project_file(path: Path, name: str, source: Path, target: str, **sections: A
     project.update(sections)
     path.write_text(yaml.safe_dump(project), encoding="utf-8")
     return path
+
+
+SHAPES = ("circle", "square", "stripes")
+
+
+def image_folder(root: Path, per_class: int = 40, size: int = 40, seed: int = 0) -> Path:
+    """``root/CLASS/*.png|jpg`` photos of three shapes on noisy backgrounds, in varied
+    sizes, modes and formats (RGB PNG, greyscale PNG, JPEG), as a user's folder holds."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for shape in SHAPES:
+        folder = root / shape
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            side = int(size + rng.integers(-8, 9))
+            noise = rng.integers(0, 60, (side, side, 3), dtype=np.uint8)
+            image = Image.fromarray(noise + 80, "RGB")
+            draw = ImageDraw.Draw(image)
+            colour = tuple(int(c) for c in rng.integers(150, 256, 3))
+            a, b = side // 5, side - side // 5
+            if shape == "circle":
+                draw.ellipse((a, a, b, b), fill=colour)
+            elif shape == "square":
+                draw.rectangle((a, a, b, b), fill=colour)
+            else:
+                for x in range(0, side, 6):
+                    draw.rectangle((x, 0, x + 2, side), fill=colour)
+            if i % 3 == 1:
+                image.convert("L").save(folder / f"{shape}-{i:03d}.png")
+            elif i % 3 == 2:
+                image.save(folder / f"{shape}-{i:03d}.jpg", quality=90)
+            else:
+                image.save(folder / f"{shape}-{i:03d}.png")
+    (root / "circle" / "notes.txt").write_text("not an image")
+    return root
+
+
+TOPICS = {
+    "billing": ["refund", "charge", "invoice", "payment", "card", "price"],
+    "login": ["password", "login", "account", "locked", "reset", "email"],
+    "delivery": ["parcel", "courier", "late", "address", "tracking", "box"],
+}
+FILLER = ["my", "the", "please", "help", "again", "today", "is", "not", "working", "with"]
+
+
+def tickets_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Support tickets: a text column whose words tell the topic, a row number column, and
+    the topic as a string label; a few texts are long, one is non-ASCII."""
+    rng = np.random.default_rng(seed)
+    topics = rng.choice(list(TOPICS), rows)
+    texts = []
+    for topic in topics:
+        words = list(rng.choice(TOPICS[topic], rng.integers(2, 5)))
+        words += list(rng.choice(FILLER, rng.integers(3, 12)))
+        rng.shuffle(words)
+        texts.append(" ".join(words).capitalize() + ".")
+    texts[0] = texts[0] + " Café déjà vu, naïve façade."
+    return pd.DataFrame({"row": np.arange(rows), "ticket": texts, "topic": topics})

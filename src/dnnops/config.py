@@ -123,12 +123,77 @@ class PreprocessingConfig(Section):
     at every bin edge, as a tree splits, where one input would need many units."""
 
 
+Side = Annotated[int, Field(ge=8, le=1024)]
+
+
+class ImageConfig(Section):
+    """An image input: a folder with one subfolder per class (``data.source: photos/``), or
+    a table column holding each image's path relative to the table's folder."""
+
+    column: str = "image"
+    """The column holding the images (a folder source names it this)."""
+    size: Annotated[list[Side], Field(min_length=2, max_length=2)] = Field(default=[64, 64])
+    """Height and width the model sees: each image is scaled so its shorter side fits, then
+    cut from its centre (torchvision's Resize and CenterCrop)."""
+    channels: Literal[1, 3] = 3
+    """3: RGB; 1: greyscale. Other modes (RGBA, palette, CMYK) are converted."""
+    max_pixels: Annotated[int, Field(ge=1)] = 40_000_000
+    """An image with more pixels is refused before it is decoded (decompression bombs)."""
+    mean: list[float] | None = None
+    """Per-channel mean subtracted from pixels in [0, 1]; default ImageNet's for RGB (what
+    torchvision weights expect), 0.5 for greyscale."""
+    std: list[float] | None = None
+    """Per-channel standard deviation pixels are divided by; default as ``mean``."""
+
+    @model_validator(mode="after")
+    def _per_channel(self) -> ImageConfig:
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if values is not None and len(values) != self.channels:
+                raise ValueError(f"{name} needs {self.channels} value(s), one per channel")
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError("std must be positive")
+        return self
+
+    @property
+    def normalization(self) -> tuple[list[float], list[float]]:
+        """(mean, std) per channel."""
+        rgb = self.channels == 3
+        mean = self.mean or ([0.485, 0.456, 0.406] if rgb else [0.5])
+        std = self.std or ([0.229, 0.224, 0.225] if rgb else [0.5])
+        return mean, std
+
+
+class TextConfig(Section):
+    """A text input: one column of a CSV or Parquet file, tokenized by a tokenizer trained
+    on the training split and stored with the version."""
+
+    column: str
+    """The column holding the text."""
+    tokenizer: Literal["bpe", "wordpiece"] = "bpe"
+    """bpe: byte-pair merges (the same vocabulary every time on the same data); wordpiece:
+    BERT's scheme (Hugging Face's trainer breaks ties in hash order, so two trainings on
+    the same data can differ; a version keeps its own either way)."""
+    vocab_size: Annotated[int, Field(ge=16, le=200_000)] = 8000
+    """Tokens in the vocabulary, the three special ones ([PAD], [UNK], [CLS]) included."""
+    max_length: Annotated[int, Field(ge=2, le=4096)] = 128
+    """Tokens the model sees per text, [CLS] included; longer texts are cut (or refused,
+    with ``too_long: reject``)."""
+    lowercase: bool = True
+    """Fold case before tokenizing."""
+    too_long: Literal["truncate", "reject"] = "truncate"
+    """A text with more tokens than ``max_length - 1``: keep its beginning, or refuse it."""
+    empty: Literal["accept", "reject"] = "reject"
+    """An empty (or all-whitespace) text: a [CLS] alone, or refused."""
+
+
 class DataConfig(Section):
     """Where the data is and what it holds."""
 
     source: str
-    """A CSV, Parquet or .npz file (relative to the project file), an fsspec URL, or a built-in
-    set such as ``builtin:digits``."""
+    """A CSV, Parquet or .npz file (relative to the project file), a folder of images
+    (``photos/``: one subfolder per class), an fsspec URL, or a built-in set such as
+    ``builtin:digits``."""
     target: str = "target"
     """The column to predict."""
     group: str | None = None
@@ -139,6 +204,29 @@ class DataConfig(Section):
     (training drops those by default, saying why)."""
     schema_: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    image: ImageConfig | None = None
+    """The images, for a folder source (implied there) or a table with an image column."""
+    text: TextConfig | None = None
+    """The text column, for a table whose input is text."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _folder_holds_images(cls, data: Any) -> Any:
+        source = data.get("source") if isinstance(data, dict) else None
+        if isinstance(source, str) and is_folder_source(source) and data.get("image") is None:
+            return {**data, "image": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_medium(self) -> DataConfig:
+        if self.image is not None and self.text is not None:
+            raise ValueError("a model takes images or text: set data.image or data.text, not both")
+        return self
+
+    @property
+    def is_folder(self) -> bool:
+        """A folder of images: the source ends with a slash or has no file suffix."""
+        return is_folder_source(self.source)
 
     @field_validator("source")
     @classmethod
@@ -149,16 +237,25 @@ class DataConfig(Section):
                 allowed = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
                 raise ValueError(f"unknown built-in dataset {name!r}; allowed: {allowed}")
             return value
+        if is_folder_source(value):
+            return value
         if Path(value).suffix.lower() not in DATA_SUFFIXES:
             raise ValueError(
-                f"{value!r} has no supported extension; use .csv, .parquet, .npz "
-                "or a built-in set such as builtin:digits"
+                f"{value!r} has no supported extension; use .csv, .parquet, .npz, "
+                "a folder of images (photos/) or a built-in set such as builtin:digits"
             )
         return value
 
 
 BUILTIN_DATASETS = ("digits", "breast_cancer", "wine")
 DATA_SUFFIXES = (".csv", ".parquet", ".npz")
+
+
+def is_folder_source(source: str) -> bool:
+    """A folder of images: a source ending with a slash, or without a file suffix."""
+    if source.startswith("builtin:"):
+        return False
+    return source.endswith("/") or not Path(source.rstrip("/")).suffix
 
 
 class MlpParams(Section):
@@ -212,11 +309,56 @@ class TransformerParams(Section):
         return self
 
 
+class ResnetParams(Section):
+    """``arch: resnet18``: ResNet-18 over images, with torchvision's parameter names."""
+
+    width: Annotated[int, Field(ge=4, le=256)] = 64
+    """Channels of the first stage (64 is torchvision's: its weights load as they are;
+    16 trains on a CPU in minutes)."""
+    small_input: bool = False
+    """A 3x3 stride-1 stem without max pooling, for images of 32-64 pixels (torchvision's
+    weights then load except ``conv1``)."""
+
+
+class TextTransformerParams(Section):
+    """``arch: text_transformer``: a transformer encoder over a text's tokens."""
+
+    d_model: Annotated[int, Field(ge=2)] = 64
+    """Width of each token's embedding."""
+    heads: Annotated[int, Field(ge=1)] = 4
+    """Attention heads (must divide d_model)."""
+    layers: Annotated[int, Field(ge=1)] = 2
+    """Encoder layers."""
+    ff_dim: Annotated[int, Field(ge=1)] = 128
+    """Width of each layer's feed-forward block."""
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Dropout inside the encoder."""
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TextTransformerParams:
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        return self
+
+
+class EmbeddingBagParams(Section):
+    """``arch: embedding_bag``: the mean of a text's token embeddings, then a linear layer
+    (fastText's model: the baseline a text transformer has to beat)."""
+
+    dim: Annotated[int, Field(ge=2, le=1024)] = 64
+    """Width of each token's embedding."""
+
+
 ARCH_PARAMS: dict[str, type[Section]] = {
     "mlp": MlpParams,
     "cnn": CnnParams,
     "transformer": TransformerParams,
+    "resnet18": ResnetParams,
+    "text_transformer": TextTransformerParams,
+    "embedding_bag": EmbeddingBagParams,
 }
+TEXT_ARCHS = ("text_transformer", "embedding_bag")
+"""Architectures that read token ids (a ``data.text`` input)."""
 
 
 class ModelConfig(Section):

@@ -82,7 +82,9 @@ def load_project_data(data: DataConfig) -> ProjectData:
     dataset, times = _load_with_times(data)
     dropped: list[Finding] = []
     if isinstance(dataset.inputs, pd.DataFrame):
-        dropped = identifier_columns(dataset.inputs, keep=[*data.keep, *data.schema_.categorical])
+        media = [m.column for m in (data.image, data.text) if m is not None]
+        keep = [*data.keep, *data.schema_.categorical, *media]
+        dropped = identifier_columns(dataset.inputs, keep=keep)
         for finding in dropped:
             log.warning(
                 "%s: column %r is not a feature: %s (keep it with data.keep: [%s])",
@@ -101,10 +103,12 @@ def load_project_data(data: DataConfig) -> ProjectData:
 def _load_with_times(data: DataConfig) -> tuple[Dataset, pd.Series | None]:
     """The source's features and labels, and ``data.split.by``'s column apart (the file
     read once either way)."""
+    image = data.image.column if data.image is not None else None
     if data.split.by is None:
         drop = data.schema_.drop
-        return load_source(data.source, data.target, group=data.group, drop=drop), None
-    frame = load_frame(data.source)
+        loaded = load_source(data.source, data.target, group=data.group, drop=drop, image=image)
+        return loaded, None
+    frame = load_frame(data.source, image=image, target=data.target)
     if data.split.by not in frame.columns:
         raise DataError(
             f"data.split.by names {data.split.by!r}, a column {data.source} lacks; its "
@@ -161,14 +165,24 @@ def prepare_data(
         ignored=ignored,
         task=task,
         sensitive=data.schema_.sensitive,
+        image=data.image.column if data.image is not None else None,
+        text=data.text.column if data.text is not None else None,
     )
     stratify_by = dataset.target if task == "classification" else None
     split = split_indices(len(dataset), data.split, stratify_by, times=loaded.times)
     train_part = dataset.take(split.train)
-    leaks = _leaks(train_part, dataset.take(split.valid), task == "regression")
+    leaks = (
+        [] if schema.medium else _leaks(train_part, dataset.take(split.valid), task == "regression")
+    )
     for leak in leaks:
         log.warning("%s: %s", data.source, leak.message())
-    pre = fit_preprocessor(train_part, schema, data.preprocessing, input_shape=model.input_shape)
+    pre = fit_preprocessor(
+        train_part,
+        schema,
+        data.preprocessing,
+        input_shape=model.input_shape,
+        media=data.image or data.text,
+    )
     return PreparedData(
         dataset=dataset,
         schema=schema,

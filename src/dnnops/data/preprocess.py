@@ -15,11 +15,35 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from dnnops.config import PreprocessingConfig
+from dnnops.config import ImageConfig, PreprocessingConfig, TextConfig
 from dnnops.data.dataset import Dataset, Inputs
 from dnnops.data.schema import Schema
 from dnnops.data.table import TableBatch, from_frame, lookup
 from dnnops.errors import DataError
+
+
+class ImageTransform(BaseModel):
+    """An image column: decoded under ``max_pixels``, scaled and cut to ``size`` (height,
+    width), normalized per channel."""
+
+    model_config = ConfigDict(frozen=True)
+    size: tuple[int, int]
+    channels: int
+    mean: list[float]
+    std: list[float]
+    max_pixels: int
+
+
+class TextTransform(BaseModel):
+    """A text column: the tokenizer trained on the training split (its JSON document),
+    the ids the model reads per text, and what an over-long or empty text gets."""
+
+    model_config = ConfigDict(frozen=True)
+    tokenizer: str
+    max_length: int
+    vocab_size: int
+    too_long: Literal["truncate", "reject"] = "truncate"
+    empty: Literal["accept", "reject"] = "reject"
 
 
 class ColumnTransform(BaseModel):
@@ -32,16 +56,29 @@ class ColumnTransform(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     name: str
-    type: Literal["numeric", "bool", "category"]
+    type: Literal["numeric", "bool", "category", "image", "text"]
     offset: float = 0.0
     scale: float = 1.0
     fill: float = 0.0
     categories: list[str] | None = None
     hash_buckets: int | None = None
     bins: list[float] | None = None
+    image: ImageTransform | None = None
+    text: TextTransform | None = None
+
+    @property
+    def shape(self) -> list[int]:
+        """The model's input shape when this column is its only input."""
+        if self.image is not None:
+            return [self.image.channels, *self.image.size]
+        return [self.width]
 
     @property
     def width(self) -> int:
+        if self.image is not None:
+            return self.image.channels * self.image.size[0] * self.image.size[1]
+        if self.text is not None:
+            return self.text.max_length
         if self.hash_buckets is not None:
             return self.hash_buckets
         if self.bins is not None:
@@ -69,6 +106,16 @@ class Preprocessor(BaseModel):
         return int(np.prod(self.input_shape))
 
     @property
+    def medium(self) -> ColumnTransform | None:
+        """The image or text column, when the model's input is one."""
+        return next((c for c in self.columns if c.type in ("image", "text")), None)
+
+    @property
+    def vocab_size(self) -> int:
+        """The tokenizer's vocabulary of a text input; 0 for other inputs."""
+        return next((c.text.vocab_size for c in self.columns if c.text is not None), 0)
+
+    @property
     def category_blocks(self) -> tuple[tuple[int, int], ...]:
         """(first input, inputs) of each category column in the encoded row."""
         blocks, start = [], 0
@@ -85,8 +132,10 @@ def fit_preprocessor(
     config: PreprocessingConfig,
     *,
     input_shape: Sequence[int] | None = None,
+    media: ImageConfig | TextConfig | None = None,
 ) -> Preprocessor:
-    """Learn offsets, scales and category sets from training data only."""
+    """Learn offsets, scales and category sets (a text column's tokenizer) from training
+    data only."""
     if isinstance(dataset.inputs, np.ndarray):
         offset, scale = _fit_affine(dataset.inputs.astype("float64").ravel(), config)
         natural = list(dataset.inputs.shape[1:])
@@ -94,11 +143,52 @@ def fit_preprocessor(
         return Preprocessor(
             kind="tensor", tensor_offset=offset, tensor_scale=scale, input_shape=shape
         )
+    medium = schema.medium
+    if medium is not None:
+        column = _fit_medium(dataset.inputs[medium.name], medium.name, medium.type, media=media)
+        shape = _checked_shape(column.shape, input_shape)
+        return Preprocessor(kind="table", columns=[column], input_shape=shape)
     columns = _fit_columns(dataset.inputs, schema, config)
     width = sum(c.width for c in columns)
     return Preprocessor(
         kind="table", columns=columns, input_shape=_checked_shape([width], input_shape)
     )
+
+
+def _fit_medium(
+    values: pd.Series, name: str, kind: str, *, media: ImageConfig | TextConfig | None
+) -> ColumnTransform:
+    """An image column's transform as configured; a text column's tokenizer, trained on
+    the training split's texts."""
+    if kind == "image":
+        image = media if isinstance(media, ImageConfig) else ImageConfig(column=name)
+        mean, std = image.normalization
+        transform = ImageTransform(
+            size=(image.size[0], image.size[1]),
+            channels=image.channels,
+            mean=mean,
+            std=std,
+            max_pixels=image.max_pixels,
+        )
+        return ColumnTransform(name=name, type="image", image=transform)
+    if not isinstance(media, TextConfig):
+        raise DataError(f"the text column {name!r} needs data.text in dnnops.yaml")
+    from dnnops.data.media.text import train_tokenizer
+
+    texts = [str(v) for v in values.dropna().to_numpy(dtype=object)]
+    document = train_tokenizer(
+        texts, kind=media.tokenizer, vocab_size=media.vocab_size, lowercase=media.lowercase
+    )
+    from dnnops.data.media.encode import text_encoder
+
+    text = TextTransform(
+        tokenizer=document,
+        max_length=media.max_length,
+        vocab_size=text_encoder(document, media.max_length).vocab_size,
+        too_long=media.too_long,
+        empty=media.empty,
+    )
+    return ColumnTransform(name=name, type="text", text=text)
 
 
 def apply_preprocessing(pre: Preprocessor, inputs: Inputs | TableBatch) -> np.ndarray:
@@ -188,6 +278,8 @@ def _layout(pre: Preprocessor) -> _Layout:
 def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
     """Standardized numbers (missing and infinite -> the training mean), bools as 0/1 and
     one-hot categories (missing or unseen -> all zeros), in the columns' order."""
+    if len(pre.columns) == 1 and pre.columns[0].type in ("image", "text"):
+        return _encode_medium(pre.columns[0], batch.columns[pre.columns[0].name])
     layout = _layout(pre)
     out = np.zeros((batch.rows, layout.width), dtype="float32")
     if layout.numeric and batch.rows:
@@ -208,6 +300,31 @@ def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
         rows = np.flatnonzero(found >= 0)
         out[rows, start + found[rows]] = 1.0
     return out
+
+
+def _encode_medium(column: ColumnTransform, values: np.ndarray) -> np.ndarray:
+    from dnnops.data.media.encode import encode_images, encode_texts
+
+    if column.image is not None:
+        image = column.image
+        return encode_images(
+            list(values),
+            size=image.size,
+            channels=image.channels,
+            mean=image.mean,
+            std=image.std,
+            max_pixels=image.max_pixels,
+        )
+    if column.text is None:
+        raise DataError(f"column {column.name!r} has no image or text transform")
+    text = column.text
+    return encode_texts(
+        list(values),
+        tokenizer=text.tokenizer,
+        max_length=text.max_length,
+        too_long=text.too_long,
+        empty=text.empty,
+    )
 
 
 def _encode_numbers(layout: _Layout, values: np.ndarray, out: np.ndarray) -> None:

@@ -76,7 +76,7 @@ def build_profile(dataset: Dataset, schema: Schema) -> Profile:
     elif dataset.target is not None:
         target = _frequencies(dataset.target)
     pca = None
-    if isinstance(dataset.inputs, pd.DataFrame):
+    if isinstance(dataset.inputs, pd.DataFrame) and schema.medium is None:
         numeric = [c.name for c in schema.columns if c.type in ("float", "int")]
         pca = fit_pca_profile(dataset.inputs[numeric])
     return Profile(
@@ -163,5 +163,7 @@ def _frequencies(column: pd.Series) -> dict[str, int]:
 def _features(dataset: Dataset, schema: Schema) -> list[FeatureProfile]:
     if isinstance(dataset.inputs, np.ndarray):
         return profile_features(tensor_summaries(dataset.inputs), set())
+    if schema.medium is not None:  # descriptors (brightness, length, ...) are monitoring's
+        return []
     categorical = {c.name for c in schema.columns if c.type in ("category", "bool")}
     return profile_features(dataset.inputs, categorical)

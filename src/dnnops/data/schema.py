@@ -15,9 +15,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from dnnops.data.dataset import Dataset
+from dnnops.data.media.specs import ImageSpec, TextSpec
 from dnnops.errors import DataError
 
-ColumnType = Literal["float", "int", "bool", "category"]
+ColumnType = Literal["float", "int", "bool", "category", "image", "text"]
+MEDIA_TYPES = ("image", "text")
 Label = int | str
 
 
@@ -32,6 +34,8 @@ class ColumnSchema(BaseModel):
     sensitive: bool = False
     """Personal or secret: the prediction log keeps it hashed or drops it
     (``serve.log.redact``), and monitoring leaves it out."""
+    image: ImageSpec | None = None
+    text: TextSpec | None = None
 
 
 class TensorSchema(BaseModel):
@@ -81,6 +85,11 @@ class Schema(BaseModel):
         return [c.name for c in self.columns]
 
     @property
+    def medium(self) -> ColumnSchema | None:
+        """The image or text column, when the model's input is one."""
+        return next((c for c in self.columns if c.type in MEDIA_TYPES), None)
+
+    @property
     def sensitive_names(self) -> frozenset[str]:
         return frozenset(c.name for c in self.columns if c.sensitive)
 
@@ -116,8 +125,11 @@ def infer_schema(
     ignored: Sequence[str] = (),
     task: Literal["classification", "regression"] = "classification",
     sensitive: Sequence[str] = (),
+    image: str | None = None,
+    text: str | None = None,
 ) -> Schema:
-    """Describe ``dataset`` so later data can be checked against it."""
+    """Describe ``dataset`` so later data can be checked against it. ``image`` or
+    ``text`` names the column holding the model's image or text input, its only feature."""
     target = None
     if dataset.target is not None:
         target = (
@@ -132,12 +144,16 @@ def infer_schema(
         unknown = sorted(set(names) - {str(c) for c in dataset.inputs.columns})
         if unknown:
             raise DataError(f"data.schema.{key} names columns the data lacks: {unknown}")
-    columns = [
-        _column_schema(str(name), dataset.inputs[name], str(name) in categorical).model_copy(
-            update={"sensitive": str(name) in sensitive}
-        )
-        for name in dataset.inputs.columns
-    ]
+    medium = image or text
+    if medium is not None:
+        columns = [_media_schema(dataset.inputs, medium, "image" if image else "text")]
+    else:
+        columns = [
+            _column_schema(str(name), dataset.inputs[name], str(name) in categorical).model_copy(
+                update={"sensitive": str(name) in sensitive}
+            )
+            for name in dataset.inputs.columns
+        ]
     return Schema(
         kind="table",
         columns=columns,
@@ -145,6 +161,27 @@ def infer_schema(
         ignored=list(ignored),
         range_tolerance=range_tolerance,
     )
+
+
+def _media_schema(frame: pd.DataFrame, name: str, kind: Literal["image", "text"]) -> ColumnSchema:
+    from dnnops.data.media.describe import describe_images, describe_texts  # Pillow, lazily
+
+    key = f"data.{kind}.column"
+    if name not in frame.columns:
+        raise DataError(f"{key} is {name!r}, a column the data lacks: {list(frame.columns)[:20]}")
+    others = [str(c) for c in frame.columns if c != name]
+    if others:
+        raise DataError(
+            f"the model's input is the {kind} column {name!r} alone, but the data has other "
+            f"columns {others[:10]}; list them in data.schema.drop (or data.group)"
+        )
+    column = frame[name]
+    nullable = bool(column.isna().any())
+    if kind == "image":
+        return ColumnSchema(
+            name=name, type="image", nullable=nullable, image=describe_images(column)
+        )
+    return ColumnSchema(name=name, type="text", nullable=nullable, text=describe_texts(column))
 
 
 def _numeric_target(name: str, labels: pd.Series) -> TargetSchema:

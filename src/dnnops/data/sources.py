@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dnnops.config import is_folder_source
 from dnnops.data.dataset import Dataset
+from dnnops.data.media.folder import load_image_folder, resolve_image_paths
 from dnnops.errors import DataError
 
 _BUILTIN_LOADERS = {
@@ -25,13 +27,17 @@ def load_source(
     group: str | None = None,
     drop: Sequence[str] = (),
     require_target: bool = True,
+    image: str | None = None,
 ) -> Dataset:
     """Load ``source`` and split off the label (and group) column.
 
-    ``require_target=False`` accepts inference data that has no label column.
+    ``require_target=False`` accepts inference data that has no label column. ``image``
+    names the image column: of a folder of images, or of a table of image paths.
     """
     if source.startswith("builtin:"):
         frame = _load_builtin(source.removeprefix("builtin:"))
+    elif is_folder_source(source):
+        frame = load_image_folder(Path(source), image_column=image or "image", target=target)
     else:
         path = Path(source)
         if not path.is_file():
@@ -39,16 +45,22 @@ def load_source(
         if path.suffix.lower() == ".npz":
             return _load_npz(path, require_target)
         frame = _read_table(path)
+        if image is not None:
+            frame = resolve_image_paths(frame, image, path.parent)
     return split_columns(
         frame, source, target, group=group, drop=drop, require_target=require_target
     )
 
 
-def load_frame(source: str) -> pd.DataFrame:
-    """The whole table behind a CSV, Parquet or ``builtin:`` source, label column included."""
+def load_frame(source: str, *, image: str | None = None, target: str = "target") -> pd.DataFrame:
+    """The whole table behind a CSV, Parquet, image folder or ``builtin:`` source, label
+    column included (``image``: as in ``load_source``)."""
     if source.startswith("builtin:"):
         return _load_builtin(source.removeprefix("builtin:"))
-    return load_table(Path(source))
+    if is_folder_source(source):
+        return load_image_folder(Path(source), image_column=image or "image", target=target)
+    frame = load_table(Path(source))
+    return frame if image is None else resolve_image_paths(frame, image, Path(source).parent)
 
 
 def load_table(path: Path) -> pd.DataFrame:

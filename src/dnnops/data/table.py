@@ -18,14 +18,15 @@ import pandas as pd
 
 from dnnops.data.schema import category_key
 
-ColumnKind = Literal["numeric", "bool", "category"]
+ColumnKind = Literal["numeric", "bool", "category", "image", "text"]
 _TRUE = frozenset({"true", "1", "1.0", "yes"})
 _FALSE = frozenset({"false", "0", "0.0", "no"})
 
 
 def column_kind(schema_type: str) -> ColumnKind:
-    """How a schema column type (float, int, bool, category) is held in a batch."""
-    if schema_type in ("category", "bool"):
+    """How a schema column type (float, int, bool, category, image, text) is held in a
+    batch: images and texts as objects (bytes, paths, strings), ``None`` where missing."""
+    if schema_type in ("category", "bool", "image", "text"):
         return schema_type  # type: ignore[return-value]
     return "numeric"
 
@@ -81,7 +82,10 @@ def from_frame(frame: pd.DataFrame, kinds: Mapping[str, ColumnKind]) -> TableBat
     columns: dict[str, np.ndarray] = {}
     for name, kind in kinds.items():
         series = frame[name]
-        if kind == "category":
+        if kind in ("image", "text"):
+            cells = series.to_numpy(dtype=object)
+            columns[name] = np.array([None if _missing(v) else v for v in cells], dtype=object)
+        elif kind == "category":
             columns[name] = category_keys(series.to_numpy(dtype=object))
         elif kind == "bool":
             columns[name] = _bool_column(name, series.to_numpy(dtype=object), strict=False)

@@ -80,7 +80,7 @@ class Explainer:
 def baseline_of(pre: Preprocessor) -> np.ndarray:
     """The model input of a typical instance: means for numbers, no category, zeros for
     tensors (the preprocessed form of the training mean for a table's numeric columns)."""
-    if pre.kind == "tensor":
+    if pre.kind == "tensor" or pre.medium is not None:  # images: the mean colour; text: pads
         return np.zeros(pre.input_shape, dtype="float32")
     return typical_row(pre)
 
@@ -95,7 +95,7 @@ def feature_groups(pre: Preprocessor) -> list[tuple[str, slice]]:
 
 
 def named_attributions(pre: Preprocessor, attributions: np.ndarray) -> list[Any]:
-    if pre.kind == "tensor":
+    if pre.kind == "tensor" or pre.medium is not None:
         return [row.tolist() for row in attributions]
     flat = attributions.reshape(len(attributions), -1)
     groups = feature_groups(pre)
@@ -114,7 +114,7 @@ each): a 28x28 image element by element, a 224x224x3 one in blocks of 147."""
 
 
 def occlusion_groups(pre: Preprocessor) -> list[slice]:
-    if pre.kind == "table":
+    if pre.kind == "table" and pre.medium is None:
         return [where for _, where in feature_groups(pre)]
     width = pre.feature_width
     bounds = np.linspace(0, width, min(width, OCCLUDED_GROUPS) + 1).astype(int)
@@ -193,6 +193,8 @@ def choose_explainer(
     """Integrated Gradients when the version's torch weights can be rebuilt (a built-in
     architecture) and captum is installed; occlusion on the ONNX graph otherwise."""
     built_in = spec is not None and not str(spec.get("arch", "")).startswith("python:")
+    if pre.vocab_size:  # token ids have no gradient: each position is occluded (set to [PAD])
+        return occlusion_explainer(onnx_predict, pre, regression=regression)
     if built_in and weights is not None and captum_installed():
         from safetensors.torch import load as load_safetensors
 
@@ -207,7 +209,7 @@ def choose_explainer(
 
 def importance_profile(explainer: Explainer, explanation: Explanation) -> dict[str, float]:
     """Mean |attribution| per feature (a tensor's: per element, keyed by flat index)."""
-    if explainer.preprocessor.kind == "tensor":
+    if explainer.preprocessor.kind == "tensor" or explainer.preprocessor.medium is not None:
         flat = explanation.attributions.reshape(len(explanation.attributions), -1)
         named = [{str(i): float(v) for i, v in enumerate(row)} for row in flat]
         return mean_abs_importance(named)

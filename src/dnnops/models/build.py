@@ -9,10 +9,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from dnnops.config import CnnParams, MlpParams, ModelConfig, TransformerParams, check_arch_params
+from dnnops.config import (
+    CnnParams,
+    EmbeddingBagParams,
+    MlpParams,
+    ModelConfig,
+    ResnetParams,
+    TextTransformerParams,
+    TransformerParams,
+    check_arch_params,
+)
+from dnnops.errors import ModelError
 from dnnops.models.cnn import CNN
 from dnnops.models.ensemble import Ensemble
 from dnnops.models.mlp import MLP
+from dnnops.models.resnet import ResNet18
+from dnnops.models.text import EmbeddingBag, TextTransformer
 from dnnops.models.transformer import FeatureTransformer
 from dnnops.models.user import build_user_model
 
@@ -32,6 +44,8 @@ class ModelSpec:
     category_blocks: tuple[tuple[int, int], ...] = ()
     """(first input, inputs) of each category column in the preprocessed row, for an MLP
     that embeds them (``embedding_dim``)."""
+    vocab_size: int = 0
+    """A text model's vocabulary (the stored tokenizer's); 0 for other inputs."""
 
     @classmethod
     def from_config(
@@ -42,6 +56,7 @@ class ModelSpec:
         *,
         target_scale: tuple[float, float] | None = None,
         category_blocks: tuple[tuple[int, int], ...] = (),
+        vocab_size: int = 0,
     ) -> ModelSpec:
         return cls(
             model.arch,
@@ -51,6 +66,7 @@ class ModelSpec:
             target_scale,
             model.ensemble,
             category_blocks,
+            vocab_size,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +88,7 @@ class ModelSpec:
             category_blocks=tuple(
                 (int(start), int(width)) for start, width in data.get("category_blocks", [])
             ),
+            vocab_size=int(data.get("vocab_size", 0)),
         )
 
 
@@ -136,6 +153,33 @@ def _network(spec: ModelSpec) -> nn.Module:
             features,
             spec.num_classes,
             params.d_model,
+            heads=params.heads,
+            layers=params.layers,
+            ff_dim=params.ff_dim,
+            dropout=params.dropout,
+        )
+    if isinstance(params, ResnetParams):
+        if len(spec.input_shape) != 3:
+            raise ModelError(
+                f"resnet18 needs images shaped (channels, height, width), got "
+                f"{list(spec.input_shape)}: give it an image input (data.image)"
+            )
+        return ResNet18(
+            spec.num_classes,
+            in_channels=spec.input_shape[0],
+            width=params.width,
+            small_input=params.small_input,
+        )
+    if isinstance(params, TextTransformerParams | EmbeddingBagParams):
+        if spec.vocab_size < 1 or len(spec.input_shape) != 1:
+            raise ModelError(f"{spec.arch} reads token ids: give it a text input (data.text)")
+        if isinstance(params, EmbeddingBagParams):
+            return EmbeddingBag(spec.vocab_size, spec.num_classes, params.dim)
+        return TextTransformer(
+            spec.vocab_size,
+            spec.input_shape[0],
+            spec.num_classes,
+            d_model=params.d_model,
             heads=params.heads,
             layers=params.layers,
             ff_dim=params.ff_dim,

@@ -38,17 +38,22 @@ class EncoderBlock(nn.Module):
         self.ff = nn.Sequential(nn.Linear(d_model, ff_dim), nn.GELU(), nn.Linear(ff_dim, d_model))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self._attend(self.norm1(x)))
+    def forward(self, x: torch.Tensor, ignore: torch.Tensor | None = None) -> torch.Tensor:
+        """``ignore``: True where a key must not be attended to (padding), broadcast to
+        (B, heads, T, T)."""
+        x = x + self.drop(self._attend(self.norm1(x), ignore))
         out: torch.Tensor = x + self.drop(self.ff(self.norm2(x)))
         return out
 
-    def _attend(self, x: torch.Tensor) -> torch.Tensor:
+    def _attend(self, x: torch.Tensor, ignore: torch.Tensor | None) -> torch.Tensor:
         batch, tokens, width = x.shape
         head_dim = width // self.heads
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, T, hd)
-        weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(head_dim), dim=-1)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(head_dim)
+        if ignore is not None:
+            scores = scores.masked_fill(ignore, -1e9)
+        weights = torch.softmax(scores, dim=-1)
         out = (weights @ v).transpose(1, 2).reshape(batch, tokens, width)  # (B, T, D)
         projected: torch.Tensor = self.proj(out)
         return projected

@@ -88,8 +88,13 @@ def baselines_of(outcome: TrainOutcome) -> dict[str, dict[str, float]]:
     classes = 0 if target.is_regression else len(target.classes)
     out = {TRIVIAL: trivial_baseline(prepared.train.y, prepared.test.y, classes=classes)}
     if wanted == "hist_gradient_boosting":
-        train = Rows(_table(prepared.dataset.take(prepared.split.train).inputs), prepared.train.y)
-        test = Rows(_table(prepared.dataset.take(prepared.split.test).inputs), prepared.test.y)
+        medium = prepared.schema.medium
+        if medium is not None:
+            train_x, test_x = _media_features(prepared.train.x, prepared.test.x, medium.type)
+        else:
+            train_x = _table(prepared.dataset.take(prepared.split.train).inputs)
+            test_x = _table(prepared.dataset.take(prepared.split.test).inputs)
+        train, test = Rows(train_x, prepared.train.y), Rows(test_x, prepared.test.y)
         out[STRONG] = strong_baseline(
             train,
             test,
@@ -98,6 +103,30 @@ def baselines_of(outcome: TrainOutcome) -> dict[str, dict[str, float]]:
             balanced=outcome.config.train.class_weight == "balanced",
         )
     return out
+
+
+BAG_OF_WORDS = 512
+"""Token ids a text's bag of words counts for the strong baseline (the most frequent in
+training)."""
+
+
+def _media_features(
+    train: np.ndarray, test: np.ndarray, kind: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What a tree model can take of images (their preprocessed pixels, one column per
+    value) or of texts (a bag of words: counts of the most frequent training tokens)."""
+    if kind == "image":
+        return _table(train), _table(test)
+    train_ids, test_ids = train.astype(np.int64), test.astype(np.int64)
+    counts = np.bincount(train_ids[train_ids > 2].ravel())  # [PAD], [UNK], [CLS] aside
+    kept = np.argsort(-counts, kind="stable")[:BAG_OF_WORDS]
+    kept = kept[counts[kept] > 0]
+
+    def bag(ids: np.ndarray) -> pd.DataFrame:
+        table = np.stack([(ids == token).sum(axis=1) for token in kept], axis=1)
+        return pd.DataFrame(table.astype(np.float32), columns=[f"token{t}" for t in kept])
+
+    return bag(train_ids), bag(test_ids)
 
 
 def _table(inputs: Inputs) -> pd.DataFrame:

@@ -142,6 +142,7 @@ def train_project(
             prepared.schema.output_width,
             target_scale=scale,
             category_blocks=prepared.preprocessor.category_blocks,
+            vocab_size=prepared.preprocessor.vocab_size,
         )
         if resume is None:
             _start_files(

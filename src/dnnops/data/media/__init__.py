@@ -1,0 +1,1 @@
+"""Images and text: decoding, tokenizing and describing the inputs deep networks are for."""

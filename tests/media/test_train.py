@@ -1,0 +1,102 @@
+"""A photo folder and a text column trained, evaluated and registered through the CLI,
+as a user runs it; the image architecture keeps torchvision's parameter layout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from dnnops.models.resnet import ResNet18
+from tests.conftest import CliResult, write_project
+from tests.userdata import image_folder, tickets_frame
+
+
+def _test_accuracy(home: Path) -> float:
+    [run] = list((home / "runs").iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    return float(metrics["test_accuracy"])
+
+
+def test_a_photo_folder_trains_a_resnet_and_is_registered(
+    home: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    image_folder(tmp_path / "photos", per_class=30, size=32)
+    write_project(
+        tmp_path,
+        name="shapes",
+        data={"source": "photos/", "target": "shape", "image": {"size": [32, 32]}},
+        model={"arch": "resnet18", "params": {"width": 8, "small_input": True}},
+        train={"epochs": 6, "batch_size": 16, "lr": 0.003, "seed": 3},
+    )
+    result = cli("train")
+    assert result.code == 0, result.err
+    assert "skipped 1 file(s)" in result.err
+    assert "registered shapes@1" in result.out
+    assert "resnet18 [3, 32, 32] -> 3 classes" in result.out
+    assert _test_accuracy(home) >= 0.8
+
+
+def test_a_text_column_trains_a_tokenizer_and_a_transformer(
+    home: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    tickets_frame(300).to_csv(tmp_path / "tickets.csv", index=False)
+    write_project(
+        tmp_path,
+        name="tickets",
+        data={
+            "source": "tickets.csv",
+            "target": "topic",
+            "text": {"column": "ticket", "vocab_size": 200, "max_length": 24},
+        },
+        model={"arch": "text_transformer", "params": {"d_model": 32, "heads": 2, "layers": 1}},
+        train={"epochs": 12, "batch_size": 32, "lr": 0.003, "seed": 1},
+    )
+    result = cli("train")
+    assert result.code == 0, result.err
+    assert "column 'row' is not a feature" in result.err
+    assert "registered tickets@1" in result.out
+    assert _test_accuracy(home) >= 0.8
+    [run] = list((home / "runs").iterdir())
+    stored = json.loads((run / "data" / "preprocessing.json").read_text())
+    [column] = stored["columns"]
+    assert column["type"] == "text" and '"[CLS]"' in column["text"]["tokenizer"]
+
+
+def _torchvision_resnet18_layout() -> dict[str, tuple[int, ...]]:
+    """torchvision's ``resnet18()`` state dict, names and shapes, written from its
+    definition (torchvision itself does not import beside a CPU torch here)."""
+    out: dict[str, tuple[int, ...]] = {"conv1.weight": (64, 3, 7, 7)}
+
+    def bn(prefix: str, width: int) -> None:
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            out[f"{prefix}.{name}"] = (width,)
+        out[f"{prefix}.num_batches_tracked"] = ()
+
+    bn("bn1", 64)
+    inplanes = 64
+    for stage, planes in enumerate((64, 128, 256, 512), start=1):
+        for block in (0, 1):
+            prefix = f"layer{stage}.{block}"
+            first_in = inplanes if block == 0 else planes
+            out[f"{prefix}.conv1.weight"] = (planes, first_in, 3, 3)
+            bn(f"{prefix}.bn1", planes)
+            out[f"{prefix}.conv2.weight"] = (planes, planes, 3, 3)
+            bn(f"{prefix}.bn2", planes)
+            if block == 0 and stage > 1:
+                out[f"{prefix}.downsample.0.weight"] = (planes, inplanes, 1, 1)
+                bn(f"{prefix}.downsample.1", planes)
+        inplanes = planes
+    out["fc.weight"], out["fc.bias"] = (1000, 512), (1000,)
+    return out
+
+
+def test_resnet18_has_torchvision_parameter_names_and_shapes() -> None:
+    model = ResNet18(1000)
+    ours = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    assert ours == _torchvision_resnet18_layout()
+    assert len(ours) == 122
+    logits = model.eval()(torch.zeros(2, 3, 64, 64))
+    assert logits.shape == (2, 1000)
