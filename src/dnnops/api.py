@@ -35,11 +35,11 @@ class Model:
     """A registered version, loaded and verified, ready to predict in this process."""
 
     def __init__(self, loaded: LoadedVersion, policy: ServeConfig | None = None) -> None:
-        from dnnops.inference.inputs import InputAdapter
+        from dnnops.inference.adapters import adapter_for
         from dnnops.inference.predictor import Predictor
 
         self._loaded = loaded
-        self._adapter = InputAdapter(loaded.schema, policy or ServeConfig(), loaded.preprocessor)
+        self._adapter = adapter_for(loaded.schema, policy or ServeConfig(), loaded.preprocessor)
         self._predictor = Predictor.create(loaded)
         self.name = loaded.record.model
         self.version = loaded.record.version
@@ -66,9 +66,13 @@ class Model:
 
     def _outputs(self, rows: Rows) -> np.ndarray:
         """Probabilities or values (``inference.predictor``): never logits, never NaN."""
+        from dnnops.data.media.encode import CellError
         from dnnops.data.preprocess import apply_preprocessing
 
-        x = apply_preprocessing(self._loaded.preprocessor, self._checked(rows))
+        try:
+            x = apply_preprocessing(self._loaded.preprocessor, self._checked(rows), inference=True)
+        except CellError as exc:  # a bad image or text: the caller's, named by instance
+            raise UsageError(str(exc)) from None
         return self._predictor(x)
 
     def _checked(self, rows: Rows) -> Any:
@@ -76,9 +80,12 @@ class Model:
         column (as batch prediction does), anything else as the v1 route's instances."""
         from dnnops.data.policy import PolicyViolation, enforce_frame
         from dnnops.data.table import ColumnValueError
+        from dnnops.inference.media_inputs import MediaAdapter
 
         loaded = self._loaded
         try:
+            if isinstance(self._adapter, MediaAdapter):
+                return self._adapter.from_python(_media_values(rows, self._adapter.name)).raw
             if _is_frame(rows) and loaded.schema.kind == "table":
                 policy = self._adapter.policy
                 return enforce_frame(rows, loaded.schema, loaded.preprocessor, policy=policy)[0]
@@ -88,6 +95,19 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({self.name}@{self.version}, classes={self.classes})"
+
+
+def _media_values(rows: Any, column: str) -> list[Any]:
+    """An image or text model's instances: a DataFrame's column, a list, or one value."""
+    if _is_frame(rows):
+        if column not in rows.columns:
+            raise UsageError(
+                f"the frame has no column {column!r}; its columns: {list(rows.columns)}"
+            )
+        return list(rows[column])
+    if isinstance(rows, list | tuple):
+        return list(rows)
+    return [rows]
 
 
 def _is_frame(rows: Rows) -> bool:

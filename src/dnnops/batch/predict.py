@@ -23,8 +23,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from dnnops.data.media.encode import CellError
+from dnnops.data.media.folder import image_files, resolve_image_paths
 from dnnops.data.policy import Counts, InputPolicy, PolicyViolation, enforce_frame
-from dnnops.data.preprocess import apply_preprocessing
+from dnnops.data.preprocess import apply_preprocessing, table_batch
 from dnnops.data.table import ColumnValueError
 from dnnops.errors import DataError, UsageError
 from dnnops.inference.predictor import Predictor
@@ -66,6 +68,8 @@ def predict_file(
     column per class; one row per input row, in order. Logged inputs keep sensitive
     features as ``redact`` says, as the server's."""
     check_paths(loaded, source, out)
+    if source.is_dir():  # a folder of images: each answer says which file it was
+        keep = ("path", *(k for k in keep if k != "path"))
     predictor = Predictor.create(loaded, os.cpu_count() or 1)
     prefix = os.urandom(4).hex()
     result = BatchResult()
@@ -73,7 +77,7 @@ def predict_file(
     writer = TableWriter(out)
     redaction = logger.redaction(loaded.schema.sensitive_names, redact) if logger else None
     try:
-        for frame in _chunks(source, chunk_rows):
+        for frame in _chunks(source, chunk_rows, loaded):
             table, ids, labels, probabilities = predict_chunk(
                 loaded, frame, predictor, policy=policy, prefix=prefix, result=result, keep=keep
             )
@@ -112,14 +116,22 @@ def predict_chunk(
     """One chunk's answers, after the ``keep`` columns of the input carried through as
     they were (an order id, a customer key), so the output joins back to its source."""
     try:
-        batch, counts = enforce_frame(frame, loaded.schema, loaded.preprocessor, policy=policy)
+        if loaded.schema.medium is not None:  # one image or text column: its rules apply below
+            batch, counts = table_batch(loaded.preprocessor, frame), Counts()
+        else:
+            batch, counts = enforce_frame(frame, loaded.schema, loaded.preprocessor, policy=policy)
     except (PolicyViolation, ColumnValueError) as exc:
         raise DataError(
             f"rows {result.rows}..{result.rows + len(frame) - 1}: {exc}; the server would "
             "refuse them too: clean the file, or change the policy in dnnops.yaml (-c)"
         ) from None
     result.anomalies.update(counts)
-    x = apply_preprocessing(loaded.preprocessor, batch)
+    try:
+        x = apply_preprocessing(loaded.preprocessor, batch, inference=True)
+    except CellError as exc:
+        raise DataError(
+            f"row {result.rows + exc.row}: {exc}; the server would refuse it too: fix or remove it"
+        ) from None
     outputs = predictor(x, first_row=result.rows)  # a NaN names its rows in the file
     ids = row_ids(prefix, result.rows, len(frame))
     columns: dict[str, Any] = {name: _kept(frame, name) for name in keep}
@@ -175,6 +187,10 @@ def _log(
     )
     features = frame[[c.name for c in loaded.schema.columns]]
     raw = features.astype(object).where(features.notna(), None)
+    medium = loaded.schema.medium
+    if medium is not None and medium.type == "image":  # the file it was, not its bytes
+        shown = [None if p is None else {"path": str(p)} for p in raw[medium.name]]
+        raw[medium.name] = pd.Series(shown, index=raw.index, dtype=object)
     logger.predictions.append(
         logger.prediction_records(
             ids.to_pylist(),
@@ -190,6 +206,11 @@ def _log(
 def check_paths(loaded: LoadedVersion, source: Path, out: Path) -> None:
     if loaded.schema.kind != "table":
         raise UsageError(f"{loaded.record.ref} takes tensors; dnnops predict reads tables")
+    medium = loaded.schema.medium
+    if medium is not None and medium.type == "image" and source.is_dir():
+        if out.suffix.lower() not in SUFFIXES:
+            raise UsageError(f"{out}: use a .csv or .parquet file")
+        return
     if not source.is_file():
         raise UsageError(f"no file {source}")
     for path in (source, out):
@@ -199,7 +220,23 @@ def check_paths(loaded: LoadedVersion, source: Path, out: Path) -> None:
         raise UsageError("--out must differ from the input file")
 
 
-def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
+def _chunks(source: Path, rows: int, loaded: LoadedVersion) -> Iterator[pd.DataFrame]:
+    """The file's rows, ``rows`` at a time; an image model's paths made ``Path``s (read
+    from the file's folder), a folder's images listed (with the ``path`` they came from)."""
+    medium = loaded.schema.medium
+    if medium is not None and medium.type == "image":
+        if source.is_dir():
+            frame = image_files(source, column=medium.name)
+            for start in range(0, len(frame), rows):
+                yield frame.iloc[start : start + rows].reset_index(drop=True)
+            return
+        for chunk in _table_chunks(source, rows):
+            yield resolve_image_paths(chunk, medium.name, source.parent)
+        return
+    yield from _table_chunks(source, rows)
+
+
+def _table_chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
     if source.suffix.lower() == ".parquet":
         for record_batch in pq.ParquetFile(source).iter_batches(batch_size=rows):
             yield record_batch.to_pandas()

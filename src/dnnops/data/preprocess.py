@@ -191,8 +191,12 @@ def _fit_medium(
     return ColumnTransform(name=name, type="text", text=text)
 
 
-def apply_preprocessing(pre: Preprocessor, inputs: Inputs | TableBatch) -> np.ndarray:
-    """Raw inputs -> float32 array shaped ``(N, *pre.input_shape)``."""
+def apply_preprocessing(
+    pre: Preprocessor, inputs: Inputs | TableBatch, *, inference: bool = False
+) -> np.ndarray:
+    """Raw inputs -> float32 array shaped ``(N, *pre.input_shape)``. ``inference``: apply
+    a text column's policy for empty and over-long texts (``data.text``); training and
+    evaluation read every text (cut to ``max_length``), as a table's rows are read."""
     if pre.kind == "tensor":
         if not isinstance(inputs, np.ndarray):
             raise DataError("this model takes tensor inputs, not a table")
@@ -201,7 +205,7 @@ def apply_preprocessing(pre: Preprocessor, inputs: Inputs | TableBatch) -> np.nd
         )
         return scaled.reshape(len(inputs), *pre.input_shape)
     batch = inputs if isinstance(inputs, TableBatch) else table_batch(pre, inputs)
-    return _encode(pre, batch).reshape(batch.rows, *pre.input_shape)
+    return _encode(pre, batch, inference=inference).reshape(batch.rows, *pre.input_shape)
 
 
 def table_batch(pre: Preprocessor, inputs: Inputs) -> TableBatch:
@@ -275,11 +279,12 @@ def _layout(pre: Preprocessor) -> _Layout:
     return layout
 
 
-def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
+def _encode(pre: Preprocessor, batch: TableBatch, *, inference: bool = False) -> np.ndarray:
     """Standardized numbers (missing and infinite -> the training mean), bools as 0/1 and
     one-hot categories (missing or unseen -> all zeros), in the columns' order."""
     if len(pre.columns) == 1 and pre.columns[0].type in ("image", "text"):
-        return _encode_medium(pre.columns[0], batch.columns[pre.columns[0].name])
+        medium = pre.columns[0]
+        return _encode_medium(medium, batch.columns[medium.name], inference=inference)
     layout = _layout(pre)
     out = np.zeros((batch.rows, layout.width), dtype="float32")
     if layout.numeric and batch.rows:
@@ -302,7 +307,7 @@ def _encode(pre: Preprocessor, batch: TableBatch) -> np.ndarray:
     return out
 
 
-def _encode_medium(column: ColumnTransform, values: np.ndarray) -> np.ndarray:
+def _encode_medium(column: ColumnTransform, values: np.ndarray, *, inference: bool) -> np.ndarray:
     from dnnops.data.media.encode import encode_images, encode_texts
 
     if column.image is not None:
@@ -322,8 +327,8 @@ def _encode_medium(column: ColumnTransform, values: np.ndarray) -> np.ndarray:
         list(values),
         tokenizer=text.tokenizer,
         max_length=text.max_length,
-        too_long=text.too_long,
-        empty=text.empty,
+        too_long=text.too_long if inference else "truncate",
+        empty=text.empty if inference else "accept",
     )
 
 

@@ -7,6 +7,7 @@ with its status, so monitoring can count ingestion errors.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import random
@@ -104,10 +105,29 @@ class PredictionLogger:
         return [FeedbackRecord(str(pid), label, now).encode() for pid, label in labels]
 
 
+def _holds_bytes(batch: TableBatch) -> bool:
+    """An image batch: a column of bytes (the first cell tells; a column is one kind)."""
+    return any(
+        column.dtype == object and len(column) and isinstance(column[0], bytes)
+        for column in batch.columns.values()
+    )
+
+
+def _image_reference(row: dict[str, Any]) -> dict[str, Any]:
+    """An image is logged by its SHA-256 and size, not its bytes (megabytes a request,
+    and a photo is often personal): the digest matches it with the client's copy."""
+    return {
+        name: {"sha256": hashlib.sha256(value).hexdigest(), "bytes": len(value)}
+        if isinstance(value, bytes)
+        else value
+        for name, value in row.items()
+    }
+
+
 def _records(raw: Inputs | TableBatch) -> list[dict[str, Any]]:
     """One object per instance, keyed by feature (what redaction works on)."""
     if isinstance(raw, TableBatch):
-        return raw.records()
+        return [_image_reference(r) for r in raw.records()] if _holds_bytes(raw) else raw.records()
     if isinstance(raw, pd.DataFrame):
         return raw.to_dict(orient="records")  # type: ignore[return-value]
     raise TypeError("only tables have named features to redact")
@@ -115,6 +135,8 @@ def _records(raw: Inputs | TableBatch) -> list[dict[str, Any]]:
 
 def _rows(raw: Inputs | TableBatch) -> list[Any]:
     if isinstance(raw, TableBatch):
+        if _holds_bytes(raw):
+            return [_image_reference(row) for row in raw.records()]
         if raw.numeric is not None and len(raw.numeric_names) == len(raw.columns):
             # rows of numbers in schema order, as lists: a third of the bytes of objects
             # keyed by feature name, and what the log's readers take fastest

@@ -53,7 +53,7 @@ async def _explain(state: ServerState, request: Request, name: str) -> dict[str,
             "(monitor.explain.max_instances)"
         )
     checked = runtime.adapter.from_v1(instances)
-    x = apply_preprocessing(runtime.loaded.preprocessor, checked.raw)
+    x = apply_preprocessing(runtime.loaded.preprocessor, checked.raw, inference=True)
     timeout = state.policies.monitor.explain.timeout
     try:
         answer = await asyncio.wait_for(

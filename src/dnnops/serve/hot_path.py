@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -123,15 +124,17 @@ async def _serve(
             adapter = runtime.adapter
             checked = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
             raw = checked.raw
-            x = apply_preprocessing(runtime.loaded.preprocessor, raw)
+            timeout = state.serve.timeout
+            if runtime.loaded.preprocessor.medium is None:
+                x = apply_preprocessing(runtime.loaded.preprocessor, raw, inference=True)
+            else:  # decoding images or tokenizing takes milliseconds: never on the loop
+                x, timeout = await _preprocessed_off_loop(runtime, raw, timeout)
         if checked.anomalies:
             _count_anomalies(state, runtime, checked.anomalies)
         state.lifecycle.arriving -= 1
         arriving = False
         timing = RequestTiming()
-        answers = await _infer_watching_client(
-            runtime, x, state.serve.timeout, request=request, timing=timing
-        )
+        answers = await _infer_watching_client(runtime, x, timeout, request=request, timing=timing)
         probabilities, tiers = runtime.split_tiers(answers)
         _refuse_non_finite(probabilities)
         if timing.finished is not None and timing.started is not None:
@@ -172,6 +175,25 @@ async def _serve(
     finally:
         if arriving:
             state.lifecycle.arriving -= 1
+
+
+async def _preprocessed_off_loop(
+    runtime: VersionRuntime, raw: Any, timeout: float
+) -> tuple[np.ndarray, float]:
+    """An image or text request's model input, made in a worker thread within the
+    request's deadline; returns it and the time left for the queue and the model."""
+    began = time.perf_counter()
+    work = asyncio.to_thread(
+        functools.partial(apply_preprocessing, runtime.loaded.preprocessor, raw, inference=True)
+    )
+    try:
+        x = await asyncio.wait_for(work, timeout)
+    except TimeoutError:
+        raise GatewayTimeout(f"decoding the inputs took over {timeout:g} s") from None
+    left = timeout - (time.perf_counter() - began)
+    if left <= 0:
+        raise GatewayTimeout(f"decoding the inputs took over {timeout:g} s")
+    return x, left
 
 
 WATCH_AFTER_S = 0.02
@@ -323,8 +345,12 @@ async def _mirror(
     )
     started = time.perf_counter()
     try:
-        x = apply_preprocessing(shadow.loaded.preprocessor, raw)
-        answers = await shadow.batcher.submit(x, state.serve.timeout)
+        timeout = state.serve.timeout
+        if shadow.loaded.preprocessor.medium is None:
+            x = apply_preprocessing(shadow.loaded.preprocessor, raw, inference=True)
+        else:
+            x, timeout = await _preprocessed_off_loop(shadow, raw, timeout)
+        answers = await shadow.batcher.submit(x, timeout)
         probabilities, tiers = shadow.split_tiers(answers)
         _refuse_non_finite(probabilities)
     except (QueueFull, BatcherClosed, TooManyRows):

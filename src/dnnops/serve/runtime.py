@@ -17,7 +17,7 @@ from dnnops.config import ServeConfig
 from dnnops.data.example import example_instance
 from dnnops.evaluate.decision import Decision, decide
 from dnnops.gpu import halving_on_out_of_memory
-from dnnops.inference.inputs import InputAdapter
+from dnnops.inference.adapters import Adapter, adapter_for
 from dnnops.inference.predictor import Predictor, probabilities_of
 from dnnops.predlog.redaction import Redaction
 from dnnops.registry.loader import LoadedVersion, make_cascade
@@ -40,7 +40,7 @@ def runner_threads(config: ServeConfig) -> int:
 class VersionRuntime:
     endpoint: str
     loaded: LoadedVersion
-    adapter: InputAdapter
+    adapter: Adapter
     batcher: DynamicBatcher
     labels: np.ndarray
     label_datatype: str
@@ -116,7 +116,7 @@ class VersionRuntime:
         return cls(
             endpoint=endpoint,
             loaded=loaded,
-            adapter=InputAdapter(
+            adapter=adapter_for(
                 loaded.schema, config, loaded.preprocessor, input_name=loaded.input_name
             ),
             batcher=batcher,

@@ -19,10 +19,13 @@ from dnnops.errors import DataError
 
 class CellError(DataError):
     """A bad image or text at ``row`` (the instance's index in its batch), with the rule
-    it broke (``not_an_image``, ``too_many_pixels``, ``truncated``, ``empty``, ...)."""
+    it broke (``not_an_image``, ``too_many_pixels``, ``truncated``, ``empty``, ...): the
+    request's fault, so a server answers 422 and goes on serving."""
+
+    http_status = 422
 
     def __init__(self, row: int, cause: ImageError | TextError) -> None:
-        super().__init__(f"instance {row}: {cause}")
+        super().__init__(f"instance {row}: {cause.rule}: {cause}")
         self.row = row
         self.rule: str = cause.rule
 

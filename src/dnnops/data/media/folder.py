@@ -68,3 +68,21 @@ def resolve_image_paths(frame: pd.DataFrame, column: str, base: Path) -> pd.Data
     out = frame.copy()
     out[column] = pd.Series([resolved(v) for v in frame[column]], dtype=object, index=frame.index)
     return out
+
+
+def image_files(root: Path, *, column: str) -> pd.DataFrame:
+    """Every JPEG, PNG or WebP under ``root`` (any depth), in a stable order: the images
+    ``dnnops predict FOLDER`` answers, with the ``path`` each came from (relative)."""
+    paths = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not paths:
+        raise DataError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return pd.DataFrame(
+        {
+            column: pd.Series(paths, dtype=object),
+            "path": [str(p.relative_to(root)) for p in paths],
+        }
+    )

@@ -1,0 +1,216 @@
+"""Photos and tickets served over real HTTP: v1 with ``{"b64": ...}`` and strings, v2
+BYTES through ``tritonclient`` unchanged, the Python API with PIL images, paths, bytes
+and strings; every bad input a 4xx naming the instance and the rule, and the server
+serving on."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+import dnnops
+from tests.conftest import subprocess_env
+from tests.serve.conftest import Server, start_server
+from tests.userdata import image_folder, tickets_frame
+
+
+def _dnnops(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dnnops", *args],
+        env=subprocess_env(home),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def media_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("media")
+    home = folder / "home"
+    image_folder(folder / "photos", per_class=20, size=32)
+    tickets_frame(240).to_csv(folder / "tickets.csv", index=False)
+    projects = {
+        "shapes": {
+            "data": {"source": str(folder / "photos") + "/", "target": "shape",
+                     "image": {"size": [32, 32]}},
+            "model": {"arch": "cnn", "params": {"channels": [8, 16]}},
+        },
+        "tickets": {
+            "data": {"source": str(folder / "tickets.csv"), "target": "topic",
+                     "text": {"column": "ticket", "vocab_size": 150, "max_length": 16,
+                              "too_long": "reject"}},
+            "model": {"arch": "embedding_bag", "params": {"dim": 16}},
+        },
+    }  # fmt: skip
+    for name, sections in projects.items():
+        config = folder / f"{name}.yaml"
+        train = {"epochs": 10, "batch_size": 16, "lr": 0.01, "seed": 2}
+        evaluate = {"baseline": "trivial"}
+        config.write_text(
+            yaml.safe_dump({"name": name, **sections, "train": train, "evaluate": evaluate})
+        )
+        _dnnops(home, "train", "-c", str(config), "--quiet", "--json")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(media_home: Path) -> Iterator[Server]:
+    running = start_server(media_home / "home", "--model", "shapes@1", "--model", "tickets@1")
+    yield running
+    running.stop()
+
+
+def _file(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def test_v1_takes_base64_images_and_strings(server: Server, media_home: Path) -> None:
+    circle, square = (
+        sorted((media_home / "photos" / "circle").glob("*.png"))[:1]
+        + sorted((media_home / "photos" / "square").glob("*.jpg"))[:1]
+    )
+    instances = [{"b64": _file(circle)}, {"image": {"b64": _file(square)}}]
+    answer = httpx.post(f"{server.url}/v1/models/shapes:predict", json={"instances": instances})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == ["circle", "square"]
+    tickets = ["Refund the charge on my card please", {"ticket": "password reset locked"}]
+    answer = httpx.post(f"{server.url}/v1/models/tickets:predict", json={"instances": tickets})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == ["billing", "login"]
+
+
+def test_v2_bytes_from_tritonclient(server: Server, media_home: Path) -> None:
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(server.address)
+    meta = client.get_model_metadata("shapes")
+    assert meta["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
+    stripes = sorted((media_home / "photos" / "stripes").glob("*.png"))[0]
+    images = np.array([stripes.read_bytes()], dtype=object)
+    tensor = triton.InferInput("image", [1], "BYTES")
+    tensor.set_data_from_numpy(images)
+    result = client.infer("shapes", [tensor])
+    assert [v.decode() for v in result.as_numpy("label").reshape(-1)] == ["stripes"]
+    text = triton.InferInput("ticket", [2], "BYTES")
+    text.set_data_from_numpy(
+        np.array(["courier late parcel, café".encode(), b"invoice payment"], dtype=object)
+    )
+    answered = client.infer("tickets", [text]).as_numpy("label").reshape(-1)
+    assert [v.decode() for v in answered] == ["delivery", "billing"]
+
+
+BAD_IMAGES: list[tuple[Any, str]] = [
+    ({"b64": base64.b64encode(b"not a picture").decode()}, "not_an_image"),
+    ({"b64": "%%% not base64 %%%"}, "bad_base64"),
+    ({"url": "http://example.com/x.png"}, "not_an_image"),
+    ("/etc/passwd", "not_an_image"),
+]
+
+
+@pytest.mark.parametrize(("bad", "rule"), BAD_IMAGES)
+def test_a_bad_image_is_a_422_naming_the_instance_and_the_server_serves_on(
+    server: Server, media_home: Path, bad: Any, rule: str
+) -> None:
+    good = {"b64": _file(sorted((media_home / "photos" / "circle").glob("*.png"))[0])}
+    answer = httpx.post(f"{server.url}/v1/models/shapes:predict", json={"instances": [good, bad]})
+    assert answer.status_code == 422, answer.text
+    assert "instance 1" in answer.json()["error"] and rule in answer.json()["error"]
+    again = httpx.post(f"{server.url}/v1/models/shapes:predict", json={"instances": [good]})
+    assert again.status_code == 200
+
+
+def test_a_decompression_bomb_and_bad_texts_are_refused_by_rule(server: Server) -> None:
+    bomb = io.BytesIO()
+    Image.new("L", (9000, 5000)).save(bomb, format="PNG")  # 45 MP over 40 MP, ~50 kB
+    payload = {"instances": [{"b64": base64.b64encode(bomb.getvalue()).decode()}]}
+    answer = httpx.post(f"{server.url}/v1/models/shapes:predict", json=payload, timeout=30)
+    assert answer.status_code == 422 and "too_many_pixels" in answer.json()["error"]
+    cases = [(["   "], "empty"), ([" ".join(["refund"] * 40)], "too_long"), ([7], "not_text")]
+    for instances, rule in cases:
+        answer = httpx.post(
+            f"{server.url}/v1/models/tickets:predict", json={"instances": instances}
+        )
+        assert answer.status_code == 422 and rule in answer.json()["error"], answer.text
+
+
+def test_the_log_keeps_an_image_digest_and_the_text(server: Server, media_home: Path) -> None:
+    shown = _dnnops(media_home / "home", "logs", "show", "--jsonl", "--limit", "1000")
+    records = [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
+    images = [
+        r["inputs"]["image"] for r in records if r.get("endpoint") == "shapes" and r.get("inputs")
+    ]
+    assert images and all(set(i) == {"sha256", "bytes"} for i in images)
+    texts = [
+        r["inputs"]["ticket"] for r in records if r.get("endpoint") == "tickets" and r.get("inputs")
+    ]
+    assert "Refund the charge on my card please" in texts
+
+
+def test_the_python_api_takes_pil_images_paths_bytes_and_strings(
+    media_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DNNOPS_HOME", str(media_home / "home"))
+    shapes = dnnops.load("shapes@1")
+    square = sorted((media_home / "photos" / "square").glob("*.png"))[0]
+    given = [Image.open(square), square, str(square), square.read_bytes()]
+    assert list(shapes.predict(given)) == ["square"] * 4
+    tickets = dnnops.load("tickets@1")
+    assert list(tickets.predict(["my parcel is late", "reset my password"])) == [
+        "delivery",
+        "login",
+    ]
+    with pytest.raises(dnnops.errors.UsageError, match="instance 0: empty"):
+        tickets.predict([""])
+
+
+def test_dnnops_predict_answers_a_folder_and_a_text_file(media_home: Path) -> None:
+    home = media_home / "home"
+    out = media_home / "shapes.csv"
+    _dnnops(
+        home,
+        "predict",
+        str(media_home / "photos"),
+        "--model",
+        "shapes@1",
+        "--out",
+        str(out),
+        "--log",
+    )
+    answers = pd.read_csv(out)
+    assert len(answers) == 60 and answers["path"].iloc[0].startswith("circle/")
+    right = (answers["prediction"] == answers["path"].str.split("/").str[0]).mean()
+    assert right >= 0.9
+    texts = media_home / "new-tickets.csv"
+    pd.DataFrame({"ticket": ["my parcel is late again", "refund my card payment"]}).to_csv(
+        texts, index=False
+    )
+    out = media_home / "tickets-out.parquet"
+    _dnnops(home, "predict", str(texts), "--model", "tickets@1", "--out", str(out))
+    assert pd.read_parquet(out)["prediction"].tolist() == ["delivery", "billing"]
+    broken = media_home / "broken"
+    (broken / "x").mkdir(parents=True)
+    (broken / "x" / "bad.png").write_bytes(b"not a png")
+    command = ["predict", str(broken), "--model", "shapes@1", "--out", str(media_home / "b.csv")]
+    failed = subprocess.run(
+        [sys.executable, "-m", "dnnops", *command],
+        env=subprocess_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert failed.returncode == 1 and "bad.png: not an image" in failed.stderr
