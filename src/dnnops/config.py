@@ -442,6 +442,21 @@ class ThresholdCosts(Section):
     """Missing the rarer class."""
 
 
+class AugmentConfig(Section):
+    """Random changes to training batches only (never evaluation or serving), drawn from
+    ``train.seed``: the same run gives the same batches, resumed or not."""
+
+    crop: Annotated[int, Field(ge=0, le=64)] = 0
+    """Images: pad each side by this many pixels (edge pixels repeated), then cut a random
+    window of the original size (a shift of up to ``crop`` pixels)."""
+    flip: bool = False
+    """Images: mirror half of them left to right."""
+    colour: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Images: scale brightness and contrast by a random factor within 1 ± this."""
+    token_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Text: replace this share of each text's tokens with [UNK]."""
+
+
 class TrainConfig(Section):
     """The training loop: optimizer, schedule, precision, checkpoints."""
 
@@ -483,6 +498,9 @@ class TrainConfig(Section):
     """The newest this many checkpoints are kept."""
     seed: int = 0
     """Seed of the weights and the shuffling: a rerun is bit-exact."""
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    """Random changes to training batches (images: crop, flip, colour; text: token
+    dropout); none by default."""
     threads: Annotated[int, Field(ge=1)] | None = None
     """torch's intra-op threads; null: torch's default."""
     loss: Literal["auto", "cross_entropy", "mse", "huber"] = "auto"
@@ -937,6 +955,22 @@ class ProjectConfig(Section):
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+
+    @model_validator(mode="after")
+    def _inputs_fit_the_model(self) -> ProjectConfig:
+        augment, data = self.train.augment, self.data
+        if (augment.crop or augment.flip or augment.colour) and data.image is None:
+            raise ValueError(
+                "train.augment: crop, flip and colour change images; set data.image (or use "
+                "a folder of images as data.source)"
+            )
+        if augment.token_dropout and data.text is None:
+            raise ValueError("train.augment.token_dropout changes texts; set data.text")
+        if self.model.arch in TEXT_ARCHS and data.text is None:
+            raise ValueError(f"model.arch {self.model.arch} reads text: set data.text")
+        if self.model.arch == "resnet18" and data.image is None:
+            raise ValueError("model.arch resnet18 reads images: set data.image")
+        return self
 
 
 def parse_config(raw: object, origin: str = "dnnops.yaml") -> ProjectConfig:

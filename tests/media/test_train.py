@@ -100,3 +100,20 @@ def test_resnet18_has_torchvision_parameter_names_and_shapes() -> None:
     assert len(ours) == 122
     logits = model.eval()(torch.zeros(2, 3, 64, 64))
     assert logits.shape == (2, 1000)
+
+
+def test_an_architecture_without_its_input_is_refused_when_the_file_is_read() -> None:
+    import pytest
+
+    from dnnops.config import parse_config
+    from dnnops.errors import ConfigError
+
+    table = {"source": "rows.csv", "target": "y"}
+    with pytest.raises(ConfigError, match="resnet18 reads images"):
+        parse_config({"name": "m", "data": table, "model": {"arch": "resnet18"}})
+    with pytest.raises(ConfigError, match="text_transformer reads text"):
+        parse_config({"name": "m", "data": table, "model": {"arch": "text_transformer"}})
+    with pytest.raises(ConfigError, match="images or text"):
+        parse_config({"name": "m", "data": {**table, "image": {}, "text": {"column": "t"}}})
+    folder = parse_config({"name": "m", "data": {"source": "photos/"}})
+    assert folder.data.image is not None and folder.data.image.column == "image"

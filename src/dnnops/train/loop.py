@@ -26,6 +26,7 @@ from dnnops.config import TrainConfig
 from dnnops.data.prepare import Arrays
 from dnnops.errors import CheckpointError, TrainingError, TrainingInterrupted
 from dnnops.gpu import gpu_readings, is_out_of_memory
+from dnnops.train.augment import Augmenter
 from dnnops.train.checkpoint import save_checkpoint
 from dnnops.train.distributed import World
 from dnnops.train.objective import Objective
@@ -76,8 +77,10 @@ class Trainer:
         valid: Arrays,
         ctx: LoopContext,
         objective: Objective | None = None,
+        augment: Augmenter | None = None,
     ) -> None:
         self.device = ctx.device
+        self.augment = augment
         self.model = model.to(self.device)
         self.config = config
         self.ctx = ctx
@@ -146,7 +149,11 @@ class Trainer:
         for index in range(self.state.batch_in_epoch, len(batches)):
             at_boundary = (index + 1) % self.config.grad_accum == 0 or index == len(batches) - 1
             group_samples = self._group_samples(batches, index)
-            self._forward_backward(batches[index], group_samples, sync=at_boundary)
+            rows = batches[index]
+            x = self.x[rows]
+            if self.augment is not None:
+                x = self.augment(x, epoch=epoch, batch=index)
+            self._forward_backward(x, self.y[rows], group_samples=group_samples, sync=at_boundary)
             self.ctx.progress.advance(1)
             if at_boundary:
                 self._optimizer_step()
@@ -158,10 +165,12 @@ class Trainer:
         start = index - index % self.config.grad_accum
         return sum(len(b) for b in batches[start : start + self.config.grad_accum])
 
-    def _forward_backward(self, rows: torch.Tensor, group_samples: int, sync: bool) -> None:
+    def _forward_backward(
+        self, x: torch.Tensor, y: torch.Tensor, *, group_samples: int, sync: bool
+    ) -> None:
+        count = len(y)
         no_sync = getattr(self.wrapped, "no_sync", None)
         context = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
-        x, y = self.x[rows], self.y[rows]
         if self.device.type != "cpu":
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         try:
@@ -171,15 +180,15 @@ class Trainer:
                     loss = self.objective(logits, y)
                 # a share of the accumulation group's mean; the whole of it without
                 # accumulation (no multiply: a tensor op and a backward node a step)
-                share = loss if group_samples == len(rows) else loss * (len(rows) / group_samples)
+                share = loss if group_samples == count else loss * (count / group_samples)
                 scaled = self.scaler.scale(share)
                 scaled.backward()  # type: ignore[no-untyped-call]
         except Exception as exc:
             if is_out_of_memory(exc):
-                raise self._out_of_memory(len(rows)) from exc
+                raise self._out_of_memory(count) from exc
             raise
-        self.state.loss_sum += float(loss.detach()) * len(rows)
-        self.state.seen += len(rows)
+        self.state.loss_sum += float(loss.detach()) * count
+        self.state.seen += count
 
     def _out_of_memory(self, rows: int) -> TrainingError:
         """What to change when a batch does not fit: the same effective batch in smaller

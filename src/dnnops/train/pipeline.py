@@ -20,7 +20,7 @@ import torch
 import yaml
 from torch import nn
 
-from dnnops.config import ProjectConfig, parse_config
+from dnnops.config import AugmentConfig, ProjectConfig, parse_config
 from dnnops.data.prepare import PreparedData, prepare_data, save_data_artifacts
 from dnnops.errors import (
     CheckpointError,
@@ -33,6 +33,7 @@ from dnnops.files import atomic_write, sha256_file
 from dnnops.gpu import torch_device
 from dnnops.models.build import ModelSpec, build_model
 from dnnops.models.weights import load_weights, save_weights
+from dnnops.train.augment import Augmenter, ImageStats
 from dnnops.train.checkpoint import load_latest
 from dnnops.train.distributed import (
     World,
@@ -259,6 +260,19 @@ def _check_same_data(run_dir: Path, fingerprint: str, *, action: str = "resuming
         )
 
 
+def augmenter_of(config: ProjectConfig, prepared: PreparedData, *, rank: int) -> Augmenter | None:
+    """The batches' augmentation as ``train.augment`` asks, for this run's input."""
+    augment = config.train.augment
+    if augment == AugmentConfig():
+        return None
+    medium = prepared.preprocessor.medium
+    image = None
+    if medium is not None and medium.image is not None:
+        image = ImageStats(medium.image.mean, medium.image.std)
+    text = medium is not None and medium.text is not None
+    return Augmenter(augment, seed=config.train.seed, rank=rank, image=image, text=text)
+
+
 def _fit(
     config: ProjectConfig,
     spec: ModelSpec,
@@ -282,6 +296,7 @@ def _fit(
             valid=prepared.valid,
             ctx=replace(ctx, stop=flag),
             objective=objective_of(config, spec),
+            augment=augmenter_of(config, prepared, rank=ctx.world.rank),
         )
         if resuming:
             trainer.restore(load_latest(ctx.checkpoint_dir))
