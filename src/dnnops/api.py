@@ -206,13 +206,17 @@ class Project:
         from dnnops.registry.from_run import candidate_from_run, check_before_training
         from dnnops.registry.open import open_registry, open_runs
         from dnnops.registry.publish import publish
+        from dnnops.registry.starting import version_weights
         from dnnops.train.pipeline import train_project
 
         home = resolve_home(Path(self.home) if self.home is not None else None)
         config = self.config
         check_before_training(config)
-        outcome = train_project(config, home.runs_dir, open_runs(home))
-        return publish(open_registry(home), candidate_from_run(outcome), config.evaluate)
+        registry = open_registry(home)
+        outcome = train_project(
+            config, home.runs_dir, open_runs(home), weights=version_weights(registry)
+        )
+        return publish(registry, candidate_from_run(outcome), config.evaluate)
 
     def evaluate(self, ref: str, data: str | Path) -> dict[str, Any]:
         """Metrics and gates of ``NAME@REF`` on a labeled file, as ``dnnops eval --json``."""

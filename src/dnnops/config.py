@@ -501,6 +501,13 @@ class TrainConfig(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     """Random changes to training batches (images: crop, flip, colour; text: token
     dropout); none by default."""
+    init_from: str | None = None
+    """Start from existing weights: a registered version (``NAME@REF``) or a weights file
+    on any fsspec URL (safetensors, or a torch state dict such as torchvision's
+    ``resnet18``). Tensors whose name and shape fit are loaded; a head for other classes
+    starts fresh. Nothing is ever downloaded for you."""
+    freeze: Literal["none", "backbone"] = "none"
+    """backbone: train the last linear layer (the head) alone; the rest stays as loaded."""
     threads: Annotated[int, Field(ge=1)] | None = None
     """torch's intra-op threads; null: torch's default."""
     loss: Literal["auto", "cross_entropy", "mse", "huber"] = "auto"
@@ -861,6 +868,9 @@ class RetrainConfig(Section):
     approval: bool = False
     """Hold the challenger's rollout for a person to release (``dnnops rollout start`` on
     the held version)."""
+    warm_start: bool = False
+    """Train the challenger from the champion's weights (``train.init_from`` set to it)
+    instead of from scratch; the retrain says which it did."""
     holdout: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.25
     """Newest share of the captured labeled rows kept out of training: the window on which
     the challenger must beat the champion."""

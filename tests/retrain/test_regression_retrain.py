@@ -1,6 +1,7 @@
 """A regressor retrains too: the market moved (every price up by 60), the labeled traffic a
 server captured fires the MAE trigger, and the challenger's lower MAE on the newest labels
-earns it a canary."""
+earns it a canary. It is warm-started from the champion's weights (``retrain.warm_start``),
+and says so in its outcome and its lineage."""
 
 from __future__ import annotations
 
@@ -25,7 +26,13 @@ def test_a_regressor_retrains_on_labeled_traffic_whose_prices_moved(
         "price",
         task="regression",
         train={"epochs": 60, "lr": 0.01, "seed": 0},
-        retrain={"drift_share": None, "mae_above": 30, "min_new_labels": 200, "approval": True},
+        retrain={
+            "drift_share": None,
+            "mae_above": 30,
+            "min_new_labels": 200,
+            "approval": True,
+            "warm_start": True,
+        },
     )
     assert cli("train", "-c", str(config), "--quiet", "--json").code == 0
     live = prices_frame(rows=400, seed=5)
@@ -58,6 +65,9 @@ def test_a_regressor_retrains_on_labeled_traffic_whose_prices_moved(
     assert outcome["observed"]["mae"] > 30 and outcome["observed"]["accuracy"] is None
     assert outcome["rows"]["captured"] == len(live)
     assert outcome["challenger"] == 2 and outcome["accuracy"] == {}
+    assert outcome["started_from"] == "prices@1"
+    lineage = cli("models", "show", "prices@2")
+    assert "prices@1 (sha256" in lineage.out
     assert outcome["mae"]["challenger"] < outcome["mae"]["champion"] - 10, outcome["mae"]
     assert "beats the champion (MAE" in outcome["outcome"]
     held = cli("rollout", "status", "prices", "--json").json()["rollout"]

@@ -33,6 +33,7 @@ from dnnops.registry.from_run import candidate_from_run, check_before_training
 from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import Published, publish
 from dnnops.registry.runs import RunStore
+from dnnops.registry.starting import version_weights
 from dnnops.train.pipeline import TrainOutcome, train_project
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -213,6 +214,7 @@ def _train(
             resume=resume,
             progress=progress,
             before_fit=_warn_if_incomparable(home, errors_console()),
+            weights=version_weights(open_registry(home)),
         )
     finally:
         if progress is not None:
@@ -231,6 +233,12 @@ def _print_outcome(console: Any, outcome: TrainOutcome) -> None:
         "dataset sha256": outcome.dataset_sha256[:16] + "…",
         "weights sha256": outcome.weights_sha256[:16] + "…",
     }
+    start = outcome.start
+    if start is not None:
+        frozen = f", {start.frozen} frozen" if start.frozen else ""
+        rows["started from"] = (
+            f"{start.origin}: {start.loaded} tensors loaded, {len(start.fresh)} fresh{frozen}"
+        )
     console.print(key_value_table(f"run {outcome.run_id}", rows))
 
 

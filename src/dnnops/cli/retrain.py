@@ -44,6 +44,7 @@ def print_outcome(outcome: RetrainOutcome) -> None:
         "triggers": "; ".join(outcome.decision.fired) or "none",
         "champion": outcome.champion,
         "challenger": outcome.challenger,
+        "started from": outcome.started_from if outcome.challenger is not None else "-",
         **{f"rows {k}": v for k, v in outcome.rows.items()},
         **{f"accuracy {k}": v for k, v in outcome.accuracy.items()},
         "outcome": outcome.outcome,

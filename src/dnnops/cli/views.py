@@ -111,6 +111,12 @@ def lineage_view(record: VersionRecord, manifest: Manifest) -> Table:
         "files": ", ".join(sorted(manifest.files)),
         "signed": "yes" if manifest.signature else "no",
     }
+    start = manifest.started_from
+    rows["started from"] = (
+        f"{start['origin']} (sha256 {str(start['sha256'])[:12]}…, {start['loaded']} tensors)"
+        if start
+        else "scratch"
+    )
     if manifest.int8:
         rows["int8"] = ", ".join(f"{k} {format_number(v)}" for k, v in manifest.int8.items())
     return key_value_table(f"lineage of {record.ref}", rows)

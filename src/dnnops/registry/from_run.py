@@ -61,6 +61,7 @@ def candidate_from_run(outcome: TrainOutcome) -> Candidate:
         onnx_parity=parity,
         baselines=baselines_of(outcome),
         threshold=_threshold(outcome),
+        started_from=outcome.start.to_dict() if outcome.start is not None else None,
         evaluation=EvaluationData(prepared.test.x, prepared.test.y, test_part.inputs, groups),
         calibration=EvaluationData(
             prepared.valid.x, prepared.valid.y, prepared.dataset.take(prepared.split.valid).inputs

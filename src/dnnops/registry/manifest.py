@@ -46,6 +46,11 @@ class Manifest(dict[str, Any]):
         return cast(dict[str, Any] | None, self.get("decision"))
 
     @property
+    def started_from(self) -> dict[str, Any] | None:
+        """Where the weights started (``train.init_from``): origin, sha256, loaded, fresh."""
+        return cast(dict[str, Any] | None, self.get("started_from"))
+
+    @property
     def input_name(self) -> str:
         return str((self.get("input") or {}).get("name") or "input")
 

@@ -88,6 +88,8 @@ class Candidate:
     """Baselines' scores on the evaluation rows (``evaluate.baseline``), by name."""
     threshold: ThresholdRequest | None = None
     """A binary classifier's threshold to tune on ``calibration`` (``train.threshold``)."""
+    started_from: dict[str, Any] | None = None
+    """Where its weights started (``train.init_from``: origin, digest, tensors loaded)."""
 
     @property
     def is_regression(self) -> bool:
@@ -246,6 +248,7 @@ def _manifest_fields(candidate: Candidate, report: EvaluationReport | None) -> d
         "gates": [gate.to_dict() for gate in report.gates] if report else [],
         "gates_passed": report.gates_passed if report else None,
         "decision": report.decision.model_dump() if report and report.decision else None,
+        "started_from": candidate.started_from,
     }
 
 

@@ -30,6 +30,7 @@ from dnnops.registry.from_run import candidate_from_run, check_before_training
 from dnnops.registry.loader import load_version
 from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import publish
+from dnnops.registry.starting import version_weights
 from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord
 from dnnops.retrain.labeled import TS, labeled_rows, split_newest
 from dnnops.retrain.triggers import Decision, Observed, decide
@@ -57,6 +58,8 @@ class RetrainOutcome:
     mae: dict[str, float] = field(default_factory=dict)
     """A regressor's champion and challenger on the newest labeled window (lower wins)."""
     rollout_id: int | None = None
+    started_from: str = "scratch"
+    """The challenger's starting weights: the champion's (``retrain.warm_start``) or none."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,12 +148,19 @@ def _train_challenger(
     learn, judge, rows = _next_training_set(config, home, registry, champion=champion)
     result.rows = rows
     data_file = _write_training_set(home, learn)
-    next_config = config.model_copy(
-        update={"data": config.data.model_copy(update={"source": str(data_file)})}
-    )
+    update: dict[str, Any] = {"data": config.data.model_copy(update={"source": str(data_file)})}
+    if config.retrain.warm_start and champion is not None:
+        update["train"] = config.train.model_copy(update={"init_from": champion.ref})
+        result.started_from = champion.ref
+    next_config = config.model_copy(update=update)
     check_before_training(next_config)
     trained = train_project(
-        next_config, home.runs_dir, open_runs(home), resume=None, progress=progress
+        next_config,
+        home.runs_dir,
+        open_runs(home),
+        resume=None,
+        progress=progress,
+        weights=version_weights(registry),
     )
     published = publish(registry, candidate_from_run(trained), config.evaluate)
     result.run_id, result.challenger = trained.run_id, published.record.version

@@ -8,6 +8,7 @@ preprocessing, reference profile), checkpoints, and finally ``model.safetensors`
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import time
@@ -48,6 +49,14 @@ from dnnops.train.objective import Objective
 from dnnops.train.progress import ProgressSink, SilentProgress
 from dnnops.train.recorder import NullRecorder, RunRecorder
 from dnnops.train.signals import stop_on_signals
+from dnnops.train.starting import (
+    StartingWeights,
+    StartReport,
+    WeightsResolver,
+    apply_starting_weights,
+    freeze_backbone,
+    starting_weights,
+)
 
 
 class RunCreator(RunRecorder, Protocol):
@@ -92,6 +101,8 @@ class TrainOutcome:
     model: nn.Module
     """The final (or best) weights, in eval mode."""
     prepared: PreparedData
+    start: StartReport | None = None
+    """The weights it started from (``train.init_from``), for its lineage."""
 
 
 def new_run_id() -> str:
@@ -106,10 +117,12 @@ def train_project(
     resume: str | None = None,
     progress: ProgressSink | None = None,
     before_fit: Callable[[ProjectConfig, PreparedData], None] | None = None,
+    weights: WeightsResolver | None = None,
 ) -> TrainOutcome:
     """Train ``config`` (or continue run ``resume`` with its own saved config) and return
     what it produced. ``before_fit`` sees the prepared data before the first step: checks
     that would otherwise only fail after training (compatibility with production).
+    ``weights`` resolves a ``train.init_from: NAME@REF`` (the registry's).
 
     Under torchrun every rank calls this; only rank 0 writes files or records.
     """
@@ -161,8 +174,11 @@ def train_project(
             progress or SilentProgress(),
             device=device,
         )
-        state, trainer = _fit(config, spec, prepared, ctx=ctx, resuming=resume is not None)
-        return _finish(
+        start = _starting_point(config, run_dir, resuming=resume is not None, resolve=weights)
+        state, trainer = _fit(
+            config, spec, prepared, ctx=ctx, resuming=resume is not None, start=start
+        )
+        outcome = _finish(
             trainer,
             state,
             config,
@@ -172,6 +188,7 @@ def train_project(
             ctx=ctx,
             seconds=time.perf_counter() - started,
         )
+        return replace(outcome, start=_start_report(run_dir))
     finally:
         shutdown(world)
 
@@ -273,6 +290,31 @@ def augmenter_of(config: ProjectConfig, prepared: PreparedData, *, rank: int) ->
     return Augmenter(augment, seed=config.train.seed, rank=rank, image=image, text=text)
 
 
+log = logging.getLogger(__name__)
+START_FILE = "start.json"
+"""What the run started from (``StartReport``), beside its config: a resume reads it."""
+
+
+def _starting_point(
+    config: ProjectConfig, run_dir: Path, *, resuming: bool, resolve: WeightsResolver | None
+) -> StartingWeights | None:
+    """The starting weights of a new run (``train.init_from``); a resumed run starts from
+    its checkpoint instead."""
+    wanted = config.train.init_from
+    if wanted is None or resuming:
+        return None
+    if config.model.ensemble > 1:
+        raise ConfigError("train.init_from loads one network; set model.ensemble: 1")
+    return starting_weights(wanted, resolve)
+
+
+def _start_report(run_dir: Path) -> StartReport | None:
+    path = run_dir / START_FILE
+    if not path.is_file():
+        return None
+    return StartReport(**json.loads(path.read_text(encoding="utf-8")))
+
+
 def _fit(
     config: ProjectConfig,
     spec: ModelSpec,
@@ -280,6 +322,7 @@ def _fit(
     *,
     ctx: LoopContext,
     resuming: bool,
+    start: StartingWeights | None = None,
 ) -> tuple[TrainState, Trainer]:
     torch.manual_seed(config.train.seed)
     if ctx.device.type == "cuda":
@@ -288,6 +331,21 @@ def _fit(
         # torch._inductor: 1.4 s of every CPU training's start, measured, for nothing.
         torch.use_deterministic_algorithms(True)
     model = build_model(spec)
+    freeze = config.train.freeze == "backbone"
+    if start is not None:
+        report = apply_starting_weights(model, start, freeze=freeze)
+        if ctx.world.is_main:
+            run_dir = ctx.checkpoint_dir.parent
+            atomic_write(run_dir / START_FILE, json.dumps(report.to_dict(), indent=2).encode())
+        log.info(
+            "started from %s: %d tensors loaded, %d fresh%s",
+            report.origin,
+            report.loaded,
+            len(report.fresh),
+            f", {report.frozen} frozen" if report.frozen else "",
+        )
+    elif resuming and freeze:
+        freeze_backbone(model)  # requires_grad is not in a checkpoint
     with stop_on_signals() as flag:
         trainer = Trainer(
             model,
