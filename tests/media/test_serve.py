@@ -214,3 +214,42 @@ def test_dnnops_predict_answers_a_folder_and_a_text_file(media_home: Path) -> No
         timeout=300,
     )
     assert failed.returncode == 1 and "bad.png: not an image" in failed.stderr
+
+
+def _darkened(path: Path) -> dict[str, str]:
+    from PIL import ImageFilter
+
+    image = Image.open(path).convert("RGB").point(lambda v: int(v * 0.3))
+    out = io.BytesIO()
+    image.filter(ImageFilter.GaussianBlur(2)).save(out, format="PNG")
+    return {"b64": base64.b64encode(out.getvalue()).decode()}
+
+
+def test_darker_blurrier_photos_drift_on_their_descriptors(
+    server: Server, media_home: Path
+) -> None:
+    home = media_home / "home"
+    photos = sorted((media_home / "photos").rglob("*.png"))  # ~40 of the 60
+    for start in range(0, len(photos), 10):
+        batch = [_darkened(p) for p in photos[start : start + 10]]
+        answer = httpx.post(
+            f"{server.url}/v1/models/shapes:predict", json={"instances": batch}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+    shown = _dnnops(home, "logs", "show", "--jsonl", "--limit", "1000")
+    records = [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
+    described = [
+        r["descriptors"] for r in records if r.get("endpoint") == "shapes" and "descriptors" in r
+    ]
+    assert described and set(described[-1]) == {
+        "image.brightness", "image.contrast", "image.sharpness",
+        "image.width", "image.height", "image.aspect",
+    }  # fmt: skip
+    assert any("ticket.unknown_share" in r.get("descriptors", {}) for r in records)
+    report = json.loads(_dnnops(home, "monitor", "report", "--since", "1h", "--json").stdout)
+    [shapes] = [v for v in report["versions"] if v["slis"]["endpoint"] == "shapes"]
+    drifted = {f["feature"] for f in shapes["drift"]["features"] if f["drifted"]}
+    assert {"image.brightness", "image.sharpness"} <= drifted, shapes["drift"]
+    assert "image.width" not in drifted, "the same files: their sizes did not move"
+    [tickets] = [v for v in report["versions"] if v["slis"]["endpoint"] == "tickets"]
+    assert {f["feature"] for f in tickets["drift"]["features"]} >= {"ticket.length"}

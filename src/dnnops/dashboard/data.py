@@ -30,7 +30,7 @@ from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
 from dnnops.monitor.judgements.report_types import Report, VersionSection
 from dnnops.monitor.report import build_report, reference_lookup
-from dnnops.monitor.segments.digest import logged_inputs
+from dnnops.monitor.segments.digest import logged_descriptors, logged_inputs
 from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.monitor.segments.timeseries import series, summarize
 from dnnops.monitor.stats.dataset_drift import as_feature_frame, dataset_drift
@@ -199,10 +199,12 @@ def _drift_series(
     if reference is None or reference.profile is None:
         return [None] * count
     buckets: list[list[Any]] = [[] for _ in range(count)]
+    media = reference.schema.medium is not None
     for record in records:
-        if record.answered and record.inputs is not None:
+        monitored = record.descriptors if media else record.inputs
+        if record.answered and monitored is not None:
             index = min(count - 1, int((record.ts - start) // bucket_s))
-            buckets[index].append(record.inputs)
+            buckets[index].append(monitored)
     schema = reference.schema
     out: list[float | None] = []
     for inputs in buckets:
@@ -227,7 +229,8 @@ def _feature_distributions(
         return []
     drifts = section.drift.features if section.drift else []
     ranked = sorted(drifts, key=lambda f: -(f.score if np.isfinite(f.score) else 0.0))
-    inputs = logged_inputs(r for r in records if r.version == current)
+    mine = [r for r in records if r.version == current]
+    inputs = logged_descriptors(mine) if reference.schema.medium else logged_inputs(mine)
     if not inputs:
         return []
     schema = reference.schema
@@ -295,6 +298,8 @@ def _versions(registry: ModelRegistry, model: str) -> list[VersionRow]:
 
 def _monitored(inputs: list[Any], schema: Schema) -> pd.DataFrame:
     """Logged inputs as the frame drift is measured on: sensitive features (hashed or
-    dropped in the log) are left out."""
+    dropped in the log) are left out; an image or text model's are its descriptors."""
+    if schema.medium is not None:
+        return pd.DataFrame(inputs)
     frame = as_feature_frame(inputs, schema.feature_names, schema.kind == "tensor")
     return frame.drop(columns=list(schema.sensitive_names), errors="ignore")

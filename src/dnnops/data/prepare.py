@@ -19,7 +19,12 @@ from dnnops.config import DataConfig, ModelConfig
 from dnnops.data.dataset import Dataset
 from dnnops.data.fingerprint import fingerprint
 from dnnops.data.leaks import Finding, Labeled, Leak, identifier_columns, single_feature_leaks
-from dnnops.data.preprocess import Preprocessor, apply_preprocessing, fit_preprocessor
+from dnnops.data.preprocess import (
+    Preprocessor,
+    apply_preprocessing,
+    describe_inputs,
+    fit_preprocessor,
+)
 from dnnops.data.profile import Profile, build_profile
 from dnnops.data.schema import Schema, category_key, infer_schema
 from dnnops.data.sources import load_frame, load_source, split_columns
@@ -183,16 +188,19 @@ def prepare_data(
         input_shape=model.input_shape,
         media=data.image or data.text,
     )
+    train = to_arrays(train_part, pre, schema)
+    described = describe_inputs(pre, train_part.inputs, train.x) if schema.medium else None
+    descriptors = None if described is None else pd.DataFrame(described)
     return PreparedData(
         dataset=dataset,
         schema=schema,
         preprocessor=pre,
-        profile=build_profile(train_part, schema),
+        profile=build_profile(train_part, schema, descriptors),
         dropped=loaded.dropped,
         leaks=leaks,
         fingerprint=fingerprint(dataset),
         split=split,
-        train=to_arrays(train_part, pre, schema),
+        train=train,
         valid=to_arrays(dataset.take(split.valid), pre, schema),
         test=to_arrays(dataset.take(split.test), pre, schema),
     )

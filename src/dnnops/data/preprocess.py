@@ -332,6 +332,36 @@ def _encode_medium(column: ColumnTransform, values: np.ndarray, *, inference: bo
     )
 
 
+def describe_inputs(
+    pre: Preprocessor, inputs: Inputs | TableBatch, x: np.ndarray
+) -> list[dict[str, float]] | None:
+    """An image or text model's descriptors per instance (``data/media/descriptors.py``),
+    from the raw inputs and their model input ``x``; None for other models."""
+    medium = pre.medium
+    if medium is None:
+        return None
+    from dnnops.data.media.descriptors import image_descriptors, text_descriptors
+
+    batch = inputs if isinstance(inputs, TableBatch) else table_batch(pre, inputs)
+    cells = list(batch.columns[medium.name])
+    if medium.image is not None:
+        image = medium.image
+        return image_descriptors(
+            medium.name,
+            cells,
+            x,
+            channels=image.channels,
+            size=image.size,
+            mean=image.mean,
+            std=image.std,
+        )
+    assert medium.text is not None
+    text = medium.text
+    return text_descriptors(
+        medium.name, cells, tokenizer=text.tokenizer, max_length=text.max_length
+    )
+
+
 def _encode_numbers(layout: _Layout, values: np.ndarray, out: np.ndarray) -> None:
     """The numeric and bool columns of ``values`` (rows, numbers) into ``out``'s places."""
     filled = np.where(np.isfinite(values), values, layout.fill)

@@ -66,8 +66,11 @@ class Profile(BaseModel):
         raise KeyError(name)
 
 
-def build_profile(dataset: Dataset, schema: Schema) -> Profile:
-    """Profile every feature of ``dataset`` the way ``schema`` types it."""
+def build_profile(
+    dataset: Dataset, schema: Schema, descriptors: pd.DataFrame | None = None
+) -> Profile:
+    """Profile every feature of ``dataset`` the way ``schema`` types it; an image or text
+    model's features are its inputs' ``descriptors`` (brightness, length, ...)."""
     target, target_values = None, None
     regression = schema.target is not None and schema.target.is_regression
     if dataset.target is not None and regression:
@@ -79,9 +82,14 @@ def build_profile(dataset: Dataset, schema: Schema) -> Profile:
     if isinstance(dataset.inputs, pd.DataFrame) and schema.medium is None:
         numeric = [c.name for c in schema.columns if c.type in ("float", "int")]
         pca = fit_pca_profile(dataset.inputs[numeric])
+    features = (
+        profile_features(descriptors, set())
+        if descriptors is not None
+        else _features(dataset, schema)
+    )
     return Profile(
         rows=len(dataset),
-        features=_features(dataset, schema),
+        features=features,
         target=target,
         target_values=target_values,
         pca=pca,

@@ -72,6 +72,7 @@ class PredictionLogger:
         tiers: np.ndarray | None = None,
         shadow_of: Sequence[str] | None = None,
         redaction: Redaction | None = None,
+        descriptors: list[dict[str, float]] | None = None,
     ) -> list[bytes]:
         """One record per instance; a shadow's records name the answered prediction they
         mirror (``shadow_of``), so labels sent for that id score the shadow too. A
@@ -90,6 +91,7 @@ class PredictionLogger:
             probabilities=probabilities,
             tiers=None if tiers is None else tiers.tolist(),
             shadow_of=None if shadow_of is None else list(shadow_of),
+            descriptors=descriptors,
         )
 
     def redaction(self, sensitive: frozenset[str], mode: Mode) -> Redaction | None:

@@ -120,6 +120,9 @@ class PredictionRecord(LogRecord, frozen=True):
     """The fleet replica that answered: empty outside a fleet."""
     tier: int | None = None
     """A tiered version's tier that answered (0: the first); None for one model."""
+    descriptors: dict[str, float] | None = None
+    """An image's or a text's monitored numbers (``image.brightness``, ``ticket.length``,
+    ...): kept even when sampling leaves the input out."""
 
     @property
     def answered(self) -> bool:
@@ -186,6 +189,7 @@ def prediction_records(
     probabilities: Any | None,
     tiers: list[int] | None = None,
     shadow_of: list[str] | None = None,
+    descriptors: list[dict[str, float]] | None = None,
 ) -> list[bytes]:
     """The encoded records of one answered request, one per instance (the server's hot
     path: the shared part of every record is built once)."""
@@ -199,6 +203,8 @@ def prediction_records(
             record["shadow_of"] = shadow_of[index]
         if tiers is not None:
             record["tier"] = tiers[index]
+        if descriptors is not None:
+            record["descriptors"] = descriptors[index]
         out.append(orjson.dumps(record, option=_DUMP))
     return out
 

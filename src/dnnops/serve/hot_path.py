@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import re
 import time
@@ -21,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from dnnops.data.policy import Counts
-from dnnops.data.preprocess import apply_preprocessing
+from dnnops.data.preprocess import apply_preprocessing, describe_inputs
 from dnnops.errors import DnnopsError
 from dnnops.models.outputs import NonFiniteOutput, refuse_non_finite
 from dnnops.predlog.records import RequestContext
@@ -125,10 +124,11 @@ async def _serve(
             checked = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
             raw = checked.raw
             timeout = state.serve.timeout
+            descriptors = None
             if runtime.loaded.preprocessor.medium is None:
                 x = apply_preprocessing(runtime.loaded.preprocessor, raw, inference=True)
             else:  # decoding images or tokenizing takes milliseconds: never on the loop
-                x, timeout = await _preprocessed_off_loop(runtime, raw, timeout)
+                x, descriptors, timeout = await _preprocessed_off_loop(runtime, raw, timeout)
         if checked.anomalies:
             _count_anomalies(state, runtime, checked.anomalies)
         state.lifecycle.arriving -= 1
@@ -156,6 +156,7 @@ async def _serve(
                 context=context,
                 started=started,
                 kind=kind,
+                descriptors=descriptors,
             )
         if shadow is not None and shadow is not runtime:
             _mirror_later(state, shadow, raw, ids=ids, context=context)
@@ -179,21 +180,24 @@ async def _serve(
 
 async def _preprocessed_off_loop(
     runtime: VersionRuntime, raw: Any, timeout: float
-) -> tuple[np.ndarray, float]:
-    """An image or text request's model input, made in a worker thread within the
-    request's deadline; returns it and the time left for the queue and the model."""
+) -> tuple[np.ndarray, list[dict[str, float]] | None, float]:
+    """An image or text request's model input and descriptors, made in a worker thread
+    within the request's deadline; with the time left for the queue and the model."""
     began = time.perf_counter()
-    work = asyncio.to_thread(
-        functools.partial(apply_preprocessing, runtime.loaded.preprocessor, raw, inference=True)
-    )
+    pre = runtime.loaded.preprocessor
+
+    def work() -> tuple[np.ndarray, list[dict[str, float]] | None]:
+        x = apply_preprocessing(pre, raw, inference=True)
+        return x, describe_inputs(pre, raw, x)
+
     try:
-        x = await asyncio.wait_for(work, timeout)
+        x, descriptors = await asyncio.wait_for(asyncio.to_thread(work), timeout)
     except TimeoutError:
         raise GatewayTimeout(f"decoding the inputs took over {timeout:g} s") from None
     left = timeout - (time.perf_counter() - began)
     if left <= 0:
         raise GatewayTimeout(f"decoding the inputs took over {timeout:g} s")
-    return x, left
+    return x, descriptors, left
 
 
 WATCH_AFTER_S = 0.02
@@ -265,6 +269,7 @@ async def _answer(
     context: RequestContext,
     started: float,
     kind: Wire,
+    descriptors: list[dict[str, float]] | None = None,
 ) -> tuple[Answer, list[str]]:
     outputs = runtime.outputs(probabilities)
     labels = outputs[0].array
@@ -304,6 +309,7 @@ async def _answer(
         probabilities=scores,
         tiers=tiers,
         redaction=runtime.redaction,
+        descriptors=descriptors,
     )
     try:  # handed to the OS before we answer
         await state.logger.predictions.append_async(records)
@@ -349,7 +355,7 @@ async def _mirror(
         if shadow.loaded.preprocessor.medium is None:
             x = apply_preprocessing(shadow.loaded.preprocessor, raw, inference=True)
         else:
-            x, timeout = await _preprocessed_off_loop(shadow, raw, timeout)
+            x, _, timeout = await _preprocessed_off_loop(shadow, raw, timeout)
         answers = await shadow.batcher.submit(x, timeout)
         probabilities, tiers = shadow.split_tiers(answers)
         _refuse_non_finite(probabilities)

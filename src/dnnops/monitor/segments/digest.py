@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from dnnops.data.pca import reconstruction_errors
 from dnnops.data.profile import Profile
@@ -379,10 +380,14 @@ def _count_keys(keys: Iterable[str]) -> dict[str, int]:
 def _add_inputs(stats: Stats, records: Sequence[PredictionRecord], reference: Reference) -> None:
     """Freshness, the drift counts and the PCA error of the logged inputs."""
     stats.feature_last_ts = last_seen(records, reference.feature_names)
-    inputs = logged_inputs(records)
+    described = logged_descriptors(records)
+    inputs = described or logged_inputs(records)
     if reference.profile is None or not inputs:
         return
-    frame = as_feature_frame(inputs, reference.feature_names, reference.tensor)
+    if described:  # an image or text model: drift is judged on its inputs' descriptors
+        frame = pd.DataFrame(described)
+    else:
+        frame = as_feature_frame(inputs, reference.feature_names, reference.tensor)
     frame = frame.drop(columns=list(reference.sensitive), errors="ignore")
     stats.input_rows = len(frame)
     for feature in reference.profile.features:
@@ -404,6 +409,12 @@ def _add_inputs(stats: Stats, records: Sequence[PredictionRecord], reference: Re
             float(np.nansum(errors)),
             int(np.isfinite(errors).sum()),
         )
+
+
+def logged_descriptors(records: Iterable[PredictionRecord]) -> list[dict[str, float]]:
+    """The descriptors of the answered records of an image or text model (every record
+    has them; sampling leaves out inputs only)."""
+    return [r.descriptors for r in records if r.answered and r.descriptors is not None]
 
 
 def logged_inputs(records: Iterable[PredictionRecord]) -> list[Any]:
