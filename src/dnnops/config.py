@@ -691,6 +691,9 @@ class DriftConfig(Section):
     multivariate_min_ratio: Annotated[float, Field(ge=1.0)] = 1.05
     """...and the effect it must reach: a mean error at least this many times the
     reference's, so a negligible change in millions of rows is not an alert."""
+    embedding_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
+    """Significance level of an image or text model's embedding drift test (MMD of its
+    penultimate layer's embeddings against its held-out rows')."""
 
 
 class ExplainConfig(Section):

@@ -189,7 +189,6 @@ def test_dnnops_predict_answers_a_folder_and_a_text_file(media_home: Path) -> No
         "shapes@1",
         "--out",
         str(out),
-        "--log",
     )
     answers = pd.read_csv(out)
     assert len(answers) == 60 and answers["path"].iloc[0].startswith("circle/")
@@ -200,8 +199,13 @@ def test_dnnops_predict_answers_a_folder_and_a_text_file(media_home: Path) -> No
         texts, index=False
     )
     out = media_home / "tickets-out.parquet"
-    _dnnops(home, "predict", str(texts), "--model", "tickets@1", "--out", str(out))
+    _dnnops(home, "predict", str(texts), "--model", "tickets@1", "--out", str(out), "--log")
     assert pd.read_parquet(out)["prediction"].tolist() == ["delivery", "billing"]
+    shown = _dnnops(home, "logs", "show", "--jsonl", "--limit", "1000").stdout.splitlines()
+    logged = [json.loads(line) for line in shown if '"protocol":"batch"' in line.replace(" ", "")]
+    widths = {len(r["embedding"]) for r in logged}  # logged as the server logs them
+    assert len(logged) == 2 and len(widths) == 1 and min(widths) > 1
+    assert all("ticket.unknown_share" in r["descriptors"] for r in logged)
     broken = media_home / "broken"
     (broken / "x").mkdir(parents=True)
     (broken / "x" / "bad.png").write_bytes(b"not a png")
@@ -229,7 +233,8 @@ def test_darker_blurrier_photos_drift_on_their_descriptors(
     server: Server, media_home: Path
 ) -> None:
     home = media_home / "home"
-    photos = sorted((media_home / "photos").rglob("*.png"))  # ~40 of the 60
+    photos = [p for p in sorted((media_home / "photos").rglob("*.*")) if p.suffix != ".txt"]
+    photos *= 2  # 120 rows: past monitor.drift.min_rows (100), the least a verdict needs
     for start in range(0, len(photos), 10):
         batch = [_darkened(p) for p in photos[start : start + 10]]
         answer = httpx.post(
@@ -251,5 +256,8 @@ def test_darker_blurrier_photos_drift_on_their_descriptors(
     drifted = {f["feature"] for f in shapes["drift"]["features"] if f["drifted"]}
     assert {"image.brightness", "image.sharpness"} <= drifted, shapes["drift"]
     assert "image.width" not in drifted, "the same files: their sizes did not move"
+    embedding = shapes["drift"]["embedding"]  # the model's own view moved too
+    assert embedding["drifted"] and embedding["p_value"] < 0.01, embedding
     [tickets] = [v for v in report["versions"] if v["slis"]["endpoint"] == "tickets"]
     assert {f["feature"] for f in tickets["drift"]["features"]} >= {"ticket.length"}
+    assert tickets["drift"]["embedding"]["method"] == "mmd_rff"

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from dnnops.data.media.encode import CellError
 from dnnops.data.media.folder import image_files, resolve_image_paths
 from dnnops.data.policy import Counts, InputPolicy, PolicyViolation, enforce_frame
-from dnnops.data.preprocess import apply_preprocessing, table_batch
+from dnnops.data.preprocess import apply_preprocessing, describe_inputs, table_batch
 from dnnops.data.table import ColumnValueError
 from dnnops.errors import DataError, UsageError
 from dnnops.inference.predictor import Predictor
@@ -78,20 +78,19 @@ def predict_file(
     redaction = logger.redaction(loaded.schema.sensitive_names, redact) if logger else None
     try:
         for frame in _chunks(source, chunk_rows, loaded):
-            table, ids, labels, probabilities = predict_chunk(
-                loaded, frame, predictor, policy=policy, prefix=prefix, result=result, keep=keep
+            chunk = predict_chunk(
+                loaded,
+                frame,
+                predictor,
+                policy=policy,
+                prefix=prefix,
+                result=result,
+                keep=keep,
+                describe=logger is not None,
             )
-            writer.write(table)
+            writer.write(chunk.table)
             if logger is not None:
-                _log(
-                    logger,
-                    loaded,
-                    ids,
-                    frame=frame,
-                    labels=labels,
-                    probabilities=probabilities,
-                    redaction=redaction,
-                )
+                _log(logger, loaded, chunk, frame=frame, redaction=redaction)
             result.rows += len(frame)
             if progress is not None:
                 progress(len(frame))
@@ -103,6 +102,19 @@ def predict_file(
     return result
 
 
+@dataclass(frozen=True)
+class ChunkAnswer:
+    table: pa.Table
+    """What the output file gets: the ``keep`` columns, ids, answers, probabilities."""
+    ids: pa.Array
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+    descriptors: list[dict[str, float]] | None = None
+    """An image or text version's descriptors per row (when asked to ``describe``)."""
+    embeddings: np.ndarray | None = None
+    """...and its embeddings, from the same pass as the answers."""
+
+
 def predict_chunk(
     loaded: LoadedVersion,
     frame: pd.DataFrame,
@@ -112,9 +124,12 @@ def predict_chunk(
     prefix: str,
     result: BatchResult,
     keep: Sequence[str] = (),
-) -> tuple[pa.Table, pa.Array, np.ndarray, np.ndarray | None]:
+    describe: bool = False,
+) -> ChunkAnswer:
     """One chunk's answers, after the ``keep`` columns of the input carried through as
-    they were (an order id, a customer key), so the output joins back to its source."""
+    they were (an order id, a customer key), so the output joins back to its source;
+    ``describe``: with what the log keeps of an image or text model's inputs (their
+    descriptors and embeddings), as the server logs them."""
     try:
         if loaded.schema.medium is not None:  # one image or text column: its rules apply below
             batch, counts = table_batch(loaded.preprocessor, frame), Counts()
@@ -132,19 +147,24 @@ def predict_chunk(
         raise DataError(
             f"row {result.rows + exc.row}: {exc}; the server would refuse it too: fix or remove it"
         ) from None
-    outputs = predictor(x, first_row=result.rows)  # a NaN names its rows in the file
+    descriptors, embeddings = None, None
+    if describe and loaded.schema.medium is not None:
+        descriptors = describe_inputs(loaded.preprocessor, batch, x)
+        outputs, embeddings = predictor.with_embeddings(x, first_row=result.rows)
+    else:
+        outputs = predictor(x, first_row=result.rows)  # a NaN names its rows in the file
     ids = row_ids(prefix, result.rows, len(frame))
     columns: dict[str, Any] = {name: _kept(frame, name) for name in keep}
     if loaded.is_regression:
         values = outputs.reshape(-1).astype("float32")
         columns |= {"prediction_id": ids, "prediction": values}
-        return pa.table(columns), ids, values, None
+        return ChunkAnswer(pa.table(columns), ids, values, None, descriptors, embeddings)
     probabilities = outputs
     labels = predictor.answers(probabilities)
     columns |= {"prediction_id": ids, "prediction": pa.array(labels, from_pandas=True)}
     for position, name in enumerate(loaded.classes):
         columns[f"probability_{name}"] = probabilities[:, position].astype("float32")
-    return pa.table(columns), ids, labels, probabilities
+    return ChunkAnswer(pa.table(columns), ids, labels, probabilities, descriptors, embeddings)
 
 
 def row_ids(prefix: str, first: int, rows: int) -> pa.Array:
@@ -172,11 +192,9 @@ def _kept(frame: pd.DataFrame, name: str) -> pa.Array:
 def _log(
     logger: PredictionLogger,
     loaded: LoadedVersion,
-    ids: pa.Array,
+    chunk: ChunkAnswer,
     *,
     frame: pd.DataFrame,
-    labels: np.ndarray,
-    probabilities: np.ndarray | None,
     redaction: Redaction | None,
 ) -> None:
     context = RequestContext(
@@ -193,12 +211,14 @@ def _log(
         raw[medium.name] = pd.Series(shown, index=raw.index, dtype=object)
     logger.predictions.append(
         logger.prediction_records(
-            ids.to_pylist(),
+            chunk.ids.to_pylist(),
             context,
             raw,
-            labels=labels,
-            probabilities=probabilities,
+            labels=chunk.labels,
+            probabilities=chunk.probabilities,
             redaction=redaction,
+            descriptors=chunk.descriptors,
+            embeddings=chunk.embeddings,
         )
     )
 

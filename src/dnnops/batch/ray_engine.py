@@ -81,10 +81,10 @@ class _ChunkPredictor:
         import ray
 
         before = Counter(self.result.anomalies)
-        table, _, _, _ = predict_chunk(
+        table = predict_chunk(
             self.loaded, frame, self.predictor, policy=self.policy, prefix=self.prefix,
             result=self.result, keep=self.keep,
-        )  # fmt: skip
+        ).table  # fmt: skip
         self.result.rows += len(frame)
         if self.tally is not None and self.result.anomalies != before:
             # waited for: counted before the batch's answers reach the driver

@@ -73,6 +73,7 @@ class PredictionLogger:
         shadow_of: Sequence[str] | None = None,
         redaction: Redaction | None = None,
         descriptors: list[dict[str, float]] | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> list[bytes]:
         """One record per instance; a shadow's records name the answered prediction they
         mirror (``shadow_of``), so labels sent for that id score the shadow too. A
@@ -92,6 +93,7 @@ class PredictionLogger:
             tiers=None if tiers is None else tiers.tolist(),
             shadow_of=None if shadow_of is None else list(shadow_of),
             descriptors=descriptors,
+            embeddings=None if embeddings is None else _rounded(embeddings),
         )
 
     def redaction(self, sensitive: frozenset[str], mode: Mode) -> Redaction | None:
@@ -105,6 +107,16 @@ class PredictionLogger:
     def feedback_records(self, labels: Sequence[tuple[str, Any]]) -> list[bytes]:
         now = time.time()
         return [FeedbackRecord(str(pid), label, now).encode() for pid, label in labels]
+
+
+EMBEDDING_DIGITS = 4
+"""Decimals kept of each logged embedding value: far below the kernel's bandwidth, and
+half the bytes of a float32's repr."""
+
+
+def _rounded(embeddings: np.ndarray) -> list[list[float]]:
+    rounded: list[list[float]] = np.round(embeddings.astype("float64"), EMBEDDING_DIGITS).tolist()
+    return rounded
 
 
 def _holds_bytes(batch: TableBatch) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 from dnnops.evaluate.decision import decide
 from dnnops.evaluate.metrics import softmax
 from dnnops.models.outputs import refuse_non_finite
+from dnnops.registry.export import EMBEDDING
 from dnnops.registry.loader import LoadedVersion, make_predictor
 
 Outputs = Callable[[np.ndarray], np.ndarray]
@@ -37,12 +38,50 @@ def as_outputs(loaded: LoadedVersion, logits: Callable[[np.ndarray], np.ndarray]
     return lambda x: probabilities_of(logits(x))
 
 
+def embedding_outputs(
+    loaded: LoadedVersion,
+    threads: int | None = None,
+    *,
+    device: str = "cpu",
+    wrap: Callable[[Outputs], Outputs] = lambda predict: predict,
+) -> Outputs | None:
+    """The outputs of an image or text version with its embeddings in the last
+    ``loaded.embedding.dims`` columns: one forward pass answers the request and feeds
+    embedding drift. None for a version without them (or served on torch, or tiered)."""
+    if loaded.embedding is None or loaded.tiers is not None or loaded.backend == "torch":
+        return None
+    from dnnops.gpu import onnx_providers
+    from dnnops.registry.onnx_runner import OnnxRunner
+
+    runner = OnnxRunner(loaded.graph, threads, onnx_providers(device))
+    if EMBEDDING not in runner.output_names:
+        return None
+    width = loaded.embedding.dims
+
+    def graph(x: np.ndarray) -> np.ndarray:
+        logits, embedding = runner.run_all(x)[:2]
+        return np.concatenate([logits, embedding], axis=1)
+
+    wrapped = wrap(graph)  # the server halves a batch a GPU has no memory for
+    head = as_outputs(loaded, lambda answers: answers)
+
+    def outputs(x: np.ndarray) -> np.ndarray:
+        answers = wrapped(x)
+        tail = answers[:, -width:].astype("float32", copy=False)
+        return np.concatenate([head(answers[:, :-width]), tail], axis=1)
+
+    return outputs
+
+
 @dataclass(frozen=True)
 class Predictor:
     loaded: LoadedVersion
     outputs: Outputs
     """Probabilities or values, unchecked: the server checks each request's own rows after
     the batch, so one request's NaN fails that request only."""
+    embedded: Outputs | None = None
+    """An image or text version's outputs with its embeddings in the last columns
+    (``embedding_outputs``), for callers that log them; None for other versions."""
 
     @classmethod
     def create(
@@ -55,12 +94,28 @@ class Predictor:
     ) -> Predictor:
         """On the version's backend and ``device``, ``threads`` intra-op threads; ``wrap``
         wraps the graph (the server halves a batch a GPU has no memory for)."""
+        embedded = embedding_outputs(loaded, threads, device=device, wrap=wrap)
+        if embedded is not None and loaded.embedding is not None:  # one session answers both
+            width = loaded.embedding.dims
+            return cls(loaded, lambda x: np.ascontiguousarray(embedded(x)[:, :-width]), embedded)
         graph = wrap(make_predictor(loaded, threads, device))
         return cls(loaded, as_outputs(loaded, graph))
 
     def __call__(self, x: np.ndarray, *, first_row: int = 0) -> np.ndarray:
         """Outputs of ``x``, or ``NonFiniteOutput`` naming its bad rows from ``first_row``."""
         return refuse_non_finite(self.outputs(x), first_row=first_row)
+
+    def with_embeddings(
+        self, x: np.ndarray, *, first_row: int = 0
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Outputs of ``x`` as ``__call__`` checks them, and in the same pass an image or
+        text version's embeddings (None for other versions)."""
+        if self.embedded is None or self.loaded.embedding is None:
+            return self(x, first_row=first_row), None
+        width = self.loaded.embedding.dims
+        both = self.embedded(x)
+        outputs = refuse_non_finite(np.ascontiguousarray(both[:, :-width]), first_row=first_row)
+        return outputs, both[:, -width:]
 
     def answers(self, outputs: np.ndarray) -> np.ndarray:
         """What is answered: the labels as they were in the training data (strings stay

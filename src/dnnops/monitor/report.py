@@ -160,6 +160,7 @@ class _Versions:
             found.is_regression,
             schema.sensitive_names,
             found.calibrator,
+            found.embedding,
         )
 
     def classes(self, key: VersionKey) -> list[int | str]:

@@ -123,6 +123,9 @@ class PredictionRecord(LogRecord, frozen=True):
     descriptors: dict[str, float] | None = None
     """An image's or a text's monitored numbers (``image.brightness``, ``ticket.length``,
     ...): kept even when sampling leaves the input out."""
+    embedding: list[float] | None = None
+    """An image or text model's view of the input: its penultimate layer projected to a
+    few principal directions (``embeddings.json`` of the version), for embedding drift."""
 
     @property
     def answered(self) -> bool:
@@ -190,6 +193,7 @@ def prediction_records(
     tiers: list[int] | None = None,
     shadow_of: list[str] | None = None,
     descriptors: list[dict[str, float]] | None = None,
+    embeddings: list[list[float]] | None = None,
 ) -> list[bytes]:
     """The encoded records of one answered request, one per instance (the server's hot
     path: the shared part of every record is built once)."""
@@ -205,6 +209,8 @@ def prediction_records(
             record["tier"] = tiers[index]
         if descriptors is not None:
             record["descriptors"] = descriptors[index]
+        if embeddings is not None:
+            record["embedding"] = embeddings[index]
         out.append(orjson.dumps(record, option=_DUMP))
     return out
 

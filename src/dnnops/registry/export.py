@@ -21,12 +21,15 @@ from torch import nn
 from dnnops.errors import ModelError
 from dnnops.registry.onnx_runner import OnnxRunner
 
-INPUT, OUTPUT = "input", "logits"
+INPUT, OUTPUT, EMBEDDING = "input", "logits", "embedding"
 PARITY_TOLERANCE = 1e-4
 
 
-def export_onnx(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
-    """The model as ONNX bytes: input ``input`` (batch, *input_shape), output ``logits``."""
+def export_onnx(
+    model: nn.Module, input_shape: tuple[int, ...], outputs: tuple[str, ...] = (OUTPUT,)
+) -> bytes:
+    """The model as ONNX bytes: input ``input`` (batch, *input_shape), output ``logits``
+    (and ``embedding`` after it, for an ``EmbeddingTap``)."""
     model = model.eval()
     example = torch.zeros(2, *input_shape)
     buffer = io.BytesIO()
@@ -37,8 +40,8 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
             (example,),
             buffer,  # type: ignore[arg-type]  # file-like objects work; the stub says paths
             input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            output_names=list(outputs),
+            dynamic_axes={name: {0: "batch"} for name in (INPUT, *outputs)},
             opset_version=17,
             dynamo=False,
         )

@@ -7,12 +7,20 @@ import pandas as pd
 
 from dnnops.config import ProjectConfig
 from dnnops.data.dataset import Inputs
+from dnnops.data.embedding_profile import (
+    MAX_FIT_ROWS,
+    EmbeddingProfile,
+    fit_embedding_profile,
+    fit_projection,
+    project,
+)
 from dnnops.data.schema import category_key
 from dnnops.evaluate.baseline import STRONG, TRIVIAL, Rows, strong_baseline, trivial_baseline
 from dnnops.evaluate.decision import rarer_class
 from dnnops.evaluate.gates import check_gate_names, gate_metrics
+from dnnops.models.embedding_tap import EmbeddingTap, head_of, penultimate
 from dnnops.models.weights import weights_bytes
-from dnnops.registry.export import check_parity, export_onnx
+from dnnops.registry.export import EMBEDDING, OUTPUT, check_parity, export_onnx
 from dnnops.registry.publish import Candidate, EvaluationData, ThresholdRequest
 from dnnops.train.pipeline import TrainOutcome
 
@@ -31,7 +39,12 @@ def check_before_training(config: ProjectConfig) -> None:
 def candidate_from_run(outcome: TrainOutcome) -> Candidate:
     """Export the run's model to ONNX and check it against torch on the test set."""
     prepared = outcome.prepared
-    onnx_bytes = export_onnx(outcome.model, outcome.spec.input_shape)
+    embedding = None
+    if prepared.schema.medium is not None and head_of(outcome.model) is not None:
+        tapped, embedding = embedding_tap(outcome)
+        onnx_bytes = export_onnx(tapped, outcome.spec.input_shape, (OUTPUT, EMBEDDING))
+    else:
+        onnx_bytes = export_onnx(outcome.model, outcome.spec.input_shape)
     parity = check_parity(onnx_bytes, outcome.model, prepared.test.x)
     test_part = prepared.dataset.take(prepared.split.test)
     groups = None
@@ -62,11 +75,29 @@ def candidate_from_run(outcome: TrainOutcome) -> Candidate:
         baselines=baselines_of(outcome),
         threshold=_threshold(outcome),
         started_from=outcome.start.to_dict() if outcome.start is not None else None,
+        embedding=embedding,
         evaluation=EvaluationData(prepared.test.x, prepared.test.y, test_part.inputs, groups),
         calibration=EvaluationData(
             prepared.valid.x, prepared.valid.y, prepared.dataset.take(prepared.split.valid).inputs
         ),
     )
+
+
+def embedding_tap(outcome: TrainOutcome) -> tuple[EmbeddingTap, EmbeddingProfile]:
+    """An image or text model answering its embedding beside its logits (a PCA of its
+    penultimate layer on the training split), and the reference those embeddings are
+    tested against: the held-out rows' (validation and test), which the weights never
+    fitted, as live inputs will be."""
+    prepared, model = outcome.prepared, outcome.model
+    seed = outcome.config.data.split.seed
+    train_x = prepared.train.x
+    if len(train_x) > MAX_FIT_ROWS:
+        train_x = train_x[np.random.default_rng(seed).choice(len(train_x), MAX_FIT_ROWS, False)]
+    projection = fit_projection(penultimate(model, train_x), seed)
+    held_out = np.concatenate([prepared.valid.x, prepared.test.x])
+    reference = fit_embedding_profile(project(projection, penultimate(model, held_out)), seed)
+    mean, components = np.asarray(projection.mean), np.asarray(projection.components)
+    return EmbeddingTap(model, mean, components), reference
 
 
 def _threshold(outcome: TrainOutcome) -> ThresholdRequest | None:

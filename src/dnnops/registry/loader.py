@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from dnnops.config import ProjectConfig, parse_config
+from dnnops.data.embedding_profile import EmbeddingProfile
 from dnnops.data.preprocess import Preprocessor
 from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # loading a version reads files; only running it needs torch 
 Backend = Literal["onnx", "onnx-int8", "torch"]
 CALIBRATION = "calibration.json"
 EXPLANATIONS = "explanations.json"
+EMBEDDINGS = "embeddings.json"
 TIERS = "tiers.json"
 CONFIG = "config.yaml"
 GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torch": "weights.safetensors"}
@@ -58,6 +60,9 @@ class LoadedVersion:
     """A tiered version's members and thresholds (``tiers.json``); None for one model."""
     tier_graphs: tuple[bytes, ...] = ()
     """The graphs of its tiers after the first (``graph`` is the first's), for ``backend``."""
+    embedding: EmbeddingProfile | None = None
+    """An image or text model's reference embeddings (``embeddings.json``): its graph
+    answers ``embedding`` beside the logits, and live ones are tested against these."""
 
     @property
     def classes(self) -> list[int | str]:
@@ -131,6 +136,9 @@ def load_version(
         ),
         tiers=tiers,
         tier_graphs=_tier_graphs(record, tiers, files, backend=backend),
+        embedding=(
+            EmbeddingProfile.model_validate(read_json(EMBEDDINGS)) if EMBEDDINGS in files else None
+        ),
     )
 
 

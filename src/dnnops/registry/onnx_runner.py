@@ -25,6 +25,17 @@ class OnnxRunner:
         )
         self.input_name = self.session.get_inputs()[0].name
 
+    @property
+    def output_names(self) -> list[str]:
+        return [str(output.name) for output in self.session.get_outputs()]
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every output of the graph, in its order (logits first)."""
+        answers: list[np.ndarray] = self.session.run(
+            None, {self.input_name: x.astype("float32", copy=False)}
+        )
+        return answers
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         logits: np.ndarray = self.session.run(
             None, {self.input_name: x.astype("float32", copy=False)}

@@ -16,6 +16,7 @@ import numpy as np
 
 from dnnops.config import EvaluateConfig
 from dnnops.data.dataset import Inputs
+from dnnops.data.embedding_profile import EmbeddingProfile
 from dnnops.data.preprocess import Preprocessor, apply_preprocessing
 from dnnops.data.profile import Profile, numeric_profile
 from dnnops.data.schema import Schema
@@ -35,7 +36,13 @@ from dnnops.evaluate.report import (
 from dnnops.models.build import ModelSpec
 from dnnops.registry.compatibility import champion_mismatch
 from dnnops.registry.export import INPUT, OUTPUT, quantize_int8
-from dnnops.registry.loader import CALIBRATION, EXPLANATIONS, load_version, make_predictor
+from dnnops.registry.loader import (
+    CALIBRATION,
+    EMBEDDINGS,
+    EXPLANATIONS,
+    load_version,
+    make_predictor,
+)
 from dnnops.registry.onnx_runner import OnnxRunner
 from dnnops.registry.versions import ModelRegistry, Registration, VersionNotFound, VersionRecord
 
@@ -90,6 +97,8 @@ class Candidate:
     """A binary classifier's threshold to tune on ``calibration`` (``train.threshold``)."""
     started_from: dict[str, Any] | None = None
     """Where its weights started (``train.init_from``: origin, digest, tensors loaded)."""
+    embedding: EmbeddingProfile | None = None
+    """An image or text model's reference embeddings (its graph answers ``embedding``)."""
 
     @property
     def is_regression(self) -> bool:
@@ -132,6 +141,8 @@ def publish(
     calibrator = _calibrator(candidate, runner)
     if calibrator is not None:
         files[CALIBRATION] = calibrator.model_dump_json(indent=2).encode()
+    if candidate.embedding is not None:
+        files[EMBEDDINGS] = candidate.embedding.model_dump_json().encode()
     reference = _explanation_reference(candidate, runner)
     if reference is not None:
         files[EXPLANATIONS] = reference.model_dump_json(indent=2).encode()

@@ -135,7 +135,8 @@ async def _serve(
         arriving = False
         timing = RequestTiming()
         answers = await _infer_watching_client(runtime, x, timeout, request=request, timing=timing)
-        probabilities, tiers = runtime.split_tiers(answers)
+        split = runtime.split_answers(answers)
+        probabilities, tiers = split.probabilities, split.tiers
         _refuse_non_finite(probabilities)
         if timing.finished is not None and timing.started is not None:
             # model CPU per instance (the cost of a prediction), and model-only latency: its
@@ -157,6 +158,7 @@ async def _serve(
                 started=started,
                 kind=kind,
                 descriptors=descriptors,
+                embeddings=split.embeddings,
             )
         if shadow is not None and shadow is not runtime:
             _mirror_later(state, shadow, raw, ids=ids, context=context)
@@ -270,6 +272,7 @@ async def _answer(
     started: float,
     kind: Wire,
     descriptors: list[dict[str, float]] | None = None,
+    embeddings: np.ndarray | None = None,
 ) -> tuple[Answer, list[str]]:
     outputs = runtime.outputs(probabilities)
     labels = outputs[0].array
@@ -310,6 +313,7 @@ async def _answer(
         tiers=tiers,
         redaction=runtime.redaction,
         descriptors=descriptors,
+        embeddings=embeddings,
     )
     try:  # handed to the OS before we answer
         await state.logger.predictions.append_async(records)
@@ -352,12 +356,14 @@ async def _mirror(
     started = time.perf_counter()
     try:
         timeout = state.serve.timeout
+        descriptors = None
         if shadow.loaded.preprocessor.medium is None:
             x = apply_preprocessing(shadow.loaded.preprocessor, raw, inference=True)
         else:
-            x, _, timeout = await _preprocessed_off_loop(shadow, raw, timeout)
+            x, descriptors, timeout = await _preprocessed_off_loop(shadow, raw, timeout)
         answers = await shadow.batcher.submit(x, timeout)
-        probabilities, tiers = shadow.split_tiers(answers)
+        split = shadow.split_answers(answers)
+        probabilities, tiers = split.probabilities, split.tiers
         _refuse_non_finite(probabilities)
     except (QueueFull, BatcherClosed, TooManyRows):
         state.metrics.shadow.labels(*names, "dropped").inc()
@@ -381,6 +387,8 @@ async def _mirror(
         tiers=tiers,
         shadow_of=ids,
         redaction=shadow.redaction,
+        descriptors=descriptors,
+        embeddings=split.embeddings,
     )
     if await _log_shadow(state, names, records):
         state.metrics.shadow.labels(*names, "ok").inc()

@@ -18,7 +18,7 @@ from dnnops.data.example import example_instance
 from dnnops.evaluate.decision import Decision, decide
 from dnnops.gpu import halving_on_out_of_memory
 from dnnops.inference.adapters import Adapter, adapter_for
-from dnnops.inference.predictor import Predictor, probabilities_of
+from dnnops.inference.predictor import Predictor, embedding_outputs, probabilities_of
 from dnnops.predlog.redaction import Redaction
 from dnnops.registry.loader import LoadedVersion, make_cascade
 from dnnops.rollout.policy import RolloutState
@@ -34,6 +34,14 @@ def runner_threads(config: ServeConfig) -> int:
     """Intra-op threads per runner: the configured number, else all cores but one (so the
     event loop, HTTP parsing and logging, keeps a core of its own) shared by the workers."""
     return config.threads or max(1, ((os.cpu_count() or 2) - 1) // config.workers)
+
+
+@dataclass(frozen=True)
+class SplitAnswers:
+    probabilities: np.ndarray
+    """Probabilities, or a regressor's values (N, 1)."""
+    tiers: np.ndarray | None
+    embeddings: np.ndarray | None
 
 
 @dataclass
@@ -52,6 +60,9 @@ class VersionRuntime:
     ready: bool = False
     decision: Decision | None = None
     """A binary classifier's tuned threshold, read from the manifest once at load."""
+    embedding_width: int = 0
+    """Columns of embedding after the outputs in its batcher's answers (image and text
+    versions); 0: none."""
 
     def __post_init__(self) -> None:
         self.decision = self.loaded.decision
@@ -84,10 +95,13 @@ class VersionRuntime:
             )
 
         tier_counts = TierCounts()
+        embedded = embedding_outputs(loaded, threads, device=config.device, wrap=halving)
         if loaded.tiers is not None:
             predict = _tiered(
                 loaded, config, metrics=metrics, names=names, wrap=halving, counts=tier_counts
             )
+        elif embedded is not None:  # its embeddings in the last columns (split_answers)
+            predict = embedded
         else:  # each request's rows are checked for NaN after the batch (app.py)
             predict = Predictor.create(loaded, threads, device=config.device, wrap=halving).outputs
 
@@ -125,18 +139,26 @@ class VersionRuntime:
             threads=threads,
             redaction=redaction,
             tier_counts=tier_counts,
+            embedding_width=loaded.embedding.dims if embedded and loaded.embedding else 0,
         )
 
     @property
     def tiered(self) -> bool:
         return self.loaded.tiers is not None
 
-    def split_tiers(self, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """A batch's probabilities, and for a tiered version the tier that answered each
-        row (its batcher hands both back as one array: the tier in the last column)."""
-        if not self.tiered:
-            return answers, None
-        return answers[:, :-1], answers[:, -1].astype("int64")
+    def split_answers(self, answers: np.ndarray) -> SplitAnswers:
+        """A batch's probabilities, and what its batcher hands back beside them in the
+        same array: the tier that answered each row (the last column of a tiered
+        version's) or the embeddings (the last ``embedding_width`` of an image or text
+        version's)."""
+        if self.tiered:
+            return SplitAnswers(answers[:, :-1], answers[:, -1].astype("int64"), None)
+        if self.embedding_width:
+            width = self.embedding_width
+            # the answer is serialized straight from the array: it must be C-contiguous
+            probabilities = np.ascontiguousarray(answers[:, :-width])
+            return SplitAnswers(probabilities, None, answers[:, -width:])
+        return SplitAnswers(answers, None, None)
 
     def tier_refs(self) -> list[str]:
         """The tiers' model@version, first tier first (empty for one model)."""

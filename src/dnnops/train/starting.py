@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from dnnops.errors import ConfigError, TrainingError
+from dnnops.models.embedding_tap import head_of
 
 VERSION_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*@[A-Za-z0-9_.-]+$")
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
@@ -136,10 +137,10 @@ def apply_starting_weights(
 def freeze_backbone(model: nn.Module) -> int:
     """Stop gradients everywhere but the last linear layer (the head); returns how many
     parameter tensors were frozen."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
+    last = head_of(model)
+    if last is None:
         raise TrainingError("train.freeze: backbone needs a model whose last layer is linear")
-    head = {id(p) for p in linears[-1].parameters()}
+    head = {id(p) for p in last.parameters()}
     frozen = 0
     for parameter in model.parameters():
         if id(parameter) not in head:

@@ -35,6 +35,7 @@ from dnnops.monitor.segments.digest import Stats
 from dnnops.monitor.segments.labeled_rows import LabeledRows
 from dnnops.monitor.stats.dataset_drift import DatasetDrift, dataset_drift_from_counts
 from dnnops.monitor.stats.drift import category_union, drift_from_counts, jensen_shannon_distance
+from dnnops.monitor.stats.embedding_drift import embedding_drift
 from dnnops.plugins import DRIFT_METHODS
 
 if TYPE_CHECKING:
@@ -193,6 +194,14 @@ def input_drift(loaded: LoadedVersion, stats: Stats, monitor: MonitorConfig) -> 
     if loaded.profile is None or not stats.input_rows:
         return None
     error_mean = stats.pca_error_sum / stats.pca_rows if stats.pca_rows else None
+    embedding = None
+    if loaded.embedding is not None:
+        embedding = embedding_drift(
+            loaded.embedding,
+            stats.embedding_sum,
+            stats.embedding_rows,
+            alpha=monitor.drift.embedding_alpha,
+        )
     return dataset_drift_from_counts(
         loaded.profile,
         stats.numeric,
@@ -201,6 +210,7 @@ def input_drift(loaded: LoadedVersion, stats: Stats, monitor: MonitorConfig) -> 
         pca_rows=stats.pca_rows,
         rows=stats.input_rows,
         config=monitor.drift,
+        embedding=embedding,
     )
 
 

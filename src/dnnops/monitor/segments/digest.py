@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dnnops.data.embedding_profile import EmbeddingProfile, fourier_features
 from dnnops.data.pca import reconstruction_errors
 from dnnops.data.profile import Profile
 from dnnops.data.schema import category_key
@@ -46,6 +47,8 @@ class Reference:
     """Features the log keeps hashed or not at all: never tested for drift."""
     calibrator: Calibrator | None = None
     """A classifier's confidence calibration: its accuracy is estimated from it."""
+    embedding: EmbeddingProfile | None = None
+    """An image or text version's reference embeddings: embedding drift is tested on them."""
 
 
 @dataclass
@@ -85,6 +88,9 @@ class Stats:
     """Sum of c(1 - c): the variance of that number (a sum of independent Bernoullis)."""
     atc_above: int = 0
     """Predictions whose calibrated confidence is above the version's ATC threshold."""
+    embedding_sum: list[float] = field(default_factory=list)
+    """Sum of the logged embeddings' random Fourier features (``embedding_profile``)."""
+    embedding_rows: int = 0
 
     @property
     def success_rate(self) -> float | None:
@@ -135,6 +141,8 @@ class Stats:
             estimated_correct=self.estimated_correct + other.estimated_correct,
             estimated_variance=self.estimated_variance + other.estimated_variance,
             atc_above=self.atc_above + other.atc_above,
+            embedding_sum=_add_sums(self.embedding_sum, other.embedding_sum),
+            embedding_rows=self.embedding_rows + other.embedding_rows,
         )
 
     @classmethod
@@ -172,6 +180,12 @@ def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     for key, count in b.items():
         out[key] = out.get(key, 0) + count
     return out
+
+
+def _add_sums(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    if not a or not b:
+        return list(a or b)
+    return [x + y for x, y in zip(a, b, strict=True)]
 
 
 def _add_lists(a: Sequence[int], b: Sequence[int]) -> list[int]:
@@ -401,6 +415,8 @@ def _add_inputs(stats: Stats, records: Sequence[PredictionRecord], reference: Re
         else:
             keys = (category_key(v) for v in column.dropna().to_numpy())
             stats.categories[feature.name] = _count_keys(keys)
+    if reference.embedding is not None:
+        _add_embeddings(stats, records, reference.embedding)
     pca = reference.profile.pca
     if pca is not None and set(pca.features) <= set(frame.columns):
         rows = frame[pca.features].to_numpy(dtype="float64", na_value=np.nan)
@@ -409,6 +425,21 @@ def _add_inputs(stats: Stats, records: Sequence[PredictionRecord], reference: Re
             float(np.nansum(errors)),
             int(np.isfinite(errors).sum()),
         )
+
+
+def _add_embeddings(
+    stats: Stats, records: Sequence[PredictionRecord], profile: EmbeddingProfile
+) -> None:
+    """The sum of the logged embeddings' Fourier features: a window's MMD test merges them."""
+    embeddings = [
+        r.embedding
+        for r in records
+        if r.answered and r.embedding is not None and len(r.embedding) == profile.dims
+    ]
+    if embeddings:
+        features = fourier_features(profile, np.asarray(embeddings, dtype="float64"))
+        stats.embedding_sum = features.sum(axis=0).tolist()
+        stats.embedding_rows = len(embeddings)
 
 
 def logged_descriptors(records: Iterable[PredictionRecord]) -> list[dict[str, float]]:

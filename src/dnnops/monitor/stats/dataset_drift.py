@@ -17,6 +17,7 @@ from dnnops.config import DriftConfig
 from dnnops.data.pca import fit_pca_profile
 from dnnops.data.profile import FeatureProfile, Profile, profile_features, tensor_summaries
 from dnnops.monitor.stats.drift import FeatureDrift, drift_from_counts, feature_drift
+from dnnops.monitor.stats.embedding_drift import EmbeddingDrift
 from dnnops.monitor.stats.multivariate import MultivariateDrift, multivariate_drift, ratio_drift
 from dnnops.parallel import column_map
 
@@ -34,6 +35,8 @@ class DatasetDrift:
     multivariate: MultivariateDrift | None = None
     too_few_rows: bool = False
     """Fewer rows than monitor.drift.min_rows: the scores are shown, nothing is a verdict."""
+    embedding: EmbeddingDrift | None = None
+    """An image or text model's embedding drift (MMD against its held-out rows')."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +48,7 @@ class DatasetDrift:
             "skipped": self.skipped,
             "multivariate": self.multivariate.to_dict() if self.multivariate else None,
             "too_few_rows": self.too_few_rows,
+            "embedding": self.embedding.to_dict() if self.embedding else None,
         }
 
 
@@ -78,16 +82,25 @@ def judged(
     rows: int,
     skipped: list[str],
     config: DriftConfig,
+    embedding: EmbeddingDrift | None = None,
 ) -> DatasetDrift:
-    """The dataset's verdict: drifted when ``config.share`` of the features drift or the
-    multivariate test does, and only with at least ``config.min_rows`` rows behind it."""
+    """The dataset's verdict: drifted when ``config.share`` of the features drift, or the
+    multivariate test or the embedding test does, and only with at least
+    ``config.min_rows`` rows behind it."""
     too_few = rows < config.min_rows
     if too_few:  # scores stay for reading; no feature is called drifted on so little
         results = [replace(r, drifted=False) for r in results]
         joint = replace(joint, drifted=False) if joint is not None else None
+        embedding = replace(embedding, drifted=False) if embedding is not None else None
     share = sum(r.drifted for r in results) / len(results) if results else 0.0
-    drifted = (bool(results) and share >= config.share) or bool(joint and joint.drifted)
-    return DatasetDrift(results, share, config.share, drifted, rows, skipped, joint, too_few)
+    drifted = (
+        (bool(results) and share >= config.share)
+        or bool(joint and joint.drifted)
+        or bool(embedding and embedding.drifted)
+    )
+    return DatasetDrift(
+        results, share, config.share, drifted, rows, skipped, joint, too_few, embedding
+    )
 
 
 def dataset_drift_from_counts(
@@ -99,8 +112,10 @@ def dataset_drift_from_counts(
     pca_rows: int = 0,
     rows: int,
     config: DriftConfig,
+    embedding: EmbeddingDrift | None = None,
 ) -> DatasetDrift:
-    """``dataset_drift`` from counts merged out of digests instead of the rows themselves."""
+    """``dataset_drift`` from counts merged out of digests instead of the rows themselves
+    (and an image or text model's embedding test, run on its merged sums)."""
     results, skipped = [], []
     for profile in reference.features:
         counts = numeric.get(profile.name) if profile.kind == "numeric" else None
@@ -118,7 +133,7 @@ def dataset_drift_from_counts(
             alpha=config.multivariate_alpha,
             min_ratio=config.multivariate_min_ratio,
         )
-    return judged(results, joint, rows=rows, skipped=skipped, config=config)
+    return judged(results, joint, rows=rows, skipped=skipped, config=config, embedding=embedding)
 
 
 def reference_from_frame(frame: pd.DataFrame) -> Profile:
