@@ -9,7 +9,7 @@ import yaml
 from dnnops.config import load_config, parse_config
 from dnnops.durations import format_duration, parse_duration
 from dnnops.errors import ConfigError
-from dnnops.examples import EXAMPLES
+from dnnops.examples import DATA, EXAMPLES
 from tests.conftest import CliResult, write_project
 
 BASE = {"name": "p", "data": {"source": "builtin:wine"}}
@@ -100,7 +100,7 @@ def test_cli_names_a_missing_project_file(home: Path, cli: Callable[..., CliResu
     assert "dnnops init" in result.err
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e not in DATA])
 def test_init_writes_a_complete_valid_commented_file(
     example: str, home: Path, cli: Callable[..., CliResult]
 ) -> None:

@@ -27,7 +27,7 @@ from dnnops.data.schema import Schema, infer_schema
 from dnnops.data.sources import load_source
 from dnnops.data.validate import validate_file
 from dnnops.errors import RegistrationFailed, UsageError
-from dnnops.examples import example_text
+from dnnops.examples import example_text, write_example_data
 from dnnops.home import Home, resolve_home
 from dnnops.registry.from_run import candidate_from_run, check_before_training
 from dnnops.registry.open import open_registry, open_runs
@@ -50,7 +50,11 @@ def _store(home: Home) -> RunStore:
 @app.command()
 def init(
     example: Annotated[
-        str | None, typer.Option(help="digits | breast_cancer | wine (default: digits)")
+        str | None,
+        typer.Option(
+            help="digits | breast_cancer | wine | images (a photo folder) | text (a text "
+            "column); the last two write their data beside the project file (default: digits)"
+        ),
     ] = None,
     data: Annotated[
         Path | None, typer.Option(help="Infer the project from this CSV or Parquet file.")
@@ -69,7 +73,11 @@ def init(
         if target is not None or task is not None:
             raise UsageError("--target and --task go with --data FILE")
         name = example or "digits"
-        path.write_text(example_text(name), encoding="utf-8")
+        text = example_text(name)
+        made = write_example_data(name, path.parent)
+        path.write_text(text, encoding="utf-8")
+        if made is not None:
+            typer.echo(f"wrote {made}")
         typer.echo(f"wrote {path} (example {name}); train it with: dnnops train -c {path}")
         return
     _init_from_data(data, target, task, path)
