@@ -24,6 +24,7 @@ import yaml
 
 from dnnops.config import PreprocessingConfig
 from dnnops.data.leaks import Finding, Labeled, Leak, identifier_columns, single_feature_leaks
+from dnnops.data.media.detect import text_columns
 from dnnops.errors import UsageError
 from dnnops.evaluate.baseline import Rows, strong_baseline, trivial_baseline
 
@@ -61,7 +62,11 @@ class Inferred:
     yardstick: Yardstick | None
     distinct: dict[str, int]
     """Distinct values per kept column."""
-    """What the data supports: the trivial and the strong baseline on a held-out fifth."""
+    text: str | None = None
+    """The free-text column the model reads alone (a text project), None for a table."""
+    text_reason: str = ""
+    text_words: int = 0
+    """Words in the longest texts (the 95th percentile): what ``max_length`` is sized from."""
 
     @property
     def imbalanced(self) -> bool:
@@ -103,7 +108,16 @@ def infer_project(source: Path, target: str, task: Task | None = None) -> Inferr
     labeled = labels.notna().to_numpy()
     rows = len(frame)
     counts = labels.value_counts(normalize=True)
-    leaks, yardstick = _check_rows(kept[labeled], labels[labeled], chosen)
+    texts = text_columns(kept)
+    text = next(iter(texts), None)
+    if text is not None:  # the model reads its text alone: the other columns are dropped
+        alone = "a text model reads its text column alone"
+        drop += [Finding(str(c), alone) for c in kept.columns if str(c) != text]
+        kept = kept[[text]]
+        leaks: list[Leak] = []
+        yardstick = _text_yardstick(kept[text][labeled], labels[labeled], chosen)
+    else:
+        leaks, yardstick = _check_rows(kept[labeled], labels[labeled], chosen)
     return Inferred(
         name=_project_name(source),
         source=source,
@@ -128,11 +142,37 @@ def infer_project(source: Path, target: str, task: Task | None = None) -> Inferr
         leaks=leaks,
         yardstick=yardstick,
         distinct={str(c): int(kept[c].nunique()) for c in kept.columns},
+        text=text,
+        text_reason=texts.get(text, "") if text else "",
+        text_words=_longest_words(kept[text]) if text else 0,
     )
 
 
+BAG_OF_WORDS = 512
+
+
+def _text_yardstick(texts: pd.Series, labels: pd.Series, task: Task) -> Yardstick | None:
+    """The baselines on a text column: gradient boosting on a bag of words (counts of the
+    512 most frequent words), what training will print beside the network."""
+    words = texts.fillna("").astype(str).str.lower().str.findall(r"\w+")
+    frequent = words.explode().value_counts().index[:BAG_OF_WORDS]
+    position = {word: i for i, word in enumerate(frequent)}
+    counts = np.zeros((len(texts), len(frequent)), dtype=np.float32)
+    for row, tokens in enumerate(words):
+        for token in tokens:
+            found = position.get(token)
+            if found is not None:
+                counts[row, found] += 1
+    bag = pd.DataFrame(counts, columns=[f"word{i}" for i in range(len(frequent))])
+    return _check_rows(bag, labels.reset_index(drop=True), task, find_leaks=False)[1]
+
+
+def _longest_words(texts: pd.Series) -> int:
+    return int(np.ceil(texts.dropna().astype(str).str.count(r"\S+").quantile(0.95)))
+
+
 def _check_rows(
-    features: pd.DataFrame, labels: pd.Series, task: Task
+    features: pd.DataFrame, labels: pd.Series, task: Task, *, find_leaks: bool = True
 ) -> tuple[list[Leak], Yardstick | None]:
     """Single-feature leaks and the baselines (without the leaking features, which a
     gate must not be set from), on a random fifth held out of (at most
@@ -144,10 +184,14 @@ def _check_rows(
     cut = len(order) * 4 // 5
     train, test = order[:cut], order[cut:]
     regression = task == "regression"
-    leaks = single_feature_leaks(
-        Labeled(features.iloc[train], labels.iloc[train]),
-        Labeled(features.iloc[test], labels.iloc[test]),
-        regression=regression,
+    leaks = (
+        single_feature_leaks(
+            Labeled(features.iloc[train], labels.iloc[train]),
+            Labeled(features.iloc[test], labels.iloc[test]),
+            regression=regression,
+        )
+        if find_leaks
+        else []
     )
     features = features.drop(columns=[leak.column for leak in leaks])  # gates it can reach
     if regression:
@@ -216,6 +260,8 @@ def _project_name(source: Path) -> str:
 
 def project_text(inferred: Inferred) -> str:
     """The commented project file."""
+    if inferred.text is not None:
+        return text_project_text(inferred)
     q = _quote
     lines = [
         f"# dnnops project file inferred from {inferred.source} ({inferred.rows} rows) by",
@@ -299,6 +345,68 @@ def project_text(inferred: Inferred) -> str:
         "  unseen_category: unknown        # unknown | reject",
         "  out_of_range: accept            # accept | clip | reject",
         "  non_finite: reject              # reject | impute",
+        "",
+        "slo:",
+        "  objectives:",
+        "    - {name: latency, kind: latency, target: 0.99, threshold: 100ms}",
+        "    - {name: availability, kind: success_rate, target: 0.999}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def text_project_text(inferred: Inferred) -> str:
+    """The commented project file of a text column: its tokenizer sized for the data."""
+    q = _quote
+    assert inferred.text is not None
+    # a word is ~1.3 BPE tokens; [CLS] and room to spare, in multiples of 8
+    max_length = int(min(512, max(16, math.ceil(inferred.text_words * 1.3 / 8 + 1) * 8)))
+    vocabulary = 8000 if inferred.rows >= 5_000 else 2000
+    lines = [
+        f"# dnnops project file inferred from {inferred.source} ({inferred.rows} rows) by",
+        f"#   dnnops init --data {inferred.source} --target {inferred.target}",
+        f"# {inferred.text!r} is {inferred.text_reason}: the model reads it alone.",
+        f"name: {q(inferred.name)}",
+        f"task: {inferred.task}                 # inferred: {inferred.task_reason}",
+        "",
+        "data:",
+        f"  source: {q(str(inferred.source))}",
+        f"  target: {q(inferred.target)}",
+        "  split: {train: 0.8, valid: 0.1, test: 0.1, seed: 0, stratify: "
+        + ("true}" if inferred.task == "classification" else "false}"),
+        "  schema:",
+        f"    drop: {_flow([f.column for f in inferred.drop])}",
+        *[f"    #   {f.column}: {f.reason}" for f in inferred.drop],
+        "  text:",
+        f"    column: {q(inferred.text)}",
+        "    tokenizer: bpe                # bpe | wordpiece, trained on the training split",
+        f"    vocab_size: {vocabulary}",
+        f"    max_length: {max_length}               # tokens the model reads, [CLS] "
+        f"included: 95% of the texts have at most {inferred.text_words} words",
+        "    too_long: truncate            # truncate | reject (at inference)",
+        "    empty: reject                 # reject | accept (at inference)",
+        "",
+        "model:",
+        "  arch: text_transformer          # text_transformer | embedding_bag (a mean of "
+        "token embeddings)",
+        "  params: {d_model: 64, heads: 4, layers: 2}",
+        "",
+        "train:",
+        f"  epochs: {20 if inferred.rows < 5_000 else 10}",
+        f"  batch_size: {_batch_size(inferred.rows)}",
+        "  lr: 0.002",
+        "  augment: {token_dropout: 0.1}   # drop a tenth of each training text's tokens",
+        "  early_stopping: {metric: valid_loss, patience: 4, restore_best: true}",
+        "  seed: 0",
+        *(
+            [
+                f"  class_weight: balanced         # the rarest class is "
+                f"{inferred.minority_share or 0:.1%} of the rows"
+            ]
+            if inferred.imbalanced
+            else []
+        ),
+        "",
+        *_gates(inferred),
         "",
         "slo:",
         "  objectives:",

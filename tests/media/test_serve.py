@@ -261,3 +261,59 @@ def test_darker_blurrier_photos_drift_on_their_descriptors(
     [tickets] = [v for v in report["versions"] if v["slis"]["endpoint"] == "tickets"]
     assert {f["feature"] for f in tickets["drift"]["features"]} >= {"ticket.length"}
     assert tickets["drift"]["embedding"]["method"] == "mmd_rff"
+
+
+def test_data_validate_judges_every_image_and_text_by_the_serving_rules(
+    media_home: Path,
+) -> None:
+    home = media_home / "home"
+    folder = media_home / "incoming" / "x"
+    folder.mkdir(parents=True)
+    good = next((media_home / "photos" / "circle").glob("*.png"))
+    (folder / "good.png").write_bytes(good.read_bytes())
+    (folder / "bad.png").write_bytes(b"not a png")
+    (folder / "cut.png").write_bytes(good.read_bytes()[:200])
+    shown = _refusing(home, "data", "validate", str(folder.parent), "--model", "shapes@1")
+    findings = {f["rule"]: f for f in json.loads(shown.stdout)["findings"]}
+    assert set(findings) == {"not_an_image", "truncated"}
+    assert all(f["rows"] == 1 and f["action"] == "refused" for f in findings.values())
+    texts = media_home / "incoming.csv"
+    long_text = " ".join(["refund"] * 40)
+    pd.DataFrame({"ticket": ["my card was charged twice", "", long_text, None]}).to_csv(
+        texts, index=False
+    )
+    checked = _refusing(home, "data", "validate", str(texts), "--model", "tickets@1")
+    report = json.loads(checked.stdout)
+    rules = {f["rule"]: f for f in report["findings"]}
+    assert rules["empty"]["rows"] == 2 and rules["empty"]["action"] == "refused"
+    assert rules["too_long"]["rows"] == 1 and rules["too_long"]["action"] == "refused"
+    assert rules["too_long"]["examples"][0]["row"] == 2
+
+
+def _refusing(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dnnops ARGS --json`` that must exit 1: the server would refuse some rows."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dnnops", *args, "--json"],
+        env=subprocess_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    return done
+
+
+def test_data_profile_describes_a_photo_folder_and_a_text_column(media_home: Path) -> None:
+    home = media_home / "home"
+    shown = json.loads(
+        _dnnops(home, "data", "profile", str(media_home / "photos"), "--json").stdout
+    )
+    image = shown["media"]["image"]
+    assert image["kind"] == "image" and image["rows"] == 60
+    assert set(image["image"]["formats"]) == {"JPEG", "PNG"} and "L" in image["image"]["modes"]
+    assert image["classes"] == {"circle": 20, "square": 20, "stripes": 20}
+    table = json.loads(
+        _dnnops(home, "data", "profile", str(media_home / "tickets.csv"), "--json").stdout
+    )
+    assert set(table["media"]) == {"ticket"} and table["media"]["ticket"]["kind"] == "text"
+    assert [c["name"] for c in table["schema"]["columns"]] == ["row", "topic"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 
 from dnnops.cli.common import ConfigOpt, HomeOpt, JsonOpt, QuietOpt, print_json
@@ -20,8 +22,10 @@ from dnnops.console import (
     progress_sink,
     rows_table,
 )
+from dnnops.data.media.summary import media_columns
 from dnnops.data.policy import InputPolicy
 from dnnops.data.prepare import PreparedData, load_dataset, load_schema
+from dnnops.data.preprocess import Preprocessor
 from dnnops.data.profile import build_profile
 from dnnops.data.schema import Schema, infer_schema
 from dnnops.data.sources import load_source
@@ -93,10 +97,14 @@ def _init_from_data(data: Path, target: str | None, task: str | None, path: Path
     inferred = infer_project(data, target, task)  # type: ignore[arg-type]
     path.write_text(project_text(inferred), encoding="utf-8")
     console = make_console()
+    inputs = (
+        f"text column {inferred.text!r} ({inferred.text_reason})"
+        if inferred.text is not None
+        else f"categories: {', '.join(inferred.categories) or 'none'}"
+    )
     console.print(
         f"wrote {path}: task [bold]{inferred.task}[/] ({inferred.task_reason}; override with "
-        f"--task or the task key), {inferred.rows} rows, categories: "
-        f"{', '.join(inferred.categories) or 'none'}",
+        f"--task or the task key), {inferred.rows} rows, {inputs}",
         soft_wrap=True,
     )
     for finding in inferred.drop:
@@ -261,31 +269,41 @@ def data_profile(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Schema and statistics of a CSV, Parquet or NPZ file."""
+    """Schema and statistics of a CSV, Parquet or NPZ file, or a folder of images (one
+    subfolder per class); a column of free text is described as text."""
     dataset = load_source(str(file), target or "target", require_target=target is not None)
-    schema = infer_schema(dataset, target_name=target or "target")
-    profile = build_profile(dataset, schema)
+    media = media_columns(dataset, folder=file.is_dir())
+    if media and isinstance(dataset.inputs, pd.DataFrame):
+        dataset = replace(dataset, inputs=dataset.inputs.drop(columns=list(media)))
+    tabular = not isinstance(dataset.inputs, pd.DataFrame) or len(dataset.inputs.columns) > 0
+    schema = infer_schema(dataset, target_name=target or "target") if tabular else None
+    profile = build_profile(dataset, schema) if schema is not None else None
     if json_out:
         print_json(
             {
                 "file": str(file),
                 "rows": len(dataset),
-                "schema": schema.model_dump(),
-                "profile": profile.model_dump(),
+                "schema": schema.model_dump() if schema else None,
+                "profile": profile.model_dump() if profile else None,
+                "media": {name: found.model_dump() for name, found in media.items()},
             }
         )
         return
-    rows = []
-    for column, feature in zip(_schema_rows(schema), profile.features, strict=False):
-        spread: list[object] = ["", ""] if feature.mean is None else [feature.mean, feature.std]
-        rows.append([*column, feature.null_count, *spread])
-    make_console().print(
-        rows_table(
-            f"{file}: {len(dataset)} rows",
-            ["column", "type", "min", "max", "categories", "nulls", "mean", "std"],
-            rows,
+    console = make_console()
+    if schema is not None and profile is not None:
+        rows = []
+        for column, feature in zip(_schema_rows(schema), profile.features, strict=False):
+            spread: list[object] = ["", ""] if feature.mean is None else [feature.mean, feature.std]
+            rows.append([*column, feature.null_count, *spread])
+        console.print(
+            rows_table(
+                f"{file}: {len(dataset)} rows",
+                ["column", "type", "min", "max", "categories", "nulls", "mean", "std"],
+                rows,
+            )
         )
-    )
+    for name, found in media.items():
+        console.print(key_value_table(f"{name}: {found.kind}", found.shown()), soft_wrap=True)
 
 
 def _schema_rows(schema: Schema) -> list[list[object]]:
@@ -321,19 +339,21 @@ def data_validate(
     data, under the serving input policy (serve.missing, unseen_category, out_of_range,
     non_finite); exit 1 when the server would refuse a row (with --strict: any problem)."""
     resolved = resolve_home(home)
+    preprocessor: Preprocessor | None
     if model is not None:
         from dnnops.registry.loader import load_version
 
         registry = open_registry(resolved)
         record = registry.resolve_ref(model)
-        schema, origin = load_version(registry, record).schema, record.ref
+        loaded = load_version(registry, record)
+        schema, origin, preprocessor = loaded.schema, record.ref, loaded.preprocessor
         # the policy of the server: its -c file's serve section, else the defaults
         serve = load_config(config).serve if config.is_file() else ServeConfig()
     else:
         project = load_config(config)
-        schema, origin = _project_schema(project, resolved)
+        schema, origin, preprocessor = _project_schema(project, resolved)
         serve = project.serve
-    findings = validate_file(file, schema, InputPolicy.of(serve))
+    findings = validate_file(file, schema, InputPolicy.of(serve), preprocessor=preprocessor)
     refused = [f for f in findings if f.refused]
     if json_out:
         print_json(
@@ -363,12 +383,22 @@ def _first_rows(finding: Any) -> str:
     return ", ".join(f"{e['row']}: {e['value']!r}" for e in finding.examples)
 
 
-def _project_schema(project: ProjectConfig, home: Home) -> tuple[Schema, str]:
-    """The schema of the project's newest finished run, else inferred from its data source."""
+def _project_schema(project: ProjectConfig, home: Home) -> tuple[Schema, str, Preprocessor | None]:
+    """The schema (and preprocessing) of the project's newest finished run, else the
+    schema inferred from its data source."""
     for run in _store(home).list(project.name):
-        schema_path = Path(run.run_dir) / "data" / "schema.json"
-        if run.status == "finished" and schema_path.is_file():
-            return load_schema(schema_path), f"run {run.id}"
+        folder = Path(run.run_dir) / "data"
+        if run.status == "finished" and (folder / "schema.json").is_file():
+            found = folder / "preprocessing.json"
+            preprocessor = (
+                Preprocessor.model_validate_json(found.read_bytes()) if found.is_file() else None
+            )
+            return load_schema(folder / "schema.json"), f"run {run.id}", preprocessor
+    if project.data.image is not None or project.data.text is not None:
+        raise UsageError(
+            "images and texts are validated against a trained version's tokenizer and pixel "
+            "budget: train the project first, or pass --model NAME@REF"
+        )
     dataset = load_dataset(project.data)
     ignored = [c for c in (project.data.group, *project.data.schema_.drop) if c is not None]
     schema = infer_schema(
@@ -378,4 +408,4 @@ def _project_schema(project: ProjectConfig, home: Home) -> tuple[Schema, str]:
         target_name=project.data.target,
         ignored=ignored,
     )
-    return schema, project.data.source
+    return schema, project.data.source, None

@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from dnnops.data.media.detect import text_reason
+
 ROW_NUMBER_NAMES = frozenset({"rownames", "index", "row", "rownum", "row_number", "row_id"})
 """Names R, pandas and spreadsheets give a row-number column."""
 MIN_ROWS = 20
@@ -50,12 +52,7 @@ def _identifier_reason(name: str, column: pd.Series) -> str | None:
     if named in ROW_NUMBER_NAMES:
         return f"named like a row number ({name!r}) and distinct on every row"
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        if _dates(values):
-            return (
-                f"a timestamp, distinct on every row: no feature a model can carry into the "
-                f"future; to train on the past and test on the future: data.split.by: {name}"
-            )
-        return "an identifier: a distinct text on every row, nothing to learn from"
+        return _string_identifier(name, values)
     numbers = values.to_numpy(dtype="float64")
     if not np.all(numbers == np.round(numbers)):
         return None  # distinct measurements are common: a real feature
@@ -66,6 +63,18 @@ def _identifier_reason(name: str, column: pd.Series) -> str | None:
     if named == "id" or named.endswith(("_id", "id")):
         return "an identifier: named like an id and distinct on every row"
     return None
+
+
+def _string_identifier(name: str, values: pd.Series) -> str | None:
+    """Why distinct strings are no feature; None for free text (a text input, not an id)."""
+    if text_reason(values) is not None:
+        return None
+    if _dates(values):
+        return (
+            f"a timestamp, distinct on every row: no feature a model can carry into the "
+            f"future; to train on the past and test on the future: data.split.by: {name}"
+        )
+    return "an identifier: a distinct text on every row, nothing to learn from"
 
 
 def _dates(values: pd.Series) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dnnops.data.policy import ANOMALIES, InputPolicy
+from dnnops.data.preprocess import ColumnTransform, Preprocessor
 from dnnops.data.schema import ColumnSchema, Schema, bounds, category_key
 from dnnops.errors import DataError
 
@@ -26,6 +27,14 @@ Rule = Literal[
     "out_of_range",
     "unseen_category",
     "wrong_shape",
+    # images and texts (data/media): the rules serving refuses them by
+    "not_an_image",
+    "unsupported_format",
+    "too_many_pixels",
+    "truncated",
+    "empty",
+    "too_long",
+    "not_text",
 ]
 MAX_EXAMPLES = 3
 _BOOL_VALUES = {"true", "false", "1", "0", "1.0", "0.0"}
@@ -64,9 +73,24 @@ def judged(findings: list[Finding], policy: InputPolicy) -> list[Finding]:
     return out
 
 
-def validate_file(path: Path, schema: Schema, policy: InputPolicy | None = None) -> list[Finding]:
+def validate_file(
+    path: Path,
+    schema: Schema,
+    policy: InputPolicy | None = None,
+    *,
+    preprocessor: Preprocessor | None = None,
+) -> list[Finding]:
     """Validate a CSV, Parquet or NPZ file; the label column may be absent. With a
-    ``policy``, each finding says whether serving refuses or accepts its rows."""
+    ``policy``, each finding says whether serving refuses or accepts its rows. An image or
+    text model's data (a folder of images, or a table with the column) is judged by the
+    rules of its ``preprocessor`` (the version's decoder budget and tokenizer)."""
+    if schema.medium is not None:
+        if preprocessor is None:
+            raise DataError(
+                "images and texts are validated against a trained version's tokenizer and "
+                "pixel budget: pass --model NAME@REF, or train the project first"
+            )
+        return validate_media(path, schema, preprocessor)
     findings = _validate_file(path, schema, policy or InputPolicy())
     return judged(findings, policy) if policy is not None else findings
 
@@ -83,6 +107,54 @@ def _validate_file(path: Path, schema: Schema, policy: InputPolicy) -> list[Find
     from dnnops.data.sources import load_table
 
     return validate_frame(load_table(path), schema, policy)
+
+
+def validate_media(path: Path, schema: Schema, preprocessor: Preprocessor) -> list[Finding]:
+    """Every image of a folder or every cell of a table's image or text column, judged as
+    serving judges it; the other columns must be ones the version ignores or its label."""
+    from dnnops.data.media.folder import image_files, resolve_image_paths
+    from dnnops.data.media.validate import image_problems, text_problems
+    from dnnops.data.sources import load_table
+
+    medium, column = schema.medium, preprocessor.medium
+    if medium is None or column is None:
+        raise DataError("this version takes no image or text column")
+    if path.is_dir():
+        if medium.type != "image":
+            raise DataError(f"{path} is a folder; a text model's data is a CSV or Parquet file")
+        frame = image_files(path, column=medium.name)
+    else:
+        frame = load_table(path)
+        if medium.name not in frame.columns:
+            message = f"column {medium.name!r} is missing; the file has {list(frame.columns)[:20]}"
+            return [_whole_column(medium.name, "missing_column", message)]
+        if medium.type == "image":
+            frame = resolve_image_paths(frame, medium.name, path.parent)
+    values = list(frame[medium.name].astype(object).where(frame[medium.name].notna(), None))
+    if column.image is not None:
+        problems = image_problems(values, max_pixels=column.image.max_pixels)
+        problems = {("not_an_image" if r == "null" else r): p for r, p in problems.items()}
+    else:
+        assert column.text is not None
+        text = column.text
+        problems = text_problems(values, tokenizer=text.tokenizer, max_length=text.max_length)
+    return [
+        _media_finding(medium.name, rule, found, column=column)  # type: ignore[arg-type]
+        for rule, found in problems.items()
+    ]
+
+
+def _media_finding(
+    name: str, rule: Rule, found: list[tuple[int, str]], *, column: ColumnTransform
+) -> Finding:
+    action = "refused"
+    text = column.text
+    if text is not None and rule == "too_long" and text.too_long == "truncate":
+        action = f"cut to its first {text.max_length - 1} tokens"
+    if text is not None and rule == "empty" and text.empty == "accept":
+        action = "answered as an empty text"
+    examples = [{"row": row, "value": value} for row, value in found[:MAX_EXAMPLES]]
+    return Finding(name, rule, len(found), examples, f"{len(found)} row(s): {rule}", action)
 
 
 def validate_frame(
