@@ -43,6 +43,9 @@ SMOKES = {
     "batch_predict": Smoke("batch/predict.py", ("--rows", "5000", "--no-ray")),
     "cli_startup": Smoke("cli/startup.py", ("--repeat", "1")),
     "drift": Smoke("drift/run.py", ("--rows", "2000", "--tools", "dnnops")),
+    "embedding_drift": Smoke(
+        "drift/embedding.py", ("--windows", "2", "--epochs", "1", "--tools", "dnnops")
+    ),
     "monitor_report": Smoke("monitor/report.py", ("--records", "3000", "--repeat", "1")),
     "monitor_estimate": Smoke(
         "monitor/estimate.py",
