@@ -73,6 +73,13 @@ def embedding_outputs(
     return outputs
 
 
+def _without_embeddings(answers: np.ndarray, loaded: LoadedVersion) -> np.ndarray:
+    """The outputs of ``embedding_outputs``' answers (C-contiguous: a server answers
+    straight from the array)."""
+    width = loaded.embedding.dims if loaded.embedding else 0
+    return np.ascontiguousarray(answers[:, :-width] if width else answers)
+
+
 @dataclass(frozen=True)
 class Predictor:
     loaded: LoadedVersion
@@ -95,9 +102,8 @@ class Predictor:
         """On the version's backend and ``device``, ``threads`` intra-op threads; ``wrap``
         wraps the graph (the server halves a batch a GPU has no memory for)."""
         embedded = embedding_outputs(loaded, threads, device=device, wrap=wrap)
-        if embedded is not None and loaded.embedding is not None:  # one session answers both
-            width = loaded.embedding.dims
-            return cls(loaded, lambda x: np.ascontiguousarray(embedded(x)[:, :-width]), embedded)
+        if embedded is not None:  # one session answers both
+            return cls(loaded, lambda x: _without_embeddings(embedded(x), loaded), embedded)
         graph = wrap(make_predictor(loaded, threads, device))
         return cls(loaded, as_outputs(loaded, graph))
 
@@ -110,12 +116,16 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Outputs of ``x`` as ``__call__`` checks them, and in the same pass an image or
         text version's embeddings (None for other versions)."""
-        if self.embedded is None or self.loaded.embedding is None:
+        if self.embedded is None:
             return self(x, first_row=first_row), None
-        width = self.loaded.embedding.dims
         both = self.embedded(x)
-        outputs = refuse_non_finite(np.ascontiguousarray(both[:, :-width]), first_row=first_row)
-        return outputs, both[:, -width:]
+        outputs = _without_embeddings(both, self.loaded)
+        return refuse_non_finite(outputs, first_row=first_row), both[:, -self.embedding_width :]
+
+    @property
+    def embedding_width(self) -> int:
+        """Columns of embedding after the outputs in ``embedded``'s answers; 0: none."""
+        return self.loaded.embedding.dims if self.embedded and self.loaded.embedding else 0
 
     def answers(self, outputs: np.ndarray) -> np.ndarray:
         """What is answered: the labels as they were in the training data (strings stay

@@ -37,7 +37,5 @@ class OnnxRunner:
         return answers
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        logits: np.ndarray = self.session.run(
-            None, {self.input_name: x.astype("float32", copy=False)}
-        )[0]
-        return logits
+        """The first output: the logits."""
+        return self.run_all(x)[0]

@@ -123,12 +123,7 @@ async def _serve(
             adapter = runtime.adapter
             checked = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
             raw = checked.raw
-            timeout = state.serve.timeout
-            descriptors = None
-            if runtime.loaded.preprocessor.medium is None:
-                x = apply_preprocessing(runtime.loaded.preprocessor, raw, inference=True)
-            else:  # decoding images or tokenizing takes milliseconds: never on the loop
-                x, descriptors, timeout = await _preprocessed_off_loop(runtime, raw, timeout)
+            x, descriptors, timeout = await _model_input(runtime, raw, state.serve.timeout)
         if checked.anomalies:
             _count_anomalies(state, runtime, checked.anomalies)
         state.lifecycle.arriving -= 1
@@ -180,13 +175,17 @@ async def _serve(
             state.lifecycle.arriving -= 1
 
 
-async def _preprocessed_off_loop(
+async def _model_input(
     runtime: VersionRuntime, raw: Any, timeout: float
 ) -> tuple[np.ndarray, list[dict[str, float]] | None, float]:
-    """An image or text request's model input and descriptors, made in a worker thread
-    within the request's deadline; with the time left for the queue and the model."""
-    began = time.perf_counter()
+    """The request's model input, an image or text model's descriptors of it, and the
+    time left of ``timeout`` for the queue and the model. A table's input is made on the
+    loop (microseconds); decoding images or tokenizing takes milliseconds, so it runs in
+    a worker thread within the request's deadline."""
     pre = runtime.loaded.preprocessor
+    if pre.medium is None:
+        return apply_preprocessing(pre, raw, inference=True), None, timeout
+    began = time.perf_counter()
 
     def work() -> tuple[np.ndarray, list[dict[str, float]] | None]:
         x = apply_preprocessing(pre, raw, inference=True)
@@ -355,12 +354,7 @@ async def _mirror(
     )
     started = time.perf_counter()
     try:
-        timeout = state.serve.timeout
-        descriptors = None
-        if shadow.loaded.preprocessor.medium is None:
-            x = apply_preprocessing(shadow.loaded.preprocessor, raw, inference=True)
-        else:
-            x, descriptors, timeout = await _preprocessed_off_loop(shadow, raw, timeout)
+        x, descriptors, timeout = await _model_input(shadow, raw, state.serve.timeout)
         answers = await shadow.batcher.submit(x, timeout)
         split = shadow.split_answers(answers)
         probabilities, tiers = split.probabilities, split.tiers

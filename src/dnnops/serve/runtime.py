@@ -18,7 +18,7 @@ from dnnops.data.example import example_instance
 from dnnops.evaluate.decision import Decision, decide
 from dnnops.gpu import halving_on_out_of_memory
 from dnnops.inference.adapters import Adapter, adapter_for
-from dnnops.inference.predictor import Predictor, embedding_outputs, probabilities_of
+from dnnops.inference.predictor import Predictor, probabilities_of
 from dnnops.predlog.redaction import Redaction
 from dnnops.registry.loader import LoadedVersion, make_cascade
 from dnnops.rollout.policy import RolloutState
@@ -95,15 +95,15 @@ class VersionRuntime:
             )
 
         tier_counts = TierCounts()
-        embedded = embedding_outputs(loaded, threads, device=config.device, wrap=halving)
+        embedding_width = 0
         if loaded.tiers is not None:
             predict = _tiered(
                 loaded, config, metrics=metrics, names=names, wrap=halving, counts=tier_counts
             )
-        elif embedded is not None:  # its embeddings in the last columns (split_answers)
-            predict = embedded
         else:  # each request's rows are checked for NaN after the batch (app.py)
-            predict = Predictor.create(loaded, threads, device=config.device, wrap=halving).outputs
+            predictor = Predictor.create(loaded, threads, device=config.device, wrap=halving)
+            predict = predictor.embedded or predictor.outputs  # embeddings: last columns
+            embedding_width = predictor.embedding_width
 
         # A series' child looked up once, not per batch and per queued request (~1 us each)
         batch_size = metrics.batch_size.labels(*names)
@@ -139,7 +139,7 @@ class VersionRuntime:
             threads=threads,
             redaction=redaction,
             tier_counts=tier_counts,
-            embedding_width=loaded.embedding.dims if embedded and loaded.embedding else 0,
+            embedding_width=embedding_width,
         )
 
     @property
