@@ -133,7 +133,6 @@ def validate_media(path: Path, schema: Schema, preprocessor: Preprocessor) -> li
     values = list(frame[medium.name].astype(object).where(frame[medium.name].notna(), None))
     if column.image is not None:
         problems = image_problems(values, max_pixels=column.image.max_pixels)
-        problems = {("not_an_image" if r == "null" else r): p for r, p in problems.items()}
     else:
         assert column.text is not None
         text = column.text

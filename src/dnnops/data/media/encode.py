@@ -66,6 +66,16 @@ def text_encoder(document: str, max_length: int) -> TextEncoder:
     return TextEncoder(document, max_length)
 
 
+def text_cell_error(value: object) -> TextError | None:
+    """What is wrong with one text cell before tokenizing: not a string, or empty (a
+    missing cell is an empty text); None for a text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return TextError("empty", "the text is empty (data.text.empty)")
+    if not isinstance(value, str):
+        return TextError("not_text", f"text must be a string, got {value!r}")
+    return None
+
+
 def encode_texts(
     values: Sequence[object],
     *,
@@ -78,13 +88,10 @@ def encode_texts(
     text policy: an empty text or an over-long one refused when the policy says so."""
     texts: list[str] = []
     for row, value in enumerate(values):
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            raise CellError(row, TextError("not_text", f"text must be a string, got {value!r}"))
-        if empty == "reject" and not value.strip():
-            raise CellError(row, TextError("empty", "the text is empty (data.text.empty)"))
-        texts.append(value)
+        broken = text_cell_error(value)
+        if broken is not None and (broken.rule == "not_text" or empty == "reject"):
+            raise CellError(row, broken)
+        texts.append(value if isinstance(value, str) else "")
     tokens = text_encoder(tokenizer, max_length).encode(texts)
     if too_long == "reject":
         over = np.flatnonzero(tokens.lengths > max_length - 1)

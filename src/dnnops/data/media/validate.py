@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnops.data.media.encode import text_encoder
+from dnnops.data.media.encode import text_cell_error, text_encoder
 from dnnops.data.media.images import ImageError, decode_image, read_image_bytes
 
-MAX_EXAMPLES = 3
 SHOWN_CHARACTERS = 80
 
 Problems = dict[str, list[tuple[int, str]]]
@@ -24,7 +23,7 @@ def image_problems(values: Sequence[object], *, max_pixels: int) -> Problems:
     problems: Problems = {}
     for row, value in enumerate(values):
         if value is None:
-            problems.setdefault("null", []).append((row, "null"))
+            problems.setdefault("not_an_image", []).append((row, "null"))
             continue
         try:
             decode_image(read_image_bytes(value), max_pixels=max_pixels)
@@ -40,14 +39,12 @@ def text_problems(values: Sequence[object], *, tokenizer: str, max_length: int) 
     problems: Problems = {}
     texts, rows = [], []
     for row, value in enumerate(values):
-        if value is None or (isinstance(value, float) and value != value):
-            problems.setdefault("empty", []).append((row, "null"))
-        elif not isinstance(value, str):
-            problems.setdefault("not_text", []).append((row, _short(repr(value))))
-        elif not value.strip():
-            problems.setdefault("empty", []).append((row, repr(value)))
+        broken = text_cell_error(value)
+        if broken is not None:
+            shown = "null" if value is None else _short(repr(value))
+            problems.setdefault(broken.rule, []).append((row, shown))
         else:
-            texts.append(value)
+            texts.append(str(value))
             rows.append(row)
     if texts:
         lengths = text_encoder(tokenizer, max_length).encode(texts).lengths
