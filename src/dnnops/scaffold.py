@@ -154,16 +154,11 @@ BAG_OF_WORDS = 512
 def _text_yardstick(texts: pd.Series, labels: pd.Series, task: Task) -> Yardstick | None:
     """The baselines on a text column: gradient boosting on a bag of words (counts of the
     512 most frequent words), what training will print beside the network."""
-    words = texts.fillna("").astype(str).str.lower().str.findall(r"\w+")
-    frequent = words.explode().value_counts().index[:BAG_OF_WORDS]
-    position = {word: i for i, word in enumerate(frequent)}
-    counts = np.zeros((len(texts), len(frequent)), dtype=np.float32)
-    for row, tokens in enumerate(words):
-        for token in tokens:
-            found = position.get(token)
-            if found is not None:
-                counts[row, found] += 1
-    bag = pd.DataFrame(counts, columns=[f"word{i}" for i in range(len(frequent))])
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(max_features=BAG_OF_WORDS, token_pattern=r"(?u)\b\w+\b")
+    counts = vectorizer.fit_transform(texts.fillna("").astype(str)).toarray()
+    bag = pd.DataFrame(counts.astype(np.float32), columns=vectorizer.get_feature_names_out())
     return _check_rows(bag, labels.reset_index(drop=True), task, find_leaks=False)[1]
 
 
@@ -262,20 +257,12 @@ def project_text(inferred: Inferred) -> str:
     """The commented project file."""
     if inferred.text is not None:
         return text_project_text(inferred)
-    q = _quote
     lines = [
-        f"# dnnops project file inferred from {inferred.source} ({inferred.rows} rows) by",
-        f"#   dnnops init --data {inferred.source} --target {inferred.target}",
-        "# Every key is optional except name and data.source; change what the inference got",
-        '# wrong. Durations are strings: "500ms", "30s", "5m", "1h", "3d".',
-        f"name: {q(inferred.name)}",
-        f"task: {inferred.task}                 # inferred: {inferred.task_reason}",
-        "",
-        "data:",
-        f"  source: {q(str(inferred.source))}",
-        f"  target: {q(inferred.target)}",
-        "  split: {train: 0.8, valid: 0.1, test: 0.1, seed: 0, stratify: "
-        + ("true}" if inferred.task == "classification" else "false}"),
+        *_head(
+            inferred,
+            "# Every key is optional except name and data.source; change what the inference got",
+            '# wrong. Durations are strings: "500ms", "30s", "5m", "1h", "3d".',
+        ),
         *(
             ["  # regression: the loss is train.loss (mse, or huber for outliers)"]
             if inferred.task == "regression"
@@ -328,15 +315,7 @@ def project_text(inferred: Inferred) -> str:
         "  early_stopping: {metric: valid_loss, patience: 8, restore_best: true}",
         "  seed: 0",
         "  preset: auto                   # fast: <= 10 epochs; best: 4 networks averaged",
-        *(
-            [
-                f"  class_weight: balanced         # the rarest class is "
-                f"{inferred.minority_share or 0:.1%} of the rows: weigh it up, or the",
-                "                                  # network learns to never answer it",
-            ]
-            if inferred.imbalanced
-            else []
-        ),
+        *_class_weight(inferred),
         "",
         *_gates(inferred),
         "",
@@ -346,38 +325,26 @@ def project_text(inferred: Inferred) -> str:
         "  out_of_range: accept            # accept | clip | reject",
         "  non_finite: reject              # reject | impute",
         "",
-        "slo:",
-        "  objectives:",
-        "    - {name: latency, kind: latency, target: 0.99, threshold: 100ms}",
-        "    - {name: availability, kind: success_rate, target: 0.999}",
+        *SLO_LINES,
     ]
     return "\n".join(lines) + "\n"
 
 
 def text_project_text(inferred: Inferred) -> str:
     """The commented project file of a text column: its tokenizer sized for the data."""
-    q = _quote
     assert inferred.text is not None
     # a word is ~1.3 BPE tokens; [CLS] and room to spare, in multiples of 8
     max_length = int(min(512, max(16, math.ceil(inferred.text_words * 1.3 / 8 + 1) * 8)))
     vocabulary = 8000 if inferred.rows >= 5_000 else 2000
     lines = [
-        f"# dnnops project file inferred from {inferred.source} ({inferred.rows} rows) by",
-        f"#   dnnops init --data {inferred.source} --target {inferred.target}",
-        f"# {inferred.text!r} is {inferred.text_reason}: the model reads it alone.",
-        f"name: {q(inferred.name)}",
-        f"task: {inferred.task}                 # inferred: {inferred.task_reason}",
-        "",
-        "data:",
-        f"  source: {q(str(inferred.source))}",
-        f"  target: {q(inferred.target)}",
-        "  split: {train: 0.8, valid: 0.1, test: 0.1, seed: 0, stratify: "
-        + ("true}" if inferred.task == "classification" else "false}"),
+        *_head(
+            inferred, f"# {inferred.text!r} is {inferred.text_reason}: the model reads it alone."
+        ),
         "  schema:",
         f"    drop: {_flow([f.column for f in inferred.drop])}",
         *[f"    #   {f.column}: {f.reason}" for f in inferred.drop],
         "  text:",
-        f"    column: {q(inferred.text)}",
+        f"    column: {_quote(inferred.text)}",
         "    tokenizer: bpe                # bpe | wordpiece, trained on the training split",
         f"    vocab_size: {vocabulary}",
         f"    max_length: {max_length}               # tokens the model reads, [CLS] "
@@ -397,23 +364,49 @@ def text_project_text(inferred: Inferred) -> str:
         "  augment: {token_dropout: 0.1}   # drop a tenth of each training text's tokens",
         "  early_stopping: {metric: valid_loss, patience: 4, restore_best: true}",
         "  seed: 0",
-        *(
-            [
-                f"  class_weight: balanced         # the rarest class is "
-                f"{inferred.minority_share or 0:.1%} of the rows"
-            ]
-            if inferred.imbalanced
-            else []
-        ),
+        *_class_weight(inferred),
         "",
         *_gates(inferred),
         "",
-        "slo:",
-        "  objectives:",
-        "    - {name: latency, kind: latency, target: 0.99, threshold: 100ms}",
-        "    - {name: availability, kind: success_rate, target: 0.999}",
+        *SLO_LINES,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _head(inferred: Inferred, *notes: str) -> list[str]:
+    """The file's opening comment, ``notes``, name, task and where the data is."""
+    q = _quote
+    return [
+        f"# dnnops project file inferred from {inferred.source} ({inferred.rows} rows) by",
+        f"#   dnnops init --data {inferred.source} --target {inferred.target}",
+        *notes,
+        f"name: {q(inferred.name)}",
+        f"task: {inferred.task}                 # inferred: {inferred.task_reason}",
+        "",
+        "data:",
+        f"  source: {q(str(inferred.source))}",
+        f"  target: {q(inferred.target)}",
+        "  split: {train: 0.8, valid: 0.1, test: 0.1, seed: 0, stratify: "
+        + ("true}" if inferred.task == "classification" else "false}"),
+    ]
+
+
+def _class_weight(inferred: Inferred) -> list[str]:
+    if not inferred.imbalanced:
+        return []
+    return [
+        f"  class_weight: balanced         # the rarest class is "
+        f"{inferred.minority_share or 0:.1%} of the rows: weigh it up, or the",
+        "                                  # network learns to never answer it",
+    ]
+
+
+SLO_LINES = [
+    "slo:",
+    "  objectives:",
+    "    - {name: latency, kind: latency, target: 0.99, threshold: 100ms}",
+    "    - {name: availability, kind: success_rate, target: 0.999}",
+]
 
 
 GATE_SHARE = 0.5
