@@ -708,7 +708,8 @@ class ExplainConfig(Section):
     every: Duration = 10.0
     """How often the background sampler picks up the predictions logged since."""
     timeout: Duration = 10.0
-    """An explain request that takes longer is answered 504."""
+    """An explain request whose explanation takes longer is answered 504 (starting the
+    explaining process and loading the version come first and are not counted)."""
     max_instances: Annotated[int, Field(ge=1)] = 64
     """Instances one explain request may hold."""
     min_explained: Annotated[int, Field(ge=1)] = 30

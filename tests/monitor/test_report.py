@@ -46,7 +46,7 @@ def test_report_shows_slis_quality_and_drift(
     state = build_state(resolve_home(home), None, ["digits@production"])
     with BackgroundServer(state) as url:
         ids = _send(url, clean)
-        with httpx.Client(base_url=url) as http:
+        with httpx.Client(base_url=url, timeout=60) as http:
             feedback = [
                 {"prediction_id": i, "label": int(y)} for i, y in zip(ids, labels, strict=True)
             ]
@@ -105,7 +105,7 @@ def test_report_shows_slis_quality_and_drift(
     camera = np.clip(clean * 0.4 + np.random.default_rng(0).normal(6, 3, clean.shape), 0, 16)
     with BackgroundServer(build_state(resolve_home(home), None, ["digits@production"])) as url:
         camera_ids = _send(url, camera)
-        with httpx.Client(base_url=url) as http:
+        with httpx.Client(base_url=url, timeout=60) as http:
             late = [
                 {"prediction_id": i, "label": int(y)}
                 for i, y in zip(camera_ids, labels, strict=True)

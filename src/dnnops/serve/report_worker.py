@@ -112,6 +112,13 @@ class ReportWorker:
         stay out of the serving process."""
         return await self._run(explain_in_child, ExplainJob(self.home, model, version, x))
 
+    async def load_explainer(self, model: str, version: str) -> None:
+        """Start the child and load the version's explainer in it, so that the time an
+        explanation is allowed (``monitor.explain.timeout``) is spent explaining: a cold
+        child imports torch and the model, seconds on a busy machine."""
+        empty = np.empty((0, 0), dtype=np.float32)
+        await self._run(load_explainer_in_child, ExplainJob(self.home, model, version, empty))
+
     async def sample(self, config: ExplainConfig, *, since: float) -> SampleCounts:
         """Explain the sampled predictions logged since the last pass (the first pass:
         since ``since``)."""
@@ -245,6 +252,10 @@ def explain_in_child(job: ExplainJob) -> dict[str, Any]:
     from dnnops.monitor.explanations import explain_rows
 
     return explain_rows(_explainers(job), job.model, job.version, x=job.x)
+
+
+def load_explainer_in_child(job: ExplainJob) -> None:
+    _explainers(job).explainer(job.model, job.version)
 
 
 def _explainers(job: ExplainJob | SampleJob) -> VersionExplainers:
