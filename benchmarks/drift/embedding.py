@@ -1,14 +1,16 @@
-"""Embedding drift side by side: dnnops's test (an RBF kernel's MMD on random Fourier
-features, a gamma null; ``monitor/stats/embedding_drift.py``) against alibi-detect's
-``MMDDrift`` (the exact MMD, a permutation null) on the same windows of embeddings.
+"""Embedding drift side by side: dnnops's test (an RBF kernel's unbiased MMD, a permutation
+null from one matrix product; ``monitor/stats/embedding_drift.py``) against alibi-detect's
+``MMDDrift`` (the same statistic, its own permutation loop) on the same windows.
 
 A small ResNet is trained with ``dnnops train`` on scikit-learn's digits drawn as photos
 (``dnnops.example_data``), digits 0-8 only, with a share of each class's files kept out of
 training. Its served graph embeds those kept-out photos as they are (no change), darkened,
 blurred, and mixed with the digit 9 it never saw (a new class). Each scenario is
 ``--windows`` windows of ``--rows`` embeddings; both tools get the version's reference
-rows (its held-out split, at most 200 rows, all kept in ``embeddings.json``) and the same
-significance level. alibi-detect runs from its own venv:
+rows (its held-out split, up to 500 kept in ``embeddings.json``) and the same
+significance level (dnnops reads its null from 200 permutations, alibi-detect from
+``--permutations``). A window here is within a report's sample (``WINDOW_ROWS``), so dnnops
+tests every row of it, as a report on such a window does. alibi-detect runs from its own venv:
 ``bash benchmarks/drift/setup_venvs.sh alibi-detect`` then
 ``benchmarks/drift/.venvs/alibi-detect/bin/pip install torch==2.13.0``.
 
@@ -37,7 +39,7 @@ import pandas as pd
 import yaml
 from PIL import Image, ImageFilter
 
-from dnnops.data.embedding_profile import EmbeddingProfile, fourier_features
+from dnnops.data.embedding_profile import EmbeddingProfile
 from dnnops.data.preprocess import Preprocessor, apply_preprocessing
 from dnnops.example_data import write_digit_photos
 from dnnops.home import resolve_home
@@ -139,12 +141,7 @@ def dnnops_verdicts(
     flagged, seconds = [], []
     for window in scenario:
         started = time.perf_counter()
-        found = embedding_drift(
-            profile,
-            fourier_features(profile, window).sum(axis=0).tolist(),
-            len(window),
-            alpha=alpha,
-        )
+        found = embedding_drift(profile, window.tolist(), len(window), alpha=alpha)
         seconds.append(time.perf_counter() - started)
         flagged.append(bool(found and found.drifted))
     return flagged, seconds

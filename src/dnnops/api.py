@@ -7,6 +7,7 @@ the server runs; ``log_model`` registers a model trained in your own PyTorch loo
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,29 @@ def _media_values(rows: Any, column: str) -> list[Any]:
     if isinstance(rows, list | tuple):
         return list(rows)
     return [rows]
+
+
+def _client_instances(rows: Rows) -> list[Any]:
+    from dnnops.inference.media_inputs import is_pil_image
+
+    if isinstance(rows, bytes | Path) or is_pil_image(rows):  # one image
+        return [rows]
+    return _instances(rows)
+
+
+def _on_the_wire(value: object) -> object:
+    """An image the caller holds, as v1's ``{"b64": ...}``; anything else as it is."""
+    from dnnops.inference.media_inputs import is_pil_image, png_bytes
+
+    if isinstance(value, Path):
+        value = value.read_bytes()
+    elif is_pil_image(value):
+        value = png_bytes(value)
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {key: _on_the_wire(item) for key, item in value.items()}
+    return value
 
 
 def _is_frame(rows: Rows) -> bool:
@@ -255,10 +279,11 @@ class Client:
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
     def predict(self, name: str, instances: Rows) -> dict[str, Any]:
-        """``{"predictions", "probabilities", "prediction_ids", "model_version"}``."""
-        return self._call(
-            "POST", f"/v1/models/{name}:predict", {"instances": _instances(instances)}
-        )
+        """``{"predictions", "probabilities", "prediction_ids", "model_version"}``. For an
+        image model, PIL images, ``Path`` objects and bytes are sent as ``{"b64": ...}``;
+        a string is sent as it is (a text: pass a ``Path`` for an image file)."""
+        body = {"instances": [_on_the_wire(value) for value in _client_instances(instances)]}
+        return self._call("POST", f"/v1/models/{name}:predict", body)
 
     def feedback(self, labels: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> dict[str, Any]:
         """Ground truth for earlier predictions: ``{prediction_id: label}`` or pairs. The

@@ -178,6 +178,19 @@ def test_the_python_api_takes_pil_images_paths_bytes_and_strings(
         tickets.predict([""])
 
 
+def test_the_client_sends_pil_images_paths_and_bytes_as_b64_and_strings_as_text(
+    server: Server, media_home: Path
+) -> None:
+    square = sorted((media_home / "photos" / "square").glob("*.png"))[0]
+    with dnnops.Client(server.url) as client:
+        answer = client.predict("shapes", [Image.open(square), square, square.read_bytes()])
+        assert answer["predictions"] == ["square"] * 3
+        assert client.predict("shapes", {"image": square})["predictions"] == ["square"]
+        assert client.predict("tickets", ["my parcel is late"])["predictions"] == ["delivery"]
+        with pytest.raises(dnnops.errors.DnnopsError, match="instance 0: not_an_image"):
+            client.predict("shapes", [str(square)])  # a string is a text, never a server path
+
+
 def test_dnnops_predict_answers_a_folder_and_a_text_file(media_home: Path) -> None:
     home = media_home / "home"
     out = media_home / "shapes.csv"
@@ -317,3 +330,34 @@ def test_data_profile_describes_a_photo_folder_and_a_text_column(media_home: Pat
     )
     assert set(table["media"]) == {"ticket"} and table["media"]["ticket"]["kind"] == "text"
     assert [c["name"] for c in table["schema"]["columns"]] == ["row", "topic"]
+
+
+def test_an_image_is_explained_by_a_saliency_map_and_a_text_by_its_tokens(
+    server: Server, media_home: Path
+) -> None:
+    circle = sorted((media_home / "photos" / "circle").glob("*.png"))[0]
+    answer = httpx.post(
+        f"{server.url}/v1/models/shapes:explain",
+        json={"instances": [{"b64": _file(circle)}]},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    [explained] = answer.json()["explanations"]
+    assert explained["method"] == "integrated_gradients"  # a built-in cnn: its gradients
+    saliency = np.asarray(explained["attributions"])
+    assert saliency.shape == (32, 32)  # one number per pixel, the channels summed
+    assert np.isfinite(saliency).all() and np.abs(saliency).sum() > 0
+
+    text = "Refund the charge on my card please"
+    answer = httpx.post(
+        f"{server.url}/v1/models/tickets:explain", json={"instances": [text]}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    [explained] = answer.json()["explanations"]
+    assert explained["method"] == "occlusion" and explained["target"] == "billing"
+    tokens = explained["attributions"]
+    words = [t["token"] for t in tokens]
+    known = ["refund", "charge", "card", "please"]
+    assert [w for w in words if w in known] == known  # each word named, in order
+    strongest = max(tokens, key=lambda t: t["attribution"])["token"]
+    assert strongest in {"refund", "charge", "card"}, tokens  # the words that say billing

@@ -13,7 +13,9 @@ Two methods, chosen by what a version holds:
 The baseline is the training data's typical input: each numeric column's training mean
 (what a missing value is imputed with), no category, and for tensors the zero input. A
 table's attributions are summed over the model columns a feature was encoded into (a
-category's one-hot columns) and named by feature; a tensor's are per input element.
+category's one-hot columns) and named by feature; a tensor's are per input element; an
+image's are a saliency map (per pixel, summed over the channels); a text's are per token,
+each named by the token it is.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from dnnops.data.preprocess import Preprocessor, typical_row
+from dnnops.data.media.text import CLS, PAD
+from dnnops.data.preprocess import Preprocessor, TextTransform, typical_row
 from dnnops.evaluate.metrics import softmax
 
 Method = Literal["integrated_gradients", "occlusion"]
@@ -54,6 +57,8 @@ class Explanation:
     a regressor's single output)."""
     attributions: np.ndarray
     """(N, *input_shape) over the model's inputs."""
+    inputs: np.ndarray
+    """(N, *input_shape) the model inputs explained (a text's token ids name its tokens)."""
 
 
 class Explainer:
@@ -72,9 +77,16 @@ class Explainer:
     def explain(self, x: np.ndarray) -> Explanation:
         return self._run(np.ascontiguousarray(x, dtype="float32"), baseline_of(self.preprocessor))
 
-    def named(self, explanation: Explanation) -> list[dict[str, float]] | list[Any]:
-        """Each instance's attributions by feature name (tables), or shaped as its input."""
-        return named_attributions(self.preprocessor, explanation.attributions)
+    def named(self, explanation: Explanation) -> list[Any]:
+        """Each instance's attributions as ``:explain`` answers them: by feature name (a
+        table), shaped as the input (a tensor), a saliency map (an image), or the text's
+        tokens each with its attribution."""
+        return named_attributions(self.preprocessor, explanation)
+
+    def keyed(self, explanation: Explanation) -> list[dict[str, float]]:
+        """Each instance's attributions keyed by what importance profiles compare: a
+        table's features, a tensor's elements, an image's pixels, a text's positions."""
+        return keyed_attributions(self.preprocessor, explanation)
 
 
 def baseline_of(pre: Preprocessor) -> np.ndarray:
@@ -94,14 +106,55 @@ def feature_groups(pre: Preprocessor) -> list[tuple[str, slice]]:
     return groups
 
 
-def named_attributions(pre: Preprocessor, attributions: np.ndarray) -> list[Any]:
-    if pre.kind == "tensor" or pre.medium is not None:
-        return [row.tolist() for row in attributions]
-    flat = attributions.reshape(len(attributions), -1)
+def named_attributions(pre: Preprocessor, explanation: Explanation) -> list[Any]:
+    medium = pre.medium
+    if medium is not None and medium.image is not None:
+        return [row.tolist() for row in saliency_maps(explanation.attributions)]
+    if medium is not None and medium.text is not None:
+        return token_attributions(medium.text, explanation)
+    if pre.kind == "tensor":
+        return [row.tolist() for row in explanation.attributions]
+    flat = explanation.attributions.reshape(len(explanation.attributions), -1)
     groups = feature_groups(pre)
     return [
         {name: float(row[where].sum()) for name, where in groups} for row in flat.astype("float64")
     ]
+
+
+def keyed_attributions(pre: Preprocessor, explanation: Explanation) -> list[dict[str, float]]:
+    if pre.kind == "table" and pre.medium is None:
+        return list(named_attributions(pre, explanation))
+    attributions = explanation.attributions
+    medium = pre.medium
+    if medium is not None and medium.image is not None:
+        attributions = saliency_maps(attributions)
+    flat = attributions.reshape(len(attributions), -1).astype("float64")
+    return [{str(i): float(v) for i, v in enumerate(row)} for row in flat]
+
+
+def saliency_maps(attributions: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) attributions -> (N, H, W): each pixel's, summed over its channels (the
+    sum keeps Integrated Gradients' completeness: a map adds up to p(x) - p(baseline))."""
+    maps: np.ndarray = attributions.sum(axis=1)
+    return maps
+
+
+def token_attributions(text: TextTransform, explanation: Explanation) -> list[Any]:
+    """Each text's tokens in order, each with its attribution ([CLS] and padding left out)."""
+    from dnnops.data.media.encode import text_encoder
+
+    encoder = text_encoder(text.tokenizer, text.max_length)
+    out = []
+    for ids, values in zip(explanation.inputs, explanation.attributions, strict=True):
+        where = np.flatnonzero((ids != PAD) & (ids != CLS))
+        tokens = encoder.names_of(ids[where].astype(np.int64))
+        out.append(
+            [
+                {"token": token, "attribution": float(values[p])}
+                for token, p in zip(tokens, where.tolist(), strict=True)
+            ]
+        )
+    return out
 
 
 def _probabilities(logits: np.ndarray, regression: bool) -> np.ndarray:
@@ -142,9 +195,8 @@ def occlusion_explainer(
             change = outputs[index, targets[index]] - dropped
             for g, where in enumerate(groups):
                 attributions[index, where] = change[g] / (where.stop - where.start)
-        return Explanation(
-            "occlusion", outputs, targets, attributions.reshape(len(x), *pre.input_shape)
-        )
+        shaped_attributions = attributions.reshape(len(x), *pre.input_shape)
+        return Explanation("occlusion", outputs, targets, shaped_attributions, x)
 
     return Explainer("occlusion", run, pre)
 
@@ -177,7 +229,8 @@ def integrated_gradients_explainer(
             n_steps=steps,
             internal_batch_size=max(steps, 4096 // max(1, steps) * steps),
         )
-        return Explanation("integrated_gradients", outputs, targets, attributions.detach().numpy())
+        found = attributions.detach().numpy()
+        return Explanation("integrated_gradients", outputs, targets, found, x)
 
     return Explainer("integrated_gradients", run, pre)
 
@@ -208,12 +261,9 @@ def choose_explainer(
 
 
 def importance_profile(explainer: Explainer, explanation: Explanation) -> dict[str, float]:
-    """Mean |attribution| per feature (a tensor's: per element, keyed by flat index)."""
-    if explainer.preprocessor.kind == "tensor" or explainer.preprocessor.medium is not None:
-        flat = explanation.attributions.reshape(len(explanation.attributions), -1)
-        named = [{str(i): float(v) for i, v in enumerate(row)} for row in flat]
-        return mean_abs_importance(named)
-    return mean_abs_importance(explainer.named(explanation))
+    """Mean |attribution| per feature (``Explainer.keyed``: a tensor's elements, an
+    image's pixels and a text's positions keyed by flat index)."""
+    return mean_abs_importance(explainer.keyed(explanation))
 
 
 def captum_installed() -> bool:

@@ -103,14 +103,23 @@ def _python_image(position: int, value: object) -> object:
         return value
     if isinstance(value, str):
         return Path(value)
-    if hasattr(value, "save") and hasattr(value, "mode"):  # a PIL image: PNG keeps every pixel
-        out = io.BytesIO()
-        value.save(out, format="PNG")
-        return out.getvalue()
+    if is_pil_image(value):
+        return png_bytes(value)
     raise InputViolation(
         f"instance {position}: not_an_image: pass PIL images, paths or bytes, got "
         f"{type(value).__name__}"
     )
+
+
+def is_pil_image(value: object) -> bool:
+    return hasattr(value, "save") and hasattr(value, "mode")
+
+
+def png_bytes(image: Any) -> bytes:
+    """A PIL image as PNG: every pixel kept, whatever its mode."""
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def _image_bytes(position: int, instance: Any, name: str) -> bytes:

@@ -163,7 +163,7 @@ class ExplanationSampler:
         if not usable:
             return []
         explained = explainer.explain(rows)
-        named = explainer.named(explained)
+        keyed = explainer.keyed(explained)
         classes = loaded.classes
         now = self.clock()
         return [
@@ -176,9 +176,9 @@ class ExplanationSampler:
                 version=version,
                 method=explainer.method,
                 target=classes[int(target)] if not loaded.is_regression else 0,
-                attributions=_flat(attributions),
+                attributions=attributions,
             )
-            for record, target, attributions in zip(usable, explained.targets, named, strict=True)
+            for record, target, attributions in zip(usable, explained.targets, keyed, strict=True)
         ]
 
     def _write(self, payloads: list[bytes]) -> None:
@@ -219,13 +219,6 @@ def _model_input(loaded: LoadedVersion, inputs: list[Any]) -> np.ndarray | None:
         return apply_preprocessing(loaded.preprocessor, raw)
     except (DnnopsError, ValueError, TypeError, KeyError):
         return None
-
-
-def _flat(attributions: Any) -> dict[str, float]:
-    if isinstance(attributions, dict):
-        return {str(k): float(v) for k, v in attributions.items()}
-    flat = np.asarray(attributions, dtype="float64").reshape(-1)
-    return {str(i): float(v) for i, v in enumerate(flat)}
 
 
 def explanations_in_window(

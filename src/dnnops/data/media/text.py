@@ -100,6 +100,6 @@ class TextEncoder:
             ids[row, 1 : 1 + len(kept)] = kept
         return Tokens(ids, lengths, unknown)
 
-    def tokens_of(self, text: str) -> list[str]:
-        """The text's tokens as words (token attributions name them)."""
-        return list(self._tokenizer.encode(text, add_special_tokens=False).tokens)
+    def names_of(self, ids: np.ndarray) -> list[str]:
+        """The tokens these ids stand for (token attributions name them)."""
+        return [self._tokenizer.id_to_token(int(i)) or "[UNK]" for i in ids]

@@ -195,11 +195,11 @@ def input_drift(loaded: LoadedVersion, stats: Stats, monitor: MonitorConfig) -> 
         return None
     error_mean = stats.pca_error_sum / stats.pca_rows if stats.pca_rows else None
     embedding = None
-    if loaded.embedding is not None:
+    if loaded.embedding is not None and stats.embeddings is not None:
         embedding = embedding_drift(
             loaded.embedding,
-            stats.embedding_sum,
-            stats.embedding_rows,
+            stats.embeddings.embeddings,
+            stats.embeddings.seen,
             alpha=monitor.drift.embedding_alpha,
         )
     return dataset_drift_from_counts(

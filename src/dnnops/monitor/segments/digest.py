@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dnnops.data.embedding_profile import EmbeddingProfile, fourier_features
+from dnnops.data.embedding_profile import EmbeddingProfile
 from dnnops.data.pca import reconstruction_errors
 from dnnops.data.profile import Profile
 from dnnops.data.schema import category_key
@@ -25,6 +25,12 @@ from dnnops.evaluate.calibration import Calibrator
 from dnnops.monitor.segments.scoring import finite_number
 from dnnops.monitor.stats.dataset_drift import as_feature_frame
 from dnnops.monitor.stats.drift import percentile_counts
+from dnnops.monitor.stats.embedding_sample import (
+    EmbeddingSample,
+    merge_samples,
+    sample_key,
+    sample_of,
+)
 from dnnops.monitor.stats.sketch import QuantileSketch
 from dnnops.predlog.records import PredictionRecord
 from dnnops.vocabulary import GroupKey
@@ -88,9 +94,8 @@ class Stats:
     """Sum of c(1 - c): the variance of that number (a sum of independent Bernoullis)."""
     atc_above: int = 0
     """Predictions whose calibrated confidence is above the version's ATC threshold."""
-    embedding_sum: list[float] = field(default_factory=list)
-    """Sum of the logged embeddings' random Fourier features (``embedding_profile``)."""
-    embedding_rows: int = 0
+    embeddings: EmbeddingSample | None = None
+    """A uniform sample of the logged embeddings of an image or text version."""
 
     @property
     def success_rate(self) -> float | None:
@@ -141,8 +146,7 @@ class Stats:
             estimated_correct=self.estimated_correct + other.estimated_correct,
             estimated_variance=self.estimated_variance + other.estimated_variance,
             atc_above=self.atc_above + other.atc_above,
-            embedding_sum=_add_sums(self.embedding_sum, other.embedding_sum),
-            embedding_rows=self.embedding_rows + other.embedding_rows,
+            embeddings=merge_samples(self.embeddings, other.embeddings),
         )
 
     @classmethod
@@ -165,6 +169,7 @@ class Stats:
         out = dict(vars(self))
         out["latency"] = self.latency.to_json()
         out["model_latency"] = self.model_latency.to_json()
+        out["embeddings"] = self.embeddings.to_json() if self.embeddings is not None else None
         return out
 
     @classmethod
@@ -172,6 +177,8 @@ class Stats:
         values = dict(data)
         values["latency"] = QuantileSketch.from_json(data["latency"])
         values["model_latency"] = QuantileSketch.from_json(data["model_latency"])
+        if data.get("embeddings") is not None:
+            values["embeddings"] = EmbeddingSample.from_json(data["embeddings"])
         return cls(**values)
 
 
@@ -180,12 +187,6 @@ def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     for key, count in b.items():
         out[key] = out.get(key, 0) + count
     return out
-
-
-def _add_sums(a: Sequence[float], b: Sequence[float]) -> list[float]:
-    if not a or not b:
-        return list(a or b)
-    return [x + y for x, y in zip(a, b, strict=True)]
 
 
 def _add_lists(a: Sequence[int], b: Sequence[int]) -> list[int]:
@@ -430,16 +431,15 @@ def _add_inputs(stats: Stats, records: Sequence[PredictionRecord], reference: Re
 def _add_embeddings(
     stats: Stats, records: Sequence[PredictionRecord], profile: EmbeddingProfile
 ) -> None:
-    """The sum of the logged embeddings' Fourier features: a window's MMD test merges them."""
-    embeddings = [
-        r.embedding
+    """The minute's sample of logged embeddings: a window's MMD test merges them."""
+    kept = [
+        r
         for r in records
         if r.answered and r.embedding is not None and len(r.embedding) == profile.dims
     ]
-    if embeddings:
-        features = fourier_features(profile, np.asarray(embeddings, dtype="float64"))
-        stats.embedding_sum = features.sum(axis=0).tolist()
-        stats.embedding_rows = len(embeddings)
+    if kept:
+        keys = [sample_key(r.label_id) for r in kept]
+        stats.embeddings = sample_of(keys, [r.embedding or [] for r in kept])
 
 
 def logged_descriptors(records: Iterable[PredictionRecord]) -> list[dict[str, float]]:

@@ -45,7 +45,7 @@ from dnnops.predlog.records import PredictionRecord
 from dnnops.vocabulary import GroupKey
 
 log = logging.getLogger("dnnops.monitor")
-FORMAT = 5
+FORMAT = 6
 SETTLED_S = 30.0
 """A segment untouched this long is kept as a digest (the writer flushes far more often)."""
 
