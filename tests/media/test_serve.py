@@ -254,6 +254,8 @@ def test_darker_blurrier_photos_drift_on_their_descriptors(
             f"{server.url}/v1/models/shapes:predict", json={"instances": batch}, timeout=30
         )
         assert answer.status_code == 200, answer.text
+    texts = {"instances": ["my parcel is late", "zyxw qqq"]}
+    assert httpx.post(f"{server.url}/v1/models/tickets:predict", json=texts).status_code == 200
     shown = _dnnops(home, "logs", "show", "--jsonl", "--limit", "1000")
     records = [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
     described = [
@@ -273,7 +275,6 @@ def test_darker_blurrier_photos_drift_on_their_descriptors(
     assert embedding["drifted"] and embedding["p_value"] < 0.01, embedding
     [tickets] = [v for v in report["versions"] if v["slis"]["endpoint"] == "tickets"]
     assert {f["feature"] for f in tickets["drift"]["features"]} >= {"ticket.length"}
-    assert tickets["drift"]["embedding"]["method"] == "mmd_rff"
 
 
 def test_data_validate_judges_every_image_and_text_by_the_serving_rules(

@@ -69,9 +69,15 @@ def fit_embedding_profile(embeddings: np.ndarray, seed: int = 0) -> EmbeddingPro
     data = np.asarray(embeddings, dtype="float64")
     rng = np.random.default_rng(seed)
     bandwidth = median_distance(data, rng)
-    kept = data if len(data) <= REFERENCE_ROWS else data[rng.choice(len(data), REFERENCE_ROWS, False)]
+    if len(data) > REFERENCE_ROWS:
+        data_kept = data[rng.choice(len(data), REFERENCE_ROWS, replace=False)]
+    else:
+        data_kept = data
     return EmbeddingProfile(
-        dims=data.shape[1], bandwidth=bandwidth, rows=len(data), sample=np.round(kept, 5).tolist()
+        dims=data.shape[1],
+        bandwidth=bandwidth,
+        rows=len(data),
+        sample=np.round(data_kept, 5).tolist(),
     )
 
 

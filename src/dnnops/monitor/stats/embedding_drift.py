@@ -80,15 +80,16 @@ def permutation_test(
     labels[:n, 0] = True
     for column in range(1, permutations + 1):
         labels[rng.permutation(len(pooled))[:n], column] = True
-    statistics = _unbiased_mmd2(kernel, labels, n, m)
+    statistics = _unbiased_mmd2(kernel, labels, sizes=(n, m))
     observed = float(statistics[0])
     p_value = float((1 + np.sum(statistics[1:] >= observed)) / (permutations + 1))
     return observed, p_value
 
 
-def _unbiased_mmd2(kernel: np.ndarray, in_x: np.ndarray, n: int, m: int) -> np.ndarray:
+def _unbiased_mmd2(kernel: np.ndarray, in_x: np.ndarray, *, sizes: tuple[int, int]) -> np.ndarray:
     """The statistic of each labelling (a column of ``in_x``: True for the rows called x),
     from the kernel's sums within x, within y and across: one matrix product in all."""
+    n, m = sizes
     as_x = in_x.astype("float64")
     as_y = 1.0 - as_x
     to_x = kernel @ as_x  # each row's kernel sum over the rows called x

@@ -58,7 +58,7 @@ def sample_of(
 ) -> EmbeddingSample:
     """The ``keep`` embeddings of smallest key."""
     rows = sorted(([key, *embedding] for key, embedding in zip(keys, embeddings, strict=True)))
-    return _capped(rows, 1.0, len(rows), keep)
+    return _capped(rows, 1.0, seen=len(rows), keep=keep)
 
 
 def merge_samples(
@@ -69,10 +69,10 @@ def merge_samples(
         return a or b
     threshold = min(a.threshold, b.threshold)
     rows = sorted(row for row in (*a.rows, *b.rows) if row[0] < threshold)
-    return _capped(rows, threshold, a.seen + b.seen, keep)
+    return _capped(rows, threshold, seen=a.seen + b.seen, keep=keep)
 
 
-def _capped(rows: list[list[float]], threshold: float, seen: int, keep: int) -> EmbeddingSample:
+def _capped(rows: list[list[float]], threshold: float, *, seen: int, keep: int) -> EmbeddingSample:
     if len(rows) <= keep:
         return EmbeddingSample(rows, threshold, seen)
     return EmbeddingSample(rows[:keep], rows[keep][0], seen)
