@@ -63,7 +63,7 @@ def test_the_statistic_is_the_unbiased_mmd_of_the_rbf_kernel() -> None:
     across = sum(k(a, b) for a in x for b in y) / (len(x) * len(y))
     expected = mean_off_diagonal(x) + mean_off_diagonal(y) - 2 * across
     mmd2, p_value = permutation_test(x, y, width)
-    assert abs(mmd2 - expected) < 1e-12 and 0.0 < p_value <= 1.0
+    assert abs(mmd2 - expected) < 1e-6 and 0.0 < p_value <= 1.0  # a float32 kernel
 
 
 def test_minutes_merge_into_the_window_sample_in_any_order() -> None:

@@ -2,6 +2,10 @@
 
 Joins the prediction log with the feedback log by prediction id (the newest label of an id
 wins). Shadow copies and refused requests are skipped: each answered instance counts once.
+
+An image model's log keeps each image's digest, never its bytes, so its new labelled rows
+are the photos added to its data source since the champion was registered
+(``new_images``): a team labels photos by filing them under their class.
 """
 
 from __future__ import annotations
@@ -80,6 +84,25 @@ def _features(inputs: Any, names: list[str]) -> list[Any] | None:
         return None if hidden else values
     numbers = np.asarray(inputs, dtype="float64").ravel()
     return numbers.tolist() if len(numbers) == len(names) else None
+
+
+def new_images(
+    frame: pd.DataFrame, column: str, *, since: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the rows of files older than ``since``, the newer ones with their time in ``TS``):
+    an image source's rows by when each file was written."""
+    times = np.array([_written(path) for path in frame[column]], dtype="float64")
+    newer = times >= since
+    captured = frame[newer].copy()
+    captured[TS] = times[newer]
+    return frame[~newer], captured
+
+
+def _written(path: object) -> float:
+    try:
+        return Path(str(path)).stat().st_mtime
+    except OSError:  # a missing file: training names it; here it is simply not new
+        return 0.0
 
 
 def split_newest(frame: pd.DataFrame, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:

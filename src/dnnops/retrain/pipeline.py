@@ -19,7 +19,7 @@ import pandas as pd
 
 from dnnops.config import ProjectConfig
 from dnnops.data.preprocess import apply_preprocessing
-from dnnops.data.schema import category_key
+from dnnops.data.schema import Schema, category_key
 from dnnops.data.sources import load_frame
 from dnnops.errors import DnnopsError
 from dnnops.home import Home
@@ -32,7 +32,7 @@ from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import publish
 from dnnops.registry.starting import version_weights
 from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord
-from dnnops.retrain.labeled import TS, labeled_rows, split_newest
+from dnnops.retrain.labeled import TS, labeled_rows, new_images, split_newest
 from dnnops.retrain.triggers import Decision, Observed, decide
 from dnnops.rollout.begin import begin_rollout
 from dnnops.rollout.store import RolloutStore
@@ -119,15 +119,12 @@ def observe(
     quality = section.quality if section else None
     metrics = quality.metrics if quality else {}
     born = _timestamp(champion.created_at)
-    loaded = load_version(registry, champion)
-    fresh = labeled_rows(
-        home.logs_dir, config.name, loaded.schema, target=config.data.target, since=born
-    )
+    fresh = _fresh_rows(config, home, load_version(registry, champion).schema, since=born)
     estimate = section.estimated_accuracy if section else None
     return Observed(
         drift,
         metrics.get("accuracy"),
-        len(fresh),
+        fresh,
         now - born,
         metrics.get("mae"),
         estimated_accuracy=estimate.cbpe if estimate is not None and estimate.reliable else None,
@@ -147,7 +144,7 @@ def _train_challenger(
     result = RetrainOutcome(observed, decision, "", _number(champion))
     learn, judge, rows = _next_training_set(config, home, registry, champion=champion)
     result.rows = rows
-    data_file = _write_training_set(home, learn)
+    data_file = _write_training_set(home, learn, config)
     update: dict[str, Any] = {"data": config.data.model_copy(update={"source": str(data_file)})}
     if config.retrain.warm_start and champion is not None:
         update["train"] = config.train.model_copy(update={"init_from": champion.ref})
@@ -191,11 +188,17 @@ def _next_training_set(
     config: ProjectConfig, home: Home, registry: ModelRegistry, *, champion: VersionRecord | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """(original data plus the older captured rows, the newest captured rows, counts)."""
-    original = load_frame(config.data.source)
     if champion is None:
+        original = _source_frame(config)
         return original, original.iloc[:0], {"original": len(original), "captured": 0}
-    schema = load_version(registry, champion).schema
-    captured = labeled_rows(home.logs_dir, config.name, schema, target=config.data.target)
+    image = config.data.image
+    if image is not None:  # the photos filed since the champion are its new labels
+        born = _timestamp(champion.created_at)
+        original, captured = new_images(_source_frame(config), image.column, since=born)
+    else:  # every labelled log row, on top of the source
+        original = _source_frame(config)
+        schema = load_version(registry, champion).schema
+        captured = labeled_rows(home.logs_dir, config.name, schema, target=config.data.target)
     learn, judge = split_newest(captured, config.retrain.holdout)
     combined = pd.concat([original, learn.drop(columns=[TS])], ignore_index=True)
     counts = {
@@ -207,10 +210,28 @@ def _next_training_set(
     return combined, judge, counts
 
 
-def _write_training_set(home: Home, frame: pd.DataFrame) -> Path:
+def _source_frame(config: ProjectConfig) -> pd.DataFrame:
+    image = config.data.image
+    column = image.column if image is not None else None
+    return load_frame(config.data.source, image=column, target=config.data.target)
+
+
+def _fresh_rows(config: ProjectConfig, home: Home, schema: Schema, *, since: float) -> int:
+    """Labelled rows captured since ``since``: an image model's photos filed in its source
+    since, any other model's labelled log rows."""
+    image = config.data.image
+    if image is not None:
+        return len(new_images(_source_frame(config), image.column, since=since)[1])
+    target = config.data.target
+    return len(labeled_rows(home.logs_dir, config.name, schema, target=target, since=since))
+
+
+def _write_training_set(home: Home, frame: pd.DataFrame, config: ProjectConfig) -> Path:
     folder = home.root / "retrain" / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "train.parquet"
+    if config.data.image is not None:  # absolute paths, as text: the table names the files
+        frame = frame.assign(**{config.data.image.column: frame[config.data.image.column].map(str)})
     frame.to_parquet(path, index=False)
     return path
 
