@@ -320,6 +320,20 @@ class ResnetParams(Section):
     weights then load except ``conv1``)."""
 
 
+class MobilenetParams(Section):
+    """``arch: mobilenet_v2``: MobileNetV2 over images (a fifth of ResNet-18's compute),
+    with torchvision's parameter names."""
+
+    width: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
+    """Channel multiplier (1.0 is torchvision's: its weights load as they are; 0.25 trains
+    on a CPU in minutes)."""
+    small_input: bool = False
+    """Stride 1 in the stem and the first downsampling, for images of 32-64 pixels (the
+    weights' shapes do not change: torchvision's still load)."""
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    """Dropout before the classifier."""
+
+
 class TextTransformerParams(Section):
     """``arch: text_transformer``: a transformer encoder over a text's tokens."""
 
@@ -354,10 +368,12 @@ ARCH_PARAMS: dict[str, type[Section]] = {
     "cnn": CnnParams,
     "transformer": TransformerParams,
     "resnet18": ResnetParams,
+    "mobilenet_v2": MobilenetParams,
     "text_transformer": TextTransformerParams,
     "embedding_bag": EmbeddingBagParams,
 }
 TEXT_ARCHS = ("text_transformer", "embedding_bag")
+IMAGE_ARCHS = ("resnet18", "mobilenet_v2")
 """Architectures that read token ids (a ``data.text`` input)."""
 
 
@@ -504,8 +520,8 @@ class TrainConfig(Section):
     init_from: str | None = None
     """Start from existing weights: a registered version (``NAME@REF``) or a weights file
     on any fsspec URL (safetensors, or a torch state dict such as torchvision's
-    ``resnet18``). Tensors whose name and shape fit are loaded; a head for other classes
-    starts fresh. Nothing is ever downloaded for you."""
+    ``resnet18`` or ``mobilenet_v2``). Tensors whose name and shape fit are loaded; a head
+    for other classes starts fresh. Nothing is ever downloaded for you."""
     freeze: Literal["none", "backbone"] = "none"
     """backbone: train the last linear layer (the head) alone; the rest stays as loaded."""
     threads: Annotated[int, Field(ge=1)] | None = None
@@ -982,8 +998,8 @@ class ProjectConfig(Section):
             raise ValueError("train.augment.token_dropout changes texts; set data.text")
         if self.model.arch in TEXT_ARCHS and data.text is None:
             raise ValueError(f"model.arch {self.model.arch} reads text: set data.text")
-        if self.model.arch == "resnet18" and data.image is None:
-            raise ValueError("model.arch resnet18 reads images: set data.image")
+        if self.model.arch in IMAGE_ARCHS and data.image is None:
+            raise ValueError(f"model.arch {self.model.arch} reads images: set data.image")
         return self
 
 

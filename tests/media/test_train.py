@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from dnnops.models.mobilenet import MobileNetV2
 from dnnops.models.resnet import ResNet18
 from tests.conftest import CliResult, write_project
 from tests.userdata import image_folder, tickets_frame
@@ -36,6 +37,26 @@ def test_a_photo_folder_trains_a_resnet_and_is_registered(
     assert "skipped 1 file(s)" in result.err
     assert "registered shapes@1" in result.out
     assert "resnet18 [3, 32, 32] -> 3 classes" in result.out
+    assert _test_accuracy(home) >= 0.8
+
+
+def test_a_photo_folder_trains_a_mobilenet(
+    home: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    image_folder(tmp_path / "photos", per_class=30, size=32)
+    write_project(
+        tmp_path,
+        name="shapes",
+        data={"source": "photos/", "target": "shape", "image": {"size": [32, 32]}},
+        model={
+            "arch": "mobilenet_v2",
+            "params": {"width": 0.25, "small_input": True, "dropout": 0.0},
+        },  # from scratch on 60 photos it needs ~12 epochs before it beats chance
+        train={"epochs": 15, "batch_size": 16, "lr": 0.01, "seed": 3},
+    )
+    result = cli("train")
+    assert result.code == 0, result.err
+    assert "mobilenet_v2 [3, 32, 32] -> 3 classes" in result.out
     assert _test_accuracy(home) >= 0.8
 
 
@@ -102,6 +123,22 @@ def test_resnet18_has_torchvision_parameter_names_and_shapes() -> None:
     assert logits.shape == (2, 1000)
 
 
+def test_mobilenet_v2_has_torchvision_parameter_names_and_shapes() -> None:
+    model = MobileNetV2(1000)
+    ours = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    assert len(ours) == 314  # torchvision's mobilenet_v2(): 314 entries, 3,504,872 parameters
+    assert sum(p.numel() for p in model.parameters()) == 3_504_872
+    assert ours["features.0.0.weight"] == (32, 3, 3, 3)  # the stem
+    assert ours["features.1.conv.0.0.weight"] == (32, 1, 3, 3)  # depthwise, no expansion
+    assert ours["features.2.conv.0.0.weight"] == (96, 16, 1, 1)  # expansion x6
+    assert ours["features.17.conv.2.weight"] == (320, 960, 1, 1)  # the last projection
+    assert ours["features.18.0.weight"] == (1280, 320, 1, 1)
+    assert ours["classifier.1.weight"] == (1000, 1280)
+    small = MobileNetV2(1000, small_input=True)  # other strides, the same weights
+    assert {n: tuple(t.shape) for n, t in small.state_dict().items()} == ours
+    assert model.eval()(torch.zeros(2, 3, 64, 64)).shape == (2, 1000)
+
+
 def test_an_architecture_without_its_input_is_refused_when_the_file_is_read() -> None:
     import pytest
 
@@ -111,6 +148,8 @@ def test_an_architecture_without_its_input_is_refused_when_the_file_is_read() ->
     table = {"source": "rows.csv", "target": "y"}
     with pytest.raises(ConfigError, match="resnet18 reads images"):
         parse_config({"name": "m", "data": table, "model": {"arch": "resnet18"}})
+    with pytest.raises(ConfigError, match="mobilenet_v2 reads images"):
+        parse_config({"name": "m", "data": table, "model": {"arch": "mobilenet_v2"}})
     with pytest.raises(ConfigError, match="text_transformer reads text"):
         parse_config({"name": "m", "data": table, "model": {"arch": "text_transformer"}})
     with pytest.raises(ConfigError, match="images or text"):

@@ -13,6 +13,7 @@ from dnnops.config import (
     CnnParams,
     EmbeddingBagParams,
     MlpParams,
+    MobilenetParams,
     ModelConfig,
     ResnetParams,
     TextTransformerParams,
@@ -23,6 +24,7 @@ from dnnops.errors import ModelError
 from dnnops.models.cnn import CNN
 from dnnops.models.ensemble import Ensemble
 from dnnops.models.mlp import MLP
+from dnnops.models.mobilenet import MobileNetV2
 from dnnops.models.resnet import ResNet18
 from dnnops.models.text import EmbeddingBag, TextTransformer
 from dnnops.models.transformer import FeatureTransformer
@@ -158,12 +160,20 @@ def _network(spec: ModelSpec) -> nn.Module:
             ff_dim=params.ff_dim,
             dropout=params.dropout,
         )
+    if isinstance(params, ResnetParams | MobilenetParams) and len(spec.input_shape) != 3:
+        raise ModelError(
+            f"{spec.arch} needs images shaped (channels, height, width), got "
+            f"{list(spec.input_shape)}: give it an image input (data.image)"
+        )
+    if isinstance(params, MobilenetParams):
+        return MobileNetV2(
+            spec.num_classes,
+            in_channels=spec.input_shape[0],
+            width=params.width,
+            small_input=params.small_input,
+            dropout=params.dropout,
+        )
     if isinstance(params, ResnetParams):
-        if len(spec.input_shape) != 3:
-            raise ModelError(
-                f"resnet18 needs images shaped (channels, height, width), got "
-                f"{list(spec.input_shape)}: give it an image input (data.image)"
-            )
         return ResNet18(
             spec.num_classes,
             in_channels=spec.input_shape[0],
