@@ -139,6 +139,10 @@ class ImageConfig(Section):
     """3: RGB; 1: greyscale. Other modes (RGBA, palette, CMYK) are converted."""
     max_pixels: Annotated[int, Field(ge=1)] = 40_000_000
     """An image with more pixels is refused before it is decoded (decompression bombs)."""
+    unreadable: Literal["skip", "fail"] = "skip"
+    """A training image that cannot be used (not_an_image, unsupported_format,
+    too_many_pixels, truncated): skip leaves it out with a warning naming it, as a row
+    without a label; fail stops training and names them all."""
     mean: list[float] | None = None
     """Per-channel mean subtracted from pixels in [0, 1]; default ImageNet's for RGB (what
     torchvision weights expect), 0.5 for greyscale."""

@@ -60,6 +60,28 @@ def test_a_photo_folder_trains_a_mobilenet(
     assert _test_accuracy(home) >= 0.8
 
 
+def test_unreadable_photos_are_left_out_by_name_or_stop_training_by_policy(
+    home: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    photos = image_folder(tmp_path / "photos", per_class=12, size=32)
+    (photos / "circle" / "broken.jpg").write_bytes(b"an html error page, saved as .jpg")
+    whole = (photos / "square" / "square-000.png").read_bytes()
+    (photos / "square" / "cut.png").write_bytes(whole[: len(whole) // 2])
+    data = {"source": "photos/", "target": "shape", "image": {"size": [32, 32]}}
+    model = {"arch": "cnn", "params": {"channels": [4]}}
+    write_project(tmp_path, name="shapes", data=data, model=model, train={"epochs": 1})
+    result = cli("train")
+    assert result.code == 0, result.err
+    assert "2 of 38 images cannot be used and are left out of training" in result.err
+    assert "broken.jpg" in result.err and "cut.png" in result.err
+    refusing = {**data, "image": {**data["image"], "unreadable": "fail"}}
+    write_project(tmp_path, name="shapes", data=refusing, model=model, train={"epochs": 1})
+    result = cli("train")
+    assert result.code != 0
+    assert "2 of 38 images cannot be used" in result.err and "unreadable: skip" in result.err
+    assert "Traceback" not in result.err
+
+
 def test_a_text_column_trains_a_tokenizer_and_a_transformer(
     home: Path, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:

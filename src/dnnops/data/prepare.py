@@ -82,8 +82,8 @@ def load_dataset(data: DataConfig) -> Dataset:
 
 def load_project_data(data: DataConfig) -> ProjectData:
     """The project's data without its row numbers and identifiers (``data.keep`` keeps
-    one) and without the time column that orders the split; rows without a label cannot
-    be learned from and are left out."""
+    one) and without the time column that orders the split; rows without a label, or
+    with an image that cannot be decoded, cannot be learned from and are left out."""
     dataset, times = _load_with_times(data)
     dropped: list[Finding] = []
     if isinstance(dataset.inputs, pd.DataFrame):
@@ -102,7 +102,8 @@ def load_project_data(data: DataConfig) -> ProjectData:
             inputs = dataset.inputs.drop(columns=[f.column for f in dropped])
             dataset = Dataset(inputs, dataset.target, dataset.groups, dataset.origin)
     labeled_only, times = _labeled_rows(data, dataset, times)
-    return ProjectData(labeled_only, times, dropped)
+    usable, times = _readable_images(data, labeled_only, times)
+    return ProjectData(usable, times, dropped)
 
 
 def _load_with_times(data: DataConfig) -> tuple[Dataset, pd.Series | None]:
@@ -140,7 +141,47 @@ def _labeled_rows(
         data.target,
         len(labeled),
     )
-    taken = dataset.take(labeled)
+    return _rows(dataset, times, labeled)
+
+
+def _readable_images(
+    data: DataConfig, dataset: Dataset, times: pd.Series | None
+) -> tuple[Dataset, pd.Series | None]:
+    """The rows whose image decodes as serving decodes it; the others are left out with a
+    warning that names them (``data.image.unreadable: skip``) or stop training (``fail``)."""
+    image = data.image
+    if image is None or not isinstance(dataset.inputs, pd.DataFrame):
+        return dataset, times
+    from dnnops.data.media.validate import image_problems
+
+    problems = image_problems(list(dataset.inputs[image.column]), max_pixels=image.max_pixels)
+    if not problems:
+        return dataset, times
+    bad = sorted({row for found in problems.values() for row, _ in found})
+    named = "; ".join(
+        f"{rule}: {len(found)} ({', '.join(shown for _, shown in found[:3])})"
+        for rule, found in sorted(problems.items())
+    )
+    if image.unreadable == "fail":
+        raise DataError(
+            f"{data.source}: {len(bad)} of {len(dataset)} images cannot be used: {named}; "
+            "remove or fix them, or leave them out with data.image.unreadable: skip"
+        )
+    log.warning(
+        "%s: %d of %d images cannot be used and are left out of training: %s",
+        data.source,
+        len(bad),
+        len(dataset),
+        named,
+    )
+    return _rows(dataset, times, np.setdiff1d(np.arange(len(dataset)), bad))
+
+
+def _rows(
+    dataset: Dataset, times: pd.Series | None, rows: np.ndarray
+) -> tuple[Dataset, pd.Series | None]:
+    """The dataset's ``rows`` (and their times), renumbered from 0."""
+    taken = dataset.take(rows)
     kept = Dataset(
         taken.inputs.reset_index(drop=True)
         if isinstance(taken.inputs, pd.DataFrame)
@@ -149,7 +190,7 @@ def _labeled_rows(
         taken.groups.reset_index(drop=True) if taken.groups is not None else None,
         taken.origin,
     )
-    return kept, None if times is None else times.iloc[labeled].reset_index(drop=True)
+    return kept, None if times is None else times.iloc[rows].reset_index(drop=True)
 
 
 def prepare_data(

@@ -28,8 +28,8 @@ def image_problems(values: Sequence[object], *, max_pixels: int) -> Problems:
         try:
             decode_image(read_image_bytes(value), max_pixels=max_pixels)
         except ImageError as exc:
-            shown = str(value) if isinstance(value, Path) else f"{exc}"
-            problems.setdefault(exc.rule, []).append((row, _short(shown)))
+            shown = _tail(str(value)) if isinstance(value, Path) else _short(f"{exc}")
+            problems.setdefault(exc.rule, []).append((row, shown))
     return problems
 
 
@@ -52,6 +52,11 @@ def text_problems(values: Sequence[object], *, tokenizer: str, max_length: int) 
             shown = f"{int(lengths[index])} tokens: {texts[index]}"
             problems.setdefault("too_long", []).append((rows[index], _short(shown)))
     return problems
+
+
+def _tail(path: str) -> str:
+    """A long path's end: the file's name is what tells it apart."""
+    return path if len(path) <= SHOWN_CHARACTERS else "..." + path[3 - SHOWN_CHARACTERS :]
 
 
 def _short(text: str) -> str:
