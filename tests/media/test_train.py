@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from dnnops.models.mobilenet import MobileNetV2
@@ -80,6 +81,35 @@ def test_unreadable_photos_are_left_out_by_name_or_stop_training_by_policy(
     assert result.code != 0
     assert "2 of 38 images cannot be used" in result.err and "unreadable: skip" in result.err
     assert "Traceback" not in result.err
+
+
+def test_an_image_column_of_urls_or_of_bytes_trains(
+    home: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    photos = image_folder(tmp_path / "photos", per_class=12, size=32)
+    files = sorted(p for p in photos.rglob("*") if p.suffix in {".png", ".jpg"})
+    shapes = [p.parent.name for p in files]
+    urls = [p.as_uri() for p in files]  # file:///...: any fsspec URL is read alike
+    urls[0] = (photos / "gone.png").as_uri()  # a URL that names nothing
+    pd.DataFrame({"photo": urls, "shape": shapes}).to_csv(tmp_path / "urls.csv", index=False)
+    blobs = pd.DataFrame({"photo": [p.read_bytes() for p in files], "shape": shapes})
+    blobs.to_parquet(tmp_path / "blobs.parquet")  # a binary column: the images themselves
+    for source in ("urls.csv", "blobs.parquet"):
+        write_project(
+            tmp_path,
+            name="shapes",
+            data={"source": source, "target": "shape",
+                  "image": {"column": "photo", "size": [32, 32]}},
+            model={"arch": "cnn", "params": {"channels": [4]}},
+            train={"epochs": 1},
+        )  # fmt: skip
+        result = cli("train")
+        assert result.code == 0, result.err
+        assert "registered shapes@" in result.out
+        if source == "urls.csv":
+            assert "1 of 36 images cannot be used" in result.err and "gone.png" in result.err
+        else:
+            assert "cannot be used" not in result.err
 
 
 def test_a_text_column_trains_a_tokenizer_and_a_transformer(

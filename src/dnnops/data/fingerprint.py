@@ -9,13 +9,12 @@ bytes, so the same photos moved to another folder keep the fingerprint.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dnnops.data.dataset import Dataset
-from dnnops.errors import DataError
+from dnnops.data.media.images import is_location, read_image_bytes
 
 _MISSING = b"\x00<missing>\x00"
 
@@ -47,16 +46,8 @@ def _update_column(digest: hashlib._Hash, name: str, column: pd.Series) -> None:
     for value in column.to_numpy(dtype=object):
         if value is None or (isinstance(value, float) and np.isnan(value)):
             digest.update(_MISSING)
-        elif isinstance(value, Path | bytes):  # an image: its bytes, wherever it lies
-            content = value if isinstance(value, bytes) else _file_bytes(value)
-            digest.update(b"f" + hashlib.sha256(content).digest())
+        elif isinstance(value, bytes) or is_location(value):  # an image: its bytes
+            digest.update(b"f" + hashlib.sha256(read_image_bytes(value)).digest())
         else:
             text = str(value).encode()
             digest.update(len(text).to_bytes(8, "little") + text)
-
-
-def _file_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None

@@ -14,12 +14,12 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from dnnops.data.media.encode import text_encoder
+from dnnops.data.media.images import ImageError, read_image_bytes
 
 IMAGE_DESCRIPTORS = ("brightness", "contrast", "sharpness", "width", "height", "aspect")
 TEXT_DESCRIPTORS = ("length", "tokens", "unknown_share", "non_ascii_share")
@@ -67,14 +67,12 @@ def image_descriptors(
 
 def _size_of(cell: object) -> tuple[int, int]:
     try:
-        data = cell.read_bytes() if isinstance(cell, Path) else cell
-        if not isinstance(data, bytes):
-            return 0, 0
+        data = read_image_bytes(cell)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 return image.size
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except (OSError, ValueError, Image.DecompressionBombError, ImageError):
         return 0, 0
 
 

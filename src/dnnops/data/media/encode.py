@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from dnnops.data.media.images import ImageError, decode_image, read_image_bytes, to_pixels
+from dnnops.data.media.images import (
+    ImageError,
+    decode_image,
+    is_location,
+    read_image_bytes,
+    to_pixels,
+)
 from dnnops.data.media.text import TextEncoder, TextError
 from dnnops.errors import DataError
 
@@ -48,7 +53,7 @@ def encode_images(
             image = decode_image(read_image_bytes(value), max_pixels=max_pixels)
             out[row] = to_pixels(image, size=size, channels=channels)
         except ImageError as exc:
-            if isinstance(value, Path):
+            if is_location(value):  # a training file: named by where it lies
                 raise ImageError(exc.rule, f"{value}: {exc}") from None
             raise CellError(row, exc) from None
     scale = np.float32(1 / 255)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dnnops.data.media.images import IMAGE_SUFFIXES
+from dnnops.data.media.images import IMAGE_SUFFIXES, ImageUrl
 from dnnops.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ def load_image_folder(root: Path, *, image_column: str, target: str) -> pd.DataF
 
 def resolve_image_paths(frame: pd.DataFrame, column: str, base: Path) -> pd.DataFrame:
     """The table with ``column``'s paths as ``Path`` objects, relative ones taken from
-    ``base`` (the table's folder); a missing cell stays missing."""
+    ``base`` (the table's folder), URLs as ``ImageUrl`` (read through fsspec) and bytes
+    (a Parquet binary column) as they are; a missing cell stays missing."""
     if column not in frame.columns:
         raise DataError(
             f"data.image.column is {column!r}, a column the table lacks; its columns are "
@@ -62,6 +63,10 @@ def resolve_image_paths(frame: pd.DataFrame, column: str, base: Path) -> pd.Data
     def resolved(value: object) -> object:
         if value is None or (isinstance(value, float) and value != value):
             return None
+        if isinstance(value, bytes | bytearray):  # a Parquet binary column: the images
+            return bytes(value)
+        if "://" in str(value):
+            return ImageUrl(str(value))
         path = Path(str(value))
         return path if path.is_absolute() else base / path
 

@@ -86,10 +86,23 @@ def facts_of(image: Image.Image) -> ImageFacts:
     return ImageFacts(width, height, image.mode, image.format or "")
 
 
+class ImageUrl(str):
+    """An image a data file names by URL (``s3://...``, ``gs://...``, ``file://...``),
+    read through fsspec as the artifact store is. Only a table's loader makes one: a
+    request's text is never taken for a location."""
+
+    __slots__ = ()
+
+
+def is_location(value: object) -> bool:
+    """Whether an image cell names where the image lies (a path or a URL), not its bytes."""
+    return isinstance(value, Path | ImageUrl)
+
+
 def read_image_bytes(value: object) -> bytes:
-    """The bytes of an image cell: ``bytes`` as they are, a ``Path`` read from disk (a
-    training file). Text is never taken for a path: a request cannot name a file on the
-    server's disk."""
+    """The bytes of an image cell: ``bytes`` as they are, a ``Path`` read from disk or an
+    ``ImageUrl`` through fsspec (a training file). Text is never taken for a path: a
+    request cannot name a file on the server's disk."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     if isinstance(value, Path):
@@ -97,6 +110,8 @@ def read_image_bytes(value: object) -> bytes:
             return value.read_bytes()
         except OSError as exc:
             raise ImageError("not_an_image", f"cannot read {value}: {exc.strerror}") from None
+    if isinstance(value, ImageUrl):
+        return _read_url(value)
     raise ImageError(
         "not_an_image", f"an image must be bytes (base64 in JSON), got {type(value).__name__}"
     )
@@ -120,3 +135,14 @@ def to_pixels(image: Image.Image, *, size: tuple[int, int], channels: int) -> np
     cropped = resized.crop((left, top, left + width, top + height))
     pixels = np.asarray(cropped, dtype=np.uint8)
     return pixels[None, :, :] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def _read_url(url: ImageUrl) -> bytes:
+    import fsspec
+
+    try:
+        with fsspec.open(str(url), "rb") as handle:
+            data: bytes = handle.read()
+    except (OSError, ValueError, ImportError) as exc:  # missing, refused, no such protocol
+        raise ImageError("not_an_image", f"cannot read {url}: {exc}") from None
+    return data

@@ -5,12 +5,11 @@ rows named, instead of stopping at the first bad file as training does."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from dnnops.data.media.encode import text_cell_error, text_encoder
-from dnnops.data.media.images import ImageError, decode_image, read_image_bytes
+from dnnops.data.media.images import ImageError, decode_image, is_location, read_image_bytes
 
 SHOWN_CHARACTERS = 80
 
@@ -28,7 +27,7 @@ def image_problems(values: Sequence[object], *, max_pixels: int) -> Problems:
         try:
             decode_image(read_image_bytes(value), max_pixels=max_pixels)
         except ImageError as exc:
-            shown = _tail(str(value)) if isinstance(value, Path) else _short(f"{exc}")
+            shown = _tail(str(value)) if is_location(value) else _short(f"{exc}")
             problems.setdefault(exc.rule, []).append((row, shown))
     return problems
 
