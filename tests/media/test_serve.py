@@ -154,7 +154,7 @@ def test_the_log_keeps_an_image_digest_and_the_text(server: Server, media_home: 
     images = [
         r["inputs"]["image"] for r in records if r.get("endpoint") == "shapes" and r.get("inputs")
     ]
-    assert images and all(set(i) == {"sha256", "bytes"} for i in images)
+    assert images and all(set(i) == {"sha256", "bytes", "preview"} for i in images)
     texts = [
         r["inputs"]["ticket"] for r in records if r.get("endpoint") == "tickets" and r.get("inputs")
     ]
@@ -362,3 +362,29 @@ def test_an_image_is_explained_by_a_saliency_map_and_a_text_by_its_tokens(
     assert [w for w in words if w in known] == known  # each word named, in order
     strongest = max(tokens, key=lambda t: t["attribution"])["token"]
     assert strongest in {"refund", "charge", "card"}, tokens  # the words that say billing
+
+
+def test_the_label_queue_and_the_dashboard_show_what_the_model_saw(
+    server: Server, media_home: Path, tmp_path: Path
+) -> None:
+    circle = sorted((media_home / "photos" / "circle").glob("*.png"))[0]
+    for instances, name in (
+        ([{"b64": _file(circle)}], "shapes"),
+        (["my parcel is late"], "tickets"),
+    ):
+        answer = httpx.post(f"{server.url}/v1/models/{name}:predict", json={"instances": instances})
+        assert answer.status_code == 200, answer.text
+    queue = tmp_path / "queue.csv"
+    _dnnops(media_home / "home", "labels", "queue", "shapes", "--budget", "3", "--out", str(queue))
+    rows = pd.read_csv(queue)
+    previews = [json.loads(cell)["image"]["preview"] for cell in rows["inputs"]]
+    assert previews and all(p.startswith("data:image/jpeg;base64,") for p in previews)
+    thumbnail = Image.open(io.BytesIO(base64.b64decode(previews[0].split(",", 1)[1])))
+    assert thumbnail.size == (32, 32)  # what the model saw, at most 64 pixels a side
+
+    shapes = httpx.get(f"{server.url}/v1/dashboard/shapes", timeout=60).json()["samples"]
+    assert shapes["kind"] == "image" and shapes["live"][0].startswith("data:image/jpeg")
+    assert len(shapes["reference"]) == 8  # held-out photos kept at registration
+    tickets = httpx.get(f"{server.url}/v1/dashboard/tickets", timeout=60).json()["samples"]
+    assert tickets["kind"] == "text" and tickets["live"][0] == "my parcel is late"
+    assert len(tickets["reference"]) == 8 and all(isinstance(t, str) for t in tickets["reference"])

@@ -26,9 +26,15 @@ import pyarrow.parquet as pq
 from dnnops.data.media.encode import CellError
 from dnnops.data.media.folder import image_files, resolve_image_paths
 from dnnops.data.policy import Counts, InputPolicy, PolicyViolation, enforce_frame
-from dnnops.data.preprocess import apply_preprocessing, describe_inputs, table_batch
+from dnnops.data.preprocess import (
+    apply_preprocessing,
+    describe_inputs,
+    preview_inputs,
+    table_batch,
+)
 from dnnops.data.table import ColumnValueError
 from dnnops.errors import DataError, UsageError
+from dnnops.inference.logger import MediaLog
 from dnnops.inference.predictor import Predictor
 from dnnops.predlog.records import RequestContext
 from dnnops.predlog.redaction import Mode, Redaction
@@ -109,8 +115,9 @@ class ChunkAnswer:
     ids: pa.Array
     labels: np.ndarray
     probabilities: np.ndarray | None
-    descriptors: list[dict[str, float]] | None = None
-    """An image or text version's descriptors per row (when asked to ``describe``)."""
+    media: MediaLog | None = None
+    """An image or text version's descriptors and previews per row (when asked to
+    ``describe``)."""
     embeddings: np.ndarray | None = None
     """...and its embeddings, from the same pass as the answers."""
 
@@ -147,9 +154,10 @@ def predict_chunk(
         raise DataError(
             f"row {result.rows + exc.row}: {exc}; the server would refuse it too: fix or remove it"
         ) from None
-    descriptors, embeddings = None, None
+    media, embeddings = None, None
     if describe and loaded.schema.medium is not None:
-        descriptors = describe_inputs(loaded.preprocessor, batch, x)
+        pre = loaded.preprocessor
+        media = MediaLog(describe_inputs(pre, batch, x), preview_inputs(pre, x))
         outputs, embeddings = predictor.with_embeddings(x, first_row=result.rows)
     else:
         outputs = predictor(x, first_row=result.rows)  # a NaN names its rows in the file
@@ -158,13 +166,13 @@ def predict_chunk(
     if loaded.is_regression:
         values = outputs.reshape(-1).astype("float32")
         columns |= {"prediction_id": ids, "prediction": values}
-        return ChunkAnswer(pa.table(columns), ids, values, None, descriptors, embeddings)
+        return ChunkAnswer(pa.table(columns), ids, values, None, media, embeddings)
     probabilities = outputs
     labels = predictor.answers(probabilities)
     columns |= {"prediction_id": ids, "prediction": pa.array(labels, from_pandas=True)}
     for position, name in enumerate(loaded.classes):
         columns[f"probability_{name}"] = probabilities[:, position].astype("float32")
-    return ChunkAnswer(pa.table(columns), ids, labels, probabilities, descriptors, embeddings)
+    return ChunkAnswer(pa.table(columns), ids, labels, probabilities, media, embeddings)
 
 
 def row_ids(prefix: str, first: int, rows: int) -> pa.Array:
@@ -207,7 +215,12 @@ def _log(
     raw = features.astype(object).where(features.notna(), None)
     medium = loaded.schema.medium
     if medium is not None and medium.type == "image":  # the file it was, not its bytes
-        shown = [None if p is None else {"path": str(p)} for p in raw[medium.name]]
+        media = chunk.media
+        previews = media.previews if media is not None and media.previews else None
+        shown = [
+            None if p is None else {"path": str(p)} | ({"preview": previews[i]} if previews else {})
+            for i, p in enumerate(raw[medium.name])
+        ]
         raw[medium.name] = pd.Series(shown, index=raw.index, dtype=object)
     logger.predictions.append(
         logger.prediction_records(
@@ -217,7 +230,7 @@ def _log(
             labels=chunk.labels,
             probabilities=chunk.probabilities,
             redaction=redaction,
-            descriptors=chunk.descriptors,
+            media=chunk.media,
             embeddings=chunk.embeddings,
         )
     )

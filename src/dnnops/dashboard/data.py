@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from dnnops.dashboard.document import (
     DashboardSeries,
     FeatureDistribution,
     Health,
+    MediaSamples,
     VersionRow,
 )
 from dnnops.data.profile import Profile
@@ -122,6 +123,7 @@ def dashboard_data(
         rollouts=[r.summary() for r in RolloutStore(registry.engine).history(endpoint, limit=10)],
         decisions=registry.audit_log(model, limit=30),
         alerts=AlertStore(registry.engine).list(limit=50, model=model),
+        samples=_media_samples(records, reference),
     )
 
 
@@ -275,6 +277,32 @@ def _distribution(
         reference=(ref_counts / max(ref_counts.sum(), 1)).tolist(),
         live=(np.asarray(live, dtype="float64") / max(float(np.sum(live)), 1)).tolist(),
     )
+
+
+SAMPLES = 8
+"""Live inputs the debug view shows of an image or text model."""
+
+
+def _media_samples(
+    records: Sequence[PredictionRecord], reference: LoadedVersion | None
+) -> MediaSamples | None:
+    """The window's latest logged inputs of an image or text model as a person sees them
+    (an image's logged preview, a text), beside its held-out examples."""
+    medium = reference.preprocessor.medium if reference is not None else None
+    if reference is None or medium is None:
+        return None
+    live: list[str] = []
+    for record in sorted(records, key=lambda r: r.ts, reverse=True):
+        cell = record.inputs.get(medium.name) if isinstance(record.inputs, dict) else None
+        if isinstance(cell, dict):
+            cell = cell.get("preview")  # an image: its preview, when one was logged
+        if isinstance(cell, str) and record.answered and not record.shadow:
+            live.append(cell)
+        if len(live) == SAMPLES:
+            break
+    examples = reference.embedding.examples if reference.embedding is not None else []
+    kind: Literal["image", "text"] = "image" if medium.image is not None else "text"
+    return MediaSamples(kind, live, list(examples))
 
 
 def _versions(registry: ModelRegistry, model: str) -> list[VersionRow]:

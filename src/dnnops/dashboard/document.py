@@ -8,7 +8,7 @@ every ``doc.NAME`` the script uses and checks it against these fields.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from dnnops.monitor.judgements.report_types import VersionSection
 from dnnops.monitor.segments.timeseries import Timeline
@@ -59,6 +59,16 @@ class DashboardSeries(Timeline):
 
 
 @dataclass(frozen=True)
+class MediaSamples:
+    """An image or text model's inputs as a person sees them: the window's latest beside
+    a few of the version's held-out rows (images as small previews, texts as text)."""
+
+    kind: Literal["image", "text"]
+    live: list[str]
+    reference: list[str]
+
+
+@dataclass(frozen=True)
 class DashboardDocument:
     """Everything the dashboard's three views show for one endpoint."""
 
@@ -81,6 +91,8 @@ class DashboardDocument:
     decisions: list[dict[str, Any]]
     """The model's audit log, newest first."""
     alerts: list[StoredAlert]
+    samples: MediaSamples | None = None
+    """An image or text model's sample inputs (the debug view); None for a table's."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

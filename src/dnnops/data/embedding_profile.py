@@ -43,6 +43,9 @@ class EmbeddingProfile(BaseModel):
     """Held-out rows the version embedded."""
     sample: list[list[float]]
     """Up to ``REFERENCE_ROWS`` of their embeddings, as they are."""
+    examples: list[str] = []
+    """A few of those rows as a person sees them (an image's preview, a text's tokens):
+    the dashboard shows them beside the live inputs."""
 
 
 def fit_projection(features: np.ndarray, seed: int = 0) -> EmbeddingProjection:
@@ -64,8 +67,11 @@ def project(projection: EmbeddingProjection, features: np.ndarray) -> np.ndarray
     return projected
 
 
-def fit_embedding_profile(embeddings: np.ndarray, seed: int = 0) -> EmbeddingProfile:
-    """The reference of held-out ``embeddings`` (rows x dims)."""
+def fit_embedding_profile(
+    embeddings: np.ndarray, seed: int = 0, *, examples: list[str] | None = None
+) -> EmbeddingProfile:
+    """The reference of held-out ``embeddings`` (rows x dims), with a few of the rows as
+    ``examples``."""
     data = np.asarray(embeddings, dtype="float64")
     rng = np.random.default_rng(seed)
     bandwidth = median_distance(data, rng)
@@ -78,6 +84,7 @@ def fit_embedding_profile(embeddings: np.ndarray, seed: int = 0) -> EmbeddingPro
         bandwidth=bandwidth,
         rows=len(data),
         sample=np.round(data_kept, 5).tolist(),
+        examples=examples or [],
     )
 
 

@@ -362,6 +362,32 @@ def describe_inputs(
     )
 
 
+def preview_inputs(pre: Preprocessor, x: np.ndarray) -> list[str] | None:
+    """An image model's previews of what it saw (``image_previews``); None for others
+    (a text is logged as it came)."""
+    medium = pre.medium
+    if medium is None or medium.image is None:
+        return None
+    from dnnops.data.media.descriptors import image_previews
+
+    image = medium.image
+    return image_previews(
+        x, channels=image.channels, size=image.size, mean=image.mean, std=image.std
+    )
+
+
+def examples_of(pre: Preprocessor, x: np.ndarray) -> list[str]:
+    """Model inputs as a person sees them: an image's preview, a text's tokens read back
+    (what the model was given: lower-cased, cut at ``max_length``)."""
+    medium = pre.medium
+    if medium is not None and medium.text is not None:
+        from dnnops.data.media.encode import text_encoder
+
+        encoder = text_encoder(medium.text.tokenizer, medium.text.max_length)
+        return [encoder.text_of(row.astype(np.int64)) for row in x]
+    return preview_inputs(pre, x) or []
+
+
 def _encode_numbers(layout: _Layout, values: np.ndarray, out: np.ndarray) -> None:
     """The numeric and bool columns of ``values`` (rows, numbers) into ``out``'s places."""
     filled = np.where(np.isfinite(values), values, layout.fill)

@@ -13,6 +13,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,17 @@ from dnnops.predlog.records import (
 )
 from dnnops.predlog.redaction import Mode, Redaction, redaction_for
 from dnnops.predlog.writer import RotationPolicy, SegmentWriter
+
+
+@dataclass(frozen=True)
+class MediaLog:
+    """What is logged of an image or text model's inputs beyond the inputs themselves."""
+
+    descriptors: list[dict[str, float]] | None
+    """Per instance, the numbers drift is judged on (``data/media/descriptors.py``)."""
+    previews: list[str] | None = None
+    """Per image, what the model saw as a small JPEG data URI, logged in the image's
+    reference beside its digest (the log never keeps the image's bytes)."""
 
 
 class PredictionLogger:
@@ -72,7 +84,7 @@ class PredictionLogger:
         tiers: np.ndarray | None = None,
         shadow_of: Sequence[str] | None = None,
         redaction: Redaction | None = None,
-        descriptors: list[dict[str, float]] | None = None,
+        media: MediaLog | None = None,
         embeddings: np.ndarray | None = None,
     ) -> list[bytes]:
         """One record per instance; a shadow's records name the answered prediction they
@@ -80,7 +92,10 @@ class PredictionLogger:
         regression's records carry its number as ``output`` and no probabilities; a tiered
         version's name the tier that answered each instance; the sensitive features of
         ``redaction`` are logged hashed or not at all."""
-        rows = _rows(raw) if redaction is None else redaction.rows(_records(raw))
+        previews = media.previews if media is not None else None
+        rows = (
+            _rows(raw, previews) if redaction is None else redaction.rows(_records(raw, previews))
+        )
         if self.log_inputs < 1.0:
             rows = [row if self._random.random() < self.log_inputs else None for row in rows]
         return prediction_records(
@@ -92,7 +107,7 @@ class PredictionLogger:
             probabilities=probabilities,
             tiers=None if tiers is None else tiers.tolist(),
             shadow_of=None if shadow_of is None else list(shadow_of),
-            descriptors=descriptors,
+            descriptors=media.descriptors if media is not None else None,
             embeddings=None if embeddings is None else _rounded(embeddings),
         )
 
@@ -127,30 +142,37 @@ def _holds_bytes(batch: TableBatch) -> bool:
     )
 
 
-def _image_reference(row: dict[str, Any]) -> dict[str, Any]:
+def _image_reference(row: dict[str, Any], preview: str | None) -> dict[str, Any]:
     """An image is logged by its SHA-256 and size, not its bytes (megabytes a request,
-    and a photo is often personal): the digest matches it with the client's copy."""
+    and a photo is often personal): the digest matches it with the client's copy, the
+    preview (64 pixels, what the model saw) shows a person what it was."""
+    shown = {"preview": preview} if preview is not None else {}
     return {
-        name: {"sha256": hashlib.sha256(value).hexdigest(), "bytes": len(value)}
+        name: {"sha256": hashlib.sha256(value).hexdigest(), "bytes": len(value), **shown}
         if isinstance(value, bytes)
         else value
         for name, value in row.items()
     }
 
 
-def _records(raw: Inputs | TableBatch) -> list[dict[str, Any]]:
+def _image_references(batch: TableBatch, previews: list[str] | None) -> list[dict[str, Any]]:
+    shown = previews if previews is not None else [None] * batch.rows
+    return [_image_reference(r, p) for r, p in zip(batch.records(), shown, strict=True)]
+
+
+def _records(raw: Inputs | TableBatch, previews: list[str] | None) -> list[dict[str, Any]]:
     """One object per instance, keyed by feature (what redaction works on)."""
     if isinstance(raw, TableBatch):
-        return [_image_reference(r) for r in raw.records()] if _holds_bytes(raw) else raw.records()
+        return _image_references(raw, previews) if _holds_bytes(raw) else raw.records()
     if isinstance(raw, pd.DataFrame):
         return raw.to_dict(orient="records")  # type: ignore[return-value]
     raise TypeError("only tables have named features to redact")
 
 
-def _rows(raw: Inputs | TableBatch) -> list[Any]:
+def _rows(raw: Inputs | TableBatch, previews: list[str] | None) -> list[Any]:
     if isinstance(raw, TableBatch):
         if _holds_bytes(raw):
-            return [_image_reference(row) for row in raw.records()]
+            return _image_references(raw, previews)
         if raw.numeric is not None and len(raw.numeric_names) == len(raw.columns):
             # rows of numbers in schema order, as lists: a third of the bytes of objects
             # keyed by feature name, and what the log's readers take fastest

@@ -14,6 +14,7 @@ from dnnops.data.embedding_profile import (
     fit_projection,
     project,
 )
+from dnnops.data.preprocess import examples_of
 from dnnops.data.schema import category_key
 from dnnops.evaluate.baseline import STRONG, TRIVIAL, Rows, strong_baseline, trivial_baseline
 from dnnops.evaluate.decision import rarer_class
@@ -23,6 +24,9 @@ from dnnops.models.weights import weights_bytes
 from dnnops.registry.export import EMBEDDING, OUTPUT, check_parity, export_onnx
 from dnnops.registry.publish import Candidate, EvaluationData, ThresholdRequest
 from dnnops.train.pipeline import TrainOutcome
+
+EXAMPLES = 8
+"""Held-out rows an image or text version keeps as a person sees them (the dashboard)."""
 
 
 def check_before_training(config: ProjectConfig) -> None:
@@ -95,7 +99,9 @@ def embedding_tap(outcome: TrainOutcome) -> tuple[EmbeddingTap, EmbeddingProfile
         train_x = train_x[np.random.default_rng(seed).choice(len(train_x), MAX_FIT_ROWS, False)]
     projection = fit_projection(penultimate(model, train_x), seed)
     held_out = np.concatenate([prepared.valid.x, prepared.test.x])
-    reference = fit_embedding_profile(project(projection, penultimate(model, held_out)), seed)
+    examples = examples_of(prepared.preprocessor, held_out[:EXAMPLES])
+    embedded = project(projection, penultimate(model, held_out))
+    reference = fit_embedding_profile(embedded, seed, examples=examples)
     mean, components = np.asarray(projection.mean), np.asarray(projection.components)
     return EmbeddingTap(model, mean, components), reference
 

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -20,8 +21,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from dnnops.data.policy import Counts
-from dnnops.data.preprocess import apply_preprocessing, describe_inputs
+from dnnops.data.preprocess import apply_preprocessing, describe_inputs, preview_inputs
 from dnnops.errors import DnnopsError
+from dnnops.inference.logger import MediaLog
 from dnnops.models.outputs import NonFiniteOutput, refuse_non_finite
 from dnnops.predlog.records import RequestContext
 from dnnops.serve.batcher import (
@@ -123,7 +125,8 @@ async def _serve(
             adapter = runtime.adapter
             checked = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
             raw = checked.raw
-            x, descriptors, timeout = await _model_input(runtime, raw, state.serve.timeout)
+            made = await _model_input(runtime, raw, state.serve.timeout)
+            x, timeout = made.x, made.time_left
         if checked.anomalies:
             _count_anomalies(state, runtime, checked.anomalies)
         state.lifecycle.arriving -= 1
@@ -152,7 +155,7 @@ async def _serve(
                 context=context,
                 started=started,
                 kind=kind,
-                descriptors=descriptors,
+                media=made.media,
                 embeddings=split.embeddings,
             )
         if shadow is not None and shadow is not runtime:
@@ -175,30 +178,38 @@ async def _serve(
             state.lifecycle.arriving -= 1
 
 
-async def _model_input(
-    runtime: VersionRuntime, raw: Any, timeout: float
-) -> tuple[np.ndarray, list[dict[str, float]] | None, float]:
-    """The request's model input, an image or text model's descriptors of it, and the
-    time left of ``timeout`` for the queue and the model. A table's input is made on the
-    loop (microseconds); decoding images or tokenizing takes milliseconds, so it runs in
-    a worker thread within the request's deadline."""
+@dataclass(frozen=True)
+class ModelInput:
+    x: np.ndarray
+    media: MediaLog | None
+    """An image or text model's descriptors and previews of the inputs, to log."""
+    time_left: float
+    """What is left of the request's timeout for the queue and the model."""
+
+
+async def _model_input(runtime: VersionRuntime, raw: Any, timeout: float) -> ModelInput:
+    """The request's model input and, for an image or text model, what is logged of it
+    beyond the inputs. A table's input is made on the loop (microseconds); decoding images
+    or tokenizing takes milliseconds, so it runs in a worker thread within the request's
+    deadline."""
     pre = runtime.loaded.preprocessor
     if pre.medium is None:
-        return apply_preprocessing(pre, raw, inference=True), None, timeout
+        return ModelInput(apply_preprocessing(pre, raw, inference=True), None, timeout)
     began = time.perf_counter()
 
-    def work() -> tuple[np.ndarray, list[dict[str, float]] | None]:
+    def work() -> ModelInput:
         x = apply_preprocessing(pre, raw, inference=True)
-        return x, describe_inputs(pre, raw, x)
+        media = MediaLog(describe_inputs(pre, raw, x), preview_inputs(pre, x))
+        return ModelInput(x, media, timeout)
 
     try:
-        x, descriptors = await asyncio.wait_for(asyncio.to_thread(work), timeout)
+        made = await asyncio.wait_for(asyncio.to_thread(work), timeout)
     except TimeoutError:
         raise GatewayTimeout(f"decoding the inputs took over {timeout:g} s") from None
     left = timeout - (time.perf_counter() - began)
     if left <= 0:
         raise GatewayTimeout(f"decoding the inputs took over {timeout:g} s")
-    return x, descriptors, left
+    return replace(made, time_left=left)
 
 
 WATCH_AFTER_S = 0.02
@@ -270,7 +281,7 @@ async def _answer(
     context: RequestContext,
     started: float,
     kind: Wire,
-    descriptors: list[dict[str, float]] | None = None,
+    media: MediaLog | None = None,
     embeddings: np.ndarray | None = None,
 ) -> tuple[Answer, list[str]]:
     outputs = runtime.outputs(probabilities)
@@ -311,7 +322,7 @@ async def _answer(
         probabilities=scores,
         tiers=tiers,
         redaction=runtime.redaction,
-        descriptors=descriptors,
+        media=media,
         embeddings=embeddings,
     )
     try:  # handed to the OS before we answer
@@ -354,8 +365,8 @@ async def _mirror(
     )
     started = time.perf_counter()
     try:
-        x, descriptors, timeout = await _model_input(shadow, raw, state.serve.timeout)
-        answers = await shadow.batcher.submit(x, timeout)
+        made = await _model_input(shadow, raw, state.serve.timeout)
+        answers = await shadow.batcher.submit(made.x, made.time_left)
         split = shadow.split_answers(answers)
         probabilities, tiers = split.probabilities, split.tiers
         _refuse_non_finite(probabilities)
@@ -381,7 +392,7 @@ async def _mirror(
         tiers=tiers,
         shadow_of=ids,
         redaction=shadow.redaction,
-        descriptors=descriptors,
+        media=made.media,
         embeddings=split.embeddings,
     )
     if await _log_shadow(state, names, records):

@@ -213,10 +213,25 @@ function renderDebug(doc) {
   } else {
     $("debug-confusion").innerHTML = '<p class="empty">no labels in this window</p>';
   }
+  renderSamples(doc.samples);
   renderExplanations(section);
   const histogram = section ? section.slis.confidence_histogram : [];
   const labels = histogram.map((_, i) => `${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}`);
   $("debug-confidence").innerHTML = histogram.length ? bars(labels, [{ label: `v${section.slis.version}`, values: histogram, colour: COLOURS[2] }]) : '<p class="empty">no predictions</p>';
+}
+
+function renderSamples(samples) {
+  // an image or text model's inputs as a person sees them: the window's latest beside held-out ones
+  if (!samples) {
+    $("debug-samples").innerHTML = "";
+    return;
+  }
+  const shown = (items) => items.length ? items.map((item) => samples.kind === "image" && item.startsWith("data:image/jpeg;base64,")
+    ? `<img src="${esc(item)}" alt="logged input" width="64">` : `<p class="sample">${esc(item)}</p>`).join("")
+    : '<p class="empty">none</p>';
+  $("debug-samples").innerHTML = `<h2>Sample inputs: held-out against live</h2><div class="grid">` +
+    `<figure><figcaption>held-out (reference)</figcaption>${shown(samples.reference)}</figure>` +
+    `<figure><figcaption>latest in this window</figcaption>${shown(samples.live)}</figure></div>`;
 }
 
 function renderExplanations(section) {

@@ -11,6 +11,7 @@ on numeric features.
 
 from __future__ import annotations
 
+import base64
 import io
 import warnings
 from collections.abc import Sequence
@@ -62,6 +63,34 @@ def image_descriptors(
                 f"{column}.aspect": float(width / height) if height else float("nan"),
             }
         )
+    return out
+
+
+PREVIEW_SIDE = 64
+"""A logged preview's longest side: enough to tell a cat from a receipt, ~2 kB a photo."""
+
+
+def image_previews(
+    x: np.ndarray,
+    *,
+    channels: int,
+    size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> list[str]:
+    """Per image, what the model saw (``x``, normalized) as a small JPEG data URI: the
+    labelling queue and the dashboard show it where the log keeps no image bytes."""
+    pixels = x.reshape(len(x), channels, *size).astype(np.float32)
+    pixels = pixels * np.asarray(std, np.float32)[:, None, None]
+    pixels += np.asarray(mean, np.float32)[:, None, None]
+    as_bytes = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out = []
+    for image in as_bytes:
+        picture = Image.fromarray(image[0] if channels == 1 else image.transpose(1, 2, 0))
+        picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        encoded = io.BytesIO()
+        picture.save(encoded, format="JPEG", quality=70)
+        out.append("data:image/jpeg;base64," + base64.b64encode(encoded.getvalue()).decode())
     return out
 
 

@@ -100,6 +100,10 @@ class TextEncoder:
             ids[row, 1 : 1 + len(kept)] = kept
         return Tokens(ids, lengths, unknown)
 
+    def text_of(self, ids: np.ndarray) -> str:
+        """The text these ids read back to, special tokens left out."""
+        return str(self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=True))
+
     def names_of(self, ids: np.ndarray) -> list[str]:
         """The tokens these ids stand for (token attributions name them)."""
         return [self._tokenizer.id_to_token(int(i)) or "[UNK]" for i in ids]
