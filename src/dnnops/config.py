@@ -658,8 +658,9 @@ class ServeConfig(Section):
     """A value of the wrong JSON type: strict refuses ``true`` for a number and ``3`` for a
     text category with 422 naming the feature; lenient reads them as 1 and "3"."""
     threads: Annotated[int, Field(ge=1)] | None = None
-    """Intra-op threads of each model runner; default: the machine's cores minus one,
-    shared among the workers."""
+    """Intra-op threads of each model runner; default: the machine's cores minus one (all
+    of them for an image model, whose convolutions outweigh the HTTP work), shared among
+    the workers."""
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     """Server processes sharing the port (``dnnops serve --workers``). One Python process
     answers HTTP on one core; more workers use more cores, each with its own copy of the
