@@ -127,27 +127,54 @@ def dashboard_data(
     )
 
 
+HEALTH_WEIGHTS = {"slo": 40, "drift": 30, "quality": 30}
+FAILED_GATES_CAP = 79
+"""The most a version that failed its evaluation gates scores: below the page's "good"."""
+
+
 def health_score(sections: Sequence[VersionSection], current: str | None) -> Health:
     """0-100 for the version taking the traffic: the share of its SLOs met (40), how little
-    of its input drifted (30), and its accuracy on labels against its own test accuracy, or
-    its live confidence against its test confidence before labels arrive (30)."""
+    of its input drifted (30), and its quality on labels against its own test score, or
+    its live confidence against its test confidence before labels arrive (30). A part with
+    no data is unknown and left out (the others scaled to 100), never full marks; a
+    version that failed its gates scores at most ``FAILED_GATES_CAP``."""
     section = next((s for s in sections if s.slis.version == current), None)
     if section is None:
         return Health(None)
-    objectives = section.slo
-    met = [o for o in objectives if o.met is not False]
-    slo_part = len(met) / len(objectives) if objectives else 1.0
-    drift_part = 1.0 - (section.drift.share if section.drift else 0.0)
+    parts = {
+        "slo": _slo_part(section),
+        "drift": 1.0 - section.drift.share if section.drift is not None else None,
+        "quality": _quality_part(section),
+    }
+    known = {name: value for name, value in parts.items() if value is not None}
+    if not known:
+        return Health(None, parts)
+    weight = sum(HEALTH_WEIGHTS[name] for name in known)
+    score = round(100 * sum(HEALTH_WEIGHTS[n] * v for n, v in known.items()) / weight)
+    if section.gates_passed is False and score > FAILED_GATES_CAP:
+        return Health(FAILED_GATES_CAP, parts, "the version failed its evaluation gates")
+    return Health(score, parts)
+
+
+def _slo_part(section: VersionSection) -> float | None:
+    """The share of the objectives met, of those with data to judge."""
+    judged = [o for o in section.slo if o.met is not None]
+    return sum(o.met is True for o in judged) / len(judged) if judged else None
+
+
+def _quality_part(section: VersionSection) -> float | None:
+    """Live quality against the version's own test score: accuracy on labels, MAE on
+    labels (a regressor's), or before labels its confidence; None with none of them."""
     quality = section.quality.metrics if section.quality else {}
     confidence = section.confidence
     if "accuracy" in quality and section.baseline_accuracy:
-        quality_part = min(1.0, quality["accuracy"] / section.baseline_accuracy)
-    elif confidence and confidence.baseline_mean and np.isfinite(confidence.live_mean):
-        quality_part = min(1.0, confidence.live_mean / confidence.baseline_mean)
-    else:
-        quality_part = 1.0
-    parts = {"slo": 40 * slo_part, "drift": 30 * drift_part, "quality": 30 * quality_part}
-    return Health(round(sum(parts.values())), parts)
+        return min(1.0, quality["accuracy"] / section.baseline_accuracy)
+    if "mae" in quality and section.baseline_mae is not None:
+        live = quality["mae"]
+        return 1.0 if live <= section.baseline_mae else section.baseline_mae / live
+    if confidence and confidence.baseline_mean and np.isfinite(confidence.live_mean):
+        return min(1.0, confidence.live_mean / confidence.baseline_mean)
+    return None
 
 
 def _bucket(window_s: float) -> float:

@@ -44,10 +44,15 @@ class FeatureDistribution:
 
 @dataclass(frozen=True)
 class Health:
-    """0-100 for the version taking the traffic, with what each part gave."""
+    """0-100 for the version taking the traffic, from the parts there is data for."""
 
     score: int | None
-    parts: dict[str, float] = field(default_factory=dict)
+    """None when no part has data."""
+    parts: dict[str, float | None] = field(default_factory=dict)
+    """Each part's share met, 0-1 (slo, drift, quality); None: no data, left out."""
+    capped: str | None = None
+    """Why the score is held below 100 whatever its parts (a version that failed its
+    evaluation gates)."""
 
 
 @dataclass(frozen=True)

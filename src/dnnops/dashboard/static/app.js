@@ -15,6 +15,23 @@ const esc = (text) => String(text ?? "").replace(/[&<>"']/g, (c) => (
   { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const pct = (v, digits = 1) => (v === null || v === undefined || Number.isNaN(v)) ? "–" : `${(v * 100).toFixed(digits)}%`;
 const num = (v, digits = 2) => (v === null || v === undefined || Number.isNaN(v)) ? "–" : Number(v).toFixed(digits);
+// a money amount as a person reads it: two significant figures, grouped, never 5.24e-7
+const twoFigures = (v) => Number(v.toPrecision(2)).toLocaleString(undefined, { maximumSignificantDigits: 2 });
+// a stored ISO time in the viewer's zone, to the minute (no microseconds)
+const stamp = (iso) => {
+  const at = new Date(iso);
+  return Number.isNaN(at.getTime()) ? String(iso ?? "") : at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+};
+// an audit entry's details as a sentence: "version 3, reason customers complain"
+function inWords(details) {
+  if (details === null || typeof details !== "object") return String(details ?? "");
+  return Object.entries(details).filter(([, v]) => v !== null && v !== undefined && v !== "").map(([k, v]) =>
+    `${k.replaceAll("_", " ")} ${typeof v === "object" ? (Array.isArray(v) ? v.map((x) => inWords(x)).join("; ") : `(${inWords(v)})`) : typeof v === "number" ? num(v, Number.isInteger(v) ? 0 : 3) : v}`,
+  ).join(", ");
+}
+// a link only to the web or a relative page: a configured URL is never run as script
+const safeLink = (url, text) => (typeof url === "string" && /^(https?:\/\/|[^:]*$)/.test(url))
+  ? `<a href="${esc(url)}">${esc(text)}</a>` : "–";
 const when = (ts) => new Date(ts * 1000).toLocaleTimeString();
 
 function table(columns, rows) {
@@ -53,6 +70,17 @@ function card(label, value, detail = "", tone = "") {
 
 function lineChart(id, times, lines, options = {}) {
   const host = $(id);
+  const filled = times.filter((_, i) => lines.some((l) => l.values[i] !== null && l.values[i] !== undefined));
+  if (filled.length <= 1) {  // one bucket of data is a value, not a lone dot on an empty chart
+    if (charts[id]) charts[id].plot.destroy();
+    delete charts[id];
+    const shown = lines.map((l) => {
+      const value = l.values.find((v) => v !== null && v !== undefined);
+      return value === undefined ? "" : `${esc(l.label)}: <strong>${num(value, 3)}</strong>`;
+    }).filter(Boolean);
+    host.innerHTML = `<p class="${shown.length ? "" : "empty"}">${shown.length ? shown.join(", ") + " (one bucket so far)" : "no data in this window"}</p>`;
+    return;
+  }
   const width = Math.max(320, host.clientWidth || 480);
   const data = [times, ...lines.map((l) => l.values.map((v) => (v === undefined ? null : v)))];
   const series = [{}, ...lines.map((l, i) => ({
@@ -110,6 +138,14 @@ function current(doc) {
   return doc.sections.find((s) => s.slis.version === doc.current_version) || doc.sections[0] || null;
 }
 
+function healthDetail(health) {
+  // each part as met or unknown: a part without data is left out of the score, never full marks
+  const weights = { slo: 40, drift: 30, quality: 30 };
+  const parts = Object.entries(health.parts).map(([name, share]) =>
+    share === null ? `${name} unknown` : `${name} ${Math.round(share * weights[name])}/${weights[name]}`);
+  return parts.join(", ") + (health.capped ? `; held below 100: ${health.capped}` : "");
+}
+
 function renderExecutive(doc) {
   const section = current(doc);
   const health = doc.health.score;
@@ -120,7 +156,7 @@ function renderExecutive(doc) {
   const cost = section && section.cost ? section.cost.per_1k_predictions : null;
   const version = doc.versions.find((v) => String(v.version) === doc.current_version);
   $("exec-cards").innerHTML = [
-    card("health", health === null ? "–" : `${health}/100`, "SLOs 40, drift 30, quality 30", tone),
+    card("health", health === null ? "no data" : `${health}/100`, healthDetail(doc.health), tone),
     card("current version", doc.current_version ? `v${doc.current_version}` : "–",
       version ? version.aliases.join(", ") : ""),
     card("traffic", slis ? `${num(slis.throughput_per_s, 1)}/s` : "–", slis ? `${slis.predictions} predictions` : ""),
@@ -129,7 +165,7 @@ function renderExecutive(doc) {
       : card("accuracy on labels", pct(quality.accuracy), section && section.quality ? `${section.quality.labels} labels` : "no labels yet"),
     regression(doc) ? "" : estimateCard(section && section.estimated_accuracy),
     card("drifted features", drift ? pct(drift.share, 0) : "–", drift && drift.drifted ? "DRIFT" : "", drift && drift.drifted ? "bad" : "good"),
-    card(`cost / 1k predictions${section && section.cost ? " (" + esc(section.cost.currency) + ")" : ""}`, cost === null ? "–" : cost.toExponential(2), "model CPU x cpu_second_price"),
+    card(`cost / million predictions${section && section.cost ? " (" + esc(section.cost.currency) + ")" : ""}`, cost === null ? "–" : twoFigures(cost * 1000), "model CPU x cpu_second_price"),
     tierCard(section && section.tiers ? section : doc.sections.find((s) => s.tiers)),
   ].join("");
   const t = doc.series.t;
@@ -149,9 +185,9 @@ function renderExecutive(doc) {
     values: doc.series.endpoint.cpu_ms_per_prediction.map((v) => (v === null ? null : v * price)) }],
   { exponent: true });
   $("exec-versions").innerHTML = table(["version", "aliases", "status", regression(doc) ? "test MAE" : "test accuracy", "gates", "created"],
-    doc.versions.map((v) => [`v${v.version}`, esc(v.aliases.join(", ")), esc(v.status), regression(doc) ? num(v.mae, 3) : pct(v.accuracy), gates(v.gates_passed), esc(v.created_at)]));
+    doc.versions.map((v) => [`v${v.version}`, esc(v.aliases.join(", ")), esc(v.status), regression(doc) ? num(v.mae, 3) : pct(v.accuracy), gates(v.gates_passed), esc(stamp(v.created_at))]));
   $("exec-decisions").innerHTML = table(["at", "who", "what", "details"],
-    doc.decisions.slice(0, 12).map((d) => [esc(d.at), esc(d.actor), esc(d.action), `<code>${esc(JSON.stringify(d.details).slice(0, 160))}</code>`]));
+    doc.decisions.slice(0, 12).map((d) => [esc(stamp(d.at)), esc(d.actor), esc(d.action.replaceAll("_", " ")), esc(inWords(d.details))]));
 }
 
 function renderOncall(doc) {
@@ -168,14 +204,18 @@ function renderOncall(doc) {
     for (const o of section.slo || []) {
       const burns = (section.alerts || []).filter((a) => a.objective === o.name);
       rows.push([`v${section.slis.version}`, esc(o.name), pct(o.target, 2), pct(o.current, 2),
-        o.met === false ? '<span class="bad">missed</span>' : '<span class="good">met</span>',
+        o.met === null ? '<span class="empty">no data</span>' : o.met === false ? '<span class="bad">missed</span>' : '<span class="good">met</span>',
         pct(o.error_budget_remaining, 0), burns.map((b) => `${esc(b.severity)} ${num(b.short_burn_rate, 1)}x`).join(", ") || "–"]);
     }
   }
   $("oncall-slo").innerHTML = table(["version", "objective", "target", "current", "status", "budget left", "burning"], rows);
   const active = doc.alerts.filter((a) => a.status === "firing");
-  $("oncall-alerts").innerHTML = table(["severity", "kind", "summary", "since", "count"],
-    active.map((a) => [`<span class="badge ${a.severity === "page" ? "bad" : "warn"}">${esc(a.severity)}</span>`, esc(a.kind), esc(a.summary), esc(a.first_seen), a.count]));
+  $("oncall-alerts").innerHTML = table(["severity", "kind", "summary", "evidence", "runbook", "since", "count"],
+    active.map((a) => {
+      const { runbook_url: runbook, ...evidence } = a.details || {};
+      return [`<span class="badge ${a.severity === "page" ? "bad" : "warn"}">${esc(a.severity)}</span>`, esc(a.kind), esc(a.summary),
+        esc(inWords(evidence)), safeLink(runbook, "runbook"), esc(stamp(a.first_seen)), a.count];
+    }));
   const live = doc.live || {};
   const weights = Object.entries(live.versions || {}).map(([v, info]) =>
     [`v${esc(v)}`, `${num(info.weight, 0)}%`, info.shadow ? "shadow" : v === live.live_version ? "stable" : v === live.canary_version ? "canary" : "", info.ready ? "ready" : "loading"]);

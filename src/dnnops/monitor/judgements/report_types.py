@@ -160,6 +160,11 @@ class VersionSection:
     explainability_coverage: float | None = None
     """The share of the window's answered predictions with a stored explanation."""
     baseline_accuracy: float | None = None
+    """The version's accuracy on its test split (a classifier's)."""
+    baseline_mae: float | None = None
+    """The version's mean absolute error on its test split (a regressor's)."""
+    gates_passed: bool | None = None
+    """Whether the version passed its evaluation gates (None: it had none)."""
     estimated_accuracy: EstimatedAccuracy | None = None
     """Before labels: what calibrated confidence says accuracy is (classifiers)."""
     explanations: Explanations | None = None

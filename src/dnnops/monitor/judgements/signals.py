@@ -73,6 +73,7 @@ def version_section(
         else quality_of(labeled, loaded.classes, loaded.decision)
     )
     baseline_accuracy = loaded.record.metrics.get("accuracy")
+    baseline_mae = loaded.record.metrics.get("mae")
     drift = input_drift(loaded, stats, monitor)
     return VersionSection(
         slis,
@@ -89,6 +90,8 @@ def version_section(
         prediction_drift=prediction_drift(loaded, stats),
         confidence=confidence_shift(slis, loaded.record.metrics),
         baseline_accuracy=float(baseline_accuracy) if baseline_accuracy is not None else None,
+        baseline_mae=float(baseline_mae) if baseline_mae is not None else None,
+        gates_passed=loaded.record.gates_passed,
         cost=cost_per_prediction(stats, monitor.cpu_second_price, currency=monitor.currency),
         tiers=tier_split(loaded, stats),
     )
