@@ -88,6 +88,9 @@ def test_v1_takes_base64_images_and_strings(server: Server, media_home: Path) ->
     answer = httpx.post(f"{server.url}/v1/models/shapes:predict", json={"instances": instances})
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"] == ["circle", "square"]
+    truth = dict(zip(answer.json()["prediction_ids"], ["circle", "square"], strict=True))
+    with dnnops.Client(server.url) as client:  # ground truth for photos, as for rows
+        assert client.feedback(truth)["accepted"] == 2
     tickets = ["Refund the charge on my card please", {"ticket": "password reset locked"}]
     answer = httpx.post(f"{server.url}/v1/models/tickets:predict", json={"instances": tickets})
     assert answer.status_code == 200, answer.text
@@ -273,6 +276,10 @@ def test_darker_blurrier_photos_drift_on_their_descriptors(
     assert "image.width" not in drifted, "the same files: their sizes did not move"
     embedding = shapes["drift"]["embedding"]  # the model's own view moved too
     assert embedding["drifted"] and embedding["p_value"] < 0.01, embedding
+    assert embedding["method"] == "mmd_permutation"
+    assert embedding["tested_rows"] == min(embedding["rows"], 500)  # the window's sample
+    estimate = shapes["estimated_accuracy"]  # accuracy before labels, for photos too
+    assert estimate is not None and 0.0 <= estimate["cbpe"] <= 1.0, estimate
     [tickets] = [v for v in report["versions"] if v["slis"]["endpoint"] == "tickets"]
     assert {f["feature"] for f in tickets["drift"]["features"]} >= {"ticket.length"}
 
