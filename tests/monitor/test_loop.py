@@ -1,5 +1,6 @@
 """The server's monitoring loop, driven through its port with a fake server (no process):
-it alerts on the endpoints it serves only, and applies the log's retention."""
+it alerts on the endpoints it serves only, applies the log's retention, and records its
+background retrainings (a failed one raises the retraining alert, a good one resolves it)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dnnops.inference.logger import PredictionLogger
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.loop import MonitorLoop
 from dnnops.monitor.report import digest_store
+from dnnops.monitor.retrain_runs import RetrainRun
 from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.predlog.records import PredictionRecord
 from dnnops.registry.alerts import AlertStore
@@ -41,6 +43,7 @@ class FakeServer:
     project_file: Path | None = None
     reports: list[Report] = field(default_factory=list)
     worker: ReportWorker | None = None
+    retrain_runs: list[RetrainRun] = field(default_factory=list)
 
     async def monitoring_report(self) -> Report:
         assert self.worker is not None
@@ -70,6 +73,9 @@ class FakeServer:
     def purge_shared_log(self, cutoff: float) -> int:
         return 0
 
+    def retrain_finished(self, run: RetrainRun) -> None:
+        self.retrain_runs.append(run)
+
 
 def _failing_traffic(logs_dir: Path) -> None:
     now = time.time()
@@ -97,3 +103,43 @@ def test_a_server_alerts_on_the_endpoints_it_serves_only(tmp_path: Path) -> None
     asyncio.run(MonitorLoop(server, alerts).tick())
     worker.close()
     assert {a.model for a in alerts.list(status="firing")} == {"mine", "theirs"}
+
+
+def _tick_until_retrained(loop: MonitorLoop, server: FakeServer, runs: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(server.retrain_runs) < runs:
+        assert time.monotonic() < deadline, "the background retraining never ended"
+        asyncio.run(loop.tick())
+        time.sleep(0.5)
+
+
+def test_a_failed_background_retraining_is_recorded_alerted_and_resolved(
+    tmp_path: Path,
+) -> None:
+    home = resolve_home(tmp_path / "home")
+    project = tmp_path / "dnnops.yaml"
+    project.write_text(f"name: churn\ndata: {{source: {tmp_path}/churn.csv, target: left}}\n")
+    alerts = AlertStore(open_engine(home.db_url))
+    worker = ReportWorker(home)
+    retrain = RetrainConfig(background=True, check_every=0.0)
+    server = FakeServer(
+        open_registry(home), home.logs_dir, {"churn"}, retrain=retrain, project_file=project,
+        worker=worker,
+    )  # fmt: skip
+    loop = MonitorLoop(server, alerts)
+    try:
+        _tick_until_retrained(loop, server, runs=1)  # churn.csv does not exist
+        [failed] = server.retrain_runs
+        assert failed.outcome == "failed" and failed.exit_code != 0 and failed.duration_s > 0
+        assert "churn.csv" in Path(failed.log).read_text()  # its stderr, kept beside
+        assert "churn.csv" in failed.summary
+        [alert] = alerts.list(status="firing")
+        assert alert.kind == "retraining" and alert.severity == "ticket"
+        assert alert.details["log"] == failed.log
+        assert alert.details["runbook_url"].endswith("retraining.md")
+        (tmp_path / "churn.csv").write_text("x,left\n1,0\n2,1\n")
+        _tick_until_retrained(loop, server, runs=2)  # no champion, no trigger: a good run
+        assert server.retrain_runs[1].outcome == "not_retrained"
+        assert alerts.list(status="firing") == []  # resolved by the run that did not fail
+    finally:
+        worker.close()

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from dnnops.config import MonitorConfig, SloConfig
 from dnnops.errors import ConfigError
-from dnnops.monitor.judgements.slo import budget_remaining, burn_alerts, burn_rate, burn_rules
+from dnnops.monitor.judgements.slo import (
+    budget_remaining,
+    burn_alerts,
+    burn_rate,
+    burn_rules,
+    unreachable_rules,
+)
 
 WORKBOOK_RULES = burn_rules(SloConfig())
 
@@ -201,3 +207,13 @@ def test_the_error_budget_covers_the_whole_slo_window(tmp_path: Path) -> None:
         now=now,
     ).versions[0].slo[0]  # fmt: skip
     assert recent.met is True and recent.events == 9950
+
+
+def test_a_page_rule_that_can_never_fire_is_named() -> None:
+    slo = SloConfig.model_validate(
+        {"objectives": [{"name": "acc", "kind": "accuracy", "target": 0.9},
+                        {"name": "up", "kind": "success_rate", "target": 0.999}]}
+    )  # fmt: skip
+    [found] = unreachable_rules(slo)  # the 6x page and the ticket can fire at 0.9
+    assert "objective 'acc' (target 0.9): its page rule at 14.4x" in found
+    assert "can never fire (all events bad burn 10x)" in found

@@ -1,14 +1,17 @@
 """A server started with ``-c dnnops.yaml`` evaluates its own monitoring: it raises the drift
 alert without anyone running ``monitor report``, and with ``retrain.background`` it runs
-the retraining pipeline when the triggers fire, which registers v2 and starts its canary."""
+the retraining pipeline when the triggers fire, which registers v2 and starts its canary;
+the run is recorded (``dnnops retrain status``, ``dnnops_retrain_runs_total``)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -95,5 +98,28 @@ def test_the_server_alerts_and_retrains_on_its_own(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, endpoint
             time.sleep(0.2)
             endpoint = httpx.get(f"{server.url}/v1/endpoints/digits").json()
+        deadline = time.monotonic() + 30  # the run is recorded on the tick after it ends
+        while not (runs := _retrain_runs(home)):
+            assert time.monotonic() < deadline, "the finished retraining was never recorded"
+            time.sleep(0.5)
+        first = runs[-1]
+        assert first["outcome"] == "retrained" and first["exit_code"] == 0
+        assert first["duration_s"] > 0 and "v2" in first["summary"]
+        assert Path(first["log"]).is_file() and Path(first["answer"]).is_file()
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'dnnops_retrain_runs_total{outcome="retrained"} 1.0' in metrics
     finally:
         server.stop()
+
+
+def _retrain_runs(home: Path) -> list[dict[str, Any]]:
+    shown = subprocess.run(
+        [sys.executable, "-m", "dnnops", "retrain", "status", "--json"],
+        env=subprocess_env(home),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    runs: list[dict[str, Any]] = json.loads(shown.stdout)
+    return runs

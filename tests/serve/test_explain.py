@@ -6,6 +6,7 @@ its attribution drift against the validation split."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,7 @@ def test_a_background_sample_is_explained_stored_and_reported(explaining: Server
     stored = list((explaining.home / "logs" / "explanations").glob("explanations-*.log"))
     assert stored, "explanations are stored beside the log"
     assert 'dnnops_explanations_total{outcome="stored"}' in metrics
+    assert re.search(r"^dnnops_leader 1\.0$", metrics, re.MULTILINE), "a lone server leads"
 
 
 class UserModule(torch.nn.Module):

@@ -102,7 +102,10 @@ COMMANDS: dict[str, Entry] = {
         "dnnops.cli.rollout", "rollout_app", "Canary, shadow and blue-green rollouts.", None
     ),
     "retrain": Entry(
-        "dnnops.cli.retrain", "retrain_command", "Retrain when a trigger fired.", None
+        "dnnops.cli.retrain",
+        "retrain_app",
+        "Retrain when a trigger fired; `status` lists the background runs.",
+        None,
     ),
     "export": Entry(
         "dnnops.cli.export", "export_app", "Grafana dashboards and Prometheus rules.", None

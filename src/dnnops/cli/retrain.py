@@ -1,4 +1,5 @@
-"""``dnnops retrain``: run the retraining pipeline when a trigger fired (or ``--force``)."""
+"""``dnnops retrain``: run the retraining pipeline when a trigger fired (or ``--force``);
+``dnnops retrain status``: the background retrainings a server ran, newest first."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from dnnops.cli.common import HomeOpt, JsonOpt, QuietOpt, print_json
 from dnnops.config import load_config
@@ -13,8 +15,16 @@ from dnnops.console import key_value_table, make_console, progress_sink
 from dnnops.home import resolve_home
 from dnnops.retrain.pipeline import RetrainOutcome, retrain
 
+retrain_app = typer.Typer(
+    invoke_without_command=True,
+    add_completion=False,
+    help="Retrain when a trigger fired; `status` lists the server's background runs.",
+)
 
+
+@retrain_app.callback()
 def retrain_command(
+    ctx: typer.Context,
     config: Annotated[Path, typer.Option("--config", "-c", help="The project file.")] = Path(
         "dnnops.yaml"
     ),
@@ -24,6 +34,8 @@ def retrain_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Check the triggers; retrain, judge the challenger on the newest labels, start a canary."""
+    if ctx.invoked_subcommand is not None:
+        return
     project = load_config(config)
     progress = progress_sink(quiet or json_out)
     try:
@@ -50,3 +62,35 @@ def print_outcome(outcome: RetrainOutcome) -> None:
         "outcome": outcome.outcome,
     }
     make_console().print(key_value_table("retraining", rows))
+
+
+@retrain_app.command("status")
+def retrain_status(
+    name: Annotated[str | None, typer.Argument(help="Only this model's runs.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 20,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The background retrainings a server ran (``retrain.background``), newest first:
+    outcome, exit code, duration, what happened and where its log is."""
+    from dnnops.monitor.retrain_runs import RETRAIN_RUN
+    from dnnops.registry.open import open_registry
+
+    registry = open_registry(resolve_home(home))
+    entries = [e for e in registry.audit_log(name, limit=1000) if e["action"] == RETRAIN_RUN]
+    runs = [e["details"] | {"at": e["at"]} for e in entries[:limit]]
+    if json_out:
+        print_json(runs)
+        return
+    if not runs:
+        make_console().print("no background retraining has run (retrain.background: true)")
+        return
+    table = Table(title="background retrainings, newest first")
+    for column in ("at", "model", "outcome", "exit", "seconds", "what happened", "log"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            str(run["at"]), str(run["model"]), str(run["outcome"]), str(run["exit_code"]),
+            f"{run['duration_s']:.0f}", str(run["summary"]), str(run["log"]),
+        )  # fmt: skip
+    make_console().print(table)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
-from dnnops.monitor.judgements.alerts import MONITOR_KINDS, deliver, evaluate_alerts
+from dnnops.config import load_config
+from dnnops.monitor.judgements.alerts import MONITOR_KINDS, Alert, deliver, evaluate_alerts
+from dnnops.monitor.judgements.runbooks import runbook_url
 from dnnops.monitor.ports import MonitoredServer
+from dnnops.monitor.retrain_runs import RetrainProcess, RetrainRun
 from dnnops.predlog.retention import purge_before
 from dnnops.registry.alerts import AlertStore
 
@@ -34,7 +35,7 @@ class MonitorLoop:
         self.server = server
         self.alerts = alerts
         self.clock = clock
-        self.retraining: subprocess.Popen[bytes] | None = None
+        self.retraining: RetrainProcess | None = None
         self._last_retrain_check = 0.0
 
     async def tick(self) -> None:
@@ -58,7 +59,25 @@ class MonitorLoop:
             await asyncio.to_thread(deliver, fresh, server.monitor.webhook_url)
         if decided.held:
             log.info("held back during a rollout: %s", ", ".join(a.key for a in decided.held))
+        await self._collect_retraining()
         self._maybe_retrain()
+
+    async def _collect_retraining(self) -> None:
+        """Record a background retraining that ended: its run, and the ``retraining``
+        alert raised when it failed or resolved when it did not."""
+        finished = self.retraining.finished() if self.retraining is not None else None
+        if finished is None:
+            return
+        self.retraining = None
+        self.server.retrain_finished(finished)
+        if finished.outcome != "failed":
+            log.info("background retraining of %s: %s", finished.model, finished.summary)
+            await asyncio.to_thread(self.alerts.record, [], ("retraining",))
+            return
+        alert = retraining_alert(finished, self.server.monitor.runbook_url)
+        fresh = await asyncio.to_thread(self.alerts.record, [alert], ("retraining",))
+        if fresh:
+            await asyncio.to_thread(deliver, fresh, self.server.monitor.webhook_url)
 
     def _maybe_retrain(self) -> None:
         """Start ``dnnops retrain -c FILE`` (it decides on the triggers itself) at most
@@ -67,15 +86,35 @@ class MonitorLoop:
         server = self.server
         if not server.retrain.background or server.project_file is None:
             return
-        if self.retraining is not None and self.retraining.poll() is None:
+        if self.retraining is not None:  # one at a time: collected when it ends
             return
         now = self.clock()
         if now - self._last_retrain_check < server.retrain.check_every:
             return
         self._last_retrain_check = now
-        command = [sys.executable, "-m", "dnnops", "retrain", "-c", str(server.project_file)]
-        command += ["--quiet", "--json"]
-        log.info("checking the retraining triggers: %s", " ".join(command))
-        self.retraining = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        model = load_config(server.project_file).name
+        log.info("checking the retraining triggers of %s (%s)", model, server.project_file)
+        self.retraining = RetrainProcess(
+            server.project_file, model, server.logs_dir / RETRAIN_FOLDER
         )
+
+
+RETRAIN_FOLDER = "retrain"
+"""Under the logs: each background retraining's answer (JSON) and log."""
+
+
+def retraining_alert(run: RetrainRun, runbooks: str) -> Alert:
+    """A ticket: the model keeps serving, but it will not be renewed until someone looks."""
+    return Alert(
+        key=f"{run.model}|retraining",
+        model=run.model,
+        severity="ticket",
+        kind="retraining",
+        summary=f"background retraining of {run.model} failed: {run.summary}",
+        details={
+            "exit_code": run.exit_code,
+            "duration_s": run.duration_s,
+            "log": run.log,
+            "runbook_url": runbook_url("retraining", runbooks),
+        },
+    )

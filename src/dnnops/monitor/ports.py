@@ -10,6 +10,7 @@ from typing import Protocol
 
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig
 from dnnops.monitor.judgements.report_types import Report
+from dnnops.monitor.retrain_runs import RetrainRun
 
 
 class MonitoredServer(Protocol):
@@ -45,6 +46,10 @@ class MonitoredServer(Protocol):
 
     def observe_report(self, report: Report) -> None:
         """Publish a report's numbers on ``/metrics``."""
+        ...
+
+    def retrain_finished(self, run: RetrainRun) -> None:
+        """Record a finished background retraining (the audit log, ``/metrics``)."""
         ...
 
     def purge_shared_log(self, cutoff: float) -> int:

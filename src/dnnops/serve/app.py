@@ -92,6 +92,8 @@ def background_loops(
         BackgroundLoop("loop_lag", PROBE_S, lag.run),  # its tick probes until cancelled
     ]
     fleet, fleet_log = state.fleet, state.fleet_log
+    if fleet is None and state.group is None:  # a lone process leads, without a lease
+        state.metrics.leader.set(1.0)
     if fleet is not None:
 
         async def hold_the_lease() -> None:

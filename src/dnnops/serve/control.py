@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
 from dnnops.monitor.judgements.report_types import Report
+from dnnops.monitor.retrain_runs import RETRAIN_RUN, RetrainRun
 from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.registry.loader import LoadedVersion
 from dnnops.registry.versions import ModelRegistry, VersionRecord
@@ -56,6 +57,10 @@ class ServerControl:
     @property
     def project_file(self) -> Path | None:
         return self.state.policies.project_file
+
+    def retrain_finished(self, run: RetrainRun) -> None:
+        self.state.metrics.retrain_runs.labels(run.outcome).inc()
+        self.state.registry.audit(RETRAIN_RUN, run.model, run.to_dict())
 
     def traffic(self, endpoint: str) -> Traffic | None:
         return self.state.endpoints.get(endpoint)

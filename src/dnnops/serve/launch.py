@@ -6,6 +6,7 @@ options and calls ``serve``; the server's environment variables are read here.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -19,6 +20,7 @@ from dnnops.errors import UsageError
 from dnnops.gpu import onnx_providers, torch_device
 from dnnops.home import Home, resolve_home
 from dnnops.inference.logger import PredictionLogger
+from dnnops.monitor.judgements.slo import unreachable_rules
 from dnnops.predlog.fleet_log import FleetLog
 from dnnops.registry.leases import FleetCommands, Lease
 from dnnops.registry.open import open_registry
@@ -30,6 +32,7 @@ from dnnops.serve.state import AccessTokens, Policies, ServerState, Target
 if TYPE_CHECKING:  # uvicorn is imported when a server starts, not with the CLI
     import uvicorn
 
+log = logging.getLogger("dnnops.serve")
 ADMIN_TOKEN_ENV = "DNNOPS_ADMIN_TOKEN"
 LABELS_TOKEN_ENV = "DNNOPS_LABELS_TOKEN"
 READ_TOKEN_ENV = "DNNOPS_READ_TOKEN"
@@ -212,6 +215,8 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
         policies = Policies(
             serve, project.monitor, project.slo, project.rollout, project.retrain, project.logs
         )
+        for problem in unreachable_rules(project.slo):
+            log.warning("slo: %s", problem)
     metrics = ServerMetrics(thresholds)
     metrics.watch_gpus = serve.device != "cpu"
     state = ServerState(

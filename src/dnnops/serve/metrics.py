@@ -258,6 +258,13 @@ class ServerMetrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self.retrain_runs = Counter(
+            "dnnops_retrain_runs",
+            "Background retrainings that ended, by outcome: retrained (a challenger "
+            "registered), not_retrained (no trigger fired) or failed (see its log).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.explanations = Counter(
             "dnnops_explanations",
             "Live predictions the background sampler explained (stored) or could not "

@@ -23,8 +23,9 @@ from dnnops.vocabulary import AlertSeverity
 
 log = logging.getLogger("dnnops.alerts")
 Severity = AlertSeverity
-AlertKind = Literal["burn_rate", "drift", "rollout"]
-"""burn_rate and drift: raised and resolved by monitoring; rollout: a rollback's page."""
+AlertKind = Literal["burn_rate", "drift", "rollout", "retraining"]
+"""burn_rate and drift: raised and resolved by monitoring; rollout: a rollback's page;
+retraining: a background retraining that failed (resolved by the next that does not)."""
 MONITOR_KINDS: tuple[AlertKind, ...] = ("burn_rate", "drift")
 """Alerts a monitoring evaluation raises and resolves."""
 

@@ -67,6 +67,25 @@ def _as_rule(rule: BurnRuleConfig, window_s: float) -> BurnRule:
     return BurnRule(rule.severity, factor, rule.long, rule.short)
 
 
+def unreachable_rules(slo: SloConfig) -> list[str]:
+    """Burn rules that can never fire for an objective: at its target, even every event
+    bad burns the budget slower than the rule's factor (a 0.9 accuracy target with the
+    workbook's 14.4x page would need 144% of predictions wrong). Said, not refused: a
+    ticket rule may still fire."""
+    found = []
+    for objective in slo.objectives:
+        fastest = 1.0 / (1.0 - objective.target)
+        for rule in burn_rules(slo):
+            if rule.factor > fastest:
+                found.append(
+                    f"objective {objective.name!r} (target {objective.target:g}): its "
+                    f"{rule.severity} rule at {rule.factor:g}x over {rule.long_s:g} s can never "
+                    f"fire (all events bad burn {fastest:.3g}x); raise the target or set "
+                    "slo.burn_rules with a smaller factor"
+                )
+    return found
+
+
 def longest_window_s(rules: tuple[BurnRule, ...]) -> float:
     return max((rule.long_s for rule in rules), default=0.0)
 
