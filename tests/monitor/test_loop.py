@@ -118,7 +118,8 @@ def test_a_failed_background_retraining_is_recorded_alerted_and_resolved(
 ) -> None:
     home = resolve_home(tmp_path / "home")
     project = tmp_path / "dnnops.yaml"
-    project.write_text(f"name: churn\ndata: {{source: {tmp_path}/churn.csv, target: left}}\n")
+    good = f"name: churn\ndata: {{source: {tmp_path}/churn.csv, target: left}}\n"
+    project.write_text(good + "model: {arch: no_such_arch}\n")
     alerts = AlertStore(open_engine(home.db_url))
     worker = ReportWorker(home)
     retrain = RetrainConfig(background=True, check_every=0.0)
@@ -128,18 +129,20 @@ def test_a_failed_background_retraining_is_recorded_alerted_and_resolved(
     )  # fmt: skip
     loop = MonitorLoop(server, alerts)
     try:
-        _tick_until_retrained(loop, server, runs=1)  # churn.csv does not exist
+        _tick_until_retrained(loop, server, runs=1)  # the project file is wrong
         [failed] = server.retrain_runs
         assert failed.outcome == "failed" and failed.exit_code != 0 and failed.duration_s > 0
-        assert "churn.csv" in Path(failed.log).read_text()  # its stderr, kept beside
-        assert "churn.csv" in failed.summary
+        assert "no_such_arch" in Path(failed.log).read_text()  # its stderr, kept beside
+        assert "no_such_arch" in failed.summary
         [alert] = alerts.list(status="firing")
         assert alert.kind == "retraining" and alert.severity == "ticket"
         assert alert.details["log"] == failed.log
         assert alert.details["runbook_url"].endswith("retraining.md")
-        (tmp_path / "churn.csv").write_text("x,left\n1,0\n2,1\n")
+        project.write_text(good)
         _tick_until_retrained(loop, server, runs=2)  # no champion, no trigger: a good run
         assert server.retrain_runs[1].outcome == "not_retrained"
         assert alerts.list(status="firing") == []  # resolved by the run that did not fail
     finally:
+        if loop.retraining is not None:  # the next check already started: let it end
+            loop.retraining.process.wait(timeout=120)
         worker.close()

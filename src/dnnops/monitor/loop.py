@@ -13,8 +13,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from dnnops.config import load_config
+import yaml
+
 from dnnops.monitor.judgements.alerts import MONITOR_KINDS, Alert, deliver, evaluate_alerts
 from dnnops.monitor.judgements.runbooks import runbook_url
 from dnnops.monitor.ports import MonitoredServer
@@ -92,11 +94,22 @@ class MonitorLoop:
         if now - self._last_retrain_check < server.retrain.check_every:
             return
         self._last_retrain_check = now
-        model = load_config(server.project_file).name
+        model = project_name(server.project_file)
         log.info("checking the retraining triggers of %s (%s)", model, server.project_file)
         self.retraining = RetrainProcess(
             server.project_file, model, server.logs_dir / RETRAIN_FOLDER
         )
+
+
+def project_name(project_file: Path) -> str:
+    """The project's name, read leniently: a file edited into an invalid one since the
+    server started is the retraining's error to report, not this loop's to raise."""
+    try:
+        found = yaml.safe_load(project_file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        found = {}
+    name = found.get("name") if isinstance(found, dict) else None
+    return str(name) if name else project_file.stem
 
 
 RETRAIN_FOLDER = "retrain"

@@ -62,6 +62,8 @@ def create_app(state: ServerState) -> InferenceFastPath:
         await state.start()
         if state.fleet is not None:
             await state.fleet.renew()  # know whether this replica leads before the first tick
+        elif state.group is None:  # a lone process leads, without a lease to say so
+            state.metrics.leader.set(1.0)
         await controller.tick()  # resume a rollout a restart interrupted before serving
         runner = LoopRunner(state.metrics.observe_loop, state.leads)
         tasks = runner.start(background_loops(state, control, controller))
@@ -92,8 +94,6 @@ def background_loops(
         BackgroundLoop("loop_lag", PROBE_S, lag.run),  # its tick probes until cancelled
     ]
     fleet, fleet_log = state.fleet, state.fleet_log
-    if fleet is None and state.group is None:  # a lone process leads, without a lease
-        state.metrics.leader.set(1.0)
     if fleet is not None:
 
         async def hold_the_lease() -> None:
