@@ -754,7 +754,8 @@ class MonitorConfig(Section):
     currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
     """The unit of cpu_second_price, shown beside every cost."""
     webhook_url: str | None = None
-    """New alerts are posted here as JSON, one ``{"model", "alerts"}`` per model."""
+    """New and resolved alerts are posted here, one body per model and status, in
+    Alertmanager's webhook shape (tried three times)."""
     runbook_url: Annotated[str, Field(pattern=r"\{page\}")] = "docs/runbooks/{page}.md"
     """Where alerts point for what to do: a template with ``{page}`` (drift, latency,
     availability, accuracy, rollback, ...), e.g. your published docs site's runbooks."""

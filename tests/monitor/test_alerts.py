@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dnnops.monitor.judgements.alerts import (
@@ -80,15 +81,23 @@ def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
     drift = next(a for a in firing if a.kind == "drift")
     assert drift.details["runbook_url"] == "docs/runbooks/drift.md"
 
-    fresh = store.record(firing, MONITOR_KINDS)
-    assert deliver(fresh, url) == 0
-    assert len(received) == 1  # one POST per model, both alerts inside
-    assert {a["kind"] for a in received[0]["alerts"]} == {"burn_rate", "drift"}
+    outcomes: list[str] = []
+    changed = store.record(firing, MONITOR_KINDS)
+    assert deliver(changed.fresh, url, counted=outcomes.append) == 0
+    assert len(received) == 1 and outcomes == ["delivered"]  # one POST per model and status
+    [body] = received
+    assert body["version"] == "4" and body["status"] == "firing"  # Alertmanager's shape
+    assert body["groupLabels"] == {"model": "m"}
+    assert {a["labels"]["alertname"] for a in body["alerts"]} == {
+        "dnnops_burn_rate",
+        "dnnops_drift",
+    }
+    paged = next(a for a in body["alerts"] if a["kind"] == "burn_rate")
+    assert paged["labels"]["severity"] == "page" and paged["endsAt"].startswith("0001")
+    assert paged["annotations"]["runbook_url"] == "https://runbooks.example/availability"
 
     again = store.record(alerts_from_report(_report(burning=True, drifting=True)), MONITOR_KINDS)
-    assert again == []  # still firing: not delivered twice
-    deliver(again, url)
-    assert len(received) == 1
+    assert not again  # still firing: not delivered twice
     rows = {r.kind: r for r in store.list()}
     assert rows["burn_rate"].count == 2 and rows["burn_rate"].status == "firing"
     assert store.list(model="elsewhere") == []
@@ -97,16 +106,36 @@ def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
         "drift",
     }
 
-    store.record(alerts_from_report(_report(burning=False, drifting=True)), MONITOR_KINDS)
-    assert {r.kind: r.status for r in store.list()}["burn_rate"] == "resolved"
+    calmer = store.record(alerts_from_report(_report(burning=False, drifting=True)), MONITOR_KINDS)
+    assert calmer.fresh == [] and [r.kind for r in calmer.resolved] == ["burn_rate"]
+    deliver(calmer.fresh, url, resolved=calmer.resolved)
+    resolved = received[-1]
+    assert resolved["status"] == "resolved" and len(resolved["alerts"]) == 1
+    [ended] = resolved["alerts"]
+    assert ended["labels"]["alertname"] == "dnnops_burn_rate"
+    assert ended["startsAt"] <= ended["endsAt"] and not ended["endsAt"].startswith("0001")
     assert [r.kind for r in store.list(status="resolved")] == ["burn_rate"]
     refired = store.record(alerts_from_report(_report(burning=True, drifting=True)), MONITOR_KINDS)
-    assert [a.kind for a in refired] == ["burn_rate"]  # firing again after resolving: deliver
+    assert [a.kind for a in refired.fresh] == ["burn_rate"]  # firing again after resolving
 
 
-def test_a_broken_webhook_is_logged_not_raised(tmp_path: Path) -> None:
+def test_a_failing_webhook_is_retried_then_counted_never_raised(tmp_path: Path) -> None:
     alerts = alerts_from_report(_report(burning=True, drifting=False))
-    assert deliver(alerts, "http://127.0.0.1:9/nowhere") == 1
+    waits: list[float] = []
+    outcomes: list[str] = []
+    nowhere = "http://127.0.0.1:9/nowhere"  # nothing listens on port 9
+    assert deliver(alerts, nowhere, counted=outcomes.append, sleep=waits.append) == 1
+    assert outcomes == ["failed"] and waits == [0.5, 1.0]  # three tries, backing off
+    tries: list[int] = []
+
+    def flaky(url: str, body: dict[str, Any]) -> None:
+        tries.append(1)
+        if len(tries) < 3:
+            raise httpx.ConnectError("refused")
+
+    outcomes.clear()
+    assert deliver(alerts, "http://hook", flaky, counted=outcomes.append, sleep=waits.append) == 0
+    assert outcomes == ["retried"] and len(tries) == 3
 
 
 def test_the_alert_evaluation_holds_back_a_rollout_candidates_alerts() -> None:

@@ -76,6 +76,9 @@ class FakeServer:
     def retrain_finished(self, run: RetrainRun) -> None:
         self.retrain_runs.append(run)
 
+    def alert_delivered(self, outcome: str) -> None:
+        return None
+
 
 def _failing_traffic(logs_dir: Path) -> None:
     now = time.time()

@@ -55,11 +55,12 @@ def monitor_report(
     shown = report.to_json()
     if alert:
         firing = alerts_from_report(report, runbooks=monitor.runbook_url)
-        fresh = AlertStore(open_engine(resolved.db_url)).record(firing, MONITOR_KINDS)
-        failed = deliver(fresh, monitor.webhook_url)
+        changed = AlertStore(open_engine(resolved.db_url)).record(firing, MONITOR_KINDS)
+        failed = deliver(changed.fresh, monitor.webhook_url, resolved=changed.resolved)
         shown["alerts"] = {
             "firing": len(firing),
-            "new": [a.to_dict() for a in fresh],
+            "new": [a.to_dict() for a in changed.fresh],
+            "resolved": [a.to_dict() for a in changed.resolved],
             "delivery_failures": failed,
         }
     if html is not None:

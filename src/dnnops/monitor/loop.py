@@ -22,7 +22,7 @@ from dnnops.monitor.judgements.runbooks import runbook_url
 from dnnops.monitor.ports import MonitoredServer
 from dnnops.monitor.retrain_runs import RetrainProcess, RetrainRun
 from dnnops.predlog.retention import purge_before
-from dnnops.registry.alerts import AlertStore
+from dnnops.registry.alerts import AlertStore, Recorded
 
 log = logging.getLogger("dnnops.monitor")
 
@@ -56,9 +56,9 @@ class MonitorLoop:
             server.rollout_candidates() if server.monitor.suppress_during_rollout else set()
         )
         decided = evaluate_alerts(report, candidates, runbooks=server.monitor.runbook_url)
-        fresh = await asyncio.to_thread(self.alerts.record, decided.firing, MONITOR_KINDS)
-        if fresh:
-            await asyncio.to_thread(deliver, fresh, server.monitor.webhook_url)
+        changed = await asyncio.to_thread(self.alerts.record, decided.firing, MONITOR_KINDS)
+        if changed:
+            await asyncio.to_thread(self._deliver, changed)
         if decided.held:
             log.info("held back during a rollout: %s", ", ".join(a.key for a in decided.held))
         await self._collect_retraining()
@@ -72,14 +72,23 @@ class MonitorLoop:
             return
         self.retraining = None
         self.server.retrain_finished(finished)
-        if finished.outcome != "failed":
+        firing = []
+        if finished.outcome == "failed":
+            firing.append(retraining_alert(finished, self.server.monitor.runbook_url))
+        else:
             log.info("background retraining of %s: %s", finished.model, finished.summary)
-            await asyncio.to_thread(self.alerts.record, [], ("retraining",))
-            return
-        alert = retraining_alert(finished, self.server.monitor.runbook_url)
-        fresh = await asyncio.to_thread(self.alerts.record, [alert], ("retraining",))
-        if fresh:
-            await asyncio.to_thread(deliver, fresh, self.server.monitor.webhook_url)
+        changed = await asyncio.to_thread(self.alerts.record, firing, ("retraining",))
+        if changed:
+            await asyncio.to_thread(self._deliver, changed)
+
+    def _deliver(self, changed: Recorded[Alert]) -> None:
+        """Deliver what an evaluation changed, firing and resolved, counting outcomes."""
+        deliver(
+            changed.fresh,
+            self.server.monitor.webhook_url,
+            resolved=changed.resolved,
+            counted=self.server.alert_delivered,
+        )
 
     def _maybe_retrain(self) -> None:
         """Start ``dnnops retrain -c FILE`` (it decides on the triggers itself) at most

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig
+from dnnops.monitor.judgements.alerts import Outcome
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.retrain_runs import RetrainRun
 
@@ -46,6 +47,10 @@ class MonitoredServer(Protocol):
 
     def observe_report(self, report: Report) -> None:
         """Publish a report's numbers on ``/metrics``."""
+        ...
+
+    def alert_delivered(self, outcome: Outcome) -> None:
+        """Count one webhook delivery by outcome (``dnnops_alert_deliveries_total``)."""
         ...
 
     def retrain_finished(self, run: RetrainRun) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -71,17 +71,32 @@ class StoredAlert:
         }
 
 
+@dataclass(frozen=True)
+class Recorded(Generic[A]):
+    """What one evaluation changed in the ledger: what to deliver."""
+
+    fresh: list[A]
+    """Firing, and not firing before: delivered as firing."""
+    resolved: list[StoredAlert]
+    """Firing before, not now: delivered as resolved (``last_seen`` is when)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.fresh or self.resolved)
+
+
 class AlertStore:
     def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
         self.clock = clock
 
-    def record(self, firing: Sequence[A], kinds: Sequence[str]) -> list[A]:
-        """Store this evaluation's alerts; return the ones that are new (to deliver).
-        Alerts of ``kinds`` firing before and absent now are resolved; other kinds (a
-        rollback, raised once by the rollout controller) are left as they are."""
+    def record(self, firing: Sequence[A], kinds: Sequence[str]) -> Recorded[A]:
+        """Store this evaluation's alerts; return the ones that are new and the ones it
+        resolved (both to deliver). Alerts of ``kinds`` firing before and absent now are
+        resolved; other kinds (a rollback, raised once by the rollout controller) are left
+        as they are."""
         now = self.clock()
-        fresh = []
+        fresh: list[A] = []
+        resolved: list[StoredAlert] = []
         with Session(self.engine) as session, session.begin():
             open_rows = {
                 r.key: r
@@ -97,8 +112,9 @@ class AlertStore:
                 session.add(_firing_row(alert, now))
                 fresh.append(alert)
             for row in open_rows.values():
-                row.status = "resolved"
-        return fresh
+                row.status, row.last_seen = "resolved", now
+                resolved.append(_stored(row))
+        return Recorded(fresh, resolved)
 
     def event(self, alert: AlertFacts) -> bool:
         """Record a one-off alert (a rollback) that no evaluation resolves; False when the

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
+from dnnops.monitor.judgements.alerts import Outcome
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.retrain_runs import RETRAIN_RUN, RetrainRun
 from dnnops.monitor.segments.digest_store import DigestStore
@@ -57,6 +58,9 @@ class ServerControl:
     @property
     def project_file(self) -> Path | None:
         return self.state.policies.project_file
+
+    def alert_delivered(self, outcome: Outcome) -> None:
+        self.state.metrics.alert_deliveries.labels(outcome).inc()
 
     def retrain_finished(self, run: RetrainRun) -> None:
         self.state.metrics.retrain_runs.labels(run.outcome).inc()

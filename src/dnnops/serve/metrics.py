@@ -258,6 +258,13 @@ class ServerMetrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self.alert_deliveries = Counter(
+            "dnnops_alert_deliveries",
+            "Alert webhook deliveries (one per model and status), by outcome: delivered, "
+            "retried (delivered after a failed try) or failed (every try failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.retrain_runs = Counter(
             "dnnops_retrain_runs",
             "Background retrainings that ended, by outcome: retrained (a challenger "

@@ -9,11 +9,14 @@ its condition clears it is marked resolved; firing again delivers it again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -107,26 +110,134 @@ def alerts_from_report(
     return out
 
 
+class ResolvedAlert(Protocol):
+    """A resolved alert as the ledger returns it (``registry.alerts.StoredAlert``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def severity(self) -> AlertSeverity: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+    @property
+    def first_seen(self) -> str: ...
+    @property
+    def last_seen(self) -> str: ...
+
+
 Post = Callable[[str, dict[str, Any]], None]
+Outcome = Literal["delivered", "retried", "failed"]
+ATTEMPTS = 3
+"""Tries per delivery; the waits between them double from ``FIRST_WAIT_S``."""
+FIRST_WAIT_S = 0.5
+NEVER = "0001-01-01T00:00:00Z"
+"""Alertmanager's ``endsAt`` of an alert still firing."""
 
 
 def http_post(url: str, payload: dict[str, Any]) -> None:
     httpx.post(url, json=payload, timeout=10).raise_for_status()
 
 
-def deliver(alerts: Sequence[Alert], webhook_url: str | None, post: Post = http_post) -> int:
-    """Log every alert; POST one JSON per model to the webhook. Returns deliveries that failed
-    (a failing webhook is logged, never raised: monitoring must keep running)."""
-    grouped: dict[str, list[Alert]] = defaultdict(list)
+def deliver(
+    alerts: Sequence[Alert],
+    webhook_url: str | None,
+    post: Post = http_post,
+    *,
+    resolved: Sequence[ResolvedAlert] = (),
+    counted: Callable[[Outcome], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Log every alert; POST one body per model and status (firing, resolved) to the
+    webhook, in Alertmanager's webhook shape, so a receiver written for Alertmanager reads
+    dnnops's too. A failed POST is tried again ``ATTEMPTS`` times in all, waiting longer
+    each time; what still fails is logged and counted, never raised (monitoring keeps
+    running). Returns the deliveries that failed."""
+    now = iso_utc_now()
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for alert in alerts:
         log.warning("ALERT %s %s", alert.severity.upper(), alert.summary)
-        grouped[alert.model].append(alert)
+        groups[(alert.model, "firing")].append(_wire(alert, "firing", starts=now, ends=NEVER))
+    for stored in resolved:
+        log.warning("RESOLVED %s %s", stored.severity.upper(), stored.summary)
+        wire = _wire(stored, "resolved", starts=stored.first_seen, ends=stored.last_seen)
+        groups[(stored.model, "resolved")].append(wire)
     failures = 0
     if webhook_url:
-        for model, members in grouped.items():
-            try:
-                post(webhook_url, {"model": model, "alerts": [a.to_dict() for a in members]})
-            except (httpx.HTTPError, OSError) as exc:
-                failures += 1
-                log.error("alert webhook %s failed: %s", webhook_url, exc)
+        for (model, status), members in groups.items():
+            body = _body(model, status, members)
+            outcome = _post_with_retries(post, webhook_url, body, sleep=sleep)
+            if counted is not None:
+                counted(outcome)
+            failures += outcome == "failed"
     return failures
+
+
+def _post_with_retries(
+    post: Post, url: str, body: dict[str, Any], *, sleep: Callable[[float], None]
+) -> Outcome:
+    wait = FIRST_WAIT_S
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            post(url, body)
+        except (httpx.HTTPError, OSError) as exc:
+            log.error("alert webhook %s failed (try %d of %d): %s", url, attempt, ATTEMPTS, exc)
+            if attempt < ATTEMPTS:
+                sleep(wait)
+                wait *= 2
+            continue
+        return "delivered" if attempt == 1 else "retried"
+    return "failed"
+
+
+def _body(model: str, status: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Alertmanager's webhook payload (version 4) for one model's alerts of one status."""
+    return {
+        "version": "4",
+        "receiver": "dnnops",
+        "status": status,
+        "groupKey": f'{{}}:{{model="{model}"}}',
+        "groupLabels": {"model": model},
+        "commonLabels": {"model": model},
+        "commonAnnotations": {},
+        "externalURL": "",
+        "truncatedAlerts": 0,
+        "model": model,
+        "alerts": alerts,
+    }
+
+
+def _wire(alert: Alert | ResolvedAlert, status: str, *, starts: str, ends: str) -> dict[str, Any]:
+    """One alert as Alertmanager sends it (labels, annotations, times, fingerprint), with
+    dnnops's own fields beside (``kind``, ``key``, ``details``: the evidence)."""
+    details = alert.details
+    return {
+        "status": status,
+        "labels": {
+            "alertname": f"dnnops_{alert.kind}",
+            "severity": alert.severity,
+            "model": alert.model,
+        },
+        "annotations": {
+            "summary": alert.summary,
+            "runbook_url": str(details.get("runbook_url", "")),
+        },
+        "startsAt": starts,
+        "endsAt": ends,
+        "generatorURL": "",
+        "fingerprint": hashlib.sha256(alert.key.encode()).hexdigest()[:16],
+        "key": alert.key,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "summary": alert.summary,
+        "details": details,
+    }
+
+
+def iso_utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
