@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,10 @@ def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
     assert not again  # still firing: not delivered twice
     rows = {r.kind: r for r in store.list()}
     assert rows["burn_rate"].count == 2 and rows["burn_rate"].status == "firing"
+    worse = [replace(a, summary=a.summary + " (worse)") for a in firing]
+    assert not store.record(worse, MONITOR_KINDS)  # the same alerts: nothing to deliver
+    assert all(r.summary.endswith("(worse)") for r in store.list())  # never frozen
+    store.record(firing, MONITOR_KINDS)
     assert store.list(model="elsewhere") == []
     assert {r.kind for r in store.list(status="firing", model=rows["drift"].model)} == {
         "burn_rate",

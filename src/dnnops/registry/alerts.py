@@ -106,8 +106,9 @@ class AlertStore:
             }
             for alert in firing:
                 row = open_rows.pop(alert.key, None)
-                if row is not None:
+                if row is not None:  # its numbers move on: summary and evidence are today's
                     row.count, row.last_seen, row.details = row.count + 1, now, alert.details
+                    row.summary = alert.summary
                     continue
                 session.add(_firing_row(alert, now))
                 fresh.append(alert)
