@@ -1,6 +1,7 @@
-"""An image model's loop on a real server: photos filed since the champion retrain a
-challenger warm-started from its weights and judged on the newest of them; a canary of the
-challenger takes image traffic beside the champion and is rolled back."""
+"""The media loop on a real server: photos filed since the champion (or tickets labelled
+through /v1/feedback) retrain a challenger warm-started from its weights and judged on the
+newest of them; a canary of the challenger takes image or text traffic beside the
+champion and is rolled back."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 import httpx
 import yaml
 
+import dnnops
 from tests.conftest import subprocess_env
 from tests.serve.conftest import start_server
-from tests.userdata import image_folder
+from tests.userdata import image_folder, tickets_frame
 
 ADMIN = {"Authorization": "Bearer s3cret"}
 
@@ -102,6 +104,67 @@ def test_new_photos_retrain_a_warm_started_challenger_whose_canary_rolls_back(
             httpx.post(f"{server.url}/v1/models/shapes:predict", json=body, timeout=30).json()[
                 "model_version"
             ]
+            for _ in range(6)
+        }
+        assert after == {"1"}
+    finally:
+        server.stop()
+
+
+def test_labelled_tickets_from_the_log_retrain_a_warm_started_text_challenger(
+    tmp_path: Path,
+) -> None:
+    tickets_frame(240).to_csv(tmp_path / "tickets.csv", index=False)
+    home = tmp_path / "home"
+    config = tmp_path / "dnnops.yaml"
+    text = {"column": "ticket", "vocab_size": 150, "max_length": 16}
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tickets",
+                "data": {"source": str(tmp_path / "tickets.csv"), "target": "topic", "text": text},
+                "model": {"arch": "embedding_bag", "params": {"dim": 16}},
+                "train": {"epochs": 10, "batch_size": 16, "lr": 0.01, "seed": 2},
+                "evaluate": {"baseline": "trivial"},
+                "retrain": {"warm_start": True, "holdout": 0.5, "approval": True},
+                "rollout": {"steps": [50, 100], "interval": "1h", "min_requests": 10},
+            }
+        )
+    )
+    trained = _dnnops(home, "train", "-c", str(config), "--quiet", "--json")
+    assert trained.returncode == 0, trained.stderr
+    fresh = tickets_frame(60, seed=5)
+    server = start_server(home, "-c", str(config), env={"DNNOPS_ADMIN_TOKEN": "s3cret"})
+    try:
+        with dnnops.Client(server.url, token="s3cret") as client:  # tickets, then topics
+            answer = client.predict("tickets", list(fresh["ticket"]))
+            truth = dict(zip(answer["prediction_ids"], fresh["topic"], strict=True))
+            assert client.feedback(truth)["accepted"] == 60
+        retrained = _dnnops(home, "retrain", "-c", str(config), "--force", "--json")
+        assert retrained.returncode == 0, retrained.stderr
+        outcome = json.loads(retrained.stdout)
+        assert outcome["started_from"] == "tickets@1" and outcome["challenger"] == 2
+        assert outcome["rows"]["captured"] == 60  # the texts as logged, with their labels
+        assert outcome["rows"]["holdout"] == 30 and set(outcome["accuracy"]) == {
+            "champion",
+            "challenger",
+        }
+        if outcome["rollout_id"] is not None:  # it beat the champion: held for approval
+            assert _dnnops(home, "rollout", "abort", "tickets").returncode == 0
+        started = httpx.post(
+            f"{server.url}/v1/endpoints/tickets/rollout", json={"version": 2}, headers=ADMIN
+        )
+        assert started.status_code == 201, started.text
+        body = {"instances": ["my parcel is late", "refund my card"]}
+        during = {
+            httpx.post(f"{server.url}/v1/models/tickets:predict", json=body).json()["model_version"]
+            for _ in range(12)
+        }
+        assert during == {"1", "2"}, during
+        rolled = httpx.post(f"{server.url}/v1/endpoints/tickets/rollback", headers=ADMIN)
+        assert rolled.status_code == 200, rolled.text
+        after = {
+            httpx.post(f"{server.url}/v1/models/tickets:predict", json=body).json()["model_version"]
             for _ in range(6)
         }
         assert after == {"1"}
