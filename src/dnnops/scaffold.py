@@ -25,6 +25,7 @@ import yaml
 from dnnops.config import PreprocessingConfig
 from dnnops.data.leaks import Finding, Labeled, Leak, identifier_columns, single_feature_leaks
 from dnnops.data.media.detect import text_columns
+from dnnops.data.media.specs import ImageSpec
 from dnnops.errors import UsageError
 from dnnops.evaluate.baseline import Rows, strong_baseline, trivial_baseline
 
@@ -457,3 +458,103 @@ def _quote(text: str) -> str:
 
 def _flow(items: list[str]) -> str:
     return "[" + ", ".join(_quote(i) for i in items) + "]"
+
+
+@dataclass(frozen=True)
+class PhotoFolder:
+    """What ``dnnops init --data photos/`` read of a folder of images."""
+
+    source: Path
+    target: str
+    classes: dict[str, int]
+    """Images per class (subfolder)."""
+    spec: ImageSpec
+
+    @property
+    def images(self) -> int:
+        return sum(self.classes.values())
+
+    @property
+    def side(self) -> int:
+        """The square the model sees: 64 when the smallest photo has it, else 32 (CPU
+        friendly; raise it for detail)."""
+        return 64 if min(self.spec.min_width, self.spec.min_height) >= 64 else 32
+
+    @property
+    def channels(self) -> int:
+        return 1 if set(self.spec.modes) <= {"L", "1", "I;16", "I"} else 3
+
+
+def _photo_batch_size(images: int) -> int:
+    """Images a step. A small folder at 64 a step gives batch norm one or two updates an
+    epoch, and its running statistics stay near their start: on 50 photos at 64 the
+    validation accuracy stayed at chance while the training loss fell to 0.003; at 16,
+    100% (the same project)."""
+    return 16 if images < 1_000 else 32 if images < 5_000 else 64
+
+
+def infer_photo_folder(source: Path, target: str) -> PhotoFolder:
+    """Read the folder once: its classes and what its images are (a sample of them)."""
+    from dnnops.data.media.describe import describe_images
+    from dnnops.data.media.folder import load_image_folder
+
+    frame = load_image_folder(source, image_column="image", target=target)
+    classes = {str(k): int(v) for k, v in frame[target].value_counts().sort_index().items()}
+    return PhotoFolder(source, target, classes, describe_images(frame["image"]))
+
+
+def photo_project_text(folder: PhotoFolder) -> str:
+    """The commented project file of a folder of photos."""
+    q = _quote
+    side, smallest = folder.side, min(folder.classes.values())
+    lines = [
+        f"# dnnops project file inferred from {folder.source}/ ({folder.images} images in "
+        f"{len(folder.classes)} classes) by",
+        f"#   dnnops init --data {folder.source}/ --target {folder.target}",
+        f"# formats {', '.join(folder.spec.formats)}; modes {', '.join(folder.spec.modes)}; "
+        f"{folder.spec.min_width}..{folder.spec.max_width} x "
+        f"{folder.spec.min_height}..{folder.spec.max_height} pixels",
+        f"name: {q(_project_name(folder.source))}",
+        "task: classification",
+        "",
+        "data:",
+        f"  source: {q(str(folder.source) + '/')}       # one subfolder per class",
+        f"  target: {q(folder.target)}                   # what the class is called",
+        "  split: {train: 0.8, valid: 0.1, test: 0.1, seed: 0, stratify: true}",
+        "  image:",
+        f"    size: [{side}, {side}]                # scaled and centre-cropped to this; "
+        "larger sees more detail, slower",
+        f"    channels: {folder.channels}                   # 1: greyscale | 3: RGB",
+        "    unreadable: skip              # skip | fail: a file that is not a usable image",
+        "",
+        "model:",
+        "  arch: resnet18                  # cnn | resnet18 | mobilenet_v2 (torchvision's names)",
+        "  params: {width: 16, small_input: "
+        + ("true}" if side <= 64 else "false}")
+        + "   # 16 channels in the first stage",
+        "",
+        "train:",
+        f"  epochs: {30 if folder.images < 2_000 else 15}",
+        f"  batch_size: {_photo_batch_size(folder.images)}                 # small batches: "
+        "batch norm needs steps to learn its statistics",
+        "  lr: 0.003",
+        f"  augment: {{crop: {side // 16}, flip: true}}   # no flip where a mirror image "
+        "means another thing (text, digits)",
+        "  # init_from: NAME@production    # start from a registered version, or a weights file",
+        "  early_stopping: {metric: valid_loss, patience: 5, restore_best: true}",
+        "  seed: 0",
+        *(
+            [
+                "  class_weight: balanced         # the smallest class has "
+                f"{smallest} of {folder.images} images"
+            ]
+            if smallest / folder.images < MINORITY_SHARE / max(1, len(folder.classes) - 1)
+            else []
+        ),
+        "",
+        "evaluate:                         # scored beside gradient boosting on the pixels",
+        "  gates: []                       # e.g. [{metric: balanced_accuracy, min: 0.8}]",
+        "",
+        *SLO_LINES,
+    ]
+    return "\n".join(lines) + "\n"

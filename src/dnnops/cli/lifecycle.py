@@ -61,7 +61,8 @@ def init(
         ),
     ] = None,
     data: Annotated[
-        Path | None, typer.Option(help="Infer the project from this CSV or Parquet file.")
+        Path | None,
+        typer.Option(help="Infer the project from this CSV or Parquet file, or a photo folder."),
     ] = None,
     target: Annotated[str | None, typer.Option(help="With --data: the column to predict.")] = None,
     task: Annotated[
@@ -87,9 +88,33 @@ def init(
     _init_from_data(data, target, task, path)
 
 
+def _init_from_folder(folder: Path, target: str, task: str | None, path: Path) -> None:
+    """A folder of photos, one subfolder per class: an image classifier's project."""
+    from dnnops.scaffold import infer_photo_folder, photo_project_text
+
+    if task not in (None, "classification"):
+        raise UsageError(
+            f"a folder of photos trains a classifier (its subfolders); got --task {task}"
+        )
+    found = infer_photo_folder(folder, target)
+    path.write_text(photo_project_text(found), encoding="utf-8")
+    name, count = min(found.classes.items(), key=lambda item: item[1])
+    make_console().print(
+        f"wrote {path}: a photo folder, {found.images} images in {len(found.classes)} classes "
+        f"(the smallest {name!r} with {count}), seen at {found.side}x{found.side} with "
+        f"{found.channels} channel(s); the class is called {target!r} (--target); files that "
+        "are not usable images are left out when training (data.image.unreadable)",
+        soft_wrap=True,
+    )
+    make_console().print(f"train it with: dnnops train -c {path}", soft_wrap=True)
+
+
 def _init_from_data(data: Path, target: str | None, task: str | None, path: Path) -> None:
     from dnnops.scaffold import infer_project, project_text
 
+    if data.is_dir():
+        _init_from_folder(data, target or "label", task, path)
+        return
     if target is None:
         raise UsageError(f"name the column to predict: dnnops init --data {data} --target COL")
     if task not in (None, "classification", "regression"):
