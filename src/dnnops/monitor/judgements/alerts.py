@@ -22,6 +22,7 @@ import httpx
 
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.judgements.runbooks import DEFAULT_TEMPLATE, runbook_url
+from dnnops.registry.alerts import AlertFacts
 from dnnops.vocabulary import AlertSeverity
 
 log = logging.getLogger("dnnops.alerts")
@@ -110,21 +111,10 @@ def alerts_from_report(
     return out
 
 
-class ResolvedAlert(Protocol):
-    """A resolved alert as the ledger returns it (``registry.alerts.StoredAlert``)."""
+class ResolvedAlert(AlertFacts, Protocol):
+    """A resolved alert as the ledger returns it (``registry.alerts.StoredAlert``): what
+    it stores of any alert, and when it started and ended."""
 
-    @property
-    def key(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def severity(self) -> AlertSeverity: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def summary(self) -> str: ...
-    @property
-    def details(self) -> dict[str, Any]: ...
     @property
     def first_seen(self) -> str: ...
     @property
