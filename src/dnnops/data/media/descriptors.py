@@ -40,8 +40,7 @@ def image_descriptors(
 ) -> list[Descriptors]:
     """Per image: its pixel statistics as the model saw them (``x``, normalized) and its
     size as it came (read from the file's header, not decoded again)."""
-    pixels = x.reshape(len(x), channels, *size).astype(np.float64)
-    pixels = pixels * np.asarray(std)[:, None, None] + np.asarray(mean)[:, None, None]
+    pixels = seen_pixels(x, channels=channels, size=size, mean=mean, std=std)
     grey = pixels.mean(axis=1)  # (N, H, W)
     laplacian = (
         -4 * grey[:, 1:-1, 1:-1]
@@ -66,6 +65,21 @@ def image_descriptors(
     return out
 
 
+def seen_pixels(
+    x: np.ndarray,
+    *,
+    channels: int,
+    size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> np.ndarray:
+    """(N, channels, height, width) in [0, 1]: the model's normalized input undone, what
+    the model saw after the resize and crop (descriptors and previews both read it)."""
+    pixels = x.reshape(len(x), channels, *size).astype(np.float64)
+    result: np.ndarray = pixels * np.asarray(std)[:, None, None] + np.asarray(mean)[:, None, None]
+    return result
+
+
 PREVIEW_SIDE = 64
 """A logged preview's longest side: enough to tell a cat from a receipt, ~2 kB a photo."""
 
@@ -80,9 +94,7 @@ def image_previews(
 ) -> list[str]:
     """Per image, what the model saw (``x``, normalized) as a small JPEG data URI: the
     labelling queue and the dashboard show it where the log keeps no image bytes."""
-    pixels = x.reshape(len(x), channels, *size).astype(np.float32)
-    pixels = pixels * np.asarray(std, np.float32)[:, None, None]
-    pixels += np.asarray(mean, np.float32)[:, None, None]
+    pixels = seen_pixels(x, channels=channels, size=size, mean=mean, std=std)
     as_bytes = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
     out = []
     for image in as_bytes:
