@@ -20,6 +20,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from dnnops.config import ServeConfig
 from dnnops.data.policy import Counts
 from dnnops.data.preprocess import apply_preprocessing, describe_inputs, preview_inputs
 from dnnops.errors import DnnopsError
@@ -125,7 +126,7 @@ async def _serve(
             adapter = runtime.adapter
             checked = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
             raw = checked.raw
-            made = await _model_input(runtime, raw, state.serve.timeout)
+            made = await _model_input(runtime, raw, state.serve)
             x, timeout = made.x, made.time_left
         if checked.anomalies:
             _count_anomalies(state, runtime, checked.anomalies)
@@ -187,19 +188,20 @@ class ModelInput:
     """What is left of the request's timeout for the queue and the model."""
 
 
-async def _model_input(runtime: VersionRuntime, raw: Any, timeout: float) -> ModelInput:
+async def _model_input(runtime: VersionRuntime, raw: Any, serve: ServeConfig) -> ModelInput:
     """The request's model input and, for an image or text model, what is logged of it
     beyond the inputs. A table's input is made on the loop (microseconds); decoding images
     or tokenizing takes milliseconds, so it runs in a worker thread within the request's
     deadline."""
-    pre = runtime.loaded.preprocessor
+    pre, timeout = runtime.loaded.preprocessor, serve.timeout
     if pre.medium is None:
         return ModelInput(apply_preprocessing(pre, raw, inference=True), None, timeout)
+    logged = serve.log_inputs > 0  # a preview is logged with the inputs, or not made
     began = time.perf_counter()
 
     def work() -> ModelInput:
         x = apply_preprocessing(pre, raw, inference=True)
-        media = MediaLog(describe_inputs(pre, raw, x), preview_inputs(pre, x))
+        media = MediaLog(describe_inputs(pre, raw, x), preview_inputs(pre, x) if logged else None)
         return ModelInput(x, media, timeout)
 
     try:
@@ -365,7 +367,7 @@ async def _mirror(
     )
     started = time.perf_counter()
     try:
-        made = await _model_input(shadow, raw, state.serve.timeout)
+        made = await _model_input(shadow, raw, state.serve)
         answers = await shadow.batcher.submit(made.x, made.time_left)
         split = shadow.split_answers(answers)
         probabilities, tiers = split.probabilities, split.tiers
