@@ -740,6 +740,59 @@ class ExplainConfig(Section):
     (half the L1 distance between live and validation importance profiles)."""
 
 
+SignalName = Literal[
+    "confidence_drop",
+    "estimated_accuracy_drop",
+    "attribution_drift",
+    "label_drift",
+    "production_gap",
+    "stale_features",
+    "invalid_outputs",
+    "cost",
+    "client_errors",
+]
+"""The signals an alert watches beside the SLOs' burn rates and input drift
+(``monitor/judgements/signal_alerts.py`` reads each one)."""
+
+
+class SignalAlertsConfig(Section):
+    """Alerts on the signals the report measures. Each fires once its signal has stayed
+    past its threshold for its ``for`` hold-down, and clears only once the signal is back
+    under ``clear`` times the threshold, so a value wandering on the boundary does not
+    flap. A threshold set to null turns that alert off."""
+
+    for_: Annotated[dict[SignalName, Duration], Field(alias="for")] = Field(default_factory=dict)
+    """Each signal's hold-down, where its default does not suit (client_errors: 1 min,
+    invalid_outputs: 0, the others: 5 min)."""
+    severity: dict[SignalName, Literal["page", "ticket"]] = Field(default_factory=dict)
+    """Each signal's severity, where its default does not suit (invalid_outputs and
+    client_errors page; the others open tickets)."""
+    clear: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    """Hysteresis: a firing alert clears once its signal is under this times its threshold."""
+    min_predictions: Annotated[int, Field(ge=1)] = 100
+    """Predictions a window needs before its confidence, estimate, cost, stale features or
+    client errors (requests, over their short window) are judged."""
+    min_labels: Annotated[int, Field(ge=1)] = 50
+    """Labels a window needs before its production gap or label drift is judged."""
+    confidence_drop: Fraction | None = 0.1
+    """The live mean top probability this far under the version's on its test split."""
+    accuracy_drop: Fraction | None = 0.05
+    """Estimated accuracy (reliable estimates only) this far under the test split's."""
+    production_gap: Fraction | None = 0.05
+    """Accuracy on arrived labels this far under the test split's, beyond the labels'
+    sampling noise (95%); for a regressor, MAE this share over its test MAE."""
+    label_drift: Annotated[float, Field(gt=0.0)] | None = 0.1
+    """The arrived labels' class distribution this far (Jensen-Shannon) from training's."""
+    stale_after: Duration | None = 900.0
+    """A feature with no value for this long while requests keep arriving is stale."""
+    invalid_outputs: Fraction | None = 0.001
+    """The share of requests the model answered with NaN or infinity."""
+    client_errors: Fraction | None = 0.25
+    """The share of requests refused as invalid (400, 413, 422) over ``client_errors_window``."""
+    client_errors_window: Duration = 300.0
+    """The window client errors are counted over: short, so a flood is seen while it lasts."""
+
+
 class MonitorConfig(Section):
     """Monitoring: the report's window, drift, explanations, cost and alerts."""
 
@@ -764,6 +817,13 @@ class MonitorConfig(Section):
     evaluate_every: Duration | None = 60.0
     """How often a server evaluates its own report and raises alerts; null: never (then
     ``dnnops monitor report --alert`` on a schedule does it)."""
+    cost_budget: Annotated[float, Field(gt=0.0)] | None = None
+    """The most one prediction may cost (in ``currency``); over it, the cost alert fires.
+    Null: cost is shown, never alerted on."""
+    alerts: SignalAlertsConfig = Field(default_factory=SignalAlertsConfig)
+    """Alerts on the report's other signals: confidence, estimated accuracy, attribution
+    and label drift, the gap to the test split, stale features, invalid outputs, cost and
+    client errors."""
 
 
 class ObjectiveConfig(Section):

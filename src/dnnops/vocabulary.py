@@ -28,4 +28,4 @@ ACTIVE_ROLLOUT: tuple[RolloutStatus, ...] = ("awaiting_approval", "running")
 AlertSeverity = Literal["page", "ticket"]
 """A page wakes someone; a ticket waits for working hours."""
 
-AlertStatus = Literal["firing", "resolved"]
+AlertStatus = Literal["pending", "firing", "resolved"]

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dnnops.config import MonitorConfig
 from dnnops.monitor.judgements.alerts import (
     MONITOR_KINDS,
     alerts_from_report,
@@ -26,6 +27,8 @@ from dnnops.monitor.stats.dataset_drift import DatasetDrift
 from dnnops.monitor.stats.drift import FeatureDrift
 from dnnops.registry.alerts import AlertStore
 from dnnops.registry.db import open_engine
+
+MONITOR = MonitorConfig()
 
 
 def _report(burning: bool, drifting: bool) -> Report:
@@ -77,7 +80,7 @@ def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
 ) -> None:
     url, received = webhook
     store = AlertStore(open_engine(f"sqlite:///{tmp_path / 'meta.db'}"))
-    firing = alerts_from_report(_report(burning=True, drifting=True))
+    firing = alerts_from_report(monitor=MONITOR, report=_report(burning=True, drifting=True))
     assert {(a.kind, a.severity) for a in firing} == {("burn_rate", "page"), ("drift", "ticket")}
     drift = next(a for a in firing if a.kind == "drift")
     assert drift.details["runbook_url"] == "docs/runbooks/drift.md"
@@ -90,14 +93,17 @@ def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
     assert body["version"] == "4" and body["status"] == "firing"  # Alertmanager's shape
     assert body["groupLabels"] == {"model": "m"}
     assert {a["labels"]["alertname"] for a in body["alerts"]} == {
-        "dnnops_burn_rate",
-        "dnnops_drift",
+        "DnnopsErrorBudgetBurnPage",
+        "DnnopsInputDrift",
     }
     paged = next(a for a in body["alerts"] if a["kind"] == "burn_rate")
     assert paged["labels"]["severity"] == "page" and paged["endsAt"].startswith("0001")
     assert paged["annotations"]["runbook_url"] == "https://runbooks.example/availability"
 
-    again = store.record(alerts_from_report(_report(burning=True, drifting=True)), MONITOR_KINDS)
+    again = store.record(
+        alerts_from_report(monitor=MONITOR, report=_report(burning=True, drifting=True)),
+        MONITOR_KINDS,
+    )
     assert not again  # still firing: not delivered twice
     rows = {r.kind: r for r in store.list()}
     assert rows["burn_rate"].count == 2 and rows["burn_rate"].status == "firing"
@@ -111,21 +117,27 @@ def test_alerts_are_deduplicated_grouped_delivered_and_resolved(
         "drift",
     }
 
-    calmer = store.record(alerts_from_report(_report(burning=False, drifting=True)), MONITOR_KINDS)
+    calmer = store.record(
+        alerts_from_report(monitor=MONITOR, report=_report(burning=False, drifting=True)),
+        MONITOR_KINDS,
+    )
     assert calmer.fresh == [] and [r.kind for r in calmer.resolved] == ["burn_rate"]
     deliver(calmer.fresh, url, resolved=calmer.resolved)
     resolved = received[-1]
     assert resolved["status"] == "resolved" and len(resolved["alerts"]) == 1
     [ended] = resolved["alerts"]
-    assert ended["labels"]["alertname"] == "dnnops_burn_rate"
+    assert ended["labels"]["alertname"] == "DnnopsErrorBudgetBurnPage"
     assert ended["startsAt"] <= ended["endsAt"] and not ended["endsAt"].startswith("0001")
     assert [r.kind for r in store.list(status="resolved")] == ["burn_rate"]
-    refired = store.record(alerts_from_report(_report(burning=True, drifting=True)), MONITOR_KINDS)
+    refired = store.record(
+        alerts_from_report(monitor=MONITOR, report=_report(burning=True, drifting=True)),
+        MONITOR_KINDS,
+    )
     assert [a.kind for a in refired.fresh] == ["burn_rate"]  # firing again after resolving
 
 
 def test_a_failing_webhook_is_retried_then_counted_never_raised(tmp_path: Path) -> None:
-    alerts = alerts_from_report(_report(burning=True, drifting=False))
+    alerts = alerts_from_report(monitor=MONITOR, report=_report(burning=True, drifting=False))
     waits: list[float] = []
     outcomes: list[str] = []
     nowhere = "http://127.0.0.1:9/nowhere"  # nothing listens on port 9
@@ -151,7 +163,7 @@ def test_the_alert_evaluation_holds_back_a_rollout_candidates_alerts() -> None:
     [section] = calm.versions
     candidate = replace(section, slis=replace(section.slis, version="4"))
     report = replace(calm, versions=[section, candidate])
-    decided = evaluate_alerts(report, {("m", "4")})
+    decided = evaluate_alerts(report, {("m", "4")}, monitor=MONITOR)
     assert [a.key for a in decided.firing] == ["m@3/drift/ticket"]
     assert [a.key for a in decided.held] == ["m@4/drift/ticket"]
-    assert evaluate_alerts(report, set()).held == []
+    assert evaluate_alerts(report, set(), monitor=MONITOR).held == []

@@ -54,8 +54,10 @@ def monitor_report(
     )
     shown = report.to_json()
     if alert:
-        firing = alerts_from_report(report, runbooks=monitor.runbook_url)
-        changed = AlertStore(open_engine(resolved.db_url)).record(firing, MONITOR_KINDS)
+        store = AlertStore(open_engine(resolved.db_url))
+        already = store.firing_keys(MONITOR_KINDS)
+        firing = alerts_from_report(report, monitor=monitor, firing=already)
+        changed = store.record(firing, MONITOR_KINDS)
         failed = deliver(changed.fresh, monitor.webhook_url, resolved=changed.resolved)
         shown["alerts"] = {
             "firing": len(firing),
@@ -188,7 +190,9 @@ def drift_verdict(drift: dict[str, Any], features: int) -> str:
 
 @monitor_app.command("alerts")
 def monitor_alerts(
-    status: Annotated[str | None, typer.Option(help="firing | resolved")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="firing | pending (waiting out its hold-down) | resolved")
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -196,8 +200,8 @@ def monitor_alerts(
     from dnnops.registry.alerts import AlertStore
     from dnnops.registry.db import open_engine
 
-    if status not in (None, "firing", "resolved"):
-        raise typer.BadParameter(f"{status!r}: firing or resolved", param_hint="--status")
+    if status not in (None, "firing", "pending", "resolved"):
+        raise typer.BadParameter(f"{status!r}: firing, pending or resolved", param_hint="--status")
     wanted = cast("AlertStatus | None", status)
     rows = AlertStore(open_engine(resolve_home(home).db_url)).list(wanted)
     if json_out:

@@ -116,8 +116,10 @@ class PredictionLogger:
         (the key lives in the home, beside the logs)."""
         return redaction_for(sensitive, mode, self.logs_dir.parent)
 
-    def failure_record(self, context: RequestContext, status: int, error: str) -> bytes:
-        return failure_record(context, ts=time.time(), status=status, error=error)
+    def failure_record(
+        self, context: RequestContext, status: int, error: str, *, reason: str | None = None
+    ) -> bytes:
+        return failure_record(context, ts=time.time(), status=status, error=error, reason=reason)
 
     def feedback_records(self, labels: Sequence[tuple[str, Any]]) -> list[bytes]:
         now = time.time()

@@ -55,7 +55,8 @@ class MonitorLoop:
         candidates = (
             server.rollout_candidates() if server.monitor.suppress_during_rollout else set()
         )
-        decided = evaluate_alerts(report, candidates, runbooks=server.monitor.runbook_url)
+        firing = await asyncio.to_thread(self.alerts.firing_keys, MONITOR_KINDS)
+        decided = evaluate_alerts(report, candidates, monitor=server.monitor, firing=firing)
         changed = await asyncio.to_thread(self.alerts.record, decided.firing, MONITOR_KINDS)
         if changed:
             await asyncio.to_thread(self._deliver, changed)

@@ -26,10 +26,11 @@ from dnnops.evaluate.decision import Decision
 from dnnops.monitor.explanations import explanations_in_window
 from dnnops.monitor.judgements.budgets import version_budgets
 from dnnops.monitor.judgements.report_types import Report, SegmentCounts
+from dnnops.monitor.judgements.signal_readings import RecentRequests
 from dnnops.monitor.judgements.signals import version_section
 from dnnops.monitor.judgements.sli import slis_from_stats
 from dnnops.monitor.judgements.slo import burn_rules, longest_window_s
-from dnnops.monitor.segments.digest import Reference, Stats, digest_records
+from dnnops.monitor.segments.digest import MinuteCounts, Reference, Stats, digest_records
 from dnnops.monitor.segments.digest_store import SETTLED_S, DigestStore, fingerprint, segment_key
 from dnnops.monitor.segments.label_columns import FeedbackColumns
 from dnnops.monitor.segments.label_join import FeedbackSegment, LabelJoin, Segment
@@ -100,6 +101,7 @@ def build_report(
             monitor=monitor,
             now=moment,
             explained=explained.get(key),
+            recent=recent_requests(history, moment, monitor.alerts.client_errors_window),
         )
         sections.append(replace(section, slo=objectives, alerts=alerts))
     return Report(
@@ -110,6 +112,16 @@ def build_report(
         segments=SegmentCounts(digested=rollup.digested, from_disk=rollup.reused),
         versions=sections,
     )
+
+
+def recent_requests(history: list[MinuteCounts], now: float, window_s: float) -> RecentRequests:
+    """Requests judged for client errors over the last ``window_s`` (whole minutes, as the
+    burn rates' windows): the refused, the answered and the failed on the server's side."""
+    since = bucket_start(now - window_s)
+    recent = [m for m in history if m.bucket >= since]
+    refused = sum(m.invalid for m in recent)
+    judged = refused + sum(m.predictions + m.server_errors for m in recent)
+    return RecentRequests(window_s, judged, refused)
 
 
 def _per_version(

@@ -116,6 +116,9 @@ class PredictionRecord(LogRecord, frozen=True):
     """The instance's share of its batches' model time x the runner's threads."""
     error: str | None = None
     """Why a refused request was refused (the answer's error message)."""
+    reason: str | None = None
+    """A failure's cause as a code monitoring counts (``invalid_output``: the model
+    answered NaN or infinity); None for the others."""
     replica: str = ""
     """The fleet replica that answered: empty outside a fleet."""
     tier: int | None = None
@@ -243,7 +246,9 @@ def _shared_fields(context: RequestContext, ts: float) -> dict[str, Any]:
     return shared
 
 
-def failure_record(context: RequestContext, *, ts: float, status: int, error: str) -> bytes:
+def failure_record(
+    context: RequestContext, *, ts: float, status: int, error: str, reason: str | None = None
+) -> bytes:
     """The one record of a request refused or failed before anything was predicted."""
     return PredictionRecord(
         ts=ts,
@@ -255,5 +260,6 @@ def failure_record(context: RequestContext, *, ts: float, status: int, error: st
         shadow=context.shadow,
         latency_ms=context.latency_ms,
         error=error,
+        reason=reason,
         replica=context.replica,
     ).encode()

@@ -198,7 +198,7 @@ def _serve_and_drift(scene: _Scene) -> None:
     chapter.note(_traffic_line(unlabeled) + ", no labels yet; " + _estimate_line(old, new))
     chapter.note(_traffic_line(scene.replay(1, instances=900)) + ", labels sent")
     report = _report(state, config, home, since=shifted)
-    firing = alerts_from_report(report)
+    firing = alerts_from_report(report, monitor=config.monitor)
     deliver(AlertStore(open_engine(home.db_url)).record(firing, MONITOR_KINDS).fresh, None)
     chapter.note(_monitor_line(state, config, home, since=shifted) + f"; {len(firing)} alert(s)")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Engine, select
@@ -37,7 +37,16 @@ class AlertFacts(Protocol):
     def details(self) -> dict[str, Any]: ...
 
 
-A = TypeVar("A", bound=AlertFacts)
+class HeldAlert(AlertFacts, Protocol):
+    """An alert with a hold-down, as a monitoring evaluation raises it."""
+
+    @property
+    def for_s(self) -> float:
+        """Delivered only once its condition has held this long (0: at once)."""
+        ...
+
+
+A = TypeVar("A", bound=HeldAlert)
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,12 @@ class AlertStore:
         self.clock = clock
 
     def record(self, firing: Sequence[A], kinds: Sequence[str]) -> Recorded[A]:
-        """Store this evaluation's alerts; return the ones that are new and the ones it
-        resolved (both to deliver). Alerts of ``kinds`` firing before and absent now are
-        resolved; other kinds (a rollback, raised once by the rollout controller) are left
-        as they are."""
+        """Store this evaluation's alerts; return the ones that start firing and the ones it
+        resolved (both to deliver). An alert with a hold-down (``for_s``) waits as
+        ``pending`` until its condition has held that long, as Prometheus's ``for:``; a
+        pending alert whose condition clears is dropped unsaid. Alerts of ``kinds`` firing
+        before and absent now are resolved; other kinds (a rollback, raised once by the
+        rollout controller) are left as they are."""
         now = self.clock()
         fresh: list[A] = []
         resolved: list[StoredAlert] = []
@@ -101,21 +112,43 @@ class AlertStore:
             open_rows = {
                 r.key: r
                 for r in session.scalars(
-                    select(AlertRow).where(AlertRow.status == "firing", AlertRow.kind.in_(kinds))
+                    select(AlertRow).where(
+                        AlertRow.status.in_(("pending", "firing")), AlertRow.kind.in_(kinds)
+                    )
                 )
             }
             for alert in firing:
                 row = open_rows.pop(alert.key, None)
-                if row is not None:  # its numbers move on: summary and evidence are today's
-                    row.count, row.last_seen, row.details = row.count + 1, now, alert.details
-                    row.summary = alert.summary
+                if row is None:
+                    row = _firing_row(alert, now)
+                    session.add(row)
+                    if alert.for_s > 0:
+                        row.status = "pending"
+                        continue
+                    fresh.append(alert)
                     continue
-                session.add(_firing_row(alert, now))
-                fresh.append(alert)
+                # its numbers move on: summary and evidence are today's
+                row.count, row.last_seen, row.details = row.count + 1, now, alert.details
+                row.summary = alert.summary
+                if row.status == "pending" and _held(row, now) >= alert.for_s:
+                    row.status = "firing"
+                    fresh.append(alert)
             for row in open_rows.values():
+                if row.status == "pending":
+                    session.delete(row)
+                    continue
                 row.status, row.last_seen = "resolved", now
                 resolved.append(_stored(row))
         return Recorded(fresh, resolved)
+
+    def firing_keys(self, kinds: Sequence[str]) -> set[str]:
+        """The keys of ``kinds`` firing now: a monitoring evaluation clears them only under
+        their signal's clearing level (hysteresis)."""
+        with Session(self.engine) as session:
+            query = select(AlertRow.key).where(
+                AlertRow.status == "firing", AlertRow.kind.in_(kinds)
+            )
+            return set(session.scalars(query))
 
     def event(self, alert: AlertFacts) -> bool:
         """Record a one-off alert (a rollback) that no evaluation resolves; False when the
@@ -142,6 +175,12 @@ class AlertStore:
             query = query.where(AlertRow.model == model)
         with Session(self.engine) as session:
             return [_stored(r) for r in session.scalars(query).all()]
+
+
+def _held(row: AlertRow, now: datetime) -> float:
+    """Seconds since the alert's condition started holding (SQLite hands back naive UTC)."""
+    first = row.first_seen if row.first_seen.tzinfo else row.first_seen.replace(tzinfo=UTC)
+    return (now - first).total_seconds()
 
 
 def _stored(row: AlertRow) -> StoredAlert:

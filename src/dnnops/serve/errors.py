@@ -7,6 +7,8 @@ from dnnops.errors import DnnopsError
 
 class HttpError(Exception):
     status = 500
+    reason: str | None = None
+    """A cause monitoring counts, written to the failure's log record."""
 
     def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -44,6 +46,7 @@ class InvalidOutput(HttpError):
     """The model answered NaN or infinity: a server error, never a class or a number."""
 
     status = 500
+    reason = "invalid_output"
 
 
 class Unavailable(HttpError):

@@ -469,7 +469,7 @@ async def _record_failure(state: ServerState, context: RequestContext, error: Ht
         return
     try:
         await state.logger.predictions.append_async(
-            [state.logger.failure_record(context, error.status, error.message)]
+            [state.logger.failure_record(context, error.status, error.message, reason=error.reason)]
         )
     except OSError as exc:  # the answer still goes out; /metrics counts the loss
         state.metrics.rejected.labels(*names, "log_unwritable").inc()

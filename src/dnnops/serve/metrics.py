@@ -172,6 +172,21 @@ class ServerMetrics:
             registry=self.registry,
             multiprocess_mode="mostrecent",
         )
+        self.drift_detected = Gauge(
+            "dnnops_drift_detected",
+            "1 when the last monitoring evaluation judged the inputs drifted, else 0.",
+            version,
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.signal_value = Gauge(
+            "dnnops_signal_value",
+            "Each alerting signal at the last evaluation (monitor.alerts; more is worse): "
+            "the generated rules compare it with the same thresholds as the report.",
+            [*version, "signal"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
         self.budget_remaining = Gauge(
             "dnnops_slo_error_budget_remaining",
             "Share of the error budget left over the monitoring window, per objective.",
@@ -334,6 +349,7 @@ class ServerMetrics:
             drift = section.drift
             if drift is not None:
                 self.drift_share.labels(*names).set(drift.share)
+                self.drift_detected.labels(*names).set(float(drift.drifted))
                 for feature in drift.features:
                     self.drift_score.labels(*names, feature.feature).set(feature.score)
             estimate = section.estimated_accuracy
@@ -346,6 +362,8 @@ class ServerMetrics:
                 }
                 for method, value in readings.items():
                     self.estimated_accuracy.labels(*names, method).set(value)
+            for reading in section.signals:
+                self.signal_value.labels(*names, reading.signal).set(reading.value)
             for objective in section.slo:
                 remaining = objective.error_budget_remaining
                 if remaining is not None:

@@ -13,25 +13,41 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import httpx
 
-from dnnops.monitor.judgements.report_types import Report
-from dnnops.monitor.judgements.runbooks import DEFAULT_TEMPLATE, runbook_url
+from dnnops.config import MonitorConfig, SignalName
+from dnnops.monitor.judgements.report_types import Report, SignalReading
+from dnnops.monitor.judgements.runbooks import runbook_url
 from dnnops.registry.alerts import AlertFacts
 from dnnops.vocabulary import AlertSeverity
 
 log = logging.getLogger("dnnops.alerts")
 Severity = AlertSeverity
-AlertKind = Literal["burn_rate", "drift", "rollout", "retraining"]
-"""burn_rate and drift: raised and resolved by monitoring; rollout: a rollback's page;
-retraining: a background retraining that failed (resolved by the next that does not)."""
-MONITOR_KINDS: tuple[AlertKind, ...] = ("burn_rate", "drift")
+AlertKind = Literal["burn_rate", "drift", "signal", "rollout", "retraining"]
+"""burn_rate, drift and signal: raised and resolved by monitoring; rollout: a rollback's
+page; retraining: a background retraining that failed (resolved by the next that does not)."""
+MONITOR_KINDS: tuple[AlertKind, ...] = ("burn_rate", "drift", "signal")
 """Alerts a monitoring evaluation raises and resolves."""
+
+SIGNAL_DEFAULTS: dict[SignalName, tuple[Severity, float]] = {
+    "confidence_drop": ("ticket", 300.0),
+    "estimated_accuracy_drop": ("ticket", 300.0),
+    "attribution_drift": ("ticket", 300.0),
+    "label_drift": ("ticket", 300.0),
+    "production_gap": ("ticket", 300.0),
+    "stale_features": ("ticket", 300.0),
+    "invalid_outputs": ("page", 0.0),
+    "cost": ("ticket", 600.0),
+    "client_errors": ("page", 60.0),
+}
+"""Each signal's severity and ``for`` hold-down unless ``monitor.alerts`` says otherwise.
+Invalid outputs page at once: the model answers NaN. A flood of refused requests pages
+after a minute: a client or a schema changed and every one of its requests fails."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,8 @@ class Alert:
     kind: AlertKind
     summary: str
     details: dict[str, Any]
+    for_s: float = 0.0
+    """Hold-down: it is delivered only once its condition has held this long."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,25 +75,34 @@ class AlertDecision:
 
 
 def evaluate_alerts(
-    report: Report, in_rollout: set[tuple[str, str]], *, runbooks: str = DEFAULT_TEMPLATE
+    report: Report,
+    in_rollout: set[tuple[str, str]],
+    *,
+    monitor: MonitorConfig,
+    firing: Collection[str] = (),
 ) -> AlertDecision:
     """The pure step of a monitoring tick: the report's alerts, those of a (model, version)
-    in rollout held back. No I/O: the loop records the firing ones and delivers them."""
-    firing: list[Alert] = []
+    in rollout held back. ``firing``: the keys firing now (the ledger's), which clear only
+    under their signal's clearing level. No I/O: the loop records and delivers them."""
+    raised: list[Alert] = []
     held: list[Alert] = []
-    for alert in alerts_from_report(report, runbooks=runbooks):
+    for alert in alerts_from_report(report, monitor=monitor, firing=firing):
         model, _, version = alert.key.split("/", 1)[0].partition("@")  # "model@version/..."
-        (held if (model, version) in in_rollout else firing).append(alert)
-    return AlertDecision(firing, held)
+        (held if (model, version) in in_rollout else raised).append(alert)
+    return AlertDecision(raised, held)
 
 
 def alerts_from_report(
     report: Report,
+    *,
+    monitor: MonitorConfig,
+    firing: Collection[str] = (),
     drift_severity: Severity = "ticket",
-    runbooks: str = DEFAULT_TEMPLATE,
 ) -> list[Alert]:
-    """Burn-rate alerts as the report computed them (each with its runbook), plus a drift
-    alert per drifted version."""
+    """Burn-rate alerts as the report computed them (each with its runbook), a drift
+    alert per drifted version, and an alert per signal past its threshold (or, already
+    ``firing``, not yet under its clearing level)."""
+    runbooks = monitor.runbook_url
     out = []
     for version in report.versions:
         slis = version.slis
@@ -108,7 +135,77 @@ def alerts_from_report(
                     details,
                 )
             )
+        for reading in version.signals:
+            key = signal_key(slis.model, slis.version, reading.signal)
+            limit = reading.clear if key in firing else reading.threshold
+            if reading.value > limit:
+                out.append(
+                    signal_alert(reading, model=slis.model, version=slis.version, monitor=monitor)
+                )
     return out
+
+
+def signal_key(model: str, version: str, signal: str) -> str:
+    return f"{model}@{version}/signal/{signal}"
+
+
+def signal_severity(signal: SignalName, monitor: MonitorConfig) -> Severity:
+    return monitor.alerts.severity.get(signal, SIGNAL_DEFAULTS[signal][0])
+
+
+def signal_hold_s(signal: SignalName, monitor: MonitorConfig) -> float:
+    return monitor.alerts.for_.get(signal, SIGNAL_DEFAULTS[signal][1])
+
+
+def alert_name(kind: str, severity: str, signal: str | None = None) -> str:
+    """The ``alertname`` the generated Prometheus rules use for the same condition, so
+    Alertmanager routes and inhibits the server's alerts and Prometheus's alike."""
+    if kind == "signal" and signal:
+        return "Dnnops" + "".join(word.title() for word in signal.split("_"))
+    return {
+        "burn_rate": f"DnnopsErrorBudgetBurn{severity.title()}",
+        "drift": "DnnopsInputDrift",
+        "rollout": "DnnopsRollback",
+        "retraining": "DnnopsRetrainingFailed",
+    }.get(kind, f"Dnnops{kind.title()}")
+
+
+SIGNAL_WORDS: dict[SignalName, str] = {
+    "confidence_drop": "mean confidence fell {value:.3f} under its test split's",
+    "estimated_accuracy_drop": "estimated accuracy fell {value:.1%} under its test split's",
+    "attribution_drift": "{value:.0%} of its attributions moved to other features",
+    "label_drift": "the arrived labels' classes moved {value:.3f} (Jensen-Shannon) from training's",
+    "production_gap": "production quality is {value:.1%} worse than on its test split",
+    "stale_features": "a feature has had no new value for {value:.0f} s",
+    "invalid_outputs": "{value:.2%} of requests were answered NaN or infinity",
+    "cost": "a prediction costs {value:.3g}",
+    "client_errors": "{value:.0%} of recent requests were refused as invalid",
+}
+
+
+def signal_alert(
+    reading: SignalReading, *, model: str, version: str, monitor: MonitorConfig
+) -> Alert:
+    """The alert of one signal past its level, its evidence and runbook in its details."""
+    signal: SignalName = reading.signal  # type: ignore[assignment]
+    key, where = signal_key(model, version, signal), f"{model}@{version}"
+    words = SIGNAL_WORDS[signal].format(value=reading.value)
+    return Alert(
+        key,
+        model,
+        signal_severity(signal, monitor),
+        "signal",
+        f"{where}: {words} (threshold {reading.threshold:g})",
+        {
+            "signal": signal,
+            "value": reading.value,
+            "threshold": reading.threshold,
+            "clear": reading.clear,
+            "evidence": reading.evidence,
+            "runbook_url": runbook_url(signal, monitor.runbook_url),
+        },
+        for_s=signal_hold_s(signal, monitor),
+    )
 
 
 class ResolvedAlert(AlertFacts, Protocol):
@@ -208,11 +305,7 @@ def _wire(alert: Alert | ResolvedAlert, status: str, *, starts: str, ends: str) 
     details = alert.details
     return {
         "status": status,
-        "labels": {
-            "alertname": f"dnnops_{alert.kind}",
-            "severity": alert.severity,
-            "model": alert.model,
-        },
+        "labels": wire_labels(alert),
         "annotations": {
             "summary": alert.summary,
             "runbook_url": str(details.get("runbook_url", "")),
@@ -227,6 +320,23 @@ def _wire(alert: Alert | ResolvedAlert, status: str, *, starts: str, ends: str) 
         "summary": alert.summary,
         "details": details,
     }
+
+
+def wire_labels(alert: AlertFacts) -> dict[str, str]:
+    """Alertmanager's labels of an alert: its name (as the generated rules name the same
+    condition), severity, model, and the version and signal where it has them."""
+    signal = alert.details.get("signal")
+    labels = {
+        "alertname": alert_name(alert.kind, alert.severity, signal if signal else None),
+        "severity": alert.severity,
+        "model": alert.model,
+    }
+    head = alert.key.split("/", 1)[0]
+    if "@" in head:
+        labels["version"] = head.partition("@")[2]
+    if signal:
+        labels["signal"] = str(signal)
+    return labels
 
 
 def iso_utc_now() -> str:

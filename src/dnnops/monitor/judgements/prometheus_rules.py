@@ -18,9 +18,11 @@ import yaml
 
 from dnnops.config import ObjectiveConfig, ProjectConfig
 from dnnops.durations import format_duration
+from dnnops.monitor.judgements.alerts import alert_name, signal_hold_s, signal_severity
 from dnnops.monitor.judgements.runbooks import page_url, runbook_url
+from dnnops.monitor.judgements.signal_readings import READERS
 from dnnops.monitor.judgements.slo import burn_rules
-from dnnops.monitor.judgements.slo_kinds.kind import Query
+from dnnops.monitor.judgements.slo_kinds.kind import INSTANCES, REQUESTS, Query
 from dnnops.plugins import SLO_KINDS
 
 
@@ -114,8 +116,93 @@ def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
         "groups": [
             {"name": f"dnnops-{model}-slo", "rules": recording + alerts},
             {"name": f"dnnops-{model}-server", "rules": _operational(project)},
+            {"name": f"dnnops-{model}-signals", "rules": signal_rules(project)},
         ]
     }
+
+
+def signal_rules(project: ProjectConfig) -> list[dict[str, Any]]:
+    """An alert per signal of ``monitor.alerts`` on ``dnnops_signal_value``, which the
+    server's evaluation sets to the very number the report judges; client errors straight
+    from the request counters. Each has the report's ``for`` hold-down and its hysteresis: a
+    firing alert stays while its signal is over the clearing level (``ALERTS``). Input
+    drift reads ``dnnops_drift_detected``, the report's verdict."""
+    monitor, model = project.monitor, project.name
+    rules: list[dict[str, Any]] = [
+        {
+            "alert": alert_name("drift", "ticket"),
+            "expr": f'dnnops_drift_detected{{model="{model}"}} > 0',
+            "labels": {"model": model, "severity": "ticket"},
+            "annotations": {
+                "summary": f"{model}: input drift (see dnnops monitor report)",
+                "runbook_url": runbook_url("drift", monitor.runbook_url),
+            },
+        }
+    ]
+    for signal, (threshold_of, _) in READERS.items():
+        threshold = threshold_of(monitor)
+        if threshold is None:
+            continue
+        name = alert_name("signal", "", signal)
+        clear = threshold * monitor.alerts.clear
+        if signal == "client_errors":
+            range_ = window(monitor.alerts.client_errors_window)
+            refused, judged = (f'dnnops:client_errors_{part}:increase{range_}{{model="{model}"}}'
+                               for part in ("refused", "judged"))  # fmt: skip
+            rules.extend(client_error_records(model, range_))
+            enough = f"{judged} >= {monitor.alerts.min_predictions}"
+            past = f"({refused} / {judged} > {threshold:g} and {enough})"
+            held = f"({refused} / {judged} > {clear:g} and {enough})"
+            on = "version"
+        else:
+            value = f'dnnops_signal_value{{model="{model}",signal="{signal}"}}'
+            past, held, on = f"{value} > {threshold:g}", f"{value} > {clear:g}", "endpoint, version"
+        firing = f'ALERTS{{alertname="{name}",alertstate="firing",model="{model}"}}'
+        rule: dict[str, Any] = {
+            "alert": name,
+            "expr": f"{past} or ({held} and on({on}) {firing})",
+        }
+        hold = signal_hold_s(signal, monitor)
+        if hold:
+            rule["for"] = window(hold)
+        rule["labels"] = {
+            "model": model,
+            "signal": signal,
+            "severity": signal_severity(signal, monitor),
+        }
+        rule["annotations"] = {
+            "summary": f"{model}: {signal} past {threshold:g} (clears under {clear:g})",
+            "runbook_url": runbook_url(signal, monitor.runbook_url),
+        }
+        rules.append(rule)
+    return rules
+
+
+def client_error_records(model: str, range_: str) -> list[dict[str, Any]]:
+    """Recording rules for requests refused as invalid (400, 413, 422) and requests judged
+    (those, answered instances and server errors) per version over ``range_``, counted as
+    the report counts them. A version without one kind of event reads it as 0."""
+
+    def per_version(metric: str, status: str = "") -> str:
+        selector = f'model="{model}"' + (f',status=~"{status}"' if status else "")
+        return f"sum by (version) (increase({metric}{{{selector}}}[{range_}]))"
+
+    zero = f"{per_version(REQUESTS)} * 0"
+    refused = f"({per_version(REQUESTS, '400|413|422')} or {zero})"
+    answered = f"({per_version(INSTANCES)} or {zero})"
+    failed = f"({per_version(REQUESTS, '5..')} or {zero})"
+    return [
+        {
+            "record": f"dnnops:client_errors_refused:increase{range_}",
+            "expr": refused,
+            "labels": {"model": model},
+        },
+        {
+            "record": f"dnnops:client_errors_judged:increase{range_}",
+            "expr": f"{refused} + {answered} + {failed}",
+            "labels": {"model": model},
+        },
+    ]
 
 
 def _operational(project: ProjectConfig) -> list[dict[str, Any]]:

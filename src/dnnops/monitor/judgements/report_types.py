@@ -143,6 +143,24 @@ class Explanations:
 
 
 @dataclass(frozen=True)
+class SignalReading:
+    """One alerting signal of a version read now (``monitor.alerts``): more is worse."""
+
+    signal: str
+    value: float
+    threshold: float
+    """Past it (for the signal's hold-down), the signal's alert fires."""
+    clear: float
+    """Under it, a firing alert clears: between the two, it stays as it is."""
+    evidence: dict[str, Any]
+    """What an on-call engineer looks at first: features, classes, counts."""
+
+    @property
+    def past(self) -> bool:
+        return self.value > self.threshold
+
+
+@dataclass(frozen=True)
 class VersionSection:
     """Everything the report says about one served version of one endpoint."""
 
@@ -170,6 +188,8 @@ class VersionSection:
     explanations: Explanations | None = None
     tiers: TierSplit | None = None
     """A tiered version's split between its tiers."""
+    signals: list[SignalReading] = field(default_factory=list)
+    """The alerting signals that could be judged, each against its threshold."""
     error: str | None = None
     """Why the sections that need the registry's version are missing."""
 

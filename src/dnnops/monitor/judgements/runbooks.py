@@ -9,18 +9,34 @@ from typing import Literal
 Topic = Literal[
     "drift",
     "rollout",
-    "invalid_output",
     "retraining",
     "queue",
     "controller",
+    "confidence_drop",
+    "estimated_accuracy_drop",
+    "attribution_drift",
+    "label_drift",
+    "production_gap",
+    "stale_features",
+    "invalid_outputs",
+    "cost",
+    "client_errors",
 ]
 PAGES: dict[Topic, str] = {
     "drift": "drift",
     "rollout": "rollback",
-    "invalid_output": "invalid-outputs",
     "retraining": "retraining",
     "queue": "queue-saturation",
     "controller": "control-plane",
+    "confidence_drop": "confidence",
+    "estimated_accuracy_drop": "estimated-accuracy",
+    "attribution_drift": "attribution-drift",
+    "label_drift": "label-drift",
+    "production_gap": "production-gap",
+    "stale_features": "stale-features",
+    "invalid_outputs": "invalid-outputs",
+    "cost": "cost",
+    "client_errors": "client-errors",
 }
 DEFAULT_TEMPLATE = "docs/runbooks/{page}.md"
 

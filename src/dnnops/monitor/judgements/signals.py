@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from dnnops.monitor.judgements.report_types import (
     TierSplit,
     VersionSection,
 )
+from dnnops.monitor.judgements.signal_readings import Context, RecentRequests, read_signals
 from dnnops.monitor.judgements.sli import (
     Quality,
     VersionSlis,
@@ -64,6 +65,7 @@ def version_section(
     monitor: MonitorConfig,
     now: float,
     explained: ExplanationWindow | None,
+    recent: RecentRequests | None = None,
 ) -> VersionSection:
     if loaded is None:
         return VersionSection(slis, error=f"{slis.model}@{slis.version} is not in the registry")
@@ -75,7 +77,7 @@ def version_section(
     baseline_accuracy = loaded.record.metrics.get("accuracy")
     baseline_mae = loaded.record.metrics.get("mae")
     drift = input_drift(loaded, stats, monitor)
-    return VersionSection(
+    section = VersionSection(
         slis,
         quality=quality,
         drift=drift,
@@ -95,6 +97,8 @@ def version_section(
         cost=cost_per_prediction(stats, monitor.cpu_second_price, currency=monitor.currency),
         tiers=tier_split(loaded, stats),
     )
+    context = Context(section, stats, loaded, monitor, recent, now)
+    return replace(section, signals=read_signals(context))
 
 
 def tier_split(loaded: LoadedVersion, stats: Stats) -> TierSplit | None:

@@ -38,6 +38,8 @@ from dnnops.vocabulary import GroupKey
 BUCKET_S = 60.0
 CONFIDENCE_BINS = np.linspace(0.0, 1.0, 11)
 INVALID_STATUSES = (400, 413, 422)
+INVALID_OUTPUT = "invalid_output"
+"""The failure reason of a model that answered NaN or infinity."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class Stats:
     """Refused by schema validation (400, 413, 422)."""
     server_errors: int = 0
     """Failed on the server's side (5xx): what the success rate counts against."""
+    invalid_outputs: int = 0
+    """Server errors where the model answered NaN or infinity."""
     last_ts: float = 0.0
     latency: QuantileSketch = field(default_factory=QuantileSketch)
     model_latency: QuantileSketch = field(default_factory=QuantileSketch)
@@ -116,6 +120,7 @@ class Stats:
             predictions=self.predictions + other.predictions,
             invalid=self.invalid + other.invalid,
             server_errors=self.server_errors + other.server_errors,
+            invalid_outputs=self.invalid_outputs + other.invalid_outputs,
             last_ts=max(self.last_ts, other.last_ts),
             latency=self.latency.merge(other.latency),
             model_latency=self.model_latency.merge(other.model_latency),
@@ -216,6 +221,8 @@ class MinuteCounts:
     predictions: int
     server_errors: int
     slower_than: dict[str, int]
+    invalid: int = 0
+    """Requests refused as invalid input (400, 413, 422)."""
 
 
 @dataclass
@@ -309,6 +316,7 @@ def stats_of(
         predictions=len(ok),
         invalid=sum(1 for r in records if r.status in INVALID_STATUSES),
         server_errors=sum(1 for r in records if r.status >= 500),
+        invalid_outputs=sum(1 for r in records if r.reason == INVALID_OUTPUT),
         last_ts=max(r.ts for r in records),
         latency=QuantileSketch().add(latency),
         model_latency=QuantileSketch().add(

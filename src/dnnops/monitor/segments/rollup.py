@@ -59,6 +59,7 @@ class Rollup:
                     stats.predictions,
                     stats.server_errors,
                     stats.slower_than,
+                    stats.invalid,
                 )
             )
         for key, minutes in digest.counts.items():
