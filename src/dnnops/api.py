@@ -294,6 +294,16 @@ class Client:
         body = {"labels": [{"prediction_id": pid, "label": label} for pid, label in pairs]}
         return self._call("POST", "/v1/feedback", body)
 
+    def outcomes(
+        self, name: str, values: Mapping[str, float] | Sequence[tuple[str, float]]
+    ) -> dict[str, Any]:
+        """Business outcomes of the KPI ``name`` (one of the server's ``monitor.kpis``) for
+        earlier predictions: ``{prediction_id: value}`` or pairs. The answer counts them and
+        gives each one's status in ``items`` (an unknown prediction is refused)."""
+        pairs = values.items() if isinstance(values, Mapping) else values
+        body = {"outcomes": [{"prediction_id": pid, "name": name, "value": v} for pid, v in pairs]}
+        return self._call("POST", "/v1/outcomes", body)
+
     def rollout(self, name: str, version: int, **policy: Any) -> dict[str, Any]:
         """Start a rollout (admin token): ``steps``, ``mode``, ``interval``, ``force``..."""
         return self._call("POST", f"/v1/endpoints/{name}/rollout", {"version": version, **policy})

@@ -755,6 +755,37 @@ SignalName = Literal[
 (``monitor/judgements/signal_alerts.py`` reads each one)."""
 
 
+KPI_NAME = r"^[a-z][a-z0-9_]{0,39}$"
+"""A KPI's name: a folder of the outcome log and a metric label, so kept plain."""
+
+
+class KpiConfig(Section):
+    """A business outcome that arrives after the prediction and is not its label (a
+    purchase, a refund, a click, a chargeback amount), sent by prediction id to
+    ``POST /v1/outcomes`` or ``dnnops outcomes FILE``, and judged per version as a KPI."""
+
+    name: Annotated[str, Field(pattern=KPI_NAME)]
+    """The outcome's name, as clients send it (``purchase``)."""
+    better: Literal["higher", "lower"] = "higher"
+    """Which way is good: a purchase rate higher, a refund amount lower."""
+    missing: Literal["ignore", "zero"] = "ignore"
+    """A prediction no outcome arrived for: left out (ignore: the KPI is the mean over the
+    outcomes sent), or counted as 0 (zero: clients send only the events that happened,
+    such as clicks, and the KPI is per answered prediction)."""
+
+
+class KpiGateConfig(Section):
+    """A canary gate on a KPI: the candidate's not worse than the stable's beyond noise."""
+
+    kpi: str
+    """A KPI of ``monitor.kpis``."""
+    max_drop: Annotated[float, Field(ge=0.0)] = 0.0
+    """How much worse (in the KPI's own units) the candidate may be before it fails; 0:
+    any worsening beyond the sampling noise (a one-sided test at the gates' level)."""
+    min_outcomes: Annotated[int, Field(ge=2)] = 30
+    """Outcomes each side needs in a step before the gate judges it."""
+
+
 class SignalAlertsConfig(Section):
     """Alerts on the signals the report measures. Each fires once its signal has stayed
     past its threshold for its ``for`` hold-down, and clears only once the signal is back
@@ -806,9 +837,14 @@ class MonitorConfig(Section):
     """The price of one CPU-second, for the cost per prediction."""
     currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
     """The unit of cpu_second_price, shown beside every cost."""
-    webhook_url: str | None = None
+    webhook_url: str | dict[Literal["page", "ticket"], str] | None = None
     """New and resolved alerts are posted here, one body per model and status, in
-    Alertmanager's webhook shape (tried three times)."""
+    Alertmanager's webhook shape (tried three times): one URL for all, or one per severity
+    (``{page: URL, ticket: URL}``; a severity without one is only logged)."""
+    alertmanager_url: str | None = None
+    """An Alertmanager (``http://alertmanager:9093``): every evaluation posts the firing
+    alerts and the newly resolved ones to its ``/api/v2/alerts``, as Prometheus does, and
+    it routes, groups, inhibits and silences them (``dnnops export alertmanager``)."""
     runbook_url: Annotated[str, Field(pattern=r"\{page\}")] = "docs/runbooks/{page}.md"
     """Where alerts point for what to do: a template with ``{page}`` (drift, latency,
     availability, accuracy, rollback, ...), e.g. your published docs site's runbooks."""
@@ -820,6 +856,9 @@ class MonitorConfig(Section):
     cost_budget: Annotated[float, Field(gt=0.0)] | None = None
     """The most one prediction may cost (in ``currency``); over it, the cost alert fires.
     Null: cost is shown, never alerted on."""
+    kpis: list[KpiConfig] = Field(default_factory=list)
+    """Business outcomes judged per version (``POST /v1/outcomes``): the report's KPIs,
+    the ``kpi`` objective kind and ``rollout.kpi_gates`` read them."""
     alerts: SignalAlertsConfig = Field(default_factory=SignalAlertsConfig)
     """Alerts on the report's other signals: confidence, estimated accuracy, attribution
     and label drift, the gap to the test split, stale features, invalid outputs, cost and
@@ -840,7 +879,10 @@ class ObjectiveConfig(Section):
     """The share of good events the objective promises (0.999: three nines)."""
     threshold: Duration | None = None
     """Latency objectives: the share of requests faster than this; label_lag: the share of
-    labels arriving within this."""
+    labels arriving within this; kpi: a good outcome is at least this (a KPI where higher
+    is better) or at most this (lower), by default over 0 or at most 0."""
+    kpi: str | None = None
+    """A kpi objective: the KPI of ``monitor.kpis`` it judges."""
 
     @model_validator(mode="after")
     def _threshold_if_needed(self) -> ObjectiveConfig:
@@ -928,6 +970,15 @@ class RolloutConfig(Section):
     max_estimated_accuracy_drop: Fraction | None = None
     """Before labels: fail a step when the candidate's accuracy, as its calibrated confidence
     estimates it, is this much below the stable's (beyond noise). None: off."""
+    kpi_gates: list[KpiGateConfig] = Field(default_factory=list)
+    """Business KPIs each step judges: a candidate whose outcomes are worse than the
+    stable's beyond noise is rolled back, however accurate it is."""
+    replay: Literal["off", "required"] = "off"
+    """required: a rollout starts only after a passing ``dnnops replay`` of the candidate
+    (logged production inputs run offline through it, judged by these gates) within
+    ``replay_max_age``; ``dnnops retrain`` runs one on its challenger."""
+    replay_max_age: Duration = 86400.0
+    """How recent the passing replay must be."""
 
 
 class RetrainConfig(Section):
@@ -1066,6 +1117,24 @@ class ProjectConfig(Section):
             raise ValueError(f"model.arch {self.model.arch} reads text: set data.text")
         if self.model.arch in IMAGE_ARCHS and data.image is None:
             raise ValueError(f"model.arch {self.model.arch} reads images: set data.image")
+        return self
+
+    @model_validator(mode="after")
+    def _kpis_are_declared(self) -> ProjectConfig:
+        """A gate or an objective on a KPI names one of ``monitor.kpis``."""
+        declared = [kpi.name for kpi in self.monitor.kpis]
+        if len(set(declared)) != len(declared):
+            raise ValueError(f"monitor.kpis: each name once ({', '.join(declared)})")
+        named = [
+            (f"rollout.kpi_gates[{i}].kpi", g.kpi) for i, g in enumerate(self.rollout.kpi_gates)
+        ]
+        for index, objective in enumerate(self.slo.objectives):
+            if objective.kind == "kpi":
+                named.append((f"slo.objectives[{index}].kpi", objective.kpi or ""))
+        for where, name in named:
+            if name not in declared:
+                known = ", ".join(declared) or "none declared"
+                raise ValueError(f"{where}: {name!r} is not in monitor.kpis ({known})")
         return self
 
 

@@ -56,7 +56,7 @@ def server(
     config = folder / "explain.yaml"  # a tenth of the live predictions explained
     config.write_text(
         "name: digits\ndata: {source: 'builtin:digits'}\n"
-        "monitor: {explain: {sample: 0.1, every: 1s}}\n"
+        "monitor: {explain: {sample: 0.1, every: 1s}, kpis: [{name: purchase}]}\n"
     )
     running = start_server(home, "-c", str(config))
     digits = load_digits()
@@ -70,6 +70,11 @@ def server(
             {"prediction_id": i, "label": int(y)} for i, y in zip(ids, digits.target, strict=False)
         ]
         assert http.post("/v1/feedback", json={"labels": labels}).status_code == 200
+        bought = [  # a customer bought after every fourth answer
+            {"prediction_id": i, "name": "purchase", "value": int(n % 4 == 0)}
+            for n, i in enumerate(ids)
+        ]
+        assert http.post("/v1/outcomes", json={"outcomes": bought}).json()["accepted"] == 600
         deadline = time.monotonic() + 60
         while http.get("/v1/monitor/digits?since=1h").json()["versions"][0]["explanations"] is None:
             assert time.monotonic() < deadline, "no explanation was stored"
@@ -143,6 +148,8 @@ def test_the_executive_view_shows_health_traffic_accuracy_and_drift(
     assert _points(page, "chart-accuracy", series=2) > 0  # v1 estimated before labels
     assert "v1" in page.text_content("#exec-versions")
     assert "alias" in page.text_content("#exec-decisions")
+    kpis = page.text_content("#exec-kpis") or ""
+    assert "purchase" in kpis and "25.0%" in kpis and "higher is better" in kpis, kpis
     # accuracy before labels: the calibrated estimate, a percentage with its interval
     assert re.search(r"estimated accuracy\d+\.\d%", page.text_content("#exec-cards"))
     assert page.console_errors == []
@@ -156,6 +163,7 @@ def test_the_oncall_view_shows_latency_success_and_rollout_state(
     page.goto(f"{running.url}/dashboard?view=oncall&since=2h")
     page.wait_for_selector("body[data-ready=true]", timeout=30_000)
     assert page.input_value("#window") == "2h"
+    assert "no replay yet: dnnops replay" in (page.text_content("#oncall-replays") or "")
     for series in (1, 2, 3):
         assert _points(page, "chart-latency", series) > 0
     assert _points(page, "chart-success") > 0

@@ -141,3 +141,30 @@ def test_every_grafana_query_is_valid_promql(
         [tool, "check", "rules", str(rules_file)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_alertmanager_config_passes_amtool_and_names_its_receivers(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    bare = write_project(tmp_path, name="toy", data={"source": "builtin:wine"})
+    refused = cli("export", "alertmanager", "-c", str(bare))
+    assert refused.code == 2 and "set monitor.webhook_url" in refused.err
+    hooks = {"page": "http://127.0.0.1:1/page", "ticket": "http://127.0.0.1:1/ticket"}
+    config = write_project(
+        tmp_path, name="toy", data={"source": "builtin:wine"}, monitor={"webhook_url": hooks}
+    )
+    out = tmp_path / "alertmanager.yml"
+    assert cli("export", "alertmanager", "-c", str(config), "--out", str(out)).code == 0
+    written = yaml.safe_load(out.read_text())
+    urls = {r["name"]: r["webhook_configs"][0]["url"] for r in written["receivers"]}
+    assert urls == {"dnnops-page": hooks["page"], "dnnops-ticket": hooks["ticket"]}
+    [inhibit] = written["inhibit_rules"]
+    assert inhibit["source_matchers"][-1] == 'severity="page"'
+    assert inhibit["target_matchers"][-1] == 'severity="ticket"'
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        if os.environ.get("DNNOPS_REQUIRE_ALL_TESTS") == "1":
+            pytest.fail("amtool is required here (Debian package prometheus-alertmanager)")
+        pytest.skip("amtool not installed; apt-get install prometheus-alertmanager")
+    checked = subprocess.run([amtool, "check-config", str(out)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

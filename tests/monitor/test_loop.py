@@ -13,6 +13,7 @@ from pathlib import Path
 from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
 from dnnops.home import resolve_home
 from dnnops.inference.logger import PredictionLogger
+from dnnops.monitor.judgements.alerts import Alert
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.loop import MonitorLoop
 from dnnops.monitor.report import digest_store
@@ -44,6 +45,7 @@ class FakeServer:
     reports: list[Report] = field(default_factory=list)
     worker: ReportWorker | None = None
     retrain_runs: list[RetrainRun] = field(default_factory=list)
+    taking: set[tuple[str, str]] = field(default_factory=set)
 
     async def monitoring_report(self) -> Report:
         assert self.worker is not None
@@ -63,6 +65,9 @@ class FakeServer:
 
     def rollout_candidates(self) -> set[tuple[str, str]]:
         return set()
+
+    def versions_taking_traffic(self) -> set[tuple[str, str]]:
+        return self.taking
 
     def observe_report(self, report: Report) -> None:
         self.reports.append(report)
@@ -149,3 +154,24 @@ def test_a_failed_background_retraining_is_recorded_alerted_and_resolved(
         if loop.retraining is not None:  # the next check already started: let it end
             loop.retraining.process.wait(timeout=120)
         worker.close()
+
+
+def test_a_rollback_page_clears_once_its_candidate_takes_no_traffic(tmp_path: Path) -> None:
+    home = resolve_home(tmp_path / "home")
+    alerts = AlertStore(open_engine(home.db_url))
+    page = Alert("churn@4/rollout/7", "churn", "page", "rollout", "churn@4 rolled back", {})
+    assert alerts.event(page)
+    worker = ReportWorker(home)
+    server = FakeServer(open_registry(home), home.logs_dir, {"churn"}, worker=worker)
+    loop = MonitorLoop(server, alerts)
+    try:
+        server.taking = {("churn", "3"), ("churn", "4")}  # the canary still answers some
+        asyncio.run(loop.tick())
+        assert [a.key for a in alerts.list(status="firing")] == ["churn@4/rollout/7"]
+        server.taking = {("churn", "3")}  # traffic is back on the stable version alone
+        asyncio.run(loop.tick())
+    finally:
+        worker.close()
+    assert alerts.list(status="firing") == []
+    [cleared] = alerts.list(status="resolved")
+    assert cleared.key == "churn@4/rollout/7" and cleared.kind == "rollout"

@@ -130,7 +130,9 @@ REQUEST_PAYLOADS = {
     # these also read request bodies and CSV rows of labels (the API's shape, not the log's)
     "serve/hot_path.py",
     "serve/feedback_routes.py",
+    "serve/outcome_routes.py",
     "cli/serve.py",
+    "cli/outcomes.py",
 }
 
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import dnnops
-from dnnops.config import RolloutConfig
+from dnnops.config import KpiConfig, RolloutConfig
 from dnnops.home import resolve_home
 from dnnops.inference.logger import PredictionLogger
 from dnnops.registry.alerts import AlertStore
@@ -45,6 +45,7 @@ class FakeServer:
     logs_dir: Path
     webhook_url: str | None = None
     runbooks: str = "https://runbooks.example/{page}"
+    kpis: tuple[KpiConfig, ...] = ()
     routes: dict[str, Endpoint] = field(default_factory=dict)
     loaded: list[tuple[str, str, bool]] = field(default_factory=list)
     retired: list[tuple[str, str]] = field(default_factory=list)

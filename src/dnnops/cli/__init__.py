@@ -81,6 +81,18 @@ COMMANDS: dict[str, Entry] = {
         "Send ground-truth labels (prediction_id,label).",
         None,
     ),
+    "outcomes": Entry(
+        "dnnops.cli.outcomes",
+        "outcomes_command",
+        "Send business outcomes (prediction_id,name,value) for the KPIs.",
+        None,
+    ),
+    "replay": Entry(
+        "dnnops.cli.replay",
+        "replay_command",
+        "Replay logged production inputs through a candidate, offline, before its canary.",
+        None,
+    ),
     "loadtest": Entry(
         "dnnops.cli.serve", "loadtest_command", "Drive load at a running server.", None
     ),

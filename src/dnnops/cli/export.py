@@ -1,6 +1,6 @@
-"""``dnnops export grafana|prometheus-rules|kubernetes``: monitoring and deployment as
-code for teams that already run Grafana, Prometheus and Kubernetes, generated from the
-same dnnops.yaml."""
+"""``dnnops export grafana|prometheus-rules|alertmanager|kubernetes``: monitoring
+and deployment as code for teams that already run Grafana, Prometheus, Alertmanager and
+Kubernetes, generated from the same dnnops.yaml."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import typer
 from dnnops.config import load_config
 from dnnops.dashboard.grafana import grafana_dashboard
 from dnnops.errors import UsageError
+from dnnops.monitor.judgements.alertmanager_config import render_alertmanager_config
 from dnnops.monitor.judgements.prometheus_rules import render_rules
 from dnnops.serve.kubernetes import Fleet, render_manifests, write_manifests
 
 export_app = typer.Typer(
-    no_args_is_help=True, help="Grafana dashboards, Prometheus rules, Kubernetes manifests."
+    no_args_is_help=True,
+    help="Grafana dashboards, Prometheus rules, Alertmanager routes, Kubernetes manifests.",
 )
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The project file.")]
 
@@ -32,6 +34,30 @@ def export_grafana(config: ConfigOption = Path("dnnops.yaml")) -> None:
 def export_rules(config: ConfigOption = Path("dnnops.yaml")) -> None:
     """Print Prometheus recording and alerting rules for the project's SLOs."""
     typer.echo(render_rules(load_config(config)), nl=False)
+
+
+@export_app.command("alertmanager")
+def export_alertmanager(
+    config: ConfigOption = Path("dnnops.yaml"),
+    out: Annotated[
+        Path | None, typer.Option(help="Write the file here (default: print it).")
+    ] = None,
+    page_url: Annotated[
+        str | None, typer.Option(help="Webhook for pages (default: monitor.webhook_url).")
+    ] = None,
+    ticket_url: Annotated[
+        str | None, typer.Option(help="Webhook for tickets (default: monitor.webhook_url).")
+    ] = None,
+) -> None:
+    """Print an alertmanager.yml: pages and tickets routed apart, a page silencing its
+    model's tickets (point monitor.alertmanager_url at it)."""
+    project = load_config(config)
+    text = render_alertmanager_config(project, page_url=page_url, ticket_url=ticket_url)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text)
+    typer.echo(f"wrote {out}: point Alertmanager's --config.file at it")
 
 
 @export_app.command("kubernetes")

@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from dnnops.cli.common import HomeOpt, JsonOpt, QuietOpt, print_json
-from dnnops.config import load_config
+from dnnops.config import ProjectConfig, load_config
 from dnnops.console import key_value_table, make_console, progress_sink
-from dnnops.home import resolve_home
-from dnnops.retrain.pipeline import RetrainOutcome, retrain
+from dnnops.errors import DnnopsError
+from dnnops.home import Home, resolve_home
+from dnnops.registry.versions import VersionRecord
+from dnnops.retrain.pipeline import RetrainOutcome, Vet, retrain
 
 retrain_app = typer.Typer(
     invoke_without_command=True,
@@ -39,7 +41,10 @@ def retrain_command(
     project = load_config(config)
     progress = progress_sink(quiet or json_out)
     try:
-        outcome = retrain(project, resolve_home(home), force=force, progress=progress)
+        resolved = resolve_home(home)
+        outcome = retrain(
+            project, resolved, force=force, progress=progress, vet=replayer(project, resolved)
+        )
     finally:
         if progress is not None:
             progress.close()
@@ -47,6 +52,30 @@ def retrain_command(
         print_json(outcome.to_dict())
         return
     print_outcome(outcome)
+
+
+def replayer(project: ProjectConfig, home: Home) -> Vet:
+    """The challenger replayed on the last day of logged production inputs against the
+    champion, as ``dnnops replay`` does; a replay that cannot run says why."""
+    from dnnops.batch.replay import ReplayRequest, replay
+    from dnnops.registry.open import open_registry
+
+    def vet(challenger: VersionRecord) -> dict[str, Any]:
+        request = ReplayRequest(
+            project.name,
+            str(challenger.version),
+            policy=project.rollout,
+            serve=project.serve,
+            kpis=project.monitor.kpis,
+            group=project.data.group,
+        )
+        try:
+            report = replay(open_registry(home), home, request)
+        except DnnopsError as exc:
+            return {"passed": None, "message": f"no replay: {exc}"}
+        return {"passed": report.passed, "message": report.message, "rows": report.rows}
+
+    return vet
 
 
 def print_outcome(outcome: RetrainOutcome) -> None:
@@ -59,6 +88,7 @@ def print_outcome(outcome: RetrainOutcome) -> None:
         "started from": outcome.started_from if outcome.challenger is not None else "-",
         **{f"rows {k}": v for k, v in outcome.rows.items()},
         **{f"accuracy {k}": v for k, v in outcome.accuracy.items()},
+        "replay": outcome.replay["message"] if outcome.replay else "-",
         "outcome": outcome.outcome,
     }
     make_console().print(key_value_table("retraining", rows))

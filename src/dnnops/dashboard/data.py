@@ -41,6 +41,7 @@ from dnnops.predlog.records import PredictionRecord
 from dnnops.registry.alerts import AlertStore
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
+from dnnops.rollout.begin import REPLAY
 from dnnops.rollout.store import RolloutStore
 
 MAX_BUCKETS = 60
@@ -122,6 +123,11 @@ def dashboard_data(
         live=dict(live) if live is not None else None,
         rollouts=[r.summary() for r in RolloutStore(registry.engine).history(endpoint, limit=10)],
         decisions=registry.audit_log(model, limit=30),
+        replays=[
+            entry | entry["details"]
+            for entry in registry.audit_log(model, limit=500)
+            if entry["action"] == REPLAY
+        ][:10],
         alerts=AlertStore(registry.engine).list(limit=50, model=model),
         samples=_media_samples(records, reference),
     )

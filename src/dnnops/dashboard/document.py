@@ -98,6 +98,9 @@ class DashboardDocument:
     alerts: list[StoredAlert]
     samples: MediaSamples | None = None
     """An image or text model's sample inputs (the debug view); None for a table's."""
+    replays: list[dict[str, Any]] = field(default_factory=list)
+    """The latest replays before traffic (``dnnops replay``), newest first: the audit log's
+    record of each (candidate, champion, rows, agreement, verdict, the report's file)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

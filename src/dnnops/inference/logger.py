@@ -22,7 +22,7 @@ import pandas as pd
 
 from dnnops.data.dataset import Inputs
 from dnnops.data.table import TableBatch
-from dnnops.predlog.reader import FEEDBACK, PREDICTIONS
+from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, outcome_folder
 from dnnops.predlog.records import (
     FeedbackRecord,
     RequestContext,
@@ -57,6 +57,9 @@ class PredictionLogger:
         self.log_inputs = log_inputs
         self.predictions = SegmentWriter(logs_dir / PREDICTIONS, PREDICTIONS, rotation)
         self.feedback = SegmentWriter(logs_dir / FEEDBACK, FEEDBACK, rotation)
+        self.rotation = rotation
+        self.outcomes: dict[str, SegmentWriter] = {}
+        """Each KPI's outcome log, opened on its first outcome (``outcome_writer``)."""
         self._prefix = os.urandom(4).hex()
         self._counter = itertools.count()
         self._random = random.Random(seed)
@@ -69,6 +72,16 @@ class PredictionLogger:
     def close(self) -> None:
         self.predictions.close()
         self.feedback.close()
+        for writer in self.outcomes.values():
+            writer.close()
+
+    def outcome_writer(self, name: str) -> SegmentWriter:
+        """The log of the KPI ``name`` (a name ``monitor.kpis`` declares), started once."""
+        writer = self.outcomes.get(name)
+        if writer is None:
+            folder = outcome_folder(self.logs_dir, name)
+            writer = self.outcomes[name] = SegmentWriter(folder, FEEDBACK, self.rotation).start()
+        return writer
 
     def new_ids(self, count: int) -> list[str]:
         return [f"{self._prefix}-{next(self._counter):x}" for _ in range(count)]

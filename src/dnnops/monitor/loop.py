@@ -13,16 +13,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
+from dnnops.monitor.alertmanager import post_to_alertmanager, postable_alerts
 from dnnops.monitor.judgements.alerts import MONITOR_KINDS, Alert, deliver, evaluate_alerts
 from dnnops.monitor.judgements.runbooks import runbook_url
 from dnnops.monitor.ports import MonitoredServer
 from dnnops.monitor.retrain_runs import RetrainProcess, RetrainRun
 from dnnops.predlog.retention import purge_before
-from dnnops.registry.alerts import AlertStore, Recorded
+from dnnops.registry.alerts import AlertStore, Recorded, StoredAlert
 
 log = logging.getLogger("dnnops.monitor")
 
@@ -62,15 +64,19 @@ class MonitorLoop:
             await asyncio.to_thread(self._deliver, changed)
         if decided.held:
             log.info("held back during a rollout: %s", ", ".join(a.key for a in decided.held))
-        await self._collect_retraining()
+        resolved = [*changed.resolved, *await self._collect_retraining()]
+        resolved += await self._clear_rollbacks()
+        if server.monitor.alertmanager_url:
+            url = server.monitor.alertmanager_url
+            await asyncio.to_thread(self._to_alertmanager, url, resolved)
         self._maybe_retrain()
 
-    async def _collect_retraining(self) -> None:
+    async def _collect_retraining(self) -> list[StoredAlert]:
         """Record a background retraining that ended: its run, and the ``retraining``
-        alert raised when it failed or resolved when it did not."""
+        alert raised when it failed or resolved when it did not (returned)."""
         finished = self.retraining.finished() if self.retraining is not None else None
         if finished is None:
-            return
+            return []
         self.retraining = None
         self.server.retrain_finished(finished)
         firing = []
@@ -81,6 +87,32 @@ class MonitorLoop:
         changed = await asyncio.to_thread(self.alerts.record, firing, ("retraining",))
         if changed:
             await asyncio.to_thread(self._deliver, changed)
+        return changed.resolved
+
+    async def _clear_rollbacks(self) -> list[StoredAlert]:
+        """Resolve the page of a rollback once its candidate takes no traffic: the rollback
+        is done, the stable version answers alone (the page had said so once)."""
+        firing = await asyncio.to_thread(self.alerts.list, "firing", 500)
+        pages = [a for a in firing if a.kind == "rollout"]
+        if not pages:
+            return []
+        taking = self.server.versions_taking_traffic()
+        done = [a.key for a in pages if rolled_back_version(a.key) not in taking]
+        resolved = await asyncio.to_thread(self.alerts.resolve, done)
+        if resolved:
+            await asyncio.to_thread(self._deliver, Recorded([], resolved))
+        return resolved
+
+    def _to_alertmanager(self, url: str, resolved: list[StoredAlert]) -> None:
+        """Every alert still firing, and those resolved this evaluation, to Alertmanager."""
+        firing = self.alerts.list("firing", 1000)
+        batch = postable_alerts(
+            firing,
+            resolved,
+            now=datetime.now(UTC),
+            evaluate_every_s=self.server.monitor.evaluate_every or 60.0,
+        )
+        post_to_alertmanager(url, batch, counted=self.server.alert_delivered)
 
     def _deliver(self, changed: Recorded[Alert]) -> None:
         """Deliver what an evaluation changed, firing and resolved, counting outcomes."""
@@ -109,6 +141,12 @@ class MonitorLoop:
         self.retraining = RetrainProcess(
             server.project_file, model, server.logs_dir / RETRAIN_FOLDER
         )
+
+
+def rolled_back_version(key: str) -> tuple[str, str]:
+    """(model, candidate) of a rollback page's key ``model@candidate/rollout/ID``."""
+    model, _, version = key.split("/", 1)[0].partition("@")
+    return model, version
 
 
 def project_name(project_file: Path) -> str:

@@ -41,6 +41,11 @@ class MonitoredServer(Protocol):
         """The report over ``monitor.window``, built where it cannot stall the event loop."""
         ...
 
+    def versions_taking_traffic(self) -> set[tuple[str, str]]:
+        """(model, version) of every version answering requests: each endpoint's live one
+        and a rollout's candidate (a rollback's page clears once its candidate is not)."""
+        ...
+
     def rollout_candidates(self) -> set[tuple[str, str]]:
         """(model, version) of every candidate of a rollout in progress."""
         ...

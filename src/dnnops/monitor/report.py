@@ -13,18 +13,19 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
 
-from dnnops.config import MonitorConfig, SloConfig
+from dnnops.config import KpiConfig, MonitorConfig, SloConfig
 from dnnops.errors import DnnopsError
 from dnnops.evaluate.decision import Decision
 from dnnops.monitor.explanations import explanations_in_window
 from dnnops.monitor.judgements.budgets import version_budgets
+from dnnops.monitor.judgements.kpis import kpi_of
 from dnnops.monitor.judgements.report_types import Report, SegmentCounts
 from dnnops.monitor.judgements.signal_readings import RecentRequests
 from dnnops.monitor.judgements.signals import version_section
@@ -34,14 +35,21 @@ from dnnops.monitor.segments.digest import MinuteCounts, Reference, Stats, diges
 from dnnops.monitor.segments.digest_store import SETTLED_S, DigestStore, fingerprint, segment_key
 from dnnops.monitor.segments.label_columns import FeedbackColumns
 from dnnops.monitor.segments.label_join import FeedbackSegment, LabelJoin, Segment
-from dnnops.monitor.segments.labeled_rows import LabeledRows
+from dnnops.monitor.segments.labeled_rows import LabeledRows, label_values
 from dnnops.monitor.segments.rollup import Rollup, bucket_start
 from dnnops.plugins import SLO_KINDS
-from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, segment_modified, segments
+from dnnops.predlog.reader import (
+    FEEDBACK,
+    OUTCOMES,
+    PREDICTIONS,
+    outcome_folder,
+    segment_modified,
+    segments,
+)
 from dnnops.predlog.writer import segment_started
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry
-from dnnops.vocabulary import VersionKey
+from dnnops.vocabulary import GroupKey, VersionKey
 
 
 def build_report(
@@ -67,7 +75,9 @@ def build_report(
         versions.known = remember
         remember.update({k: v for k, v in (loaded or {}).items() if k not in remember})
     store = store or digest_store(logs_dir, slo)
-    rollup = _rollup(logs_dir, versions, store, slo=slo, moment=moment, window_s=window_s)
+    rollup = _rollup(
+        logs_dir, versions, store, slo=slo, moment=moment, window_s=window_s, kpis=monitor.kpis
+    )
     served, served_predictions, endpoint_totals = _per_version(rollup)
     explained = explanations_in_window(logs_dir, rollup.start, moment)
     sections = []
@@ -80,7 +90,11 @@ def build_report(
             now=moment,
             window_s=window_s,
         )
-        labeled = _labeled_of(rollup, key)
+        labeled = _labeled_of(rollup.labeled, key)
+        outcomes = {
+            kpi.name: (_labeled_of(rollup.outcomes.get(kpi.name, {}), key), kpi.better)
+            for kpi in monitor.kpis
+        }
         history = [
             m for (e, mo, v, _), ms in rollup.history.items() if (e, mo, v) == key for m in ms
         ]
@@ -92,6 +106,7 @@ def build_report(
             slo=slo,
             now=moment,
             runbooks=monitor.runbook_url,
+            outcomes=outcomes,
         )
         section = version_section(
             versions.get(key[1], key[2]),
@@ -103,7 +118,11 @@ def build_report(
             explained=explained.get(key),
             recent=recent_requests(history, moment, monitor.alerts.client_errors_window),
         )
-        sections.append(replace(section, slo=objectives, alerts=alerts))
+        kpis = [
+            kpi_of(kpi, label_values(outcomes[kpi.name][0].since(rollup.start)), slis.predictions)
+            for kpi in monitor.kpis
+        ]
+        sections.append(replace(section, slo=objectives, alerts=alerts, kpis=kpis))
     return Report(
         generated_at=moment,
         window_s=window_s,
@@ -203,6 +222,7 @@ def _rollup(
     slo: SloConfig,
     moment: float,
     window_s: float,
+    kpis: Sequence[KpiConfig] = (),
 ) -> Rollup:
     """Every prediction segment written within the longest burn window, digested (from the
     digest kept on disk when the segment has not changed since)."""
@@ -212,6 +232,14 @@ def _rollup(
     built_before = store.built
     # a label comes after its prediction: older feedback segments cannot match any record
     join = LabelJoin(logs_dir / "digests", _feedback_segments(logs_dir, oldest, now=moment))
+    # each KPI's outcomes are joined as labels are, with their own kept columns and ledger
+    kpi_joins = {
+        kpi.name: LabelJoin(
+            logs_dir / "digests" / OUTCOMES / kpi.name,
+            _feedback_segments(logs_dir, oldest, now=moment, kpi=kpi.name),
+        )
+        for kpi in kpis
+    }
     rollup = Rollup(moment - window_s, oldest, moment)
     listed = segments(logs_dir / "predictions", "predictions")
     store.prune(listed)
@@ -224,27 +252,40 @@ def _rollup(
         if status.st_mtime < bucket_start(oldest):
             continue  # last written before the oldest minute any window reaches
         part = _segment(segment, status, now=moment)
-        wanted = join.wanted(part, partial(store.id_hashes, segment))
+        hashes = cache(partial(store.id_hashes, segment))
+        wanted = join.wanted(part, hashes)
+        wanted_outcomes = {name: j.wanted(part, hashes) for name, j in kpi_joins.items()}
         digest = store.digest(
             segment,
             lambda rs: digest_records(rs, versions.reference, thresholds),
             # before the report's window only the budgets' counts (and label rows) are read
             counts_only=status.st_mtime < rollup.start,
-            rows=bool(wanted),
+            rows=bool(wanted) or any(wanted_outcomes.values()),
         )
         rollup.add(digest)
         rollup.segments += 1
         join.add(part, wanted, digest.rows)
+        for name, kpi_join in kpi_joins.items():
+            kpi_join.add(part, wanted_outcomes[name], digest.rows)
     rollup.labeled = join.result(rollup.history_start, rollup.end)
+    rollup.outcomes = {
+        name: kpi_join.result(rollup.history_start, rollup.end)
+        for name, kpi_join in kpi_joins.items()
+    }
     rollup.digested = store.built - built_before
     return rollup
 
 
-def _feedback_segments(logs_dir: Path, oldest: float, *, now: float) -> list[FeedbackSegment]:
-    """The feedback segments a label of the history can be in, their labels read lazily."""
-    columns = FeedbackColumns(logs_dir / "digests")
+def _feedback_segments(
+    logs_dir: Path, oldest: float, *, now: float, kpi: str | None = None
+) -> list[FeedbackSegment]:
+    """The feedback segments a label of the history can be in, their labels read lazily;
+    with ``kpi``, that KPI's outcome segments instead (written as feedback records)."""
+    digests = logs_dir / "digests" if kpi is None else logs_dir / "digests" / OUTCOMES / kpi
+    folder = logs_dir / FEEDBACK if kpi is None else outcome_folder(logs_dir, kpi)
+    columns = FeedbackColumns(digests)
     found = []
-    for path in columns.listed(logs_dir / FEEDBACK):
+    for path in columns.listed(folder):
         try:
             status = path.stat()
         except FileNotFoundError:
@@ -299,11 +340,11 @@ def predictions_made(
     return found
 
 
-def _labeled_of(rollup: Rollup, key: VersionKey) -> LabeledRows:
+def _labeled_of(joined: Mapping[GroupKey, LabeledRows], key: VersionKey) -> LabeledRows:
     return LabeledRows.joined(
         [
             rows
-            for (endpoint, model, version, _), rows in rollup.labeled.items()
+            for (endpoint, model, version, _), rows in joined.items()
             if (endpoint, model, version) == key
         ]
     )

@@ -16,6 +16,15 @@ from dnnops.predlog.records import FeedbackRecord, PredictionRecord, UnreadableR
 
 T = TypeVar("T")
 PREDICTIONS, FEEDBACK = "predictions", "feedback"
+OUTCOMES = "outcomes"
+"""``logs/outcomes/<kpi>/``: each KPI's outcomes, as feedback records (the value is the
+label), so they are read and joined with their predictions as labels are."""
+
+
+def outcome_folder(logs_dir: Path, name: str) -> Path:
+    return logs_dir / OUTCOMES / name
+
+
 """The two logs under the logs folder, and the prefixes of their segment files."""
 
 

@@ -11,7 +11,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, segment_modified, segments
+from dnnops.predlog.reader import (
+    FEEDBACK,
+    OUTCOMES,
+    PREDICTIONS,
+    segment_modified,
+    segments,
+)
 from dnnops.predlog.writer import RotationPolicy, segment_started
 
 DIGESTS = "digests"
@@ -40,8 +46,12 @@ def purge_before(
     moment = time.time() if now is None else now
     still_open_after = moment - RotationPolicy().max_age_s
     out = Purged()
-    for prefix in (PREDICTIONS, FEEDBACK):
-        for segment in segments(logs_dir / prefix, prefix):
+    folders = [(logs_dir / PREDICTIONS, PREDICTIONS), (logs_dir / FEEDBACK, FEEDBACK)]
+    outcomes = logs_dir / OUTCOMES
+    if outcomes.is_dir():  # each KPI's outcomes, written as feedback records
+        folders += [(kpi, FEEDBACK) for kpi in sorted(outcomes.iterdir()) if kpi.is_dir()]
+    for folder, prefix in folders:
+        for segment in segments(folder, prefix):
             if segment_modified(segment) >= cutoff:
                 continue
             if segment_started(segment) >= still_open_after:

@@ -141,6 +141,20 @@ class AlertStore:
                 resolved.append(_stored(row))
         return Recorded(fresh, resolved)
 
+    def resolve(self, keys: Sequence[str]) -> list[StoredAlert]:
+        """Resolve the firing alerts of ``keys`` (one-off alerts whose cause ended: a
+        rollback that finished); returns them, to deliver as resolved."""
+        if not keys:
+            return []
+        now = self.clock()
+        with Session(self.engine) as session, session.begin():
+            rows = session.scalars(
+                select(AlertRow).where(AlertRow.key.in_(keys), AlertRow.status == "firing")
+            ).all()
+            for row in rows:
+                row.status, row.last_seen = "resolved", now
+            return [_stored(row) for row in rows]
+
     def firing_keys(self, kinds: Sequence[str]) -> set[str]:
         """The keys of ``kinds`` firing now: a monitoring evaluation clears them only under
         their signal's clearing level (hysteresis)."""

@@ -9,6 +9,7 @@ traffic, like for any other version.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,9 +61,18 @@ class RetrainOutcome:
     rollout_id: int | None = None
     started_from: str = "scratch"
     """The challenger's starting weights: the champion's (``retrain.warm_start``) or none."""
+    replay: dict[str, Any] | None = None
+    """The challenger's replay on the logged production inputs (``passed``, ``message``),
+    when one was run before its canary."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+Vet = Callable[[VersionRecord], dict[str, Any]]
+"""Replays a challenger on the logged production inputs before its canary: ``passed``
+(None when it could not run) and ``message``. The CLI passes ``batch.replay``'s (a layer
+above this one)."""
 
 
 def retrain(
@@ -72,6 +82,7 @@ def retrain(
     *,
     now: float | None = None,
     progress: ProgressSink | None = None,
+    vet: Vet | None = None,
 ) -> RetrainOutcome:
     moment = time.time() if now is None else now
     registry = open_registry(home)
@@ -89,6 +100,7 @@ def retrain(
         observed=observed,
         decision=decision,
         progress=progress,
+        vet=vet,
     )
     registry.audit("retrain", config.name, result.to_dict())
     return result
@@ -140,6 +152,7 @@ def _train_challenger(
     observed: Observed | None,
     decision: Decision,
     progress: ProgressSink | None,
+    vet: Vet | None = None,
 ) -> RetrainOutcome:
     result = RetrainOutcome(observed, decision, "", _number(champion))
     learn, judge, rows = _next_training_set(config, home, registry, champion=champion)
@@ -179,7 +192,7 @@ def _train_challenger(
     else:
         result.accuracy = scores
     result.outcome, result.rollout_id = _hand_over(
-        config, home, registry, challenger=published.record, result=result
+        config, home, registry, challenger=published.record, result=result, vet=vet
     )
     return result
 
@@ -260,8 +273,10 @@ def _hand_over(
     *,
     challenger: VersionRecord,
     result: RetrainOutcome,
+    vet: Vet | None = None,
 ) -> tuple[str, int | None]:
-    """Start the canary when the challenger beats the champion and passed its gates."""
+    """Start the canary when the challenger beats the champion, passed its gates and (when
+    a replay runs) passed its replay on the logged production inputs."""
     if challenger.gates_passed is False:
         return f"registered v{challenger.version}, but it failed its evaluation gates", None
     if result.mae:
@@ -276,6 +291,15 @@ def _hand_over(
             f"champion ({score}): no canary",
             None,
         )
+    if vet is not None:
+        result.replay = vet(challenger)
+        passed = result.replay.get("passed")
+        if passed is False or (passed is None and config.rollout.replay == "required"):
+            return (
+                f"v{challenger.version} beats the champion ({score}), but its replay on the "
+                f"logged production inputs says no: {result.replay.get('message')}: no canary",
+                None,
+            )
     store = RolloutStore(open_engine(home.db_url))
     rollout = begin_rollout(
         store,

@@ -176,8 +176,9 @@ class RolloutController:
                 if policy.max_estimated_accuracy_drop is not None
                 else None
             ),
+            kpis=[k for k in self.server.kpis if k.name in {g.kpi for g in policy.kpi_gates}],
         )
-        gates = evaluate_gates(candidate, stable, policy)
+        gates = evaluate_gates(candidate, stable, policy, kpis=self.server.kpis)
         result = verdict(
             candidate, gates, policy.min_requests, min_success_rate=policy.min_success_rate
         )

@@ -9,12 +9,13 @@ skipped when it cannot be judged (no labels yet, no baseline traffic).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from dnnops.config import RolloutConfig
+from dnnops.config import KpiConfig, KpiGateConfig, RolloutConfig
 from dnnops.monitor.segments.digest import EstimateSums
 from dnnops.monitor.stats.drift import jensen_shannon_distance
 from dnnops.monitor.stats.significance import binom_sf, contingency_p_value
@@ -53,6 +54,8 @@ class ArmStats:
     """A regressor's |predicted - label| for each labeled prediction."""
     estimate: EstimateSums = field(default_factory=EstimateSums)
     """Accuracy as its calibrated confidence estimates it (no label needed)."""
+    outcomes: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per KPI, the values its mean is over (``monitor.judgements.kpis.kpi_values``)."""
 
     @property
     def success_rate(self) -> float:
@@ -211,9 +214,40 @@ def error_gate(
     return GateResult("error_increase", outcome, increase, max_increase, message)
 
 
+def kpi_gate(
+    candidate: ArmStats, stable: ArmStats, gate: KpiGateConfig, *, better: str
+) -> GateResult:
+    """The candidate's business KPI against the stable's: fails when it is worse (lower
+    where higher is better, or higher) by more than ``max_drop`` beyond sampling noise (a
+    one-sided Welch z-test at ``SIGNIFICANCE``), however accurate the candidate is."""
+    name = f"kpi_{gate.kpi}"
+    ours = np.array(candidate.outcomes.get(gate.kpi, ()), dtype="float64")
+    theirs = np.array(stable.outcomes.get(gate.kpi, ()), dtype="float64")
+    if min(len(ours), len(theirs)) < gate.min_outcomes:
+        message = (
+            f"{gate.kpi} outcomes: candidate {len(ours)}, stable {len(theirs)} "
+            f"(each needs {gate.min_outcomes})"
+        )
+        return GateResult(name, "skip", None, gate.max_drop, message)
+    mean, stable_mean = float(ours.mean()), float(theirs.mean())
+    worse = stable_mean - mean if better == "higher" else mean - stable_mean
+    error = math.sqrt(ours.var(ddof=1) / len(ours) + theirs.var(ddof=1) / len(theirs))
+    outcome: Outcome = "fail" if _beyond_noise(worse, gate.max_drop, error) else "pass"
+    message = (
+        f"{gate.kpi} {mean:.4g} vs stable {stable_mean:.4g} on {len(ours)}/{len(theirs)} "
+        f"outcomes ({better} is better; worse by {worse:+.4g}, limit {gate.max_drop:g})"
+    )
+    return GateResult(name, outcome, worse, gate.max_drop, message)
+
+
 def evaluate_gates(
-    candidate: ArmStats, stable: ArmStats, policy: RolloutConfig
+    candidate: ArmStats,
+    stable: ArmStats,
+    policy: RolloutConfig,
+    *,
+    kpis: Sequence[KpiConfig] = (),
 ) -> list[GateResult]:
+    better = {kpi.name: kpi.better for kpi in kpis}
     accuracy = accuracy_gate(candidate, stable, policy.max_accuracy_drop)
     divergence = divergence_gate(candidate, stable, policy.max_prediction_divergence)
     if divergence.outcome == "fail" and _more_accurate(candidate, stable, accuracy):
@@ -237,6 +271,7 @@ def evaluate_gates(
             if policy.max_estimated_accuracy_drop is not None
             else []
         ),
+        *(kpi_gate(candidate, stable, gate, better=better[gate.kpi]) for gate in policy.kpi_gates),
     ]
 
 

@@ -7,10 +7,12 @@ with a fake clock and fake traffic, no subprocess and no HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from dnnops.config import KpiConfig
+from dnnops.monitor.judgements.alerts import WebhookUrl
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.rollout.policy import RolloutState
 
@@ -45,11 +47,16 @@ class ServerPort(Protocol):
     def logs_dir(self) -> Path: ...
 
     @property
-    def webhook_url(self) -> str | None: ...
+    def webhook_url(self) -> WebhookUrl: ...
 
     @property
     def runbooks(self) -> str:
         """``monitor.runbook_url``: where a rollback page points."""
+        ...
+
+    @property
+    def kpis(self) -> Sequence[KpiConfig]:
+        """``monitor.kpis``: the business outcomes ``rollout.kpi_gates`` judge."""
         ...
 
     def traffic(self, endpoint: str) -> Traffic | None: ...

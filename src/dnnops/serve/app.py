@@ -22,6 +22,7 @@ from dnnops.serve import (
     health_routes,
     hot_path,
     operations_routes,
+    outcome_routes,
     rollout_routes,
 )
 from dnnops.serve.control import ServerControl
@@ -43,6 +44,7 @@ ROUTE_TABLES = [
     health_routes.ROUTES,
     hot_path.ROUTES,
     feedback_routes.ROUTES,
+    outcome_routes.ROUTES,
     operations_routes.ROUTES,
     rollout_routes.ROUTES,
     dashboard_routes.ROUTES,

@@ -5,11 +5,11 @@ importing the server, which keeps the packages acyclic and the loops testable al
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dnnops.config import LogsConfig, MonitorConfig, RetrainConfig, SloConfig
-from dnnops.monitor.judgements.alerts import Outcome
+from dnnops.config import KpiConfig, LogsConfig, MonitorConfig, RetrainConfig, SloConfig
+from dnnops.monitor.judgements.alerts import Outcome, WebhookUrl
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.retrain_runs import RETRAIN_RUN, RetrainRun
 from dnnops.monitor.segments.digest_store import DigestStore
@@ -32,12 +32,16 @@ class ServerControl:
         return self.state.logger.logs_dir
 
     @property
-    def webhook_url(self) -> str | None:
+    def webhook_url(self) -> WebhookUrl:
         return self.state.policies.monitor.webhook_url
 
     @property
     def runbooks(self) -> str:
         return self.state.policies.monitor.runbook_url
+
+    @property
+    def kpis(self) -> Sequence[KpiConfig]:
+        return self.state.policies.monitor.kpis
 
     @property
     def monitor(self) -> MonitorConfig:
@@ -102,6 +106,15 @@ class ServerControl:
             for e in self.state.endpoints.values()
             if e.rollout is not None and e.rollout.active
         }
+
+    def versions_taking_traffic(self) -> set[tuple[str, str]]:
+        taking = self.rollout_candidates()
+        for endpoint in self.state.endpoints.values():
+            for version in (endpoint.live, endpoint.canary if endpoint.canary_weight else None):
+                runtime = endpoint.runtime(version) if version is not None else None
+                if runtime is not None:
+                    taking.add((runtime.model, runtime.version))
+        return taking
 
     def served_endpoints(self) -> set[str]:
         return set(self.state.endpoints)

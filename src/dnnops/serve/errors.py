@@ -42,6 +42,12 @@ class PayloadTooLarge(HttpError):
     status = 413
 
 
+class Unprocessable(HttpError):
+    """Well-formed, but a value breaks a rule (an unknown KPI): the message names the field."""
+
+    status = 422
+
+
 class InvalidOutput(HttpError):
     """The model answered NaN or infinity: a server error, never a class or a number."""
 

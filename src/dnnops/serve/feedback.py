@@ -126,16 +126,22 @@ class LabelGate:
         """The server answered ``ids`` with ``model@version`` (on the event loop: cheap)."""
         self._made_by.add(ids, model, version)
 
-    def judge(self, labels: Sequence[tuple[str, Any]]) -> FeedbackVerdicts:
-        """Each label's verdict (run in a thread: it may read the log)."""
+    def made_by(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The (model, version) that answered each of ``ids`` this server knows (run in a
+        thread: an id not remembered is looked up in the log)."""
         made_by: dict[str, tuple[str, str]] = {}
-        for pid, _ in labels:  # remember() may freeze meanwhile, on the loop: one get each
+        for pid in ids:  # remember() may freeze meanwhile, on the loop: one get each
             found = self._made_by.get(pid)
             if found is not None:
                 made_by[pid] = found
-        missing = {pid for pid, _ in labels if pid not in made_by}
+        missing = {pid for pid in ids if pid not in made_by}
         if missing:
             made_by.update(self._lookup(missing))
+        return made_by
+
+    def judge(self, labels: Sequence[tuple[str, Any]]) -> FeedbackVerdicts:
+        """Each label's verdict (run in a thread: it may read the log)."""
+        made_by = self.made_by([pid for pid, _ in labels])
         verdicts = judge_labels(labels, made_by, self._classes_of)
         out = FeedbackVerdicts(verdicts)
         with self._lock:

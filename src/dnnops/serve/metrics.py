@@ -144,6 +144,13 @@ class ServerMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.outcomes = Counter(
+            "dnnops_outcomes",
+            "Business outcomes sent to /v1/outcomes, by KPI (monitor.kpis) and outcome: "
+            "accepted, or refused as unknown_prediction_id.",
+            ["kpi", "outcome"],
+            registry=self.registry,
+        )
         self.shadow = Counter(
             "dnnops_shadow_requests",
             "Requests mirrored to a shadow version, by outcome (never answered to clients).",

@@ -146,6 +146,26 @@ function healthDetail(health) {
   return parts.join(", ") + (health.capped ? `; held below 100: ${health.capped}` : "");
 }
 
+function kpiValue(kpi, v) {
+  // a rate as a percentage, a mean in the outcome's own units with two figures
+  if (v === null || v === undefined) return "–";
+  return kpi.kind === "rate" ? pct(v, 1) : twoFigures(v);
+}
+
+function kpiTable(sections) {
+  // each version's business outcomes (monitor.kpis): value, 95% interval, how many arrived
+  const rows = [];
+  for (const section of sections) {
+    for (const k of section.kpis || []) {
+      rows.push([`v${section.slis.version}`, esc(k.name), kpiValue(k, k.value),
+        k.value === null ? "no outcomes yet" : `${kpiValue(k, k.low)} to ${kpiValue(k, k.high)}`,
+        `${k.outcomes}`, esc(`${k.better} is better`)]);
+    }
+  }
+  if (!rows.length) return '<p class="empty">no KPIs: declare them in monitor.kpis and send outcomes to /v1/outcomes</p>';
+  return table(["version", "KPI", "value", "95% interval", "outcomes", ""], rows);
+}
+
 function renderExecutive(doc) {
   const section = current(doc);
   const health = doc.health.score;
@@ -184,6 +204,7 @@ function renderExecutive(doc) {
   lineChart("chart-cost", t, [{ label: "per 1k", colour: COLOURS[2],
     values: doc.series.endpoint.cpu_ms_per_prediction.map((v) => (v === null ? null : v * price)) }],
   { exponent: true });
+  $("exec-kpis").innerHTML = kpiTable(doc.sections);
   $("exec-versions").innerHTML = table(["version", "aliases", "status", regression(doc) ? "test MAE" : "test accuracy", "gates", "created"],
     doc.versions.map((v) => [`v${v.version}`, esc(v.aliases.join(", ")), esc(v.status), regression(doc) ? num(v.mae, 3) : pct(v.accuracy), gates(v.gates_passed), esc(stamp(v.created_at))]));
   $("exec-decisions").innerHTML = table(["at", "who", "what", "details"],
@@ -230,6 +251,12 @@ function renderOncall(doc) {
     }
   }
   $("oncall-rollout").innerHTML = html;
+  // replays before traffic: each candidate run offline on logged production inputs
+  $("oncall-replays").innerHTML = doc.replays.length
+    ? table(["at", "candidate", "against", "rows", "agreement", "verdict", "why"], doc.replays.map((r) =>
+      [esc(stamp(r.at)), `v${r.version}`, `v${r.against}`, r.rows, pct(r.agreement, 1),
+        `<span class="${r.passed ? "good" : "bad"}">${r.passed ? "passes" : "refused"}</span>`, esc(r.message)]))
+    : '<p class="empty">no replay yet: dnnops replay NAME@VERSION --since 1d</p>';
 }
 
 function renderDebug(doc) {

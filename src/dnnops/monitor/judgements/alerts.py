@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -218,7 +218,7 @@ class ResolvedAlert(AlertFacts, Protocol):
     def last_seen(self) -> str: ...
 
 
-Post = Callable[[str, dict[str, Any]], None]
+Post = Callable[[str, Any], None]
 Outcome = Literal["delivered", "retried", "failed"]
 ATTEMPTS = 3
 """Tries per delivery; the waits between them double from ``FIRST_WAIT_S``."""
@@ -227,53 +227,65 @@ NEVER = "0001-01-01T00:00:00Z"
 """Alertmanager's ``endsAt`` of an alert still firing."""
 
 
-def http_post(url: str, payload: dict[str, Any]) -> None:
+def http_post(url: str, payload: Any) -> None:
     httpx.post(url, json=payload, timeout=10).raise_for_status()
+
+
+WebhookUrl = str | Mapping[Severity, str] | None
+"""``monitor.webhook_url``: one URL for every alert, one per severity, or none."""
+
+
+def webhook_for(webhook_url: WebhookUrl, severity: Severity) -> str | None:
+    if isinstance(webhook_url, Mapping):
+        return webhook_url.get(severity)
+    return webhook_url
 
 
 def deliver(
     alerts: Sequence[Alert],
-    webhook_url: str | None,
+    webhook_url: WebhookUrl,
     post: Post = http_post,
     *,
     resolved: Sequence[ResolvedAlert] = (),
     counted: Callable[[Outcome], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Log every alert; POST one body per model and status (firing, resolved) to the
-    webhook, in Alertmanager's webhook shape, so a receiver written for Alertmanager reads
-    dnnops's too. A failed POST is tried again ``ATTEMPTS`` times in all, waiting longer
-    each time; what still fails is logged and counted, never raised (monitoring keeps
-    running). Returns the deliveries that failed."""
+    """Log every alert; POST one body per model, status and webhook (``monitor.webhook_url``,
+    one for all or one per severity) in Alertmanager's webhook shape, so a receiver written
+    for Alertmanager reads dnnops's too. A failed POST is tried again ``ATTEMPTS`` times in
+    all, waiting longer each time; what still fails is logged and counted, never raised
+    (monitoring keeps running). Returns the deliveries that failed."""
     now = iso_utc_now()
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str | None, str, str], list[dict[str, Any]]] = defaultdict(list)
     for alert in alerts:
         log.warning("ALERT %s %s", alert.severity.upper(), alert.summary)
-        groups[(alert.model, "firing")].append(_wire(alert, "firing", starts=now, ends=NEVER))
+        url = webhook_for(webhook_url, alert.severity)
+        groups[(url, alert.model, "firing")].append(_wire(alert, "firing", starts=now, ends=NEVER))
     for stored in resolved:
         log.warning("RESOLVED %s %s", stored.severity.upper(), stored.summary)
         wire = _wire(stored, "resolved", starts=stored.first_seen, ends=stored.last_seen)
-        groups[(stored.model, "resolved")].append(wire)
+        groups[(webhook_for(webhook_url, stored.severity), stored.model, "resolved")].append(wire)
     failures = 0
-    if webhook_url:
-        for (model, status), members in groups.items():
-            body = _body(model, status, members)
-            outcome = _post_with_retries(post, webhook_url, body, sleep=sleep)
-            if counted is not None:
-                counted(outcome)
-            failures += outcome == "failed"
+    for (url, model, status), members in groups.items():
+        if url is None:
+            continue
+        outcome = post_with_retries(post, url, _body(model, status, members), sleep=sleep)
+        if counted is not None:
+            counted(outcome)
+        failures += outcome == "failed"
     return failures
 
 
-def _post_with_retries(
-    post: Post, url: str, body: dict[str, Any], *, sleep: Callable[[float], None]
+def post_with_retries(
+    post: Post, url: str, body: Any, *, sleep: Callable[[float], None] = time.sleep
 ) -> Outcome:
+    """POST ``body``, tried ``ATTEMPTS`` times in all, waiting longer each time."""
     wait = FIRST_WAIT_S
     for attempt in range(1, ATTEMPTS + 1):
         try:
             post(url, body)
         except (httpx.HTTPError, OSError) as exc:
-            log.error("alert webhook %s failed (try %d of %d): %s", url, attempt, ATTEMPTS, exc)
+            log.error("alert delivery to %s failed (try %d of %d): %s", url, attempt, ATTEMPTS, exc)
             if attempt < ATTEMPTS:
                 sleep(wait)
                 wait *= 2

@@ -3,6 +3,7 @@ window, counted as its kind counts (``slo_kinds/``), and the burn-rate alerts th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from dnnops.config import ObjectiveConfig, SloConfig
@@ -11,7 +12,6 @@ from dnnops.monitor.judgements.runbooks import page_url
 from dnnops.monitor.judgements.slo import (
     BurnAlert,
     BurnRate,
-    CountsFor,
     burn_rates,
     burn_rules,
 )
@@ -33,6 +33,7 @@ def version_budgets(
     slo: SloConfig,
     now: float,
     runbooks: str,
+    outcomes: Mapping[str, tuple[LabeledRows, str]] | None = None,
 ) -> tuple[list[ObjectiveStatus], list[BurnAlert]]:
     """Each objective's compliance and error budget over ``slo.window`` (the SRE Workbook's
     budget period, not the report's window), and its burn-rate alerts."""
@@ -40,7 +41,8 @@ def version_budgets(
     alerts: list[BurnAlert] = []
     rules = burn_rules(slo)
     for objective in slo.objectives:
-        counts = _counter(objective, history, labeled, classes=classes, decision=decision, now=now)
+        events = Events(history, labeled, classes, decision, now, outcomes or {})
+        counts = SLO_KINDS.get(objective.kind).counter(objective, events)
         bad, total = counts(slo.window)
         rates = burn_rates(objective.target, counts, rules=rules, min_events=slo.min_events)
         objectives.append(_objective(objective, bad, total, window_s=slo.window, rates=rates))
@@ -60,21 +62,6 @@ def version_budgets(
                 )
             )
     return objectives, alerts
-
-
-def _counter(
-    objective: ObjectiveConfig,
-    history: list[MinuteCounts],
-    labeled: LabeledRows,
-    *,
-    classes: list[int | str],
-    decision: Decision | None,
-    now: float,
-) -> CountsFor:
-    """(bad, total) of ``objective`` in the window of a given length ending ``now``
-    (whole minutes, as every window of the report), counted as its kind counts."""
-    events = Events(history, labeled, classes, decision, now)
-    return SLO_KINDS.get(objective.kind).counter(objective, events)
 
 
 def _objective(

@@ -143,6 +143,26 @@ class Explanations:
 
 
 @dataclass(frozen=True)
+class Kpi:
+    """A business KPI of one version over the window (``monitor.kpis``): the mean of its
+    outcomes (a rate when they are all 0 or 1), with a 95% interval."""
+
+    name: str
+    better: str
+    """``higher`` or ``lower``."""
+    kind: str
+    """``rate`` (every outcome 0 or 1: Wilson's interval) or ``mean`` (a normal one)."""
+    value: float | None
+    """None before any outcome arrived."""
+    low: float | None
+    high: float | None
+    outcomes: int
+    """Outcomes that arrived for the window's predictions."""
+    events: int
+    """What the mean is over: the outcomes, or (``missing: zero``) every answered prediction."""
+
+
+@dataclass(frozen=True)
 class SignalReading:
     """One alerting signal of a version read now (``monitor.alerts``): more is worse."""
 
@@ -188,6 +208,8 @@ class VersionSection:
     explanations: Explanations | None = None
     tiers: TierSplit | None = None
     """A tiered version's split between its tiers."""
+    kpis: list[Kpi] = field(default_factory=list)
+    """Business outcomes joined with the window's predictions, one per ``monitor.kpis``."""
     signals: list[SignalReading] = field(default_factory=list)
     """The alerting signals that could be judged, each against its threshold."""
     error: str | None = None

@@ -34,6 +34,8 @@ class Rollup:
         self.history: dict[GroupKey, list[MinuteCounts]] = defaultdict(list)
         self.labeled: dict[GroupKey, LabeledRows] = {}
         """The predictions of the history that received a label (``segments.label_join``)."""
+        self.outcomes: dict[str, dict[GroupKey, LabeledRows]] = {}
+        """Per KPI, the predictions of the history that received an outcome."""
         self.segments = 0
         self.digested = 0
         """Segments read and digested; the others' digests came from disk."""

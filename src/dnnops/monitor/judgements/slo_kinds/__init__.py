@@ -3,6 +3,7 @@
 
 from dnnops.monitor.judgements.slo_kinds import (  # noqa: F401  (registration on import)
     accuracy,
+    kpi,
     label_coverage,
     label_lag,
     latency,

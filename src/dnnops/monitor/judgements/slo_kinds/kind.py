@@ -6,8 +6,8 @@ new kind is one module that builds a ``SloKind`` and calls ``SLO_KINDS.register`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from dnnops.config import ObjectiveConfig
@@ -35,6 +35,9 @@ class Events:
     classes: list[int | str]
     decision: Decision | None
     now: float
+    outcomes: Mapping[str, tuple[LabeledRows, str]] = field(default_factory=dict)
+    """Per KPI (``monitor.kpis``), the version's predictions that received an outcome, and
+    which way is better (``higher`` or ``lower``)."""
 
 
 @dataclass(frozen=True)
