@@ -164,8 +164,9 @@ def _check_incident_bundle(cli: Callable[..., CliResult], out: Path, project: Pa
         names = set(bundle.namelist())
         assert names == {
             "README.md", "versions.json", "traffic.json", "report.json", "drift.json",
-            "rollouts.json", "alerts.json", "audit.json", "inputs.json",
+            "rollouts.json", "alerts.json", "audit.json", "inputs.json", "postmortem.json",
         }  # fmt: skip
+        postmortem = json.loads(bundle.read("postmortem.json"))
         readme = bundle.read("README.md").decode()
         report = json.loads(bundle.read("report.json"))
         inputs = json.loads(bundle.read("inputs.json"))
@@ -176,6 +177,17 @@ def _check_incident_bundle(cli: Callable[..., CliResult], out: Path, project: Pa
     assert len(inputs) == 100 and all(len(r["inputs"]) == 64 for r in inputs)
     assert versions[0]["model"] == "digits" and "production" in versions[0]["aliases"]
     assert drift["1"]["drifted"] is True
+    [involved] = postmortem["versions"]
+    assert involved["version"] == 1 and len(involved["data_fingerprint"]) == 64
+    assert "name: digits" in involved["training_config"]
+    assert involved["schema"] is not None
+    timeline = postmortem["alert_timeline"]
+    assert [e["event"] for e in timeline] == ["fired", "fired"] and timeline[0]["at"] <= timeline[
+        1
+    ]["at"]
+    spent = {b["objective"]: b for b in postmortem["budget_spent"]}
+    assert spent and all(b["events"] > 0 for b in spent.values())
+    assert any(b["spent"] is not None and b["spent"] > 1 for b in spent.values()), spent
     missing = cli("incident", "nope", "--out", str(out))
     assert missing.code == 2 and "no model 'nope'" in missing.err
 

@@ -13,6 +13,7 @@ import random
 import time
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,11 @@ def write_incident(
         "alerts.json": [a.to_dict() for a in alerts],
         "audit.json": registry.audit_log(name, limit=500),
         "inputs.json": _sample(logs_dir, name, since=moment - window_s),
+        "postmortem.json": {
+            "versions": _involved(registry, name, mine, since=moment - window_s),
+            "alert_timeline": alert_timeline(alerts, since=moment - window_s),
+            "budget_spent": _budget_spent(mine),
+        },
     }
     readme = _readme(name, mine, firing, window_s=window_s)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +84,71 @@ def write_incident(
     partial.replace(out)  # a reader never sees half a bundle
     predictions = sum(v.slis.predictions for v in mine.versions)
     return Bundle(out, ["README.md", *parts], predictions, len(firing))
+
+
+def _involved(
+    registry: ModelRegistry, name: str, report: Report, *, since: float
+) -> list[dict[str, Any]]:
+    """Each version that served in the window or was rolled out or back in it, with what
+    a postmortem asks of it: its training config, its input schema, the fingerprint of
+    the data it learned from, its gates and test metrics."""
+    wanted = {int(v.slis.version) for v in report.versions if v.slis.version.isdigit()}
+    for rollout in RolloutStore(registry.engine).history(name):
+        if rollout.updated >= since:
+            wanted |= {rollout.candidate, *([rollout.baseline] if rollout.baseline else [])}
+    out = []
+    for record in registry.versions(name):
+        if record.version not in wanted:
+            continue
+        manifest = registry.manifest(record)
+        config, schema = (
+            registry.file(record, manifest, name) if manifest.has(name) else None
+            for name in ("config.yaml", "schema.json")
+        )
+        out.append(
+            {
+                **record.to_dict(),
+                "training_config": config.decode() if config is not None else None,
+                "schema": orjson.loads(schema) if schema is not None else None,
+                "data_fingerprint": record.dataset_sha256,
+            }
+        )
+    return out
+
+
+def alert_timeline(alerts: list[StoredAlert], *, since: float) -> list[dict[str, Any]]:
+    """Each alert's firing and, once it cleared, its resolution, in time order."""
+    events = []
+    for alert in alerts:
+        base = {"key": alert.key, "severity": alert.severity, "kind": alert.kind}
+        if alert.status == "pending":
+            continue  # never delivered: its hold-down had not passed
+        events.append({"at": alert.first_seen, "event": "fired", **base, "summary": alert.summary})
+        if alert.status == "resolved":
+            events.append({"at": alert.last_seen, "event": "resolved", **base})
+    kept = [e for e in events if datetime.fromisoformat(e["at"]).timestamp() >= since]
+    return sorted(kept, key=lambda e: datetime.fromisoformat(e["at"]))
+
+
+def _budget_spent(report: Report) -> list[dict[str, Any]]:
+    """Each objective's error budget over its SLO window: the share spent and the events."""
+    return [
+        {
+            "version": section.slis.version,
+            "objective": objective.name,
+            "kind": objective.kind,
+            "target": objective.target,
+            "window_s": objective.window_s,
+            "events": objective.events,
+            "spent": (
+                None
+                if objective.error_budget_remaining is None
+                else 1.0 - objective.error_budget_remaining
+            ),
+        }
+        for section in report.versions
+        for objective in section.slo
+    ]
 
 
 def _traffic(report: Report) -> dict[str, Any]:
@@ -143,7 +214,9 @@ def _readme(name: str, report: Report, firing: list[StoredAlert], *, window_s: f
         "",
         "versions.json (lineage, aliases), traffic.json, report.json (the monitoring report),",
         "drift.json, rollouts.json, alerts.json, audit.json, inputs.json (a sample of logged",
-        "inputs, sensitive features as the log keeps them).",
+        "inputs, sensitive features as the log keeps them), postmortem.json (the versions",
+        "involved with their training config, schema and data fingerprint; the alert",
+        "timeline; the error budget each objective spent).",
         "",
     ]
     return "\n".join(lines)
