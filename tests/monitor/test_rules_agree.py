@@ -48,6 +48,8 @@ class Minute:
     failed: int = 0
     refused: int = 0
     """Client errors (422): judged by nobody."""
+    big_slow: int = 0
+    """Instances of one more request, answered too slowly (0: none): a request counts once."""
 
 
 def steady(minute: Minute, *, first: int = 0, last: int = MINUTES) -> list[Minute]:
@@ -61,6 +63,9 @@ SCENARIOS = {
     "a fifth of the answers too slow": steady(Minute(fast=80, slow=20), first=60),
     "half failing, but too few to judge": [
         Minute(fast=m % 4 == 0, failed=m % 4 == 2) for m in range(MINUTES)
+    ],
+    "three slow requests of 1,500 rows among thousands": [
+        Minute(fast=100, big_slow=1500 if 116 <= m < 119 else 0) for m in range(MINUTES)
     ],
 }
 EXPECTED: dict[str, Fired] = {  # what both must say, so the test cannot pass on silence
@@ -77,6 +82,7 @@ EXPECTED: dict[str, Fired] = {  # what both must say, so the test cannot pass on
         ("latency", "ticket", "1.0"),
     },
     "half failing, but too few to judge": set(),
+    "three slow requests of 1,500 rows among thousands": set(),  # 3 of 12,003 requests
 }
 
 
@@ -96,6 +102,10 @@ def report_fires(folder: Path, traffic: list[Minute], now: float) -> Fired:
             record = {**context, "ts": start + 59 * i / len(kinds), "status": status}
             if status == 200:
                 record |= {"id": f"{m}-{i}", "output": 1, "latency_ms": latency_ms}
+            records.append(orjson.dumps(record))
+        for part in range(minute.big_slow):  # one request: its instances share its latency
+            record = {**context, "ts": start + 30, "status": 200, "id": f"{m}-big-{part}"}
+            record |= {"output": 1, "latency_ms": 900.0, **({"part": part} if part else {})}
             records.append(orjson.dumps(record))
     logger = PredictionLogger(folder / "home" / "logs").start()
     try:
@@ -129,8 +139,9 @@ def counter_series(traffic: list[Minute]) -> list[dict[str, str]]:
     }
     totals = [0] * len(counters)
     for minute in [Minute(), *traffic]:  # the first sample is before any traffic
-        answered = minute.fast + minute.slow
-        step = [answered, minute.failed, minute.refused, answered, answered, minute.fast]
+        requests = minute.fast + minute.slow + (1 if minute.big_slow else 0)
+        instances = minute.fast + minute.slow + minute.big_slow
+        step = [requests, minute.failed, minute.refused, instances, requests, minute.fast]
         totals = [t + s for t, s in zip(totals, step, strict=True)]
         for values, total in zip(counters.values(), totals, strict=True):
             values.append(total)

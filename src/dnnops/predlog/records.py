@@ -119,6 +119,10 @@ class PredictionRecord(LogRecord, frozen=True):
     reason: str | None = None
     """A failure's cause as a code monitoring counts (``invalid_output``: the model
     answered NaN or infinity); None for the others."""
+    part: int = 0
+    """The instance's place in its request (0: the first, and every request of one
+    instance): a latency objective counts each request once, by its first instance, as
+    the server's request-duration histogram does."""
     replica: str = ""
     """The fleet replica that answered: empty outside a fleet."""
     tier: int | None = None
@@ -204,6 +208,8 @@ def prediction_records(
     out = []
     for index, prediction_id in enumerate(ids):
         record = {"id": prediction_id, **shared, "inputs": inputs[index], "output": outputs[index]}
+        if index:
+            record["part"] = index
         if probabilities is not None:
             record["probabilities"] = probabilities[index]
         if shadow_of is not None:

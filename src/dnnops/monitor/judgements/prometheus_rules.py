@@ -4,8 +4,8 @@ Prometheus on the server's ``/metrics``.
 
 Events are counted as the report counts them: each SLO kind that Prometheus can judge
 from the server's own metrics carries its PromQL (``SloKind.promql``, beside its
-counter in ``slo_kinds/``). Latency counts agree with the report's exactly when each
-request carries one instance: the histogram times requests, the report instances. Kinds
+counter in ``slo_kinds/``). Latency counts requests on both sides: the histogram times
+each request once, and the report counts a request by its first instance (``part`` 0). Kinds
 that need labels (accuracy, label coverage and lag) stay with ``dnnops monitor report``
 (a comment in the output says so).
 """

@@ -69,11 +69,14 @@ class Stats:
     """Failed on the server's side (5xx): what the success rate counts against."""
     invalid_outputs: int = 0
     """Server errors where the model answered NaN or infinity."""
+    answered_requests: int = 0
+    """Answered requests, each counted once however many instances it held: what a
+    latency objective judges (``slower_than`` counts them too)."""
     last_ts: float = 0.0
     latency: QuantileSketch = field(default_factory=QuantileSketch)
     model_latency: QuantileSketch = field(default_factory=QuantileSketch)
     slower_than: dict[str, int] = field(default_factory=dict)
-    """Answered predictions slower than each latency objective's threshold (ms, as text)."""
+    """Answered requests slower than each latency objective's threshold (ms, as text)."""
     confidence_sum: float = 0.0
     confidence_histogram: list[int] = field(default_factory=lambda: [0] * 10)
     cpu_ms_sum: float = 0.0
@@ -121,6 +124,7 @@ class Stats:
             invalid=self.invalid + other.invalid,
             server_errors=self.server_errors + other.server_errors,
             invalid_outputs=self.invalid_outputs + other.invalid_outputs,
+            answered_requests=self.answered_requests + other.answered_requests,
             last_ts=max(self.last_ts, other.last_ts),
             latency=self.latency.merge(other.latency),
             model_latency=self.model_latency.merge(other.model_latency),
@@ -223,6 +227,8 @@ class MinuteCounts:
     slower_than: dict[str, int]
     invalid: int = 0
     """Requests refused as invalid input (400, 413, 422)."""
+    answered_requests: int = 0
+    """Answered requests, each once however many instances it held."""
 
 
 @dataclass
@@ -311,6 +317,7 @@ def stats_of(
     latency = np.array([_or_nan(r.latency_ms) for r in ok], dtype="float64")
     confidence = np.array([c for c in (r.confidence for r in ok) if c is not None], dtype="float64")
     cpu = [r.cpu_ms for r in ok if r.cpu_ms is not None]
+    first = np.array([r.part == 0 for r in ok], dtype=bool)  # one per request
     stats = Stats(
         requests=len(records),
         predictions=len(ok),
@@ -322,7 +329,8 @@ def stats_of(
         model_latency=QuantileSketch().add(
             np.array([_or_nan(r.model_ms) for r in ok], dtype="float64")
         ),
-        slower_than={threshold_key(t): int(np.sum(latency > t)) for t in thresholds_ms},
+        slower_than={threshold_key(t): int(np.sum(latency[first] > t)) for t in thresholds_ms},
+        answered_requests=int(first.sum()),
         confidence_sum=float(confidence.sum()),
         confidence_histogram=[int(c) for c in np.histogram(confidence, CONFIDENCE_BINS)[0]],
         cpu_ms_sum=float(sum(cpu)),

@@ -45,7 +45,7 @@ from dnnops.predlog.records import PredictionRecord
 from dnnops.vocabulary import GroupKey
 
 log = logging.getLogger("dnnops.monitor")
-FORMAT = 7
+FORMAT = 8
 SETTLED_S = 30.0
 """A segment untouched this long is kept as a digest (the writer flushes far more often)."""
 
@@ -178,9 +178,9 @@ class DigestStore:
         try:
             data = orjson.loads(counts.read_bytes())
             minutes: dict[GroupKey, list[MinuteCounts]] = {}
-            for key, bucket, requests, answered, failed, slow, refused in data["minutes"]:
+            for key, bucket, requests, answered, failed, slow, refused, asked in data["minutes"]:
                 minutes.setdefault((key[0], key[1], key[2], key[3]), []).append(
-                    MinuteCounts(float(bucket), requests, answered, failed, slow, refused)
+                    MinuteCounts(float(bucket), requests, answered, failed, slow, refused, asked)
                 )
             label_rows = self._load_rows(name, data["row_groups"]) if rows else {}
         except (OSError, ValueError, KeyError, TypeError, IndexError):  # damaged: afresh
@@ -225,6 +225,7 @@ class DigestStore:
                     s.server_errors,
                     s.slower_than,
                     s.invalid,
+                    s.answered_requests,
                 ]
                 for (key, bucket), s in digest.stats.items()
             ],

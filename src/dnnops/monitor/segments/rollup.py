@@ -62,6 +62,7 @@ class Rollup:
                     stats.server_errors,
                     stats.slower_than,
                     stats.invalid,
+                    stats.answered_requests,
                 )
             )
         for key, minutes in digest.counts.items():

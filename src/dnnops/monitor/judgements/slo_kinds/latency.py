@@ -12,14 +12,15 @@ from dnnops.plugins import SLO_KINDS
 
 
 def counter(objective: ObjectiveConfig, events: Events) -> CountsFor:
-    """Latency judges the answered only, so one outage is one alert (availability's), not
-    two."""
+    """Latency judges answered requests, each once however many instances it held (as the
+    server's request-duration histogram counts them), and the answered only, so one
+    outage is one alert (availability's), not two."""
     from dnnops.monitor.segments.digest import threshold_key
     from dnnops.monitor.segments.rollup import bucket_start
 
     slower = threshold_key((objective.threshold or 0.0) * 1000)
     buckets = np.array([m.bucket for m in events.history], dtype="float64")
-    answered = np.array([m.predictions for m in events.history], dtype="int64")
+    answered = np.array([m.answered_requests for m in events.history], dtype="int64")
     slow = np.array([m.slower_than.get(slower, 0) for m in events.history], dtype="int64")
 
     def counts(seconds: float) -> tuple[int, int]:
