@@ -167,6 +167,7 @@ def test_the_oncall_view_shows_latency_success_and_rollout_state(
     for series in (1, 2, 3):
         assert _points(page, "chart-latency", series) > 0
     assert _points(page, "chart-success") > 0
+    assert _points(page, "chart-success", series=2) > 0  # the 4xx share, 0 here
     assert "stable" in page.text_content("#oncall-rollout")
     assert page.console_errors == []
 

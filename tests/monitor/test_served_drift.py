@@ -32,7 +32,8 @@ def test_planted_drift_and_latency_slos_on_a_served_tabular_model(
             "objectives": [
                 {"name": "breached", "kind": "latency", "target": 0.99, "threshold": "0.05ms"},
                 {"name": "holds", "kind": "latency", "target": 0.99, "threshold": "10s"},
-            ]
+            ],
+            "min_events": 20,  # 45 requests of four rows: a latency objective counts requests
         },
     )
     assert cli("train", "-c", str(config), "--quiet", "--json").code == 0

@@ -227,3 +227,42 @@ def _feedback(http: httpx.Client, labels: list[tuple[str, Any]]) -> None:
     body = {"labels": [{"prediction_id": pid, "label": int(label)} for pid, label in labels]}
     answer = http.post("/v1/feedback", json=body)
     assert answer.status_code == 200, answer.text
+
+
+def test_attributions_that_move_to_another_feature_raise_attribution_drift(
+    tmp_path: Path,
+    home: Path,
+    cli: Callable[..., CliResult],
+    webhook: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, received = webhook
+    config = write_project(
+        tmp_path,
+        name="wine",
+        data={"source": "builtin:wine", "preprocessing": {"numeric": "standardize"}},
+        model={"arch": "mlp", "params": {"hidden": [16], "dropout": 0.0}},
+        train={"epochs": 20, "batch_size": 16, "lr": 0.01, "seed": 1},
+        monitor={
+            "evaluate_every": "1s",
+            "webhook_url": url,
+            "explain": {"sample": 1.0, "every": "1s", "min_explained": 20},
+            "alerts": {"for": {"attribution_drift": 0}},
+        },
+    )
+    assert cli("train", "-c", str(config), "--quiet", "--json").code == 0
+    rows = load_wine(as_frame=True).frame.drop(columns=["target"])
+    moved = rows.assign(proline=rows["proline"] + 10 * rows["proline"].std())  # ten sd away
+    server = start_server(home, "-c", str(config))
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            _predictor(http)(moved.head(40).to_dict(orient="records"))
+            wait_for(
+                lambda: "attribution_drift" in delivered(received, "firing"),
+                "attribution drift never fired",
+                seconds=90,
+            )
+    finally:
+        server.stop()
+    evidence = delivered(received, "firing")["attribution_drift"]["details"]["evidence"]
+    assert evidence["explained"] >= 20
+    assert next(iter(evidence["moved_to"])) == "proline", evidence

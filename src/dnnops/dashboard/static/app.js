@@ -219,7 +219,8 @@ function renderOncall(doc) {
     { label: "P95", values: e.latency_p95_ms, colour: COLOURS[1] },
     { label: "P99", values: e.latency_p99_ms, colour: COLOURS[5] },
   ]);
-  lineChart("chart-success", t, [{ label: "success rate", values: e.success_rate, colour: COLOURS[2] }], { range: [0, 1] });
+  lineChart("chart-success", t, [{ label: "success rate", values: e.success_rate, colour: COLOURS[2] },
+    { label: "refused as invalid (4xx)", values: e.refused_share, colour: COLOURS[5] }], { range: [0, 1] });
   const rows = [];
   for (const section of doc.sections) {
     for (const o of section.slo || []) {

@@ -71,6 +71,9 @@ class Bucket:
             "requests": float(stats.requests),
             "predictions": float(stats.predictions),
             "success_rate": stats.success_rate,
+            "refused_share": _share(
+                stats.invalid, stats.invalid + stats.predictions + stats.server_errors
+            ),
             "latency_p50_ms": _number(stats.latency.quantile(0.50)),
             "latency_p95_ms": _number(stats.latency.quantile(0.95)),
             "latency_p99_ms": _number(stats.latency.quantile(0.99)),
@@ -88,6 +91,12 @@ class Bucket:
             if stats.cpu_ms_count
             else None,
         }
+
+
+def _share(part: int, whole: int) -> float | None:
+    """Refused as invalid (400, 413, 422) of the requests judged: the client errors alert's
+    definition (``signal_readings.RecentRequests``)."""
+    return part / whole if whole else None
 
 
 def _number(value: float) -> float | None:
