@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from sklearn.datasets import load_digits
 
 from tests.conftest import BuiltFolders, subprocess_env
 
+ADMIN = {"Authorization": "Bearer s3cret"}
 ROLLOUT = {
     "interval": "1s",
     "min_requests": 40,
@@ -148,3 +150,23 @@ def _infer_body(rows: np.ndarray) -> dict[str, Any]:
             }
         ]
     }
+
+
+def wait_for_rollout(url: str, status: set[str], timeout: float = 90.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rollout = httpx.get(f"{url}/v1/endpoints/digits", timeout=10).json()["rollout"]
+        if rollout is not None and rollout["status"] in status:
+            return dict(rollout)
+        time.sleep(0.2)
+    raise AssertionError(f"the rollout never reached {status}: {rollout}")
+
+
+def dnnops(versions: Versions, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dnnops", *args],
+        env=subprocess_env(versions.home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -6,20 +6,26 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import subprocess_env
-from tests.rollout.conftest import ROLLOUT, Traffic, Versions
+from tests.conftest import BuiltFolders
+from tests.rollout.conftest import (
+    ADMIN,
+    ROLLOUT,
+    Traffic,
+    Versions,
+    copy_versions,
+    dnnops,
+    wait_for_rollout,
+)
+from tests.rollout.kpi_gate import check_kpi_gate
+from tests.rollout.replay import check_replay
 from tests.serve.conftest import Server, start_server
-
-ADMIN = {"Authorization": "Bearer s3cret"}
 
 
 @pytest.fixture(scope="module")
@@ -29,26 +35,6 @@ def server(versions: Versions) -> Iterator[Server]:
     )
     yield running
     running.stop()
-
-
-def wait_for_rollout(url: str, status: set[str], timeout: float = 90.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rollout = httpx.get(f"{url}/v1/endpoints/digits", timeout=10).json()["rollout"]
-        if rollout is not None and rollout["status"] in status:
-            return dict(rollout)
-        time.sleep(0.2)
-    raise AssertionError(f"the rollout never reached {status}: {rollout}")
-
-
-def dnnops(versions: Versions, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dnnops", *args],
-        env=subprocess_env(versions.home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def aliases(versions: Versions) -> dict[str, int]:
@@ -293,3 +279,16 @@ def test_a_restart_resumes_the_rollout_where_it_was(server: Server, versions: Ve
         assert set(traffic.versions[after + 8 :]) == {"2"}
     finally:
         again.stop()
+
+
+def test_a_canary_as_accurate_but_worse_for_business_is_rolled_back_on_its_kpi(
+    built_folders: BuiltFolders, tmp_path: Path
+) -> None:
+    """Beside the others, so the versions are built once for the module's worker."""
+    check_kpi_gate(copy_versions(built_folders, tmp_path / "p"), tmp_path)
+
+
+def test_a_replay_passes_a_good_candidate_refuses_a_broken_one_and_gates_the_rollout(
+    built_folders: BuiltFolders, tmp_path: Path
+) -> None:
+    check_replay(copy_versions(built_folders, tmp_path / "p"), tmp_path)

@@ -15,8 +15,7 @@ import yaml
 from sklearn.datasets import load_digits
 
 from dnnops import Client
-from tests.rollout.conftest import Versions, _infer_body
-from tests.rollout.test_rollout_server import ADMIN, dnnops, wait_for_rollout
+from tests.rollout.conftest import ADMIN, Versions, _infer_body, dnnops, wait_for_rollout
 from tests.serve.conftest import start_server
 
 BUYS = {"1": 0.6, "2": 0.2}
@@ -61,9 +60,7 @@ def shop(url: str, stop: threading.Event, seed: int, answered: list[str]) -> Non
             assert sent.status_code == 200 and sent.json()["accepted"] == 4, sent.text
 
 
-def test_a_canary_as_accurate_but_worse_for_business_is_rolled_back_on_its_kpi(
-    versions: Versions, tmp_path: Path
-) -> None:
+def check_kpi_gate(versions: Versions, tmp_path: Path) -> None:
     config = kpi_project(versions, tmp_path)
     server = start_server(versions.home, "-c", str(config), env={"DNNOPS_ADMIN_TOKEN": "s3cret"})
     stop = threading.Event()
