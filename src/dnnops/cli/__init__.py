@@ -87,6 +87,7 @@ COMMANDS: dict[str, Entry] = {
         "Send business outcomes (prediction_id,name,value) for the KPIs.",
         None,
     ),
+    "keys": Entry("dnnops.cli.keys", "keys_app", "Named API keys and their roles.", None),
     "replay": Entry(
         "dnnops.cli.replay",
         "replay_command",

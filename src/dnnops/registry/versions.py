@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dnnops.errors import DnnopsError, UsageError
+from dnnops.registry.actor import ACTOR
 from dnnops.registry.artifacts import ArtifactError, ArtifactStore
 from dnnops.registry.clock import Clock, iso_utc, utc_now
 from dnnops.registry.manifest import Manifest
@@ -436,8 +437,9 @@ class ModelRegistry:
     def _audit(
         self, session: Session, action: str, model: str | None, *, details: dict[str, Any]
     ) -> None:
+        actor = ACTOR.get() or self.actor  # a server's request: the identity it established
         session.add(
-            AuditRow(at=self.clock(), actor=self.actor, action=action, model=model, details=details)
+            AuditRow(at=self.clock(), actor=actor, action=action, model=model, details=details)
         )
 
 

@@ -70,7 +70,7 @@ async def dashboard_static(request: Request, name: str) -> Response:
 async def data(request: Request, name: str, since: str = "1h") -> Response:
     """Everything the dashboard shows for endpoint ``name`` over ``since``."""
     state = state_of(request)
-    authorize_scope(state, request, "read")
+    await authorize_scope(state, request, "read", model=name)
     endpoint = endpoint_of(state, name)
     window = window_of(since)
     policies = state.policies
@@ -103,7 +103,7 @@ async def data(request: Request, name: str, since: str = "1h") -> Response:
 async def trace(request: Request, prediction_id: str) -> Response:
     """One prediction by id: inputs, output, version, latency, its label and shadows."""
     state = state_of(request)
-    authorize_scope(state, request, "read")
+    await authorize_scope(state, request, "read")
     if not PREDICTION_ID.match(prediction_id):
         raise BadRequest("prediction_id: letters, digits, '.', '-', '_'")
     found = await asyncio.to_thread(find_prediction, state, prediction_id)

@@ -127,7 +127,7 @@ def explanation_sampler(state: ServerState) -> Callable[[], Awaitable[None]]:
 async def explain_v1(request: Request, name: str) -> Response:
     """The live version's predictions and each instance's attributions (read scope)."""
     state = state_of(request)
-    authorize_scope(state, request, "read")
+    await authorize_scope(state, request, "read", model=name)
     return json_response(await _explain(state, request, name))
 
 

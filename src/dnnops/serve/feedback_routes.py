@@ -71,7 +71,7 @@ async def feedback(request: Request) -> Response:
     """Labels for earlier predictions, by prediction id (labels scope); each label's status
     is answered, and only accepted ones are logged."""
     state = state_of(request)
-    authorize_scope(state, request, "labels")
+    await authorize_scope(state, request, "labels")
     labels = _feedback_labels(await read_body(request, state.serve.max_body_bytes))
     judged = await asyncio.to_thread(state.label_gate().judge, labels)
     accepted = judged.verdicts.accepted

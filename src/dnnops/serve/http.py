@@ -13,6 +13,8 @@ from fastapi.responses import Response
 
 from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError
+from dnnops.registry.actor import ACTOR
+from dnnops.registry.api_keys import Role
 from dnnops.serve.errors import (
     BadRequest,
     Forbidden,
@@ -136,37 +138,77 @@ def json_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def authorize(state: ServerState, request: Request) -> None:
-    """Admin routes: 401 without a bearer token, 403 with a wrong one, refused when unset."""
-    header = request.headers.get("authorization", "")
-    if not header.startswith("Bearer "):
-        raise Unauthorized("admin route: send Authorization: Bearer <DNNOPS_ADMIN_TOKEN>")
-    if state.access.admin is None:
-        raise Forbidden("admin routes are disabled: start the server with DNNOPS_ADMIN_TOKEN set")
-    if not _matches(header, state.access.admin):
-        raise Forbidden("wrong admin token")
-
-
 Scope = Literal["labels", "read"]
 _SCOPE_ENV = {"labels": "DNNOPS_LABELS_TOKEN", "read": "DNNOPS_READ_TOKEN"}
+SCOPE_ROLE: dict[str, Role] = {"labels": "labeler", "read": "reader"}
 
 
-def authorize_scope(state: ServerState, request: Request, scope: Scope) -> None:
-    """``labels`` (feedback) and ``read`` (tracer, dashboard data, monitor) routes: open
-    while no token at all is set (a loopback server for one user), else they need their
-    scope's token or the admin token (401 without one, 403 with a wrong one)."""
-    if not state.access.secured:
+async def authorize_scope(
+    state: ServerState, request: Request, scope: Scope, *, model: str | None = None
+) -> None:
+    """``labels`` (feedback, outcomes) and ``read`` (tracer, dashboard data, monitor) routes:
+    open while no token and no key is set (a loopback server for one user), else they need
+    their scope's token, the admin token, or a key whose role covers them (a ``labeler``
+    for labels, a ``reader`` for reads), on ``model`` when the key is limited to one."""
+    keys = await state.key_auth().any()
+    if not state.access.secured and not keys:
         return
     own = state.access.labels if scope == "labels" else state.access.read
+    token = _bearer(
+        request, f"{scope} route: send Authorization: Bearer <{_SCOPE_ENV[scope]}> or a key"
+    )
+    for name, shared in (("admin token", state.access.admin), (f"{scope} token", own)):
+        if shared and _matches(token, shared):
+            ACTOR.set(name)
+            return
+    await _by_key(state, token, SCOPE_ROLE[scope], model=model, what=f"{scope} routes")
+
+
+async def authorize(
+    state: ServerState, request: Request, role: Role = "admin", *, model: str | None = None
+) -> None:
+    """Admin routes (and ``deployer`` ones: rollouts): the admin token, or a key whose role
+    covers ``role``; 401 without a bearer token, 403 with a wrong one, refused while
+    neither the admin token nor any key is set."""
+    token = _bearer(
+        request, "admin route: send Authorization: Bearer <DNNOPS_ADMIN_TOKEN> or a key"
+    )
+    if state.access.admin is not None and _matches(token, state.access.admin):
+        ACTOR.set("admin token")
+        return
+    if state.access.admin is None and not await state.key_auth().any():
+        raise Forbidden(
+            "admin routes are disabled: start the server with DNNOPS_ADMIN_TOKEN set, or "
+            "issue a key (dnnops keys create NAME --role admin)"
+        )
+    await _by_key(state, token, role, model=model, what=f"{role} routes")
+
+
+def _bearer(request: Request, missing: str) -> str:
     header = request.headers.get("authorization", "")
     if not header.startswith("Bearer "):
-        raise Unauthorized(f"{scope} route: send Authorization: Bearer <{_SCOPE_ENV[scope]}>")
-    if not any(_matches(header, token) for token in (own, state.access.admin) if token):
-        raise Forbidden(f"this token may not use {scope} routes")
+        raise Unauthorized(missing)
+    return header.removeprefix("Bearer ")
 
 
-def _matches(header: str, token: str) -> bool:
-    return hmac.compare_digest(header.removeprefix("Bearer ").encode(), token.encode())
+async def _by_key(
+    state: ServerState, token: str, needed: Role, *, model: str | None, what: str
+) -> None:
+    key = await state.key_auth().identify(token)
+    if key is None:
+        raise Forbidden(f"this token may not use {what} (unknown, revoked or expired key)")
+    if not key.allows(needed, model):
+        limited = f" on {key.model}" if key.model else ""
+        raise Forbidden(
+            f"key {key.name!r} ({key.role}{limited}) may not use {what}"
+            + (f" of {model}" if model else "")
+            + f": they need a {needed} key"
+        )
+    ACTOR.set(f"key:{key.name}")
+
+
+def _matches(token: str, shared: str) -> bool:
+    return hmac.compare_digest(token.encode(), shared.encode())
 
 
 def v1_instances(body: bytes) -> Any:

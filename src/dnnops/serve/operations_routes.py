@@ -44,7 +44,7 @@ async def endpoint(request: Request, name: str) -> Response:
 async def load_version(request: Request, name: str) -> Response:
     """Admin: load NAME's version (number or alias), warm it up, and make it live."""
     state = state_of(request)
-    authorize(state, request)
+    await authorize(state, request, model=name)
     payload = json_object(await read_body(request, 64 * 1024))
     model = str(payload.get("model", name))
     ref = str(payload.get("version", "production"))
@@ -58,7 +58,7 @@ async def load_version(request: Request, name: str) -> Response:
 async def monitor(request: Request, name: str, since: str = "1h") -> Response:
     """SLIs, drift, quality and SLO budgets of an endpoint, as ``dnnops monitor report``."""
     state = state_of(request)
-    authorize_scope(state, request, "read")
+    await authorize_scope(state, request, "read", model=name)
     endpoint_of(state, name)
     report = await state.report(window_of(since))
     return json_response(report.of_endpoint(name).to_json())
@@ -74,7 +74,7 @@ async def labels_queue(
 ) -> Response:
     """The unlabelled predictions most worth a label, as ``dnnops labels queue``."""
     state = state_of(request)
-    authorize_scope(state, request, "read")
+    await authorize_scope(state, request, "read", model=name)
     endpoint_of(state, name)
     window = window_of(since)
     try:

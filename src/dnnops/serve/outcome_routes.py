@@ -58,7 +58,7 @@ async def outcomes(request: Request) -> Response:
     """Outcomes for earlier predictions (labels scope); each one's status is answered, and
     only accepted ones are logged."""
     state = state_of(request)
-    authorize_scope(state, request, "labels")
+    await authorize_scope(state, request, "labels")
     kpis = [kpi.name for kpi in state.policies.monitor.kpis]
     sent = parse_outcomes(await read_body(request, state.serve.max_body_bytes), kpis)
     made_by = await asyncio.to_thread(state.label_gate().made_by, [pid for pid, _, _ in sent])

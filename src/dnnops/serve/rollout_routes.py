@@ -66,7 +66,7 @@ async def start_rollout(request: Request, name: str) -> Response:
     ``steps``, ``mode``, ``interval``... overridable in the body)."""
     state = state_of(request)
     controller: RolloutController = request.app.state.controller
-    authorize(state, request)
+    await authorize(state, request, "deployer", model=name)
     endpoint = endpoint_of(state, name)
     payload = json_object(await read_body(request, BODY_LIMIT))
     rollout = await _begin(state, controller, endpoint, payload=payload)
@@ -78,7 +78,7 @@ async def rollback(request: Request, name: str) -> Response:
     """Admin: all traffic back to the last good version, now."""
     state = state_of(request)
     controller: RolloutController = request.app.state.controller
-    authorize(state, request)
+    await authorize(state, request, "deployer", model=name)
     endpoint = endpoint_of(state, name)
     payload = json_object(await read_body(request, BODY_LIMIT))
     reason = str(payload.get("reason", "rolled back by an operator"))

@@ -29,12 +29,14 @@ from dnnops.monitor.segments.digest_store import DigestStore
 from dnnops.predlog.fleet_log import FleetLog
 from dnnops.predlog.labels_check import NUMBERS, LabelSpace
 from dnnops.predlog.reader import FEEDBACK, read_labels
+from dnnops.registry.api_keys import KeyStore
 from dnnops.registry.leases import FleetCommands
 from dnnops.registry.loader import LoadedVersion, load_version
 from dnnops.registry.versions import ModelRegistry, VersionRecord
 from dnnops.serve.feedback import LabelGate
 from dnnops.serve.fleet import FleetLeadership
 from dnnops.serve.group import WorkerGroup
+from dnnops.serve.identities import KeyAuth
 from dnnops.serve.metrics import ServerMetrics
 from dnnops.serve.report_worker import ReportWorker
 from dnnops.serve.runtime import Endpoint, VersionRuntime
@@ -129,10 +131,17 @@ class ServerState:
     explainers: VersionExplainers | None = None
     """Explainers in this process, when there is no side process (in-process servers)."""
     labels: LabelGate | None = None
+    keys: KeyAuth | None = None
+    """Named API keys (``dnnops keys``), looked up in the metadata store (made on first use)."""
     traced: bool = field(default_factory=tracing_enabled)
     """Whether an OpenTelemetry SDK tracer provider was installed before this server was
     built (``opentelemetry-instrument`` installs it at start): asked once, since asking
     costs 0.8 us, about 1% of a small request."""
+
+    def key_auth(self) -> KeyAuth:
+        if self.keys is None:
+            self.keys = KeyAuth(KeyStore(self.registry.engine))
+        return self.keys
 
     def label_gate(self) -> LabelGate:
         """What ``/v1/feedback`` accepts (made on first use)."""
