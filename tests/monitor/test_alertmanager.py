@@ -173,7 +173,7 @@ def test_a_page_routes_groups_inhibits_its_tickets_and_resolves_through_alertman
             firing = httpx.get(f"{url}/api/v2/alerts").json()
             muted = [a for a in firing if a["labels"]["alertname"] == "DnnopsCost"]
             assert muted and muted[0]["status"]["inhibitedBy"], "the cost ticket is inhibited"
-            time.sleep(3)  # several group intervals: the inhibited ticket stays unsent
+            time.sleep(2)  # two group intervals: the inhibited ticket stays unsent
             assert ticket.bodies == []
 
             assert {infer(0.1) for _ in range(250)} == {200}  # 10 of 300: the cause is gone

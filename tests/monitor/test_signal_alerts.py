@@ -7,6 +7,9 @@ cause goes are delivered again as resolved."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +27,7 @@ import dnnops
 from dnnops.home import resolve_home
 from dnnops.registry.alerts import AlertStore
 from dnnops.registry.db import open_engine
-from tests.conftest import CliResult, write_project
+from tests.conftest import BuiltFolders, subprocess_env, write_project
 from tests.serve.conftest import start_server
 from tests.serve.test_invalid_output import NanAboveTen
 
@@ -38,6 +41,28 @@ NO_HOLD = {
     "client_errors": 0,
     "invalid_outputs": 0,
 }
+
+
+WINE = {
+    "data": {"source": "builtin:wine", "preprocessing": {"numeric": "standardize"}},
+    "model": {"arch": "mlp", "params": {"hidden": [16], "dropout": 0.0}},
+    "train": {"epochs": 20, "batch_size": 16, "lr": 0.01, "seed": 1},
+}
+
+
+def trained_wine(folder: Path) -> None:
+    """Recipe: wine@1 in production, trained once for the module's tests."""
+    config = write_project(folder, name="wine", **WINE)
+    subprocess.run(
+        [sys.executable, "-m", "dnnops", "train", "-c", str(config), "--quiet"],
+        env=subprocess_env(folder / "home"), check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+
+
+def serving(built_folders: BuiltFolders, tmp_path: Path, home: Path, **monitor: Any) -> Path:
+    """A copy of the trained home at ``home``, and the project file to serve it with."""
+    shutil.copytree(built_folders.copy(trained_wine, tmp_path / "built") / "home", home)
+    return write_project(tmp_path, name="wine", **WINE, monitor=monitor)
 
 
 @pytest.fixture
@@ -81,24 +106,17 @@ def wait_for(check: Callable[[], bool], what: str, seconds: float = 60) -> None:
 def test_signal_alerts_fire_with_evidence_and_resolve_when_their_cause_goes(
     tmp_path: Path,
     home: Path,
-    cli: Callable[..., CliResult],
+    built_folders: BuiltFolders,
     webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
-    config = write_project(
-        tmp_path,
-        name="wine",
-        data={"source": "builtin:wine", "preprocessing": {"numeric": "standardize"}},
-        model={"arch": "mlp", "params": {"hidden": [16], "dropout": 0.0}},
-        train={"epochs": 20, "batch_size": 16, "lr": 0.01, "seed": 1},
-        monitor={
-            "evaluate_every": "1s",
-            "webhook_url": url,
-            "cost_budget": 1e-12,  # any prediction costs more
-            "alerts": {"for": NO_HOLD, "min_predictions": 50, "min_labels": 30},
-        },
-    )
-    assert cli("train", "-c", str(config), "--quiet", "--json").code == 0
+    config = serving(
+        built_folders, tmp_path, home,
+        evaluate_every="1s",
+        webhook_url=url,
+        cost_budget=1e-12,  # any prediction costs more
+        alerts={"for": NO_HOLD, "min_predictions": 50, "min_labels": 30},
+    )  # fmt: skip
     wine = load_wine(as_frame=True).frame
     rows = wine.drop(columns=["target"])
     server = start_server(home, "-c", str(config))
@@ -232,24 +250,17 @@ def _feedback(http: httpx.Client, labels: list[tuple[str, Any]]) -> None:
 def test_attributions_that_move_to_another_feature_raise_attribution_drift(
     tmp_path: Path,
     home: Path,
-    cli: Callable[..., CliResult],
+    built_folders: BuiltFolders,
     webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
-    config = write_project(
-        tmp_path,
-        name="wine",
-        data={"source": "builtin:wine", "preprocessing": {"numeric": "standardize"}},
-        model={"arch": "mlp", "params": {"hidden": [16], "dropout": 0.0}},
-        train={"epochs": 20, "batch_size": 16, "lr": 0.01, "seed": 1},
-        monitor={
-            "evaluate_every": "1s",
-            "webhook_url": url,
-            "explain": {"sample": 1.0, "every": "1s", "min_explained": 20},
-            "alerts": {"for": {"attribution_drift": 0}},
-        },
-    )
-    assert cli("train", "-c", str(config), "--quiet", "--json").code == 0
+    config = serving(
+        built_folders, tmp_path, home,
+        evaluate_every="1s",
+        webhook_url=url,
+        explain={"sample": 1.0, "every": "1s", "min_explained": 20},
+        alerts={"for": {"attribution_drift": 0}},
+    )  # fmt: skip
     rows = load_wine(as_frame=True).frame.drop(columns=["target"])
     moved = rows.assign(proline=rows["proline"] + 10 * rows["proline"].std())  # ten sd away
     server = start_server(home, "-c", str(config))
