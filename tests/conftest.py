@@ -150,3 +150,28 @@ def write_project(folder: Path, **sections: Any) -> Path:
     path = folder / "dnnops.yaml"
     path.write_text(yaml.safe_dump(project), encoding="utf-8")
     return path
+
+
+SLOW_FIRST = (
+    "tests/serve/test_fleet.py",
+    "tests/batch/test_ray.py",
+    "tests/rollout/test_rollout_server.py",
+    "tests/test_quickstart.py",
+    "tests/retrain/test_background.py",
+    "tests/media/test_retrain.py",
+    "tests/rollout/test_rollout_workers.py",
+    "tests/serve/test_workers.py",
+)
+"""The longest files (measured: 40-90 s each), handed out first. ``make test`` runs two
+workers a file at a time in collection order, and with these last one worker ran alone
+for the final few minutes."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow files first, every other test in its usual order (a stable sort)."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+
+    def order(item: pytest.Item) -> int:
+        return rank.get(item.nodeid.split("::", 1)[0], len(rank))
+
+    items.sort(key=order)

@@ -22,6 +22,8 @@ def example_instance(schema: Schema, profile: Profile | None) -> dict[str, Any] 
 
 
 def _typical(column: ColumnSchema, feature: FeatureProfile | None) -> Any:
+    if column.sensitive:
+        return None  # never a training value of a personal or secret column: imputed
     if column.type == "category":
         if feature is not None and feature.frequencies:
             return max(feature.frequencies.items(), key=lambda item: item[1])[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from dnnops.serve.errors import (
     NotFound,
     PayloadTooLarge,
     Unavailable,
+    Unprocessable,
     http_error_of,
 )
 from dnnops.serve.http import (
@@ -195,7 +197,7 @@ async def _model_input(runtime: VersionRuntime, raw: Any, serve: ServeConfig) ->
     deadline."""
     pre, timeout = runtime.loaded.preprocessor, serve.timeout
     if pre.medium is None:
-        return ModelInput(apply_preprocessing(pre, raw, inference=True), None, timeout)
+        return ModelInput(_computable(apply_preprocessing(pre, raw, inference=True)), None, timeout)
     logged = serve.log_inputs > 0  # a preview is logged with the inputs, or not made
     began = time.perf_counter()
 
@@ -512,11 +514,26 @@ def runtime_of(
     return runtime
 
 
+def _computable(x: np.ndarray) -> np.ndarray:
+    """A value no float32 can hold (1e308, scaled) would make the model answer NaN: a 500
+    that burns the availability budget for the client's number. Refused instead, naming
+    the instance (one sum tells the common case)."""
+    if math.isfinite(float(np.add.reduce(x, axis=None))):
+        return x
+    bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+    if not len(bad):
+        return x  # finite values whose sum overflows: the model decides
+    raise Unprocessable(
+        f"instances{bad[:5].tolist()}: a value too large to compute with (it overflows float32 "
+        "once scaled); send values within the training range, or set serve.out_of_range: clip"
+    )
+
+
 def _header_length(request: RawRequest) -> int | None:
     value = request.header(HEADER_LENGTH)
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise BadRequest(f"Inference-Header-Content-Length must be a number, got {value!r}")
     return int(value)
 

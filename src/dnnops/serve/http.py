@@ -248,12 +248,19 @@ def endpoint_of(state: ServerState, name: str) -> Endpoint:
     return found
 
 
+LONGEST_WINDOW_S = 400 * 86400.0
+"""A window longer than this is a mistake, not a question (and overflows time)."""
+
+
 def window_of(since: str) -> float:
     """A route's ``since`` in seconds (``1h``, ``30m``), or 400 naming it."""
     try:
-        return parse_duration(since)
-    except ValueError as exc:
+        seconds = parse_duration(since)
+    except (ValueError, OverflowError) as exc:
         raise BadRequest(f"since: {exc}") from None
+    if not 0 < seconds <= LONGEST_WINDOW_S:
+        raise BadRequest(f"since: {since!r} is not within 1s..400d")
+    return seconds
 
 
 @dataclass(frozen=True)

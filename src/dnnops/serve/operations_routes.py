@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from dnnops.errors import UsageError
 from dnnops.monitor.segments.label_queue import label_queue
-from dnnops.serve.errors import BadRequest
+from dnnops.serve.errors import BadRequest, Conflict
 from dnnops.serve.http import (
     Route,
     authorize,
@@ -48,8 +48,19 @@ async def load_version(request: Request, name: str) -> Response:
     payload = json_object(await read_body(request, 64 * 1024))
     model = str(payload.get("model", name))
     ref = str(payload.get("version", "production"))
+    live = payload.get("live", True)
+    if not isinstance(live, bool):
+        raise BadRequest(f"live: true or false, not {live!r}")
     record = await asyncio.to_thread(state.registry.resolve, model, ref)
-    runtime = await state.load_everywhere(name, record, make_live=bool(payload.get("live", True)))
+    held = (
+        state.endpoints[name].versions.get(str(record.version)) if name in state.endpoints else None
+    )
+    if held is not None and held.model != record.model:
+        raise Conflict(
+            f"endpoint {name!r} already serves version {record.version} of {held.model}; "
+            f"{record.model}@{record.version} needs an endpoint of its own"
+        )
+    runtime = await state.load_everywhere(name, record, make_live=live)
     return json_response(
         {"endpoint": name, "loaded": runtime.version, "live": state.endpoints[name].live}
     )

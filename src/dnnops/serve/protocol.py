@@ -80,6 +80,8 @@ def parse_infer(body: bytes, header_length: int | None) -> InferRequest:
     if offset != len(blob):
         raise BadRequest(f"{len(blob) - offset} bytes of binary data were not claimed by any input")
     parameters = payload.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest("parameters must be an object")
     outputs = payload.get("outputs")
     binary, requested = _requested_outputs(outputs)
     request_id = payload.get("id")
@@ -212,6 +214,9 @@ def _requested_outputs(outputs: Any) -> tuple[set[str], list[str] | None]:
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise BadRequest("'outputs' must be a list of objects with a 'name'")
+    for index, output in enumerate(outputs):
+        if not isinstance(output.get("parameters") or {}, dict):
+            raise BadRequest(f"outputs[{index}].parameters must be an object")
     binary = {o["name"] for o in outputs if (o.get("parameters") or {}).get("binary_data")}
     return binary, [o["name"] for o in outputs]
 
