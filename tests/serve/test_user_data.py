@@ -75,6 +75,19 @@ def test_string_labels_are_answered_as_strings_on_v1_and_logged_as_such(
     assert all(r["status"] == 200 for r in logged)
 
 
+def test_a_huge_text_value_is_answered_but_logged_cut_and_says_so(penguins: Server) -> None:
+    """A request of the body limit once wrote a 7 MB value to the log."""
+    huge = "Mars" * 25_000  # 100,000 characters: an unseen island, answered as such
+    with penguins.client() as http:
+        response = http.post(PREDICT, json={"instances": [{**ROW, "island": huge}]})
+        assert response.status_code == 200, response.text
+        pid = response.json()["prediction_ids"][0]
+    [record] = [r for r in _records(penguins.home) if r.get("id") == pid]
+    logged = record["inputs"]["island"]
+    assert logged.startswith("MarsMars") and len(logged) < 16_500
+    assert logged.endswith("[cut: 100000 characters, 16384 logged]")
+
+
 def test_v2_answers_string_labels_as_bytes(penguins: Server) -> None:
     inputs = [
         {

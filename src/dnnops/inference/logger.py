@@ -178,10 +178,36 @@ def _image_references(batch: TableBatch, previews: list[str] | None) -> list[dic
 def _records(raw: Inputs | TableBatch, previews: list[str] | None) -> list[dict[str, Any]]:
     """One object per instance, keyed by feature (what redaction works on)."""
     if isinstance(raw, TableBatch):
-        return _image_references(raw, previews) if _holds_bytes(raw) else raw.records()
+        return _image_references(raw, previews) if _holds_bytes(raw) else capped(raw).records()
     if isinstance(raw, pd.DataFrame):
         return raw.to_dict(orient="records")  # type: ignore[return-value]
     raise TypeError("only tables have named features to redact")
+
+
+LOGGED_CHARS = 16_384
+"""The most of one text value the log keeps: a request of the body limit (8 MB) once
+wrote a 7 MB value to the log. A longer one is cut and says so in itself."""
+
+
+def capped(batch: TableBatch) -> TableBatch:
+    """``batch`` with every text value over ``LOGGED_CHARS`` cut, ending with how long it
+    was; the same batch when none is (the common case costs one pass over text columns)."""
+    columns = dict(batch.columns)
+    changed = False
+    for name, column in batch.columns.items():
+        if column.dtype != object:
+            continue
+        long = [
+            i for i, v in enumerate(column.tolist()) if isinstance(v, str) and len(v) > LOGGED_CHARS
+        ]
+        if long:
+            column = column.copy()
+            for i in long:
+                value = column[i]
+                said = f"...[cut: {len(value)} characters, {LOGGED_CHARS} logged]"
+                column[i] = value[:LOGGED_CHARS] + said
+            columns[name], changed = column, True
+    return TableBatch(columns, batch.rows, batch.numeric, batch.numeric_names) if changed else batch
 
 
 def _rows(raw: Inputs | TableBatch, previews: list[str] | None) -> list[Any]:
@@ -192,7 +218,7 @@ def _rows(raw: Inputs | TableBatch, previews: list[str] | None) -> list[Any]:
             # rows of numbers in schema order, as lists: a third of the bytes of objects
             # keyed by feature name, and what the log's readers take fastest
             return list(np.ascontiguousarray(raw.numeric))
-        return raw.records()
+        return capped(raw).records()
     if isinstance(raw, pd.DataFrame):
         return raw.to_dict(orient="records")
     return list(np.ascontiguousarray(raw))  # orjson writes C-ordered numpy rows only
