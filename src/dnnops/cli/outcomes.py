@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import math
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +20,6 @@ from dnnops.home import resolve_home
 from dnnops.inference.logger import PredictionLogger
 from dnnops.predlog.labels_check import made_by_of
 from dnnops.predlog.reader import PREDICTIONS, read_predictions
-from dnnops.predlog.records import FeedbackRecord
 
 Row = tuple[str, str, float]
 
@@ -49,7 +47,7 @@ def outcomes_command(
     logger = PredictionLogger(resolved.logs_dir)
     try:
         for name, items in accepted.items():
-            records = [FeedbackRecord(pid, value, _now()).encode() for pid, _, value in items]
+            records = logger.feedback_records([(pid, value) for pid, _, value in items])
             logger.outcome_writer(name).append(records)
     finally:
         logger.close()
@@ -100,7 +98,3 @@ def _value(text: str | None, where: str) -> float:
     if not math.isfinite(value):
         raise UsageError(f"{where}: value {text!r} is not a finite number")
     return value
-
-
-def _now() -> float:
-    return time.time()

@@ -20,7 +20,6 @@ refused within this."""
 @dataclass
 class KeyAuth:
     store: KeyStore
-    clock: float = 0.0
     _known: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
     _any: tuple[float, bool] = (-CACHE_S, False)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -17,7 +16,6 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
-from dnnops.predlog.records import FeedbackRecord
 from dnnops.serve.errors import BadRequest, LogUnwritable, Unprocessable
 from dnnops.serve.http import Route, authorize_scope, json_response, read_body, state_of
 from dnnops.serve.state import ServerState
@@ -93,18 +91,14 @@ async def outcomes(request: Request) -> Response:
 
 
 async def _log(state: ServerState, accepted: dict[str, list[Outcome]]) -> None:
-    """Each KPI's accepted outcomes to its log, before the answer says so."""
-    now = _now()
+    """Each KPI's accepted outcomes to its log (as feedback records), before the answer
+    says so."""
     for name, items in accepted.items():
-        records = [FeedbackRecord(pid, value, now).encode() for pid, _, value in items]
+        records = state.logger.feedback_records([(pid, value) for pid, _, value in items])
         try:
             await state.logger.outcome_writer(name).append_async(records)
         except OSError as exc:
             raise LogUnwritable("outcome", exc) from None
-
-
-def _now() -> float:
-    return time.time()
 
 
 ROUTES = [Route("POST", "/v1/outcomes", outcomes)]

@@ -6,22 +6,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-Topic = Literal[
-    "drift",
-    "rollout",
-    "retraining",
-    "queue",
-    "controller",
-    "confidence_drop",
-    "estimated_accuracy_drop",
-    "attribution_drift",
-    "label_drift",
-    "production_gap",
-    "stale_features",
-    "invalid_outputs",
-    "cost",
-    "client_errors",
-]
+from dnnops.config import SignalName
+
+ServerTopic = Literal["drift", "rollout", "retraining", "queue", "controller"]
+Topic = ServerTopic | SignalName
+"""What an alert is about: the server's own topics, and every alerting signal."""
 PAGES: dict[Topic, str] = {
     "drift": "drift",
     "rollout": "rollback",
