@@ -11,10 +11,8 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import yaml
 import dnnops
 from dnnops.config import ProjectConfig
 from dnnops.monitor.judgements.alertmanager_config import alertmanager_config
+from tests.monitor.conftest import Receiver, wait_for
 from tests.serve.conftest import start_server
 from tests.serve.test_invalid_output import NanAboveTen
 
@@ -38,34 +37,6 @@ def alertmanager_binary() -> str:
             pytest.fail("Alertmanager is required here (Debian package prometheus-alertmanager)")
         pytest.skip("Alertmanager not installed; apt-get install prometheus-alertmanager")
     return found
-
-
-class Receiver:
-    """A webhook receiver: Alertmanager's notifications, as it sent them."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def alerts(self, status: str) -> list[dict[str, Any]]:
-        return [a for b in self.bodies for a in b["alerts"] if a["status"] == status]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def free_port() -> int:
@@ -109,13 +80,6 @@ def start_alertmanager(folder: Path, config: dict[str, Any]) -> tuple[subprocess
         assert process.poll() is None, "Alertmanager exited; run it by hand to see why"
         assert time.monotonic() < deadline, "Alertmanager did not start"
         time.sleep(0.2)
-
-
-def wait_for(check: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.5)
 
 
 def test_a_page_routes_groups_inhibits_its_tickets_and_resolves_through_alertmanager(

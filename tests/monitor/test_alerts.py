@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from dnnops.config import MonitorConfig
 from dnnops.monitor.judgements.alerts import (
@@ -52,27 +47,6 @@ def _report(burning: bool, drifting: bool) -> Report:
     )  # fmt: skip
     section = VersionSection(slis, alerts=[burn] if burning else [], drift=drift)
     return Report(0.0, 3600.0, 0.0, 510, SegmentCounts(1, 0), [section])
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
 
 
 def test_alerts_are_deduplicated_grouped_delivered_and_resolved(

@@ -10,16 +10,12 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 import torch
 from sklearn.datasets import load_wine
 
@@ -28,6 +24,7 @@ from dnnops.home import resolve_home
 from dnnops.registry.alerts import AlertStore
 from dnnops.registry.db import open_engine
 from tests.conftest import BuiltFolders, subprocess_env, write_project
+from tests.monitor.conftest import wait_for
 from tests.serve.conftest import start_server
 from tests.serve.test_invalid_output import NanAboveTen
 
@@ -65,26 +62,6 @@ def serving(built_folders: BuiltFolders, tmp_path: Path, home: Path, **monitor: 
     return write_project(tmp_path, name="wine", **WINE, monitor=monitor)
 
 
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
-
-
 def delivered(received: list[dict[str, Any]], status: str) -> dict[str, dict[str, Any]]:
     """The signal alerts delivered with ``status``, by signal."""
     return {
@@ -94,13 +71,6 @@ def delivered(received: list[dict[str, Any]], status: str) -> dict[str, dict[str
         for alert in body["alerts"]
         if "signal" in alert["labels"]
     }
-
-
-def wait_for(check: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.5)
 
 
 def test_signal_alerts_fire_with_evidence_and_resolve_when_their_cause_goes(
