@@ -641,6 +641,14 @@ class ServeConfig(Section):
     """A request still queued after this is answered 504."""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
     """A larger request body is refused with 413 before it is read."""
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    """A request line and headers larger than this are refused with 431."""
+    header_timeout: Duration = 10.0
+    """A request whose headers have not all arrived this long after its first byte gets
+    408 and its connection closed (a slow client holds no connection open forever)."""
+    body_timeout: Duration = 60.0
+    """A request whose body has not all arrived this long after its headers gets 408 and
+    its connection closed."""
     log_inputs: Fraction = 1.0
     """Share of predictions whose inputs are written to the prediction log."""
     missing: Literal["impute", "reject"] = "impute"

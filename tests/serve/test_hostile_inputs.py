@@ -6,7 +6,8 @@ anything; and no training value of a sensitive column in a model's metadata."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ import dnnops
 from dnnops.data.example import example_instance
 from dnnops.data.profile import FeatureProfile, Profile
 from dnnops.data.schema import ColumnSchema, Schema
+from tests.conftest import CliResult
 from tests.serve.conftest import Server, start_server
 from tests.serve.test_invalid_output import NanAboveTen
 
@@ -90,3 +92,35 @@ def test_a_models_metadata_shows_no_training_value_of_a_sensitive_column() -> No
     )  # fmt: skip
     example = example_instance(schema, profile)
     assert example == {"postcode": None, "amount": 2.0}
+
+
+def test_a_home_its_database_artifacts_and_logs_are_its_owners_alone(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    """Training values (profiles, examples) and live inputs once sat in files every local
+    user could read: the home folder is 0700, the database, artifacts and log segments
+    0600. An exported model is the user's file and stays readable (0644)."""
+    home = tmp_path / "home"
+    reference = np.random.default_rng(0).normal(size=(50, 4)).astype("float32")
+    dnnops.log_model(NanAboveTen(), name="private", reference=reference, home=home)
+    running = start_server(home, "--model", "private@1")
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as http:
+            reply = http.post("/v1/models/private:predict", json={"instances": [[0.0] * 4]})
+            assert reply.status_code == 200, reply.text
+    finally:
+        running.stop()  # the log segment is flushed and closed
+    mode = lambda path: path.stat().st_mode & 0o777  # noqa: E731
+    assert mode(home) == 0o700
+    assert mode(home / "dnnops.db") == 0o600
+    artifacts = [p for p in (home / "artifacts").rglob("*") if p.is_file()]
+    segments = [p for p in (home / "logs").rglob("*.log") if p.is_file()]
+    assert artifacts and segments
+    assert {mode(p) for p in artifacts + segments} == {0o600}, "owner only"
+    assert {mode(p.parent) for p in segments} == {0o700}
+    exported = tmp_path / "model.onnx"
+    done = cli("models", "export", "private@1", "--out", str(exported), "--home", str(home))
+    assert done.code == 0, done.err
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode(exported) == 0o644 & ~umask

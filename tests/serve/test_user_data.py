@@ -104,6 +104,39 @@ def test_v2_answers_string_labels_as_bytes(penguins: Server) -> None:
     assert label["datatype"] == "BYTES" and label["data"][0] in SPECIES
 
 
+def test_text_that_is_not_unicode_is_a_named_400_on_every_route(penguins: Server) -> None:
+    """Invalid UTF-8 in binary BYTES and a lone surrogate escape in JSON once gave 500s:
+    each is now a 4xx naming the input."""
+    url = f"{penguins.url}/v2/models/penguins/infer"
+    island = {"name": "island", "shape": [1], "datatype": "BYTES"}
+    others = [
+        {
+            "name": k,
+            "shape": [1],
+            "datatype": "BYTES" if isinstance(v, str) else "FP64",
+            "data": [v],
+        }
+        for k, v in ROW.items()
+        if k != "island"
+    ]
+    raw = b"\x03\x00\x00\x00\xff\xfe\xfd"  # one element of three bytes, not UTF-8
+    header = json.dumps(
+        {"inputs": [*others, {**island, "parameters": {"binary_data_size": len(raw)}}]}
+    ).encode()
+    binary = httpx.post(
+        url,
+        content=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert binary.status_code == 422 and "island" in binary.json()["error"], binary.text
+    lone = '"\\ud800"'  # JSON's escape of half a surrogate pair: no Unicode character
+    body = json.dumps({"inputs": [*others, {**island, "data": ["X"]}]}).replace('"X"', lone)
+    row = json.dumps({"instances": [{**ROW, "island": "X"}]}).replace('"X"', lone)
+    for route, content in (("/v2/models/penguins/infer", body), (PREDICT, row)):
+        escaped = httpx.post(f"{penguins.url}{route}", content=content.encode())
+        assert escaped.status_code == 400 and "surrogate" in escaped.json()["error"], escaped.text
+
+
 def test_the_admin_route_refuses_a_version_that_failed_its_gates(penguins: Server) -> None:
     admin = {"Authorization": "Bearer tok"}
     with penguins.client() as http:

@@ -17,7 +17,7 @@ from dnnops.console import make_console, rows_table
 from dnnops.errors import GatesFailed, UsageError
 from dnnops.evaluate.gates import failed_gates_text
 from dnnops.evaluate.report import EvaluationReport
-from dnnops.files import atomic_write
+from dnnops.files import SHARED_FILE, atomic_write
 from dnnops.home import resolve_home
 from dnnops.registry.manifest import Manifest
 from dnnops.registry.open import open_registry
@@ -291,7 +291,7 @@ def models_export(
     loaded = load_version(registry, record, "onnx-int8" if format_ == "onnx-int8" else "onnx")
     suffix = ".int8.onnx" if format_ == "onnx-int8" else ".onnx"
     target = out or Path(f"{record.model}-v{record.version}{suffix}")
-    atomic_write(target, loaded.graph)
+    atomic_write(target, loaded.graph, mode=SHARED_FILE)
     details = loaded.manifest.int8 if format_ == "onnx-int8" else None
     typer.echo(
         f"wrote {target} ({len(loaded.graph)} bytes) from {record.ref}"

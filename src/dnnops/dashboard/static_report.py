@@ -12,7 +12,7 @@ import orjson
 from dnnops.config import MonitorConfig, SloConfig
 from dnnops.dashboard.data import dashboard_data
 from dnnops.dashboard.document import DashboardDocument
-from dnnops.files import atomic_write
+from dnnops.files import SHARED_FILE, atomic_write
 from dnnops.monitor.judgements.report_types import Report
 from dnnops.monitor.report import build_report
 from dnnops.registry.versions import ModelRegistry
@@ -66,5 +66,5 @@ def write_static_report(
         )
         for name in endpoints
     }
-    atomic_write(path, render_static(documents).encode())
+    atomic_write(path, render_static(documents).encode(), mode=SHARED_FILE)
     return path

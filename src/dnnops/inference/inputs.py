@@ -146,8 +146,7 @@ class InputAdapter:
             if kind != "category" and tensor.datatype not in NUMERIC_TYPES:
                 raise InputViolation(f"input {name!r} must be numeric, got {tensor.datatype}")
             if kind == "category":
-                texts = [v.decode() if isinstance(v, bytes) else v for v in values]
-                columns[name] = self._column(name, kind, texts)
+                columns[name] = self._column(name, kind, _texts(name, values))
             else:
                 columns[name] = self._column(name, kind, values)
         lengths = {len(v) for v in columns.values()}
@@ -330,3 +329,14 @@ def _refuse_numbers(name: str, values: list[Any]) -> None:
                 f"feature {name!r}: got {json.dumps(value)}, a {type(value).__name__}, for a "
                 f"text category (serve.coerce: strict); send it as a string, {COERCE_FIX}"
             )
+
+
+def _texts(name: str, values: np.ndarray) -> list[Any]:
+    """A BYTES column's values as text: bytes that are not UTF-8 are the client's error."""
+    texts: list[Any] = []
+    for row, value in enumerate(values):
+        try:
+            texts.append(value.decode("utf-8") if isinstance(value, bytes) else value)
+        except UnicodeDecodeError:
+            raise InputViolation(f"input {name!r}[{row}]: the bytes are not UTF-8") from None
+    return texts

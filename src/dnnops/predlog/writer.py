@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dnnops.files import PRIVATE_FILE, private_folder
 from dnnops.predlog.frames import encode_frame
 
 Done = Callable[[BaseException | None], None]
@@ -87,7 +88,7 @@ class SegmentWriter:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> SegmentWriter:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         existing = sorted(self.folder.glob(f"{self.prefix}-*.log"))
         self._sequence = int(existing[-1].stem.split("-")[2]) + 1 if existing else 0
         self._thread = threading.Thread(target=self._run, name=f"log-{self.prefix}", daemon=True)
@@ -203,7 +204,7 @@ class SegmentWriter:
         self._close_segment()
         path = self.folder / segment_name(self.prefix, now, self._sequence, writer=self._writer)
         self._sequence += 1
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
         self._size, self._opened_at = 0, now
 
     def _close_segment(self) -> None:

@@ -26,7 +26,7 @@ from typing import Protocol, TypeVar
 import fsspec
 
 from dnnops.errors import DnnopsError
-from dnnops.files import atomic_write
+from dnnops.files import atomic_write, private_folder
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -81,6 +81,7 @@ class FsspecArtifactStore:
         if self.exists(digest):
             return digest  # same content, same key: nothing to write
         if self.is_local:
+            private_folder(Path(self.root))
             atomic_write(Path(key), data)
         else:
             self._reach(lambda: self._create(key, data), f"storing {digest[:12]}…")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from importlib import resources
@@ -21,6 +22,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from dnnops.errors import DnnopsError
+from dnnops.files import PRIVATE_FILE, private_folder
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -71,11 +73,19 @@ def _create(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _private_database(Path(url.removeprefix("sqlite:///")))
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _private_database(path: Path) -> None:
+    """The SQLite file created readable by its owner alone (its journal and WAL files
+    take its mode), in a folder only the owner may enter."""
+    private_folder(path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
 
 
 def _sqlite_connect(connection: Any, record: Any) -> None:
