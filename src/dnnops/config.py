@@ -586,6 +586,10 @@ class EvaluateConfig(Section):
     split (its metric ``beats_baseline`` can be gated); ``trivial``: the first only."""
     noise_std: Annotated[float, Field(ge=0.0)] = 0.1
     """Gaussian noise, in units of each feature's std, for the robustness metric."""
+    agreement_members: Annotated[int, Field(ge=0, le=16)] = 6
+    """Small networks, each on a random half of a table's numeric features, registered
+    beside a classifier: when its inputs shift, the monitor estimates its accuracy from
+    how often they agree with it (the report's ``estimated_accuracy.method``). 0: none."""
 
 
 class TlsConfig(Section):

@@ -5,6 +5,8 @@ labels arrive."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,8 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from dnnops.evaluate.calibration import Calibrator, fit_calibrator
-from tests.conftest import BuiltFolders
+from dnnops.quickstart.camera import new_camera
+from tests.conftest import BuiltFolders, subprocess_env
 from tests.serve.conftest import one_digits_model, start_server
 
 
@@ -92,11 +95,58 @@ def test_a_server_estimates_accuracy_before_labels_and_scores_the_estimate_after
             refused = http.get("/v1/labels/queue/digits?strategy=loudest")
             assert refused.status_code == 400 and "strategy" in refused.text
             assert after["observed"] == accuracy
-            assert after["error"] == after["cbpe"] - accuracy
+            used = after["agreement"] if after["method"] == "agreement" else after["cbpe"]
+            assert after["error"] == used - accuracy
             deadline = time.monotonic() + 30  # the monitor loop's tick (every second)
             while not abs(published_cbpe(http.get("/metrics").text) - after["cbpe"]) <= 1e-6:
                 assert time.monotonic() < deadline, "the monitor loop never published it"
                 time.sleep(0.5)
+    finally:
+        server.stop()
+
+
+def test_a_new_camera_is_estimated_by_agreement_where_confidence_stays_high(
+    tmp_path: Path,
+) -> None:
+    """The quickstart's new camera: the model answers as confidently as ever and is right
+    on about one digit in ten. The window's inputs shifted, so the report judges it by the
+    version's agreement panel, which sees the fall that confidence does not."""
+    home = tmp_path / "home"
+    config = tmp_path / "digits.yaml"
+    config.write_text(  # as the quickstart's: standardized pixels, which the camera moves
+        "name: digits\n"
+        "data: {source: 'builtin:digits', preprocessing: {numeric: standardize}}\n"
+        "model: {arch: mlp, params: {hidden: [64], dropout: 0.0}}\n"
+        "train: {epochs: 20, lr: 0.005, seed: 1}\n"
+        "evaluate: {baseline: trivial}\n"
+    )
+    subprocess.run(
+        [sys.executable, "-m", "dnnops", "train", "-c", str(config), "--quiet"],
+        env=subprocess_env(home),
+        check=True,
+    )
+    digits = load_digits()
+    rows = new_camera(digits.data, seed=3)
+    server = start_server(home, "--model", "digits@production")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            answered = []
+            for start in range(0, len(rows), 100):
+                reply = http.post(
+                    "/v1/models/digits:predict",
+                    json={"instances": rows[start : start + 100].tolist()},
+                )
+                assert reply.status_code == 200, reply.text
+                answered += reply.json()["predictions"]
+            accuracy = float(np.mean(np.array(answered) == digits.target))
+            section = http.get("/v1/monitor/digits?since=1h").json()["versions"][0]
+            estimate = section["estimated_accuracy"]
+            assert accuracy < 0.5 and estimate["cbpe"] - accuracy > 0.3, (estimate, accuracy)
+            assert not estimate["reliable"] and estimate["method"] == "agreement"
+            assert abs(estimate["agreement"] - accuracy) < 0.15, (estimate, accuracy)
+            reading = {s["signal"]: s for s in section["signals"]}["estimated_accuracy_drop"]
+            assert reading["evidence"]["method"] == "agreement"
+            assert reading["evidence"]["estimated"] == estimate["agreement"]
     finally:
         server.stop()
 

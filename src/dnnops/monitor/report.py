@@ -192,6 +192,7 @@ class _Versions:
             schema.sensitive_names,
             found.calibrator,
             found.embedding,
+            found.agreement,
         )
 
     def classes(self, key: VersionKey) -> list[int | str]:

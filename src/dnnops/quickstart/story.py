@@ -192,8 +192,8 @@ def _serve_and_drift(scene: _Scene) -> None:
     unlabeled = scene.replay(1, instances=300, labeled=False)
     new = _estimate(_report(state, config, home, since=shifted))
     scene.story.estimated_accuracy = {
-        "old camera": old.cbpe if old else None,
-        "new camera, before labels": new.cbpe if new else None,
+        "old camera": old.value if old else None,
+        "new camera, before labels": new.value if new else None,
     }
     chapter.note(_traffic_line(unlabeled) + ", no labels yet; " + _estimate_line(old, new))
     chapter.note(_traffic_line(scene.replay(1, instances=900)) + ", labels sent")
@@ -254,14 +254,16 @@ def _estimate(report: Report) -> EstimatedAccuracy | None:
 
 
 def _estimate_line(old: EstimatedAccuracy | None, new: EstimatedAccuracy | None) -> str:
-    """Accuracy estimated from calibrated confidence, before and after the change."""
+    """Accuracy estimated before labels, before and after the change: from calibrated
+    confidence, or from the agreement panel once the inputs left the training support."""
     if old is None or new is None:
         return "estimated accuracy: not enough predictions yet"
-    return (
-        f"estimated accuracy before labels {new.cbpe:.1%} ({new.low:.1%}-{new.high:.1%}), "
-        f"was {old.cbpe:.1%} on the old camera"
-        + ("" if new.reliable else "; flagged unreliable: the inputs left the training support")
-    )
+    if new.method == "agreement":
+        now = f"{new.value:.1%} by agreement (the inputs shifted; confidence says {new.cbpe:.1%})"
+    else:
+        now = f"{new.cbpe:.1%} ({new.low:.1%}-{new.high:.1%})"
+        now += "" if new.reliable else "; flagged unreliable: the inputs left the training support"
+    return f"estimated accuracy before labels {now}, was {old.value:.1%} on the old camera"
 
 
 def _monitor_line(state: ServerState, config: ProjectConfig, home: Home, *, since: float) -> str:

@@ -84,6 +84,9 @@ def candidate_from_run(outcome: TrainOutcome) -> Candidate:
         calibration=EvaluationData(
             prepared.valid.x, prepared.valid.y, prepared.dataset.take(prepared.split.valid).inputs
         ),
+        training=EvaluationData(
+            prepared.train.x, prepared.train.y, prepared.dataset.take(prepared.split.train).inputs
+        ),
     )
 
 

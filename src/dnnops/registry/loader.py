@@ -21,6 +21,7 @@ from dnnops.data.preprocess import Preprocessor
 from dnnops.data.profile import Profile
 from dnnops.data.schema import Schema
 from dnnops.errors import ModelError, UsageError
+from dnnops.evaluate.agreement import AgreementPanel
 from dnnops.evaluate.calibration import Calibrator
 from dnnops.evaluate.decision import Decision
 from dnnops.evaluate.explain import ExplanationReference
@@ -36,6 +37,7 @@ Backend = Literal["onnx", "onnx-int8", "torch"]
 CALIBRATION = "calibration.json"
 EXPLANATIONS = "explanations.json"
 EMBEDDINGS = "embeddings.json"
+AGREEMENT = "agreement.json"
 TIERS = "tiers.json"
 CONFIG = "config.yaml"
 GRAPH_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torch": "weights.safetensors"}
@@ -63,6 +65,9 @@ class LoadedVersion:
     embedding: EmbeddingProfile | None = None
     """An image or text model's reference embeddings (``embeddings.json``): its graph
     answers ``embedding`` beside the logits, and live ones are tested against these."""
+    agreement: AgreementPanel | None = None
+    """A table classifier's agreement panel (``agreement.json``): what its accuracy is
+    estimated from when its inputs shift."""
 
     @property
     def classes(self) -> list[int | str]:
@@ -138,6 +143,9 @@ def load_version(
         tier_graphs=_tier_graphs(record, tiers, files, backend=backend),
         embedding=(
             EmbeddingProfile.model_validate(read_json(EMBEDDINGS)) if EMBEDDINGS in files else None
+        ),
+        agreement=(
+            AgreementPanel.model_validate(read_json(AGREEMENT)) if AGREEMENT in files else None
         ),
     )
 

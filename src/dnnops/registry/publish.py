@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
+import pandas as pd
 
 from dnnops.config import EvaluateConfig
 from dnnops.data.dataset import Inputs
@@ -21,6 +22,7 @@ from dnnops.data.preprocess import Preprocessor, apply_preprocessing
 from dnnops.data.profile import Profile, numeric_profile
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
+from dnnops.evaluate.agreement import AgreementPanel, LabeledFrame, Scaling, fit_panel
 from dnnops.evaluate.calibration import MIN_ROWS, Calibrator, fit_calibrator
 from dnnops.evaluate.decision import Decision, Rule, choose_threshold
 from dnnops.evaluate.explain import ExplanationReference, choose_explainer, importance_profile
@@ -37,6 +39,7 @@ from dnnops.models.build import ModelSpec
 from dnnops.registry.compatibility import champion_mismatch
 from dnnops.registry.export import INPUT, OUTPUT, quantize_int8
 from dnnops.registry.loader import (
+    AGREEMENT,
     CALIBRATION,
     EMBEDDINGS,
     EXPLANATIONS,
@@ -99,6 +102,8 @@ class Candidate:
     """Where its weights started (``train.init_from``: origin, digest, tensors loaded)."""
     embedding: EmbeddingProfile | None = None
     """An image or text model's reference embeddings (its graph answers ``embedding``)."""
+    training: EvaluationData | None = None
+    """The training split: what a classifier's agreement panel is fitted on."""
 
     @property
     def is_regression(self) -> bool:
@@ -141,6 +146,9 @@ def publish(
     calibrator = _calibrator(candidate, runner)
     if calibrator is not None:
         files[CALIBRATION] = calibrator.model_dump_json(indent=2).encode()
+    panel = _agreement_panel(candidate, runner, evaluate.agreement_members)
+    if panel is not None:
+        files[AGREEMENT] = panel.model_dump_json().encode()
     if candidate.embedding is not None:
         files[EMBEDDINGS] = candidate.embedding.model_dump_json().encode()
     reference = _explanation_reference(candidate, runner)
@@ -212,6 +220,37 @@ def _calibrator(candidate: Candidate, runner: OnnxRunner) -> Calibrator | None:
     else:
         x, y = held_out[0].x, held_out[0].y
     return fit_calibrator(softmax(runner(x)), y)
+
+
+def _agreement_panel(
+    candidate: Candidate, runner: OnnxRunner, members: int
+) -> AgreementPanel | None:
+    """A table classifier's agreement panel (``evaluate/agreement``), fitted on its
+    training split and judged on the calibrator's held-out rows."""
+    held_out = [d for d in (candidate.calibration, candidate.evaluation) if d is not None]
+    training = candidate.training
+    if candidate.is_regression or not held_out or training is None or members < 2:
+        return None
+    if len(held_out[0].y) >= MIN_ROWS:  # as the calibrator: the test rows only if few
+        held_out = held_out[:1]
+    frames = [d.raw for d in (training, *held_out)]
+    if not all(isinstance(f, pd.DataFrame) for f in frames):
+        return None  # images, text and tensors: no numeric features to split
+    x, y = np.concatenate([d.x for d in held_out]), np.concatenate([d.y for d in held_out])
+    raw = pd.concat([cast(pd.DataFrame, d.raw) for d in held_out], ignore_index=True)
+    return fit_panel(
+        LabeledFrame(cast(pd.DataFrame, training.raw), training.y),
+        LabeledFrame(raw, y),
+        softmax(runner(x)).argmax(axis=1),
+        classes=len(candidate.classes),
+        scaling={
+            c.name: Scaling(c.offset, c.scale, c.fill)
+            for c in candidate.preprocessor.columns
+            if c.type == "numeric"
+        },
+        excluded=frozenset(candidate.schema.sensitive_names),
+        members=members,
+    )
 
 
 def _with_predicted_values(candidate: Candidate, predicted: np.ndarray) -> Candidate:

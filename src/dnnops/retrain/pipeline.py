@@ -139,7 +139,11 @@ def observe(
         fresh,
         now - born,
         metrics.get("mae"),
-        estimated_accuracy=estimate.cbpe if estimate is not None and estimate.reliable else None,
+        estimated_accuracy=(
+            estimate.value
+            if estimate is not None and (estimate.reliable or estimate.method == "agreement")
+            else None
+        ),
     )
 
 

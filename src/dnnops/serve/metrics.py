@@ -21,7 +21,7 @@ from prometheus_client import (
 )
 
 from dnnops.gpu import gpu_readings
-from dnnops.monitor.judgements.report_types import Report
+from dnnops.monitor.judgements.report_types import EstimatedAccuracy, Report
 from dnnops.serve.group import METRICS_ENV
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -159,8 +159,8 @@ class ServerMetrics:
         )
         self.estimated_accuracy = Gauge(
             "dnnops_estimated_accuracy",
-            "Accuracy estimated without labels at the last evaluation (cbpe, cbpe_low, "
-            "cbpe_high, atc).",
+            "Accuracy estimated without labels at the last evaluation (cbpe, cbpe_low, cbpe_high, "
+            "atc, agreement).",
             [*version, "method"],
             registry=self.registry,
             multiprocess_mode="mostrecent",
@@ -359,15 +359,8 @@ class ServerMetrics:
                 self.drift_detected.labels(*names).set(float(drift.drifted))
                 for feature in drift.features:
                     self.drift_score.labels(*names, feature.feature).set(feature.score)
-            estimate = section.estimated_accuracy
-            if estimate is not None:
-                readings = {
-                    "cbpe": estimate.cbpe,
-                    "cbpe_low": estimate.low,
-                    "cbpe_high": estimate.high,
-                    "atc": estimate.atc,
-                }
-                for method, value in readings.items():
+            if section.estimated_accuracy is not None:
+                for method, value in _estimates(section.estimated_accuracy).items():
                     self.estimated_accuracy.labels(*names, method).set(value)
             for reading in section.signals:
                 self.signal_value.labels(*names, reading.signal).set(reading.value)
@@ -395,3 +388,16 @@ class ServerMetrics:
         every_worker = CollectorRegistry()
         multiprocess.MultiProcessCollector(every_worker, self.shared_dir)  # type: ignore[no-untyped-call]
         return generate_latest(every_worker)
+
+
+def _estimates(estimate: EstimatedAccuracy) -> dict[str, float]:
+    """The ``method`` label's values of ``dnnops_estimated_accuracy``."""
+    readings = {
+        "cbpe": estimate.cbpe,
+        "cbpe_low": estimate.low,
+        "cbpe_high": estimate.high,
+        "atc": estimate.atc,
+    }
+    if estimate.agreement is not None:
+        readings["agreement"] = estimate.agreement
+    return readings

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dnnops.monitor.judgements.sli import Quality, VersionSlis
 from dnnops.monitor.judgements.slo import BurnAlert, BurnRate
@@ -118,7 +118,20 @@ class EstimatedAccuracy:
     observed: float | None = None
     """Accuracy on the labels that arrived for the window's predictions (None: none yet)."""
     error: float | None = None
-    """``cbpe - observed``: how far the estimate was from the labels."""
+    """``value - observed``: how far the estimate the window used was from the labels."""
+    agreement: float | None = None
+    """Accuracy carried along the agreement of the version's panel (``evaluate/agreement``)
+    on the window's logged inputs; None without a panel or logged inputs."""
+    method: Literal["cbpe", "agreement"] = "cbpe"
+    """The estimate the window used: ``agreement`` when the inputs shifted (not
+    ``reliable``) and the panel judged them, CBPE otherwise."""
+
+    @property
+    def value(self) -> float:
+        """The estimate the window used (``method``)."""
+        if self.method == "agreement" and self.agreement is not None:
+            return self.agreement
+        return self.cbpe
 
 
 @dataclass(frozen=True)

@@ -81,13 +81,15 @@ def _confidence_drop(c: Context) -> tuple[float, dict[str, Any]] | None:
 
 def _estimated_accuracy_drop(c: Context) -> tuple[float, dict[str, Any]] | None:
     estimate, baseline = c.section.estimated_accuracy, c.section.baseline_accuracy
-    if estimate is None or baseline is None or not estimate.reliable:
-        return None  # an unreliable estimate is flagged in the report, never alerted on
+    usable = estimate is not None and (estimate.reliable or estimate.method == "agreement")
+    if estimate is None or baseline is None or not usable:
+        return None  # shifted inputs and no panel to judge them: flagged, never alerted on
     if estimate.predictions < c.monitor.alerts.min_predictions:
         return None
-    return baseline - estimate.cbpe, {
-        "estimated": estimate.cbpe,
-        "interval": [estimate.low, estimate.high],
+    return baseline - estimate.value, {
+        "estimated": estimate.value,
+        "method": estimate.method,
+        "interval": [estimate.low, estimate.high] if estimate.method == "cbpe" else None,
         "test_accuracy": baseline,
         "predictions": estimate.predictions,
     }

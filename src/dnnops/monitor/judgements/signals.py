@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from dnnops.config import ExplainConfig, MonitorConfig
+from dnnops.evaluate.agreement import estimate_accuracy
 from dnnops.evaluate.explain import importance_shift
 from dnnops.monitor.judgements.report_types import (
     ConfidenceShift,
@@ -155,7 +156,8 @@ Z95 = 1.96
 def estimated_accuracy(
     loaded: LoadedVersion, stats: Stats, *, drift: DatasetDrift | None, quality: Quality | None
 ) -> EstimatedAccuracy | None:
-    """CBPE and ATC over the window's answered predictions (needs the version's calibrator)."""
+    """CBPE and ATC over the window's answered predictions (needs the version's calibrator),
+    and the agreement panel's estimate, which a window whose inputs shifted uses instead."""
     calibrator = loaded.calibrator
     if calibrator is None or not stats.estimated_rows:
         return None
@@ -165,6 +167,13 @@ def estimated_accuracy(
     spread = Z95 * math.sqrt(stats.estimated_variance) / rows + calibrator.held_out_error
     observed = quality.metrics.get("accuracy") if quality is not None else None
     shifted = drift is not None and drift.multivariate is not None and drift.multivariate.drifted
+    panel, agreement = loaded.agreement, None
+    if panel is not None and stats.agreement_rows:
+        agreement = estimate_accuracy(panel, stats.agreement_rows, stats.agreement_counts)
+    method: Literal["cbpe", "agreement"] = (
+        "agreement" if shifted and agreement is not None else "cbpe"
+    )
+    used = agreement if method == "agreement" and agreement is not None else cbpe
     return EstimatedAccuracy(
         predictions=rows,
         cbpe=cbpe,
@@ -174,7 +183,9 @@ def estimated_accuracy(
         calibration=calibrator.method,
         reliable=not shifted,
         observed=observed,
-        error=cbpe - observed if observed is not None else None,
+        error=used - observed if observed is not None else None,
+        agreement=agreement,
+        method=method,
     )
 
 

@@ -21,6 +21,7 @@ from dnnops.data.embedding_profile import EmbeddingProfile
 from dnnops.data.pca import reconstruction_errors
 from dnnops.data.profile import Profile
 from dnnops.data.schema import category_key
+from dnnops.evaluate.agreement import AgreementPanel, agreement_counts
 from dnnops.evaluate.calibration import Calibrator
 from dnnops.monitor.segments.scoring import finite_number
 from dnnops.monitor.stats.dataset_drift import as_feature_frame
@@ -57,6 +58,8 @@ class Reference:
     """A classifier's confidence calibration: its accuracy is estimated from it."""
     embedding: EmbeddingProfile | None = None
     """An image or text version's reference embeddings: embedding drift is tested on them."""
+    agreement: AgreementPanel | None = None
+    """A classifier's agreement panel: its accuracy under shift is estimated from it."""
 
 
 @dataclass
@@ -103,6 +106,10 @@ class Stats:
     """Predictions whose calibrated confidence is above the version's ATC threshold."""
     embeddings: EmbeddingSample | None = None
     """A uniform sample of the logged embeddings of an image or text version."""
+    agreement_rows: int = 0
+    """Answered predictions with logged inputs that the version's agreement panel judged."""
+    agreement_counts: list[int] = field(default_factory=list)
+    """Rows on which each pair of (served model, panel members) agreed (``agreement.pairs``)."""
 
     @property
     def success_rate(self) -> float | None:
@@ -147,6 +154,8 @@ class Stats:
                 name: _add_counts(self.categories.get(name, {}), other.categories.get(name, {}))
                 for name in self.categories.keys() | other.categories.keys()
             },
+            agreement_rows=self.agreement_rows + other.agreement_rows,
+            agreement_counts=_add_lists(self.agreement_counts, other.agreement_counts),
             pca_error_sum=self.pca_error_sum + other.pca_error_sum,
             pca_rows=self.pca_rows + other.pca_rows,
             input_rows=self.input_rows + other.input_rows,
@@ -344,7 +353,24 @@ def stats_of(
         _add_inputs(stats, records, reference)
         _add_predicted_values(stats, ok, reference)
         _add_estimate(stats, ok, reference)
+        _add_agreement(stats, ok, reference)
     return stats
+
+
+def _add_agreement(
+    stats: Stats, answered: Sequence[PredictionRecord], reference: Reference
+) -> None:
+    """How often the served model and each panel member agreed on the logged inputs."""
+    panel = reference.agreement
+    kept = [r for r in answered if r.inputs is not None and r.probabilities]
+    if panel is None or not kept or reference.tensor:
+        return
+    frame = as_feature_frame([r.inputs for r in kept], reference.feature_names, tensor=False)
+    if not set(panel.features) <= set(frame.columns):
+        return
+    served = np.array([int(np.argmax(r.probabilities or [0.0])) for r in kept])
+    stats.agreement_rows = len(kept)
+    stats.agreement_counts = agreement_counts(panel.predictions(frame, served))
 
 
 def _add_estimate(stats: Stats, answered: Sequence[PredictionRecord], reference: Reference) -> None:
