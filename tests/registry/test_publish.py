@@ -76,6 +76,7 @@ def test_trained_model_is_registered_gated_aliased_and_verifiable(
         "evaluation.json",
         "calibration.json",  # fitted on the validation split: accuracy estimated before labels
         "explanations.json",  # the validation split's importance profile: attribution drift
+        "agreement.json",  # members on halves of the features: accuracy estimated under shift
     } == set(manifest["files"])
     assert manifest["spec"]["arch"] == "mlp"
     human = cli("models", "show", "digits@1")

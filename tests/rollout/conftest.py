@@ -41,7 +41,7 @@ def project(folder: Path, source: str, seed: int, name: str = "digits.yaml") -> 
         "model": {"arch": "mlp", "params": {"hidden": [64], "dropout": 0.0}},
         "train": {"epochs": 8, "lr": 0.005, "seed": seed},
         "rollout": ROLLOUT,
-        "evaluate": {"baseline": "trivial"},  # tests/conftest.py: TRIVIAL_BASELINE
+        "evaluate": {"baseline": "trivial", "agreement_members": 0},  # TRIVIAL_BASELINE
     }
     path.write_text(yaml.safe_dump(config))
     return path

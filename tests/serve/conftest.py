@@ -89,7 +89,7 @@ def train_digits(
                 "data": {"source": "builtin:digits", "preprocessing": {"numeric": "scale"}},
                 "model": {"arch": "mlp", "params": {"hidden": [64], "dropout": 0.0}},
                 "train": {**TRAIN, **train},
-                "evaluate": {"baseline": "trivial"},  # tests/conftest.py: TRIVIAL_BASELINE
+                "evaluate": {"baseline": "trivial", "agreement_members": 0},  # TRIVIAL_BASELINE
             }
         )
     )
