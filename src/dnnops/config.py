@@ -612,6 +612,45 @@ class TlsConfig(Section):
         return self.certfile is not None
 
 
+class OidcConfig(Section):
+    """Bearer tokens from a company's identity provider (OpenID Connect): a JWT signed by
+    one of the issuer's keys (its JWKS), for this audience, unexpired, is a caller with
+    the roles its ``roles_claim`` names. Off while ``issuer`` is unset."""
+
+    issuer: str | None = None
+    """The ``iss`` every token must carry, e.g. ``https://login.example.com/realms/ml``."""
+    audience: str | None = None
+    """The ``aud`` every token must carry (the client id this server was registered as)."""
+    jwks_url: str | None = None
+    """Where the issuer's signing keys are; found from the issuer's
+    ``/.well-known/openid-configuration`` when unset."""
+    roles_claim: str = "roles"
+    """The claim that lists the caller's roles; a dotted path reaches into objects
+    (``realm_access.roles`` for Keycloak)."""
+    name_claim: str = "sub"
+    """The claim the audit log names the caller by (``email``, ``preferred_username``)."""
+    role_map: dict[str, str] = Field(default_factory=dict)
+    """A claim value to a dnnops role, ``ROLE`` or ``ROLE:MODEL`` (``{"ml-admins":
+    "admin"}``). A value that is itself such a role counts without an entry."""
+    algorithms: list[str] = Field(default=["RS256", "ES256"])
+    """Signature algorithms accepted (never ``none``, never a shared secret's)."""
+    leeway: Duration = 30.0
+    """Clock skew allowed on ``exp`` and ``nbf``."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> OidcConfig:
+        if self.issuer is not None and not self.audience:
+            raise ValueError("serve.oidc needs an audience with its issuer (the client id)")
+        weak = [a for a in self.algorithms if not a.startswith(("RS", "ES", "PS", "EdDSA"))]
+        if weak:
+            raise ValueError(f"serve.oidc.algorithms: {weak} are not public-key signatures")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.issuer is not None
+
+
 class ServeLogConfig(Section):
     """What the prediction log keeps of sensitive features."""
 
@@ -688,6 +727,8 @@ class ServeConfig(Section):
     """Requests with the same value of this header meet the same version during a canary."""
     tls: TlsConfig = Field(default_factory=TlsConfig)
     """HTTPS: the certificate and key the server answers with."""
+    oidc: OidcConfig = Field(default_factory=OidcConfig)
+    """Callers known by their identity provider's tokens, beside API keys."""
     log: ServeLogConfig = Field(default_factory=ServeLogConfig)
     """How the prediction log keeps sensitive features."""
 

@@ -12,6 +12,7 @@ import typer
 
 from dnnops.cli.common import HomeOpt, JsonOpt
 from dnnops.config import (
+    ProjectConfig,
     load_config,
 )
 from dnnops.console import make_console, rows_table
@@ -42,12 +43,21 @@ def serve_command(
     ] = False,
 ) -> None:
     """Serve registered models over HTTP (Open Inference Protocol v2 and /v1)."""
-    refuse_open_bind(host, insecure=insecure)
     project = load_config(config) if config is not None else None
+    refuse_open_bind(host, insecure=insecure, identities=_identities(project, home))
     count = workers or (project.serve.workers if project is not None else 1)
     code = serve(Launch(project, config, home, model or [], host, port, count))
     if code:
         raise typer.Exit(code)
+
+
+def _identities(project: ProjectConfig | None, home: Path | None) -> bool:
+    """Whether callers must name themselves: an identity provider or issued API keys."""
+    if project is not None and project.serve.oidc.enabled:
+        return True
+    from dnnops.registry.api_keys import KeyStore
+
+    return KeyStore(open_registry(resolve_home(home)).engine).any()
 
 
 def feedback_command(

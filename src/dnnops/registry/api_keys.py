@@ -28,6 +28,24 @@ TOUCH_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
+class Grant:
+    """A role, on one model or on all."""
+
+    role: Role
+    model: str | None = None
+
+    def allows(self, needed: Role, model: str | None = None) -> bool:
+        """The role covers ``needed``, on ``model`` when the grant is limited to one."""
+        if ROLES.index(self.role) < ROLES.index(needed):
+            return False
+        return self.model is None or model is None or self.model == model
+
+    @property
+    def described(self) -> str:
+        return self.role + (f" on {self.model}" if self.model else "")
+
+
+@dataclass(frozen=True)
 class ApiKey:
     name: str
     role: Role
@@ -39,9 +57,11 @@ class ApiKey:
 
     def allows(self, needed: Role, model: str | None = None) -> bool:
         """The key's role covers ``needed``, on ``model`` when the key is limited to one."""
-        if ROLES.index(self.role) < ROLES.index(needed):
-            return False
-        return self.model is None or model is None or self.model == model
+        return Grant(self.role, self.model).allows(needed, model)
+
+    @property
+    def described(self) -> str:
+        return Grant(self.role, self.model).described
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

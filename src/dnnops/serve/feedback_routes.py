@@ -13,10 +13,12 @@ from fastapi.responses import Response
 
 from dnnops.serve.errors import (
     BadRequest,
+    Forbidden,
     LogUnwritable,
 )
 from dnnops.serve.feedback import FeedbackVerdicts, feedback_answer
 from dnnops.serve.http import (
+    Caller,
     Route,
     authorize_scope,
     json_response,
@@ -71,8 +73,10 @@ async def feedback(request: Request) -> Response:
     """Labels for earlier predictions, by prediction id (labels scope); each label's status
     is answered, and only accepted ones are logged."""
     state = state_of(request)
-    await authorize_scope(state, request, "labels")
+    caller = await authorize_scope(state, request, "labels")
     labels = _feedback_labels(await read_body(request, state.serve.max_body_bytes))
+    if caller is not None:
+        await asyncio.to_thread(labels_within, state, caller, [pid for pid, _ in labels])
     judged = await asyncio.to_thread(state.label_gate().judge, labels)
     accepted = judged.verdicts.accepted
     if accepted:  # logged before the answer says so
@@ -84,6 +88,19 @@ async def feedback(request: Request) -> Response:
     if judged.relabeled:
         await asyncio.to_thread(_audit_relabels, state, judged)
     return json_response(feedback_answer(labels, judged))
+
+
+def labels_within(state: ServerState, caller: Caller, ids: list[str]) -> None:
+    """A labeler limited to some models labels their predictions only: the request is
+    refused (403, naming the first) if any id was answered by another model."""
+    made_by = state.label_gate().made_by(ids)
+    for index, pid in enumerate(ids):
+        model = made_by.get(pid, (None, None))[0]
+        if model is not None and not caller.allows("labeler", model):
+            raise Forbidden(
+                f"{caller.name!r} ({caller.described}) may not label predictions of "
+                f"{model}: labels[{index}] ({pid})"
+            )
 
 
 ROUTES = [Route("POST", "/v1/feedback", feedback)]

@@ -14,7 +14,8 @@ from fastapi.responses import Response
 from dnnops.durations import parse_duration
 from dnnops.errors import DnnopsError
 from dnnops.registry.actor import ACTOR
-from dnnops.registry.api_keys import Role
+from dnnops.registry.api_keys import PREFIX as KEY_PREFIX
+from dnnops.registry.api_keys import ApiKey, Role
 from dnnops.serve.errors import (
     BadRequest,
     Forbidden,
@@ -24,6 +25,7 @@ from dnnops.serve.errors import (
     Unauthorized,
     http_error_of,
 )
+from dnnops.serve.oidc import OidcIdentity, TokenRefused
 from dnnops.serve.runtime import Endpoint
 from dnnops.serve.state import ServerState
 
@@ -143,16 +145,22 @@ _SCOPE_ENV = {"labels": "DNNOPS_LABELS_TOKEN", "read": "DNNOPS_READ_TOKEN"}
 SCOPE_ROLE: dict[str, Role] = {"labels": "labeler", "read": "reader"}
 
 
+Caller = ApiKey | OidcIdentity
+"""Who a key or a token named; a shared token names no one (it may do all its scope may)."""
+
+
 async def authorize_scope(
     state: ServerState, request: Request, scope: Scope, *, model: str | None = None
-) -> None:
+) -> Caller | None:
     """``labels`` (feedback, outcomes) and ``read`` (tracer, dashboard data, monitor) routes:
-    open while no token and no key is set (a loopback server for one user), else they need
-    their scope's token, the admin token, or a key whose role covers them (a ``labeler``
-    for labels, a ``reader`` for reads), on ``model`` when the key is limited to one."""
+    open while no token, key or identity provider is set (a loopback server for one user),
+    else they need their scope's token, the admin token, a key whose role covers them (a
+    ``labeler`` for labels, a ``reader`` for reads) or an OIDC token with such a role, on
+    ``model`` when the grant is limited to one. The caller is returned, for routes that
+    learn the model only from the body."""
     keys = await state.key_auth().any()
-    if not state.access.secured and not keys:
-        return
+    if not state.access.secured and not keys and state.oidc() is None:
+        return None
     own = state.access.labels if scope == "labels" else state.access.read
     token = _bearer(
         request, f"{scope} route: send Authorization: Bearer <{_SCOPE_ENV[scope]}> or a key"
@@ -160,28 +168,30 @@ async def authorize_scope(
     for name, shared in (("admin token", state.access.admin), (f"{scope} token", own)):
         if shared and _matches(token, shared):
             ACTOR.set(name)
-            return
-    await _by_key(state, token, SCOPE_ROLE[scope], model=model, what=f"{scope} routes")
+            return None
+    return await _by_identity(state, token, SCOPE_ROLE[scope], model=model, what=f"{scope} routes")
 
 
 async def authorize(
     state: ServerState, request: Request, role: Role = "admin", *, model: str | None = None
 ) -> None:
-    """Admin routes (and ``deployer`` ones: rollouts): the admin token, or a key whose role
-    covers ``role``; 401 without a bearer token, 403 with a wrong one, refused while
-    neither the admin token nor any key is set."""
+    """Admin routes (and ``deployer`` ones: rollouts): the admin token, or a key or OIDC
+    token whose role covers ``role``; 401 without a bearer token (or with an invalid JWT),
+    403 with a wrong one, refused while neither the admin token nor any key nor an
+    identity provider is set."""
     token = _bearer(
         request, "admin route: send Authorization: Bearer <DNNOPS_ADMIN_TOKEN> or a key"
     )
     if state.access.admin is not None and _matches(token, state.access.admin):
         ACTOR.set("admin token")
         return
-    if state.access.admin is None and not await state.key_auth().any():
+    configured = state.oidc() is not None or await state.key_auth().any()
+    if state.access.admin is None and not configured:
         raise Forbidden(
             "admin routes are disabled: start the server with DNNOPS_ADMIN_TOKEN set, or "
             "issue a key (dnnops keys create NAME --role admin)"
         )
-    await _by_key(state, token, role, model=model, what=f"{role} routes")
+    await _by_identity(state, token, role, model=model, what=f"{role} routes")
 
 
 def _bearer(request: Request, missing: str) -> str:
@@ -191,20 +201,31 @@ def _bearer(request: Request, missing: str) -> str:
     return header.removeprefix("Bearer ")
 
 
-async def _by_key(
+async def _by_identity(
     state: ServerState, token: str, needed: Role, *, model: str | None, what: str
-) -> None:
-    key = await state.key_auth().identify(token)
-    if key is None:
-        raise Forbidden(f"this token may not use {what} (unknown, revoked or expired key)")
-    if not key.allows(needed, model):
-        limited = f" on {key.model}" if key.model else ""
+) -> Caller:
+    """The key or OIDC token's caller, when its grants cover ``needed`` on ``model``."""
+    verifier = state.oidc()
+    caller: Caller
+    if verifier is not None and not token.startswith(KEY_PREFIX) and token.count(".") == 2:
+        try:
+            caller = await verifier.identify(token)
+        except TokenRefused as exc:
+            raise Unauthorized(f"bearer token refused: {exc}") from None
+        actor = f"oidc:{caller.name}"
+    else:
+        key = await state.key_auth().identify(token)
+        if key is None:
+            raise Forbidden(f"this token may not use {what} (unknown, revoked or expired key)")
+        caller, actor = key, f"key:{key.name}"
+    if not caller.allows(needed, model):
         raise Forbidden(
-            f"key {key.name!r} ({key.role}{limited}) may not use {what}"
+            f"{caller.name!r} ({caller.described}) may not use {what}"
             + (f" of {model}" if model else "")
-            + f": they need a {needed} key"
+            + f": that needs the {needed} role"
         )
-    ACTOR.set(f"key:{key.name}")
+    ACTOR.set(actor)
+    return caller
 
 
 def _matches(token: str, shared: str) -> bool:

@@ -41,15 +41,17 @@ READ_TOKEN_ENV = "DNNOPS_READ_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def refuse_open_bind(host: str, *, insecure: bool) -> None:
+def refuse_open_bind(host: str, *, insecure: bool, identities: bool = False) -> None:
     """Binding beyond loopback with no token would let anyone send labels that steer the
-    canary gates and retraining, and read logged inputs: refused unless ``--insecure``."""
+    canary gates and retraining, and read logged inputs: refused unless ``--insecure``.
+    ``identities``: API keys were issued or an identity provider is set, and every route
+    asks for them."""
     tokens = (os.environ.get(n) for n in (ADMIN_TOKEN_ENV, LABELS_TOKEN_ENV, READ_TOKEN_ENV))
-    if host not in LOOPBACK and not any(tokens) and not insecure:
+    if host not in LOOPBACK and not any(tokens) and not identities and not insecure:
         raise UsageError(
             f"serving on {host} with no token set lets anyone send labels and read logged "
-            f"inputs; set {LABELS_TOKEN_ENV} and {READ_TOKEN_ENV} (or {ADMIN_TOKEN_ENV}), or "
-            "pass --insecure"
+            f"inputs; set {LABELS_TOKEN_ENV} and {READ_TOKEN_ENV} (or {ADMIN_TOKEN_ENV}), issue "
+            "keys (dnnops keys create), set serve.oidc, or pass --insecure"
         )
 
 

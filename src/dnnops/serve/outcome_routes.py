@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from dnnops.serve.errors import BadRequest, LogUnwritable, Unprocessable
+from dnnops.serve.feedback_routes import labels_within
 from dnnops.serve.http import Route, authorize_scope, json_response, read_body, state_of
 from dnnops.serve.state import ServerState
 
@@ -56,9 +57,11 @@ async def outcomes(request: Request) -> Response:
     """Outcomes for earlier predictions (labels scope); each one's status is answered, and
     only accepted ones are logged."""
     state = state_of(request)
-    await authorize_scope(state, request, "labels")
+    caller = await authorize_scope(state, request, "labels")
     kpis = [kpi.name for kpi in state.policies.monitor.kpis]
     sent = parse_outcomes(await read_body(request, state.serve.max_body_bytes), kpis)
+    if caller is not None:
+        await asyncio.to_thread(labels_within, state, caller, [pid for pid, _, _ in sent])
     made_by = await asyncio.to_thread(state.label_gate().made_by, [pid for pid, _, _ in sent])
     accepted: dict[str, list[Outcome]] = defaultdict(list)
     statuses = []
