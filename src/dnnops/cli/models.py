@@ -559,3 +559,21 @@ def _class_list(text: str | None) -> list[int | str] | None:
 
 
 __all__ = ["eval_command", "models_app", "parse_ref", "print_published"]
+
+
+def _lifecycle_commands() -> None:
+    """The commands of ``cli/model_lifecycle`` (a module of their own) under ``models``."""
+    from dnnops.cli import model_lifecycle as lifecycle
+
+    for name, command in (
+        ("describe", lifecycle.describe_command),
+        ("archive", lifecycle.archive_command),
+        ("unarchive", lifecycle.unarchive_command),
+        ("delete", lifecycle.delete_command),
+        ("gc", lifecycle.gc_command),
+        ("card", lifecycle.card_command),
+    ):
+        models_app.command(name)(command)
+
+
+_lifecycle_commands()

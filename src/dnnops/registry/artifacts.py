@@ -20,8 +20,10 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import fsspec
 
@@ -54,6 +56,18 @@ class ArtifactStore(Protocol):
     def exists(self, digest: str) -> bool: ...
 
     def local_path(self, digest: str) -> Path | None: ...
+
+    def stored(self) -> list[StoredArtifact]: ...
+
+    def delete(self, digest: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    digest: str
+    size: int
+    modified: float | None
+    """Unix seconds of its last write (None where the backend does not say)."""
 
 
 def check_digest(digest: str) -> str:
@@ -127,6 +141,33 @@ class FsspecArtifactStore:
     def local_path(self, digest: str) -> Path | None:
         """The file's path when the store is a local folder (for tests and tools)."""
         return Path(self._key(digest)) if self.is_local else None
+
+    def stored(self) -> list[StoredArtifact]:
+        """Every artifact in the store, for garbage collection."""
+        top = f"{self.root}/sha256"
+        found = self._reach(
+            lambda: self.fs.find(top, detail=True) if self.fs.exists(top) else {},
+            "listing the artifacts",
+        )
+        out = []
+        for path, info in found.items():
+            digest = str(path).rsplit("/", 1)[-1]
+            if DIGEST.match(digest):
+                out.append(StoredArtifact(digest, int(info.get("size") or 0), _modified(info)))
+        return out
+
+    def delete(self, digest: str) -> None:
+        key = self._key(digest)
+        with contextlib.suppress(FileNotFoundError):
+            self._reach(lambda: self.fs.rm_file(key), f"deleting {digest[:12]}…")
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """A listing entry's last write: ``mtime`` (local), ``LastModified`` (S3)."""
+    value = info.get("mtime", info.get("LastModified", info.get("last_modified")))
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value) if isinstance(value, int | float) else None
 
 
 def open_store(url: str) -> FsspecArtifactStore:

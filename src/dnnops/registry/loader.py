@@ -105,6 +105,11 @@ def version_config(
 def load_version(
     registry: ModelRegistry, record: VersionRecord, backend: Backend = "onnx"
 ) -> LoadedVersion:
+    if record.status == "archived":
+        raise UsageError(
+            f"{record.ref} is archived: it is kept, never served; bring it back with "
+            f"dnnops models unarchive {record.ref}"
+        )
     manifest = registry.manifest(record)
     if backend not in GRAPH_FILES:
         raise UsageError(f"unknown backend {backend!r}; use onnx, onnx-int8 or torch")

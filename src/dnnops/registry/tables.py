@@ -69,6 +69,10 @@ class ModelRow(Base):
     __tablename__ = "models"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    owners: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    card: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    """What the model card says that the registry cannot know: description, intended use,
+    limitations."""
 
 
 class VersionRow(Base):

@@ -224,7 +224,11 @@ class ModelRegistry:
         if alias.isdigit():
             raise UsageError(f"alias {alias!r} would be confused with a version number")
         with Session(self.engine) as session, session.begin():
-            self._row(session, model, version)
+            if self._row(session, model, version).status == "archived":
+                raise UsageError(
+                    f"{model}@{version} is archived; bring it back first: "
+                    f"dnnops models unarchive {model}@{version}"
+                )
             row = session.get(AliasRow, (model, alias))
             previous = None if row is None else row.version
             if row is None:

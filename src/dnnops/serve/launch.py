@@ -25,6 +25,7 @@ from dnnops.predlog.fleet_log import FleetLog
 from dnnops.registry.leases import FleetCommands, Lease
 from dnnops.registry.open import open_registry
 from dnnops.registry.versions import parse_ref
+from dnnops.serve.config_audit import audit_config_change
 from dnnops.serve.fleet import LEASE_NAME, FleetLeadership, holder_name
 from dnnops.serve.report_worker import ReportWorker
 from dnnops.serve.state import AccessTokens, Policies, ServerState, Target
@@ -98,6 +99,7 @@ def serve(launch: Launch) -> int:
     for target in state.targets:
         state.registry.resolve(target.model, target.ref)
     check_serving_device(state.serve)
+    audit_config_change(state.registry, launch.project)
     if launch.workers == 1:
         run_server(launch)
         return 0
