@@ -73,19 +73,11 @@ def _create(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     if url.startswith("sqlite:///"):
-        _private_database(Path(url.removeprefix("sqlite:///")))
+        private_folder(Path(url.removeprefix("sqlite:///")).parent)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
-
-
-def _private_database(path: Path) -> None:
-    """The SQLite file created readable by its owner alone (its journal and WAL files
-    take its mode), in a folder only the owner may enter."""
-    private_folder(path.parent)
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
 
 
 def _sqlite_connect(connection: Any, record: Any) -> None:
@@ -169,6 +161,9 @@ def _sqlite_lock(engine: Engine) -> Iterator[None]:
     with open(f"{database}.migrate.lock", "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            if not Path(database).exists():  # made readable by its owner alone (its journal
+                # and WAL files take its mode), under the lock as every first touch of it
+                os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
