@@ -1,6 +1,6 @@
-"""``dnnops export grafana|prometheus-rules|alertmanager|kubernetes``: monitoring
-and deployment as code for teams that already run Grafana, Prometheus, Alertmanager and
-Kubernetes, generated from the same dnnops.yaml."""
+"""``dnnops export grafana|prometheus-rules|alertmanager|kubernetes|docker``: monitoring
+and deployment as code for teams that already run Grafana, Prometheus, Alertmanager,
+Kubernetes and Docker, generated from the same dnnops.yaml."""
 
 from __future__ import annotations
 
@@ -114,3 +114,39 @@ def export_kubernetes(
         return
     written = write_manifests(out, project, project_text=config.read_text(), fleet=fleet)
     typer.echo(f"wrote {len(written)} manifests to {out}: {', '.join(p.name for p in written)}")
+
+
+@export_app.command("docker")
+def export_docker(
+    out: Annotated[Path, typer.Option(help="The build context folder to write.")] = Path("docker"),
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="A project file to bake in (served by default)."),
+    ] = None,
+    extra: Annotated[
+        list[str] | None, typer.Option(help="A dnnops extra to install (s3, explain, ...).")
+    ] = None,
+    torch_index: Annotated[
+        str | None, typer.Option(help="An extra index for torch (a CPU-only wheel index).")
+    ] = None,
+) -> None:
+    """A Dockerfile and a constraints file pinning every package to the version installed
+    here; the image tag is the one `dnnops export kubernetes` runs."""
+    from dnnops.files import SHARED_FILE, atomic_write
+    from dnnops.serve.container import IMAGE, container_recipe
+
+    if config is not None:
+        load_config(config)  # a broken project file fails here, not in the image
+    recipe = container_recipe(
+        extras=tuple(extra or ()), project_file=config is not None, torch_index=torch_index
+    )
+    atomic_write(out / "Dockerfile", recipe.dockerfile.encode(), mode=SHARED_FILE)
+    atomic_write(out / "constraints.txt", recipe.constraints.encode(), mode=SHARED_FILE)
+    if config is not None:
+        atomic_write(out / "dnnops.yaml", config.read_bytes(), mode=SHARED_FILE)
+    typer.echo(
+        f"wrote {out}/Dockerfile and constraints.txt; put dnnops's wheel there "
+        f"(pip wheel --no-deps -w {out} PATH_TO_DNNOPS), then: docker build -t {IMAGE} {out}"
+    )
+    for requirement in recipe.missing:
+        typer.echo(f"  not installed here, left to pip: {requirement}")

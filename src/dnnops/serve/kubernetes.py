@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from dnnops.config import ProjectConfig
+from dnnops.serve.container import IMAGE
 from dnnops.serve.launch import ADMIN_TOKEN_ENV, LABELS_TOKEN_ENV, READ_TOKEN_ENV
 
 PORT = 8080
@@ -43,7 +44,8 @@ OPTIONAL_KEYS = {LABELS_TOKEN_ENV, READ_TOKEN_ENV, "AWS_ACCESS_KEY_ID", "AWS_SEC
 class Fleet:
     """How the replicas run; each field is an option of ``dnnops export kubernetes``."""
 
-    image: str = "dnnops:0.1.0"
+    image: str = IMAGE
+    """The tag ``dnnops export docker`` builds."""
     replicas: int = 3
     max_replicas: int = 10
     autoscale: Literal["cpu", "queue"] = "cpu"
