@@ -77,3 +77,42 @@ def keys_revoke(
         print_json(key.to_dict())
         return
     make_console().print(f"revoked key {name}; servers refuse it within 5 s")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    old_key_file: Annotated[
+        Path, typer.Option(help="The retired key-encryption key (32 bytes, raw or base64).")
+    ],
+    quiet: Annotated[
+        str, typer.Option(help="Leave log segments written to this recently (a server may append).")
+    ] = "10m",
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-wrap every sealed artifact and log record under the current encryption key
+    (DNNOPS_ENCRYPTION_KEY_FILE): only each header's wrapped data key changes."""
+    import os
+
+    from dnnops.encryption import KEY_FILE_ENV, Sealer, current_key, read_key_file
+    from dnnops.key_rotation import Rotated, rotate_artifacts, rotate_logs
+    from dnnops.registry.artifacts import open_store
+
+    current = current_key(os.environ)
+    if current is None:
+        raise UsageError(f"set {KEY_FILE_ENV} to the new key; --old-key-file names the old one")
+    sealer = Sealer(current, (read_key_file(old_key_file),))
+    resolved = resolve_home(home)
+    out = Rotated()
+    rotate_artifacts(open_store(resolved.artifacts_url), sealer, out)
+    rotate_logs(resolved.logs_dir, sealer, out, quiet_s=parse_duration(quiet))
+    if json_out:
+        print_json(out.to_dict())
+        return
+    console = make_console()
+    console.print(
+        f"re-wrapped {out.rewrapped}; {out.current} already under key "
+        f"{sealer.current_id.hex()}; {out.plain} written unencrypted (left as they are)"
+    )
+    for path in out.left:
+        console.print(f"  left for a later run (being written, or damaged): {path}")

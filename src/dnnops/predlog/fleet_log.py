@@ -32,6 +32,7 @@ from typing import Any
 
 import fsspec
 
+from dnnops.encryption import s3_encryption
 from dnnops.errors import UsageError
 from dnnops.predlog.frames import FrameStats, iter_frames
 from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, segments
@@ -119,7 +120,8 @@ class FleetLog:
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        options = {**s3_encryption(self.url), **(storage_options or {})}
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self.logs_dir = logs_dir
         self.replica = replica_name(replica)
         self.retention_s = retention_s

@@ -1,5 +1,7 @@
 """Record framing: ``magic | length | crc32 | payload``, so a reader can tell a whole
-record from a torn or corrupted one and never misreads either."""
+record from a torn or corrupted one and never misreads either. A payload sealed at rest
+(``dnnops.encryption``) is opened as it is read; one whose seal was tampered with is
+skipped and counted like a corrupt frame."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from dnnops.encryption import Tampered, is_sealed, open_if_sealed
 
 MAGIC = b"DNL1"
 HEADER = struct.Struct("<4sII")  # magic, payload length, CRC-32 of the payload
@@ -22,6 +26,8 @@ class FrameStats:
     frames: int = 0
     corrupt: int = 0
     """Frames skipped because their checksum or length was wrong."""
+    tampered: int = 0
+    """Sealed frames whose authentication failed (counted in ``corrupt`` too)."""
     torn_tail: bool = False
     """The data ended inside a frame: a writer was killed mid-write."""
     end: int = 0
@@ -29,8 +35,11 @@ class FrameStats:
     a growing segment starts there next time."""
 
 
-def iter_frames(data: bytes, stats: FrameStats | None = None) -> Iterator[bytes]:
-    """Every intact payload in ``data``; resynchronises on the next magic after damage."""
+def iter_frames(
+    data: bytes, stats: FrameStats | None = None, *, as_stored: bool = False
+) -> Iterator[bytes]:
+    """Every intact payload in ``data``; resynchronises on the next magic after damage.
+    ``as_stored``: sealed payloads as they are on disk (key rotation re-wraps them)."""
     stats = stats if stats is not None else FrameStats()
     position, size = 0, len(data)
     while position < size:
@@ -55,6 +64,14 @@ def iter_frames(data: bytes, stats: FrameStats | None = None) -> Iterator[bytes]
             stats.corrupt += 1
             position = stats.end = _next_magic(data, position + 1)
             continue
+        if is_sealed(payload) and not as_stored:  # encrypted at rest: opened for every reader
+            try:
+                payload = open_if_sealed(payload, "a log record")
+            except Tampered:  # a missing key (KeyMissing) is raised: nothing can be read
+                stats.corrupt += 1
+                stats.tampered += 1
+                position = stats.end = end
+                continue
         stats.frames += 1
         stats.end = end
         yield payload

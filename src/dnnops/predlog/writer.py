@@ -21,10 +21,11 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dnnops.encryption import process_sealer
 from dnnops.files import PRIVATE_FILE, private_folder
 from dnnops.predlog.frames import encode_frame
 
@@ -84,6 +85,13 @@ class SegmentWriter:
         self._pending: list[tuple[Sequence[bytes], asyncio.Future[None]]] = []
         self._lock = threading.Lock()  # the loop and the thread may both write
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._sealer = process_sealer()  # DNNOPS_ENCRYPTION_KEY_FILE: each record sealed
+
+    def _framed(self, payloads: Iterable[bytes]) -> bytes:
+        sealer = self._sealer
+        if sealer is None:
+            return b"".join(encode_frame(p) for p in payloads)
+        return b"".join(encode_frame(sealer.seal(p)) for p in payloads)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -131,7 +139,7 @@ class SegmentWriter:
     def _commit_pending(self) -> None:
         """Group commit on the loop: one write for everything appended this iteration."""
         pending, self._pending = self._pending, []
-        error = self._write(b"".join(encode_frame(p) for payloads, _ in pending for p in payloads))
+        error = self._write(self._framed(p for payloads, _ in pending for p in payloads))
         for _, future in pending:
             _settle(future, error)
 
@@ -154,7 +162,7 @@ class SegmentWriter:
                     break
             stopping = any(item is _STOP for item in batch)
             entries = [item for item in batch if item is not _STOP]
-            data = b"".join(encode_frame(p) for item in entries for p in item[0])  # type: ignore[index]
+            data = self._framed(p for item in entries for p in item[0])  # type: ignore[index]
             error = self._write(data)
             for item in entries:
                 callback = item[1]  # type: ignore[index]

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 import fsspec
 
+from dnnops.encryption import SealError, open_if_sealed, process_sealer, s3_encryption
 from dnnops.errors import DnnopsError
 from dnnops.files import atomic_write, private_folder
 
@@ -81,7 +82,7 @@ class FsspecArtifactStore:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **s3_encryption(self.url))
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.is_local = "file" in protocols
 
@@ -94,11 +95,13 @@ class FsspecArtifactStore:
         key = self._key(digest)
         if self.exists(digest):
             return digest  # same content, same key: nothing to write
+        sealer = process_sealer()  # DNNOPS_ENCRYPTION_KEY_FILE: stored sealed
+        stored = sealer.seal(data) if sealer is not None else data
         if self.is_local:
             private_folder(Path(self.root))
-            atomic_write(Path(key), data)
+            atomic_write(Path(key), stored)
         else:
-            self._reach(lambda: self._create(key, data), f"storing {digest[:12]}…")
+            self._reach(lambda: self._create(key, stored), f"storing {digest[:12]}…")
         return digest
 
     def _create(self, key: str, data: bytes) -> None:
@@ -126,6 +129,10 @@ class FsspecArtifactStore:
             raise ArtifactError(
                 f"{name} ({digest[:12]}…) is missing from the artifact store {self.url}"
             ) from None
+        try:
+            data = open_if_sealed(data, f"{name} ({digest[:12]}…)")
+        except SealError as exc:
+            raise ArtifactError(str(exc)) from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise ArtifactError(
@@ -155,6 +162,20 @@ class FsspecArtifactStore:
             if DIGEST.match(digest):
                 out.append(StoredArtifact(digest, int(info.get("size") or 0), _modified(info)))
         return out
+
+    def stored_bytes(self, digest: str) -> bytes:
+        """The artifact as stored (sealed when encrypted), for key rotation."""
+        key = self._key(digest)
+        found: bytes = self._reach(lambda: self.fs.cat_file(key), f"reading {digest[:12]}…")
+        return found
+
+    def replace_stored(self, digest: str, blob: bytes) -> None:
+        """Overwrite the stored form of ``digest`` (a re-wrapped seal: the same plaintext)."""
+        key = self._key(digest)
+        if self.is_local:
+            atomic_write(Path(key), blob)
+        else:
+            self._reach(lambda: self.fs.pipe_file(key, blob), f"rewriting {digest[:12]}…")
 
     def delete(self, digest: str) -> None:
         key = self._key(digest)
