@@ -684,6 +684,9 @@ class ServeConfig(Section):
     """A request still queued after this is answered 504."""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
     """A larger request body is refused with 413 before it is read."""
+    grpc_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Also answer the Open Inference Protocol over gRPC (KServe's and Triton's
+    ``GRPCInferenceService``) on this port, through the same hot path; off when unset."""
     max_header_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     """A request line and headers larger than this are refused with 431."""
     header_timeout: Duration = 10.0

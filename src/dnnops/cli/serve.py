@@ -34,6 +34,10 @@ def serve_command(
         int | None,
         typer.Option(min=1, max=64, help="Server processes sharing the port (serve.workers)."),
     ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(help="Also serve the Open Inference Protocol over gRPC on this port."),
+    ] = None,
     home: HomeOpt = None,
     insecure: Annotated[
         bool,
@@ -46,7 +50,8 @@ def serve_command(
     project = load_config(config) if config is not None else None
     refuse_open_bind(host, insecure=insecure, identities=_identities(project, home))
     count = workers or (project.serve.workers if project is not None else 1)
-    code = serve(Launch(project, config, home, model or [], host, port, count))
+    launch = Launch(project, config, home, model or [], host, port, count, grpc_port=grpc_port)
+    code = serve(launch)
     if code:
         raise typer.Exit(code)
 

@@ -27,6 +27,7 @@ from dnnops.serve import (
 )
 from dnnops.serve.control import ServerControl
 from dnnops.serve.explain_routes import explanation_sampler
+from dnnops.serve.grpc_server import start_grpc
 from dnnops.serve.hot_path import InferenceFastPath
 from dnnops.serve.http import (
     add_routes,
@@ -69,7 +70,11 @@ def create_app(state: ServerState) -> InferenceFastPath:
         await controller.tick()  # resume a rollout a restart interrupted before serving
         runner = LoopRunner(state.metrics.observe_loop, state.leads)
         tasks = runner.start(background_loops(state, control, controller))
+        grpc_port = state.serve.grpc_port
+        grpc = await start_grpc(state, state.bind_host, grpc_port) if grpc_port else None
         yield
+        if grpc is not None:
+            await grpc.stop(state.serve.drain_timeout)
         for task in tasks:
             task.cancel()
         if state.fleet is not None:

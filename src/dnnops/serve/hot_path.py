@@ -50,6 +50,7 @@ from dnnops.serve.errors import (
 from dnnops.serve.http import (
     JSON,
     Answer,
+    InferenceRequest,
     RawRequest,
     Route,
     error_answer,
@@ -108,8 +109,27 @@ class InferenceFastPath:
         await self.app(scope, receive, send)
 
 
+async def infer_answer(
+    state: ServerState,
+    request: InferenceRequest,
+    name: str,
+    *,
+    version: str | None,
+    deadline_s: float | None,
+) -> Answer:
+    """A binary or JSON v2 request from another front end (gRPC) through the same path,
+    its own deadline bounding the request as ``serve.timeout`` does."""
+    return await _serve(state, request, name, version=version, kind="v2", deadline_s=deadline_s)
+
+
 async def _serve(
-    state: ServerState, request: RawRequest, name: str, *, version: str | None, kind: Wire
+    state: ServerState,
+    request: InferenceRequest,
+    name: str,
+    *,
+    version: str | None,
+    kind: Wire,
+    deadline_s: float | None = None,
 ) -> Answer:
     started = time.perf_counter()
     context = RequestContext(endpoint=name, protocol=kind, replica=state.replica)
@@ -128,7 +148,7 @@ async def _serve(
             adapter = runtime.adapter
             checked = adapter.from_v2(parsed.inputs) if kind == "v2" else adapter.from_v1(parsed)
             raw = checked.raw
-            made = await _model_input(runtime, raw, state.serve)
+            made = await _model_input(runtime, raw, state.serve, deadline_s=deadline_s)
             x, timeout = made.x, made.time_left
         if checked.anomalies:
             _count_anomalies(state, runtime, checked.anomalies)
@@ -190,12 +210,18 @@ class ModelInput:
     """What is left of the request's timeout for the queue and the model."""
 
 
-async def _model_input(runtime: VersionRuntime, raw: Any, serve: ServeConfig) -> ModelInput:
+async def _model_input(
+    runtime: VersionRuntime, raw: Any, serve: ServeConfig, *, deadline_s: float | None = None
+) -> ModelInput:
     """The request's model input and, for an image or text model, what is logged of it
     beyond the inputs. A table's input is made on the loop (microseconds); decoding images
     or tokenizing takes milliseconds, so it runs in a worker thread within the request's
     deadline."""
     pre, timeout = runtime.loaded.preprocessor, serve.timeout
+    if deadline_s is not None:  # the caller's own deadline (gRPC's), when it is sooner
+        if deadline_s <= 0:
+            raise GatewayTimeout("the request's deadline passed before it was queued")
+        timeout = min(timeout, deadline_s)
     if pre.medium is None:
         return ModelInput(_computable(apply_preprocessing(pre, raw, inference=True)), None, timeout)
     logged = serve.log_inputs > 0  # a preview is logged with the inputs, or not made
@@ -226,7 +252,7 @@ async def _infer_watching_client(
     x: Any,
     timeout: float,
     *,
-    request: RawRequest,
+    request: InferenceRequest,
     timing: RequestTiming,
 ) -> Any:
     """Queue ``x``; if the client disconnects first, withdraw it so the model never runs it.
@@ -479,7 +505,7 @@ async def _record_failure(state: ServerState, context: RequestContext, error: Ht
 
 
 def _route(
-    state: ServerState, name: str, version: str | None, *, request: RawRequest
+    state: ServerState, name: str, version: str | None, *, request: InferenceRequest
 ) -> tuple[VersionRuntime, VersionRuntime | None]:
     """The version that answers (a pinned version, or the router's pick) and the shadow
     that gets a copy (routed requests only)."""
@@ -529,7 +555,7 @@ def _computable(x: np.ndarray) -> np.ndarray:
     )
 
 
-def _header_length(request: RawRequest) -> int | None:
+def _header_length(request: InferenceRequest) -> int | None:
     value = request.header(HEADER_LENGTH)
     if value is None:
         return None

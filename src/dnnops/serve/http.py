@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from fastapi import FastAPI, Request
@@ -82,6 +82,20 @@ def json_answer(payload: Any, status: int = 200, headers: dict[str, str] | None 
 
 def error_answer(error: HttpError) -> Answer:
     return json_answer({"error": error.message}, error.status, error.headers)
+
+
+class InferenceRequest(Protocol):
+    """What the inference path reads of a request, whichever front end received it (an
+    ASGI request, a gRPC call)."""
+
+    def header(self, name: str) -> str | None: ...
+
+    async def body(self, limit: int) -> bytes: ...
+
+    def client_gone(self) -> Callable[[], bool] | None: ...
+
+    @property
+    def receive(self) -> Receive: ...
 
 
 class RawRequest:

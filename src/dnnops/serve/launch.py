@@ -68,6 +68,8 @@ class Launch:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    grpc_port: int | None = None
+    """``--grpc-port``: overrides ``serve.grpc_port``."""
 
 
 def tls_files(tls: TlsConfig, config: Path | None) -> tuple[str, str] | None:
@@ -125,9 +127,11 @@ def run_server(launch: Launch, sockets: list[Any] | None = None, announce: Any =
 
     config, workers, host, port = launch.config, launch.workers, launch.host, launch.port
     state = build_state(resolve_home(launch.home), launch.project, launch.refs)
+    grpc_port = launch.grpc_port or state.serve.grpc_port
+    state.bind_host = host
     state.policies = replace(
         state.policies,
-        serve=state.serve.model_copy(update={"workers": workers}),
+        serve=state.serve.model_copy(update={"workers": workers, "grpc_port": grpc_port}),
         project_file=config.absolute() if config is not None else None,
     )
     state.group = WorkerGroup.from_env() if workers > 1 else None
@@ -172,6 +176,8 @@ def _supervise(state: ServerState, launch: Launch) -> int:
         models=launch.refs,
         workers=workers,
         drain_timeout=state.serve.drain_timeout,
+        host=host,
+        grpc_port=launch.grpc_port,
     )
     try:
         supervisor = Supervisor(spec, host, port)

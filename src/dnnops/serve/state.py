@@ -123,6 +123,8 @@ class ServerState:
     """Their admin changes, as ``group`` holds this host's workers'."""
     fleet_log: FleetLog | None = None
     """Where the replicas' log segments meet (``DNNOPS_LOGS_URL`` on an object store)."""
+    bind_host: str = "127.0.0.1"
+    """The address HTTP listens on: gRPC (``serve.grpc_port``) listens there too."""
     replica: str = ""
     """This replica's name in the fleet's log (empty outside a fleet)."""
     report_worker: ReportWorker | None = None

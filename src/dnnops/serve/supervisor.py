@@ -47,6 +47,9 @@ class WorkerSpec:
     ready_fd: int = -1
     index: int = 0
     drain_timeout: float = 10.0
+    host: str = "127.0.0.1"
+    """The address served: gRPC binds it too (HTTP's socket is handed over)."""
+    grpc_port: int | None = None
 
 
 class WorkerFailed(RuntimeError):

@@ -50,6 +50,8 @@ def main() -> None:
         home=Path(spec.home) if spec.home else None,
         refs=spec.models,
         workers=spec.workers,
+        host=spec.host,
+        grpc_port=spec.grpc_port,
     )
     run_server(launch, sockets=[listener], announce=ready)
     group = os.environ.get(GROUP_ENV)
