@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from dnnops.cli.common import HomeOpt, JsonOpt, print_json
+from dnnops.cli.common import HomeOpt, JsonOpt, fleet_logs, print_json
 from dnnops.console import make_console, rows_table
 from dnnops.durations import parse_duration
 from dnnops.errors import UsageError
@@ -41,7 +41,7 @@ def logs_show(
     home: HomeOpt = None,
 ) -> None:
     """Prediction records (newest last), for people or, with --jsonl, scripts."""
-    folder = resolve_home(home).logs_dir
+    folder = fleet_logs(resolve_home(home))
     cutoff = time.time() - parse_duration(since) if since else None
     stats = FrameStats()
     selected: list[PredictionRecord | FeedbackRecord] = []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from dnnops.cli.common import HomeOpt, JsonOpt, print_json
+from dnnops.cli.common import HomeOpt, JsonOpt, fleet_logs, print_json
 from dnnops.config import DriftConfig, MonitorConfig, SloConfig, load_config
 from dnnops.console import format_budget, format_number, make_console, rows_table
 from dnnops.durations import parse_duration
@@ -44,10 +44,11 @@ def monitor_report(
 
     project = load_config(config) if config is not None else None
     resolved = resolve_home(home)
+    logs = fleet_logs(resolved)
     monitor = project.monitor if project else MonitorConfig()
     report = build_report(
         open_registry(resolved),
-        resolved.logs_dir,
+        logs,
         parse_duration(since),
         monitor=monitor,
         slo=project.slo if project else SloConfig(),
@@ -72,7 +73,7 @@ def monitor_report(
         write_static_report(
             html,
             open_registry(resolved),
-            resolved.logs_dir,
+            logs,
             endpoints=endpoints,
             window_s=parse_duration(since),
             monitor=monitor,
@@ -340,7 +341,7 @@ def incident_command(
         raise UsageError(f"no model {name!r} in the registry; see dnnops models list")
     bundle = write_incident(
         registry,
-        resolved.logs_dir,
+        fleet_logs(resolved),
         name,
         out=out,
         window_s=parse_duration(since),
@@ -388,7 +389,7 @@ def labels_queue(
 
     resolved = resolve_home(home)
     items = label_queue(
-        resolved.logs_dir,
+        fleet_logs(resolved),
         name,
         budget=budget,
         strategy=strategy,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from dnnops.cli.common import HomeOpt, JsonOpt, print_json
+from dnnops.cli.common import HomeOpt, JsonOpt, fleet_logs, print_json
 from dnnops.config import ProjectConfig, load_config
 from dnnops.console import make_console, rows_table
 from dnnops.durations import parse_duration
@@ -54,6 +54,7 @@ def replay_command(
             group=project.data.group,
         )
     resolved = resolve_home(home)
+    fleet_logs(resolved)  # the whole fleet's traffic, when DNNOPS_LOGS_URL names a store
     report = replay(open_registry(resolved), resolved, request)
     if json_out:
         print_json(report.to_dict())

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from dnnops.dashboard.data import dashboard_data
 from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, read_feedback, read_predictions
-from dnnops.serve.errors import BadRequest, NotFound
+from dnnops.serve.errors import BadRequest, Forbidden, NotFound
 from dnnops.serve.http import (
     Route,
     authorize_scope,
@@ -103,12 +103,15 @@ async def data(request: Request, name: str, since: str = "1h") -> Response:
 async def trace(request: Request, prediction_id: str) -> Response:
     """One prediction by id: inputs, output, version, latency, its label and shadows."""
     state = state_of(request)
-    await authorize_scope(state, request, "read")
+    caller = await authorize_scope(state, request, "read")
     if not PREDICTION_ID.match(prediction_id):
         raise BadRequest("prediction_id: letters, digits, '.', '-', '_'")
     found = await asyncio.to_thread(find_prediction, state, prediction_id)
     if found is None:
         raise NotFound(f"no prediction {prediction_id!r} in the log")
+    model = found["prediction"].get("model")
+    if caller is not None and not caller.allows("reader", model):
+        raise Forbidden(f"{caller.name!r} ({caller.described}) may not read {model}'s predictions")
     return json_response(found)
 
 
