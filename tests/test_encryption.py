@@ -26,7 +26,7 @@ from dnnops.encryption import (
     reset_process_sealer,
 )
 from dnnops.home import resolve_home
-from dnnops.predlog.frames import HEADER, FrameStats, iter_frames
+from dnnops.predlog.frames import HEADER, SEALED, FrameStats, iter_frames
 from dnnops.predlog.reader import PREDICTIONS, read_predictions
 from dnnops.registry.artifacts import ArtifactError, FsspecArtifactStore
 from dnnops.registry.loader import load_version
@@ -88,7 +88,7 @@ def test_artifacts_and_logs_are_sealed_read_back_tamper_checked_and_rotated(
         server.stop()
     segments = sorted((home / "logs" / PREDICTIONS).glob("*.log"))
     raw = b"".join(p.read_bytes() for p in segments)
-    assert b'"output"' not in raw and raw.count(MAGIC) == 20, "each record sealed"
+    assert b'"output"' not in raw and raw.count(SEALED) == 20, "each record sealed"
     assert len(list(read_predictions(home / "logs" / PREDICTIONS))) == 20
 
     keyed(None)

@@ -16,7 +16,7 @@ from typing import Any
 
 from dnnops.encryption import Sealer, is_sealed
 from dnnops.files import atomic_write
-from dnnops.predlog.frames import FrameStats, encode_frame, iter_frames
+from dnnops.predlog.frames import FrameStats, encode_frame, stored_frames
 from dnnops.registry.artifacts import FsspecArtifactStore
 
 QUIET_S = 600.0
@@ -59,23 +59,23 @@ def rotate_logs(logs_dir: Path, sealer: Sealer, out: Rotated, *, quiet_s: float 
             continue
         data = segment.read_bytes()
         stats = FrameStats()
-        frames = list(iter_frames(data, stats, as_stored=True))
+        frames = list(stored_frames(data, stats))
         if stats.corrupt or stats.torn_tail:
             out.left.append(str(segment))
             continue
-        sealed = [f for f in frames if is_sealed(f)]
-        if not sealed:
+        if not any(sealed for sealed, _ in frames):
             out.plain += 1
             continue
         rewrapped = [
-            sealer.rewrap(f, f"a record of {segment.name}") if is_sealed(f) else None
-            for f in frames
+            sealer.rewrap(payload, f"a record of {segment.name}") if sealed else None
+            for sealed, payload in frames
         ]
         if all(r is None for r in rewrapped):
             out.current += 1
             continue
         body = b"".join(
-            encode_frame(r if r is not None else f) for f, r in zip(frames, rewrapped, strict=True)
+            encode_frame(new if new is not None else payload, sealed=sealed)
+            for (sealed, payload), new in zip(frames, rewrapped, strict=True)
         )
         atomic_write(segment, body)
         out.rewrapped += 1

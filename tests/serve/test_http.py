@@ -4,6 +4,7 @@ headers, and the free disconnect check the batcher relies on."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
@@ -72,7 +73,15 @@ def _post(port: int, path: str, body: bytes, close: bool = False) -> bytes:
         if close:
             time.sleep(0.1)
             return b""
-        return conn.recv(65536)
+        reply = conn.recv(65536)  # the head and the body may come in two segments
+        head, _, body = reply.partition(b"\r\n\r\n")
+        length = re.search(rb"content-length: (\d+)", head.lower())
+        while length is not None and len(body) < int(length[1]):
+            more = conn.recv(65536)
+            if not more:
+                break
+            body += more
+        return head + b"\r\n\r\n" + body if body or length else reply
 
 
 def test_body_headers_and_answer(probe_server: tuple[Probe, int]) -> None:

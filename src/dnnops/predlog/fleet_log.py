@@ -34,7 +34,7 @@ import fsspec
 
 from dnnops.encryption import s3_encryption
 from dnnops.errors import UsageError
-from dnnops.predlog.frames import FrameStats, iter_frames
+from dnnops.predlog.frames import FrameStats, stored_frames
 from dnnops.predlog.reader import FEEDBACK, PREDICTIONS, segments
 from dnnops.predlog.writer import RotationPolicy, segment_started
 
@@ -161,7 +161,7 @@ class FleetLog:
                 file.seek(start)
                 data = file.read(size - start)
             frames = FrameStats()
-            for _ in iter_frames(data, frames):
+            for _ in stored_frames(data, frames):  # whole frames, shipped as stored (sealed)
                 pass
             if frames.end:
                 part = segment.part(self.root, start, start + frames.end)

@@ -91,7 +91,7 @@ class SegmentWriter:
         sealer = self._sealer
         if sealer is None:
             return b"".join(encode_frame(p) for p in payloads)
-        return b"".join(encode_frame(sealer.seal(p)) for p in payloads)
+        return b"".join(encode_frame(sealer.seal(p), sealed=True) for p in payloads)
 
     # -- lifecycle -------------------------------------------------------------------
 
