@@ -81,7 +81,10 @@ def test_prometheus_rules_pass_promtool_and_fire_on_errors(
                         "eval_time": "90m",
                         "alertname": "DnnopsErrorBudgetBurnPage",
                         "exp_alerts": [
-                            {"exp_labels": page["labels"], "exp_annotations": page["annotations"]}
+                            {
+                                "exp_labels": {**page["labels"], "version": "1"},  # per version
+                                "exp_annotations": page["annotations"],
+                            }
                             for page in pages
                         ],
                     }

@@ -161,7 +161,10 @@ def promtool_agrees(folder: Path, traffic: list[Minute], expected: Fired) -> str
     checks = []
     for name in ("DnnopsErrorBudgetBurnPage", "DnnopsErrorBudgetBurnTicket"):
         alerts = [
-            {"exp_labels": by_key[key]["labels"], "exp_annotations": by_key[key]["annotations"]}
+            {
+                "exp_labels": {**by_key[key]["labels"], "version": "1"},  # per version
+                "exp_annotations": by_key[key]["annotations"],
+            }
             for key in sorted(expected)
             if by_key[key]["alert"] == name
         ]

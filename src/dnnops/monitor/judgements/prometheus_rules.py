@@ -89,7 +89,7 @@ def prometheus_rules(project: ProjectConfig) -> dict[str, Any]:
             )
             if project.slo.min_events:  # as the report: no page on a handful of requests
                 events = event_count(objective, model, long_)
-                expr = f"({expr}) and on() ({events} >= {project.slo.min_events})"
+                expr = f"({expr}) and on(version) ({events} >= {project.slo.min_events})"
             alerts.append(
                 {
                     "alert": f"DnnopsErrorBudgetBurn{rule.severity.title()}",

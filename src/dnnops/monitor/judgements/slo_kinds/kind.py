@@ -50,8 +50,9 @@ class Query:
 
 
 PromQL = Callable[[ObjectiveConfig, Query], tuple[str, str] | None]
-"""(objective, query) -> PromQL for (bad, judged) events; None when this objective cannot
-be judged from the server's metrics."""
+"""(objective, query) -> PromQL for (bad, judged) events, each summed ``by (version)`` as
+the report judges each version; None when this objective cannot be judged from the
+server's metrics."""
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,10 @@ def promql(objective: ObjectiveConfig, q: Query) -> tuple[str, str] | None:
     if objective.threshold is None:
         return None
     bound = floatToGoString(objective.threshold)  # type: ignore[no-untyped-call]  # the exact le label the client writes
-    answered = f"(sum({q.over}({DURATION}_count{{{q.selector}}}[{q.range}])) or vector(0))"
+    count = f"sum by (version) ({q.over}({DURATION}_count{{{q.selector}}}[{q.range}]))"
     bucket = f'{DURATION}_bucket{{{q.selector},le="{bound}"}}'
-    fast = f"(sum({q.over}({bucket}[{q.range}])) or vector(0))"
-    return f"({answered} - {fast})", answered
+    fast = f"(sum by (version) ({q.over}({bucket}[{q.range}])) or {count} * 0)"
+    return f"({count} - {fast})", count
 
 
 SLO_KINDS.register(

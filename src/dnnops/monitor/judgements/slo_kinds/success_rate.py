@@ -29,8 +29,14 @@ def counter(objective: ObjectiveConfig, events: Events) -> CountsFor:
 def promql(_: ObjectiveConfig, q: Query) -> tuple[str, str]:
     """A judged event is a predicted instance or a request failed on the server's side (5xx,
     an invalid output included); a client's bad request (4xx) is not judged at all."""
-    failed = f'(sum({q.over}({REQUESTS}{{{q.selector},status=~"5.."}}[{q.range}])) or vector(0))'
-    answered = f"(sum({q.over}({INSTANCES}{{{q.selector}}}[{q.range}])) or vector(0))"
+
+    def per_version(selector: str, metric: str = REQUESTS) -> str:
+        return f"sum by (version) ({q.over}({metric}{{{selector}}}[{q.range}]))"
+
+    server_errors = q.selector + ',status=~"5.."'
+    zero = f"{per_version(q.selector)} * 0"  # a version with requests but none of a kind
+    failed = f"({per_version(server_errors)} or {zero})"
+    answered = f"({per_version(q.selector, INSTANCES)} or {zero})"
     return failed, f"({answered} + {failed})"
 
 
