@@ -77,6 +77,14 @@ SMOKES = {
         ("--rounds", "1", "--duration", "1", "--concurrency", "4"),
         needs=("wrk",),
     ),
+    "encrypted_logs": Smoke(
+        "serving/encrypted_logs.py",
+        ("--rounds", "1", "--seconds", "1", "--concurrency", "4"),
+        needs=("wrk",),
+    ),
+    "grpc_vs_http": Smoke(
+        "serving/grpc_vs_http.py", ("--rounds", "1", "--seconds", "1", "--clients", "1")
+    ),
     "soak": Smoke("soak.py", ("--minutes", "1"), needs=("wrk",)),
     "fleet": Smoke("fleet.py", ("--rounds", "1", "--kills", "1", "--leases", "2"), needs=("wrk",)),
     "gpu_check": Smoke("gpu_check.py", ("--quick",)),
