@@ -684,6 +684,10 @@ class ServeConfig(Section):
     """A request still queued after this is answered 504."""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
     """A larger request body is refused with 413 before it is read."""
+    public_url: Annotated[str, Field(pattern=r"^https?://[^/]+")] | None = None
+    """How others reach this server (``https://models.example.com``): its alerts link the
+    runbooks it serves there, ``<public_url>/runbooks/<page>``. Unset: the host's name and
+    the port it listens on. ``monitor.runbook_url``, when set, wins."""
     grpc_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Also answer the Open Inference Protocol over gRPC (KServe's and Triton's
     ``GRPCInferenceService``) on this port, through the same hot path; off when unset."""
@@ -903,7 +907,10 @@ class MonitorConfig(Section):
     it routes, groups, inhibits and silences them (``dnnops export alertmanager``)."""
     runbook_url: Annotated[str, Field(pattern=r"\{page\}")] = "docs/runbooks/{page}.md"
     """Where alerts point for what to do: a template with ``{page}`` (drift, latency,
-    availability, accuracy, rollback, ...), e.g. your published docs site's runbooks."""
+    availability, accuracy, rollback, ...), e.g. your published docs site's runbooks.
+    Unset, a server's alerts link the pages it serves itself, ``<serve.public_url or
+    http://host:port>/runbooks/<page>``; the CLI's and the exported rules keep this
+    relative default."""
     suppress_during_rollout: bool = True
     """Hold back a rollout candidate's alerts: its rollout's gates judge it (and page)."""
     evaluate_every: Duration | None = 60.0

@@ -127,7 +127,10 @@ def test_a_page_routes_groups_inhibits_its_tickets_and_resolves_through_alertman
             [paged] = page.alerts("firing")[:1]
             assert paged["labels"]["alertname"] == "DnnopsInvalidOutputs"
             assert paged["labels"]["severity"] == "page" and paged["labels"]["version"] == "1"
-            assert paged["annotations"]["runbook_url"] == "docs/runbooks/invalid-outputs.md"
+            link = paged["annotations"]["runbook_url"]  # absolute: the server serves it
+            assert link == f"{server.url}/runbooks/invalid-outputs", link
+            page_text = httpx.get(link, timeout=30)
+            assert page_text.status_code == 200 and "# Invalid outputs" in page_text.text
             assert json.loads(paged["annotations"]["evidence"])["invalid_outputs"] == 10
             assert page.bodies[0]["groupLabels"] == {
                 "model": "nan",

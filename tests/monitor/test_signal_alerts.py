@@ -122,7 +122,10 @@ def test_signal_alerts_fire_with_evidence_and_resolve_when_their_cause_goes(
             firing = delivered(received, "firing")
             stale = firing["stale_features"]
             assert "magnesium" in stale["details"]["evidence"]["lag_s"]
-            assert stale["annotations"]["runbook_url"] == "docs/runbooks/stale-features.md"
+            link = stale["annotations"]["runbook_url"]
+            assert link == f"{server.url}/runbooks/stale-features", link
+            assert http.get(link).status_code == 200, "the server serves the page it links"
+            assert http.get("/runbooks/..%2Fconfig").status_code == 404
             assert stale["labels"]["alertname"] == "DnnopsStaleFeatures"
             assert stale["labels"]["version"] == "1"
             assert firing["client_errors"]["labels"]["severity"] == "page"

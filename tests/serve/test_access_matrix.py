@@ -36,6 +36,7 @@ NEEDS: dict[tuple[str, str], str | None] = {  # (method, path) -> the role, None
     ("GET", "/v1/endpoints/{name}"): None,
     ("GET", "/dashboard"): None,
     ("GET", "/dashboard/static/{name}"): None,
+    ("GET", "/runbooks/{page}"): None,
     ("GET", "/v1/dashboard/{name}"): "reader",
     ("GET", "/v1/predictions/{prediction_id}"): "reader",
     ("GET", "/v1/monitor/{name}"): "reader",
@@ -85,6 +86,7 @@ def test_each_role_is_refused_and_granted_route_by_route(
             )
             if path == "/dashboard/static/{name}":
                 url = "/dashboard/static/app.js"
+            url = url.replace("{page}", "drift")
             body = _body(path, pid)
             headers = {"Authorization": f"Bearer {key}"} if key else {}
             return http.request(method, url, json=body, headers=headers).status_code

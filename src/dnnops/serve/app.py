@@ -24,6 +24,7 @@ from dnnops.serve import (
     operations_routes,
     outcome_routes,
     rollout_routes,
+    runbook_routes,
 )
 from dnnops.serve.control import ServerControl
 from dnnops.serve.explain_routes import explanation_sampler
@@ -50,6 +51,7 @@ ROUTE_TABLES = [
     rollout_routes.ROUTES,
     dashboard_routes.ROUTES,
     explain_routes.ROUTES,
+    runbook_routes.ROUTES,
 ]
 """Every route module's table, in the order the reference lists them."""
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dnnops.config import ProjectConfig, ServeConfig, TlsConfig
+from dnnops.config import MonitorConfig, ProjectConfig, ServeConfig, TlsConfig
 from dnnops.console import make_console
 from dnnops.errors import UsageError
 from dnnops.gpu import onnx_providers, torch_device
@@ -107,6 +108,19 @@ def serve(launch: Launch) -> int:
         return 0
     state.registry.engine.dispose()
     return _supervise(state, launch)
+
+
+def served_runbooks(
+    monitor: MonitorConfig, serve: ServeConfig, *, host: str, port: int
+) -> MonitorConfig:
+    """The alerts of a server link the runbooks it serves, by an absolute address
+    (``serve.public_url``, else this host's name and port), unless the project chose
+    ``monitor.runbook_url``."""
+    if "runbook_url" in monitor.model_fields_set:
+        return monitor
+    reached = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    base = (serve.public_url or f"http://{reached}:{port}").rstrip("/")
+    return monitor.model_copy(update={"runbook_url": f"{base}/runbooks/{{page}}"})
 
 
 def check_serving_device(serve: ServeConfig) -> None:
@@ -285,9 +299,15 @@ def _server_class() -> Any:
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
-            if self.announce is not None and self.servers:
+            if self.servers:  # bound: the alerts' runbook links name the real port
                 address = self.servers[0].sockets[0].getsockname()
-                self.announce(f"{address[0]}:{address[1]}")
+                policies = self.state.policies
+                monitor = served_runbooks(
+                    policies.monitor, policies.serve, host=address[0], port=address[1]
+                )
+                self.state.policies = replace(policies, monitor=monitor)
+                if self.announce is not None:
+                    self.announce(f"{address[0]}:{address[1]}")
 
     return Server
 
