@@ -20,7 +20,7 @@ from dnnops.errors import DnnopsError, UsageError
 from dnnops.home import Home, resolve_home
 from dnnops.inference.logger import PredictionLogger
 from dnnops.registry.open import open_registry
-from dnnops.serve.launch import Launch, refuse_open_bind, serve
+from dnnops.serve.launch import LOOPBACK, Launch, refuse_open_bind, serve
 
 
 def serve_command(
@@ -48,7 +48,9 @@ def serve_command(
 ) -> None:
     """Serve registered models over HTTP (Open Inference Protocol v2 and /v1)."""
     project = load_config(config) if config is not None else None
-    refuse_open_bind(host, insecure=insecure, identities=_identities(project, home))
+    # the metadata store is opened only for a server beyond loopback: the only one that asks
+    guarded = host not in LOOPBACK and _identities(project, home)
+    refuse_open_bind(host, insecure=insecure, identities=guarded)
     count = workers or (project.serve.workers if project is not None else 1)
     launch = Launch(project, config, home, model or [], host, port, count, grpc_port=grpc_port)
     code = serve(launch)
