@@ -211,29 +211,31 @@ class RolloutController:
     async def _conclude(
         self, endpoint: Traffic, rollout: RolloutState, decided_here: bool = True
     ) -> None:
-        """Carry out a finished rollout on the router and, when this process decided it,
-        in the registry and the alert sink."""
+        """Carry out a finished rollout on the router and, when this process decided it, in
+        the registry and the alert sink.
+
+        The endpoint reports the rollout's end only after the registry moved: whoever sees
+        "promoted" or "rolled_back" finds the production alias or the failed status there."""
         candidate = str(rollout.candidate)
-        endpoint.set_traffic(None)
-        self._running.pop(endpoint.name, None)
-        endpoint.rollout = rollout
-        self.server.observe_weight(endpoint.name, 0)
         registry = self.server.registry
         if rollout.status == "promoted":
+            if decided_here:  # the candidate keeps its last step's share meanwhile
+                await asyncio.to_thread(
+                    registry.set_alias,
+                    rollout.model,
+                    "production",
+                    rollout.candidate,
+                    reason=f"rollout {rollout.id} promoted: {rollout.reason}",
+                )
+            self._end_traffic(endpoint)
             previous, endpoint.live = endpoint.live, candidate
+            endpoint.rollout = rollout
             if previous is not None and previous != candidate:
                 self.server.retire_later(endpoint.name, previous)
-            if not decided_here:
-                return
-            await asyncio.to_thread(
-                registry.set_alias,
-                rollout.model,
-                "production",
-                rollout.candidate,
-                reason=f"rollout {rollout.id} promoted: {rollout.reason}",
-            )
-            log.warning("rollout %s: %s@%s promoted", rollout.id, rollout.model, candidate)
+            if decided_here:
+                log.warning("rollout %s: %s@%s promoted", rollout.id, rollout.model, candidate)
             return
+        self._end_traffic(endpoint)  # a failed candidate stops answering at once
         if rollout.status == "rolled_back" and decided_here:
             await asyncio.to_thread(
                 registry.set_status,
@@ -242,10 +244,17 @@ class RolloutController:
                 "failed",
                 reason=rollout.reason,
             )
+        endpoint.rollout = rollout
+        if rollout.status == "rolled_back" and decided_here:
             await self._alert(rollout)
         if endpoint.live != candidate:
             self.server.retire_later(endpoint.name, candidate)
         log.warning("rollout %s: %s (%s)", rollout.id, rollout.status, rollout.reason)
+
+    def _end_traffic(self, endpoint: Traffic) -> None:
+        endpoint.set_traffic(None)
+        self._running.pop(endpoint.name, None)
+        self.server.observe_weight(endpoint.name, 0)
 
     async def _restore_baseline(
         self, endpoint: Traffic, last: RolloutState, baseline: int, *, reason: str
