@@ -96,7 +96,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh DNNOPS_HOME, and the working directory set to the test's folder."""
     folder = tmp_path / "home"
     monkeypatch.setenv("DNNOPS_HOME", str(folder))
-    for name in ("DNNOPS_DB_URL", "DNNOPS_ARTIFACTS_URL", "DNNOPS_LOGS_URL"):
+    for name in (
+        "DNNOPS_DB_URL",
+        "DNNOPS_ARTIFACTS_URL",
+        "DNNOPS_LOGS_URL",
+        "DNNOPS_SERVER_URL",
+        "DNNOPS_API_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return folder

@@ -76,6 +76,8 @@ class RegistrationFailed(DnnopsError):
 class RunNotFound(UsageError):
     """The run id given on the command line does not exist in the metadata store."""
 
+    http_status = 404
+
 
 class TrainingInterrupted(DnnopsError):
     """SIGINT or SIGTERM stopped training after a checkpoint was written."""

@@ -2,7 +2,8 @@
 
 Resolved when a command runs (never at import time) from ``--home``, then the
 environment (``DNNOPS_HOME``, ``DNNOPS_DB_URL``, ``DNNOPS_ARTIFACTS_URL``,
-``DNNOPS_LOGS_URL``, ``DNNOPS_REPLICA``), then the default ``.dnnops/`` in the current directory.
+``DNNOPS_LOGS_URL``, ``DNNOPS_REPLICA``, ``DNNOPS_SERVER_URL``), then the default
+``.dnnops/`` in the current directory.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class Home:
     replica: str = ""
     """This server's name in a fleet (``DNNOPS_REPLICA``, else the host name): its folder
     in the fleet's log store, and the ``replica`` of its records."""
+    server_url: str | None = None
+    """``DNNOPS_SERVER_URL``: the registry and runs are this server's (``/v1/registry``),
+    reached with the key in ``DNNOPS_API_KEY``, instead of the database's."""
 
     @property
     def runs_dir(self) -> Path:
@@ -58,4 +62,5 @@ def resolve_home(home: Path | None = None, environ: Mapping[str, str] | None = N
         artifacts_url=env.get("DNNOPS_ARTIFACTS_URL") or str(root / "artifacts"),
         logs_url=env.get("DNNOPS_LOGS_URL") or str(root / "logs"),
         replica=env.get("DNNOPS_REPLICA") or socket.gethostname(),
+        server_url=env.get("DNNOPS_SERVER_URL") or None,
     )

@@ -40,7 +40,7 @@ from dnnops.predlog.reader import (
 from dnnops.predlog.records import PredictionRecord
 from dnnops.predlog.redaction import HASH_PREFIX
 from dnnops.registry.loader import LoadedVersion, load_version
-from dnnops.registry.versions import ModelRegistry, VersionRecord
+from dnnops.registry.versions import Registry, VersionRecord
 from dnnops.rollout.begin import REPLAY
 
 REPLAYS = "replays"
@@ -62,7 +62,7 @@ class ReplayRequest:
 
 
 def replay(
-    registry: ModelRegistry, home: Home, request: ReplayRequest, *, now: float | None = None
+    registry: Registry, home: Home, request: ReplayRequest, *, now: float | None = None
 ) -> ReplayReport:
     """Run the replay, keep its report and record it in the audit log."""
     moment = time.time() if now is None else now
@@ -219,7 +219,7 @@ def _said(skipped: Counter[str]) -> str:
     return ", ".join(f"{count} {why}" for why, count in skipped.items()) or "none logged"
 
 
-def _keep(registry: ModelRegistry, home: Home, report: ReplayReport) -> Path:
+def _keep(registry: Registry, home: Home, report: ReplayReport) -> Path:
     folder = home.root / REPLAYS
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(report.window_end))

@@ -16,12 +16,13 @@ from dnnops.errors import UsageError
 from dnnops.home import resolve_home
 from dnnops.registry.api_keys import ROLES, KeyStore, Role
 from dnnops.registry.db import open_engine
+from dnnops.registry.open import database_url
 
 keys_app = typer.Typer(no_args_is_help=True, help="Named API keys and their roles.")
 
 
 def _store(home: Path | None) -> KeyStore:
-    return KeyStore(open_engine(resolve_home(home).db_url))
+    return KeyStore(open_engine(database_url(resolve_home(home), "dnnops keys")))
 
 
 @keys_app.command("create")

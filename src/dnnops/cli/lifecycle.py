@@ -36,7 +36,7 @@ from dnnops.home import Home, resolve_home
 from dnnops.registry.from_run import candidate_from_run, check_before_training
 from dnnops.registry.open import open_registry, open_runs
 from dnnops.registry.publish import Published, publish
-from dnnops.registry.runs import RunStore
+from dnnops.registry.runs import Runs
 from dnnops.registry.starting import version_weights
 from dnnops.train.pipeline import TrainOutcome, train_project
 
@@ -44,7 +44,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(no_args_is_help=True, help="Profile and validate data files.")
 
 
-def _store(home: Home) -> RunStore:
+def _store(home: Home) -> Runs:
     return open_runs(home)
 
 

@@ -13,7 +13,7 @@ from dnnops.cli.common import HomeOpt, JsonOpt, print_json
 from dnnops.errors import UsageError
 from dnnops.files import SHARED_FILE, atomic_write
 from dnnops.home import resolve_home
-from dnnops.registry.open import open_registry
+from dnnops.registry.open import database_registry
 from dnnops.registry.retirement import (
     archive,
     collect_garbage,
@@ -39,7 +39,7 @@ def describe_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Show or set a model's owners and card text (the change is audited)."""
-    registry = open_registry(resolve_home(home))
+    registry = database_registry(resolve_home(home), "dnnops models describe")
     card = {
         k: v
         for k, v in (
@@ -65,14 +65,24 @@ def archive_command(ref: str, reason: Reason = "", home: HomeOpt = None) -> None
     """Keep NAME@VERSION but never serve or alias it (refused while an alias or a rollout
     points at it)."""
     model, version = _numbered(ref)
-    archive(open_registry(resolve_home(home)), model, version, reason=reason)
+    archive(
+        database_registry(resolve_home(home), "dnnops models archive"),
+        model,
+        version,
+        reason=reason,
+    )
     typer.echo(f"archived {model}@{version}: kept, not servable")
 
 
 def unarchive_command(ref: str, reason: Reason = "", home: HomeOpt = None) -> None:
     """Make an archived version servable again."""
     model, version = _numbered(ref)
-    unarchive(open_registry(resolve_home(home)), model, version, reason=reason)
+    unarchive(
+        database_registry(resolve_home(home), "dnnops models unarchive"),
+        model,
+        version,
+        reason=reason,
+    )
     typer.echo(f"{model}@{version} is servable again")
 
 
@@ -87,7 +97,9 @@ def delete_command(
     model, version = _numbered(ref)
     if not yes:
         raise UsageError(f"deleting {model}@{version} cannot be undone; add --yes to confirm")
-    delete_version(open_registry(resolve_home(home)), model, version, reason=reason)
+    delete_version(
+        database_registry(resolve_home(home), "dnnops models delete"), model, version, reason=reason
+    )
     typer.echo(f"deleted {model}@{version}; free its files with: dnnops models gc --apply")
 
 
@@ -104,7 +116,9 @@ def gc_command(
     from dnnops.durations import parse_duration
 
     found = collect_garbage(
-        open_registry(resolve_home(home)), dry_run=not apply, grace_s=parse_duration(grace)
+        database_registry(resolve_home(home), "dnnops models gc"),
+        dry_run=not apply,
+        grace_s=parse_duration(grace),
     )
     if json_out:
         print_json(found.to_dict())
@@ -130,7 +144,7 @@ def card_command(
 
     if format_ not in ("md", "json"):
         raise UsageError(f"--format must be md or json, got {format_!r}")
-    registry = open_registry(resolve_home(home))
+    registry = database_registry(resolve_home(home), "dnnops models card")
     card = model_card(registry, registry.resolve_ref(ref))
     text = card_markdown(card) if format_ == "md" else json.dumps(card, indent=2) + "\n"
     if out is None:

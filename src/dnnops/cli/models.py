@@ -21,7 +21,7 @@ from dnnops.files import SHARED_FILE, atomic_write
 from dnnops.home import resolve_home
 from dnnops.registry.manifest import Manifest
 from dnnops.registry.open import open_registry
-from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord, parse_ref
+from dnnops.registry.versions import Registry, VersionNotFound, VersionRecord, parse_ref
 
 if TYPE_CHECKING:  # listing and showing versions must not import torch, onnx or pandas
     from dnnops.data.schema import Schema
@@ -88,9 +88,7 @@ def models_show(ref: str, home: HomeOpt = None, json_out: JsonOpt = False) -> No
     )
 
 
-def _inputs(
-    registry: ModelRegistry, record: VersionRecord, manifest: Manifest
-) -> tuple[Schema, Any]:
+def _inputs(registry: Registry, record: VersionRecord, manifest: Manifest) -> tuple[Schema, Any]:
     from dnnops.data.example import example_instance
     from dnnops.data.profile import Profile
     from dnnops.data.schema import Schema
@@ -463,7 +461,7 @@ def eval_command(
 
 
 def _cross_validate(
-    registry: ModelRegistry,
+    registry: Registry,
     loaded: LoadedVersion,
     folds: int,
     *,
@@ -507,7 +505,7 @@ def _cross_validate(
     make_console().print(f"runs: {runs}", soft_wrap=True)
 
 
-def _gates(config: Path | None, registry: ModelRegistry, loaded: LoadedVersion) -> list[Any]:
+def _gates(config: Path | None, registry: Registry, loaded: LoadedVersion) -> list[Any]:
     if config is not None:
         return list(load_config(config).evaluate.gates)
     from dnnops.registry.loader import CONFIG, version_config

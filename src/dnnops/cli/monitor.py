@@ -40,7 +40,7 @@ def monitor_report(
     from dnnops.monitor.report import build_report
     from dnnops.registry.alerts import AlertStore
     from dnnops.registry.db import open_engine
-    from dnnops.registry.open import open_registry
+    from dnnops.registry.open import database_registry, database_url, open_registry
 
     project = load_config(config) if config is not None else None
     resolved = resolve_home(home)
@@ -55,7 +55,7 @@ def monitor_report(
     )
     shown = report.to_json()
     if alert:
-        store = AlertStore(open_engine(resolved.db_url))
+        store = AlertStore(open_engine(database_url(resolved, "dnnops monitor report --alert")))
         already = store.firing_keys(MONITOR_KINDS)
         firing = alerts_from_report(report, monitor=monitor, firing=already)
         changed = store.record(firing, MONITOR_KINDS)
@@ -72,7 +72,7 @@ def monitor_report(
         endpoints = sorted({v.slis.endpoint for v in report.versions})
         write_static_report(
             html,
-            open_registry(resolved),
+            database_registry(resolved, "dnnops monitor report --html"),
             logs,
             endpoints=endpoints,
             window_s=parse_duration(since),
@@ -200,11 +200,12 @@ def monitor_alerts(
     """Alerts in the metadata store, newest first."""
     from dnnops.registry.alerts import AlertStore
     from dnnops.registry.db import open_engine
+    from dnnops.registry.open import database_url
 
     if status not in (None, "firing", "pending", "resolved"):
         raise typer.BadParameter(f"{status!r}: firing, pending or resolved", param_hint="--status")
     wanted = cast("AlertStatus | None", status)
-    rows = AlertStore(open_engine(resolve_home(home).db_url)).list(wanted)
+    rows = AlertStore(open_engine(database_url(resolve_home(home), "dnnops alerts"))).list(wanted)
     if json_out:
         print_json([r.to_dict() for r in rows])
         return
@@ -332,11 +333,11 @@ def incident_command(
     """Write an incident bundle: versions and lineage, traffic split, the report, drift,
     rollouts, alerts, the audit log and a sample of logged inputs, in one zip."""
     from dnnops.dashboard.incident import write_incident
-    from dnnops.registry.open import open_registry
+    from dnnops.registry.open import database_registry
 
     project = load_config(config) if config is not None else None
     resolved = resolve_home(home)
-    registry = open_registry(resolved)
+    registry = database_registry(resolved, "dnnops incident")
     if not registry.versions(name):
         raise UsageError(f"no model {name!r} in the registry; see dnnops models list")
     bundle = write_incident(

@@ -15,7 +15,7 @@ from dnnops.console import format_number, key_value_table, make_console, rows_ta
 from dnnops.errors import UsageError
 from dnnops.home import resolve_home
 from dnnops.registry.db import open_engine
-from dnnops.registry.open import open_registry
+from dnnops.registry.open import database_url, open_registry
 from dnnops.registry.versions import parse_ref
 from dnnops.rollout.begin import begin_rollout
 from dnnops.rollout.policy import RolloutState
@@ -50,7 +50,7 @@ def rollout_start(
     """Start a rollout (or release one held for approval); the server applies it."""
     name, version = parse_ref(ref)
     resolved = resolve_home(home)
-    store = RolloutStore(open_engine(resolved.db_url))
+    store = RolloutStore(open_engine(database_url(resolved, "dnnops rollout start")))
     registry = open_registry(resolved)
     target = endpoint or name
     held = store.active(target)
@@ -81,7 +81,9 @@ def rollout_status(
 ) -> None:
     """The latest rollout of an endpoint and every check it went through."""
     resolved = resolve_home(home)
-    rollouts = RolloutStore(open_engine(resolved.db_url)).history(name, limit=10)
+    rollouts = RolloutStore(open_engine(database_url(resolved, "dnnops rollout status"))).history(
+        name, limit=10
+    )
     if not rollouts:
         raise UsageError(f"endpoint {name!r} has no rollouts; start one: dnnops rollout start")
     if json_out:
@@ -104,7 +106,9 @@ def rollout_abort(
 ) -> None:
     """Stop the rollout in progress: all traffic back on the stable version."""
     resolved = resolve_home(home)
-    rollout = RolloutStore(open_engine(resolved.db_url)).abort(name, reason)
+    rollout = RolloutStore(open_engine(database_url(resolved, "dnnops rollout abort"))).abort(
+        name, reason
+    )
     if json_out:
         print_json(rollout.summary())
         return

@@ -10,12 +10,12 @@ import typer
 from dnnops.cli.common import HomeOpt, JsonOpt, print_json
 from dnnops.console import format_number, key_value_table, make_console, rows_table
 from dnnops.home import Home, resolve_home
-from dnnops.registry.runs import RunRecord, RunStore
+from dnnops.registry.runs import RunRecord, Runs
 
 runs_app = typer.Typer(no_args_is_help=True, help="Training runs in the metadata store.")
 
 
-def _store(home: Home) -> RunStore:
+def _store(home: Home) -> Runs:
     from dnnops.registry.open import open_runs
 
     return open_runs(home)

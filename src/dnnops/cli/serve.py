@@ -19,7 +19,7 @@ from dnnops.console import make_console, rows_table
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.home import Home, resolve_home
 from dnnops.inference.logger import PredictionLogger
-from dnnops.registry.open import open_registry
+from dnnops.registry.open import open_database_registry, open_registry
 from dnnops.serve.launch import LOOPBACK, Launch, refuse_open_bind, serve
 
 
@@ -64,7 +64,8 @@ def _identities(project: ProjectConfig | None, home: Path | None) -> bool:
         return True
     from dnnops.registry.api_keys import KeyStore
 
-    return KeyStore(open_registry(resolve_home(home)).engine).any()
+    resolved = resolve_home(home)
+    return KeyStore(open_database_registry(resolved).engine).any()
 
 
 def feedback_command(

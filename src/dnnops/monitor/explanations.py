@@ -35,7 +35,7 @@ from dnnops.predlog.reader import PREDICTIONS, read_records
 from dnnops.predlog.records import ExplanationRecord, PredictionRecord, UnreadableRecord
 from dnnops.predlog.writer import SegmentWriter
 from dnnops.registry.loader import LoadedVersion, explainer_of, load_version
-from dnnops.registry.versions import ModelRegistry
+from dnnops.registry.versions import Registry
 
 log = logging.getLogger("dnnops.monitor")
 EXPLANATIONS = "explanations"
@@ -45,7 +45,7 @@ VersionKey = tuple[str, str]
 class VersionExplainers:
     """Each version's explainer and loaded files, built once (a process keeps them)."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._explainers: dict[VersionKey, Explainer] = {}
         self._loaded: dict[VersionKey, LoadedVersion] = {}
@@ -95,7 +95,7 @@ class ExplanationSampler:
     def __init__(
         self,
         logs_dir: Path,
-        registry: ModelRegistry,
+        registry: Registry,
         config: ExplainConfig,
         *,
         since: float,

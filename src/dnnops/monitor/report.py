@@ -48,12 +48,12 @@ from dnnops.predlog.reader import (
 )
 from dnnops.predlog.writer import segment_started
 from dnnops.registry.loader import LoadedVersion, load_version
-from dnnops.registry.versions import ModelRegistry
+from dnnops.registry.versions import Registry
 from dnnops.vocabulary import GroupKey, VersionKey
 
 
 def build_report(
-    registry: ModelRegistry,
+    registry: Registry,
     logs_dir: Path,
     window_s: float,
     *,
@@ -161,7 +161,7 @@ def _per_version(
 
 
 def reference_lookup(
-    registry: ModelRegistry, known: Mapping[tuple[str, str], LoadedVersion]
+    registry: Registry, known: Mapping[tuple[str, str], LoadedVersion]
 ) -> Callable[[str, str], Reference | None]:
     """(model, version) -> its digest reference, each version loaded at most once."""
     return _Versions(registry, dict(known)).reference
@@ -170,7 +170,7 @@ def reference_lookup(
 class _Versions:
     """Registry versions by (model, version), each loaded (and verified) at most once."""
 
-    def __init__(self, registry: ModelRegistry, known: dict[tuple[str, str], LoadedVersion]):
+    def __init__(self, registry: Registry, known: dict[tuple[str, str], LoadedVersion]):
         self.registry = registry
         self.known: dict[tuple[str, str], LoadedVersion | None] = dict(known)
 
@@ -311,7 +311,7 @@ def _segment(path: Path, status: os.stat_result, *, now: float) -> Segment:
 
 
 def predictions_made(
-    registry: ModelRegistry,
+    registry: Registry,
     logs_dir: Path,
     wanted: set[str],
     *,
@@ -351,7 +351,7 @@ def _labeled_of(joined: Mapping[GroupKey, LabeledRows], key: VersionKey) -> Labe
     )
 
 
-def _load(registry: ModelRegistry, model: str, version: str) -> LoadedVersion | None:
+def _load(registry: Registry, model: str, version: str) -> LoadedVersion | None:
     if not model or not version.isdigit():
         return None
     try:

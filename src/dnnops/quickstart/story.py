@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from dnnops.registry.alerts import AlertStore, StoredAlert
 from dnnops.registry.db import open_engine
 from dnnops.registry.from_run import candidate_from_run
 from dnnops.registry.loader import load_version
-from dnnops.registry.open import open_registry, open_runs
+from dnnops.registry.open import open_database_registry, open_runs
 from dnnops.registry.publish import Published, publish
 from dnnops.retrain.pipeline import RetrainOutcome, retrain
 from dnnops.rollout.begin import begin_rollout
@@ -138,7 +138,8 @@ class _Scene:
 
 
 def run_story(home: Home, console: Console) -> Story:
-    if any(m["name"] == "digits" for m in open_registry(home).models()):
+    home = replace(home, server_url=None)  # the story's own home, never a team's server
+    if any(m["name"] == "digits" for m in open_database_registry(home).models()):
         raise UsageError(
             f"{home.root} already holds a model 'digits' (an earlier quickstart?); the story "
             "needs an empty home: dnnops quickstart --home NEW_FOLDER (make demo starts over "
@@ -165,7 +166,7 @@ def run_story(home: Home, console: Console) -> Story:
     chapter("summary", "versions, traffic, accuracy, alerts, decisions")
     story.report = write_static_report(
         config_path.parent / "dashboard.html",
-        open_registry(home),
+        open_database_registry(home),
         home.logs_dir,
         endpoints=[config.name],
         window_s=time.time() - began + 5.0,
@@ -327,7 +328,7 @@ def _shuffled(config: ProjectConfig, home: Home) -> ProjectConfig:
 
 def _train_and_publish(config: ProjectConfig, home: Home) -> Published:
     outcome = train_project(config, home.runs_dir, open_runs(home))
-    return publish(open_registry(home), candidate_from_run(outcome), config.evaluate)
+    return publish(open_database_registry(home), candidate_from_run(outcome), config.evaluate)
 
 
 def _replay(
@@ -387,7 +388,7 @@ def offline_accuracy(
     home: Home, model: str, version: int, *, x: np.ndarray, y: np.ndarray
 ) -> float:
     """Accuracy of a registered version on rows it never saw (verified load, ONNX runner)."""
-    registry = open_registry(home)
+    registry = open_database_registry(home)
     loaded = load_version(registry, registry.resolve(model, version))
     frame = pd.DataFrame(x, columns=loaded.schema.feature_names)
     predictor = Predictor.create(loaded, 1)
@@ -405,7 +406,7 @@ def _print_summary(
 ) -> None:
     x, y = live
     shifted = new_camera(x, seed=9)
-    registry = open_registry(home)
+    registry = open_database_registry(home)
     served = sum(story.traffic.versions.values()) or 1
     rows = []
     for version, made in sorted(story.versions.items()):

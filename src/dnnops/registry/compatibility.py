@@ -10,7 +10,7 @@ from __future__ import annotations
 from dnnops.data.schema import Schema
 from dnnops.errors import DnnopsError
 from dnnops.registry.loader import LoadedVersion, load_version
-from dnnops.registry.versions import ModelRegistry, VersionNotFound
+from dnnops.registry.versions import Registry, VersionNotFound
 
 
 def champion_mismatch(champion: LoadedVersion, schema: Schema) -> str | None:
@@ -43,7 +43,7 @@ def _tensor_shape(schema: Schema) -> list[int]:
     return list(schema.tensor.shape) if schema.tensor is not None else []
 
 
-def production_mismatch(registry: ModelRegistry, model: str, schema: Schema) -> str | None:
+def production_mismatch(registry: Registry, model: str, schema: Schema) -> str | None:
     """``champion_mismatch`` against ``model``'s production version; None when there is
     none yet (the first version has nothing to be compared with)."""
     try:

@@ -27,7 +27,7 @@ from dnnops.evaluate.decision import Decision
 from dnnops.evaluate.explain import ExplanationReference
 from dnnops.evaluate.tiers import CascadeAnswer, TierPlan, run_cascade
 from dnnops.registry.manifest import Manifest
-from dnnops.registry.versions import ModelRegistry, VersionRecord
+from dnnops.registry.versions import Registry, VersionRecord
 
 if TYPE_CHECKING:  # loading a version reads files; only running it needs torch or ONNX
     from dnnops.evaluate.explain import Explainer
@@ -89,9 +89,7 @@ class LoadedVersion:
         return self.manifest.input_name
 
 
-def version_config(
-    registry: ModelRegistry, loaded: LoadedVersion, *, missing: str
-) -> ProjectConfig:
+def version_config(registry: Registry, loaded: LoadedVersion, *, missing: str) -> ProjectConfig:
     """The project file a trained version was trained with (its ``config.yaml``); a
     version without one (imported) is a ``UsageError`` ending in ``missing``."""
     if not loaded.manifest.has(CONFIG):
@@ -103,7 +101,7 @@ def version_config(
 
 
 def load_version(
-    registry: ModelRegistry, record: VersionRecord, backend: Backend = "onnx"
+    registry: Registry, record: VersionRecord, backend: Backend = "onnx"
 ) -> LoadedVersion:
     if record.status == "archived":
         raise UsageError(
@@ -172,7 +170,7 @@ def _tier_graphs(
     return tuple(graphs)
 
 
-def explainer_of(registry: ModelRegistry, record: VersionRecord) -> Explainer:
+def explainer_of(registry: Registry, record: VersionRecord) -> Explainer:
     """The explainer of a version (``evaluate.explain.choose_explainer``), from its files,
     each integrity-checked."""
     from dnnops.evaluate.explain import choose_explainer
@@ -204,7 +202,7 @@ def explainer_of(registry: ModelRegistry, record: VersionRecord) -> Explainer:
 
 
 def explanation_reference_of(
-    registry: ModelRegistry, record: VersionRecord
+    registry: Registry, record: VersionRecord
 ) -> ExplanationReference | None:
     """A version's importance profile on its validation split; None for older versions."""
     manifest = registry.manifest(record)
@@ -213,7 +211,7 @@ def explanation_reference_of(
     return ExplanationReference.model_validate_json(registry.file(record, manifest, EXPLANATIONS))
 
 
-def calibrator_of(registry: ModelRegistry, record: VersionRecord) -> Calibrator | None:
+def calibrator_of(registry: Registry, record: VersionRecord) -> Calibrator | None:
     """A version's calibrator alone (its file integrity-checked), without loading the rest."""
     manifest = registry.manifest(record)
     if not manifest.has(CALIBRATION):

@@ -14,7 +14,7 @@ from dnnops.vocabulary import Task
 
 
 class Manifest(dict[str, Any]):
-    """A verified manifest (``ModelRegistry.manifest``)."""
+    """A verified manifest (``Registry.manifest``)."""
 
     @property
     def files(self) -> dict[str, dict[str, Any]]:

@@ -47,7 +47,7 @@ from dnnops.registry.loader import (
     make_predictor,
 )
 from dnnops.registry.onnx_runner import OnnxRunner
-from dnnops.registry.versions import ModelRegistry, Registration, VersionNotFound, VersionRecord
+from dnnops.registry.versions import Registration, Registry, VersionNotFound, VersionRecord
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Published:
 
 
 def publish(
-    registry: ModelRegistry, candidate: Candidate, evaluate: EvaluateConfig, *, int8: bool = False
+    registry: Registry, candidate: Candidate, evaluate: EvaluateConfig, *, int8: bool = False
 ) -> Published:
     """Evaluate, gate, compare with the champion, register and alias ``candidate``."""
     runner = OnnxRunner(candidate.onnx)
@@ -319,7 +319,7 @@ def _int8(candidate: Candidate, runner: OnnxRunner) -> tuple[bytes, dict[str, An
 
 
 def int8_variant(
-    registry: ModelRegistry, record: VersionRecord, data: EvaluationData | None = None
+    registry: Registry, record: VersionRecord, data: EvaluationData | None = None
 ) -> VersionRecord:
     """Attach a dynamic-INT8 graph to an existing version (``models export --format
     onnx-int8``), recording its accuracy change on ``data`` when labeled rows are given."""
@@ -341,7 +341,7 @@ def int8_variant(
 
 
 def _with_champion(
-    registry: ModelRegistry, candidate: Candidate, report: EvaluationReport
+    registry: Registry, candidate: Candidate, report: EvaluationReport
 ) -> EvaluationReport:
     """Judge the production version on the same held-out rows, if it speaks the same classes."""
     assert candidate.evaluation is not None
@@ -376,7 +376,7 @@ def _without_champion(report: EvaluationReport, reason: str) -> EvaluationReport
 
 
 def _move_aliases(
-    registry: ModelRegistry, record: VersionRecord, report: EvaluationReport | None
+    registry: Registry, record: VersionRecord, report: EvaluationReport | None
 ) -> list[str]:
     if record.source != "trained" or report is None or report.gates_passed is False:
         return []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
@@ -37,6 +37,34 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Runs(Protocol):
+    """Runs as training records them and commands read them: the database's
+    (``RunStore``) or a server's (``RemoteRuns``, ``DNNOPS_SERVER_URL``)."""
+
+    def create(
+        self,
+        run_id: str,
+        project: str,
+        params: dict[str, Any],
+        *,
+        dataset_sha256: str,
+        run_dir: Path,
+        world_size: int = 1,
+    ) -> None: ...
+
+    def epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None: ...
+
+    def checkpoint(
+        self, run_id: str, step: int, epoch: int, *, path: Path, sha256: str
+    ) -> None: ...
+
+    def status(self, run_id: str, status: RunStatus, **fields: Any) -> None: ...
+
+    def get(self, run_id: str) -> RunRecord: ...
+
+    def list(self, project: str | None = None, limit: int = 100) -> list[RunRecord]: ...
 
 
 class RunStore:
@@ -76,6 +104,7 @@ class RunStore:
 
     def epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         with Session(self.engine) as session, session.begin():
+            self._row(session, run_id)  # an unknown run is named, not a foreign-key error
             session.execute(
                 delete(EpochRow).where(EpochRow.run_id == run_id, EpochRow.epoch == epoch)
             )
@@ -84,6 +113,7 @@ class RunStore:
 
     def checkpoint(self, run_id: str, step: int, epoch: int, *, path: Path, sha256: str) -> None:
         with Session(self.engine) as session, session.begin():
+            self._row(session, run_id)
             session.execute(
                 delete(CheckpointRow).where(
                     CheckpointRow.run_id == run_id, CheckpointRow.step == step

@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 
 from dnnops.errors import UsageError
-from dnnops.registry.versions import ModelRegistry
+from dnnops.registry.versions import Registry
 from dnnops.train.starting import StartingWeights, WeightsResolver
 
 WEIGHTS = "weights.safetensors"
 
 
-def version_weights(registry: ModelRegistry) -> WeightsResolver:
+def version_weights(registry: Registry) -> WeightsResolver:
     """A resolver of ``NAME@REF`` to that version's torch weights."""
 
     def resolve(ref: str) -> StartingWeights:

@@ -41,7 +41,7 @@ from dnnops.registry.loader import (
     make_predictor,
     version_config,
 )
-from dnnops.registry.versions import ModelRegistry, Registration, VersionRecord
+from dnnops.registry.versions import Registration, Registry, VersionRecord
 
 DEFAULT_MAX_ACCURACY_LOSS = 0.001
 """0.1 point of accuracy: what the cascade may give up against its last tier alone."""
@@ -63,7 +63,7 @@ class HeldOut:
 
 
 def register_tiers(
-    registry: ModelRegistry,
+    registry: Registry,
     name: str,
     members: list[VersionRecord],
     *,
@@ -146,7 +146,7 @@ def _check_compatible(loaded: list[LoadedVersion]) -> None:
 
 
 def held_out_rows(
-    registry: ModelRegistry, first: LoadedVersion, data: Path | None
+    registry: Registry, first: LoadedVersion, data: Path | None
 ) -> tuple[HeldOut, HeldOut | None]:
     """The rows to choose thresholds on and, when known, test rows to report them on:
     ``data`` (all of it, no test rows), else the first tier's own validation and test
@@ -192,7 +192,7 @@ def _judged(
 
 
 def _registration(
-    registry: ModelRegistry,
+    registry: Registry,
     name: str,
     loaded: list[LoadedVersion],
     *,

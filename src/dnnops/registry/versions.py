@@ -14,9 +14,10 @@ import json
 import os
 import re
 import socket
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from dnnops.errors import DnnopsError, UsageError
 from dnnops.registry.actor import ACTOR
-from dnnops.registry.artifacts import ArtifactError, ArtifactStore
+from dnnops.registry.artifacts import ArtifactError, ArtifactStore, check_digest
 from dnnops.registry.clock import Clock, iso_utc, utc_now
 from dnnops.registry.manifest import Manifest
 from dnnops.registry.tables import AliasRow, AuditRow, DatasetRow, ModelRow, VersionRow
@@ -117,7 +118,99 @@ def sign(manifest: Mapping[str, Any], key: bytes) -> str:
     return hmac.new(key, canonical_json(body), hashlib.sha256).hexdigest()
 
 
-class ModelRegistry:
+class VersionFiles(ABC):
+    """Reading a version's files, checked: what every registry shares, whichever catalog
+    (the database, or a server over HTTP) gave the version's record."""
+
+    store: ArtifactStore
+    signing_key: bytes | None
+
+    @abstractmethod
+    def resolve(self, model: str, ref: str | int) -> VersionRecord:
+        """A version by number or alias."""
+
+    def resolve_ref(self, text: str) -> VersionRecord:
+        return self.resolve(*parse_ref(text))
+
+    def manifest(self, record: VersionRecord) -> Manifest:
+        """The verified manifest: digest checked, and the signature when signing is on."""
+        data = self.store.get(record.manifest_sha256, f"manifest of {record.ref}")
+        manifest = Manifest(json.loads(data))
+        if self.signing_key is not None:
+            signature = manifest.signature
+            if signature is None:
+                raise IntegrityFailure(
+                    f"{record.ref} is unsigned but DNNOPS_SIGNING_KEY is set; refusing to load it"
+                )
+            if not hmac.compare_digest(signature, sign(manifest, self.signing_key)):
+                raise IntegrityFailure(
+                    f"{record.ref} has a wrong signature: its manifest was not signed with this key"
+                )
+        return manifest
+
+    def file(self, record: VersionRecord, manifest: Manifest, name: str) -> bytes:
+        entry = manifest.files.get(name)
+        if entry is None:
+            raise VersionNotFound(
+                f"{record.ref} has no file {name!r}; it has {sorted(manifest.files)}"
+            )
+        return self.store.get(entry["sha256"], f"{name} of {record.ref}")
+
+    def verify(self, record: VersionRecord) -> VerifyReport:
+        """Check the manifest, its signature and every file; collect every problem."""
+        try:
+            manifest = self.manifest(record)
+        except (ArtifactError, IntegrityFailure) as exc:
+            return VerifyReport(record.ref, False, ["manifest"], [str(exc)])
+        checked, problems = ["manifest"], []
+        for name in sorted(manifest.files):
+            checked.append(name)
+            try:
+                self.file(record, manifest, name)
+            except ArtifactError as exc:
+                problems.append(str(exc))
+        return VerifyReport(record.ref, not problems, checked, problems)
+
+
+class Registry(Protocol):
+    """What commands, the Python API and the loaders use of a registry: the database's
+    (``ModelRegistry``) or a server's over HTTP (``RemoteRegistry``, ``DNNOPS_SERVER_URL``).
+    Code that needs the database itself (the server, retirement) takes a ``ModelRegistry``."""
+
+    actor: str
+
+    def register(self, request: Registration) -> VersionRecord: ...
+
+    def set_alias(self, model: str, alias: str, version: int, *, reason: str = "") -> None: ...
+
+    def set_status(self, model: str, version: int, status: str, *, reason: str = "") -> None: ...
+
+    def audit(self, action: str, model: str | None, details: dict[str, Any]) -> None: ...
+
+    def attach(
+        self, record: VersionRecord, name: str, data: bytes, *, fields: Mapping[str, Any]
+    ) -> VersionRecord: ...
+
+    def resolve(self, model: str, ref: str | int) -> VersionRecord: ...
+
+    def resolve_ref(self, text: str) -> VersionRecord: ...
+
+    def versions(self, model: str) -> list[VersionRecord]: ...
+
+    def models(self) -> list[dict[str, Any]]: ...
+
+    def aliases(self, model: str) -> dict[str, int]: ...
+
+    def audit_log(self, model: str | None = None, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    def manifest(self, record: VersionRecord) -> Manifest: ...
+
+    def file(self, record: VersionRecord, manifest: Manifest, name: str) -> bytes: ...
+
+    def verify(self, record: VersionRecord) -> VerifyReport: ...
+
+
+class ModelRegistry(VersionFiles):
     def __init__(
         self,
         engine: Engine,
@@ -137,15 +230,28 @@ class ModelRegistry:
 
     def register(self, request: Registration) -> VersionRecord:
         """Store the files and give the version the next number, even under concurrency."""
-        _check_name(request.model)
         files = {}
         for name, data in request.files.items():
-            if not FILE_NAME.match(name):
-                raise UsageError(f"artifact name {name!r} is not a plain file name")
+            _check_file_name(name)
             files[name] = {"sha256": self.store.put(data), "size": len(data)}
+        return self.register_stored(request, files)
+
+    def register_stored(
+        self, request: Registration, files: Mapping[str, Mapping[str, Any]]
+    ) -> VersionRecord:
+        """Register a version whose files the store already holds (``{name: {"sha256",
+        "size"}}``): what the server does after a client uploaded them."""
+        _check_name(request.model)
+        checked = {}
+        for name, entry in files.items():
+            _check_file_name(name)
+            digest = check_digest(str(entry.get("sha256", "")))
+            if not self.store.exists(digest):
+                raise UsageError(f"file {name!r} ({digest[:12]}…) is not in the artifact store")
+            checked[name] = {"sha256": digest, "size": int(entry.get("size", 0))}
         for attempt in range(REGISTER_ATTEMPTS):
             try:
-                return self._insert_version(request, files)
+                return self._insert_version(request, checked)
             except IntegrityError:
                 if attempt == REGISTER_ATTEMPTS - 1:
                     raise
@@ -264,8 +370,26 @@ class ModelRegistry:
         self, record: VersionRecord, name: str, data: bytes, *, fields: Mapping[str, Any]
     ) -> VersionRecord:
         """Add a derived file (the INT8 graph) to a version: a new manifest, same weights."""
+        _check_file_name(name)
+        return self.attach_stored(
+            record, name, {"sha256": self.store.put(data), "size": len(data)}, fields=fields
+        )
+
+    def attach_stored(
+        self,
+        record: VersionRecord,
+        name: str,
+        entry: Mapping[str, Any],
+        *,
+        fields: Mapping[str, Any],
+    ) -> VersionRecord:
+        """``attach`` for a file the store already holds (uploaded by a client)."""
+        _check_file_name(name)
+        digest = check_digest(str(entry.get("sha256", "")))
+        if not self.store.exists(digest):
+            raise UsageError(f"file {name!r} ({digest[:12]}…) is not in the artifact store")
         manifest = self.manifest(record)
-        manifest["files"][name] = {"sha256": self.store.put(data), "size": len(data)}
+        manifest["files"][name] = {"sha256": digest, "size": int(entry.get("size", 0))}
         manifest.update(fields)
         if self.signing_key is not None:
             manifest["signature"] = sign(manifest, self.signing_key)
@@ -293,9 +417,6 @@ class ModelRegistry:
             if number is None:
                 raise VersionNotFound(self._no_alias(session, model, str(ref)))
             return self._entity(session, self._row(session, model, number))
-
-    def resolve_ref(self, text: str) -> VersionRecord:
-        return self.resolve(*parse_ref(text))
 
     def versions(self, model: str) -> list[VersionRecord]:
         with Session(self.engine) as session:
@@ -340,45 +461,6 @@ class ModelRegistry:
                 }
                 for r in session.scalars(query).all()
             ]
-
-    def manifest(self, record: VersionRecord) -> Manifest:
-        """The verified manifest: digest checked, and the signature when signing is on."""
-        data = self.store.get(record.manifest_sha256, f"manifest of {record.ref}")
-        manifest = Manifest(json.loads(data))
-        if self.signing_key is not None:
-            signature = manifest.signature
-            if signature is None:
-                raise IntegrityFailure(
-                    f"{record.ref} is unsigned but DNNOPS_SIGNING_KEY is set; refusing to load it"
-                )
-            if not hmac.compare_digest(signature, sign(manifest, self.signing_key)):
-                raise IntegrityFailure(
-                    f"{record.ref} has a wrong signature: its manifest was not signed with this key"
-                )
-        return manifest
-
-    def file(self, record: VersionRecord, manifest: Manifest, name: str) -> bytes:
-        entry = manifest.files.get(name)
-        if entry is None:
-            raise VersionNotFound(
-                f"{record.ref} has no file {name!r}; it has {sorted(manifest.files)}"
-            )
-        return self.store.get(entry["sha256"], f"{name} of {record.ref}")
-
-    def verify(self, record: VersionRecord) -> VerifyReport:
-        """Check the manifest, its signature and every file; collect every problem."""
-        try:
-            manifest = self.manifest(record)
-        except (ArtifactError, IntegrityFailure) as exc:
-            return VerifyReport(record.ref, False, ["manifest"], [str(exc)])
-        checked, problems = ["manifest"], []
-        for name in sorted(manifest.files):
-            checked.append(name)
-            try:
-                self.file(record, manifest, name)
-            except ArtifactError as exc:
-                problems.append(str(exc))
-        return VerifyReport(record.ref, not problems, checked, problems)
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -450,6 +532,11 @@ class ModelRegistry:
 def _alias_version(session: Session, model: str, alias: str) -> int | None:
     row = session.get(AliasRow, (model, alias))
     return None if row is None else row.version
+
+
+def _check_file_name(name: str) -> None:
+    if not FILE_NAME.match(name):
+        raise UsageError(f"artifact name {name!r} is not a plain file name")
 
 
 def _check_name(name: str) -> None:

@@ -29,10 +29,10 @@ from dnnops.monitor.report import build_report
 from dnnops.registry.db import open_engine
 from dnnops.registry.from_run import candidate_from_run, check_before_training
 from dnnops.registry.loader import load_version
-from dnnops.registry.open import open_registry, open_runs
+from dnnops.registry.open import database_url, open_registry, open_runs
 from dnnops.registry.publish import publish
 from dnnops.registry.starting import version_weights
-from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord
+from dnnops.registry.versions import Registry, VersionNotFound, VersionRecord
 from dnnops.retrain.labeled import TS, labeled_rows, new_images, split_newest
 from dnnops.retrain.triggers import Decision, Observed, decide
 from dnnops.rollout.begin import begin_rollout
@@ -109,7 +109,7 @@ def retrain(
 def observe(
     config: ProjectConfig,
     home: Home,
-    registry: ModelRegistry,
+    registry: Registry,
     *,
     champion: VersionRecord | None,
     now: float,
@@ -150,7 +150,7 @@ def observe(
 def _train_challenger(
     config: ProjectConfig,
     home: Home,
-    registry: ModelRegistry,
+    registry: Registry,
     *,
     champion: VersionRecord | None,
     observed: Observed | None,
@@ -202,7 +202,7 @@ def _train_challenger(
 
 
 def _next_training_set(
-    config: ProjectConfig, home: Home, registry: ModelRegistry, *, champion: VersionRecord | None
+    config: ProjectConfig, home: Home, registry: Registry, *, champion: VersionRecord | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """(original data plus the older captured rows, the newest captured rows, counts)."""
     if champion is None:
@@ -253,9 +253,7 @@ def _write_training_set(home: Home, frame: pd.DataFrame, config: ProjectConfig) 
     return path
 
 
-def _score(
-    registry: ModelRegistry, record: VersionRecord, rows: pd.DataFrame, *, target: str
-) -> float:
+def _score(registry: Registry, record: VersionRecord, rows: pd.DataFrame, *, target: str) -> float:
     """Accuracy of a classifier, or mean absolute error of a regressor, on ``rows``."""
     loaded = load_version(registry, record)
     features = rows[loaded.schema.feature_names]
@@ -273,7 +271,7 @@ def _score(
 def _hand_over(
     config: ProjectConfig,
     home: Home,
-    registry: ModelRegistry,
+    registry: Registry,
     *,
     challenger: VersionRecord,
     result: RetrainOutcome,
@@ -304,7 +302,7 @@ def _hand_over(
                 f"logged production inputs says no: {result.replay.get('message')}: no canary",
                 None,
             )
-    store = RolloutStore(open_engine(home.db_url))
+    store = RolloutStore(open_engine(database_url(home, "a retraining's rollout")))
     rollout = begin_rollout(
         store,
         registry,
@@ -321,7 +319,7 @@ def _hand_over(
     )
 
 
-def _champion(registry: ModelRegistry, model: str) -> VersionRecord | None:
+def _champion(registry: Registry, model: str) -> VersionRecord | None:
     try:
         return registry.resolve(model, "production")
     except VersionNotFound:

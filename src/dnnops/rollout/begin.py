@@ -9,14 +9,14 @@ from dnnops.config import RolloutConfig
 from dnnops.durations import format_duration
 from dnnops.errors import GatesFailed, UsageError
 from dnnops.evaluate.gates import failed_gates_text
-from dnnops.registry.versions import ModelRegistry, VersionNotFound, VersionRecord
+from dnnops.registry.versions import Registry, VersionNotFound, VersionRecord
 from dnnops.rollout.policy import RolloutState, plan_steps
 from dnnops.rollout.store import RolloutStore
 
 
 def begin_rollout(
     store: RolloutStore,
-    registry: ModelRegistry,
+    registry: Registry,
     endpoint: str,
     *,
     model: str,
@@ -63,7 +63,7 @@ REPLAY = "replay"
 
 
 def check_replayed(
-    registry: ModelRegistry, record: VersionRecord, force: bool, *, max_age_s: float
+    registry: Registry, record: VersionRecord, force: bool, *, max_age_s: float
 ) -> None:
     """``rollout.replay: required``: the candidate's newest replay within ``max_age_s``
     passed; else refused with the command to run (``force`` overrides, audited)."""
@@ -99,7 +99,7 @@ def _seconds(iso: str) -> float:
 
 
 def check_gates_passed(
-    registry: ModelRegistry, record: VersionRecord, force: bool, *, action: str
+    registry: Registry, record: VersionRecord, force: bool, *, action: str
 ) -> None:
     """Refuse to put a version that failed its gates in front of traffic, unless forced."""
     if record.gates_passed is not False:

@@ -23,6 +23,7 @@ from dnnops.serve import (
     hot_path,
     operations_routes,
     outcome_routes,
+    registry_routes,
     rollout_routes,
     runbook_routes,
 )
@@ -52,6 +53,7 @@ ROUTE_TABLES = [
     dashboard_routes.ROUTES,
     explain_routes.ROUTES,
     runbook_routes.ROUTES,
+    registry_routes.ROUTES,
 ]
 """Every route module's table, in the order the reference lists them."""
 

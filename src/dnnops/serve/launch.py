@@ -24,7 +24,7 @@ from dnnops.inference.logger import PredictionLogger
 from dnnops.monitor.judgements.slo import unreachable_rules
 from dnnops.predlog.fleet_log import FleetLog
 from dnnops.registry.leases import FleetCommands, Lease
-from dnnops.registry.open import open_registry
+from dnnops.registry.open import open_database_registry
 from dnnops.registry.versions import parse_ref
 from dnnops.serve.config_audit import audit_config_change
 from dnnops.serve.fleet import LEASE_NAME, FleetLeadership, holder_name
@@ -247,7 +247,7 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
     metrics = ServerMetrics(thresholds)
     metrics.watch_gpus = serve.device != "cpu"
     state = ServerState(
-        registry=open_registry(home),
+        registry=open_database_registry(home),
         metrics=metrics,
         logger=PredictionLogger(home.logs_dir, serve.log_inputs),
         targets=targets,
@@ -258,6 +258,7 @@ def build_state(home: Home, project: ProjectConfig | None, refs: list[str]) -> S
             read=os.environ.get(READ_TOKEN_ENV) or None,
         ),
     )
+    state.uploads_dir = home.root / "uploads"
     engine = state.registry.engine
     if engine.dialect.name == "postgresql":  # a shared database: replicas may be elsewhere
         holder = holder_name()

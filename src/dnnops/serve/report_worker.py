@@ -285,10 +285,10 @@ def sample_in_child(job: SampleJob) -> SampleCounts:
 
 
 def _registry(job: ReportJob | ExplainJob | SampleJob) -> ModelRegistry:
-    from dnnops.registry.open import open_registry
+    from dnnops.registry.open import open_database_registry
 
     if _CHILD.registry is None:
-        _CHILD.registry = open_registry(job.home)
+        _CHILD.registry = open_database_registry(job.home)
     return _CHILD.registry
 
 

@@ -135,6 +135,8 @@ class ServerState:
     """Explainers in this process, when there is no side process (in-process servers)."""
     labels: LabelGate | None = None
     keys: KeyAuth | None = None
+    uploads_dir: Path = Path(".dnnops/uploads")
+    """Where artifacts uploaded in chunks wait until complete (``<home>/uploads``)."""
     """Named API keys (``dnnops keys``), looked up in the metadata store (made on first use)."""
     oidc_verifier: OidcVerifier | None = None
     """``serve.oidc``'s token checker and the issuer's keys it holds (made on first use)."""

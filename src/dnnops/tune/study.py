@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from dnnops.config import ParamSpace, ProjectConfig
 from dnnops.errors import ConfigError, UsageError
 from dnnops.home import Home
+from dnnops.registry.db import open_engine
 from dnnops.registry.from_run import candidate_from_run, check_before_training
-from dnnops.registry.open import open_registry, open_runs
+from dnnops.registry.open import database_url, open_registry
 from dnnops.registry.publish import Published, publish
 from dnnops.registry.runs import RunStore
 from dnnops.registry.study_db import study_location
@@ -90,7 +91,7 @@ def tune_project(
         direction=config.tune.direction,
         load_if_exists=True,
     )
-    store = open_runs(home)
+    store = RunStore(open_engine(database_url(home, "dnnops tune")))
     objective = _Objective(config, space, home=home, store=store, progress=progress)
 
     def told(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
