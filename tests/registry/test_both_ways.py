@@ -4,12 +4,17 @@ way; only the audit's actor differs, being the identity the server established."
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dnnops.errors import RunNotFound, UsageError
@@ -18,10 +23,10 @@ from dnnops.registry.api_keys import KeyStore
 from dnnops.registry.artifacts import open_store
 from dnnops.registry.db import open_engine
 from dnnops.registry.open import open_database_registry
-from dnnops.registry.remote import RegistryServer, RemoteRegistry, RemoteRuns
+from dnnops.registry.remote import RegistryServer, RemoteRegistry, RemoteRuns, ServerRefused
 from dnnops.registry.runs import Runs, RunStore
 from dnnops.registry.versions import ModelRegistry, Registration, Registry, VersionNotFound
-from tests.conftest import BuiltFolders
+from tests.conftest import BuiltFolders, subprocess_env
 from tests.serve.conftest import Server, one_digits_model, start_server
 
 CHUNK = 64 * 1024
@@ -178,3 +183,144 @@ def test_runs_are_recorded_and_read_back(side: Side, tmp_path: Path) -> None:
         runs.get("nope")
     with pytest.raises(RunNotFound):
         runs.epoch("nope", 1, {"val_accuracy": 0.1})
+
+
+# -- over HTTP only: uploads, roles, and the CLI and Python API through the server ----------
+
+
+def test_an_interrupted_upload_resumes_and_bytes_that_miss_their_digest_store_nothing(
+    served: Served,
+) -> None:
+    url, key = f"{served.server.url}/v1/registry", served.keys["deployer"]
+    auth = {"Authorization": f"Bearer {key}"}
+    data = os.urandom(200_000)
+    digest = hashlib.sha256(data).hexdigest()
+
+    def chunk(offset: int, body: bytes, length: int = len(data)) -> httpx.Response:
+        headers = {**auth, "Upload-Offset": str(offset), "Upload-Length": str(length)}
+        return httpx.put(f"{url}/uploads/{digest}", content=body, headers=headers)
+
+    assert chunk(0, data[:50_000]).json() == {"sha256": digest, "received": 50_000, "stored": False}
+    wrong = chunk(10, data[10:20])  # a client that lost track is told where to resume
+    assert wrong.status_code == 409 and wrong.json()["received"] == 50_000
+    overrun = chunk(50_000, data[50_000:], length=60_000)
+    assert overrun.status_code == 422 and "overruns" in overrun.json()["error"]
+    client = remote(served)
+    assert not client.store.exists(digest)
+    assert client.store.put(data) == digest  # resumes at 50 000
+    assert client.store.exists(digest)
+    assert client.store.get(digest) == data
+    part = httpx.get(f"{url}/artifacts/{digest}", headers={**auth, "Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == data[100:200]
+    assert part.headers["content-range"] == "bytes 100-199/200000"
+
+    forged = os.urandom(1000)
+    claimed = hashlib.sha256(b"something else").hexdigest()
+    headers = {**auth, "Upload-Offset": "0", "Upload-Length": "1000"}
+    refused = httpx.put(f"{url}/uploads/{claimed}", content=forged, headers=headers)
+    assert refused.status_code == 422 and "nothing was stored" in refused.json()["error"]
+    assert not client.store.exists(claimed)
+    assert httpx.get(f"{url}/uploads/{claimed}", headers=auth).json()["received"] == 0
+    bad = httpx.get(f"{url}/artifacts/..%2F..%2Fdnnops.db", headers=auth)
+    assert bad.status_code in (400, 404)
+    assert not list((served.home / "uploads").glob("*.part"))
+    modes = {p.stat().st_mode & 0o777 for p in [served.home / "uploads"]}
+    assert modes == {0o700}
+
+
+def test_roles_decide_who_reads_and_writes_and_the_audit_names_the_key(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = fresh_name()
+    monkeypatch.setenv("DNNOPS_ACTOR", "mallory")  # what a client claims counts for nothing
+    deployer, reader, fraud = remote(served), remote(served, "reader"), remote(served, "fraud")
+    deployer.register(request_for(name))
+    assert reader.resolve(name, 1).version == 1
+    assert (
+        reader.file(
+            reader.resolve(name, 1), reader.manifest(reader.resolve(name, 1)), "weights.bin"
+        )
+        == b"w"
+    )
+    with pytest.raises(ServerRefused, match="needs the deployer role"):
+        reader.register(request_for(name, b"r"))
+    with pytest.raises(ServerRefused, match="needs the deployer role"):
+        reader.set_alias(name, "production", 1)
+    with pytest.raises(ServerRefused, match="of " + name):
+        fraud.set_alias(name, "production", 1)
+    with pytest.raises(ServerRefused):
+        fraud.resolve(name, 1)
+    assert fraud.register(request_for("fraud")).model == "fraud"
+    assert {m["name"] for m in fraud.models()} == {"fraud"}  # only what the key may read
+    assert {e["model"] for e in fraud.audit_log()} == {"fraud"}
+    with pytest.raises(ServerRefused, match="DNNOPS_API_KEY"):
+        remote(served, None).models()  # keys are issued: reads need one too
+    actors = {e["actor"] for e in deployer.audit_log(name)}
+    assert actors == {"key:ci"}
+    assert {e["actor"] for e in deployer.audit_log("fraud")} == {"key:fraud-team"}
+
+
+def test_the_cli_and_the_python_api_go_through_the_server(served: Served, tmp_path: Path) -> None:
+    laptop = tmp_path / "laptop"  # no database here: only the server's address and a key
+    env = {
+        **subprocess_env(laptop),
+        "DNNOPS_SERVER_URL": served.server.url,
+        "DNNOPS_API_KEY": served.keys["deployer"],
+    }
+
+    def dnnops(*args: str, environment: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dnnops", *args],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=served.home.parent,
+        )
+
+    here = subprocess_env(served.home)
+    for command in (["models", "list", "--json"], ["models", "show", "digits", "--json"]):
+        through, local = dnnops(*command), dnnops(*command, environment=here)
+        assert through.returncode == 0, through.stderr
+        assert json.loads(through.stdout) == json.loads(local.stdout)
+    verified = dnnops("models", "verify", "digits@production")
+    assert verified.returncode == 0, verified.stderr
+    trained = dnnops("train", "-c", "digits.yaml", "--quiet", "--json")
+    assert trained.returncode == 0, trained.stderr
+    version = json.loads(trained.stdout)["version"]
+    registry = open_database_registry(resolve_home(served.home))
+    record = registry.resolve("digits", version)
+    assert record.run_id is not None and registry.verify(record).ok
+    runs = json.loads(dnnops("runs", "list", "--json").stdout)
+    assert record.run_id in {r["id"] for r in runs}
+    moved = dnnops("models", "alias", "digits", str(version), "staging")
+    assert moved.returncode == 0, moved.stderr
+    assert registry.aliases("digits")["staging"] == version
+    refused = dnnops("keys", "list")
+    assert refused.returncode == 2 and "DNNOPS_SERVER_URL does not reach" in refused.stderr
+    assert not laptop.exists() or not (laptop / "dnnops.db").exists()
+
+    script = (
+        "import json, sys, numpy as np, torch, dnnops\n"
+        "from sklearn.datasets import load_digits\n"
+        "x = load_digits().data[:20].astype('float32')\n"
+        "model = dnnops.load('digits@1')\n"
+        "net = torch.nn.Sequential(torch.nn.Linear(64, 10))\n"
+        "v = dnnops.log_model(net, name='digits-own', reference=x, aliases=['production'])\n"
+        "print(json.dumps({'labels': [int(p) for p in model.predict(x)], 'version': v}))\n"
+    )
+    through = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    local = subprocess.run(
+        [sys.executable, "-c", script.replace("digits-own", "digits-mine")],
+        env=here,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert through.returncode == 0, through.stderr
+    assert local.returncode == 0, local.stderr
+    assert json.loads(through.stdout)["labels"] == json.loads(local.stdout)["labels"]
+    assert registry.resolve("digits-own", "production").version == 1
+    assert [e["actor"] for e in registry.audit_log("digits-own")] == ["key:ci"] * 2

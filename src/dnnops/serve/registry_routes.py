@@ -130,6 +130,7 @@ async def set_status(request: Request, name: str, number: int) -> Response:
 
 
 async def aliases(request: Request, name: str) -> Response:
+    """A model's aliases and the versions they point at."""
     state = state_of(request)
     await authorize_scope(state, request, "read", model=name)
     await asyncio.to_thread(state.registry.versions, name)  # 404 for an unknown model
@@ -263,6 +264,7 @@ async def runs(request: Request, project: str | None = None, limit: int = 100) -
 
 
 async def run(request: Request, run_id: str) -> Response:
+    """One run: parameters, per-epoch metrics, checkpoints, status."""
     state = state_of(request)
     caller = await authorize_scope(state, request, "read")
     record = await asyncio.to_thread(_runs(state).get, run_id)
@@ -291,6 +293,7 @@ async def create_run(request: Request) -> Response:
 
 
 async def run_epoch(request: Request, run_id: str) -> Response:
+    """Deployer: an epoch's metrics."""
     state = state_of(request)
     payload = await _run_write(state, request, run_id)
     metrics = {str(k): float(v) for k, v in _object(payload, "metrics").items()}
@@ -299,6 +302,7 @@ async def run_epoch(request: Request, run_id: str) -> Response:
 
 
 async def run_checkpoint(request: Request, run_id: str) -> Response:
+    """Deployer: a checkpoint written (its path on the training host, its SHA-256)."""
     state = state_of(request)
     payload = await _run_write(state, request, run_id)
     await asyncio.to_thread(
@@ -316,6 +320,7 @@ RUN_STATUSES = {"running", "finished", "failed", "interrupted", "pruned"}
 
 
 async def run_status(request: Request, run_id: str) -> Response:
+    """Deployer: a run's status, with its final metrics, weights digest or error."""
     state = state_of(request)
     payload = await _run_write(state, request, run_id)
     status = _text(payload, "status")
