@@ -85,6 +85,7 @@ SMOKES = {
     "grpc_vs_http": Smoke(
         "serving/grpc_vs_http.py", ("--rounds", "1", "--seconds", "1", "--clients", "1")
     ),
+    "registry_over_http": Smoke("registry_over_http.py", ("--rounds", "1", "--mb", "1")),
     "soak": Smoke("soak.py", ("--minutes", "1"), needs=("wrk",)),
     "fleet": Smoke("fleet.py", ("--rounds", "1", "--kills", "1", "--leases", "2"), needs=("wrk",)),
     "gpu_check": Smoke("gpu_check.py", ("--quick",)),

@@ -307,20 +307,38 @@ def test_the_cli_and_the_python_api_go_through_the_server(served: Served, tmp_pa
         "model = dnnops.load('digits@1')\n"
         "net = torch.nn.Sequential(torch.nn.Linear(64, 10))\n"
         "v = dnnops.log_model(net, name='digits-own', reference=x, aliases=['production'])\n"
-        "print(json.dumps({'labels': [int(p) for p in model.predict(x)], 'version': v}))\n"
+        "load_digits(as_frame=True).frame.head(300).to_csv(sys.argv[1], index=False)\n"
+        "scored = dnnops.Project('digits.yaml').evaluate('digits@1', sys.argv[1])\n"
+        "labels = [int(p) for p in model.predict(x)]\n"
+        "print(json.dumps({'labels': labels, 'version': v, 'metrics': scored['metrics']}))\n"
     )
     through = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script, str(tmp_path / "a.csv")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=served.home.parent,
     )
     local = subprocess.run(
-        [sys.executable, "-c", script.replace("digits-own", "digits-mine")],
+        [
+            sys.executable,
+            "-c",
+            script.replace("digits-own", "digits-mine"),
+            str(tmp_path / "b.csv"),
+        ],
         env=here,
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=served.home.parent,
     )
     assert through.returncode == 0, through.stderr
     assert local.returncode == 0, local.stderr
-    assert json.loads(through.stdout)["labels"] == json.loads(local.stdout)["labels"]
+    answered, expected = json.loads(through.stdout), json.loads(local.stdout)
+    assert answered["labels"] == expected["labels"]
+    scores = {k: v for k, v in answered["metrics"].items() if not k.startswith("latency")}
+    assert scores == {k: v for k, v in expected["metrics"].items() if not k.startswith("latency")}
+    assert scores["accuracy"] > 0.8
     assert registry.resolve("digits-own", "production").version == 1
     assert [e["actor"] for e in registry.audit_log("digits-own")] == ["key:ci"] * 2

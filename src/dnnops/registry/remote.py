@@ -34,6 +34,7 @@ from dnnops.registry.versions import (
     VersionFiles,
     VersionNotFound,
     VersionRecord,
+    check_registration,
     default_actor,
 )
 
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 CHUNK_BYTES = 4 * 1024 * 1024
 """One upload request's body, or one download range: under the server's default body limit
 (``serve.max_body_bytes``), and what a broken connection costs to send again."""
+
+MAX_CORRECTIONS = 20
+"""Times an upload may be told to resume elsewhere before it gives up."""
 
 API_KEY_ENV = "DNNOPS_API_KEY"
 TIMEOUT_S = 60.0
@@ -133,7 +137,7 @@ class ServerArtifactStore:
         """Upload ``data`` unless the server holds it; resume from what it already has."""
         digest = hashlib.sha256(data).hexdigest()
         state = self.server.call("GET", f"/uploads/{digest}")
-        offset = int(state["received"])
+        offset, corrections = int(state["received"]), 0
         while not state["stored"]:
             chunk = data[offset : offset + self.chunk_bytes]
             response = self.server.send(
@@ -147,6 +151,13 @@ class ServerArtifactStore:
                 },
             )
             if response.status_code == 409 and "received" in _json(response):
+                corrections += 1
+                if corrections > MAX_CORRECTIONS:
+                    raise UsageError(
+                        f"the upload of {digest[:12]}… keeps losing its place on the server "
+                        "(a fleet without sticky sessions?); send the registry's writes to "
+                        "one replica"
+                    )
                 offset = int(_json(response)["received"])  # another writer moved it: follow
                 continue
             self.server.raise_for(response)
@@ -223,6 +234,7 @@ class RemoteRegistry(VersionFiles):
         self.actor = default_actor()
 
     def register(self, request: Registration) -> VersionRecord:
+        check_registration(request)  # before any upload: a bad name costs no bytes
         files = {
             name: {"sha256": self.store.put(data), "size": len(data)}
             for name, data in request.files.items()

@@ -230,9 +230,9 @@ class ModelRegistry(VersionFiles):
 
     def register(self, request: Registration) -> VersionRecord:
         """Store the files and give the version the next number, even under concurrency."""
+        check_registration(request)
         files = {}
         for name, data in request.files.items():
-            _check_file_name(name)
             files[name] = {"sha256": self.store.put(data), "size": len(data)}
         return self.register_stored(request, files)
 
@@ -532,6 +532,13 @@ class ModelRegistry(VersionFiles):
 def _alias_version(session: Session, model: str, alias: str) -> int | None:
     row = session.get(AliasRow, (model, alias))
     return None if row is None else row.version
+
+
+def check_registration(request: Registration) -> None:
+    """The model's and the files' names, checked before any byte is stored."""
+    _check_name(request.model)
+    for name in request.files:
+        _check_file_name(name)
 
 
 def _check_file_name(name: str) -> None:
