@@ -20,13 +20,11 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
-from scipy.stats import norm
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.neural_network import MLPClassifier
 
 MEMBERS = 6
 FEATURE_SHARE = 0.5
@@ -40,6 +38,8 @@ MIN_ROWS = 20
 MIN_SPREAD = 0.1
 """Pairs whose held-out agreements (probit) spread less than this give no slope: the
 line is taken parallel to the diagonal through their mean shift instead."""
+
+STANDARD_NORMAL = NormalDist()
 
 
 class Member(BaseModel):
@@ -184,7 +184,11 @@ def fit_panel(
 def _fit_member(
     x: np.ndarray, y: np.ndarray, features: list[int], *, classes: int, seed: int
 ) -> Member:
-    """scikit-learn's MLP on ``features``; its weights are kept as numbers (no pickle)."""
+    """scikit-learn's MLP on ``features``; its weights are kept as numbers (no pickle).
+    (Imported here: a server reads panels, never fits one, and starts faster without it.)"""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         net = MLPClassifier((HIDDEN,), max_iter=MAX_ITER, random_state=seed).fit(x[:, features], y)
@@ -207,7 +211,7 @@ def _fit_member(
 
 def _probit(agreeing: float, rows: int) -> float:
     """The probit of a rate, smoothed so that 0 and 1 stay finite."""
-    return float(norm.ppf((agreeing + 0.5) / (rows + 1)))
+    return STANDARD_NORMAL.inv_cdf((agreeing + 0.5) / (rows + 1))
 
 
 def estimate_accuracy(panel: AgreementPanel, rows: int, counts: list[int]) -> float | None:
@@ -223,5 +227,5 @@ def estimate_accuracy(panel: AgreementPanel, rows: int, counts: list[int]) -> fl
     else:
         slope, bias = 1.0, float((ys - xs).mean())
     accuracy = _probit(panel.held_out_accuracy * held, held)
-    found = float(norm.cdf(slope * accuracy + bias))
+    found = STANDARD_NORMAL.cdf(float(slope * accuracy + bias))
     return found if math.isfinite(found) else None

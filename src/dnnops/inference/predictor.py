@@ -18,8 +18,8 @@ import numpy as np
 from dnnops.evaluate.decision import decide
 from dnnops.evaluate.metrics import softmax
 from dnnops.models.outputs import refuse_non_finite
-from dnnops.registry.export import EMBEDDING
 from dnnops.registry.loader import LoadedVersion, make_predictor
+from dnnops.registry.onnx_runner import EMBEDDING
 
 Outputs = Callable[[np.ndarray], np.ndarray]
 """Preprocessed inputs -> probabilities or values (what ``Predictor.outputs`` is)."""

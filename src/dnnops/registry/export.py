@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from dnnops.errors import ModelError
-from dnnops.registry.onnx_runner import OnnxRunner
+from dnnops.registry.onnx_runner import EMBEDDING, INPUT, OUTPUT, OnnxRunner
 
-INPUT, OUTPUT, EMBEDDING = "input", "logits", "embedding"
+__all__ = ["EMBEDDING", "INPUT", "OUTPUT", "check_parity", "export_onnx", "quantize_int8"]
 PARITY_TOLERANCE = 1e-4
 
 

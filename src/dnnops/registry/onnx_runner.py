@@ -8,6 +8,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+INPUT, OUTPUT, EMBEDDING = "input", "logits", "embedding"
+"""The tensor names of every graph dnnops exports (``registry.export``)."""
+
 
 class OnnxRunner:
     """An onnxruntime session over ONNX bytes; ``threads`` sets intra-op parallelism,
