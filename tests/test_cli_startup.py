@@ -54,3 +54,24 @@ def test_version_flag(tmp_path: Path) -> None:
     installed = importlib.metadata.version("dnnops")  # pyproject.toml's, the one source
     assert result.stdout.strip() == f"dnnops {installed}"
     assert dnnops.__version__ == installed
+
+
+def test_the_server_starts_without_torch_scipy_or_scikit_learn(tmp_path: Path) -> None:
+    """A server serves ONNX graphs: torch, SciPy and scikit-learn cost its start (and each
+    worker's) three seconds here and are needed only by training and the agreement
+    panel's fitting."""
+    probe = (
+        "import json, sys\n"
+        "import dnnops.serve.app, dnnops.serve.launch, dnnops.serve.worker\n"
+        "heavy = [m for m in ('torch', 'scipy', 'sklearn') if m in sys.modules]\n"
+        "print(json.dumps(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=subprocess_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
