@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from dnnops.cli import main
 
@@ -45,13 +46,20 @@ class BuiltFolders:
     built: dict[str, Path]
 
     def copy(self, recipe: Recipe, into: Path) -> Path:
-        """A fresh copy of what ``recipe`` builds, at ``into`` (which must not exist)."""
+        """A fresh copy of what ``recipe`` builds, at ``into`` (which must not exist).
+        The build is shared by the run's xdist workers: the first to need it builds it
+        under a lock, the others wait and copy (each built its own: three recipes, six
+        trainings, twice)."""
         key = f"{recipe.__module__}.{recipe.__qualname__}"
         source = self.built.get(key)
         if source is None:
             source = self.root / key
-            source.mkdir()
-            recipe(source)
+            with FileLock(str(self.root / f"{key}.lock")):
+                if not (self.root / f"{key}.done").exists():
+                    shutil.rmtree(source, ignore_errors=True)  # a build that failed midway
+                    source.mkdir()
+                    recipe(source)
+                    (self.root / f"{key}.done").touch()
             self.built[key] = source
         shutil.copytree(source, into)
         return into
@@ -59,7 +67,12 @@ class BuiltFolders:
 
 @pytest.fixture(scope="session")
 def built_folders(tmp_path_factory: pytest.TempPathFactory) -> BuiltFolders:
-    return BuiltFolders(tmp_path_factory.mktemp("built"), {})
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # one per run, shared by its workers
+    if run is None:
+        return BuiltFolders(tmp_path_factory.mktemp("built"), {})
+    shared = tmp_path_factory.getbasetemp().parent / f"built-{run}"
+    shared.mkdir(exist_ok=True)
+    return BuiltFolders(shared, {})
 
 
 @pytest.fixture(scope="session")

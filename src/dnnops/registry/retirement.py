@@ -54,7 +54,7 @@ def describe_model(
             merged = {**(row.card or {}), **card}
             row.card = {k: v for k, v in merged.items() if v}
         after = model_details(row)
-        registry._audit(session, "describe", model, details={"from": before, "to": after})
+        registry.record_audit(session, "describe", model, details={"from": before, "to": after})
         return after
 
 
@@ -73,10 +73,10 @@ def model_details(row: ModelRow) -> dict[str, Any]:
 def archive(registry: ModelRegistry, model: str, version: int, *, reason: str = "") -> None:
     """Keep the version, never serve it: refused while an alias or a rollout needs it."""
     with Session(registry.engine) as session, session.begin():
-        row = registry._row(session, model, version)
+        row = registry.version_row(session, model, version)
         _free(session, model, version, doing="archive")
         previous, row.status = row.status, ARCHIVED
-        registry._audit(
+        registry.record_audit(
             session,
             "archive",
             model,
@@ -86,17 +86,19 @@ def archive(registry: ModelRegistry, model: str, version: int, *, reason: str = 
 
 def unarchive(registry: ModelRegistry, model: str, version: int, *, reason: str = "") -> None:
     with Session(registry.engine) as session, session.begin():
-        row = registry._row(session, model, version)
+        row = registry.version_row(session, model, version)
         if row.status != ARCHIVED:
             raise UsageError(f"{model}@{version} is not archived (it is {row.status})")
         row.status = "ready"
-        registry._audit(session, "unarchive", model, details={"version": version, "reason": reason})
+        registry.record_audit(
+            session, "unarchive", model, details={"version": version, "reason": reason}
+        )
 
 
 def delete_version(registry: ModelRegistry, model: str, version: int, *, reason: str = "") -> None:
     """Remove the version's row (its audit stays); its files go at the next collection."""
     with Session(registry.engine) as session, session.begin():
-        row = registry._row(session, model, version)
+        row = registry.version_row(session, model, version)
         _free(session, model, version, doing="delete")
         details = {
             "version": version,
@@ -105,7 +107,7 @@ def delete_version(registry: ModelRegistry, model: str, version: int, *, reason:
             "reason": reason,
         }
         session.delete(row)
-        registry._audit(session, "delete", model, details=details)
+        registry.record_audit(session, "delete", model, details=details)
 
 
 @dataclass

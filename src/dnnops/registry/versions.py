@@ -309,7 +309,7 @@ class ModelRegistry(VersionFiles):
                 gates_passed=request.gates_passed,
             )
             session.add(row)
-            self._audit(
+            self.record_audit(
                 session,
                 "register",
                 request.model,
@@ -330,7 +330,7 @@ class ModelRegistry(VersionFiles):
         if alias.isdigit():
             raise UsageError(f"alias {alias!r} would be confused with a version number")
         with Session(self.engine) as session, session.begin():
-            if self._row(session, model, version).status == "archived":
+            if self.version_row(session, model, version).status == "archived":
                 raise UsageError(
                     f"{model}@{version} is archived; bring it back first: "
                     f"dnnops models unarchive {model}@{version}"
@@ -343,7 +343,7 @@ class ModelRegistry(VersionFiles):
                 )
             else:
                 row.version, row.updated_at = version, self.clock()
-            self._audit(
+            self.record_audit(
                 session,
                 "alias",
                 model,
@@ -352,9 +352,9 @@ class ModelRegistry(VersionFiles):
 
     def set_status(self, model: str, version: int, status: str, *, reason: str = "") -> None:
         with Session(self.engine) as session, session.begin():
-            row = self._row(session, model, version)
+            row = self.version_row(session, model, version)
             previous, row.status = row.status, status
-            self._audit(
+            self.record_audit(
                 session,
                 "status",
                 model,
@@ -364,7 +364,7 @@ class ModelRegistry(VersionFiles):
     def audit(self, action: str, model: str | None, details: dict[str, Any]) -> None:
         """Record a decision taken outside the registry (a retraining, a rollout)."""
         with Session(self.engine) as session, session.begin():
-            self._audit(session, action, model, details=details)
+            self.record_audit(session, action, model, details=details)
 
     def attach(
         self, record: VersionRecord, name: str, data: bytes, *, fields: Mapping[str, Any]
@@ -395,9 +395,9 @@ class ModelRegistry(VersionFiles):
             manifest["signature"] = sign(manifest, self.signing_key)
         digest = self.store.put(json.dumps(manifest, indent=2, default=str).encode())
         with Session(self.engine) as session, session.begin():
-            row = self._row(session, record.model, record.version)
+            row = self.version_row(session, record.model, record.version)
             row.manifest_sha256 = digest
-            self._audit(
+            self.record_audit(
                 session,
                 "attach",
                 record.model,
@@ -412,11 +412,11 @@ class ModelRegistry(VersionFiles):
         """A version by number or alias."""
         with Session(self.engine) as session:
             if isinstance(ref, int) or str(ref).isdigit():
-                return self._entity(session, self._row(session, model, int(ref)))
+                return self._entity(session, self.version_row(session, model, int(ref)))
             number = _alias_version(session, model, str(ref))
             if number is None:
                 raise VersionNotFound(self._no_alias(session, model, str(ref)))
-            return self._entity(session, self._row(session, model, number))
+            return self._entity(session, self.version_row(session, model, number))
 
     def versions(self, model: str) -> list[VersionRecord]:
         with Session(self.engine) as session:
@@ -462,9 +462,11 @@ class ModelRegistry(VersionFiles):
                 for r in session.scalars(query).all()
             ]
 
-    # -- helpers ---------------------------------------------------------------------
+    # -- in a caller's transaction, and helpers ------------------------------------------
 
-    def _row(self, session: Session, model: str, version: int) -> VersionRow:
+    def version_row(self, session: Session, model: str, version: int) -> VersionRow:
+        """A version's row in ``session`` (for changes made in one transaction with an
+        audit entry, as retirement's), or ``VersionNotFound`` naming what exists."""
         row = session.scalar(
             select(VersionRow).where(VersionRow.model == model, VersionRow.version == version)
         )
@@ -520,9 +522,10 @@ class ModelRegistry(VersionFiles):
             aliases=sorted(aliases),
         )
 
-    def _audit(
+    def record_audit(
         self, session: Session, action: str, model: str | None, *, details: dict[str, Any]
     ) -> None:
+        """Add an audit entry to ``session``'s transaction: it commits with the change."""
         actor = ACTOR.get() or self.actor  # a server's request: the identity it established
         session.add(
             AuditRow(at=self.clock(), actor=actor, action=action, model=model, details=details)
