@@ -28,7 +28,7 @@ from dnnops.encryption import (
 from dnnops.home import resolve_home
 from dnnops.predlog.frames import HEADER, SEALED, FrameStats, iter_frames
 from dnnops.predlog.reader import PREDICTIONS, read_predictions
-from dnnops.registry.artifacts import ArtifactError, FsspecArtifactStore
+from dnnops.registry.artifacts import ESCAPED, ArtifactError, FsspecArtifactStore
 from dnnops.registry.loader import load_version
 from dnnops.registry.open import open_registry
 from tests.conftest import CliResult
@@ -159,3 +159,26 @@ def test_s3_server_side_encryption_is_asked_for_on_every_write(
         head = s3.client().head_object(Bucket=BUCKET, Key=key)
         assert head["ServerSideEncryption"] == "AES256"
         assert store.get(digest) == b"weights"
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["clear store", "sealed store"])
+def test_clear_bytes_that_begin_like_a_seal_come_back_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sealed: bool
+) -> None:
+    """A plaintext artifact is never taken for a sealed one: one that begins with the
+    seal's mark (or the escape's) is stored escaped, and read back unchanged."""
+    if sealed:
+        key = tmp_path / "kek"
+        key.write_bytes(os.urandom(32))
+        monkeypatch.setenv(KEY_FILE_ENV, str(key))
+    else:
+        monkeypatch.delenv(KEY_FILE_ENV, raising=False)
+    reset_process_sealer()
+    store = FsspecArtifactStore(str(tmp_path / "artifacts"))
+    for data in (MAGIC + b"not a seal", ESCAPED + b"not an escape", ESCAPED, b"plain"):
+        digest = store.put(data)
+        assert store.get(digest) == data
+        stored = store.stored_bytes(digest)
+        assert (
+            stored.startswith(MAGIC) if sealed else stored.startswith(ESCAPED) == (data != b"plain")
+        )

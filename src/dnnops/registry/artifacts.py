@@ -27,7 +27,13 @@ from typing import Any, Protocol, TypeVar
 
 import fsspec
 
-from dnnops.encryption import SealError, open_if_sealed, process_sealer, s3_encryption
+from dnnops.encryption import (
+    SealError,
+    is_sealed,
+    open_if_sealed,
+    process_sealer,
+    s3_encryption,
+)
 from dnnops.errors import DnnopsError
 from dnnops.files import atomic_write, private_folder
 
@@ -71,6 +77,16 @@ class StoredArtifact:
     """Unix seconds of its last write (None where the backend does not say)."""
 
 
+ESCAPED = b"\x00DNCLEAR"
+"""Before a clear artifact whose own bytes begin like a sealed blob (or like this mark):
+the stored form says which it is, so no plaintext is ever taken for a seal."""
+
+
+def escape_clear(data: bytes) -> bytes:
+    """The stored form of clear ``data``: itself, unless it begins like a seal."""
+    return ESCAPED + data if is_sealed(data) or data.startswith(ESCAPED) else data
+
+
 def check_digest(digest: str) -> str:
     if not DIGEST.match(digest):
         raise ArtifactError(f"{digest!r} is not a SHA-256 digest; artifact keys are 64 hex digits")
@@ -96,7 +112,7 @@ class FsspecArtifactStore:
         if self.exists(digest):
             return digest  # same content, same key: nothing to write
         sealer = process_sealer()  # DNNOPS_ENCRYPTION_KEY_FILE: stored sealed
-        stored = sealer.seal(data) if sealer is not None else data
+        stored = sealer.seal(data) if sealer is not None else escape_clear(data)
         if self.is_local:
             private_folder(Path(self.root))
             atomic_write(Path(key), stored)
@@ -129,10 +145,13 @@ class FsspecArtifactStore:
             raise ArtifactError(
                 f"{name} ({digest[:12]}…) is missing from the artifact store {self.url}"
             ) from None
-        try:
-            data = open_if_sealed(data, f"{name} ({digest[:12]}…)")
-        except SealError as exc:
-            raise ArtifactError(str(exc)) from None
+        if data.startswith(ESCAPED):
+            data = data[len(ESCAPED) :]  # clear bytes that began like a seal (escape_clear)
+        else:
+            try:
+                data = open_if_sealed(data, f"{name} ({digest[:12]}…)")
+            except SealError as exc:
+                raise ArtifactError(str(exc)) from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise ArtifactError(
