@@ -163,22 +163,15 @@ def test_s3_server_side_encryption_is_asked_for_on_every_write(
 
 @pytest.mark.parametrize("sealed", [False, True], ids=["clear store", "sealed store"])
 def test_clear_bytes_that_begin_like_a_seal_come_back_as_they_were(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sealed: bool
+    tmp_path: Path, keyed: Callable[[Path | None], None], sealed: bool
 ) -> None:
     """A plaintext artifact is never taken for a sealed one: one that begins with the
     seal's mark (or the escape's) is stored escaped, and read back unchanged."""
-    if sealed:
-        key = tmp_path / "kek"
-        key.write_bytes(os.urandom(32))
-        monkeypatch.setenv(KEY_FILE_ENV, str(key))
-    else:
-        monkeypatch.delenv(KEY_FILE_ENV, raising=False)
-    reset_process_sealer()
+    keyed(key_file(tmp_path, "kek") if sealed else None)
     store = FsspecArtifactStore(str(tmp_path / "artifacts"))
     for data in (MAGIC + b"not a seal", ESCAPED + b"not an escape", ESCAPED, b"plain"):
         digest = store.put(data)
         assert store.get(digest) == data
         stored = store.stored_bytes(digest)
-        assert (
-            stored.startswith(MAGIC) if sealed else stored.startswith(ESCAPED) == (data != b"plain")
-        )
+        escaped = data != b"plain"
+        assert stored.startswith(MAGIC) if sealed else stored.startswith(ESCAPED) == escaped
