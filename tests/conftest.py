@@ -174,23 +174,16 @@ def write_project(folder: Path, **sections: Any) -> Path:
 
 
 SLOW_FIRST = (
-    "tests/rollout/test_rollout_server.py",
-    "tests/train/test_training.py",
     "tests/serve/test_fleet.py",
     "tests/batch/test_ray.py",
-    "tests/serve/test_workers.py",
-    "tests/media/test_serve.py",
-    "tests/registry/test_s3.py",
+    "tests/rollout/test_rollout_server.py",
     "tests/test_quickstart.py",
-    "tests/media/test_retrain.py",
-    "tests/serve/test_user_data.py",
-    "tests/registry/test_both_ways.py",
-    "tests/media/test_train.py",
     "tests/retrain/test_background.py",
-    "tests/monitor/test_signal_alerts.py",
+    "tests/media/test_retrain.py",
     "tests/rollout/test_rollout_workers.py",
+    "tests/serve/test_workers.py",
 )
-"""The longest files (measured: 29-94 s each, session 26), handed out first. ``make test`` runs two
+"""The longest files (measured: 40-90 s each), handed out first. ``make test`` runs two
 workers a file at a time in collection order, and with these last one worker ran alone
 for the final few minutes."""
 
