@@ -7,6 +7,8 @@ and an endpoint's changed settings audited at a server's start."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -193,3 +195,25 @@ def test_an_endpoints_changed_settings_are_audited_once_with_urls_as_digests(
     entries = [e for e in registry.audit_log("churn") if e["action"] == "endpoint_config"]
     assert len(entries) == 2 and entries[0]["details"]["settings"]["rollout.steps"] == [5, 50, 100]
     assert "secret" not in json.dumps(entries), "a webhook URL is kept as its digest"
+
+
+def test_gc_sweeps_uploads_a_client_abandoned_and_keeps_one_still_arriving(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    home = tmp_path / "home"
+    churn_versions(home, 1)
+    uploads = home / "uploads"
+    uploads.mkdir()
+    abandoned, arriving = uploads / f"{'a' * 64}.part", uploads / f"{'b' * 64}.part"
+    abandoned.write_bytes(b"x" * 1000)
+    arriving.write_bytes(b"y" * 10)
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    dry = cli("models", "gc", "--home", str(home), "--json")
+    assert dry.code == 0, dry.err
+    assert dry.json()["abandoned_uploads"] == {"count": 1, "bytes": 1000}
+    assert abandoned.exists(), "a dry run removes nothing"
+    done = cli("models", "gc", "--apply", "--home", str(home))
+    assert done.code == 0, done.err
+    assert "removed 1 abandoned upload(s), 1000 bytes" in done.out
+    assert not abandoned.exists() and arriving.exists()

@@ -111,22 +111,25 @@ def gc_command(
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Artifacts no remaining version names (a deleted version's files): listed, or
-    removed with --apply."""
+    """Artifacts no remaining version names (a deleted version's files), and uploads a
+    client abandoned (``<home>/uploads``): listed, or removed with --apply."""
     from dnnops.durations import parse_duration
+    from dnnops.serve.uploads import abandoned_uploads
 
+    resolved = resolve_home(home)
+    grace_s = parse_duration(grace)
     found = collect_garbage(
-        database_registry(resolve_home(home), "dnnops models gc"),
-        dry_run=not apply,
-        grace_s=parse_duration(grace),
+        database_registry(resolved, "dnnops models gc"), dry_run=not apply, grace_s=grace_s
     )
+    parts = abandoned_uploads(resolved.root / "uploads", grace_s=grace_s, remove=apply)
     if json_out:
-        print_json(found.to_dict())
+        print_json({**found.to_dict(), "abandoned_uploads": parts.to_dict()})
         return
     verb = "removed" if apply else "would remove"
     typer.echo(
         f"{verb} {len(found.removed)} artifact(s), {found.bytes} bytes; {found.referenced} "
-        f"referenced, {found.kept_young} unreferenced but younger than {grace}"
+        f"referenced, {found.kept_young} unreferenced but younger than {grace}; "
+        f"{verb} {parts.count} abandoned upload(s), {parts.bytes} bytes"
     )
     for digest in found.removed:
         typer.echo(f"  {digest}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +88,31 @@ class Uploads:
 
     def _part(self, digest: str) -> Path:
         return private_folder(self.folder) / f"{digest}.part"
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """Partial uploads no client added to for the grace period: the bytes a client that
+    gave up left in ``<home>/uploads``."""
+
+    count: int
+    bytes: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"count": self.count, "bytes": self.bytes}
+
+
+def abandoned_uploads(folder: Path, *, grace_s: float, remove: bool) -> Abandoned:
+    """The ``.part`` files untouched for ``grace_s`` (each chunk touches its file),
+    removed when ``remove``; an upload still arriving is younger and kept."""
+    if not folder.is_dir():
+        return Abandoned(0, 0)
+    now, count, size = time.time(), 0, 0
+    for part in folder.glob("*.part"):
+        stat = part.stat()
+        if now - stat.st_mtime < grace_s:
+            continue
+        count, size = count + 1, size + stat.st_size
+        if remove:
+            part.unlink(missing_ok=True)
+    return Abandoned(count, size)
