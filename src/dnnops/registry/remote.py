@@ -35,7 +35,6 @@ from dnnops.registry.versions import (
     VersionNotFound,
     VersionRecord,
     check_registration,
-    default_actor,
 )
 
 if TYPE_CHECKING:
@@ -219,7 +218,7 @@ class ServerArtifactStore:
 
 class RemoteRegistry(VersionFiles):
     """A registry reached through a server; the audit log records the identity the server
-    established for this key, whatever ``actor`` says."""
+    established for this key, whatever ``DNNOPS_ACTOR`` says."""
 
     def __init__(
         self,
@@ -231,7 +230,6 @@ class RemoteRegistry(VersionFiles):
         self.server = server
         self.store = ServerArtifactStore(server, chunk_bytes=chunk_bytes)
         self.signing_key = signing_key
-        self.actor = default_actor()
 
     def register(self, request: Registration) -> VersionRecord:
         check_registration(request)  # before any upload: a bad name costs no bytes

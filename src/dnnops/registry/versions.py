@@ -177,8 +177,6 @@ class Registry(Protocol):
     (``ModelRegistry``) or a server's over HTTP (``RemoteRegistry``, ``DNNOPS_SERVER_URL``).
     Code that needs the database itself (the server, retirement) takes a ``ModelRegistry``."""
 
-    actor: str
-
     def register(self, request: Registration) -> VersionRecord: ...
 
     def set_alias(self, model: str, alias: str, version: int, *, reason: str = "") -> None: ...

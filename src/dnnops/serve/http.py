@@ -188,24 +188,25 @@ async def authorize_scope(
 
 async def authorize(
     state: ServerState, request: Request, role: Role = "admin", *, model: str | None = None
-) -> None:
+) -> Caller | None:
     """Admin routes (and ``deployer`` ones: rollouts): the admin token, or a key or OIDC
     token whose role covers ``role``; 401 without a bearer token (or with an invalid JWT),
     403 with a wrong one, refused while neither the admin token nor any key nor an
-    identity provider is set."""
+    identity provider is set. The caller is returned (None for the admin token), for
+    routes that learn the model only from the body (``require_grant``)."""
     token = _bearer(
         request, "admin route: send Authorization: Bearer <DNNOPS_ADMIN_TOKEN> or a key"
     )
     if state.access.admin is not None and _matches(token, state.access.admin):
         ACTOR.set("admin token")
-        return
+        return None
     configured = state.oidc() is not None or await state.key_auth().any()
     if state.access.admin is None and not configured:
         raise Forbidden(
             "admin routes are disabled: start the server with DNNOPS_ADMIN_TOKEN set, or "
             "issue a key (dnnops keys create NAME --role admin)"
         )
-    await _by_identity(state, token, role, model=model, what=f"{role} routes")
+    return await _by_identity(state, token, role, model=model, what=f"{role} routes")
 
 
 def _bearer(request: Request, missing: str) -> str:
@@ -232,14 +233,20 @@ async def _by_identity(
         if key is None:
             raise Forbidden(f"this token may not use {what} (unknown, revoked or expired key)")
         caller, actor = key, f"key:{key.name}"
-    if not caller.allows(needed, model):
+    require_grant(caller, needed, model, what=what)
+    ACTOR.set(actor)
+    return caller
+
+
+def require_grant(caller: Caller | None, needed: Role, model: str | None, *, what: str) -> None:
+    """403 unless ``caller``'s grants cover ``needed`` on ``model`` (a shared token, None,
+    may do all its scope may): for a model a route learns after authorizing the caller."""
+    if caller is not None and not caller.allows(needed, model):
         raise Forbidden(
             f"{caller.name!r} ({caller.described}) may not use {what}"
             + (f" of {model}" if model else "")
             + f": that needs the {needed} role"
         )
-    ACTOR.set(actor)
-    return caller
 
 
 def _matches(token: str, shared: str) -> bool:

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from dnnops.registry.artifacts import ArtifactError
 from dnnops.registry.runs import RunStore
 from dnnops.registry.versions import Registration
-from dnnops.serve.errors import BadRequest, Forbidden, NotFound, Unprocessable
+from dnnops.serve.errors import BadRequest, NotFound, Unprocessable
 from dnnops.serve.http import (
     Caller,
     Route,
@@ -29,6 +29,7 @@ from dnnops.serve.http import (
     json_object,
     json_response,
     read_body,
+    require_grant,
     state_of,
 )
 from dnnops.serve.state import ServerState
@@ -164,10 +165,10 @@ async def audit_log(request: Request, model: str | None = None, limit: int = 200
 async def record_decision(request: Request) -> Response:
     """Deployer: record a decision taken outside the registry (a replay, a retraining)."""
     state = state_of(request)
-    await authorize(state, request, "deployer")  # a valid key before the body is read
+    caller = await authorize(state, request, "deployer")  # a valid key before the body
     payload = json_object(await read_body(request, METADATA_LIMIT))
     model = _optional_text(payload, "model")
-    await authorize(state, request, "deployer", model=model)
+    require_grant(caller, "deployer", model, what="deployer routes")
     action = _text(payload, "action")
     details = _object(payload, "details")
     await asyncio.to_thread(state.registry.audit, action, model, details)
@@ -212,7 +213,7 @@ async def artifact(request: Request, digest: str) -> Response:
     await authorize_scope(state, request, "read")
     data = await _artifact_bytes(state, _digest(digest))
     wanted = request.headers.get("range")
-    if wanted is None:
+    if wanted is None or not data:  # an empty artifact has no range to ask for
         return Response(data, 200, media_type="application/octet-stream")
     match = RANGE.match(wanted.strip())
     if match is None or int(match[1]) > max(len(data) - 1, 0):
@@ -268,18 +269,17 @@ async def run(request: Request, run_id: str) -> Response:
     state = state_of(request)
     caller = await authorize_scope(state, request, "read")
     record = await asyncio.to_thread(_runs(state).get, run_id)
-    if not _visible(caller, record.project):
-        raise Forbidden(f"this key may not read runs of {record.project}")
+    require_grant(caller, "reader", record.project, what="read routes")
     return json_response(record.to_dict())
 
 
 async def create_run(request: Request) -> Response:
     """Deployer: a training run starts (``dnnops train`` from a laptop)."""
     state = state_of(request)
-    await authorize(state, request, "deployer")  # a valid key before the body is read
+    caller = await authorize(state, request, "deployer")  # a valid key before the body
     payload = json_object(await read_body(request, METADATA_LIMIT))
     project = _text(payload, "project")
-    await authorize(state, request, "deployer", model=project)
+    require_grant(caller, "deployer", project, what="deployer routes")
     await asyncio.to_thread(
         _runs(state).create,
         _text(payload, "id"),
@@ -332,9 +332,9 @@ async def run_status(request: Request, run_id: str) -> Response:
 
 
 async def _run_write(state: ServerState, request: Request, run_id: str) -> dict[str, Any]:
-    await authorize(state, request, "deployer")  # a valid key before the run is looked up
+    caller = await authorize(state, request, "deployer")  # a valid key before the lookup
     record = await asyncio.to_thread(_runs(state).get, run_id)
-    await authorize(state, request, "deployer", model=record.project)
+    require_grant(caller, "deployer", record.project, what="deployer routes")
     return json_object(await read_body(request, METADATA_LIMIT))
 
 
